@@ -1,0 +1,151 @@
+/* base: errors, byte views and buffers, logging, clocks. */
+#include "base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *sedge_strerror(sedge_err err)
+{
+    switch (err) {
+    case SEDGE_OK: return "success";
+    case SEDGE_ERR_NOMEM: return "out of memory";
+    case SEDGE_ERR_INVALID: return "invalid argument";
+    case SEDGE_ERR_AGAIN: return "incomplete data";
+    case SEDGE_ERR_MALFORMED: return "malformed data";
+    case SEDGE_ERR_PROTOCOL: return "protocol error";
+    case SEDGE_ERR_TOO_LARGE: return "too large";
+    case SEDGE_ERR_NOT_FOUND: return "not found";
+    case SEDGE_ERR_EXISTS: return "already exists";
+    case SEDGE_ERR_DENIED: return "not authorized";
+    case SEDGE_ERR_IO: return "input/output error";
+    case SEDGE_ERR_STORE: return "store error";
+    case SEDGE_ERR_TLS: return "TLS error";
+    case SEDGE_ERR_FULL: return "quota exceeded";
+    case SEDGE_ERR_TIMEOUT: return "timed out";
+    case SEDGE_ERR_BUSY: return "busy";
+    case SEDGE_ERR_CLOSED: return "closed";
+    case SEDGE_ERR_UNSUPPORTED: return "not supported";
+    }
+    return "unknown error";
+}
+
+bytes_t bytes_of_cstr(const char *s)
+{
+    return (bytes_t){(const uint8_t *)s, s ? strlen(s) : 0};
+}
+
+bool bytes_eq(bytes_t a, bytes_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+bool bytes_eq_cstr(bytes_t a, const char *s)
+{
+    return bytes_eq(a, bytes_of_cstr(s));
+}
+
+bool bytes_has_prefix(bytes_t a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return a.len >= n && memcmp(a.data, prefix, n) == 0;
+}
+
+char *bytes_dup_cstr(bytes_t b)
+{
+    char *s = malloc(b.len + 1);
+    if (!s)
+        return NULL;
+    if (b.len)
+        memcpy(s, b.data, b.len);
+    s[b.len] = '\0';
+    return s;
+}
+
+sedge_err buf_reserve(buf_t *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return SEDGE_OK;
+    if (extra > SIZE_MAX / 2 - b->len)
+        return SEDGE_ERR_NOMEM;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra)
+        cap *= 2;
+    uint8_t *data = realloc(b->data, cap);
+    if (!data)
+        return SEDGE_ERR_NOMEM;
+    b->data = data;
+    b->cap = cap;
+    return SEDGE_OK;
+}
+
+sedge_err buf_append(buf_t *b, const void *data, size_t len)
+{
+    sedge_err err = buf_reserve(b, len);
+    if (err)
+        return err;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return SEDGE_OK;
+}
+
+void buf_consume(buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+void buf_free(buf_t *b)
+{
+    free(b->data);
+    *b = (buf_t){0};
+}
+
+static log_level_t current_level = LOG_INFO;
+
+void log_set_level(log_level_t level) { current_level = level; }
+log_level_t log_get_level(void) { return current_level; }
+
+void log_write(log_level_t level, const char *tag, const char *fmt, ...)
+{
+    if (level > current_level)
+        return;
+    static const char letters[] = "EWID";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[1024];
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, letters[level], tag);
+    if (n < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+}
+
+uint64_t clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t clock_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
