@@ -179,7 +179,7 @@ typedef struct {
     bytes_t response_info;
     bytes_t server_reference;
     bytes_t reason_string;
-    bytes_t user_props;
+    bytes_t user_props; /* wire form, emitted verbatim after the others */
     size_t user_prop_count;
     bytes_t raw; /* decoded: the whole property block, without its length */
 } mqtt_props_t;
@@ -201,6 +201,9 @@ bool mqtt_user_prop_next(bytes_t block, size_t *cursor, bytes_t *key, bytes_t *v
 /* Copy the user properties of a decoded block out in wire form; returns the
  * bytes needed (writes only when they fit in cap). */
 size_t mqtt_props_copy_user(const mqtt_props_t *p, uint8_t *out, size_t cap);
+/* The property block's body (no length prefix) in wire form; returns the
+ * bytes needed. User properties come from `user_props` only. */
+size_t mqtt_props_encode(uint8_t *out, size_t cap, const mqtt_props_t *p);
 /* Append one user property in wire form; returns the bytes needed. */
 size_t mqtt_user_prop_encode(uint8_t *out, size_t cap, bytes_t key, bytes_t value);
 

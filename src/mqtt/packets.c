@@ -320,10 +320,13 @@ static sedge_err decode_sub_list(const mqtt_frame_t *f, uint8_t version, uint8_t
             uint8_t reserved = version == MQTT_V5 ? 0xc0 : 0xfc;
             if (opts & reserved)
                 return fail(why, SEDGE_ERR_MALFORMED, "reserved subscription option bits set");
+            /* Malformed in 3.1.1 [MQTT-3.8.3-4], a Protocol Error in 5.0
+             * (3.8.3.1). */
+            sedge_err bad = version == MQTT_V5 ? SEDGE_ERR_PROTOCOL : SEDGE_ERR_MALFORMED;
             if ((opts & 3) == 3)
-                return fail(why, SEDGE_ERR_MALFORMED, "subscription QoS 3");
+                return fail(why, bad, "subscription QoS 3");
             if (((opts >> 4) & 3) == 3)
-                return fail(why, SEDGE_ERR_MALFORMED, "retain handling 3");
+                return fail(why, bad, "retain handling 3");
         }
         out->count++;
     }

@@ -275,8 +275,10 @@ sedge_err props_read(reader_t *r, props_context_t ctx, mqtt_props_t *out, const 
         const prop_info_t *info = prop_lookup(id);
         if (!info)
             return fail(why, SEDGE_ERR_MALFORMED, "unknown property");
+        /* MQTT 5.0 2.2.2.2: an identifier not valid for the packet type is
+         * a Malformed Packet, not a Protocol Error. */
         if (!(info->contexts & C(ctx)))
-            return fail(why, SEDGE_ERR_PROTOCOL, "property not allowed in this packet");
+            return fail(why, SEDGE_ERR_MALFORMED, "property not allowed in this packet");
         bool repeatable = id == MQTT_PROP_USER_PROPERTY ||
                           (id == MQTT_PROP_SUBSCRIPTION_ID && ctx == PROPS_PUBLISH);
         if (mqtt_props_has(out, (int)id) && !repeatable)
@@ -427,6 +429,13 @@ bool mqtt_user_prop_next(bytes_t block, size_t *cursor, bytes_t *key, bytes_t *v
     }
     *cursor = r.pos;
     return false;
+}
+
+size_t mqtt_props_encode(uint8_t *out, size_t cap, const mqtt_props_t *p)
+{
+    writer_t w = writer_of(out, cap);
+    props_write_body(&w, p);
+    return w.pos;
 }
 
 size_t mqtt_user_prop_encode(uint8_t *out, size_t cap, bytes_t key, bytes_t value)

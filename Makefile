@@ -1,0 +1,54 @@
+# Sedge: the two commands of README.md, and the rest.
+#   make        build (build/sedged, build/sedgectl)
+#   make run    install what is missing, build, start sedged on the embedded default
+#   make test   install, build, run every test (unit, integration, sanitizers, fuzz)
+#   make bench  the side-by-side benchmarks against mosquitto
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 30
+PYTEST = /usr/bin/python3 -m pytest
+
+.PHONY: all build deps run test unit integration asan fuzz bench format clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	./$(BUILD)/sedged
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+integration: build
+	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
+
+asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEDGE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure
+	SEDGE_BUILD=$(CURDIR)/$(ASAN_BUILD) SEDGE_SANITIZED=1 $(PYTEST) -q tests/integration
+
+fuzz:
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEDGE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: deps build unit integration asan fuzz
+
+bench: deps build
+	sh bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,252 @@
+/*
+ * broker: creating and stopping the broker, its once-a-second tick (keep
+ * alive, slow readers, session expiry, delayed wills, $SYS), the end-of-turn
+ * flush, the store's commit notifications, and messages from services.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+/* A connection must send CONNECT (after TLS, if any) within this time. */
+#define CONNECT_TIMEOUT_MS 10000u
+
+void broker_limits_default(broker_limits_t *l)
+{
+    *l = (broker_limits_t){
+        .max_connections = 10000,
+        .max_packet_bytes = 268435455,
+        .max_queued_messages = 1000,
+        .max_inflight = 32,
+        .topic_alias_maximum = 64,
+        .max_keepalive = 65535,
+        .max_session_expiry = UINT32_MAX,
+        .sys_interval_s = 10,
+        .max_output_bytes = 4u << 20,
+        .slow_reader_timeout_s = 60,
+    };
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    broker_flush_all(h->data);
+}
+
+static void check_clients(broker_t *b, uint64_t now)
+{
+    client_t *c = b->clients;
+    while (c) {
+        client_t *next = c->next;
+        if (c->state == CLIENT_CONNECTED && c->keep_alive &&
+            now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500u) {
+            client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+        } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
+                   now - c->last_rx_ms > CONNECT_TIMEOUT_MS) {
+            LOGW("closing %s: no CONNECT within %u s", c->peer, CONNECT_TIMEOUT_MS / 1000);
+            client_close(c);
+        } else if (c->write_pending && b->limits.slow_reader_timeout_s &&
+                   now - c->last_tx_progress_ms > (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
+            b->stats.msgs_dropped++;
+            client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                              "slow reader: nothing it was sent was read for too long");
+        }
+        c = next;
+    }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    uint64_t now = clock_mono_ms();
+    check_clients(b, now);
+    wills_due(b, now);
+    sessions_expire(b, now);
+    if (b->limits.sys_interval_s &&
+        now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
+        b->last_sys_ms = now;
+        sys_publish(b);
+    }
+}
+
+sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t *store,
+                        broker_t **out)
+{
+    broker_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return SEDGE_ERR_NOMEM;
+    b->loop = loop;
+    b->limits = *limits;
+    if (b->limits.max_inflight == 0)
+        b->limits.max_inflight = 1;
+    b->store = store;
+    b->next_msg_id = 1;
+    b->read_buf_len = BROKER_READ_BUF;
+    b->read_buf = malloc(b->read_buf_len);
+    b->sessions.seed = (uint64_t)(uintptr_t)b ^ clock_mono_ms();
+    b->stats.started_at = (uint64_t)clock_wall_s();
+    if (!b->read_buf || tree_init(&b->tree)) {
+        free(b->read_buf);
+        free(b);
+        return SEDGE_ERR_NOMEM;
+    }
+    uv_check_init(loop, &b->flush_check);
+    b->flush_check.data = b;
+    uv_check_start(&b->flush_check, flush_check_cb);
+    uv_unref((uv_handle_t *)&b->flush_check);
+    uv_timer_init(loop, &b->tick);
+    b->tick.data = b;
+    uv_timer_start(&b->tick, tick_cb, 1000, 1000);
+    uv_unref((uv_handle_t *)&b->tick);
+    b->handles_open = 2;
+    b->last_sys_ms = clock_mono_ms() - (uint64_t)b->limits.sys_interval_s * 1000u;
+    *out = b;
+    return SEDGE_OK;
+}
+
+sedge_err broker_load(broker_t *b)
+{
+    return persist_load(b);
+}
+
+void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
+{
+    b->hooks = hooks ? *hooks : (broker_hooks_t){0};
+    b->hooks_ctx = ctx;
+}
+
+void broker_get_stats(broker_t *b, broker_stats_t *out)
+{
+    *out = b->stats;
+}
+
+static void wait_for_commit(broker_t *b, session_t *s)
+{
+    if (s->in_commit_wait)
+        return;
+    s->in_commit_wait = true;
+    s->commit_wait_next = b->commit_waiters;
+    b->commit_waiters = s;
+}
+
+void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
+{
+    b->settled_batch = seq;
+    if (result)
+        LOGE("the store failed to commit batch %llu (%s): acknowledgements waiting for it "
+             "report an error",
+             (unsigned long long)seq, sedge_strerror(result));
+    broker_release_acks(b, seq, result ? seq : 0);
+    /* Sessions whose next messages waited for this commit: send them. */
+    session_t *list = b->commit_waiters;
+    b->commit_waiters = NULL;
+    while (list) {
+        session_t *s = list;
+        list = s->commit_wait_next;
+        s->in_commit_wait = false;
+        s->commit_wait_next = NULL;
+        session_pump(b, s);
+    }
+}
+
+void broker_wait_commit(broker_t *b, session_t *s)
+{
+    wait_for_commit(b, s);
+}
+
+sedge_err broker_publish(broker_t *b, const broker_message_t *pm)
+{
+    if (!mqtt_topic_name_valid(pm->topic) || pm->qos > 2)
+        return SEDGE_ERR_INVALID;
+    msg_t m = {
+        .qos = pm->qos,
+        .retain = pm->retain,
+        .topic = pm->topic,
+        .payload = pm->payload,
+        .source = pm->source,
+    };
+    broker_route(b, &m, NULL);
+    msg_borrowed_done(b, &m);
+    return SEDGE_OK;
+}
+
+size_t broker_recheck_connections(broker_t *b)
+{
+    if (!b->hooks.may_connect)
+        return 0;
+    size_t n = 0;
+    client_t *c = b->clients;
+    while (c) {
+        client_t *next = c->next;
+        if (c->state == CLIENT_CONNECTED &&
+            !b->hooks.may_connect(b->hooks_ctx,
+                                  (bytes_t){(const uint8_t *)c->identity, c->identity_len})) {
+            client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "no longer a member of the group");
+            n++;
+        }
+        c = next;
+    }
+    return n;
+}
+
+void broker_handle_closed(broker_t *b)
+{
+    if (b->handles_open)
+        b->handles_open--;
+    if (b->shutting_down && b->handles_open == 0 && b->shutdown_done) {
+        void (*done)(void *) = b->shutdown_done;
+        b->shutdown_done = NULL;
+        done(b->shutdown_ctx);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    broker_handle_closed(h->data);
+}
+
+void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
+{
+    if (b->shutting_down)
+        return;
+    b->shutting_down = true;
+    b->shutdown_done = done;
+    b->shutdown_ctx = ctx;
+    listeners_close(b);
+    while (b->clients) {
+        client_t *c = b->clients;
+        c->send_will = false; /* the broker is stopping, not the client failing */
+        client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+    }
+    broker_flush_all(b);
+    uv_timer_stop(&b->tick);
+    uv_check_stop(&b->flush_check);
+    uv_close((uv_handle_t *)&b->tick, on_timer_closed);
+    uv_close((uv_handle_t *)&b->flush_check, on_timer_closed);
+}
+
+void broker_free(broker_t *b)
+{
+    if (!b)
+        return;
+    /* Destroying sessions here must not touch the store: they stay there. */
+    size_t n = b->sessions.count, pos = 0, i = 0;
+    session_t **all = calloc(n ? n : 1, sizeof *all);
+    session_t *s;
+    while (all && (s = map_next(&b->sessions, &pos)))
+        all[i++] = s;
+    for (size_t k = 0; k < i; k++) {
+        all[k]->persistent = false;
+        will_cancel(b, all[k]);
+        session_destroy(b, all[k]);
+    }
+    free(all);
+    map_free(&b->sessions);
+    tree_free(b, &b->tree);
+    free(b->matched);
+    free(b->deliveries);
+    free(b->sub_id_scratch);
+    free(b->read_buf);
+    free(b);
+}

@@ -1,0 +1,120 @@
+/*
+ * broker: Sedge's MQTT 3.1.1/5.0 server — listeners (TCP, TLS with client
+ * certificates, unix sockets), connections, sessions, subscriptions, QoS
+ * 0/1/2 in both directions, retained messages, wills, $SYS statistics — on
+ * one libuv loop.
+ *
+ * Durability: a QoS 1/2 message owed to a persistent session, and a
+ * retained message, are written through the store, and the publisher's
+ * PUBACK/PUBREC is held back until the store reports that batch committed.
+ * Messages to persistent sessions leave the broker only once their row is
+ * committed, so nothing acknowledged is lost to kill -9.
+ *
+ * Other services (the router, later the shadow service) plug in through
+ * broker_hooks_t and inject messages with broker_publish().
+ */
+#ifndef SEDGE_BROKER_H
+#define SEDGE_BROKER_H
+
+#include "base/base.h"
+#include "store/store.h"
+
+#include <uv.h>
+
+typedef struct broker broker_t;
+
+typedef enum { LISTENER_TCP, LISTENER_TLS, LISTENER_UNIX } listener_type_t;
+
+typedef struct {
+    listener_type_t type;
+    const char *bind; /* "host:port", or a socket path for LISTENER_UNIX */
+    const char *ca_file;
+    const char *cert_file;
+    const char *key_file;
+} listener_config_t;
+
+typedef struct {
+    uint32_t max_connections;
+    uint32_t max_packet_bytes;    /* largest packet accepted and sent */
+    uint32_t max_queued_messages; /* QoS 1/2 messages per session */
+    uint16_t max_inflight;        /* unacknowledged QoS 1/2, each way */
+    uint16_t topic_alias_maximum; /* aliases a v5 client may set */
+    uint16_t max_keepalive;       /* seconds; longer requests are lowered */
+    uint32_t max_session_expiry;  /* seconds */
+    uint32_t sys_interval_s;      /* $SYS publishing period; 0 = off */
+    size_t max_output_bytes;      /* unsent bytes per client before QoS 0 drops */
+    uint32_t slow_reader_timeout_s; /* no write progress for this long: disconnect */
+} broker_limits_t;
+
+void broker_limits_default(broker_limits_t *l);
+
+typedef struct {
+    uint64_t started_at;      /* wall seconds */
+    uint64_t connections;     /* open now */
+    uint64_t connections_total;
+    uint64_t sessions;        /* known now, online or not */
+    uint64_t sessions_persistent;
+    uint64_t subscriptions;
+    uint64_t retained;
+    uint64_t msgs_in;
+    uint64_t msgs_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t msgs_dropped;    /* every message not delivered because of a limit */
+    uint64_t queued;          /* QoS 1/2 messages waiting in sessions */
+    uint64_t refused_connections;
+    uint64_t protocol_errors;
+} broker_stats_t;
+
+/* What a service plugged into the broker decides. All are optional; an
+ * absent hook allows. `identity` is a client's authenticated name (the
+ * certificate's CN on TLS, the client id on TCP and unix sockets). */
+typedef struct {
+    /* May this identity connect at all? */
+    bool (*may_connect)(void *ctx, bytes_t identity);
+    /* May it publish to this topic? */
+    bool (*may_publish)(void *ctx, bytes_t identity, bytes_t topic);
+    /* May it subscribe to this filter? */
+    bool (*may_subscribe)(void *ctx, bytes_t identity, bytes_t filter);
+    /* May a message from `source` on `topic` reach subscriber `identity`? */
+    bool (*may_deliver)(void *ctx, bytes_t source, bytes_t identity, bytes_t topic);
+    /* A message published by a client or a service, after authorisation
+     * and local delivery: services that take messages (the shadow service,
+     * functions, the cloud) see it here. */
+    void (*on_message)(void *ctx, bytes_t source, bytes_t topic, bytes_t payload, uint8_t qos);
+} broker_hooks_t;
+
+NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits,
+                                  store_t *store, broker_t **out);
+/* Restore persistent sessions, subscriptions, queues and retained
+ * messages from the store. Call once, before listening. */
+NODISCARD sedge_err broker_load(broker_t *b);
+NODISCARD sedge_err broker_listen(broker_t *b, const listener_config_t *cfg);
+void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx);
+void broker_get_stats(broker_t *b, broker_stats_t *out);
+
+/* Forward the store's commit notifications (see store_options_t). */
+void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result);
+
+/* Publish a message from a service. `source` names it for routing
+ * ("shadow", "function:NAME", "cloud"). The buffers are copied. */
+typedef struct {
+    bytes_t source;
+    bytes_t topic;
+    bytes_t payload;
+    uint8_t qos;
+    bool retain;
+} broker_message_t;
+NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);
+
+/* Disconnect every client whose identity is not accepted by may_connect any
+ * more (after a deployment), within this loop turn. Returns how many. */
+size_t broker_recheck_connections(broker_t *b);
+
+/* Stop listening and close every connection (v5 clients get DISCONNECT
+ * 0x8B); `done` runs once all are closed. */
+void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx);
+/* Free everything; the loop must have closed the broker's handles. */
+void broker_free(broker_t *b);
+
+#endif

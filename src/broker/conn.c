@@ -1,0 +1,557 @@
+/*
+ * conn: a connection's bytes — reading, TLS, framing packets and handing
+ * each to its handler, buffering output and writing it, and closing.
+ *
+ * Reads land in one buffer shared by every connection (the broker's
+ * read_buf): whole packets are handled straight from it, and only the
+ * tail of a packet that is not complete yet is copied into the client's
+ * own `in` buffer. An idle connection holds no buffers at all.
+ *
+ * Output is appended to `out` and written once per loop turn (the flush
+ * check), so a burst of deliveries to one client costs one system call.
+ * While a write is in progress the next one accumulates in `out`.
+ */
+#include "internal.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+static const char *client_name(const client_t *c)
+{
+    return c->identity ? c->identity : c->peer;
+}
+
+size_t client_output_pending(const client_t *c)
+{
+    return c->out.len + c->writing.len;
+}
+
+static void mark_for_flush(client_t *c)
+{
+    if (c->in_flush_list)
+        return;
+    c->in_flush_list = true;
+    c->flush_next = c->broker->flush_list;
+    c->broker->flush_list = c;
+}
+
+uint8_t *client_out_reserve(client_t *c, size_t len)
+{
+    if (c->state == CLIENT_CLOSING)
+        return NULL;
+    if (buf_reserve(&c->out, len))
+        return NULL;
+    return c->out.data + c->out.len;
+}
+
+void client_out_commit(client_t *c, size_t len)
+{
+    c->out.len += len;
+    mark_for_flush(c);
+}
+
+void client_send(client_t *c, const uint8_t *data, size_t len)
+{
+    uint8_t *p = client_out_reserve(c, len);
+    if (!p)
+        return;
+    memcpy(p, data, len);
+    client_out_commit(c, len);
+}
+
+static void on_closed(uv_handle_t *h);
+static void flush(client_t *c);
+
+static void finish_close(client_t *c)
+{
+    if (!uv_is_closing(&c->h.handle))
+        uv_close(&c->h.handle, on_closed);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    client_t *c = req->data;
+    c->write_pending = false;
+    buf_free(&c->writing);
+    c->last_tx_progress_ms = clock_mono_ms();
+    if (status < 0) {
+        if (c->state != CLIENT_CLOSING)
+            LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(status));
+        c->out.len = 0;
+        client_close(c);
+        finish_close(c);
+        return;
+    }
+    if (c->out.len)
+        flush(c);
+    if (c->state == CLIENT_CLOSING && !c->write_pending)
+        finish_close(c);
+}
+
+/* Move TLS records the engine produced into `writing`. */
+static void drain_tls(client_t *c)
+{
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
+        if (buf_reserve(&c->writing, pending))
+            return;
+        int n = BIO_read(c->wbio, c->writing.data + c->writing.len, (int)pending);
+        if (n <= 0)
+            return;
+        c->writing.len += (size_t)n;
+    }
+}
+
+static void flush(client_t *c)
+{
+    if (c->write_pending || uv_is_closing(&c->h.handle))
+        return;
+    if (c->ssl) {
+        if (c->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
+            int n = SSL_write(c->ssl, c->out.data, (int)c->out.len);
+            if (n > 0)
+                buf_consume(&c->out, (size_t)n);
+        }
+        drain_tls(c);
+    } else if (!c->writing.len) {
+        buf_t t = c->writing;
+        c->writing = c->out;
+        c->out = t;
+    }
+    if (!c->writing.len)
+        return;
+    c->broker->stats.bytes_out += c->writing.len;
+    uv_buf_t ub = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
+    int n = uv_try_write(&c->h.stream, &ub, 1);
+    if (n == (int)c->writing.len) {
+        buf_free(&c->writing);
+        c->last_tx_progress_ms = clock_mono_ms();
+        return;
+    }
+    if (n > 0) {
+        buf_consume(&c->writing, (size_t)n);
+        ub = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
+    } else if (n != UV_EAGAIN) {
+        LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(n));
+        buf_free(&c->writing);
+        c->out.len = 0;
+        client_close(c);
+        finish_close(c);
+        return;
+    }
+    c->write_req.data = c;
+    c->last_tx_progress_ms = clock_mono_ms();
+    int rc = uv_write(&c->write_req, &c->h.stream, &ub, 1, write_cb);
+    if (rc) {
+        LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(rc));
+        buf_free(&c->writing);
+        client_close(c);
+        finish_close(c);
+        return;
+    }
+    c->write_pending = true;
+}
+
+void broker_flush_all(broker_t *b)
+{
+    while (b->flush_list) {
+        client_t *c = b->flush_list;
+        b->flush_list = c->flush_next;
+        c->in_flush_list = false;
+        c->flush_next = NULL;
+        flush(c);
+        if (c->state == CLIENT_CLOSING && !c->write_pending)
+            finish_close(c);
+    }
+}
+
+static void free_aliases(client_t *c)
+{
+    if (c->alias_in) {
+        for (size_t i = 0; i <= c->broker->limits.topic_alias_maximum; i++)
+            free(c->alias_in[i]);
+        free(c->alias_in);
+        free(c->alias_in_len);
+    }
+    if (c->alias_out) {
+        for (size_t i = 0; i < c->alias_out->cap; i++)
+            if (c->alias_out->slots[i].value)
+                free((void *)c->alias_out->slots[i].key.data);
+        map_free(c->alias_out);
+        free(c->alias_out);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    broker_t *b = c->broker;
+    if (c->ssl)
+        SSL_free(c->ssl); /* frees the BIOs too */
+    while (c->acks_head) {
+        pending_ack_t *a = c->acks_head;
+        c->acks_head = a->next;
+        free(a);
+    }
+    if (c->will)
+        msg_release(b, c->will);
+    free_aliases(c);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->writing);
+    free(c->identity);
+    free(c);
+    broker_handle_closed(b);
+}
+
+void client_close(client_t *c)
+{
+    if (c->state == CLIENT_CLOSING)
+        return;
+    broker_t *b = c->broker;
+    bool was_connected = c->state == CLIENT_CONNECTED;
+    c->state = CLIENT_CLOSING;
+    uv_read_stop(&c->h.stream);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    b->stats.connections--;
+    if (was_connected)
+        will_on_close(b, c);
+    session_t *s = c->session;
+    if (s) {
+        session_detach(b, s);
+        if (s->expiry_interval == 0) {
+            will_publish_now(b, s);
+            session_destroy(b, s);
+        }
+    }
+    flush(c);
+    if (!c->write_pending)
+        finish_close(c);
+}
+
+void client_disconnect(client_t *c, uint8_t reason, const char *why)
+{
+    if (c->state == CLIENT_CLOSING)
+        return;
+    if (reason >= 0x80)
+        LOGW("client '%s' disconnected: %s (%s)", client_name(c), why, mqtt_reason_name(reason));
+    else
+        LOGI("client '%s' disconnected: %s", client_name(c), why);
+    if (c->version == MQTT_V5 && c->state == CLIENT_CONNECTED) {
+        mqtt_reason_packet_t d = {.reason = reason};
+        if (c->request_problem_info && why) {
+            d.props.reason_string = bytes_of_cstr(why);
+            mqtt_props_set(&d.props, MQTT_PROP_REASON_STRING);
+        }
+        uint8_t pkt[512];
+        size_t n = mqtt_encode_disconnect(pkt, sizeof pkt, MQTT_V5, &d);
+        if (n <= sizeof pkt)
+            client_send(c, pkt, n);
+    }
+    client_close(c);
+}
+
+sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why)
+{
+    c->broker->stats.protocol_errors++;
+    client_disconnect(c, reason, why);
+    return SEDGE_ERR_PROTOCOL;
+}
+
+void client_pause_reading(client_t *c)
+{
+    if (!c->reading_paused) {
+        c->reading_paused = true;
+        uv_read_stop(&c->h.stream);
+    }
+}
+
+static void dispatch_buffered(client_t *c);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+void client_resume_reading(client_t *c)
+{
+    if (!c->reading_paused || c->state == CLIENT_CLOSING)
+        return;
+    c->reading_paused = false;
+    dispatch_buffered(c);
+    if (!c->reading_paused && c->state != CLIENT_CLOSING)
+        uv_read_start(&c->h.stream, alloc_cb, read_cb);
+}
+
+static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
+{
+    if (c->state == CLIENT_AWAIT_CONNECT) {
+        if (f->type != MQTT_CONNECT) {
+            c->broker->stats.protocol_errors++;
+            LOGW("client %s: first packet is %s, not CONNECT; closing", c->peer,
+                 mqtt_packet_name(f->type));
+            client_close(c);
+            return SEDGE_ERR_PROTOCOL;
+        }
+        return handle_connect(c, f);
+    }
+    switch (f->type) {
+    case MQTT_PUBLISH: return handle_publish(c, f);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP: return handle_ack(c, f);
+    case MQTT_SUBSCRIBE: return handle_subscribe(c, f);
+    case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, f);
+    case MQTT_PINGREQ: {
+        const char *why = NULL;
+        if (mqtt_decode_empty(f, &why))
+            return protocol_violation(c, MQTT_RC_MALFORMED, why);
+        uint8_t pkt[2];
+        client_send(c, pkt, mqtt_encode_empty(pkt, sizeof pkt, MQTT_PINGRESP));
+        return SEDGE_OK;
+    }
+    case MQTT_DISCONNECT: return handle_disconnect(c, f);
+    case MQTT_AUTH: return handle_auth(c, f);
+    case MQTT_CONNECT: return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
+    default:
+        return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "packet a client may not send");
+    }
+}
+
+/* Handle every whole packet in data[0..len); returns the bytes used. */
+static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
+{
+    size_t used = 0;
+    uint32_t limit = c->broker->limits.max_packet_bytes;
+    while (used < len && c->state != CLIENT_CLOSING && !c->reading_paused) {
+        mqtt_frame_t f;
+        const char *why = "malformed packet";
+        sedge_err err = mqtt_frame_parse(data + used, len - used, &f, &why);
+        if (err == SEDGE_ERR_AGAIN) {
+            if (f.size > limit)
+                protocol_violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
+            break;
+        }
+        if (err) {
+            protocol_violation(c, MQTT_RC_MALFORMED, why);
+            break;
+        }
+        if (f.size > limit) {
+            protocol_violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
+            break;
+        }
+        c->broker->stats.bytes_in += f.size;
+        used += f.size;
+        if (dispatch(c, &f))
+            break;
+    }
+    return used;
+}
+
+static void dispatch_buffered(client_t *c)
+{
+    if (!c->in.len)
+        return;
+    size_t used = dispatch_packets(c, c->in.data, c->in.len);
+    buf_consume(&c->in, used);
+    if (!c->in.len)
+        buf_free(&c->in);
+}
+
+/* New plaintext from the peer. */
+static void take_bytes(client_t *c, const uint8_t *data, size_t len)
+{
+    if (c->in.len || c->reading_paused) {
+        if (buf_append(&c->in, data, len)) {
+            LOGE("client '%s': out of memory buffering input", client_name(c));
+            client_close(c);
+            return;
+        }
+        dispatch_buffered(c);
+        return;
+    }
+    size_t used = dispatch_packets(c, data, len);
+    if (used < len && c->state != CLIENT_CLOSING && buf_append(&c->in, data + used, len - used)) {
+        LOGE("client '%s': out of memory buffering input", client_name(c));
+        client_close(c);
+    }
+}
+
+static char *certificate_cn(X509 *cert)
+{
+    char cn[256];
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    if (n <= 0)
+        return NULL;
+    return strndup(cn, (size_t)n);
+}
+
+static void tls_error(client_t *c, const char *what)
+{
+    char err[256] = "";
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, err, sizeof err);
+    long verify = SSL_get_verify_result(c->ssl);
+    if (verify != X509_V_OK)
+        LOGW("TLS %s with %s failed: client certificate: %s", what, c->peer,
+             X509_verify_cert_error_string(verify));
+    else
+        LOGW("TLS %s with %s failed: %s", what, c->peer, err[0] ? err : "connection closed");
+    ERR_clear_error();
+    c->broker->stats.refused_connections++;
+    drain_tls(c); /* the alert, if any */
+    client_close(c);
+}
+
+static void tls_read(client_t *c, const uint8_t *data, size_t len)
+{
+    broker_t *b = c->broker;
+    BIO_write(c->rbio, data, (int)len);
+    if (c->state == CLIENT_TLS_HANDSHAKE) {
+        int rc = SSL_do_handshake(c->ssl);
+        if (rc != 1) {
+            int e = SSL_get_error(c->ssl, rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                mark_for_flush(c);
+                return;
+            }
+            tls_error(c, "handshake");
+            return;
+        }
+        X509 *cert = SSL_get1_peer_certificate(c->ssl);
+        c->identity = cert ? certificate_cn(cert) : NULL;
+        X509_free(cert);
+        if (!c->identity) {
+            LOGW("TLS client %s: certificate has no common name; closing", c->peer);
+            client_close(c);
+            return;
+        }
+        c->identity_len = strlen(c->identity);
+        c->state = CLIENT_AWAIT_CONNECT;
+        mark_for_flush(c);
+        LOGD("TLS client %s authenticated as '%s'", c->peer, c->identity);
+    }
+    for (;;) {
+        int n = SSL_read(c->ssl, b->read_buf, (int)b->read_buf_len);
+        if (n > 0) {
+            take_bytes(c, b->read_buf, (size_t)n);
+            if (c->state == CLIENT_CLOSING)
+                return;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            client_close(c);
+            return;
+        }
+        tls_error(c, "read");
+        return;
+    }
+    if (BIO_ctrl_pending(c->wbio))
+        mark_for_flush(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    client_t *c = h->data;
+    buf->base = (char *)c->broker->read_buf;
+    buf->len = c->broker->read_buf_len;
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    client_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF && nread != UV_ECONNRESET)
+            LOGI("client '%s': read failed: %s", client_name(c), uv_strerror((int)nread));
+        else
+            LOGD("client '%s' closed the connection", client_name(c));
+        client_close(c);
+        return;
+    }
+    c->last_rx_ms = clock_mono_ms();
+    if (c->ssl)
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        take_bytes(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void describe_peer(client_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[48] = "?";
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len))
+        return;
+    int port;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+}
+
+void client_accepted(listener_t *l, client_t *c)
+{
+    broker_t *b = l->broker;
+    c->broker = b;
+    c->listener = l;
+    c->h.handle.data = c;
+    c->last_rx_ms = clock_mono_ms();
+    c->max_packet_out = MQTT_MAX_PACKET_SIZE;
+    c->receive_max_out = 65535;
+    c->state = CLIENT_AWAIT_CONNECT;
+    c->next = b->clients;
+    if (b->clients)
+        b->clients->prev = c;
+    b->clients = c;
+    b->stats.connections++;
+    b->stats.connections_total++;
+    b->handles_open++;
+    if (l->type == LISTENER_UNIX) {
+        snprintf(c->peer, sizeof c->peer, "unix:%s", l->name);
+    } else {
+        describe_peer(c);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    }
+    if (l->type == LISTENER_TLS) {
+        c->ssl = SSL_new(l->ssl_ctx);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio) {
+            LOGE("out of memory setting up TLS for %s", c->peer);
+            BIO_free(c->rbio);
+            BIO_free(c->wbio);
+            c->rbio = c->wbio = NULL;
+            client_close(c);
+            return;
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+        c->state = CLIENT_TLS_HANDSHAKE;
+    }
+    if (b->stats.connections > b->limits.max_connections) {
+        LOGW("refusing %s: max_connections (%u) reached", c->peer, b->limits.max_connections);
+        b->stats.refused_connections++;
+        client_close(c);
+        return;
+    }
+    uv_read_start(&c->h.stream, alloc_cb, read_cb);
+}

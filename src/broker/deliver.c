@@ -1,0 +1,275 @@
+/*
+ * deliver: from one published message to every subscriber it reaches, and
+ * the encoding of the PUBLISH each receives.
+ *
+ * A client with several matching subscriptions receives the message once,
+ * at the highest QoS they grant, with all their subscription identifiers
+ * (MQTT 5, 3.3.4); each shared-subscription group adds one copy for the
+ * member it picks. QoS 0 goes straight to the connection's output buffer
+ * when the client is online; QoS 1/2 goes through the session's queue.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+typedef struct delivery {
+    session_t *session;
+    uint8_t qos;
+    bool retain_as_published;
+    size_t sub_id_count;
+    size_t sub_id_start; /* in the scratch array */
+} delivery_t;
+
+typedef struct {
+    broker_t *broker;
+    msg_t *msg;
+    session_t *from;
+} match_ctx_t;
+
+static void collect(void *ctx, sub_t *sub)
+{
+    match_ctx_t *mc = ctx;
+    broker_t *b = mc->broker;
+    if (sub->no_local && sub->session == mc->from)
+        return;
+    if (b->matched_count == b->matched_cap) {
+        size_t cap = b->matched_cap ? b->matched_cap * 2 : 64;
+        sub_t **bigger = realloc(b->matched, cap * sizeof *bigger);
+        if (!bigger) {
+            b->stats.msgs_dropped++;
+            return;
+        }
+        b->matched = bigger;
+        b->matched_cap = cap;
+    }
+    b->matched[b->matched_count++] = sub;
+}
+
+static bool allowed(broker_t *b, msg_t *m, session_t *s)
+{
+    if (!b->hooks.may_deliver)
+        return true;
+    return b->hooks.may_deliver(b->hooks_ctx, m->source,
+                                (bytes_t){(const uint8_t *)s->owner, s->owner_len}, m->topic);
+}
+
+/* Merge the matched subscriptions into one delivery per session (shared
+ * ones stay separate). Returns the number of deliveries. */
+static size_t merge_matches(broker_t *b)
+{
+    if (b->delivery_cap < b->matched_count) {
+        delivery_t *d = realloc(b->deliveries, b->matched_count * sizeof *d);
+        uint32_t *ids = realloc(b->sub_id_scratch, b->matched_count * sizeof *ids);
+        if (d)
+            b->deliveries = d;
+        if (ids)
+            b->sub_id_scratch = ids;
+        if (!d || !ids)
+            return 0;
+        b->delivery_cap = b->sub_id_scratch_cap = b->matched_count;
+    }
+    uint64_t epoch = ++b->match_epoch;
+    size_t n = 0;
+    for (size_t i = 0; i < b->matched_count; i++) {
+        sub_t *sub = b->matched[i];
+        session_t *s = sub->session;
+        delivery_t *d;
+        if (!sub->group && s->match_epoch == epoch) {
+            d = &b->deliveries[s->match_index];
+        } else {
+            d = &b->deliveries[n];
+            *d = (delivery_t){.session = s};
+            if (!sub->group) {
+                s->match_epoch = epoch;
+                s->match_index = n;
+            }
+            n++;
+        }
+        if (sub->qos > d->qos)
+            d->qos = sub->qos;
+        d->retain_as_published |= sub->retain_as_published;
+        if (sub->sub_id)
+            d->sub_id_count++;
+    }
+    /* Lay the subscription identifiers out per delivery. */
+    size_t offset = 0;
+    for (size_t i = 0; i < n; i++) {
+        b->deliveries[i].sub_id_start = offset;
+        offset += b->deliveries[i].sub_id_count;
+        b->deliveries[i].sub_id_count = 0;
+    }
+    epoch = ++b->match_epoch;
+    size_t k = 0;
+    for (size_t i = 0; i < b->matched_count; i++) {
+        sub_t *sub = b->matched[i];
+        session_t *s = sub->session;
+        delivery_t *d;
+        if (!sub->group && s->match_epoch == epoch) {
+            d = &b->deliveries[s->match_index];
+        } else {
+            d = &b->deliveries[k];
+            if (!sub->group) {
+                s->match_epoch = epoch;
+                s->match_index = k;
+            }
+            k++;
+        }
+        if (sub->sub_id)
+            b->sub_id_scratch[d->sub_id_start + d->sub_id_count++] = sub->sub_id;
+    }
+    return n;
+}
+
+size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
+{
+    match_ctx_t mc = {b, m, from};
+    b->matched_count = 0;
+    tree_match(&b->tree, m->topic, collect, &mc);
+    size_t n = merge_matches(b);
+    size_t reached = 0;
+    for (size_t i = 0; i < n; i++) {
+        delivery_t *d = &b->deliveries[i];
+        session_t *s = d->session;
+        if (!allowed(b, m, s))
+            continue;
+        uint8_t qos = d->qos < m->qos ? d->qos : m->qos;
+        bool retain = d->retain_as_published && m->retain;
+        const uint32_t *ids = &b->sub_id_scratch[d->sub_id_start];
+        reached++;
+        if (qos > 0) {
+            session_enqueue(b, s, m, qos, retain, ids, d->sub_id_count);
+            continue;
+        }
+        client_t *c = s->client;
+        if (!c || c->state != CLIENT_CONNECTED) {
+            continue; /* QoS 0 is not kept for offline sessions */
+        }
+        if (client_output_pending(c) > b->limits.max_output_bytes) {
+            b->stats.msgs_dropped++;
+            continue;
+        }
+        send_publish(c, m, 0, retain, 0, false, ids, d->sub_id_count);
+    }
+    return reached;
+}
+
+/* Our topic alias for this topic on this connection: 0 for none, and
+ * `*first_use` when the alias is new and the topic must be sent with it. */
+static uint16_t outgoing_alias(client_t *c, bytes_t topic, bool *first_use)
+{
+    *first_use = false;
+    if (!c->topic_alias_max_out)
+        return 0;
+    if (!c->alias_out) {
+        c->alias_out = calloc(1, sizeof *c->alias_out);
+        if (!c->alias_out)
+            return 0;
+    }
+    uintptr_t known = (uintptr_t)map_get(c->alias_out, topic);
+    if (known)
+        return (uint16_t)known;
+    if (c->alias_out_next >= c->topic_alias_max_out)
+        return 0; /* all in use: send the topic in full */
+    /* The map keeps a view of the key, so the topic is copied for it. */
+    char *key = bytes_dup_cstr(topic);
+    uint16_t alias = (uint16_t)(c->alias_out_next + 1);
+    if (!key || map_put(c->alias_out, (bytes_t){(uint8_t *)key, topic.len},
+                        (void *)(uintptr_t)alias)) {
+        free(key);
+        return 0;
+    }
+    c->alias_out_next = alias;
+    *first_use = true;
+    return alias;
+}
+
+bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t packet_id, bool dup,
+                  const uint32_t *sub_ids, size_t sub_id_count)
+{
+    broker_t *b = c->broker;
+    mqtt_publish_t pub = {
+        .dup = dup,
+        .qos = qos,
+        .retain = retain,
+        .topic = m->topic,
+        .packet_id = packet_id,
+        .payload = m->payload,
+    };
+    if (c->version == MQTT_V5) {
+        pub.props.user_props = m->props;
+        if (m->expires_at) {
+            int64_t left = m->expires_at - clock_wall_s();
+            pub.props.message_expiry = left > 0 ? (uint32_t)left : 1;
+            mqtt_props_set(&pub.props, MQTT_PROP_MESSAGE_EXPIRY);
+        }
+        if (sub_id_count) {
+            pub.props.sub_ids = sub_ids;
+            pub.props.sub_id_count = sub_id_count;
+        }
+    }
+    size_t size = mqtt_encode_publish(NULL, 0, c->version, &pub);
+    if (size > c->max_packet_out) {
+        b->stats.msgs_dropped++;
+        LOGD("client '%s': %zu-byte PUBLISH exceeds its maximum packet size, discarded",
+             c->identity ? c->identity : c->peer, size);
+        return false;
+    }
+    if (c->version == MQTT_V5 && !dup) {
+        bool first_use;
+        uint16_t alias = outgoing_alias(c, m->topic, &first_use);
+        if (alias) {
+            pub.props.topic_alias = alias;
+            mqtt_props_set(&pub.props, MQTT_PROP_TOPIC_ALIAS);
+            if (!first_use)
+                pub.topic = (bytes_t){NULL, 0};
+            size = mqtt_encode_publish(NULL, 0, c->version, &pub);
+        }
+    }
+    uint8_t *out = client_out_reserve(c, size);
+    if (!out) {
+        b->stats.msgs_dropped++;
+        return false;
+    }
+    mqtt_encode_publish(out, size, c->version, &pub);
+    client_out_commit(c, size);
+    b->stats.msgs_out++;
+    return true;
+}
+
+void retain_message(broker_t *b, msg_t *m, bool durable)
+{
+    tree_node_t *n = m->payload.len ? tree_ensure(&b->tree, m->topic)
+                                    : tree_find(&b->tree, m->topic);
+    if (!n)
+        return;
+    if (n->retained) {
+        msg_t *old = n->retained;
+        n->retained = NULL;
+        b->stats.retained--;
+        if (old->store_refs && (!m->payload.len || !durable)) {
+            store_del_retained(b->store, m->topic);
+            b->durable_writes++;
+        }
+        msg_store_unref(b, old);
+        msg_release(b, old);
+    }
+    if (!m->payload.len) {
+        tree_prune(&b->tree, n);
+        return;
+    }
+    msg_t *held = msg_hold(m);
+    if (!held) {
+        b->stats.msgs_dropped++;
+        tree_prune(&b->tree, n);
+        return;
+    }
+    n->retained = held;
+    b->stats.retained++;
+    if (durable) {
+        msg_store_ref(b, held);
+        store_put_retained(b->store, held->topic, held->store_id);
+    }
+}

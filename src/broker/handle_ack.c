@@ -1,0 +1,75 @@
+/*
+ * handle_ack: PUBACK, PUBREC, PUBREL and PUBCOMP — the rest of the QoS 1
+ * and QoS 2 exchanges, in both directions.
+ */
+#include "internal.h"
+
+#define LOG_TAG "broker"
+
+static void send_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason)
+{
+    mqtt_ack_t a = {.packet_id = packet_id, .reason = reason};
+    uint8_t pkt[8];
+    client_send(c, pkt, mqtt_encode_ack(pkt, sizeof pkt, c->version, type, &a));
+}
+
+sedge_err handle_ack(client_t *c, const mqtt_frame_t *f)
+{
+    broker_t *b = c->broker;
+    session_t *s = c->session;
+    mqtt_ack_t a;
+    const char *why = "malformed acknowledgement";
+    sedge_err err = mqtt_decode_ack(f, c->version, &a, &why);
+    if (err)
+        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
+                                                               : MQTT_RC_MALFORMED,
+                                  why);
+    if (f->type == MQTT_PUBREL) {
+        /* The client releases a QoS 2 message it sent us. */
+        bool known = session_qos2_pending(s, a.packet_id);
+        if (known) {
+            session_qos2_remove(s, a.packet_id);
+            if (s->persistent)
+                store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+                                  a.packet_id);
+            c->inflight_in--;
+        }
+        send_ack(c, MQTT_PUBCOMP, a.packet_id, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+        return SEDGE_OK;
+    }
+
+    out_msg_t *o = session_find_inflight(s, a.packet_id);
+    switch (f->type) {
+    case MQTT_PUBACK:
+        if (o && o->qos == 1)
+            session_complete(b, s, o);
+        else
+            LOGD("client '%s': PUBACK for unknown packet %u", c->identity, a.packet_id);
+        break;
+    case MQTT_PUBREC:
+        if (!o || o->qos != 2) {
+            send_ack(c, MQTT_PUBREL, a.packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+            break;
+        }
+        if (a.reason >= 0x80) {
+            session_complete(b, s, o); /* the receiver refused it */
+            break;
+        }
+        if (o->state != OUT_RELEASED) {
+            o->state = OUT_RELEASED;
+            if (s->persistent)
+                store_set_queued_state(b->store,
+                                       (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+                                       o->seq, o->packet_id, OUT_RELEASED);
+        }
+        send_ack(c, MQTT_PUBREL, a.packet_id, 0);
+        break;
+    case MQTT_PUBCOMP:
+        if (o && o->state == OUT_RELEASED)
+            session_complete(b, s, o);
+        else
+            LOGD("client '%s': PUBCOMP for unknown packet %u", c->identity, a.packet_id);
+        break;
+    }
+    return SEDGE_OK;
+}

@@ -1,0 +1,293 @@
+/*
+ * handle_connect: CONNECT — who the client is, which session it gets
+ * (new, resumed or taken over), the limits both sides announce, its will,
+ * and the CONNACK.
+ *
+ * Identity: on TLS it is the certificate's CN, on TCP and unix sockets the
+ * client id. A session belongs to the identity that created it; another
+ * identity using the same client id is refused rather than allowed to take
+ * it over.
+ */
+#include "internal.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+#define MAX_CLIENT_ID_LEN 256
+
+/* Forwarded properties of a will or a PUBLISH: what the receiver gets. */
+#define FORWARDED_PROPS                                                                        \
+    ((1ull << MQTT_PROP_PAYLOAD_FORMAT) | (1ull << MQTT_PROP_CONTENT_TYPE) |                   \
+     (1ull << MQTT_PROP_RESPONSE_TOPIC) | (1ull << MQTT_PROP_CORRELATION_DATA))
+
+static void send_connack(client_t *c, uint8_t version, const mqtt_connack_t *ack)
+{
+    uint8_t pkt[512];
+    size_t n = mqtt_encode_connack(pkt, sizeof pkt, version, ack);
+    if (n <= sizeof pkt)
+        client_send(c, pkt, n);
+}
+
+/* Refuse the connection: CONNACK with the reason in the client's protocol
+ * version's terms, a log line, close. */
+static sedge_err refuse(client_t *c, uint8_t version, uint8_t v5_reason, uint8_t v311_code,
+                        const char *why)
+{
+    broker_t *b = c->broker;
+    b->stats.refused_connections++;
+    LOGW("refused connection from %s%s%s%s: %s", c->peer, c->identity ? " ('" : "",
+         c->identity ? c->identity : "", c->identity ? "')" : "", why);
+    mqtt_connack_t ack = {.reason = version == MQTT_V5 ? v5_reason : v311_code};
+    if (version == MQTT_V5 && c->request_problem_info) {
+        ack.props.reason_string = bytes_of_cstr(why);
+        mqtt_props_set(&ack.props, MQTT_PROP_REASON_STRING);
+    }
+    send_connack(c, version, &ack);
+    client_close(c);
+    return SEDGE_ERR_DENIED;
+}
+
+size_t forwarded_props_encode(const mqtt_props_t *in, uint8_t *out, size_t cap)
+{
+    mqtt_props_t fwd = *in;
+    fwd.present &= FORWARDED_PROPS;
+    fwd.user_props = (bytes_t){0};
+    fwd.sub_ids = NULL;
+    size_t n = mqtt_props_encode(out, cap, &fwd);
+    n += mqtt_props_copy_user(in, out ? out + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0);
+    return n;
+}
+
+/* The will as a message, owned by the client until it is published. */
+static sedge_err build_will(client_t *c, const mqtt_connect_t *conn)
+{
+    uint8_t stack[512];
+    size_t need = forwarded_props_encode(&conn->will_props, NULL, 0);
+    uint8_t *props = need <= sizeof stack ? stack : malloc(need);
+    if (!props)
+        return SEDGE_ERR_NOMEM;
+    forwarded_props_encode(&conn->will_props, props, need);
+    bytes_t source = {(const uint8_t *)c->identity, c->identity_len};
+    c->will = msg_new(conn->will_topic, (bytes_t){props, need}, conn->will_payload, source);
+    if (props != stack)
+        free(props);
+    if (!c->will)
+        return SEDGE_ERR_NOMEM;
+    c->will->qos = conn->will_qos;
+    c->will->retain = conn->will_retain;
+    c->will_delay = conn->will_props.will_delay;
+    c->will_expiry = mqtt_props_has(&conn->will_props, MQTT_PROP_MESSAGE_EXPIRY)
+                         ? conn->will_props.message_expiry
+                         : 0;
+    return SEDGE_OK;
+}
+
+static bool payload_format_ok(const mqtt_props_t *p, bytes_t payload)
+{
+    if (!mqtt_props_has(p, MQTT_PROP_PAYLOAD_FORMAT) || p->payload_format != 1)
+        return true;
+    return mqtt_utf8_valid(payload.data, payload.len);
+}
+
+static char *assign_client_id(size_t *len)
+{
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return NULL;
+    char *id = malloc(6 + 2 * sizeof rnd + 1);
+    if (!id)
+        return NULL;
+    memcpy(id, "sedge-", 6);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(id + 6 + 2 * i, 3, "%02x", rnd[i]);
+    *len = 6 + 2 * sizeof rnd;
+    return id;
+}
+
+sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
+{
+    broker_t *b = c->broker;
+    mqtt_connect_t conn;
+    const char *why = "malformed CONNECT";
+    sedge_err err = mqtt_decode_connect(f, &conn, &why);
+    if (err == SEDGE_ERR_UNSUPPORTED)
+        return refuse(c, MQTT_V311, MQTT_RC_UNSUPPORTED_VERSION, MQTT311_CONNACK_BAD_VERSION,
+                      why);
+    if (err) {
+        b->stats.protocol_errors++;
+        if (conn.version == MQTT_V5)
+            return refuse(c, MQTT_V5,
+                          err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED,
+                          0, why);
+        LOGW("closing %s: %s", c->peer, why);
+        client_close(c);
+        return err;
+    }
+    uint8_t v = conn.version;
+    c->version = v;
+    c->request_problem_info = v != MQTT_V5 ||
+                              !mqtt_props_has(&conn.props, MQTT_PROP_REQUEST_PROBLEM_INFO) ||
+                              conn.props.request_problem_info;
+
+    if (v == MQTT_V5 && mqtt_props_has(&conn.props, MQTT_PROP_AUTH_METHOD))
+        return refuse(c, v, MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported");
+
+    /* The client id, and the identity it acts as. */
+    bytes_t client_id = conn.client_id;
+    char *assigned = NULL;
+    size_t assigned_len = 0;
+    if (client_id.len > MAX_CLIENT_ID_LEN)
+        return refuse(c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT311_CONNACK_ID_REJECTED,
+                      "client id longer than 256 bytes");
+    if (client_id.len == 0) {
+        if (c->identity) {
+            assigned = strndup(c->identity, c->identity_len);
+            assigned_len = c->identity_len;
+        } else if (v == MQTT_V311 && !conn.clean_start) {
+            return refuse(c, v, 0, MQTT311_CONNACK_ID_REJECTED,
+                          "empty client id needs clean session");
+        } else {
+            assigned = assign_client_id(&assigned_len);
+        }
+        if (!assigned)
+            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                          "out of memory");
+        client_id = (bytes_t){(const uint8_t *)assigned, assigned_len};
+    }
+    if (!c->identity) {
+        c->identity = bytes_dup_cstr(client_id);
+        c->identity_len = client_id.len;
+        if (!c->identity) {
+            free(assigned);
+            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                          "out of memory");
+        }
+    }
+    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
+
+    if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity)) {
+        free(assigned);
+        return refuse(c, v, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                      "not a member of the deployed group");
+    }
+
+    if (conn.will) {
+        if (!mqtt_topic_name_valid(conn.will_topic) || bytes_has_prefix(conn.will_topic, "$SYS")) {
+            free(assigned);
+            return refuse(c, v, MQTT_RC_TOPIC_NAME_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
+                          "invalid will topic");
+        }
+        if (!payload_format_ok(&conn.will_props, conn.will_payload)) {
+            free(assigned);
+            return refuse(c, v, MQTT_RC_PAYLOAD_FORMAT_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
+                          "will payload is not UTF-8 as its format says");
+        }
+        if (build_will(c, &conn)) {
+            free(assigned);
+            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                          "out of memory");
+        }
+    }
+
+    /* Session expiry: 3.1.1 clean session 0 keeps the session forever. */
+    uint32_t expiry;
+    bool expiry_capped = false;
+    if (v == MQTT_V5)
+        expiry = mqtt_props_has(&conn.props, MQTT_PROP_SESSION_EXPIRY) ? conn.props.session_expiry
+                                                                        : 0;
+    else
+        expiry = conn.clean_start ? 0 : UINT32_MAX;
+    if (expiry > b->limits.max_session_expiry) {
+        expiry = b->limits.max_session_expiry;
+        expiry_capped = v == MQTT_V5;
+    }
+
+    session_t *s = session_find(b, client_id);
+    if (s && !(s->owner_len == identity.len && memcmp(s->owner, identity.data, identity.len) == 0)) {
+        free(assigned);
+        return refuse(c, v, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                      "client id belongs to another identity");
+    }
+    if (s && s->client) {
+        client_t *old = s->client;
+        client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+        s = session_find(b, client_id); /* gone if it expired on that close */
+    }
+    if (s && conn.clean_start) {
+        will_publish_now(b, s);
+        session_destroy(b, s);
+        s = NULL;
+    }
+    bool session_present = s != NULL;
+    if (!s && !(s = session_create(b, client_id, identity))) {
+        free(assigned);
+        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                      "out of memory");
+    }
+    will_cancel(b, s);
+    s->version = v;
+    s->expiry_interval = expiry;
+    session_attach(s, c);
+    session_set_persistent(b, s, expiry > 0);
+    session_save(b, s);
+
+    /* What the client announced. */
+    if (v == MQTT_V5) {
+        if (mqtt_props_has(&conn.props, MQTT_PROP_RECEIVE_MAXIMUM))
+            c->receive_max_out = conn.props.receive_maximum;
+        if (mqtt_props_has(&conn.props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+            c->max_packet_out = conn.props.maximum_packet_size;
+        if (mqtt_props_has(&conn.props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+            c->topic_alias_max_out = conn.props.topic_alias_maximum;
+    }
+    if (c->max_packet_out > b->limits.max_packet_bytes)
+        c->max_packet_out = b->limits.max_packet_bytes;
+    c->keep_alive = conn.keep_alive;
+    bool keepalive_override = false;
+    if (b->limits.max_keepalive && (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) &&
+        v == MQTT_V5) {
+        c->keep_alive = b->limits.max_keepalive;
+        keepalive_override = true;
+    }
+
+    mqtt_connack_t ack = {.session_present = session_present, .reason = 0};
+    if (v == MQTT_V5) {
+        mqtt_props_t *p = &ack.props;
+        if (b->limits.max_inflight < 65535) {
+            p->receive_maximum = b->limits.max_inflight;
+            mqtt_props_set(p, MQTT_PROP_RECEIVE_MAXIMUM);
+        }
+        if (b->limits.max_packet_bytes < MQTT_MAX_PACKET_SIZE) {
+            p->maximum_packet_size = b->limits.max_packet_bytes;
+            mqtt_props_set(p, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+        }
+        p->topic_alias_maximum = b->limits.topic_alias_maximum;
+        mqtt_props_set(p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+        if (assigned && !conn.client_id.len) {
+            p->assigned_client_id = client_id;
+            mqtt_props_set(p, MQTT_PROP_ASSIGNED_CLIENT_ID);
+        }
+        if (keepalive_override) {
+            p->server_keep_alive = c->keep_alive;
+            mqtt_props_set(p, MQTT_PROP_SERVER_KEEP_ALIVE);
+        }
+        if (expiry_capped) {
+            p->session_expiry = expiry;
+            mqtt_props_set(p, MQTT_PROP_SESSION_EXPIRY);
+        }
+    }
+    send_connack(c, v, &ack);
+    free(assigned);
+    c->state = CLIENT_CONNECTED;
+    c->send_will = c->will != NULL;
+    LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
+         c->peer, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
+         session_present ? "session resumed" : "new session", c->keep_alive);
+    if (session_present)
+        session_resend_inflight(b, s);
+    session_pump(b, s);
+    return SEDGE_OK;
+}

@@ -1,0 +1,260 @@
+/*
+ * handle_publish: a PUBLISH from a client — validation, topic aliases,
+ * flow control, authorisation, then retain and delivery — and the
+ * acknowledgement it is owed.
+ *
+ * Acknowledgements go out in the order the PUBLISHes came in (MQTT 4.6).
+ * One whose message was written through the store (for a persistent
+ * subscriber, or retained) waits for that batch's commit, and every later
+ * one waits behind it: the client's `acks` queue is FIFO, and each entry
+ * names the batch it needs (0 = none).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+static void send_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason)
+{
+    mqtt_ack_t a = {.packet_id = packet_id, .reason = reason};
+    uint8_t pkt[8];
+    size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, type, &a);
+    client_send(c, pkt, n);
+    if (type == MQTT_PUBACK || (type == MQTT_PUBREC && reason >= 0x80))
+        c->inflight_in--;
+}
+
+static void wait_for_commit(client_t *c)
+{
+    if (c->in_ack_wait)
+        return;
+    c->in_ack_wait = true;
+    c->ack_wait_next = c->broker->ack_waiters;
+    c->broker->ack_waiters = c;
+}
+
+static void queue_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason,
+                      uint64_t batch)
+{
+    if (!batch && !c->acks_head) {
+        send_ack(c, type, packet_id, reason);
+        return;
+    }
+    pending_ack_t *a = malloc(sizeof *a);
+    if (!a) {
+        /* Without memory to wait, answer now: the store still commits. */
+        send_ack(c, type, packet_id, reason);
+        return;
+    }
+    *a = (pending_ack_t){.batch = batch, .packet_id = packet_id, .type = type, .reason = reason};
+    if (c->acks_tail)
+        c->acks_tail->next = a;
+    else
+        c->acks_head = a;
+    c->acks_tail = a;
+    wait_for_commit(c);
+    if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
+        client_pause_reading(c); /* 3.1.1 has no receive maximum: push back */
+}
+
+/* Send the held acknowledgements whose batch has settled; `failed` is a
+ * batch that did not commit. */
+static void release_acks(client_t *c, uint64_t settled, uint64_t failed)
+{
+    while (c->acks_head && c->acks_head->batch <= settled && c->state != CLIENT_CLOSING) {
+        pending_ack_t *a = c->acks_head;
+        c->acks_head = a->next;
+        if (!c->acks_head)
+            c->acks_tail = NULL;
+        if (a->batch && a->batch == failed) {
+            if (c->version != MQTT_V5) {
+                free(a);
+                client_disconnect(c, MQTT_RC_UNSPECIFIED,
+                                  "the store could not save a message; reconnect and resend");
+                return;
+            }
+            a->reason = MQTT_RC_UNSPECIFIED;
+        }
+        send_ack(c, a->type, a->packet_id, a->reason);
+        free(a);
+    }
+    if (c->acks_head)
+        wait_for_commit(c);
+    else if (c->reading_paused)
+        client_resume_reading(c);
+}
+
+void send_pending_acks(client_t *c)
+{
+    release_acks(c, c->broker->settled_batch, 0);
+}
+
+void broker_release_acks(broker_t *b, uint64_t settled, uint64_t failed)
+{
+    client_t *list = b->ack_waiters;
+    b->ack_waiters = NULL;
+    while (list) {
+        client_t *c = list;
+        list = c->ack_wait_next;
+        c->in_ack_wait = false;
+        c->ack_wait_next = NULL;
+        if (c->state != CLIENT_CLOSING)
+            release_acks(c, settled, failed);
+    }
+}
+
+/* Resolve the topic through the client's aliases (MQTT 5, 3.3.2.3.4). */
+static sedge_err resolve_alias(client_t *c, mqtt_publish_t *p)
+{
+    broker_t *b = c->broker;
+    if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
+        if (!p->topic.len)
+            return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "empty topic without an alias");
+        return SEDGE_OK;
+    }
+    uint16_t alias = p->props.topic_alias;
+    if (alias == 0 || alias > b->limits.topic_alias_maximum)
+        return protocol_violation(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+    if (!c->alias_in) {
+        size_t n = (size_t)b->limits.topic_alias_maximum + 1;
+        c->alias_in = calloc(n, sizeof *c->alias_in);
+        c->alias_in_len = calloc(n, sizeof *c->alias_in_len);
+        if (!c->alias_in || !c->alias_in_len)
+            return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+    }
+    if (p->topic.len) {
+        char *copy = bytes_dup_cstr(p->topic);
+        if (!copy)
+            return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+        free(c->alias_in[alias]);
+        c->alias_in[alias] = copy;
+        c->alias_in_len[alias] = p->topic.len;
+        return SEDGE_OK;
+    }
+    if (!c->alias_in[alias])
+        return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
+    p->topic = (bytes_t){(const uint8_t *)c->alias_in[alias], c->alias_in_len[alias]};
+    return SEDGE_OK;
+}
+
+/* Answer a QoS 1/2 PUBLISH that is refused without being delivered. */
+static void refuse_publish(client_t *c, const mqtt_publish_t *p, uint8_t reason)
+{
+    broker_t *b = c->broker;
+    b->stats.msgs_dropped++;
+    if (p->qos == 0)
+        return;
+    c->inflight_in++;
+    uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+    /* 3.1.1 has no negative acknowledgement: the message is acknowledged
+     * and dropped (and counted), and the connection stays up. */
+    queue_ack(c, type, p->packet_id, c->version == MQTT_V5 ? reason : 0, 0);
+    if (p->qos == 2 && c->version != MQTT_V5 && c->session)
+        session_qos2_add(c->session, p->packet_id);
+}
+
+size_t broker_route(broker_t *b, msg_t *m, session_t *from)
+{
+    b->stats.msgs_in++;
+    if (m->retain)
+        retain_message(b, m, true);
+    size_t reached = deliver_message(b, m, from);
+    if (b->hooks.on_message)
+        b->hooks.on_message(b->hooks_ctx, m->source, m->topic, m->payload, m->qos);
+    return reached;
+}
+
+sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
+{
+    broker_t *b = c->broker;
+    session_t *s = c->session;
+    mqtt_publish_t p;
+    const char *why = "malformed PUBLISH";
+    sedge_err err = mqtt_decode_publish(f, c->version, &p, &why);
+    if (err)
+        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
+                                                               : MQTT_RC_MALFORMED,
+                                  why);
+    if (c->version == MQTT_V5) {
+        if (mqtt_props_has(&p.props, MQTT_PROP_SUBSCRIPTION_ID))
+            return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR,
+                                      "subscription identifier in a client's PUBLISH");
+        if ((err = resolve_alias(c, &p)))
+            return err;
+    }
+    if (!mqtt_topic_name_valid(p.topic))
+        return protocol_violation(c, MQTT_RC_TOPIC_NAME_INVALID,
+                                  "invalid topic name (empty, or with a wildcard)");
+
+    if (p.qos == 2 && session_qos2_pending(s, p.packet_id)) {
+        /* A resend of one we have: acknowledge again, deliver nothing. */
+        queue_ack(c, MQTT_PUBREC, p.packet_id, 0, 0);
+        return SEDGE_OK;
+    }
+    if (p.qos > 0 && c->inflight_in >= b->limits.max_inflight && c->version == MQTT_V5)
+        return protocol_violation(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+                                  "more unacknowledged QoS 1/2 PUBLISHes than receive maximum");
+
+    if (bytes_has_prefix(p.topic, "$SYS")) {
+        LOGD("client '%s': publish to %.*s refused ($SYS is the broker's)", c->identity,
+             (int)p.topic.len, (const char *)p.topic.data);
+        refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
+        return SEDGE_OK;
+    }
+    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
+    if (b->hooks.may_publish && !b->hooks.may_publish(b->hooks_ctx, identity, p.topic)) {
+        LOGD("client '%s': publish to %.*s not authorized", c->identity, (int)p.topic.len,
+             (const char *)p.topic.data);
+        refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
+        return SEDGE_OK;
+    }
+    if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_PAYLOAD_FORMAT) &&
+        p.props.payload_format == 1 && !mqtt_utf8_valid(p.payload.data, p.payload.len)) {
+        refuse_publish(c, &p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+        return SEDGE_OK;
+    }
+
+    /* The message, borrowed from the receive buffer. */
+    uint8_t props_stack[256];
+    uint8_t *props = props_stack;
+    size_t props_len = 0;
+    if (p.props.present || p.props.user_prop_count) {
+        props_len = forwarded_props_encode(&p.props, NULL, 0);
+        if (props_len > sizeof props_stack && !(props = malloc(props_len)))
+            return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+        forwarded_props_encode(&p.props, props, props_len);
+    }
+    msg_t m = {
+        .qos = p.qos,
+        .retain = p.retain,
+        .topic = p.topic,
+        .props = {props, props_len},
+        .payload = p.payload,
+        .source = identity,
+    };
+    if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_MESSAGE_EXPIRY))
+        m.expires_at = clock_wall_s() + p.props.message_expiry;
+
+    uint64_t writes_before = b->durable_writes;
+    broker_route(b, &m, s);
+    msg_borrowed_done(b, &m);
+    if (props != props_stack)
+        free(props);
+
+    if (p.qos == 0)
+        return SEDGE_OK;
+    c->inflight_in++;
+    if (p.qos == 2) {
+        if (session_qos2_add(s, p.packet_id))
+            return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+        if (s->persistent)
+            store_put_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+                              p.packet_id);
+    }
+    bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
+    queue_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0,
+              durable ? store_open_batch(b->store) : 0);
+    return SEDGE_OK;
+}

@@ -1,0 +1,395 @@
+/*
+ * internal: the broker's own types, shared by its files and by nobody
+ * else. A client (client_t) is one network connection; a session
+ * (session_t) is the MQTT state that outlives connections; a message
+ * (msg_t) is one application message, shared by every queue that holds it;
+ * the topic tree (tree_t) holds subscriptions and retained messages.
+ *
+ * Files: conn.c (socket and TLS I/O, framing, dispatch, output), listener.c,
+ * handle_connect.c, handle_publish.c, handle_subscribe.c, handle_ack.c,
+ * session.c (queues, inflight window, expiry), deliver.c (matching and
+ * sending), tree.c, msg.c, will.c, sys.c, persist.c, broker.c.
+ */
+#ifndef SEDGE_BROKER_INTERNAL_H
+#define SEDGE_BROKER_INTERNAL_H
+
+#include "base/map.h"
+#include "broker.h"
+#include "mqtt/mqtt.h"
+
+#include <openssl/ssl.h>
+
+typedef struct session session_t;
+typedef struct client client_t;
+typedef struct tree_node tree_node_t;
+
+/* An application message. A heap message is reference counted; a
+ * borrowed message lives on the stack of the code handling a PUBLISH and
+ * points into the receive buffer — msg_hold() gives anyone who keeps it a
+ * heap copy, made once. */
+typedef struct msg {
+    uint32_t refs;       /* holders (heap messages) */
+    uint32_t store_refs; /* store rows naming it: queued entries + retained */
+    uint64_t store_id;   /* 0 until written to the store */
+    int64_t expires_at;  /* wall seconds; 0 = never */
+    uint8_t qos;
+    bool retain;
+    bool heap;
+    bytes_t topic;
+    bytes_t props; /* forwarded v5 properties in wire form */
+    bytes_t payload;
+    bytes_t source;    /* who published it, for routing */
+    struct msg *copy;  /* borrowed: its heap copy, once made */
+    uint8_t data[];    /* heap: topic, source, props, payload */
+} msg_t;
+
+msg_t *msg_new(bytes_t topic, bytes_t props, bytes_t payload, bytes_t source);
+/* A reference the caller keeps; NULL on NOMEM. */
+msg_t *msg_hold(msg_t *m);
+void msg_release(broker_t *b, msg_t *m);
+/* End of a borrowed message's life: drops its heap copy's reference. */
+void msg_borrowed_done(broker_t *b, msg_t *m);
+bool msg_expired(const msg_t *m, int64_t now);
+/* Write the message to the store (once) and count one more store row. */
+void msg_store_ref(broker_t *b, msg_t *m);
+void msg_store_unref(broker_t *b, msg_t *m);
+
+/* One subscription of a session. */
+typedef struct sub {
+    session_t *session;
+    tree_node_t *node;
+    char *filter; /* as subscribed, including a $share/GROUP/ prefix */
+    size_t filter_len;
+    uint8_t qos;
+    bool no_local;
+    bool retain_as_published;
+    uint8_t retain_handling;
+    uint32_t sub_id;         /* 0 = none */
+    struct shared_group *group; /* set for shared subscriptions */
+    size_t index;            /* position in its node's or group's array */
+} sub_t;
+
+typedef struct shared_group {
+    struct shared_group *next;
+    char *name;
+    size_t name_len;
+    sub_t **members;
+    size_t count, cap;
+    size_t next_pick;
+} shared_group_t;
+
+struct tree_node {
+    tree_node_t *parent;
+    tree_node_t *hash_next;   /* in the tree's edge table */
+    tree_node_t *first_child; /* for walking retained messages */
+    tree_node_t *next_sibling;
+    tree_node_t *prev_sibling;
+    char *level;
+    size_t level_len;
+    uint64_t hash;
+    sub_t **subs;
+    size_t sub_count, sub_cap;
+    shared_group_t *groups;
+    msg_t *retained;
+};
+
+typedef struct {
+    tree_node_t root;
+    tree_node_t **buckets;
+    size_t bucket_count;
+    size_t node_count;
+    uint64_t seed;
+} tree_t;
+
+sedge_err tree_init(tree_t *t);
+void tree_free(broker_t *b, tree_t *t);
+/* The node for a filter or topic, created on demand. */
+tree_node_t *tree_ensure(tree_t *t, bytes_t path);
+tree_node_t *tree_find(tree_t *t, bytes_t path);
+/* Free nodes left with nothing, from `n` up. */
+void tree_prune(tree_t *t, tree_node_t *n);
+sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
+void tree_remove_sub(tree_t *t, sub_t *s);
+/* Every subscription matching `topic`: `fn` gets each plain one and one
+ * chosen member of each matching shared group. */
+typedef void (*tree_match_fn)(void *ctx, sub_t *s);
+void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, void *ctx);
+/* Every retained message matching `filter` (not shared). */
+typedef void (*tree_retained_fn)(void *ctx, msg_t *m);
+void tree_match_retained(tree_t *t, bytes_t filter, tree_retained_fn fn, void *ctx);
+
+/* A QoS 1/2 message owed to a session. */
+enum { OUT_QUEUED, OUT_SENT, OUT_RELEASED };
+
+typedef struct out_msg {
+    struct out_msg *next, *prev;
+    msg_t *msg;
+    uint64_t seq;         /* order in the session, and its store key */
+    uint64_t ready_batch; /* batch that must commit before it is sent */
+    uint16_t packet_id;   /* 0 until assigned */
+    uint8_t qos;
+    uint8_t state;
+    bool retain;
+    uint8_t sub_id_count;
+    uint32_t sub_ids[]; /* subscription identifiers to send with it */
+} out_msg_t;
+
+/* A will waiting for its delay (or for the session to end). */
+typedef struct {
+    msg_t *msg;
+    uint64_t due_ms;         /* monotonic */
+    uint32_t expiry_interval; /* the will's message expiry, from publication */
+} pending_will_t;
+
+struct session {
+    char *client_id;
+    size_t client_id_len;
+    char *owner; /* identity that created it */
+    size_t owner_len;
+    client_t *client; /* NULL while offline */
+    bool persistent;  /* lives in the store */
+    uint8_t version;
+    uint32_t expiry_interval; /* seconds, UINT32_MAX = never */
+    uint64_t disconnected_ms; /* monotonic, while offline */
+    sub_t **subs;
+    size_t sub_count, sub_cap;
+    /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
+     * sent and wait for their acknowledgement. */
+    out_msg_t *head, *tail, *unsent;
+    size_t queued;   /* entries in the list */
+    size_t inflight; /* entries sent and not completed */
+    uint64_t next_seq;
+    uint16_t next_packet_id;
+    /* Incoming QoS 2 packet identifiers awaiting PUBREL. */
+    uint16_t *qos2_in;
+    size_t qos2_in_count, qos2_in_cap;
+    pending_will_t will;
+    uint64_t match_epoch; /* delivery de-duplication, see deliver.c */
+    size_t match_index;
+    session_t *offline_next, *offline_prev; /* the broker's offline list */
+    session_t *commit_wait_next; /* in the broker's list of sessions waiting for a commit */
+    bool in_commit_wait;
+};
+
+/* An acknowledgement held until a batch commits. */
+typedef struct pending_ack {
+    struct pending_ack *next;
+    uint64_t batch;
+    uint16_t packet_id;
+    uint8_t type; /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t reason;
+} pending_ack_t;
+
+typedef struct listener {
+    struct listener *next;
+    broker_t *broker;
+    listener_type_t type;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    SSL_CTX *ssl_ctx;
+    char *name; /* for logs */
+    char *path; /* unix socket path to unlink */
+} listener_t;
+
+typedef enum {
+    CLIENT_TLS_HANDSHAKE, /* TLS: waiting for the handshake */
+    CLIENT_AWAIT_CONNECT, /* connected, no CONNECT yet */
+    CLIENT_CONNECTED,
+    CLIENT_CLOSING,
+} client_state_t;
+
+struct client {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    broker_t *broker;
+    listener_t *listener;
+    client_t *next, *prev; /* all clients */
+    client_t *flush_next;  /* clients with output to flush this turn */
+    session_t *session;
+    client_state_t state;
+    uint8_t version;
+    bool in_flush_list;
+    bool write_pending;
+    bool reading_paused;
+    bool send_will; /* on close: publish the will */
+    char *identity;
+    size_t identity_len;
+    char peer[64]; /* address, for logs */
+    buf_t in;      /* bytes of a packet not yet complete */
+    buf_t out;     /* bytes to send */
+    buf_t writing; /* bytes handed to the kernel, awaiting completion */
+    uv_write_t write_req;
+    uint64_t last_rx_ms;
+    uint64_t last_tx_progress_ms;
+    uint16_t keep_alive;
+    /* Limits the client announced (v5). */
+    uint32_t max_packet_out;
+    uint16_t receive_max_out;
+    uint16_t topic_alias_max_out;
+    /* Topic aliases: theirs (alias -> topic) and ours (topic -> alias). */
+    char **alias_in;
+    size_t *alias_in_len;
+    map_t *alias_out;
+    uint16_t alias_out_next;
+    /* Incoming QoS 1/2 not yet completed, for receive maximum. */
+    uint32_t inflight_in;
+    pending_ack_t *acks_head, *acks_tail;
+    msg_t *will; /* this connection's will */
+    uint32_t will_delay;
+    uint32_t will_expiry;
+    uint64_t connected_ms; /* when the socket was accepted */
+    client_t *ack_wait_next; /* in the broker's list of clients holding acks */
+    bool in_ack_wait;
+    bool request_problem_info;
+    /* TLS */
+    SSL *ssl;
+    BIO *rbio, *wbio;
+};
+
+struct broker {
+    uv_loop_t *loop;
+    broker_limits_t limits;
+    store_t *store;
+    broker_hooks_t hooks;
+    void *hooks_ctx;
+    listener_t *listeners;
+    client_t *clients;
+    client_t *flush_list;
+    map_t sessions; /* client id -> session_t */
+    session_t *offline; /* sessions without a connection */
+    tree_t tree;
+    uint64_t next_msg_id;
+    uint64_t durable_writes; /* messages written for sessions or retain */
+    uint64_t settled_batch;  /* newest batch committed or failed */
+    client_t *ack_waiters;   /* clients holding acknowledgements */
+    session_t *commit_waiters; /* sessions with entries waiting for a commit */
+    uint64_t match_epoch;
+    /* Scratch for deliver_message: the matched subscriptions, then one
+     * entry per receiving session. */
+    sub_t **matched;
+    size_t matched_count, matched_cap;
+    struct delivery *deliveries;
+    size_t delivery_cap;
+    uint32_t *sub_id_scratch;
+    size_t sub_id_scratch_cap;
+    uv_check_t flush_check;
+    uv_timer_t tick; /* once a second: keep alive, expiry, wills, $SYS */
+    uint64_t last_sys_ms;
+    uint8_t *read_buf; /* shared by every connection's reads */
+    size_t read_buf_len;
+    broker_stats_t stats;
+    bool shutting_down;
+    void (*shutdown_done)(void *);
+    void *shutdown_ctx;
+    size_t handles_open;
+};
+
+/* conn.c */
+void client_accepted(listener_t *l, client_t *c);
+/* Queue bytes for the client; they go out at the end of this loop turn. */
+void client_send(client_t *c, const uint8_t *data, size_t len);
+/* Room for an encoding of `len` bytes at the end of the output buffer;
+ * commit with client_sent(). NULL on NOMEM. */
+uint8_t *client_out_reserve(client_t *c, size_t len);
+void client_out_commit(client_t *c, size_t len);
+/* Close with a v5 DISCONNECT carrying `reason` (when v5 and connected),
+ * logging why. */
+void client_disconnect(client_t *c, uint8_t reason, const char *why);
+void client_close(client_t *c);
+void client_pause_reading(client_t *c);
+void client_resume_reading(client_t *c);
+void broker_flush_all(broker_t *b);
+size_t client_output_pending(const client_t *c);
+
+/* handle_*.c: one per packet family; each returns an error only when the
+ * connection must close (having logged and answered as appropriate). */
+sedge_err handle_connect(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_publish(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
+sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
+void send_pending_acks(client_t *c);
+/* A batch settled: release the acknowledgements waiting for it. */
+void broker_release_acks(broker_t *b, uint64_t settled, uint64_t failed);
+/* A protocol failure: v5 DISCONNECT with the reason, a log line, close. */
+sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
+
+/* handle_connect.c: the properties a PUBLISH or will passes on to its
+ * receivers, in wire form; returns the bytes needed. */
+size_t forwarded_props_encode(const mqtt_props_t *in, uint8_t *out, size_t cap);
+
+/* deliver.c: route a message to every matching subscription. `from` is
+ * the publishing session (NULL for services); returns the number of
+ * subscriptions it reached. */
+size_t deliver_message(broker_t *b, msg_t *m, session_t *from);
+/* Encode one PUBLISH to a connected client. False when it could not be
+ * sent and never will (larger than the client accepts): the caller treats
+ * the message as delivered, as MQTT 5 requires. */
+bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t packet_id, bool dup,
+                  const uint32_t *sub_ids, size_t sub_id_count);
+/* Set a retained message (or clear it, when the payload is empty);
+ * `durable` writes it through the store ($SYS messages are not). */
+void retain_message(broker_t *b, msg_t *m, bool durable);
+
+/* session.c */
+session_t *session_find(broker_t *b, bytes_t client_id);
+session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
+void session_destroy(broker_t *b, session_t *s);
+void session_attach(session_t *s, client_t *c);
+void session_detach(broker_t *b, session_t *s);
+/* Queue a QoS 1/2 message; false when the queue is full (counted). */
+bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool retain,
+                     const uint32_t *sub_ids, size_t sub_id_count);
+/* Send what the window and the store allow. */
+void session_pump(broker_t *b, session_t *s);
+/* Resend what was in flight (a session resumed). */
+void session_resend_inflight(broker_t *b, session_t *s);
+out_msg_t *session_find_inflight(session_t *s, uint16_t packet_id);
+void session_complete(broker_t *b, session_t *s, out_msg_t *o);
+void session_persist_state(broker_t *b, session_t *s, out_msg_t *o);
+void session_save(broker_t *b, session_t *s);
+sub_t *session_find_sub(session_t *s, bytes_t filter);
+sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
+void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
+bool session_qos2_pending(session_t *s, uint16_t packet_id);
+sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
+void session_qos2_remove(session_t *s, uint16_t packet_id);
+void sessions_expire(broker_t *b, uint64_t now_ms);
+
+/* will.c */
+void will_on_close(broker_t *b, client_t *c);
+void wills_due(broker_t *b, uint64_t now_ms);
+void will_cancel(broker_t *b, session_t *s);
+void will_publish_now(broker_t *b, session_t *s);
+
+void session_set_persistent(broker_t *b, session_t *s, bool persistent);
+
+/* sys.c */
+void sys_publish(broker_t *b);
+
+/* persist.c */
+sedge_err persist_load(broker_t *b);
+
+/* listener.c */
+void listeners_close(broker_t *b);
+
+/* broker.c */
+void broker_handle_closed(broker_t *b);
+/* Pump the session again once the next batch settles. */
+void broker_wait_commit(broker_t *b, session_t *s);
+/* Publish a message built by the broker or a service: retain, deliver,
+ * tell the hooks. */
+size_t broker_route(broker_t *b, msg_t *m, session_t *from);
+
+#define BROKER_READ_BUF (64 * 1024)
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * session: the MQTT state that outlives a connection — subscriptions, the
+ * queue of QoS 1/2 messages owed to the client with its inflight window,
+ * and the incoming QoS 2 identifiers awaiting release.
+ *
+ * The outgoing queue is one list in order. Entries before `unsent` have
+ * been sent and wait for PUBACK/PUBREC/PUBCOMP; `unsent` is the next to
+ * go. For a persistent session each entry's row (message, packet
+ * identifier) is written through the store and the entry leaves only once
+ * that write is committed (`ready_batch`), so a restart resends exactly
+ * what the client may have seen, with the same packet identifiers.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+session_t *session_find(broker_t *b, bytes_t client_id)
+{
+    return map_get(&b->sessions, client_id);
+}
+
+static void offline_link(broker_t *b, session_t *s)
+{
+    s->offline_prev = NULL;
+    s->offline_next = b->offline;
+    if (b->offline)
+        b->offline->offline_prev = s;
+    b->offline = s;
+}
+
+static void offline_unlink(broker_t *b, session_t *s)
+{
+    if (s->offline_prev)
+        s->offline_prev->offline_next = s->offline_next;
+    else if (b->offline == s)
+        b->offline = s->offline_next;
+    if (s->offline_next)
+        s->offline_next->offline_prev = s->offline_prev;
+    s->offline_next = s->offline_prev = NULL;
+}
+
+session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
+{
+    session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->client_id = bytes_dup_cstr(client_id);
+    s->owner = bytes_dup_cstr(owner);
+    if (!s->client_id || !s->owner ||
+        map_put(&b->sessions, (bytes_t){(uint8_t *)s->client_id, client_id.len}, s)) {
+        free(s->client_id);
+        free(s->owner);
+        free(s);
+        return NULL;
+    }
+    s->client_id_len = client_id.len;
+    s->owner_len = owner.len;
+    s->next_seq = 1;
+    s->next_packet_id = 1;
+    s->disconnected_ms = clock_mono_ms();
+    offline_link(b, s);
+    b->stats.sessions++;
+    return s;
+}
+
+static bytes_t session_key(const session_t *s)
+{
+    return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+}
+
+static void free_entry(broker_t *b, session_t *s, out_msg_t *o, bool unstore)
+{
+    if (s->persistent && unstore) {
+        store_del_queued(b->store, session_key(s), o->seq);
+        msg_store_unref(b, o->msg);
+    } else if (s->persistent) {
+        msg_store_unref(b, o->msg);
+    }
+    msg_release(b, o->msg);
+    free(o);
+}
+
+void session_destroy(broker_t *b, session_t *s)
+{
+    if (s->client)
+        s->client->session = NULL;
+    for (size_t i = 0; i < s->sub_count; i++) {
+        tree_remove_sub(&b->tree, s->subs[i]);
+        free(s->subs[i]->filter);
+        free(s->subs[i]);
+        b->stats.subscriptions--;
+    }
+    free(s->subs);
+    for (out_msg_t *o = s->head, *next; o; o = next) {
+        next = o->next;
+        free_entry(b, s, o, false);
+        b->stats.queued--;
+    }
+    if (s->will.msg)
+        msg_release(b, s->will.msg);
+    if (s->persistent) {
+        store_del_session(b->store, session_key(s));
+        b->stats.sessions_persistent--;
+    }
+    map_del(&b->sessions, session_key(s));
+    if (!s->client)
+        offline_unlink(b, s);
+    b->stats.sessions--;
+    free(s->qos2_in);
+    free(s->client_id);
+    free(s->owner);
+    free(s);
+}
+
+void session_save(broker_t *b, session_t *s)
+{
+    if (!s->persistent)
+        return;
+    store_session_t row = {
+        .client_id = session_key(s),
+        .owner = {(const uint8_t *)s->owner, s->owner_len},
+        .expiry_interval = s->expiry_interval,
+        .version = s->version,
+        .disconnected_at = s->client ? 0 : clock_wall_s(),
+    };
+    store_put_session(b->store, &row);
+}
+
+void session_attach(session_t *s, client_t *c)
+{
+    broker_t *b = c->broker;
+    if (!s->client)
+        offline_unlink(b, s);
+    s->client = c;
+    c->session = s;
+}
+
+void session_detach(broker_t *b, session_t *s)
+{
+    if (!s->client)
+        return;
+    s->client->session = NULL;
+    s->client = NULL;
+    s->disconnected_ms = clock_mono_ms();
+    offline_link(b, s);
+    session_save(b, s);
+}
+
+static bool packet_id_in_use(const session_t *s, uint16_t id)
+{
+    for (const out_msg_t *o = s->head; o && o != s->unsent; o = o->next)
+        if (o->packet_id == id)
+            return true;
+    for (const out_msg_t *o = s->unsent; o && o->packet_id; o = o->next)
+        if (o->packet_id == id)
+            return true;
+    return false;
+}
+
+static uint16_t next_packet_id(session_t *s)
+{
+    for (;;) {
+        uint16_t id = s->next_packet_id++;
+        if (s->next_packet_id == 0)
+            s->next_packet_id = 1;
+        if (id && !packet_id_in_use(s, id))
+            return id;
+    }
+}
+
+static size_t send_window(const broker_t *b, const session_t *s)
+{
+    size_t window = b->limits.max_inflight;
+    if (s->client && s->client->receive_max_out < window)
+        window = s->client->receive_max_out;
+    return window;
+}
+
+/* Give packet identifiers to the entries the send window will take next
+ * (while connected), writing their rows for a persistent session. */
+static void assign_packet_ids(broker_t *b, session_t *s)
+{
+    if (!s->client || s->client->state != CLIENT_CONNECTED)
+        return;
+    size_t window = send_window(b, s);
+    size_t room = s->inflight < window ? window - s->inflight : 0;
+    for (out_msg_t *o = s->unsent; o && room; o = o->next, room--) {
+        if (!o->packet_id) {
+            o->packet_id = next_packet_id(s);
+            if (s->persistent)
+                session_persist_state(b, s, o);
+        }
+    }
+}
+
+bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool retain,
+                     const uint32_t *sub_ids, size_t sub_id_count)
+{
+    if (s->queued >= b->limits.max_queued_messages) {
+        b->stats.msgs_dropped++;
+        if (s->queued == b->limits.max_queued_messages) {
+            LOGW("session '%s': queue full (%u messages), dropping messages until it drains",
+                 s->client_id, b->limits.max_queued_messages);
+        }
+        return false;
+    }
+    if (sub_id_count > 255)
+        sub_id_count = 255;
+    out_msg_t *o = calloc(1, sizeof *o + sub_id_count * sizeof(uint32_t));
+    msg_t *held = o ? msg_hold(m) : NULL;
+    if (!held) {
+        free(o);
+        b->stats.msgs_dropped++;
+        LOGE("session '%s': out of memory, message dropped", s->client_id);
+        return false;
+    }
+    o->msg = held;
+    o->qos = qos;
+    o->retain = retain;
+    o->seq = s->next_seq++;
+    o->sub_id_count = (uint8_t)sub_id_count;
+    if (sub_id_count)
+        memcpy(o->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
+    o->prev = s->tail;
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    if (!s->unsent)
+        s->unsent = o;
+    s->queued++;
+    b->stats.queued++;
+    if (s->persistent) {
+        msg_store_ref(b, held);
+        /* When the window has room the entry gets its packet identifier
+         * now, and one row write covers both. */
+        assign_packet_ids(b, s);
+        if (!o->packet_id)
+            session_persist_state(b, s, o);
+    }
+    session_pump(b, s);
+    return true;
+}
+
+/* Write (or rewrite) an entry's row: message, packet identifier, state. */
+void session_persist_state(broker_t *b, session_t *s, out_msg_t *o)
+{
+    store_queued_t row = {
+        .client_id = session_key(s),
+        .seq = o->seq,
+        .msg_id = o->msg->store_id,
+        .qos = o->qos,
+        .packet_id = o->packet_id,
+        .state = o->state,
+        .retain = o->retain,
+        .sub_ids = {(const uint8_t *)o->sub_ids, o->sub_id_count * sizeof(uint32_t)},
+    };
+    o->ready_batch = store_put_queued(b->store, &row);
+}
+
+static void unlink_entry(session_t *s, out_msg_t *o)
+{
+    if (s->unsent == o)
+        s->unsent = o->next;
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        s->head = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        s->tail = o->prev;
+    s->queued--;
+}
+
+/* Drop an entry that will never be sent (expired, too large). */
+static void drop_unsent(broker_t *b, session_t *s, out_msg_t *o)
+{
+    unlink_entry(s, o);
+    b->stats.queued--;
+    free_entry(b, s, o, true);
+}
+
+void session_pump(broker_t *b, session_t *s)
+{
+    client_t *c = s->client;
+    if (!c || c->state != CLIENT_CONNECTED)
+        return;
+    size_t window = send_window(b, s);
+    if (s->inflight >= window)
+        return;
+    assign_packet_ids(b, s);
+    int64_t now = clock_wall_s();
+    while (s->unsent && s->inflight < window) {
+        out_msg_t *o = s->unsent;
+        if (s->persistent && o->ready_batch > b->settled_batch) {
+            broker_wait_commit(b, s);
+            break;
+        }
+        if (msg_expired(o->msg, now)) {
+            drop_unsent(b, s, o);
+            continue;
+        }
+        s->unsent = o->next;
+        o->state = OUT_SENT;
+        s->inflight++;
+        if (!send_publish(c, o->msg, o->qos, o->retain, o->packet_id, false, o->sub_ids,
+                          o->sub_id_count)) {
+            /* Too large for this client: as good as delivered (MQTT 5). */
+            unlink_entry(s, o);
+            s->inflight--;
+            b->stats.queued--;
+            free_entry(b, s, o, true);
+        }
+    }
+}
+
+void session_resend_inflight(broker_t *b, session_t *s)
+{
+    client_t *c = s->client;
+    for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next) {
+        if (o->state == OUT_RELEASED) {
+            mqtt_ack_t rel = {.packet_id = o->packet_id};
+            uint8_t pkt[8];
+            size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, MQTT_PUBREL, &rel);
+            client_send(c, pkt, n);
+        } else {
+            send_publish(c, o->msg, o->qos, o->retain, o->packet_id, true, o->sub_ids,
+                         o->sub_id_count);
+        }
+    }
+    (void)b;
+}
+
+out_msg_t *session_find_inflight(session_t *s, uint16_t packet_id)
+{
+    for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next)
+        if (o->packet_id == packet_id)
+            return o;
+    return NULL;
+}
+
+void session_complete(broker_t *b, session_t *s, out_msg_t *o)
+{
+    unlink_entry(s, o);
+    s->inflight--;
+    b->stats.queued--;
+    free_entry(b, s, o, true);
+    session_pump(b, s);
+}
+
+sub_t *session_find_sub(session_t *s, bytes_t filter)
+{
+    for (size_t i = 0; i < s->sub_count; i++) {
+        sub_t *sub = s->subs[i];
+        if (sub->filter_len == filter.len && memcmp(sub->filter, filter.data, filter.len) == 0)
+            return sub;
+    }
+    return NULL;
+}
+
+static uint8_t sub_options_byte(const sub_t *sub)
+{
+    return (uint8_t)(sub->qos | (sub->no_local ? 0x04 : 0) |
+                     (sub->retain_as_published ? 0x08 : 0) | sub->retain_handling << 4);
+}
+
+static void persist_sub(broker_t *b, session_t *s, const sub_t *sub)
+{
+    if (!s->persistent)
+        return;
+    store_sub_t row = {
+        .client_id = session_key(s),
+        .filter = {(const uint8_t *)sub->filter, sub->filter_len},
+        .options = sub_options_byte(sub),
+        .sub_id = sub->sub_id,
+    };
+    store_put_sub(b->store, &row);
+}
+
+sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub)
+{
+    if (s->sub_count == s->sub_cap) {
+        size_t cap = s->sub_cap ? s->sub_cap * 2 : 4;
+        sub_t **bigger = realloc(s->subs, cap * sizeof *bigger);
+        if (!bigger)
+            return SEDGE_ERR_NOMEM;
+        s->subs = bigger;
+        s->sub_cap = cap;
+    }
+    bytes_t filter = {(const uint8_t *)sub->filter, sub->filter_len};
+    bytes_t group = {0}, inner = filter;
+    if (mqtt_shared_split(filter, &group, &inner) && !inner.len)
+        return SEDGE_ERR_INVALID;
+    sedge_err err = tree_add_sub(&b->tree, sub, inner, group);
+    if (err)
+        return err;
+    sub->session = s;
+    s->subs[s->sub_count++] = sub;
+    b->stats.subscriptions++;
+    persist_sub(b, s, sub);
+    return SEDGE_OK;
+}
+
+void session_remove_sub(broker_t *b, session_t *s, sub_t *sub)
+{
+    for (size_t i = 0; i < s->sub_count; i++) {
+        if (s->subs[i] == sub) {
+            s->subs[i] = s->subs[--s->sub_count];
+            break;
+        }
+    }
+    if (s->persistent)
+        store_del_sub(b->store, session_key(s),
+                      (bytes_t){(const uint8_t *)sub->filter, sub->filter_len});
+    tree_remove_sub(&b->tree, sub);
+    free(sub->filter);
+    free(sub);
+    b->stats.subscriptions--;
+}
+
+bool session_qos2_pending(session_t *s, uint16_t packet_id)
+{
+    for (size_t i = 0; i < s->qos2_in_count; i++)
+        if (s->qos2_in[i] == packet_id)
+            return true;
+    return false;
+}
+
+sedge_err session_qos2_add(session_t *s, uint16_t packet_id)
+{
+    if (s->qos2_in_count == s->qos2_in_cap) {
+        size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+        uint16_t *bigger = realloc(s->qos2_in, cap * sizeof *bigger);
+        if (!bigger)
+            return SEDGE_ERR_NOMEM;
+        s->qos2_in = bigger;
+        s->qos2_in_cap = cap;
+    }
+    s->qos2_in[s->qos2_in_count++] = packet_id;
+    return SEDGE_OK;
+}
+
+void session_qos2_remove(session_t *s, uint16_t packet_id)
+{
+    for (size_t i = 0; i < s->qos2_in_count; i++) {
+        if (s->qos2_in[i] == packet_id) {
+            s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+            return;
+        }
+    }
+}
+
+void sessions_expire(broker_t *b, uint64_t now_ms)
+{
+    session_t *s = b->offline;
+    while (s) {
+        session_t *next = s->offline_next;
+        if (s->expiry_interval != UINT32_MAX &&
+            now_ms - s->disconnected_ms >= (uint64_t)s->expiry_interval * 1000u) {
+            LOGI("session '%s' expired after %u s offline", s->client_id, s->expiry_interval);
+            will_publish_now(b, s);
+            session_destroy(b, s);
+        }
+        s = next;
+    }
+}
+
+void session_set_persistent(broker_t *b, session_t *s, bool persistent)
+{
+    if (s->persistent == persistent)
+        return;
+    s->persistent = persistent;
+    if (!persistent) {
+        b->stats.sessions_persistent--;
+        store_del_session(b->store, session_key(s));
+        for (out_msg_t *o = s->head; o; o = o->next)
+            msg_store_unref(b, o->msg);
+        return;
+    }
+    b->stats.sessions_persistent++;
+    session_save(b, s);
+    for (size_t i = 0; i < s->sub_count; i++)
+        persist_sub(b, s, s->subs[i]);
+    for (out_msg_t *o = s->head; o; o = o->next) {
+        msg_store_ref(b, o->msg);
+        session_persist_state(b, s, o);
+    }
+    for (size_t i = 0; i < s->qos2_in_count; i++)
+        store_put_inbound(b->store, session_key(s), s->qos2_in[i]);
+}

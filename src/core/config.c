@@ -1,0 +1,384 @@
+/*
+ * config: the JSON configuration. Every problem in a file is collected
+ * before the load fails, so one run shows them all. jansson gives no
+ * positions for values, so the line of a key is found by looking for its
+ * first quoted occurrence in the text — right for any hand-written file.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *file;
+    char *text; /* the file, for line numbers */
+    char *err;
+    size_t errlen, used;
+    size_t count;
+    char *dir; /* the file's directory, for relative paths */
+} loader_t;
+
+static int line_of(const loader_t *l, const char *key)
+{
+    if (!l->text || !key)
+        return 0;
+    char quoted[256];
+    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *at = strstr(l->text, quoted);
+    if (!at)
+        return 0;
+    int line = 1;
+    for (const char *p = l->text; p < at; p++)
+        line += *p == '\n';
+    return line;
+}
+
+static void problem(loader_t *l, const char *path, const char *key, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
+
+static void problem(loader_t *l, const char *path, const char *key, const char *fmt, ...)
+{
+    l->count++;
+    if (l->used >= l->errlen)
+        return;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int line = line_of(l, key);
+    int n;
+    if (line)
+        n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line,
+                     path, what);
+    else
+        n = snprintf(l->err + l->used, l->errlen - l->used, "%s: %s: %s\n", l->file, path, what);
+    if (n > 0)
+        l->used += (size_t)n;
+}
+
+/* A path from the file, made relative to the file's directory. */
+static char *resolve(const loader_t *l, const char *p)
+{
+    if (!l->dir || p[0] == '/')
+        return strdup(p);
+    size_t n = strlen(l->dir) + strlen(p) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", l->dir, p);
+    return out;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", dir, name);
+    return out;
+}
+
+static void check_keys(loader_t *l, json_t *obj, const char *path, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool known = false;
+        for (size_t i = 0; allowed[i]; i++)
+            known |= strcmp(key, allowed[i]) == 0;
+        if (!known) {
+            char full[256];
+            snprintf(full, sizeof full, "%s%s%s", path, path[0] ? "." : "", key);
+            problem(l, full, key, "unknown key");
+        }
+    }
+}
+
+static bool get_uint(loader_t *l, json_t *obj, const char *key, const char *path, uint64_t max,
+                     uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return false;
+    char full[256];
+    snprintf(full, sizeof full, "%s.%s", path, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > max) {
+        problem(l, full, key, "expected an integer from 0 to %llu", (unsigned long long)max);
+        return false;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static const char *get_string(loader_t *l, json_t *obj, const char *key, const char *path)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return NULL;
+    if (!json_is_string(v) || !json_string_length(v)) {
+        char full[256];
+        snprintf(full, sizeof full, "%s%s%s", path, path[0] ? "." : "", key);
+        problem(l, full, key, "expected a non-empty string");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
+{
+    static const char *const keys[] = {
+        "max_connections",    "max_packet_bytes", "max_queued_messages",   "max_inflight",
+        "topic_alias_maximum", "max_keepalive",   "max_session_expiry",    "sys_interval_s",
+        "max_output_bytes",   "slow_reader_timeout_s", NULL};
+    if (!json_is_object(o)) {
+        problem(l, "limits", "limits", "expected an object");
+        return;
+    }
+    check_keys(l, o, "limits", keys);
+    uint64_t v;
+    if (get_uint(l, o, "max_connections", "limits", 10000000, &v))
+        lim->max_connections = (uint32_t)v;
+    if (get_uint(l, o, "max_packet_bytes", "limits", 268435455, &v)) {
+        if (v < 64)
+            problem(l, "limits.max_packet_bytes", "max_packet_bytes", "must be at least 64");
+        else
+            lim->max_packet_bytes = (uint32_t)v;
+    }
+    if (get_uint(l, o, "max_queued_messages", "limits", 100000000, &v))
+        lim->max_queued_messages = (uint32_t)v;
+    if (get_uint(l, o, "max_inflight", "limits", 65535, &v)) {
+        if (v == 0)
+            problem(l, "limits.max_inflight", "max_inflight", "must be at least 1");
+        else
+            lim->max_inflight = (uint16_t)v;
+    }
+    if (get_uint(l, o, "topic_alias_maximum", "limits", 65535, &v))
+        lim->topic_alias_maximum = (uint16_t)v;
+    if (get_uint(l, o, "max_keepalive", "limits", 65535, &v))
+        lim->max_keepalive = (uint16_t)v;
+    if (get_uint(l, o, "max_session_expiry", "limits", UINT32_MAX, &v))
+        lim->max_session_expiry = (uint32_t)v;
+    if (get_uint(l, o, "sys_interval_s", "limits", 86400, &v))
+        lim->sys_interval_s = (uint32_t)v;
+    if (get_uint(l, o, "max_output_bytes", "limits", (uint64_t)1 << 40, &v))
+        lim->max_output_bytes = (size_t)v;
+    if (get_uint(l, o, "slow_reader_timeout_s", "limits", 86400, &v))
+        lim->slow_reader_timeout_s = (uint32_t)v;
+}
+
+static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
+{
+    static const char *const keys[] = {"type", "bind", "ca_file", "cert_file", "key_file", NULL};
+    char path[64];
+    snprintf(path, sizeof path, "listeners[%zu]", i);
+    if (!json_is_object(o)) {
+        problem(l, path, NULL, "expected an object");
+        return;
+    }
+    check_keys(l, o, path, keys);
+    const char *type = get_string(l, o, "type", path);
+    const char *bind = get_string(l, o, "bind", path);
+    listener_config_t *lc = &c->listeners[c->listener_count];
+    char full[96];
+    snprintf(full, sizeof full, "%s.type", path);
+    if (!type) {
+        if (!json_object_get(o, "type"))
+            problem(l, full, NULL, "missing (tcp, tls or unix)");
+        return;
+    }
+    if (strcmp(type, "tcp") == 0)
+        lc->type = LISTENER_TCP;
+    else if (strcmp(type, "tls") == 0)
+        lc->type = LISTENER_TLS;
+    else if (strcmp(type, "unix") == 0)
+        lc->type = LISTENER_UNIX;
+    else {
+        problem(l, full, "type", "'%s' is not tcp, tls or unix", type);
+        return;
+    }
+    snprintf(full, sizeof full, "%s.bind", path);
+    if (!bind) {
+        if (!json_object_get(o, "bind"))
+            problem(l, full, NULL, "missing (host:port, or a path for unix)");
+        return;
+    }
+    lc->bind = lc->type == LISTENER_UNIX ? resolve(l, bind) : strdup(bind);
+    if (lc->type == LISTENER_TLS) {
+        const char *names[] = {"ca_file", "cert_file", "key_file"};
+        const char **dest[] = {&lc->ca_file, &lc->cert_file, &lc->key_file};
+        for (size_t k = 0; k < 3; k++) {
+            const char *v = get_string(l, o, names[k], path);
+            if (v)
+                *dest[k] = resolve(l, v);
+            else if (!json_object_get(o, names[k])) {
+                snprintf(full, sizeof full, "%s.%s", path, names[k]);
+                problem(l, full, NULL, "missing (a tls listener needs it)");
+            }
+        }
+    }
+    c->listener_count++;
+}
+
+static void load_root(loader_t *l, json_t *root, config_t *c)
+{
+    static const char *const keys[] = {"data_dir", "core",   "listeners", "limits",
+                                       "store",    "cloud",  "log_level", NULL};
+    check_keys(l, root, "", keys);
+    const char *data_dir = get_string(l, root, "data_dir", "");
+    free(c->data_dir);
+    c->data_dir = resolve(l, data_dir ? data_dir : "sedge-data");
+    json_t *core = json_object_get(root, "core");
+    if (core) {
+        static const char *const core_keys[] = {"thing_name", NULL};
+        if (!json_is_object(core))
+            problem(l, "core", "core", "expected an object");
+        else {
+            check_keys(l, core, "core", core_keys);
+            const char *name = get_string(l, core, "thing_name", "core");
+            if (name) {
+                free(c->thing_name);
+                c->thing_name = strdup(name);
+            }
+        }
+    }
+    json_t *listeners = json_object_get(root, "listeners");
+    if (listeners) {
+        if (!json_is_array(listeners) || json_array_size(listeners) == 0)
+            problem(l, "listeners", "listeners", "expected a non-empty array");
+        else if (json_array_size(listeners) > CONFIG_MAX_LISTENERS)
+            problem(l, "listeners", "listeners", "at most %d listeners", CONFIG_MAX_LISTENERS);
+        else {
+            size_t i;
+            json_t *o;
+            json_array_foreach(listeners, i, o) load_listener(l, o, i, c);
+        }
+    } else {
+        problem(l, "listeners", NULL, "missing: at least one listener is needed");
+    }
+    json_t *limits = json_object_get(root, "limits");
+    if (limits)
+        load_limits(l, limits, &c->limits);
+    json_t *store = json_object_get(root, "store");
+    if (store) {
+        static const char *const store_keys[] = {"synchronous", NULL};
+        if (!json_is_object(store))
+            problem(l, "store", "store", "expected an object");
+        else {
+            check_keys(l, store, "store", store_keys);
+            const char *sync = get_string(l, store, "synchronous", "store");
+            if (sync && strcmp(sync, "full") == 0)
+                c->store_sync_full = true;
+            else if (sync && strcmp(sync, "normal") == 0)
+                c->store_sync_full = false;
+            else if (sync)
+                problem(l, "store.synchronous", "synchronous",
+                        "'%s' is not full (survives power loss) or normal (survives crashes)",
+                        sync);
+        }
+    }
+    const char *level = get_string(l, root, "log_level", "");
+    if (level) {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        bool found = false;
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(level, names[i]) == 0) {
+                c->log_level = (log_level_t)i;
+                found = true;
+            }
+        }
+        if (!found)
+            problem(l, "log_level", "log_level", "'%s' is not error, warn, info or debug", level);
+    }
+    json_t *cloud = json_object_get(root, "cloud");
+    if (cloud && !json_is_object(cloud))
+        problem(l, "cloud", "cloud", "expected an object");
+}
+
+static sedge_err base_config(config_t *out)
+{
+    memset(out, 0, sizeof *out);
+    broker_limits_default(&out->limits);
+    out->thing_name = strdup("edge-core");
+    out->data_dir = strdup("sedge-data");
+    out->store_sync_full = true;
+    out->log_level = LOG_INFO;
+    return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
+}
+
+sedge_err config_default(config_t *out)
+{
+    sedge_err err = base_config(out);
+    if (err)
+        return err;
+    out->embedded_default = true;
+    out->listeners[0] = (listener_config_t){.type = LISTENER_TCP, .bind = strdup("127.0.0.1:1883")};
+    out->listeners[1] = (listener_config_t){
+        .type = LISTENER_TLS,
+        .bind = strdup("0.0.0.0:8883"),
+        .ca_file = join_path(out->data_dir, "ca.pem"),
+        .cert_file = join_path(out->data_dir, "core.pem"),
+        .key_file = join_path(out->data_dir, "core.key"),
+    };
+    out->listener_count = 2;
+    return SEDGE_OK;
+}
+
+sedge_err config_load(const char *path, config_t *out, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    sedge_err rc = base_config(out);
+    if (rc)
+        return rc;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s\n", path, jerr.line, jerr.column, jerr.text);
+        config_free(out);
+        return SEDGE_ERR_INVALID;
+    }
+    loader_t l = {.file = path, .err = err, .errlen = errlen};
+    char *copy = strdup(path);
+    l.dir = copy ? strdup(dirname(copy)) : NULL;
+    free(copy);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        if (n > 0 && (l.text = malloc((size_t)n + 1))) {
+            size_t got = fread(l.text, 1, (size_t)n, f);
+            l.text[got] = '\0';
+        }
+        fclose(f);
+    }
+    if (!json_is_object(root))
+        problem(&l, "(top level)", NULL, "expected a JSON object");
+    else
+        load_root(&l, root, out);
+    json_decref(root);
+    free(l.text);
+    free(l.dir);
+    if (l.count) {
+        config_free(out);
+        return SEDGE_ERR_INVALID;
+    }
+    return SEDGE_OK;
+}
+
+void config_free(config_t *c)
+{
+    free(c->data_dir);
+    free(c->thing_name);
+    for (size_t i = 0; i < c->listener_count; i++) {
+        free((char *)c->listeners[i].bind);
+        free((char *)c->listeners[i].ca_file);
+        free((char *)c->listeners[i].cert_file);
+        free((char *)c->listeners[i].key_file);
+    }
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,34 @@
+/*
+ * config: sedged's configuration — the JSON file given with --config, or
+ * the embedded default when there is none — loaded, validated whole, with
+ * errors that name the key, its line and what is expected. Relative paths
+ * in the file are made relative to the file's directory.
+ */
+#ifndef SEDGE_CONFIG_H
+#define SEDGE_CONFIG_H
+
+#include "base/base.h"
+#include "broker/broker.h"
+
+#define CONFIG_MAX_LISTENERS 16
+
+typedef struct {
+    char *data_dir;
+    char *thing_name;
+    listener_config_t listeners[CONFIG_MAX_LISTENERS];
+    size_t listener_count;
+    broker_limits_t limits;
+    bool store_sync_full;
+    log_level_t log_level;
+    bool embedded_default; /* no file: generate a demo CA on first start */
+} config_t;
+
+/* The embedded default: ./sedge-data, TCP 127.0.0.1:1883, mTLS 0.0.0.0:8883
+ * with the data directory's demo CA. */
+NODISCARD sedge_err config_default(config_t *out);
+/* Load and validate `path`; on error `err` holds every problem found, one
+ * per line. */
+NODISCARD sedge_err config_load(const char *path, config_t *out, char *err, size_t errlen);
+void config_free(config_t *c);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * core: start-up and shutdown order, and the admin commands of the core.
+ *
+ * Start: data directory and its lock, demo CA (embedded default only),
+ * store, broker state from the store, listeners, admin socket. Stop: the
+ * reverse — listeners and clients first (so nothing new arrives), then the
+ * admin socket, then the last store commit.
+ */
+#include "core.h"
+
+#include "admin.h"
+#include "pki/pki.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_TAG "core"
+
+struct core {
+    uv_loop_t *loop;
+    config_t cfg;
+    int lock_fd;
+    store_t *store;
+    broker_t *broker;
+    admin_t *admin;
+    void (*stop_done)(void *);
+    void *stop_ctx;
+    int stopping_parts;
+};
+
+static char *data_path(const core_t *c, const char *name)
+{
+    size_t n = strlen(c->cfg.data_dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", c->cfg.data_dir, name);
+    return p;
+}
+
+static sedge_err make_dirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return SEDGE_ERR_IO;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return SEDGE_ERR_IO;
+    return SEDGE_OK;
+}
+
+static sedge_err lock_data_dir(core_t *c)
+{
+    char *path = data_path(c, "sedged.lock");
+    if (!path)
+        return SEDGE_ERR_NOMEM;
+    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        LOGE("%s: %s", path,
+             c->lock_fd < 0 ? strerror(errno)
+                            : "another sedged is running on this data directory");
+        free(path);
+        return SEDGE_ERR_BUSY;
+    }
+    free(path);
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(c->lock_fd, 0) == 0 && write(c->lock_fd, pid, (size_t)n) < 0)
+        LOGW("cannot write the pid into the lock file");
+    return SEDGE_OK;
+}
+
+static sedge_err ensure_demo_ca(core_t *c)
+{
+    char *ca = data_path(c, "ca.pem");
+    if (!ca)
+        return SEDGE_ERR_NOMEM;
+    bool exists = access(ca, F_OK) == 0;
+    free(ca);
+    if (exists)
+        return SEDGE_OK;
+    char err[512];
+    sedge_err rc = pki_ca_init(c->cfg.data_dir, c->cfg.thing_name, NULL, 0, false, err,
+                               sizeof err);
+    if (rc)
+        LOGE("cannot create the demo CA: %s", err);
+    else
+        LOGI("created a demo CA and the core's certificate in %s", c->cfg.data_dir);
+    return rc;
+}
+
+static void on_commit(void *ctx, uint64_t seq, sedge_err result)
+{
+    core_t *c = ctx;
+    if (c->broker)
+        broker_on_commit(c->broker, seq, result);
+}
+
+static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    broker_stats_t b;
+    broker_get_stats(c->broker, &b);
+    store_stats_t s;
+    store_get_stats(c->store, &s);
+    json_t *r = json_object();
+    json_object_set_new(r, "version", json_string(SEDGE_VERSION));
+    json_object_set_new(r, "pid", json_integer(getpid()));
+    json_object_set_new(r, "thing_name", json_string(c->cfg.thing_name));
+    json_object_set_new(r, "uptime_s", json_integer(clock_wall_s() - (int64_t)b.started_at));
+    json_object_set_new(r, "connections", json_integer((json_int_t)b.connections));
+    json_object_set_new(r, "connections_total", json_integer((json_int_t)b.connections_total));
+    json_object_set_new(r, "connections_refused", json_integer((json_int_t)b.refused_connections));
+    json_object_set_new(r, "sessions", json_integer((json_int_t)b.sessions));
+    json_object_set_new(r, "sessions_persistent", json_integer((json_int_t)b.sessions_persistent));
+    json_object_set_new(r, "subscriptions", json_integer((json_int_t)b.subscriptions));
+    json_object_set_new(r, "retained", json_integer((json_int_t)b.retained));
+    json_object_set_new(r, "messages_in", json_integer((json_int_t)b.msgs_in));
+    json_object_set_new(r, "messages_out", json_integer((json_int_t)b.msgs_out));
+    json_object_set_new(r, "messages_dropped", json_integer((json_int_t)b.msgs_dropped));
+    json_object_set_new(r, "messages_queued", json_integer((json_int_t)b.queued));
+    json_object_set_new(r, "bytes_in", json_integer((json_int_t)b.bytes_in));
+    json_object_set_new(r, "bytes_out", json_integer((json_int_t)b.bytes_out));
+    json_object_set_new(r, "protocol_errors", json_integer((json_int_t)b.protocol_errors));
+    json_object_set_new(r, "store_bytes", json_integer((json_int_t)s.bytes_on_disk));
+    json_object_set_new(r, "store_commits", json_integer((json_int_t)s.batches));
+    json_object_set_new(r, "store_failures", json_integer((json_int_t)s.failures));
+    admin_reply(req, r);
+}
+
+static void print_welcome(const core_t *c)
+{
+    const char *d = c->cfg.data_dir;
+    fprintf(stderr,
+            "\nsedged is running. Try it (in another terminal):\n"
+            "  ./build/sedgectl status\n"
+            "  mosquitto_sub -h 127.0.0.1 -p 1883 -t 'demo/#' -v &\n"
+            "  mosquitto_pub -h 127.0.0.1 -p 1883 -t demo/hello -m 'hi'\n"
+            "Over mutual TLS, with a certificate for a thing:\n"
+            "  ./build/sedgectl cert issue sensor-1 --dir %s\n"
+            "  mosquitto_pub -h localhost -p 8883 --cafile %s/ca.pem --cert %s/sensor-1.pem "
+            "--key %s/sensor-1.key -t demo/hello -m 'over TLS'\n\n",
+            d, d, d, d);
+}
+
+sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
+{
+    core_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        config_free(cfg);
+        return SEDGE_ERR_NOMEM;
+    }
+    c->loop = loop;
+    c->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    c->lock_fd = -1;
+    log_set_level(c->cfg.log_level);
+    sedge_err err;
+    if (make_dirs(c->cfg.data_dir)) {
+        LOGE("cannot create the data directory %s: %s", c->cfg.data_dir, strerror(errno));
+        err = SEDGE_ERR_IO;
+        goto fail;
+    }
+    if ((err = lock_data_dir(c)))
+        goto fail;
+    if (c->cfg.embedded_default && (err = ensure_demo_ca(c)))
+        goto fail;
+    char *db = data_path(c, "sedge.db");
+    store_options_t so = {.path = db, .synchronous_full = c->cfg.store_sync_full,
+                          .on_commit = on_commit, .ctx = c};
+    err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
+    free(db);
+    if (err)
+        goto fail;
+    if ((err = broker_create(loop, &c->cfg.limits, c->store, &c->broker)) ||
+        (err = broker_load(c->broker)))
+        goto fail;
+    for (size_t i = 0; i < c->cfg.listener_count; i++)
+        if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
+            goto fail;
+    char *admin_path = data_path(c, "admin.sock");
+    err = admin_path ? admin_start(loop, admin_path, &c->admin) : SEDGE_ERR_NOMEM;
+    free(admin_path);
+    if (err)
+        goto fail;
+    if ((err = admin_register(c->admin, "status", cmd_status, c)))
+        goto fail;
+    LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
+    if (c->cfg.embedded_default)
+        print_welcome(c);
+    *out = c;
+    return SEDGE_OK;
+fail:
+    core_free(c);
+    return err;
+}
+
+static void part_stopped(void *ctx)
+{
+    core_t *c = ctx;
+    if (--c->stopping_parts > 0)
+        return;
+    if (store_flush_sync(c->store))
+        LOGE("the last writes could not be committed");
+    if (c->stop_done)
+        c->stop_done(c->stop_ctx);
+}
+
+void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
+{
+    c->stop_done = done;
+    c->stop_ctx = ctx;
+    c->stopping_parts = 2;
+    broker_shutdown(c->broker, part_stopped, c);
+    admin_close(c->admin, part_stopped, c);
+}
+
+void core_free(core_t *c)
+{
+    if (!c)
+        return;
+    if (c->store)
+        store_close(c->store);
+    c->store = NULL;
+    broker_free(c->broker);
+    if (c->admin)
+        admin_free(c->admin);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    config_free(&c->cfg);
+    free(c);
+}

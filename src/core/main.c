@@ -1,0 +1,118 @@
+/*
+ * sedged: the Sedge daemon. Runs in the foreground, logs to stderr, stops
+ * cleanly on SIGTERM or SIGINT, and tells systemd it is ready when
+ * NOTIFY_SOCKET is set.
+ */
+#include "core.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LOG_TAG "sedged"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sedged [--config FILE] [--debug]\n"
+                 "  Runs the Sedge edge runtime in the foreground.\n"
+                 "  Without --config: data in ./sedge-data (a demo CA is created there on\n"
+                 "  first start), MQTT on 127.0.0.1:1883 and mTLS on 0.0.0.0:8883.\n");
+}
+
+/* systemd's sd_notify, without linking libsystemd. */
+static void notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !path[0])
+        return;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof addr.sun_path)
+        return;
+    memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@')
+        addr.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    const char msg[] = "READY=1";
+    if (sendto(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&addr,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        LOGW("cannot notify systemd");
+    close(fd);
+}
+
+typedef struct {
+    core_t *core;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+} app_t;
+
+static void stopped(void *ctx)
+{
+    app_t *app = ctx;
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app_t *app = h->data;
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    LOGI("%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    core_stop(app->core, stopped, app);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool debug = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--debug") == 0) {
+            debug = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("sedged %s\n", SEDGE_VERSION);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    config_t cfg;
+    char err[8192];
+    sedge_err rc = config_path ? config_load(config_path, &cfg, err, sizeof err)
+                               : config_default(&cfg);
+    if (rc) {
+        fprintf(stderr, "sedged: invalid configuration:\n%s", config_path ? err : "out of memory\n");
+        return 2;
+    }
+    if (debug)
+        cfg.log_level = LOG_DEBUG;
+    uv_loop_t *loop = uv_default_loop();
+    app_t app = {0};
+    if (core_start(loop, &cfg, &app.core))
+        return 1;
+    uv_signal_init(loop, &app.sigterm);
+    uv_signal_init(loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    notify_ready();
+    uv_run(loop, UV_RUN_DEFAULT);
+    core_free(app.core);
+    uv_loop_close(loop);
+    LOGI("stopped");
+    return 0;
+}

@@ -1,0 +1,652 @@
+/*
+ * store: the schema, the batch format and the group-commit worker.
+ *
+ * A batch is a flat byte buffer of records: a one-byte operation, then its
+ * parameters in the order of the operation's signature ('i' = 8-byte
+ * integer, 't'/'b' = 4-byte length and bytes, bound as text or blob). The
+ * operation table below gives each its SQL; the worker binds the same
+ * parameters to each of an operation's statements in turn. Nothing is
+ * allocated per write beyond the batch buffer's growth.
+ */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LOG_TAG "store"
+
+enum {
+    OP_SESSION_PUT,
+    OP_SESSION_DEL,
+    OP_SUB_PUT,
+    OP_SUB_DEL,
+    OP_MSG_PUT,
+    OP_MSG_DEL,
+    OP_QUEUED_PUT,
+    OP_QUEUED_STATE,
+    OP_QUEUED_DEL,
+    OP_RETAINED_PUT,
+    OP_RETAINED_DEL,
+    OP_INBOUND_PUT,
+    OP_INBOUND_DEL,
+    OP_COUNT
+};
+
+#define MAX_STMTS 4
+
+typedef struct {
+    const char *sig;
+    const char *sql[MAX_STMTS];
+} op_def_t;
+
+static const op_def_t op_defs[OP_COUNT] = {
+    [OP_SESSION_PUT] = {"ttiii",
+                        {"INSERT OR REPLACE INTO session(client_id, owner, expiry, version, "
+                         "disconnected_at) VALUES (?1, ?2, ?3, ?4, ?5)"}},
+    [OP_SESSION_DEL] = {"t",
+                        {"DELETE FROM session WHERE client_id = ?1",
+                         "DELETE FROM sub WHERE client_id = ?1",
+                         "DELETE FROM queued WHERE client_id = ?1",
+                         "DELETE FROM inbound WHERE client_id = ?1"}},
+    [OP_SUB_PUT] = {"ttii",
+                    {"INSERT OR REPLACE INTO sub(client_id, filter, options, sub_id) "
+                     "VALUES (?1, ?2, ?3, ?4)"}},
+    [OP_SUB_DEL] = {"tt", {"DELETE FROM sub WHERE client_id = ?1 AND filter = ?2"}},
+    [OP_MSG_PUT] = {"itbbiii",
+                    {"INSERT OR REPLACE INTO msg(id, topic, props, payload, qos, retain, "
+                     "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"}},
+    [OP_MSG_DEL] = {"i", {"DELETE FROM msg WHERE id = ?1"}},
+    [OP_QUEUED_PUT] = {"tiiiiiib",
+                       {"INSERT OR REPLACE INTO queued(client_id, seq, msg_id, qos, packet_id, "
+                        "state, retain, sub_ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
+    [OP_QUEUED_STATE] = {"tiii",
+                         {"UPDATE queued SET packet_id = ?3, state = ?4 "
+                          "WHERE client_id = ?1 AND seq = ?2"}},
+    [OP_QUEUED_DEL] = {"ti", {"DELETE FROM queued WHERE client_id = ?1 AND seq = ?2"}},
+    [OP_RETAINED_PUT] = {"ti",
+                         {"INSERT OR REPLACE INTO retained(topic, msg_id) VALUES (?1, ?2)"}},
+    [OP_RETAINED_DEL] = {"t", {"DELETE FROM retained WHERE topic = ?1"}},
+    [OP_INBOUND_PUT] = {"ti",
+                        {"INSERT OR REPLACE INTO inbound(client_id, packet_id) VALUES (?1, ?2)"}},
+    [OP_INBOUND_DEL] = {"ti", {"DELETE FROM inbound WHERE client_id = ?1 AND packet_id = ?2"}},
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS session (client_id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    "  expiry INTEGER NOT NULL, version INTEGER NOT NULL, disconnected_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sub (client_id TEXT NOT NULL, filter TEXT NOT NULL,"
+    "  options INTEGER NOT NULL, sub_id INTEGER NOT NULL, PRIMARY KEY (client_id, filter));"
+    "CREATE TABLE IF NOT EXISTS msg (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+    "  props BLOB NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS queued (client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "  msg_id INTEGER NOT NULL, qos INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids BLOB NOT NULL,"
+    "  PRIMARY KEY (client_id, seq));"
+    "CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS inbound (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (client_id, packet_id));";
+
+typedef struct {
+    uv_work_t work;
+    store_t *store;
+    buf_t ops;
+    size_t count;
+    uint64_t seq;
+    sedge_err result;
+} batch_t;
+
+struct store {
+    uv_loop_t *loop;
+    sqlite3 *db;
+    char *path;
+    store_options_t opts;
+    sqlite3_stmt *stmts[OP_COUNT][MAX_STMTS];
+    uv_check_t submit_check;
+    batch_t batches[2];
+    batch_t *open;      /* filling */
+    batch_t *in_flight; /* committing on the worker, or NULL */
+    uint64_t committed_seq;
+    bool closing;
+    store_stats_t stats;
+};
+
+static sedge_err sql_error(store_t *s, const char *what)
+{
+    int code = sqlite3_errcode(s->db);
+    LOGE("%s: %s", what, sqlite3_errmsg(s->db));
+    return (code == SQLITE_FULL) ? SEDGE_ERR_FULL : SEDGE_ERR_STORE;
+}
+
+static sedge_err exec_sql(store_t *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return SEDGE_OK;
+    LOGE("%s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    return (sqlite3_errcode(s->db) == SQLITE_FULL) ? SEDGE_ERR_FULL : SEDGE_ERR_STORE;
+}
+
+/* Batch records. */
+
+static void batch_put_u8(batch_t *b, uint8_t v, bool *ok)
+{
+    if (buf_append(&b->ops, &v, 1))
+        *ok = false;
+}
+
+static void batch_put_int(batch_t *b, int64_t v, bool *ok)
+{
+    if (buf_append(&b->ops, &v, sizeof v))
+        *ok = false;
+}
+
+static void batch_put_bytes(batch_t *b, bytes_t v, bool *ok)
+{
+    uint32_t n = (uint32_t)v.len;
+    if (buf_append(&b->ops, &n, sizeof n) || buf_append(&b->ops, v.data, v.len))
+        *ok = false;
+}
+
+/* A parameter value while building a record. */
+typedef struct {
+    int64_t i;
+    bytes_t b;
+} param_t;
+
+#define P_I(v) ((param_t){.i = (int64_t)(v)})
+#define P_B(v) ((param_t){.b = (v)})
+
+static uint64_t append_op(store_t *s, int op, const param_t *params)
+{
+    batch_t *b = s->open;
+    const char *sig = op_defs[op].sig;
+    size_t mark = b->ops.len;
+    bool ok = true;
+    batch_put_u8(b, (uint8_t)op, &ok);
+    for (size_t i = 0; sig[i] && ok; i++) {
+        if (sig[i] == 'i')
+            batch_put_int(b, params[i].i, &ok);
+        else
+            batch_put_bytes(b, params[i].b, &ok);
+    }
+    if (!ok) {
+        /* Out of memory: the write is dropped and the batch reported failed
+         * so that nothing waiting on it is acknowledged. */
+        b->ops.len = mark;
+        b->result = SEDGE_ERR_NOMEM;
+        LOGE("out of memory queueing a write; batch %llu will fail",
+             (unsigned long long)b->seq);
+    } else {
+        b->count++;
+    }
+    return b->seq;
+}
+
+/* Apply one batch in one transaction. Runs on the worker thread, or on the
+ * loop thread when nothing is in flight. */
+static sedge_err apply_batch(store_t *s, batch_t *b)
+{
+    if (b->result)
+        return b->result;
+    sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
+    if (err)
+        return err;
+    size_t pos = 0;
+    const uint8_t *p = b->ops.data;
+    while (pos < b->ops.len) {
+        int op = p[pos++];
+        const char *sig = op_defs[op].sig;
+        param_t params[8];
+        size_t n = strlen(sig);
+        for (size_t i = 0; i < n; i++) {
+            if (sig[i] == 'i') {
+                memcpy(&params[i].i, p + pos, sizeof(int64_t));
+                pos += sizeof(int64_t);
+            } else {
+                uint32_t len;
+                memcpy(&len, p + pos, sizeof len);
+                pos += sizeof len;
+                params[i].b = (bytes_t){p + pos, len};
+                pos += len;
+            }
+        }
+        for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
+            sqlite3_stmt *st = s->stmts[op][k];
+            for (size_t i = 0; i < n; i++) {
+                int idx = (int)i + 1;
+                if (sig[i] == 'i')
+                    sqlite3_bind_int64(st, idx, params[i].i);
+                else if (sig[i] == 't')
+                    sqlite3_bind_text(st, idx, (const char *)params[i].b.data,
+                                      (int)params[i].b.len, SQLITE_STATIC);
+                else
+                    sqlite3_bind_blob(st, idx, params[i].b.len ? (const void *)params[i].b.data : "",
+                                      (int)params[i].b.len, SQLITE_STATIC);
+            }
+            int rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            if (rc != SQLITE_DONE) {
+                err = sql_error(s, op_defs[op].sql[k]);
+                exec_sql(s, "ROLLBACK");
+                return err;
+            }
+        }
+    }
+    return exec_sql(s, "COMMIT");
+}
+
+static void batch_reset(batch_t *b, uint64_t seq)
+{
+    b->ops.len = 0;
+    b->count = 0;
+    b->result = SEDGE_OK;
+    b->seq = seq;
+    /* A burst can grow a batch to many megabytes; give that back. */
+    if (b->ops.cap > (4u << 20))
+        buf_free(&b->ops);
+}
+
+static void finish_batch(store_t *s, batch_t *b, sedge_err result)
+{
+    s->stats.batches++;
+    s->stats.writes += b->count;
+    if (result) {
+        s->stats.failures++;
+        LOGE("batch %llu of %zu writes failed: %s", (unsigned long long)b->seq, b->count,
+             sedge_strerror(result));
+    } else {
+        s->committed_seq = b->seq;
+    }
+    uint64_t seq = b->seq;
+    if (s->opts.on_commit)
+        s->opts.on_commit(s->opts.ctx, seq, result);
+}
+
+static void work_cb(uv_work_t *req)
+{
+    batch_t *b = req->data;
+    b->result = apply_batch(b->store, b);
+}
+
+static void submit(store_t *s);
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+    batch_t *b = req->data;
+    store_t *s = b->store;
+    s->in_flight = NULL;
+    finish_batch(s, b, status == UV_ECANCELED ? SEDGE_ERR_STORE : b->result);
+    batch_reset(b, 0);
+    if (s->open->count || s->open->result)
+        submit(s);
+}
+
+/* Hand the open batch to the worker and open the other one. */
+static void submit(store_t *s)
+{
+    if (s->in_flight || (!s->open->count && !s->open->result) || s->closing)
+        return;
+    batch_t *b = s->open;
+    batch_t *next = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
+    batch_reset(next, b->seq + 1);
+    s->open = next;
+    s->in_flight = b;
+    b->work.data = b;
+    int rc = uv_queue_work(s->loop, &b->work, work_cb, after_work_cb);
+    if (rc) {
+        LOGE("cannot queue a commit: %s", uv_strerror(rc));
+        s->in_flight = NULL;
+        finish_batch(s, b, SEDGE_ERR_STORE);
+        batch_reset(b, 0);
+    }
+}
+
+static void submit_check_cb(uv_check_t *h)
+{
+    submit(h->data);
+}
+
+uint64_t store_open_batch(const store_t *s) { return s->open->seq; }
+uint64_t store_committed_batch(const store_t *s) { return s->committed_seq; }
+
+sedge_err store_flush_sync(store_t *s)
+{
+    if (s->in_flight)
+        return SEDGE_ERR_BUSY;
+    batch_t *b = s->open;
+    if (!b->count && !b->result)
+        return SEDGE_OK;
+    sedge_err err = apply_batch(s, b);
+    uint64_t seq = b->seq;
+    finish_batch(s, b, err);
+    batch_reset(b, seq + 1);
+    return err;
+}
+
+void store_get_stats(store_t *s, store_stats_t *out)
+{
+    *out = s->stats;
+    out->bytes_on_disk = 0;
+    struct stat st;
+    char path[4096];
+    if (stat(s->path, &st) == 0)
+        out->bytes_on_disk += (uint64_t)st.st_size;
+    snprintf(path, sizeof path, "%s-wal", s->path);
+    if (stat(path, &st) == 0)
+        out->bytes_on_disk += (uint64_t)st.st_size;
+}
+
+sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out)
+{
+    store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SEDGE_ERR_NOMEM;
+    s->loop = loop;
+    s->opts = *opts;
+    s->path = strdup(opts->path);
+    for (int i = 0; i < 2; i++)
+        s->batches[i].store = s;
+    s->open = &s->batches[0];
+    batch_reset(s->open, 1);
+    sedge_err err = SEDGE_ERR_NOMEM;
+    if (!s->path)
+        goto fail;
+    err = SEDGE_ERR_STORE;
+    if (sqlite3_open_v2(opts->path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        LOGE("cannot open %s: %s", opts->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    if ((err = exec_sql(s, "PRAGMA journal_mode = WAL")) ||
+        (err = exec_sql(s, opts->synchronous_full ? "PRAGMA synchronous = FULL"
+                                                  : "PRAGMA synchronous = NORMAL")) ||
+        (err = exec_sql(s, schema)))
+        goto fail;
+    for (int op = 0; op < OP_COUNT; op++) {
+        for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
+            if (sqlite3_prepare_v3(s->db, op_defs[op].sql[k], -1, SQLITE_PREPARE_PERSISTENT,
+                                   &s->stmts[op][k], NULL) != SQLITE_OK) {
+                err = sql_error(s, op_defs[op].sql[k]);
+                goto fail;
+            }
+        }
+    }
+    uv_check_init(loop, &s->submit_check);
+    s->submit_check.data = s;
+    uv_check_start(&s->submit_check, submit_check_cb);
+    uv_unref((uv_handle_t *)&s->submit_check);
+    *out = s;
+    return SEDGE_OK;
+fail:
+    if (s->db) {
+        for (int op = 0; op < OP_COUNT; op++)
+            for (int k = 0; k < MAX_STMTS; k++)
+                sqlite3_finalize(s->stmts[op][k]);
+        sqlite3_close(s->db);
+    }
+    free(s->path);
+    free(s);
+    return err;
+}
+
+static void free_store(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    /* A batch on the worker finishes on its own; wait for it. */
+    while (s->in_flight)
+        uv_run(s->loop, UV_RUN_ONCE);
+    s->closing = true;
+    if (store_flush_sync(s))
+        LOGE("the last writes could not be committed");
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int k = 0; k < MAX_STMTS; k++)
+            sqlite3_finalize(s->stmts[op][k]);
+    sqlite3_close(s->db);
+    for (int i = 0; i < 2; i++)
+        buf_free(&s->batches[i].ops);
+    free(s->path);
+    uv_check_stop(&s->submit_check);
+    s->submit_check.data = s;
+    uv_close((uv_handle_t *)&s->submit_check, free_store);
+}
+
+/* Typed writes. */
+
+uint64_t store_put_session(store_t *s, const store_session_t *v)
+{
+    param_t p[] = {P_B(v->client_id), P_B(v->owner), P_I(v->expiry_interval), P_I(v->version),
+                   P_I(v->disconnected_at)};
+    return append_op(s, OP_SESSION_PUT, p);
+}
+
+uint64_t store_del_session(store_t *s, bytes_t client_id)
+{
+    return append_op(s, OP_SESSION_DEL, (param_t[]){P_B(client_id)});
+}
+
+uint64_t store_put_sub(store_t *s, const store_sub_t *v)
+{
+    param_t p[] = {P_B(v->client_id), P_B(v->filter), P_I(v->options), P_I(v->sub_id)};
+    return append_op(s, OP_SUB_PUT, p);
+}
+
+uint64_t store_del_sub(store_t *s, bytes_t client_id, bytes_t filter)
+{
+    return append_op(s, OP_SUB_DEL, (param_t[]){P_B(client_id), P_B(filter)});
+}
+
+uint64_t store_put_msg(store_t *s, const store_msg_t *v)
+{
+    param_t p[] = {P_I(v->id),  P_B(v->topic),  P_B(v->props),       P_B(v->payload),
+                   P_I(v->qos), P_I(v->retain), P_I(v->expires_at)};
+    return append_op(s, OP_MSG_PUT, p);
+}
+
+uint64_t store_del_msg(store_t *s, uint64_t id)
+{
+    return append_op(s, OP_MSG_DEL, (param_t[]){P_I(id)});
+}
+
+uint64_t store_put_queued(store_t *s, const store_queued_t *v)
+{
+    param_t p[] = {P_B(v->client_id), P_I(v->seq),   P_I(v->msg_id), P_I(v->qos),
+                   P_I(v->packet_id), P_I(v->state), P_I(v->retain), P_B(v->sub_ids)};
+    return append_op(s, OP_QUEUED_PUT, p);
+}
+
+uint64_t store_set_queued_state(store_t *s, bytes_t client_id, uint64_t seq, uint16_t packet_id,
+                                uint8_t state)
+{
+    param_t p[] = {P_B(client_id), P_I(seq), P_I(packet_id), P_I(state)};
+    return append_op(s, OP_QUEUED_STATE, p);
+}
+
+uint64_t store_del_queued(store_t *s, bytes_t client_id, uint64_t seq)
+{
+    return append_op(s, OP_QUEUED_DEL, (param_t[]){P_B(client_id), P_I(seq)});
+}
+
+uint64_t store_put_retained(store_t *s, bytes_t topic, uint64_t msg_id)
+{
+    return append_op(s, OP_RETAINED_PUT, (param_t[]){P_B(topic), P_I(msg_id)});
+}
+
+uint64_t store_del_retained(store_t *s, bytes_t topic)
+{
+    return append_op(s, OP_RETAINED_DEL, (param_t[]){P_B(topic)});
+}
+
+uint64_t store_put_inbound(store_t *s, bytes_t client_id, uint16_t packet_id)
+{
+    return append_op(s, OP_INBOUND_PUT, (param_t[]){P_B(client_id), P_I(packet_id)});
+}
+
+uint64_t store_del_inbound(store_t *s, bytes_t client_id, uint16_t packet_id)
+{
+    return append_op(s, OP_INBOUND_DEL, (param_t[]){P_B(client_id), P_I(packet_id)});
+}
+
+/* Loading. */
+
+static bytes_t column_bytes(sqlite3_stmt *st, int col)
+{
+    const void *data = sqlite3_column_blob(st, col);
+    int len = sqlite3_column_bytes(st, col);
+    return (bytes_t){data, data ? (size_t)len : 0};
+}
+
+typedef sedge_err (*row_fn)(void *ctx, sqlite3_stmt *st);
+
+static sedge_err load_rows(store_t *s, const char *sql, row_fn fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sedge_err err = SEDGE_OK;
+    int rc;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = fn(ctx, st);
+    if (!err && rc != SQLITE_DONE)
+        err = sql_error(s, sql);
+    sqlite3_finalize(st);
+    return err;
+}
+
+typedef struct {
+    void *fn;
+    void *ctx;
+} loader_t;
+
+static sedge_err session_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    store_session_t v = {
+        .client_id = column_bytes(st, 0),
+        .owner = column_bytes(st, 1),
+        .expiry_interval = (uint32_t)sqlite3_column_int64(st, 2),
+        .version = (uint8_t)sqlite3_column_int(st, 3),
+        .disconnected_at = sqlite3_column_int64(st, 4),
+    };
+    return ((store_session_fn)l->fn)(l->ctx, &v);
+}
+
+sedge_err store_load_sessions(store_t *s, store_session_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s,
+                     "SELECT client_id, owner, expiry, version, disconnected_at FROM session",
+                     session_row, &l);
+}
+
+static sedge_err sub_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    store_sub_t v = {
+        .client_id = column_bytes(st, 0),
+        .filter = column_bytes(st, 1),
+        .options = (uint8_t)sqlite3_column_int(st, 2),
+        .sub_id = (uint32_t)sqlite3_column_int64(st, 3),
+    };
+    return ((store_sub_fn)l->fn)(l->ctx, &v);
+}
+
+sedge_err store_load_subs(store_t *s, store_sub_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s, "SELECT client_id, filter, options, sub_id FROM sub ORDER BY rowid",
+                     sub_row, &l);
+}
+
+static sedge_err msg_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    store_msg_t v = {
+        .id = (uint64_t)sqlite3_column_int64(st, 0),
+        .topic = column_bytes(st, 1),
+        .props = column_bytes(st, 2),
+        .payload = column_bytes(st, 3),
+        .qos = (uint8_t)sqlite3_column_int(st, 4),
+        .retain = sqlite3_column_int(st, 5) != 0,
+        .expires_at = sqlite3_column_int64(st, 6),
+    };
+    return ((store_msg_fn)l->fn)(l->ctx, &v);
+}
+
+sedge_err store_load_msgs(store_t *s, store_msg_fn fn, void *ctx)
+{
+    /* A crash between a message's write and its last reference's removal
+     * leaves rows nobody needs. */
+    sedge_err err = exec_sql(s, "DELETE FROM msg WHERE id NOT IN (SELECT msg_id FROM queued) "
+                                "AND id NOT IN (SELECT msg_id FROM retained)");
+    if (err)
+        return err;
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s,
+                     "SELECT id, topic, props, payload, qos, retain, expires_at FROM msg "
+                     "ORDER BY id",
+                     msg_row, &l);
+}
+
+static sedge_err queued_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    store_queued_t v = {
+        .client_id = column_bytes(st, 0),
+        .seq = (uint64_t)sqlite3_column_int64(st, 1),
+        .msg_id = (uint64_t)sqlite3_column_int64(st, 2),
+        .qos = (uint8_t)sqlite3_column_int(st, 3),
+        .packet_id = (uint16_t)sqlite3_column_int(st, 4),
+        .state = (uint8_t)sqlite3_column_int(st, 5),
+        .retain = sqlite3_column_int(st, 6) != 0,
+        .sub_ids = column_bytes(st, 7),
+    };
+    return ((store_queued_fn)l->fn)(l->ctx, &v);
+}
+
+sedge_err store_load_queued(store_t *s, store_queued_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s,
+                     "SELECT client_id, seq, msg_id, qos, packet_id, state, retain, sub_ids "
+                     "FROM queued ORDER BY client_id, seq",
+                     queued_row, &l);
+}
+
+static sedge_err retained_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    return ((store_retained_fn)l->fn)(l->ctx, column_bytes(st, 0),
+                                      (uint64_t)sqlite3_column_int64(st, 1));
+}
+
+sedge_err store_load_retained(store_t *s, store_retained_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s, "SELECT topic, msg_id FROM retained", retained_row, &l);
+}
+
+static sedge_err inbound_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    return ((store_inbound_fn)l->fn)(l->ctx, column_bytes(st, 0),
+                                     (uint16_t)sqlite3_column_int(st, 1));
+}
+
+sedge_err store_load_inbound(store_t *s, store_inbound_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s, "SELECT client_id, packet_id FROM inbound", inbound_row, &l);
+}

@@ -1,0 +1,129 @@
+/*
+ * store: Sedge's one SQLite database (WAL mode) and the only code that
+ * speaks SQL to it.
+ *
+ * Writes are not executed where they are asked for. Each store_put_* /
+ * store_del_* call appends a small record to the open batch (copying what it
+ * is given, so the caller keeps ownership of its buffers) and returns the
+ * number of that batch. Once per event-loop turn the open batch, if any, is
+ * handed to a worker thread that applies it in one transaction — a group
+ * commit — while the next batch fills. When a batch is durable the owner's
+ * commit callback runs on the loop thread with its number; the broker sends
+ * the acknowledgements it held back for that batch. At most one batch is in
+ * flight, so batches commit in order.
+ *
+ * Reads happen on the loop thread at start-up, before the first batch: the
+ * store_load_* functions hand every stored row to a callback once.
+ */
+#ifndef SEDGE_STORE_H
+#define SEDGE_STORE_H
+
+#include "base/base.h"
+
+#include <uv.h>
+
+typedef struct store store_t;
+
+/* Runs on the loop thread when batch `seq` is committed (SEDGE_OK) or has
+ * failed (its writes are lost; SEDGE_ERR_STORE or SEDGE_ERR_FULL when the
+ * disk is full). */
+typedef void (*store_commit_cb)(void *ctx, uint64_t seq, sedge_err result);
+
+typedef struct {
+    const char *path;      /* database file */
+    bool synchronous_full; /* fsync every commit (power-loss safe) */
+    store_commit_cb on_commit;
+    void *ctx;
+} store_options_t;
+
+NODISCARD sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out);
+/* Commits what is pending (synchronously) and closes. */
+void store_close(store_t *s);
+
+/* The batch the next write joins; 0 never names a batch. */
+uint64_t store_open_batch(const store_t *s);
+/* The newest batch known durable. */
+uint64_t store_committed_batch(const store_t *s);
+/* Commit the open batch now, on the calling thread (start-up, shutdown). */
+NODISCARD sedge_err store_flush_sync(store_t *s);
+
+typedef struct {
+    uint64_t batches;
+    uint64_t writes;
+    uint64_t failures;
+    uint64_t bytes_on_disk;
+} store_stats_t;
+void store_get_stats(store_t *s, store_stats_t *out);
+
+/* Broker state. Strings and blobs are copied into the batch. */
+typedef struct {
+    bytes_t client_id;
+    bytes_t owner;            /* identity that created the session */
+    uint32_t expiry_interval; /* seconds; UINT32_MAX never expires */
+    uint8_t version;
+    int64_t disconnected_at; /* wall seconds, 0 while connected */
+} store_session_t;
+
+typedef struct {
+    bytes_t client_id;
+    bytes_t filter;
+    uint8_t options; /* the SUBSCRIBE options byte */
+    uint32_t sub_id;
+} store_sub_t;
+
+typedef struct {
+    uint64_t id;
+    bytes_t topic;
+    bytes_t props; /* forwarded v5 properties, wire form */
+    bytes_t payload;
+    uint8_t qos;
+    bool retain;
+    int64_t expires_at; /* wall seconds, 0 = never */
+} store_msg_t;
+
+typedef struct {
+    bytes_t client_id;
+    uint64_t seq; /* order within the session */
+    uint64_t msg_id;
+    uint8_t qos;
+    uint16_t packet_id; /* 0 until assigned */
+    uint8_t state;      /* the broker's outgoing state */
+    bool retain;        /* the RETAIN flag to send */
+    bytes_t sub_ids;    /* subscription identifiers, 4 bytes each */
+} store_queued_t;
+
+uint64_t store_put_session(store_t *s, const store_session_t *v);
+/* Deletes the session and everything it owns. */
+uint64_t store_del_session(store_t *s, bytes_t client_id);
+uint64_t store_put_sub(store_t *s, const store_sub_t *v);
+uint64_t store_del_sub(store_t *s, bytes_t client_id, bytes_t filter);
+uint64_t store_put_msg(store_t *s, const store_msg_t *v);
+uint64_t store_del_msg(store_t *s, uint64_t id);
+uint64_t store_put_queued(store_t *s, const store_queued_t *v);
+uint64_t store_set_queued_state(store_t *s, bytes_t client_id, uint64_t seq, uint16_t packet_id,
+                                uint8_t state);
+uint64_t store_del_queued(store_t *s, bytes_t client_id, uint64_t seq);
+uint64_t store_put_retained(store_t *s, bytes_t topic, uint64_t msg_id);
+uint64_t store_del_retained(store_t *s, bytes_t topic);
+uint64_t store_put_inbound(store_t *s, bytes_t client_id, uint16_t packet_id);
+uint64_t store_del_inbound(store_t *s, bytes_t client_id, uint16_t packet_id);
+
+/* Start-up loading: each callback gets views valid during the call only;
+ * returning an error stops the load and is returned. */
+typedef sedge_err (*store_session_fn)(void *ctx, const store_session_t *v);
+typedef sedge_err (*store_sub_fn)(void *ctx, const store_sub_t *v);
+typedef sedge_err (*store_msg_fn)(void *ctx, const store_msg_t *v);
+typedef sedge_err (*store_queued_fn)(void *ctx, const store_queued_t *v);
+typedef sedge_err (*store_retained_fn)(void *ctx, bytes_t topic, uint64_t msg_id);
+typedef sedge_err (*store_inbound_fn)(void *ctx, bytes_t client_id, uint16_t packet_id);
+
+NODISCARD sedge_err store_load_sessions(store_t *s, store_session_fn fn, void *ctx);
+NODISCARD sedge_err store_load_subs(store_t *s, store_sub_fn fn, void *ctx);
+/* Messages still referenced by a queue or a retained topic; others are
+ * removed first. */
+NODISCARD sedge_err store_load_msgs(store_t *s, store_msg_fn fn, void *ctx);
+NODISCARD sedge_err store_load_queued(store_t *s, store_queued_fn fn, void *ctx);
+NODISCARD sedge_err store_load_retained(store_t *s, store_retained_fn fn, void *ctx);
+NODISCARD sedge_err store_load_inbound(store_t *s, store_inbound_fn fn, void *ctx);
+
+#endif
