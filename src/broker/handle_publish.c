@@ -238,6 +238,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         m.expires_at = clock_wall_s() + p.props.message_expiry;
 
     uint64_t writes_before = b->durable_writes;
+    uint64_t refusals_before = b->queue_refusals;
     broker_route(b, &m, s);
     msg_borrowed_done(b, &m);
     if (props != props_stack)
@@ -254,7 +255,17 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                               p.packet_id);
     }
     bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
-    queue_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0,
+    /* A subscriber's full queue refused it: a v5 publisher is told. */
+    uint8_t reason = b->queue_refusals != refusals_before && c->version == MQTT_V5
+                         ? MQTT_RC_QUOTA_EXCEEDED
+                         : MQTT_RC_SUCCESS;
+    if (reason && p.qos == 2) {
+        session_qos2_remove(s, p.packet_id); /* the exchange ends at this PUBREC */
+        if (s->persistent)
+            store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+                              p.packet_id);
+    }
+    queue_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
               durable ? store_open_batch(b->store) : 0);
     return SEDGE_OK;
 }

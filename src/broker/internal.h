@@ -157,6 +157,7 @@ struct session {
      * sent and wait for their acknowledgement. */
     out_msg_t *head, *tail, *unsent;
     size_t queued;   /* entries in the list */
+    bool queue_full_logged;
     size_t inflight; /* entries sent and not completed */
     uint64_t next_seq;
     uint16_t next_packet_id;
@@ -267,6 +268,7 @@ struct broker {
     tree_t tree;
     uint64_t next_msg_id;
     uint64_t durable_writes; /* messages written for sessions or retain */
+    uint64_t queue_refusals; /* messages a full session queue refused */
     uint64_t settled_batch;  /* newest batch committed or failed */
     client_t *ack_waiters;   /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */

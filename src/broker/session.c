@@ -201,12 +201,17 @@ bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool reta
 {
     if (s->queued >= b->limits.max_queued_messages) {
         b->stats.msgs_dropped++;
-        if (s->queued == b->limits.max_queued_messages) {
-            LOGW("session '%s': queue full (%u messages), dropping messages until it drains",
+        b->queue_refusals++;
+        if (!s->queue_full_logged) {
+            s->queue_full_logged = true;
+            LOGW("session '%s': queue full (max_queued_messages %u): new messages for it are "
+                 "dropped and counted until it drains",
                  s->client_id, b->limits.max_queued_messages);
         }
         return false;
     }
+    if (s->queue_full_logged && s->queued < b->limits.max_queued_messages / 2)
+        s->queue_full_logged = false;
     if (sub_id_count > 255)
         sub_id_count = 255;
     out_msg_t *o = calloc(1, sizeof *o + sub_id_count * sizeof(uint32_t));
