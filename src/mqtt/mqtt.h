@@ -5,8 +5,9 @@
  * Pure functions over caller-owned buffers. Decoding never copies: the
  * structs it fills hold views (bytes_t) into the input buffer, valid as long
  * as that buffer is. Encoding writes into a caller buffer: every
- * mqtt_encode_* returns the number of bytes the packet needs and writes it
- * only when that fits in `cap`, so a caller may size first (out = NULL) or
+ * mqtt_encode_* returns the number of bytes the packet needs; the packet
+ * is complete in `out` only when that is at most `cap` (otherwise `out`
+ * holds a partial write), so a caller may size first (out = NULL) or
  * encode straight into spare room and retry with more. No I/O, no
  * allocation, every length checked before it is trusted.
  *

@@ -266,26 +266,26 @@ static void test_packet_and_reason_names(void **state)
 /* 3.1.1, flags 0xCE as in the spec's example: user name, password, will
  * QoS 1, will, clean session; keep alive 10. */
 static const uint8_t connect_v311[] = {
-    0x10, 0x1F,                                      /* CONNECT, 31 */
+    0x10, 0x1F,                                             /* CONNECT, 31 */
     0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0xCE, 0x00, 0x0A, /* header */
-    0x00, 0x02, 'c', '1',                            /* client id */
-    0x00, 0x03, 'w', '/', 't',                       /* will topic */
-    0x00, 0x03, 'b', 'y', 'e',                       /* will payload */
-    0x00, 0x01, 'u',                                 /* user name */
-    0x00, 0x02, 0x00, 0xFF,                          /* password: binary */
+    0x00, 0x02, 'c', '1',                                   /* client id */
+    0x00, 0x03, 'w', '/', 't',                              /* will topic */
+    0x00, 0x03, 'b', 'y', 'e',                              /* will payload */
+    0x00, 0x01, 'u',                                        /* user name */
+    0x00, 0x02, 0x00, 0xFF,                                 /* password: binary */
 };
 
 /* 5.0, the spec's example header (session expiry 10) with a will delay. */
 static const uint8_t connect_v5[] = {
-    0x10, 0x2B,                                              /* CONNECT, 43 */
-    0x00, 0x04, 'M',  'Q',  'T',  'T', 0x05, 0xCE, 0x00, 0x0A, /* header */
-    0x05, 0x11, 0x00, 0x00, 0x00, 0x0A,                      /* session expiry 10 */
-    0x00, 0x02, 'c',  '1',                                   /* client id */
-    0x05, 0x18, 0x00, 0x00, 0x00, 0x1E,                      /* will delay 30 */
-    0x00, 0x03, 'w',  '/',  't',                             /* will topic */
-    0x00, 0x03, 'b',  'y',  'e',                             /* will payload */
-    0x00, 0x01, 'u',                                         /* user name */
-    0x00, 0x02, 0x00, 0xFF,                                  /* password */
+    0x10, 0x2B,                                             /* CONNECT, 43 */
+    0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0xCE, 0x00, 0x0A, /* header */
+    0x05, 0x11, 0x00, 0x00, 0x00, 0x0A,                     /* session expiry 10 */
+    0x00, 0x02, 'c', '1',                                   /* client id */
+    0x05, 0x18, 0x00, 0x00, 0x00, 0x1E,                     /* will delay 30 */
+    0x00, 0x03, 'w', '/', 't',                              /* will topic */
+    0x00, 0x03, 'b', 'y', 'e',                              /* will payload */
+    0x00, 0x01, 'u',                                        /* user name */
+    0x00, 0x02, 0x00, 0xFF,                                 /* password */
 };
 
 static void assert_spec_connect_fields(const mqtt_connect_t *c)
@@ -732,6 +732,163 @@ static void test_props_five_byte_property_length_is_malformed(void **state)
     assert_int_equal(mqtt_decode_ack(&f, MQTT_V5, &a, NULL), SEDGE_ERR_MALFORMED);
 }
 
+/* Where MQTT 5.0 table 2-4 allows each property. */
+enum { IN_CONNECT, IN_WILL, IN_CONNACK, IN_PUBLISH, IN_ACK, IN_SUBSCRIBE, IN_SUBACK,
+       IN_UNSUBSCRIBE, IN_UNSUBACK, IN_DISCONNECT, IN_AUTH, IN_COUNT };
+#define IN(x) (1u << (x))
+
+/* A v5 packet of each context around one property block; the decoded
+ * views are not used. */
+static sedge_err decode_in(int where, const uint8_t *props, size_t len)
+{
+    uint8_t body[128];
+    size_t n = 0;
+    static const uint8_t connect_head[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05};
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        const uint8_t b_[] = {__VA_ARGS__};                                                        \
+        memcpy(body + n, b_, sizeof b_);                                                           \
+        n += sizeof b_;                                                                            \
+    } while (0)
+#define PUT_PROPS()                                                                                \
+    do {                                                                                           \
+        body[n++] = (uint8_t)len;                                                                  \
+        memcpy(body + n, props, len);                                                              \
+        n += len;                                                                                  \
+    } while (0)
+    union {
+        mqtt_connect_t c;
+        mqtt_connack_t ca;
+        mqtt_publish_t p;
+        mqtt_ack_t a;
+        mqtt_subscribe_t s;
+        mqtt_suback_t sa;
+        mqtt_reason_packet_t r;
+    } u;
+    mqtt_frame_t f;
+    switch (where) {
+    case IN_CONNECT:
+    case IN_WILL:
+        memcpy(body, connect_head, sizeof connect_head);
+        n = sizeof connect_head;
+        if (where == IN_CONNECT) {
+            PUT(0x02, 0x00, 0x3C);
+            PUT_PROPS();
+            PUT(0x00, 0x00);
+        } else {
+            PUT(0x06, 0x00, 0x3C, 0x00, 0x00, 0x00);
+            PUT_PROPS();
+            PUT(0x00, 0x01, 't', 0x00, 0x00);
+        }
+        f = frame_of_body(MQTT_CONNECT, 0, body, n);
+        return mqtt_decode_connect(&f, &u.c, NULL);
+    case IN_CONNACK:
+        PUT(0x00, 0x00);
+        PUT_PROPS();
+        f = frame_of_body(MQTT_CONNACK, 0, body, n);
+        return mqtt_decode_connack(&f, MQTT_V5, &u.ca, NULL);
+    case IN_PUBLISH:
+        PUT(0x00, 0x01, 't');
+        PUT_PROPS();
+        f = frame_of_body(MQTT_PUBLISH, 0, body, n);
+        return mqtt_decode_publish(&f, MQTT_V5, &u.p, NULL);
+    case IN_ACK:
+        PUT(0x00, 0x0A, 0x00);
+        PUT_PROPS();
+        f = frame_of_body(MQTT_PUBACK, 0, body, n);
+        return mqtt_decode_ack(&f, MQTT_V5, &u.a, NULL);
+    case IN_SUBSCRIBE:
+    case IN_UNSUBSCRIBE:
+        PUT(0x00, 0x0A);
+        PUT_PROPS();
+        PUT(0x00, 0x01, 't');
+        if (where == IN_SUBSCRIBE) {
+            PUT(0x00);
+            f = frame_of_body(MQTT_SUBSCRIBE, 2, body, n);
+            return mqtt_decode_subscribe(&f, MQTT_V5, &u.s, NULL);
+        }
+        f = frame_of_body(MQTT_UNSUBSCRIBE, 2, body, n);
+        return mqtt_decode_unsubscribe(&f, MQTT_V5, &u.s, NULL);
+    case IN_SUBACK:
+    case IN_UNSUBACK:
+        PUT(0x00, 0x0A);
+        PUT_PROPS();
+        PUT(0x00);
+        f = frame_of_body(where == IN_SUBACK ? MQTT_SUBACK : MQTT_UNSUBACK, 0, body, n);
+        return mqtt_decode_suback(&f, MQTT_V5, &u.sa, NULL);
+    case IN_DISCONNECT:
+    case IN_AUTH:
+        PUT(0x00);
+        PUT_PROPS();
+        f = frame_of_body(where == IN_AUTH ? MQTT_AUTH : MQTT_DISCONNECT, 0, body, n);
+        return where == IN_AUTH ? mqtt_decode_auth(&f, MQTT_V5, &u.r, NULL)
+                                : mqtt_decode_disconnect(&f, MQTT_V5, &u.r, NULL);
+    }
+#undef PUT
+#undef PUT_PROPS
+    fail();
+    return SEDGE_OK;
+}
+
+static void test_props_allowed_exactly_where_table_2_4_says(void **state)
+{
+    (void)state;
+    static const uint8_t byte1[] = {0x01}, u16[] = {0x00, 0x01}, u32[] = {0, 0, 0, 1},
+                         vbi1[] = {0x01}, str[] = {0x00, 0x01, 'a'},
+                         pair[] = {0x00, 0x01, 'k', 0x00, 0x01, 'v'};
+    static const struct {
+        uint8_t id;
+        const uint8_t *value;
+        size_t len;
+        unsigned where;
+    } table[] = {
+        {0x01, byte1, 1, IN(IN_PUBLISH) | IN(IN_WILL)},
+        {0x02, u32, 4, IN(IN_PUBLISH) | IN(IN_WILL)},
+        {0x03, str, 3, IN(IN_PUBLISH) | IN(IN_WILL)},
+        {0x08, str, 3, IN(IN_PUBLISH) | IN(IN_WILL)},
+        {0x09, str, 3, IN(IN_PUBLISH) | IN(IN_WILL)},
+        {0x0B, vbi1, 1, IN(IN_PUBLISH) | IN(IN_SUBSCRIBE)},
+        {0x11, u32, 4, IN(IN_CONNECT) | IN(IN_CONNACK) | IN(IN_DISCONNECT)},
+        {0x12, str, 3, IN(IN_CONNACK)},
+        {0x13, u16, 2, IN(IN_CONNACK)},
+        {0x15, str, 3, IN(IN_CONNECT) | IN(IN_CONNACK) | IN(IN_AUTH)},
+        {0x16, str, 3, IN(IN_CONNECT) | IN(IN_CONNACK) | IN(IN_AUTH)},
+        {0x17, byte1, 1, IN(IN_CONNECT)},
+        {0x18, u32, 4, IN(IN_WILL)},
+        {0x19, byte1, 1, IN(IN_CONNECT)},
+        {0x1A, str, 3, IN(IN_CONNACK)},
+        {0x1C, str, 3, IN(IN_CONNACK) | IN(IN_DISCONNECT)},
+        {0x1F, str, 3,
+         IN(IN_CONNACK) | IN(IN_ACK) | IN(IN_SUBACK) | IN(IN_UNSUBACK) | IN(IN_DISCONNECT) |
+             IN(IN_AUTH)},
+        {0x21, u16, 2, IN(IN_CONNECT) | IN(IN_CONNACK)},
+        {0x22, u16, 2, IN(IN_CONNECT) | IN(IN_CONNACK)},
+        {0x23, u16, 2, IN(IN_PUBLISH)},
+        {0x24, byte1, 1, IN(IN_CONNACK)},
+        {0x25, byte1, 1, IN(IN_CONNACK)},
+        {0x26, pair, 6, (1u << IN_COUNT) - 1},
+        {0x27, u32, 4, IN(IN_CONNECT) | IN(IN_CONNACK)},
+        {0x28, byte1, 1, IN(IN_CONNACK)},
+        {0x29, byte1, 1, IN(IN_CONNACK)},
+        {0x2A, byte1, 1, IN(IN_CONNACK)},
+    };
+    /* Every context decodes with no properties at all. */
+    static const uint8_t none[1];
+    for (int where = 0; where < IN_COUNT; where++)
+        assert_int_equal(decode_in(where, none, 0), SEDGE_OK);
+    for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+        uint8_t block[8] = {table[i].id};
+        memcpy(block + 1, table[i].value, table[i].len);
+        for (int where = 0; where < IN_COUNT; where++) {
+            sedge_err want = table[i].where & IN(where) ? SEDGE_OK : SEDGE_ERR_MALFORMED;
+            sedge_err got = decode_in(where, block, 1 + table[i].len);
+            if (got != want)
+                fail_msg("property 0x%02X in context %d: got %d, want %d", table[i].id, where,
+                         got, want);
+        }
+    }
+}
+
 static void test_user_prop_copy_reports_size_and_stays_in_bounds(void **state)
 {
     (void)state;
@@ -760,6 +917,28 @@ static void test_user_prop_encode_writes_wire_form(void **state)
     static const uint8_t want[] = {0x26, 0x00, 0x03, 'k', 'e', 'y', 0x00, 0x01, 'v'};
     ASSERT_ENCODES(want, sizeof want, mqtt_user_prop_encode(enc_out, enc_cap, lit("key"),
                                                              lit("v")));
+}
+
+static void test_props_encode_writes_the_block_body_user_properties_last(void **state)
+{
+    (void)state;
+    uint8_t users[16];
+    size_t nu = mqtt_user_prop_encode(users, sizeof users, lit("k"), lit("v"));
+    mqtt_props_t p = {.receive_maximum = 10, .topic_alias_maximum = 5, .maximum_qos = 1};
+    p.user_props = (bytes_t){users, nu};
+    mqtt_props_set(&p, MQTT_PROP_RETAIN_AVAILABLE);
+    mqtt_props_set(&p, MQTT_PROP_MAXIMUM_QOS);
+    mqtt_props_set(&p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+    mqtt_props_set(&p, MQTT_PROP_RECEIVE_MAXIMUM);
+    static const uint8_t want[] = {0x21, 0x00, 0x0A, 0x22, 0x00, 0x05, 0x24, 0x01, 0x25, 0x00,
+                                   0x26, 0x00, 0x01, 'k',  0x00, 0x01, 'v'};
+    ASSERT_ENCODES(want, sizeof want, mqtt_props_encode(enc_out, enc_cap, &p));
+    /* An encoder-side set copies its user properties out as they are. */
+    uint8_t out[16];
+    assert_int_equal(mqtt_props_copy_user(&p, out, sizeof out), nu);
+    assert_memory_equal(out, users, nu);
+    mqtt_props_t none = {0};
+    assert_int_equal(mqtt_props_encode(NULL, 0, &none), 0);
 }
 
 /* ---- CONNACK ---- */
@@ -1377,7 +1556,7 @@ static void test_subscribe_with_no_filters_is_protocol_error(void **state)
     assert_int_equal(decode_sub(MQTT_V5, v5, sizeof v5), SEDGE_ERR_PROTOCOL);
 }
 
-static void test_subscribe_bad_option_bits(void **state)
+static void test_subscribe_bad_option_bits_are_refused(void **state)
 {
     (void)state;
     /* 3.1.1: any of bits 2-7 set, or QoS 3, is malformed [MQTT-3.8.3-4]. */
@@ -1742,8 +1921,10 @@ int main(void)
         cmocka_unit_test(test_props_binary_data_may_hold_any_bytes),
         cmocka_unit_test(test_props_length_past_the_packet_is_malformed),
         cmocka_unit_test(test_props_five_byte_property_length_is_malformed),
+        cmocka_unit_test(test_props_allowed_exactly_where_table_2_4_says),
         cmocka_unit_test(test_user_prop_copy_reports_size_and_stays_in_bounds),
         cmocka_unit_test(test_user_prop_encode_writes_wire_form),
+        cmocka_unit_test(test_props_encode_writes_the_block_body_user_properties_last),
         cmocka_unit_test(test_connack_v311_spec_bytes_round_trip),
         cmocka_unit_test(test_connack_v5_properties_round_trip),
         cmocka_unit_test(test_connack_v5_every_property_round_trips),
@@ -1776,7 +1957,7 @@ int main(void)
         cmocka_unit_test(test_subscribe_v311_spec_example_round_trips),
         cmocka_unit_test(test_subscribe_v5_options_and_properties_round_trip),
         cmocka_unit_test(test_subscribe_with_no_filters_is_protocol_error),
-        cmocka_unit_test(test_subscribe_bad_option_bits),
+        cmocka_unit_test(test_subscribe_bad_option_bits_are_refused),
         cmocka_unit_test(test_subscribe_missing_options_byte_is_malformed),
         cmocka_unit_test(test_subscribe_packet_id_0_is_protocol_error),
         cmocka_unit_test(test_subscribe_invalid_utf8_filter_is_malformed),
