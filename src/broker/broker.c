@@ -166,9 +166,9 @@ sedge_err broker_publish(broker_t *b, const broker_message_t *pm)
         .payload = pm->payload,
         .source = pm->source,
     };
-    broker_route(b, &m, NULL);
+    bool routed = broker_route(b, &m, NULL);
     msg_borrowed_done(b, &m);
-    return SEDGE_OK;
+    return routed ? SEDGE_OK : SEDGE_ERR_DENIED;
 }
 
 size_t broker_recheck_connections(broker_t *b)

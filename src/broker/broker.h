@@ -66,22 +66,34 @@ typedef struct {
     uint64_t protocol_errors;
 } broker_stats_t;
 
-/* What a service plugged into the broker decides. All are optional; an
- * absent hook allows. `identity` is a client's authenticated name (the
- * certificate's CN on TLS, the client id on TCP and unix sockets). */
+/* A message as services see it: views valid during the call. `source` is
+ * an endpoint: "thing:NAME" for a client (NAME its identity), or the
+ * service's own ("shadow", "function:NAME", "cloud"). */
+typedef struct {
+    bytes_t source;
+    bytes_t topic;
+    bytes_t payload;
+    uint8_t qos;
+    bool retain;
+} broker_message_t;
+
+/* What the service that authorises and routes (the router) decides. All
+ * are optional; an absent hook allows everything. `identity` is a client's
+ * authenticated name: the certificate's CN on TLS, the client id on TCP and
+ * unix sockets. */
 typedef struct {
     /* May this identity connect at all? */
     bool (*may_connect)(void *ctx, bytes_t identity);
-    /* May it publish to this topic? */
-    bool (*may_publish)(void *ctx, bytes_t identity, bytes_t topic);
     /* May it subscribe to this filter? */
     bool (*may_subscribe)(void *ctx, bytes_t identity, bytes_t filter);
-    /* May a message from `source` on `topic` reach subscriber `identity`? */
-    bool (*may_deliver)(void *ctx, bytes_t source, bytes_t identity, bytes_t topic);
-    /* A message published by a client or a service, after authorisation
-     * and local delivery: services that take messages (the shadow service,
-     * functions, the cloud) see it here. */
-    void (*on_message)(void *ctx, bytes_t source, bytes_t topic, bytes_t payload, uint8_t qos);
+    /* Where may a message from `source` on `topic` go? NULL: nowhere — the
+     * publish is refused. The decision stays valid until the next call. */
+    const void *(*route)(void *ctx, bytes_t source, bytes_t topic);
+    /* Does that decision let the message reach subscriber `identity`? */
+    bool (*reaches)(void *ctx, const void *route, bytes_t identity);
+    /* After local delivery: the services the route names (shadow,
+     * functions, cloud) take the message here. */
+    void (*on_routed)(void *ctx, const void *route, const broker_message_t *m);
 } broker_hooks_t;
 
 NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits,
@@ -96,15 +108,8 @@ void broker_get_stats(broker_t *b, broker_stats_t *out);
 /* Forward the store's commit notifications (see store_options_t). */
 void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result);
 
-/* Publish a message from a service. `source` names it for routing
- * ("shadow", "function:NAME", "cloud"). The buffers are copied. */
-typedef struct {
-    bytes_t source;
-    bytes_t topic;
-    bytes_t payload;
-    uint8_t qos;
-    bool retain;
-} broker_message_t;
+/* Publish a message from a service, routed like any other (the buffers
+ * are copied). SEDGE_ERR_DENIED when no route lets it flow. */
 NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);
 
 /* Disconnect every client whose identity is not accepted by may_connect any

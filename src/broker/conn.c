@@ -204,6 +204,7 @@ static void on_closed(uv_handle_t *h)
     buf_free(&c->out);
     buf_free(&c->writing);
     free(c->identity);
+    free(c->source);
     free(c);
     broker_handle_closed(b);
 }

@@ -48,14 +48,6 @@ static void collect(void *ctx, sub_t *sub)
     b->matched[b->matched_count++] = sub;
 }
 
-static bool allowed(broker_t *b, msg_t *m, session_t *s)
-{
-    if (!b->hooks.may_deliver)
-        return true;
-    return b->hooks.may_deliver(b->hooks_ctx, m->source,
-                                (bytes_t){(const uint8_t *)s->owner, s->owner_len}, m->topic);
-}
-
 /* Merge the matched subscriptions into one delivery per session (shared
  * ones stay separate). Returns the number of deliveries. */
 static size_t merge_matches(broker_t *b)
@@ -133,7 +125,7 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
     for (size_t i = 0; i < n; i++) {
         delivery_t *d = &b->deliveries[i];
         session_t *s = d->session;
-        if (!allowed(b, m, s))
+        if (!broker_reaches(b, m, s))
             continue;
         uint8_t qos = d->qos < m->qos ? d->qos : m->qos;
         bool retain = d->retain_as_published && m->retain;

@@ -70,7 +70,7 @@ static sedge_err build_will(client_t *c, const mqtt_connect_t *conn)
     if (!props)
         return SEDGE_ERR_NOMEM;
     forwarded_props_encode(&conn->will_props, props, need);
-    bytes_t source = {(const uint8_t *)c->identity, c->identity_len};
+    bytes_t source = {(const uint8_t *)c->source, c->source_len};
     c->will = msg_new(conn->will_topic, (bytes_t){props, need}, conn->will_payload, source);
     if (props != stack)
         free(props);
@@ -167,6 +167,14 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         }
     }
     bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
+    c->source_len = c->identity_len + 6;
+    c->source = malloc(c->source_len + 1);
+    if (!c->source) {
+        free(assigned);
+        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                      "out of memory");
+    }
+    snprintf(c->source, c->source_len + 1, "thing:%s", c->identity);
 
     if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity)) {
         free(assigned);

@@ -155,15 +155,31 @@ static void refuse_publish(client_t *c, const mqtt_publish_t *p, uint8_t reason)
         session_qos2_add(c->session, p->packet_id);
 }
 
-size_t broker_route(broker_t *b, msg_t *m, session_t *from)
+bool broker_route(broker_t *b, msg_t *m, session_t *from)
 {
+    m->route = NULL;
+    if (b->hooks.route && !(m->route = b->hooks.route(b->hooks_ctx, m->source, m->topic)))
+        return false;
     b->stats.msgs_in++;
     if (m->retain)
         retain_message(b, m, true);
-    size_t reached = deliver_message(b, m, from);
-    if (b->hooks.on_message)
-        b->hooks.on_message(b->hooks_ctx, m->source, m->topic, m->payload, m->qos);
-    return reached;
+    deliver_message(b, m, from);
+    if (b->hooks.on_routed) {
+        broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
+        b->hooks.on_routed(b->hooks_ctx, m->route, &view);
+    }
+    m->route = NULL;
+    return true;
+}
+
+bool broker_reaches(broker_t *b, msg_t *m, const session_t *s)
+{
+    if (!b->hooks.route || !b->hooks.reaches)
+        return true;
+    if (!m->route && !(m->route = b->hooks.route(b->hooks_ctx, m->source, m->topic)))
+        return false;
+    return b->hooks.reaches(b->hooks_ctx, m->route,
+                            (bytes_t){(const uint8_t *)s->owner, s->owner_len});
 }
 
 sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
@@ -203,13 +219,6 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
         return SEDGE_OK;
     }
-    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
-    if (b->hooks.may_publish && !b->hooks.may_publish(b->hooks_ctx, identity, p.topic)) {
-        LOGD("client '%s': publish to %.*s not authorized", c->identity, (int)p.topic.len,
-             (const char *)p.topic.data);
-        refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
-        return SEDGE_OK;
-    }
     if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_PAYLOAD_FORMAT) &&
         p.props.payload_format == 1 && !mqtt_utf8_valid(p.payload.data, p.payload.len)) {
         refuse_publish(c, &p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
@@ -232,17 +241,23 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         .topic = p.topic,
         .props = {props, props_len},
         .payload = p.payload,
-        .source = identity,
+        .source = {(const uint8_t *)c->source, c->source_len},
     };
     if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_MESSAGE_EXPIRY))
         m.expires_at = clock_wall_s() + p.props.message_expiry;
 
     uint64_t writes_before = b->durable_writes;
     uint64_t refusals_before = b->queue_refusals;
-    broker_route(b, &m, s);
+    bool routed = broker_route(b, &m, s);
     msg_borrowed_done(b, &m);
     if (props != props_stack)
         free(props);
+    if (!routed) {
+        LOGD("client '%s': publish to %.*s not authorized: no route", c->identity,
+             (int)p.topic.len, (const char *)p.topic.data);
+        refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
+        return SEDGE_OK;
+    }
 
     if (p.qos == 0)
         return SEDGE_OK;

@@ -37,9 +37,8 @@ static void send_retained(void *ctx, msg_t *m)
     session_t *s = rc->session;
     if (msg_expired(m, clock_wall_s()))
         return;
-    if (b->hooks.may_deliver &&
-        !b->hooks.may_deliver(b->hooks_ctx, m->source,
-                              (bytes_t){(const uint8_t *)s->owner, s->owner_len}, m->topic))
+    m->route = NULL;
+    if (!broker_reaches(b, m, s))
         return;
     uint8_t qos = m->qos < rc->sub->qos ? m->qos : rc->sub->qos;
     const uint32_t *ids = rc->sub->sub_id ? &rc->sub->sub_id : NULL;

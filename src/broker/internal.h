@@ -38,7 +38,8 @@ typedef struct msg {
     bytes_t topic;
     bytes_t props; /* forwarded v5 properties in wire form */
     bytes_t payload;
-    bytes_t source;    /* who published it, for routing */
+    bytes_t source;    /* who published it: an endpoint, for routing */
+    const void *route; /* the routing decision, while being routed */
     struct msg *copy;  /* borrowed: its heap copy, once made */
     uint8_t data[];    /* heap: topic, source, props, payload */
 } msg_t;
@@ -222,6 +223,8 @@ struct client {
     bool send_will; /* on close: publish the will */
     char *identity;
     size_t identity_len;
+    char *source; /* "thing:" + identity, the source of its messages */
+    size_t source_len;
     char peer[64]; /* address, for logs */
     buf_t in;      /* bytes of a packet not yet complete */
     buf_t out;     /* bytes to send */
@@ -388,9 +391,12 @@ void listeners_close(broker_t *b);
 void broker_handle_closed(broker_t *b);
 /* Pump the session again once the next batch settles. */
 void broker_wait_commit(broker_t *b, session_t *s);
-/* Publish a message built by the broker or a service: retain, deliver,
- * tell the hooks. */
-size_t broker_route(broker_t *b, msg_t *m, session_t *from);
+/* Route a message built by the broker or a service: ask the router, then
+ * retain, deliver and hand it to the services. False when refused. */
+bool broker_route(broker_t *b, msg_t *m, session_t *from);
+/* May a message reach this session (the router's decision)? Computes the
+ * decision when the message carries none (retained, queued). */
+bool broker_reaches(broker_t *b, msg_t *m, const session_t *s);
 
 #define BROKER_READ_BUF (64 * 1024)
 

@@ -78,6 +78,7 @@ void msg_store_ref(broker_t *b, msg_t *m)
             .topic = m->topic,
             .props = m->props,
             .payload = m->payload,
+            .source = m->source,
             .qos = m->qos,
             .retain = m->retain,
             .expires_at = m->expires_at,

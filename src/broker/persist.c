@@ -77,7 +77,7 @@ static sedge_err load_sub(void *ctx, const store_sub_t *v)
 static sedge_err load_msg(void *ctx, const store_msg_t *v)
 {
     loader_t *l = ctx;
-    msg_t *m = msg_new(v->topic, v->props, v->payload, BYTES_LIT(""));
+    msg_t *m = msg_new(v->topic, v->props, v->payload, v->source);
     if (!m)
         return SEDGE_ERR_NOMEM;
     m->store_id = v->id;

@@ -12,8 +12,8 @@ static void publish_will(broker_t *b, msg_t *m, uint32_t expiry_interval, sessio
     if (expiry_interval)
         m->expires_at = clock_wall_s() + expiry_interval;
     LOGD("publishing will on %.*s", (int)m->topic.len, (const char *)m->topic.data);
-    if (!b->hooks.may_publish || b->hooks.may_publish(b->hooks_ctx, m->source, m->topic))
-        broker_route(b, m, from);
+    if (!broker_route(b, m, from))
+        LOGD("will on %.*s refused: no route", (int)m->topic.len, (const char *)m->topic.data);
     msg_release(b, m);
 }
 

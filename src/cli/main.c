@@ -6,9 +6,11 @@
 #include "admin_client.h"
 #include "pki/pki.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     const char *data_dir;
@@ -29,7 +31,13 @@ static void usage(FILE *out)
             "  cert issue NAME --dir D\n"
             "        issue a client certificate for thing NAME (D/NAME.pem, D/NAME.key)\n"
             "  status [--json]\n"
-            "        what the running sedged is doing\n"
+            "        what the running sedged is doing, with the active group's routes\n"
+            "  deploy FILE\n"
+            "        validate a group document and make it the active group\n"
+            "  deployments [--json]\n"
+            "        the deployed versions: time, status, checksum\n"
+            "  rollback [VERSION]\n"
+            "        return to the previous good version (or to VERSION)\n"
             "\n"
             "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
 }
@@ -178,8 +186,200 @@ static int cmd_status(cli_t *cli)
            num(r, "messages_out"), num(r, "messages_dropped"), num(r, "messages_queued"));
     printf("store         %.1f KB, %lld commits, %lld failures\n", num(r, "store_bytes") / 1024.0,
            num(r, "store_commits"), num(r, "store_failures"));
+    json_t *g = json_object_get(r, "group");
+    if (json_is_object(g))
+        printf("group         %s, version %lld, %lld things (checksum %.12s)\n",
+               json_string_value(json_object_get(g, "name")), num(g, "version"), num(g, "things"),
+               json_string_value(json_object_get(g, "checksum")));
+    else
+        printf("group         none deployed: every authenticated client may publish and "
+               "subscribe\n");
+    size_t i;
+    json_t *route;
+    json_array_foreach(json_object_get(r, "routes"), i, route)
+        printf("  route %-60s %lld messages\n", json_string_value(json_object_get(route, "route")),
+               num(route, "messages"));
+    const char *name;
+    json_t *svc;
+    json_object_foreach(json_object_get(r, "services"), name, svc)
+    {
+        if (json_is_true(json_object_get(svc, "attached")))
+            printf("service %-20s %lld delivered\n", name, num(svc, "delivered"));
+        else
+            printf("service %-20s not available yet: %lld messages waiting, %lld dropped\n",
+                   name, num(svc, "waiting"), num(svc, "dropped"));
+    }
     json_decref(r);
     return 0;
+}
+
+/* Flags every command takes: --json and --help. Returns -1 to go on, or
+ * an exit code. */
+static int common_flags(cli_t *cli, const char *usage_line, int max_positional,
+                        const char **positional)
+{
+    int n = 0;
+    for (int i = 0; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "--json") == 0) {
+            cli->json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", usage_line);
+            return 0;
+        } else if (a[0] != '-' && n < max_positional) {
+            positional[n++] = a;
+        } else {
+            fprintf(stderr, "unexpected argument '%s'\nusage: %s\n", a, usage_line);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_t b = {0};
+    for (;;) {
+        if (buf_reserve(&b, 65536)) {
+            snprintf(err, errlen, "out of memory reading %s", path);
+            break;
+        }
+        size_t got = fread(b.data + b.len, 1, b.cap - b.len, f);
+        b.len += got;
+        if (got == 0)
+            break;
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed || !b.data) {
+        if (failed)
+            snprintf(err, errlen, "cannot read %s", path);
+        buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return (char *)b.data;
+}
+
+static void print_json(json_t *r)
+{
+    json_object_del(r, "ok");
+    char *text = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", text);
+    free(text);
+}
+
+static int cmd_deploy(cli_t *cli)
+{
+    const char *file = NULL;
+    int rc = common_flags(cli, "sedgectl deploy FILE", 1, &file);
+    if (rc >= 0)
+        return rc;
+    if (!file) {
+        fprintf(stderr, "usage: sedgectl deploy FILE\n");
+        return 2;
+    }
+    char err[512];
+    size_t len = 0;
+    char *text = read_file(file, &len, err, sizeof err);
+    if (!text) {
+        fprintf(stderr, "sedgectl deploy: %s\n", err);
+        return 1;
+    }
+    json_t *req = json_object();
+    json_t *doc = json_stringn_nocheck(text, len);
+    free(text);
+    if (!doc) {
+        json_decref(req);
+        fprintf(stderr, "sedgectl deploy: out of memory\n");
+        return 1;
+    }
+    json_object_set_new(req, "document", doc);
+    json_t *r = NULL;
+    rc = call(cli, "deploy", req, &r);
+    if (rc == 0) {
+        if (cli->json)
+            print_json(r);
+        else
+            printf("%s\n", json_string_value(json_object_get(r, "message")));
+    }
+    json_decref(r);
+    return rc;
+}
+
+static int cmd_deployments(cli_t *cli)
+{
+    int rc = common_flags(cli, "sedgectl deployments [--json]", 0, NULL);
+    if (rc >= 0)
+        return rc;
+    json_t *r = NULL;
+    if ((rc = call(cli, "deployments", NULL, &r))) {
+        json_decref(r);
+        return rc;
+    }
+    if (cli->json) {
+        print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    json_t *list = json_object_get(r, "deployments");
+    if (json_array_size(list) == 0)
+        printf("no deployments yet (sedgectl deploy FILE)\n");
+    else
+        printf("%-8s %-20s %-12s %-20s %-14s %s\n", "VERSION", "TIME (UTC)", "STATUS", "GROUP",
+               "CHECKSUM", "REASON");
+    size_t i;
+    json_t *d;
+    json_array_foreach(list, i, d)
+    {
+        time_t t = (time_t)json_integer_value(json_object_get(d, "created_at"));
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        const char *reason = json_string_value(json_object_get(d, "reason"));
+        printf("%-8lld %-20s %-12s %-20s %-14.12s %s\n",
+               (long long)json_integer_value(json_object_get(d, "version")), when,
+               json_string_value(json_object_get(d, "status")),
+               json_string_value(json_object_get(d, "group")),
+               json_string_value(json_object_get(d, "checksum")), reason ? reason : "");
+    }
+    json_decref(r);
+    return 0;
+}
+
+static int cmd_rollback(cli_t *cli)
+{
+    const char *version = NULL;
+    int rc = common_flags(cli, "sedgectl rollback [VERSION]", 1, &version);
+    if (rc >= 0)
+        return rc;
+    json_t *req = json_object();
+    if (version) {
+        char *end;
+        long long v = strtoll(version, &end, 10);
+        if (*end || v < 1) {
+            json_decref(req);
+            fprintf(stderr, "sedgectl rollback: VERSION must be a positive number\n");
+            return 2;
+        }
+        json_object_set_new(req, "version", json_integer(v));
+    }
+    json_t *r = NULL;
+    rc = call(cli, "rollback", req, &r);
+    if (rc == 0) {
+        if (cli->json)
+            print_json(r);
+        else
+            printf("%s\n", json_string_value(json_object_get(r, "message")));
+    }
+    json_decref(r);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -219,6 +419,12 @@ int main(int argc, char **argv)
     cli.argv = argv + i;
     if (strcmp(verb, "status") == 0)
         return cmd_status(&cli);
+    if (strcmp(verb, "deploy") == 0)
+        return cmd_deploy(&cli);
+    if (strcmp(verb, "deployments") == 0)
+        return cmd_deployments(&cli);
+    if (strcmp(verb, "rollback") == 0)
+        return cmd_rollback(&cli);
     fprintf(stderr, "sedgectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;

@@ -9,7 +9,9 @@
 #include "core.h"
 
 #include "admin.h"
+#include "deploy/deploy.h"
 #include "pki/pki.h"
+#include "routing.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -29,6 +31,8 @@ struct core {
     int lock_fd;
     store_t *store;
     broker_t *broker;
+    routing_t *routing;
+    deploy_t *deploy;
     admin_t *admin;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -138,7 +142,67 @@ static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
     json_object_set_new(r, "store_bytes", json_integer((json_int_t)s.bytes_on_disk));
     json_object_set_new(r, "store_commits", json_integer((json_int_t)s.batches));
     json_object_set_new(r, "store_failures", json_integer((json_int_t)s.failures));
+    const group_t *g = deploy_active_group(c->deploy);
+    if (g) {
+        json_t *group = json_object();
+        json_object_set_new(group, "name", json_string(g->name));
+        json_object_set_new(group, "version",
+                            json_integer((json_int_t)deploy_active_version(c->deploy)));
+        json_object_set_new(group, "checksum", json_string(g->checksum));
+        json_object_set_new(group, "things", json_integer((json_int_t)g->thing_count));
+        json_object_set_new(r, "group", group);
+    } else {
+        json_object_set_new(r, "group", json_null());
+    }
+    routing_status(c->routing, r);
     admin_reply(req, r);
+}
+
+static void deploy_answered(void *ctx, sedge_err err, const char *message, uint64_t version)
+{
+    admin_request_t *req = ctx;
+    json_t *r = json_object();
+    if (err) {
+        json_object_set_new(r, "error", json_string(message ? message : sedge_strerror(err)));
+        json_object_set_new(r, "code", json_string(err == SEDGE_ERR_BUSY ? "busy" : "failed"));
+    } else {
+        json_object_set_new(r, "message", json_string(message ? message : ""));
+    }
+    if (version)
+        json_object_set_new(r, "version", json_integer((json_int_t)version));
+    admin_reply(req, r);
+}
+
+static void cmd_deploy(void *ctx, json_t *request, admin_request_t *req)
+{
+    core_t *c = ctx;
+    json_t *doc = json_object_get(request, "document");
+    if (!json_is_string(doc)) {
+        admin_reply_error(req, "deploy needs \"document\": the group document's text");
+        return;
+    }
+    deploy_submit(c->deploy, json_string_value(doc), json_string_length(doc), deploy_answered, req);
+}
+
+static void cmd_deployments(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *r = json_object();
+    json_object_set_new(r, "active", json_integer((json_int_t)deploy_active_version(c->deploy)));
+    json_object_set_new(r, "deployments", deploy_history(c->deploy));
+    admin_reply(req, r);
+}
+
+static void cmd_rollback(void *ctx, json_t *request, admin_request_t *req)
+{
+    core_t *c = ctx;
+    json_t *v = json_object_get(request, "version");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+        admin_reply_error(req, "version must be a positive integer");
+        return;
+    }
+    deploy_rollback(c->deploy, v ? (uint64_t)json_integer_value(v) : 0, deploy_answered, req);
 }
 
 static void print_welcome(const core_t *c)
@@ -186,7 +250,13 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if (err)
         goto fail;
     if ((err = broker_create(loop, &c->cfg.limits, c->store, &c->broker)) ||
-        (err = broker_load(c->broker)))
+        (err = broker_load(c->broker)) || (err = routing_create(c->broker, &c->routing)))
+        goto fail;
+    deploy_options_t dopts = {.store = c->store,
+                              .max_bytes = GROUP_MAX_BYTES_DEFAULT,
+                              .apply = routing_apply,
+                              .ctx = c->routing};
+    if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
@@ -196,7 +266,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     free(admin_path);
     if (err)
         goto fail;
-    if ((err = admin_register(c->admin, "status", cmd_status, c)))
+    if ((err = admin_register(c->admin, "status", cmd_status, c)) ||
+        (err = admin_register(c->admin, "deploy", cmd_deploy, c)) ||
+        (err = admin_register(c->admin, "deployments", cmd_deployments, c)) ||
+        (err = admin_register(c->admin, "rollback", cmd_rollback, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -236,6 +309,8 @@ void core_free(core_t *c)
         store_close(c->store);
     c->store = NULL;
     broker_free(c->broker);
+    routing_free(c->routing);
+    deploy_free(c->deploy);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

@@ -31,6 +31,9 @@ enum {
     OP_RETAINED_DEL,
     OP_INBOUND_PUT,
     OP_INBOUND_DEL,
+    OP_DEPLOYMENT_PUT,
+    OP_DEPLOYMENT_STATUS,
+    OP_META_PUT,
     OP_COUNT
 };
 
@@ -54,9 +57,9 @@ static const op_def_t op_defs[OP_COUNT] = {
                     {"INSERT OR REPLACE INTO sub(client_id, filter, options, sub_id) "
                      "VALUES (?1, ?2, ?3, ?4)"}},
     [OP_SUB_DEL] = {"tt", {"DELETE FROM sub WHERE client_id = ?1 AND filter = ?2"}},
-    [OP_MSG_PUT] = {"itbbiii",
+    [OP_MSG_PUT] = {"itbbiiit",
                     {"INSERT OR REPLACE INTO msg(id, topic, props, payload, qos, retain, "
-                     "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"}},
+                     "expires_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
     [OP_MSG_DEL] = {"i", {"DELETE FROM msg WHERE id = ?1"}},
     [OP_QUEUED_PUT] = {"tiiiiiib",
                        {"INSERT OR REPLACE INTO queued(client_id, seq, msg_id, qos, packet_id, "
@@ -71,6 +74,13 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_INBOUND_PUT] = {"ti",
                         {"INSERT OR REPLACE INTO inbound(client_id, packet_id) VALUES (?1, ?2)"}},
     [OP_INBOUND_DEL] = {"ti", {"DELETE FROM inbound WHERE client_id = ?1 AND packet_id = ?2"}},
+    [OP_DEPLOYMENT_PUT] = {"ittittt",
+                           {"INSERT OR REPLACE INTO deployment(version, group_name, checksum, "
+                            "created_at, status, reason, document) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"}},
+    [OP_DEPLOYMENT_STATUS] = {"itt",
+                              {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
+    [OP_META_PUT] = {"ti", {"INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)"}},
 };
 
 static const char schema[] =
@@ -80,14 +90,18 @@ static const char schema[] =
     "  options INTEGER NOT NULL, sub_id INTEGER NOT NULL, PRIMARY KEY (client_id, filter));"
     "CREATE TABLE IF NOT EXISTS msg (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     "  props BLOB NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,"
-    "  retain INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "  retain INTEGER NOT NULL, expires_at INTEGER NOT NULL, source TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS queued (client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
     "  msg_id INTEGER NOT NULL, qos INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
     "  state INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids BLOB NOT NULL,"
     "  PRIMARY KEY (client_id, seq));"
     "CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS inbound (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
-    "  PRIMARY KEY (client_id, packet_id));";
+    "  PRIMARY KEY (client_id, packet_id));"
+    "CREATE TABLE IF NOT EXISTS deployment (version INTEGER PRIMARY KEY, group_name TEXT NOT NULL,"
+    "  checksum TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL,"
+    "  reason TEXT NOT NULL, document TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
 typedef struct {
     uv_work_t work;
@@ -98,8 +112,16 @@ typedef struct {
     sedge_err result;
 } batch_t;
 
+typedef struct waiter {
+    struct waiter *next;
+    uint64_t seq;
+    void (*fn)(void *ctx, sedge_err result);
+    void *ctx;
+} waiter_t;
+
 struct store {
     uv_loop_t *loop;
+    waiter_t *waiters, *waiters_tail; /* in batch order */
     sqlite3 *db;
     char *path;
     store_options_t opts;
@@ -265,6 +287,33 @@ static void finish_batch(store_t *s, batch_t *b, sedge_err result)
     uint64_t seq = b->seq;
     if (s->opts.on_commit)
         s->opts.on_commit(s->opts.ctx, seq, result);
+    while (s->waiters && s->waiters->seq <= seq) {
+        waiter_t *w = s->waiters;
+        s->waiters = w->next;
+        if (!s->waiters)
+            s->waiters_tail = NULL;
+        w->fn(w->ctx, result);
+        free(w);
+    }
+}
+
+sedge_err store_when_settled(store_t *s, uint64_t seq, void (*fn)(void *ctx, sedge_err result),
+                             void *ctx)
+{
+    if (seq < s->open->seq && (!s->in_flight || seq < s->in_flight->seq)) {
+        fn(ctx, SEDGE_OK);
+        return SEDGE_OK;
+    }
+    waiter_t *w = malloc(sizeof *w);
+    if (!w)
+        return SEDGE_ERR_NOMEM;
+    *w = (waiter_t){NULL, seq, fn, ctx};
+    if (s->waiters_tail)
+        s->waiters_tail->next = w;
+    else
+        s->waiters = w;
+    s->waiters_tail = w;
+    return SEDGE_OK;
 }
 
 static void work_cb(uv_work_t *req)
@@ -450,8 +499,8 @@ uint64_t store_del_sub(store_t *s, bytes_t client_id, bytes_t filter)
 
 uint64_t store_put_msg(store_t *s, const store_msg_t *v)
 {
-    param_t p[] = {P_I(v->id),  P_B(v->topic),  P_B(v->props),       P_B(v->payload),
-                   P_I(v->qos), P_I(v->retain), P_I(v->expires_at)};
+    param_t p[] = {P_I(v->id),  P_B(v->topic),  P_B(v->props),      P_B(v->payload),
+                   P_I(v->qos), P_I(v->retain), P_I(v->expires_at), P_B(v->source)};
     return append_op(s, OP_MSG_PUT, p);
 }
 
@@ -497,6 +546,25 @@ uint64_t store_put_inbound(store_t *s, bytes_t client_id, uint16_t packet_id)
 uint64_t store_del_inbound(store_t *s, bytes_t client_id, uint16_t packet_id)
 {
     return append_op(s, OP_INBOUND_DEL, (param_t[]){P_B(client_id), P_I(packet_id)});
+}
+
+uint64_t store_put_deployment(store_t *s, const store_deployment_t *v, bytes_t document)
+{
+    param_t p[] = {P_I(v->version),    P_B(v->group),  P_B(v->checksum), P_I(v->created_at),
+                   P_B(v->status),     P_B(v->reason), P_B(document)};
+    return append_op(s, OP_DEPLOYMENT_PUT, p);
+}
+
+uint64_t store_set_deployment_status(store_t *s, uint64_t version, const char *status,
+                                     const char *reason)
+{
+    param_t p[] = {P_I(version), P_B(bytes_of_cstr(status)), P_B(bytes_of_cstr(reason ? reason : ""))};
+    return append_op(s, OP_DEPLOYMENT_STATUS, p);
+}
+
+uint64_t store_put_meta(store_t *s, const char *key, int64_t value)
+{
+    return append_op(s, OP_META_PUT, (param_t[]){P_B(bytes_of_cstr(key)), P_I(value)});
 }
 
 /* Loading. */
@@ -581,6 +649,7 @@ static sedge_err msg_row(void *ctx, sqlite3_stmt *st)
         .qos = (uint8_t)sqlite3_column_int(st, 4),
         .retain = sqlite3_column_int(st, 5) != 0,
         .expires_at = sqlite3_column_int64(st, 6),
+        .source = column_bytes(st, 7),
     };
     return ((store_msg_fn)l->fn)(l->ctx, &v);
 }
@@ -595,8 +664,8 @@ sedge_err store_load_msgs(store_t *s, store_msg_fn fn, void *ctx)
         return err;
     loader_t l = {(void *)fn, ctx};
     return load_rows(s,
-                     "SELECT id, topic, props, payload, qos, retain, expires_at FROM msg "
-                     "ORDER BY id",
+                     "SELECT id, topic, props, payload, qos, retain, expires_at, source "
+                     "FROM msg ORDER BY id",
                      msg_row, &l);
 }
 
@@ -649,4 +718,61 @@ sedge_err store_load_inbound(store_t *s, store_inbound_fn fn, void *ctx)
 {
     loader_t l = {(void *)fn, ctx};
     return load_rows(s, "SELECT client_id, packet_id FROM inbound", inbound_row, &l);
+}
+
+static sedge_err deployment_row(void *ctx, sqlite3_stmt *st)
+{
+    loader_t *l = ctx;
+    store_deployment_t v = {
+        .version = (uint64_t)sqlite3_column_int64(st, 0),
+        .group = column_bytes(st, 1),
+        .checksum = column_bytes(st, 2),
+        .created_at = sqlite3_column_int64(st, 3),
+        .status = column_bytes(st, 4),
+        .reason = column_bytes(st, 5),
+    };
+    return ((store_deployment_fn)l->fn)(l->ctx, &v);
+}
+
+sedge_err store_load_deployments(store_t *s, store_deployment_fn fn, void *ctx)
+{
+    loader_t l = {(void *)fn, ctx};
+    return load_rows(s,
+                     "SELECT version, group_name, checksum, created_at, status, reason "
+                     "FROM deployment ORDER BY version",
+                     deployment_row, &l);
+}
+
+sedge_err store_read_deployment_document(store_t *s, uint64_t version, char **text, size_t *len)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT document FROM deployment WHERE version = ?1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
+    sedge_err err = SEDGE_ERR_NOT_FOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        bytes_t doc = column_bytes(st, 0);
+        *text = bytes_dup_cstr(doc);
+        *len = doc.len;
+        err = *text ? SEDGE_OK : SEDGE_ERR_NOMEM;
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_read_meta(store_t *s, const char *key, int64_t *value)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT value FROM meta WHERE key = ?1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sedge_err err = SEDGE_ERR_NOT_FOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *value = sqlite3_column_int64(st, 0);
+        err = SEDGE_OK;
+    }
+    sqlite3_finalize(st);
+    return err;
 }

@@ -76,6 +76,7 @@ typedef struct {
     bytes_t topic;
     bytes_t props; /* forwarded v5 properties, wire form */
     bytes_t payload;
+    bytes_t source; /* the endpoint that published it, for routing */
     uint8_t qos;
     bool retain;
     int64_t expires_at; /* wall seconds, 0 = never */
@@ -107,6 +108,37 @@ uint64_t store_put_retained(store_t *s, bytes_t topic, uint64_t msg_id);
 uint64_t store_del_retained(store_t *s, bytes_t topic);
 uint64_t store_put_inbound(store_t *s, bytes_t client_id, uint16_t packet_id);
 uint64_t store_del_inbound(store_t *s, bytes_t client_id, uint16_t packet_id);
+
+/* Deployments: each version of the group document, and which is active.
+ * The active version is a meta value written in the same batch as the
+ * statuses, so a crash leaves either the old or the new one active. */
+typedef struct {
+    uint64_t version;
+    bytes_t group;
+    bytes_t checksum;
+    int64_t created_at; /* wall seconds */
+    bytes_t status;     /* deploying, active, superseded, failed, rolled_back */
+    bytes_t reason;     /* why it failed or was rolled back; may be empty */
+} store_deployment_t;
+
+uint64_t store_put_deployment(store_t *s, const store_deployment_t *v, bytes_t document);
+uint64_t store_set_deployment_status(store_t *s, uint64_t version, const char *status,
+                                     const char *reason);
+uint64_t store_put_meta(store_t *s, const char *key, int64_t value);
+
+typedef sedge_err (*store_deployment_fn)(void *ctx, const store_deployment_t *v);
+/* Oldest first, without documents. */
+NODISCARD sedge_err store_load_deployments(store_t *s, store_deployment_fn fn, void *ctx);
+/* A version's document, malloc'd (the caller frees it); NOT_FOUND if none. */
+NODISCARD sedge_err store_read_deployment_document(store_t *s, uint64_t version, char **text,
+                                                   size_t *len);
+/* NOT_FOUND when the key was never written. */
+NODISCARD sedge_err store_read_meta(store_t *s, const char *key, int64_t *value);
+
+/* Call fn(ctx, result) on the loop thread once batch `seq` has settled
+ * (committed or failed); at once if it already has. */
+NODISCARD sedge_err store_when_settled(store_t *s, uint64_t seq,
+                                       void (*fn)(void *ctx, sedge_err result), void *ctx);
 
 /* Start-up loading: each callback gets views valid during the call only;
  * returning an error stops the load and is returned. */

@@ -1,0 +1,72 @@
+/*
+ * group: the group document — which things belong to the core, the routes
+ * messages may take between things, functions, connectors, the shadow
+ * service and the cloud, and the sections later services read (functions,
+ * resources, connectors, shadows). Parsing validates everything before
+ * anything is used, and reports every problem at once, each naming its
+ * JSON path: `routes[2].target: unknown function "alarm"`.
+ */
+#ifndef SEDGE_GROUP_H
+#define SEDGE_GROUP_H
+
+#include "base/base.h"
+
+#include <jansson.h>
+
+#define GROUP_MAX_BYTES_DEFAULT (4u << 20)
+#define GROUP_MAX_NAME 128
+
+typedef enum {
+    ENDPOINT_THING,     /* thing:NAME */
+    ENDPOINT_ANY_THING, /* thing:* */
+    ENDPOINT_FUNCTION,  /* function:NAME */
+    ENDPOINT_CONNECTOR, /* connector:NAME */
+    ENDPOINT_CLOUD,     /* cloud */
+    ENDPOINT_SHADOW,    /* shadow */
+} endpoint_kind_t;
+
+typedef struct {
+    endpoint_kind_t kind;
+    char *name; /* thing, function or connector name; NULL otherwise */
+    size_t name_len;
+} endpoint_t;
+
+typedef struct {
+    endpoint_t source;
+    endpoint_t target;
+    char *filter;
+    size_t filter_len;
+    int qos; /* the route's "qos" (0 or 1), or -1 when not given */
+    char *text; /* "source -> filter -> target", for status and logs */
+} route_t;
+
+typedef struct {
+    char *name;
+    char *checksum; /* sha256 of the document text, hex */
+    char **things;
+    size_t thing_count;
+    route_t *routes;
+    size_t route_count;
+    char **revoked;
+    size_t revoked_count;
+    json_t *doc; /* the whole document, for the sections services read */
+} group_t;
+
+/* Parse and validate a group document. On SEDGE_ERR_INVALID (or
+ * SEDGE_ERR_TOO_LARGE) `errors` holds one problem per line. */
+NODISCARD sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **out,
+                                buf_t *errors);
+void group_free(group_t *g);
+
+/* "thing:lamp", "cloud"... into buf (NUL-terminated). */
+void endpoint_format(const endpoint_t *e, char *buf, size_t len);
+
+bool group_has_thing(const group_t *g, bytes_t name);
+bool group_is_revoked(const group_t *g, bytes_t name);
+/* The function and connector sections, as validated JSON (borrowed). */
+json_t *group_functions(const group_t *g);
+
+/* Thing, shadow and function names Sedge accepts. */
+bool group_valid_thing_name(const char *s, size_t len);
+
+#endif
