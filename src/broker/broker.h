@@ -112,6 +112,10 @@ void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result);
  * are copied). SEDGE_ERR_DENIED when no route lets it flow. */
 NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);
 
+/* Is some client subscribed to a filter matching `topic`? (Routes are not
+ * consulted: a true answer may still reach nobody.) */
+bool broker_has_subscribers(broker_t *b, bytes_t topic);
+
 /* Disconnect every client whose identity is not accepted by may_connect any
  * more (after a deployment), within this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);

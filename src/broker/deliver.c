@@ -265,3 +265,16 @@ void retain_message(broker_t *b, msg_t *m, bool durable)
         store_put_retained(b->store, held->topic, held->store_id);
     }
 }
+
+static void note_match(void *ctx, sub_t *s)
+{
+    (void)s;
+    *(bool *)ctx = true;
+}
+
+bool broker_has_subscribers(broker_t *b, bytes_t topic)
+{
+    bool found = false;
+    tree_match(&b->tree, topic, note_match, &found);
+    return found;
+}

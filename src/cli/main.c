@@ -38,6 +38,11 @@ static void usage(FILE *out)
             "        the deployed versions: time, status, checksum\n"
             "  rollback [VERSION]\n"
             "        return to the previous good version (or to VERSION)\n"
+            "  shadow get|delete THING [--name SHADOW]\n"
+            "  shadow update THING [--name SHADOW] DOC\n"
+            "        read, change (DOC: {\"state\": {...}}, or @FILE) or delete a device shadow\n"
+            "  shadow list THING\n"
+            "        the thing's named shadows\n"
             "\n"
             "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
 }
@@ -382,6 +387,65 @@ static int cmd_rollback(cli_t *cli)
     return rc;
 }
 
+static int cmd_shadow(cli_t *cli)
+{
+    static const char usage_line[] =
+        "sedgectl shadow get|update|delete|list THING [--name SHADOW] [DOC]";
+    const char *op = NULL, *thing = NULL, *name = NULL, *doc = NULL;
+    for (int i = 0; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "--name") == 0 && i + 1 < cli->argc)
+            name = cli->argv[++i];
+        else if (strcmp(a, "--json") == 0)
+            cli->json = true;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", usage_line);
+            return 0;
+        } else if (!op)
+            op = a;
+        else if (!thing)
+            thing = a;
+        else if (!doc)
+            doc = a;
+        else {
+            fprintf(stderr, "unexpected argument '%s'\nusage: %s\n", a, usage_line);
+            return 2;
+        }
+    }
+    bool update = op && strcmp(op, "update") == 0;
+    if (!op || !thing || (update && !doc) || (!update && doc)) {
+        fprintf(stderr, "usage: %s\n", usage_line);
+        return 2;
+    }
+    json_t *req = json_object();
+    json_object_set_new(req, "op", json_string(op));
+    json_object_set_new(req, "thing", json_string(thing));
+    if (name)
+        json_object_set_new(req, "name", json_string(name));
+    if (doc) {
+        size_t len = strlen(doc);
+        char *text = NULL;
+        char err[512];
+        if (doc[0] == '@' && !(text = read_file(doc + 1, &len, err, sizeof err))) {
+            fprintf(stderr, "sedgectl shadow: %s\n", err);
+            json_decref(req);
+            return 1;
+        }
+        json_object_set_new(req, "document", json_stringn(text ? text : doc, len));
+        free(text);
+    }
+    json_t *r = NULL;
+    int rc = call(cli, "shadow", req, &r);
+    if (rc == 0) {
+        json_t *out = json_object_get(r, strcmp(op, "list") == 0 ? "results" : "document");
+        char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        printf("%s\n", text ? text : "");
+        free(text);
+    }
+    json_decref(r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     cli_t cli = {.data_dir = "sedge-data"};
@@ -425,6 +489,8 @@ int main(int argc, char **argv)
         return cmd_deployments(&cli);
     if (strcmp(verb, "rollback") == 0)
         return cmd_rollback(&cli);
+    if (strcmp(verb, "shadow") == 0)
+        return cmd_shadow(&cli);
     fprintf(stderr, "sedgectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;

@@ -226,8 +226,8 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir", "core",   "listeners", "limits",
-                                       "store",    "cloud",  "log_level", NULL};
+    static const char *const keys[] = {"data_dir", "core",  "listeners", "limits", "store",
+                                       "shadow",   "cloud", "log_level", NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -281,6 +281,23 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
                         sync);
         }
     }
+    json_t *shadow = json_object_get(root, "shadow");
+    if (shadow) {
+        static const char *const shadow_keys[] = {"max_document_bytes", NULL};
+        if (!json_is_object(shadow))
+            problem(l, "shadow", "shadow", "expected an object");
+        else {
+            check_keys(l, shadow, "shadow", shadow_keys);
+            uint64_t v;
+            if (get_uint(l, shadow, "max_document_bytes", "shadow", 30720, &v)) {
+                if (v < 64)
+                    problem(l, "shadow.max_document_bytes", "max_document_bytes",
+                            "must be at least 64");
+                else
+                    c->shadow_max_bytes = (size_t)v;
+            }
+        }
+    }
     const char *level = get_string(l, root, "log_level", "");
     if (level) {
         static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -306,6 +323,7 @@ static sedge_err base_config(config_t *out)
     out->thing_name = strdup("edge-core");
     out->data_dir = strdup("sedge-data");
     out->store_sync_full = true;
+    out->shadow_max_bytes = 8192;
     out->log_level = LOG_INFO;
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }

@@ -19,6 +19,7 @@ typedef struct {
     size_t listener_count;
     broker_limits_t limits;
     bool store_sync_full;
+    size_t shadow_max_bytes; /* largest shadow state document */
     log_level_t log_level;
     bool embedded_default; /* no file: generate a demo CA on first start */
 } config_t;

@@ -12,6 +12,7 @@
 #include "deploy/deploy.h"
 #include "pki/pki.h"
 #include "routing.h"
+#include "shadow/shadow.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@ struct core {
     broker_t *broker;
     routing_t *routing;
     deploy_t *deploy;
+    shadow_svc_t *shadow;
     admin_t *admin;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -205,6 +207,92 @@ static void cmd_rollback(void *ctx, json_t *request, admin_request_t *req)
     deploy_rollback(c->deploy, v ? (uint64_t)json_integer_value(v) : 0, deploy_answered, req);
 }
 
+static void shadow_publish(void *ctx, bytes_t topic, bytes_t payload)
+{
+    core_t *c = ctx;
+    broker_message_t m = {.source = BYTES_LIT("shadow"), .topic = topic, .payload = payload};
+    if (broker_publish(c->broker, &m) == SEDGE_ERR_DENIED)
+        LOGD("shadow reply on %.*s: no route", (int)topic.len, (const char *)topic.data);
+}
+
+static bool shadow_listeners(void *ctx, bytes_t topic)
+{
+    core_t *c = ctx;
+    return broker_has_subscribers(c->broker, topic);
+}
+
+static void shadow_from_broker(void *ctx, const broker_message_t *m)
+{
+    core_t *c = ctx;
+    shadow_on_message(c->shadow, m->topic, m->payload);
+}
+
+static void shadow_answered(void *ctx, int code, bytes_t response)
+{
+    admin_request_t *req = ctx;
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)response.data, response.len, 0, &jerr);
+    json_t *r = json_object();
+    if (code) {
+        const char *msg = json_string_value(json_object_get(doc, "message"));
+        char text[512];
+        snprintf(text, sizeof text, "%d %s", code, msg ? msg : "error");
+        json_object_set_new(r, "error", json_string(text));
+        json_object_set_new(r, "code", json_integer(code));
+        json_decref(doc);
+    } else {
+        json_object_set_new(r, "document", doc ? doc : json_object());
+    }
+    admin_reply(req, r);
+}
+
+static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
+{
+    core_t *c = ctx;
+    const char *op = json_string_value(json_object_get(request, "op"));
+    const char *thing = json_string_value(json_object_get(request, "thing"));
+    const char *name = json_string_value(json_object_get(request, "name"));
+    const char *doc = json_string_value(json_object_get(request, "document"));
+    if (!op || !thing) {
+        admin_reply_error(req, "shadow needs \"op\" and \"thing\"");
+        return;
+    }
+    bytes_t t = bytes_of_cstr(thing), n = bytes_of_cstr(name ? name : "");
+    if (!shadow_valid_thing_name(t) || (name && !shadow_valid_shadow_name(n))) {
+        admin_reply_error(req, "invalid %s name (up to %d of a-z A-Z 0-9 : _ -)",
+                          shadow_valid_thing_name(t) ? "shadow" : "thing",
+                          shadow_valid_thing_name(t) ? 64 : 128);
+        return;
+    }
+    if (strcmp(op, "list") == 0) {
+        json_t *names = NULL;
+        if (shadow_list(c->shadow, t, &names)) {
+            admin_reply_error(req, "cannot list the shadows of %s", thing);
+            return;
+        }
+        json_t *r = json_object();
+        json_object_set_new(r, "results", names);
+        admin_reply(req, r);
+        return;
+    }
+    shadow_op_t sop;
+    if (strcmp(op, "get") == 0)
+        sop = SHADOW_GET;
+    else if (strcmp(op, "update") == 0)
+        sop = SHADOW_UPDATE;
+    else if (strcmp(op, "delete") == 0)
+        sop = SHADOW_DELETE;
+    else {
+        admin_reply_error(req, "unknown shadow operation '%s' (get, update, delete, list)", op);
+        return;
+    }
+    if (sop == SHADOW_UPDATE && !doc) {
+        admin_reply_error(req, "shadow update needs a document");
+        return;
+    }
+    shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
+}
+
 static void print_welcome(const core_t *c)
 {
     const char *d = c->cfg.data_dir;
@@ -258,6 +346,14 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c->routing};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
+    shadow_options_t sopts = {.store = c->store,
+                              .max_doc_bytes = c->cfg.shadow_max_bytes,
+                              .publish = shadow_publish,
+                              .has_listeners = shadow_listeners,
+                              .ctx = c};
+    if ((err = shadow_open(&sopts, &c->shadow)))
+        goto fail;
+    routing_attach(c->routing, "shadow", shadow_from_broker, c);
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
@@ -269,7 +365,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = admin_register(c->admin, "status", cmd_status, c)) ||
         (err = admin_register(c->admin, "deploy", cmd_deploy, c)) ||
         (err = admin_register(c->admin, "deployments", cmd_deployments, c)) ||
-        (err = admin_register(c->admin, "rollback", cmd_rollback, c)))
+        (err = admin_register(c->admin, "rollback", cmd_rollback, c)) ||
+        (err = admin_register(c->admin, "shadow", cmd_shadow, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -311,6 +408,7 @@ void core_free(core_t *c)
     broker_free(c->broker);
     routing_free(c->routing);
     deploy_free(c->deploy);
+    shadow_free(c->shadow);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

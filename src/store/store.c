@@ -34,6 +34,7 @@ enum {
     OP_DEPLOYMENT_PUT,
     OP_DEPLOYMENT_STATUS,
     OP_META_PUT,
+    OP_SHADOW_PUT,
     OP_COUNT
 };
 
@@ -81,6 +82,9 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_DEPLOYMENT_STATUS] = {"itt",
                               {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
     [OP_META_PUT] = {"ti", {"INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)"}},
+    [OP_SHADOW_PUT] = {"ttiti",
+                       {"INSERT OR REPLACE INTO shadow(thing, name, version, document, deleted_at) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)"}},
 };
 
 static const char schema[] =
@@ -101,7 +105,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS deployment (version INTEGER PRIMARY KEY, group_name TEXT NOT NULL,"
     "  checksum TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL,"
     "  reason TEXT NOT NULL, document TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS shadow (thing TEXT NOT NULL, name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, document TEXT NOT NULL, deleted_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (thing, name));";
 
 typedef struct {
     uv_work_t work;
@@ -562,6 +569,13 @@ uint64_t store_set_deployment_status(store_t *s, uint64_t version, const char *s
     return append_op(s, OP_DEPLOYMENT_STATUS, p);
 }
 
+uint64_t store_put_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t version,
+                          bytes_t document, int64_t deleted_at)
+{
+    param_t p[] = {P_B(thing), P_B(name), P_I(version), P_B(document), P_I(deleted_at)};
+    return append_op(s, OP_SHADOW_PUT, p);
+}
+
 uint64_t store_put_meta(store_t *s, const char *key, int64_t value)
 {
     return append_op(s, OP_META_PUT, (param_t[]){P_B(bytes_of_cstr(key)), P_I(value)});
@@ -773,6 +787,44 @@ sedge_err store_read_meta(store_t *s, const char *key, int64_t *value)
         *value = sqlite3_column_int64(st, 0);
         err = SEDGE_OK;
     }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_read_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t *version,
+                            char **document, int64_t *deleted_at)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT version, document, deleted_at FROM shadow WHERE thing = ?1 AND name = ?2";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sqlite3_bind_text(st, 1, (const char *)thing.data, (int)thing.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, (const char *)name.data, (int)name.len, SQLITE_STATIC);
+    sedge_err err = SEDGE_ERR_NOT_FOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *version = sqlite3_column_int64(st, 0);
+        *deleted_at = sqlite3_column_int64(st, 2);
+        *document = NULL;
+        err = SEDGE_OK;
+        if (*deleted_at == 0 && !(*document = bytes_dup_cstr(column_bytes(st, 1))))
+            err = SEDGE_ERR_NOMEM;
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT name FROM shadow WHERE thing = ?1 AND name != '' AND deleted_at = 0 "
+                      "ORDER BY name";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sqlite3_bind_text(st, 1, (const char *)thing.data, (int)thing.len, SQLITE_STATIC);
+    sedge_err err = SEDGE_OK;
+    int rc;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = fn(ctx, column_bytes(st, 0));
     sqlite3_finalize(st);
     return err;
 }

@@ -135,6 +135,18 @@ NODISCARD sedge_err store_read_deployment_document(store_t *s, uint64_t version,
 /* NOT_FOUND when the key was never written. */
 NODISCARD sedge_err store_read_meta(store_t *s, const char *key, int64_t *value);
 
+/* Shadows: one row per (thing, shadow name; "" for the classic shadow).
+ * A deleted shadow keeps its row (deleted_at > 0) so that a shadow
+ * created again within 48 hours continues its version numbers. */
+uint64_t store_put_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t version,
+                          bytes_t document, int64_t deleted_at);
+/* The document is malloc'd (NULL when deleted); NOT_FOUND if no row. */
+NODISCARD sedge_err store_read_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t *version,
+                                      char **document, int64_t *deleted_at);
+typedef sedge_err (*store_name_fn)(void *ctx, bytes_t name);
+/* Names of the thing's live named shadows, in order. */
+NODISCARD sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *ctx);
+
 /* Call fn(ctx, result) on the loop thread once batch `seq` has settled
  * (committed or failed); at once if it already has. */
 NODISCARD sedge_err store_when_settled(store_t *s, uint64_t seq,
