@@ -92,9 +92,14 @@ typedef struct {
     /* Does that decision let the message reach subscriber `identity`? */
     bool (*reaches)(void *ctx, const void *route, bytes_t identity);
     /* After local delivery: the services the route names (shadow,
-     * functions, cloud) take the message here. */
-    void (*on_routed)(void *ctx, const void *route, const broker_message_t *m);
+     * functions, cloud) take the message here, and answer with
+     * BROKER_ROUTED_* flags: DURABLE when one wrote it to the store (the
+     * publisher's acknowledgement then waits for the commit), REFUSED when
+     * one refused it for lack of room (MQTT 5 publishers get 0x97). */
+    int (*on_routed)(void *ctx, const void *route, const broker_message_t *m);
 } broker_hooks_t;
+
+enum { BROKER_ROUTED_DURABLE = 1, BROKER_ROUTED_REFUSED = 2 };
 
 NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits,
                                   store_t *store, broker_t **out);

@@ -166,7 +166,13 @@ bool broker_route(broker_t *b, msg_t *m, session_t *from)
     deliver_message(b, m, from);
     if (b->hooks.on_routed) {
         broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
-        b->hooks.on_routed(b->hooks_ctx, m->route, &view);
+        int taken = b->hooks.on_routed(b->hooks_ctx, m->route, &view);
+        if (taken & BROKER_ROUTED_DURABLE)
+            b->durable_writes++;
+        if (taken & BROKER_ROUTED_REFUSED) {
+            b->queue_refusals++;
+            b->stats.msgs_dropped++;
+        }
     }
     m->route = NULL;
     return true;

@@ -43,6 +43,8 @@ static void usage(FILE *out)
             "        read, change (DOC: {\"state\": {...}}, or @FILE) or delete a device shadow\n"
             "  shadow list THING\n"
             "        the thing's named shadows\n"
+            "  spool [--json]\n"
+            "        the cloud link and its store-and-forward spool\n"
             "\n"
             "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
 }
@@ -446,6 +448,38 @@ static int cmd_shadow(cli_t *cli)
     return rc;
 }
 
+static int cmd_spool(cli_t *cli)
+{
+    int rc = common_flags(cli, "sedgectl spool [--json]", 0, NULL);
+    if (rc >= 0)
+        return rc;
+    json_t *r = NULL;
+    if ((rc = call(cli, "spool", NULL, &r))) {
+        json_decref(r);
+        return rc;
+    }
+    if (cli->json) {
+        print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    const char *err = json_string_value(json_object_get(r, "last_error"));
+    printf("cloud        %s, %s (client id %s)\n", json_string_value(json_object_get(r, "endpoint")),
+           json_string_value(json_object_get(r, "state")),
+           json_string_value(json_object_get(r, "client_id")));
+    if (err)
+        printf("last error   %s\n", err);
+    printf("spool        %lld messages, %.1f KB, oldest %lld s old\n", num(r, "queued"),
+           num(r, "bytes") / 1024.0, num(r, "oldest_age_s"));
+    printf("sent         %lld acknowledged by the cloud, %lld in flight\n", num(r, "sent"),
+           num(r, "inflight"));
+    printf("dropped      %lld\n", num(r, "dropped"));
+    printf("received     %lld from the cloud\n", num(r, "received"));
+    printf("reconnects   %lld\n", num(r, "reconnects"));
+    json_decref(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_t cli = {.data_dir = "sedge-data"};
@@ -491,6 +525,8 @@ int main(int argc, char **argv)
         return cmd_rollback(&cli);
     if (strcmp(verb, "shadow") == 0)
         return cmd_shadow(&cli);
+    if (strcmp(verb, "spool") == 0)
+        return cmd_spool(&cli);
     fprintf(stderr, "sedgectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;

@@ -224,6 +224,95 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
     c->listener_count++;
 }
 
+static void load_spool(loader_t *l, json_t *o, uplink_config_t *u)
+{
+    static const char *const keys[] = {"storage", "max_bytes", "when_full", NULL};
+    if (!json_is_object(o)) {
+        problem(l, "cloud.spool", "spool", "expected an object");
+        return;
+    }
+    check_keys(l, o, "cloud.spool", keys);
+    const char *storage = get_string(l, o, "storage", "cloud.spool");
+    if (storage && strcmp(storage, "disk") == 0)
+        u->spool_storage = SPOOL_DISK;
+    else if (storage && strcmp(storage, "memory") == 0)
+        u->spool_storage = SPOOL_MEMORY;
+    else if (storage)
+        problem(l, "cloud.spool.storage", "storage", "'%s' is not disk or memory", storage);
+    uint64_t v;
+    if (get_uint(l, o, "max_bytes", "cloud.spool", (uint64_t)1 << 40, &v)) {
+        if (v < 1024)
+            problem(l, "cloud.spool.max_bytes", "max_bytes", "must be at least 1024");
+        else
+            u->spool_max_bytes = v;
+    }
+    const char *full = get_string(l, o, "when_full", "cloud.spool");
+    if (full && strcmp(full, "drop_oldest") == 0)
+        u->spool_when_full = SPOOL_DROP_OLDEST;
+    else if (full && strcmp(full, "reject_new") == 0)
+        u->spool_when_full = SPOOL_REJECT_NEW;
+    else if (full)
+        problem(l, "cloud.spool.when_full", "when_full", "'%s' is not drop_oldest or reject_new",
+                full);
+}
+
+static void load_cloud(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {"endpoint",    "ca_file",      "cert_file",
+                                       "key_file",    "client_id",    "protocol",
+                                       "keepalive_s", "max_inflight", "reconnect_min_ms",
+                                       "reconnect_max_ms", "spool",   NULL};
+    if (!json_is_object(o)) {
+        problem(l, "cloud", "cloud", "expected an object");
+        return;
+    }
+    check_keys(l, o, "cloud", keys);
+    uplink_config_t *u = &c->cloud;
+    const char *endpoint = get_string(l, o, "endpoint", "cloud");
+    if (!endpoint) {
+        if (!json_object_get(o, "endpoint"))
+            problem(l, "cloud.endpoint", NULL, "missing (host:port of the cloud broker)");
+    } else if (!strrchr(endpoint, ':')) {
+        problem(l, "cloud.endpoint", "endpoint", "'%s' is not host:port", endpoint);
+    } else {
+        u->endpoint = strdup(endpoint);
+    }
+    const char *files[] = {"ca_file", "cert_file", "key_file"};
+    char **dest[] = {&u->ca_file, &u->cert_file, &u->key_file};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = get_string(l, o, files[i], "cloud");
+        if (v)
+            *dest[i] = resolve(l, v);
+    }
+    if ((u->cert_file == NULL) != (u->key_file == NULL))
+        problem(l, "cloud", "cert_file", "cert_file and key_file go together");
+    const char *client_id = get_string(l, o, "client_id", "cloud");
+    if (client_id)
+        u->client_id = strdup(client_id);
+    const char *protocol = get_string(l, o, "protocol", "cloud");
+    if (protocol && strcmp(protocol, "3.1.1") == 0)
+        u->protocol = 4;
+    else if (protocol && strcmp(protocol, "5") == 0)
+        u->protocol = 5;
+    else if (protocol)
+        problem(l, "cloud.protocol", "protocol", "'%s' is not 3.1.1 or 5", protocol);
+    uint64_t v;
+    if (get_uint(l, o, "keepalive_s", "cloud", 65535, &v))
+        u->keepalive_s = (uint16_t)v;
+    if (get_uint(l, o, "max_inflight", "cloud", 65000, &v))
+        u->max_inflight = (uint16_t)(v ? v : 1);
+    if (get_uint(l, o, "reconnect_min_ms", "cloud", 3600000, &v))
+        u->reconnect_min_ms = (uint32_t)(v ? v : 1);
+    if (get_uint(l, o, "reconnect_max_ms", "cloud", 86400000, &v))
+        u->reconnect_max_ms = (uint32_t)v;
+    if (u->reconnect_max_ms < u->reconnect_min_ms)
+        u->reconnect_max_ms = u->reconnect_min_ms;
+    json_t *spool = json_object_get(o, "spool");
+    if (spool)
+        load_spool(l, spool, u);
+    c->cloud_enabled = true;
+}
+
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
     static const char *const keys[] = {"data_dir", "core",  "listeners", "limits", "store",
@@ -312,8 +401,8 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
             problem(l, "log_level", "log_level", "'%s' is not error, warn, info or debug", level);
     }
     json_t *cloud = json_object_get(root, "cloud");
-    if (cloud && !json_is_object(cloud))
-        problem(l, "cloud", "cloud", "expected an object");
+    if (cloud)
+        load_cloud(l, cloud, c);
 }
 
 static sedge_err base_config(config_t *out)
@@ -324,6 +413,16 @@ static sedge_err base_config(config_t *out)
     out->data_dir = strdup("sedge-data");
     out->store_sync_full = true;
     out->shadow_max_bytes = 8192;
+    out->cloud = (uplink_config_t){
+        .protocol = 4,
+        .keepalive_s = 60,
+        .max_inflight = 100,
+        .reconnect_min_ms = 1000,
+        .reconnect_max_ms = 120000,
+        .spool_storage = SPOOL_DISK,
+        .spool_max_bytes = 104857600,
+        .spool_when_full = SPOOL_DROP_OLDEST,
+    };
     out->log_level = LOG_INFO;
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
@@ -392,6 +491,11 @@ void config_free(config_t *c)
 {
     free(c->data_dir);
     free(c->thing_name);
+    free(c->cloud.endpoint);
+    free(c->cloud.ca_file);
+    free(c->cloud.cert_file);
+    free(c->cloud.key_file);
+    free(c->cloud.client_id);
     for (size_t i = 0; i < c->listener_count; i++) {
         free((char *)c->listeners[i].bind);
         free((char *)c->listeners[i].ca_file);

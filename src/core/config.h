@@ -9,6 +9,7 @@
 
 #include "base/base.h"
 #include "broker/broker.h"
+#include "uplink/uplink.h"
 
 #define CONFIG_MAX_LISTENERS 16
 
@@ -20,6 +21,8 @@ typedef struct {
     broker_limits_t limits;
     bool store_sync_full;
     size_t shadow_max_bytes; /* largest shadow state document */
+    bool cloud_enabled;
+    uplink_config_t cloud;
     log_level_t log_level;
     bool embedded_default; /* no file: generate a demo CA on first start */
 } config_t;

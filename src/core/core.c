@@ -14,6 +14,7 @@
 #include "routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
+#include "uplink/uplink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@ struct core {
     routing_t *routing;
     deploy_t *deploy;
     shadow_svc_t *shadow;
+    uplink_t *uplink;
     admin_t *admin;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -221,10 +223,12 @@ static bool shadow_listeners(void *ctx, bytes_t topic)
     return broker_has_subscribers(c->broker, topic);
 }
 
-static void shadow_from_broker(void *ctx, const broker_message_t *m)
+static int shadow_from_broker(void *ctx, const broker_message_t *m, int route_qos)
 {
+    (void)route_qos;
     core_t *c = ctx;
     shadow_on_message(c->shadow, m->topic, m->payload);
+    return 0;
 }
 
 static void shadow_answered(void *ctx, int code, bytes_t response)
@@ -293,6 +297,80 @@ static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
     shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
 }
 
+static int cloud_from_broker(void *ctx, const broker_message_t *m, int route_qos)
+{
+    core_t *c = ctx;
+    uint64_t batch = 0;
+    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, &batch);
+    if (err == SEDGE_ERR_FULL)
+        return BROKER_ROUTED_REFUSED;
+    return batch ? BROKER_ROUTED_DURABLE : 0;
+}
+
+static void cloud_to_local(void *ctx, bytes_t topic, bytes_t payload, uint8_t qos)
+{
+    core_t *c = ctx;
+    broker_message_t m = {.source = BYTES_LIT("cloud"), .topic = topic, .payload = payload,
+                          .qos = qos > 1 ? 1 : qos};
+    if (broker_publish(c->broker, &m) == SEDGE_ERR_DENIED)
+        LOGD("message from the cloud on %.*s: no route", (int)topic.len, (const char *)topic.data);
+}
+
+static void update_cloud_subscriptions(core_t *c)
+{
+    if (!c->uplink)
+        return;
+    json_t *filters = routing_cloud_filters(c->routing);
+    size_t n = json_array_size(filters);
+    const char **list = calloc(n ? n : 1, sizeof *list);
+    for (size_t i = 0; list && i < n; i++)
+        list[i] = json_string_value(json_array_get(filters, i));
+    if (list)
+        uplink_set_subscriptions(c->uplink, list, n);
+    free(list);
+    json_decref(filters);
+}
+
+/* Applying a deployment: the route table, then what follows from it. */
+typedef struct {
+    core_t *core;
+    void (*done)(void *token, sedge_err err, const char *why);
+    void *token;
+} apply_t;
+
+static void applied(void *ctx, sedge_err err, const char *why)
+{
+    apply_t *a = ctx;
+    if (!err)
+        update_cloud_subscriptions(a->core);
+    a->done(a->token, err, why);
+    free(a);
+}
+
+static void core_apply(void *ctx, const group_t *g,
+                       void (*done)(void *token, sedge_err err, const char *why), void *token)
+{
+    core_t *c = ctx;
+    apply_t *a = malloc(sizeof *a);
+    if (!a) {
+        done(token, SEDGE_ERR_NOMEM, "out of memory");
+        return;
+    }
+    *a = (apply_t){c, done, token};
+    routing_apply(c->routing, g, applied, a);
+}
+
+static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    if (!c->uplink) {
+        admin_reply_error(req, "no cloud is configured (the \"cloud\" section of the config)");
+        return;
+    }
+    admin_reply(req, uplink_status(c->uplink));
+}
+
 static void print_welcome(const core_t *c)
 {
     const char *d = c->cfg.data_dir;
@@ -340,10 +418,22 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = broker_create(loop, &c->cfg.limits, c->store, &c->broker)) ||
         (err = broker_load(c->broker)) || (err = routing_create(c->broker, &c->routing)))
         goto fail;
+    if (c->cfg.cloud_enabled) {
+        if (!c->cfg.cloud.client_id)
+            c->cfg.cloud.client_id = strdup(c->cfg.thing_name);
+        uplink_options_t uo = {.loop = loop,
+                               .store = c->store,
+                               .cfg = &c->cfg.cloud,
+                               .deliver = cloud_to_local,
+                               .ctx = c};
+        if ((err = uplink_start(&uo, &c->uplink)))
+            goto fail;
+        routing_attach(c->routing, "cloud", cloud_from_broker, c);
+    }
     deploy_options_t dopts = {.store = c->store,
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
-                              .apply = routing_apply,
-                              .ctx = c->routing};
+                              .apply = core_apply,
+                              .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     shadow_options_t sopts = {.store = c->store,
@@ -366,7 +456,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "deploy", cmd_deploy, c)) ||
         (err = admin_register(c->admin, "deployments", cmd_deployments, c)) ||
         (err = admin_register(c->admin, "rollback", cmd_rollback, c)) ||
-        (err = admin_register(c->admin, "shadow", cmd_shadow, c)))
+        (err = admin_register(c->admin, "shadow", cmd_shadow, c)) ||
+        (err = admin_register(c->admin, "spool", cmd_spool, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -393,9 +484,11 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = 2;
+    c->stopping_parts = c->uplink ? 3 : 2;
     broker_shutdown(c->broker, part_stopped, c);
     admin_close(c->admin, part_stopped, c);
+    if (c->uplink)
+        uplink_stop(c->uplink, part_stopped, c);
 }
 
 void core_free(core_t *c)
@@ -409,6 +502,7 @@ void core_free(core_t *c)
     routing_free(c->routing);
     deploy_free(c->deploy);
     shadow_free(c->shadow);
+    uplink_free(c->uplink);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

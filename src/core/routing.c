@@ -95,17 +95,18 @@ static void hold(service_t *s, const broker_message_t *m)
     s->held++;
 }
 
-static void to_service(routing_t *r, const char *endpoint, const broker_message_t *m)
+static int to_service(routing_t *r, const char *endpoint, const broker_message_t *m,
+                      int route_qos)
 {
     service_t *s = service_get(r, endpoint, true);
     if (!s)
-        return;
-    if (s->fn) {
-        s->delivered++;
-        s->fn(s->ctx, m);
-    } else {
+        return 0;
+    if (!s->fn) {
         hold(s, m);
+        return 0;
     }
+    s->delivered++;
+    return s->fn(s->ctx, m, route_qos);
 }
 
 void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx)
@@ -120,7 +121,7 @@ void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx
         s->head = h->next;
         s->held--;
         s->delivered++;
-        fn(ctx, &h->m);
+        fn(ctx, &h->m, -1);
         free(h);
     }
     if (!s->head)
@@ -161,33 +162,44 @@ static bool is_shadow_topic(bytes_t topic)
            memmem(topic.data, topic.len, "/shadow/", 8) != NULL;
 }
 
-static void on_routed(void *ctx, const void *decision, const broker_message_t *m)
+static int on_routed(void *ctx, const void *decision, const broker_message_t *m)
 {
     routing_t *r = ctx;
     if (decision == &open_route) {
         if (is_shadow_topic(m->topic) && !bytes_eq_cstr(m->source, "shadow"))
-            to_service(r, "shadow", m);
-        return;
+            return to_service(r, "shadow", m, -1);
+        return 0;
     }
     /* Collect the distinct service endpoints first: a service may publish
-     * in turn, and that reuses the router's match. */
+     * in turn, and that reuses the router's match. A target reached by a
+     * route without "qos": 0 gets the message spooled (qos -1). */
     const route_match_t *match = decision;
     char targets[16][160];
+    int qos[16];
     size_t n = 0;
-    for (size_t i = 0; i < match->count && n < ARRAY_LEN(targets); i++) {
-        const endpoint_t *t = &match->routes[i]->target;
+    for (size_t i = 0; i < match->count; i++) {
+        const route_t *rt = match->routes[i];
+        const endpoint_t *t = &rt->target;
         if (t->kind == ENDPOINT_THING || t->kind == ENDPOINT_ANY_THING)
             continue;
         char name[160];
         endpoint_format(t, name, sizeof name);
-        bool seen = false;
-        for (size_t k = 0; k < n && !seen; k++)
-            seen = strcmp(targets[k], name) == 0;
-        if (!seen)
-            memcpy(targets[n++], name, sizeof name);
+        size_t k = 0;
+        while (k < n && strcmp(targets[k], name) != 0)
+            k++;
+        if (k == n) {
+            if (n == ARRAY_LEN(targets))
+                continue;
+            memcpy(targets[n], name, sizeof name);
+            qos[n++] = rt->qos;
+        } else if (rt->qos != 0) {
+            qos[k] = rt->qos;
+        }
     }
+    int flags = 0;
     for (size_t i = 0; i < n; i++)
-        to_service(r, targets[i], m);
+        flags |= to_service(r, targets[i], m, qos[i]);
+    return flags;
 }
 
 sedge_err routing_create(broker_t *b, routing_t **out)
@@ -226,6 +238,25 @@ void routing_apply(void *ctx, const group_t *g,
     if (gone)
         LOGI("disconnected %zu things no longer allowed by group %s", gone, g->name);
     done(token, SEDGE_OK, NULL);
+}
+
+json_t *routing_cloud_filters(routing_t *r)
+{
+    json_t *list = json_array();
+    if (!r->router)
+        return list;
+    const group_t *g = router_group(r->router);
+    for (size_t i = 0; i < g->route_count; i++) {
+        if (g->routes[i].source.kind != ENDPOINT_CLOUD)
+            continue;
+        bool seen = false;
+        size_t k;
+        json_t *v;
+        json_array_foreach(list, k, v) seen |= strcmp(json_string_value(v), g->routes[i].filter) == 0;
+        if (!seen)
+            json_array_append_new(list, json_string(g->routes[i].filter));
+    }
+    return list;
 }
 
 void routing_status(routing_t *r, json_t *status)

@@ -22,8 +22,10 @@ typedef struct routing routing_t;
 
 #define ROUTING_INBOX_MAX 1000
 
-/* A service taking routed messages; the views are valid during the call. */
-typedef void (*service_fn)(void *ctx, const broker_message_t *m);
+/* A service taking routed messages; the views are valid during the call.
+ * `route_qos` is the "qos" of the routes that brought it (-1 when none
+ * says). Returns BROKER_ROUTED_* flags. */
+typedef int (*service_fn)(void *ctx, const broker_message_t *m, int route_qos);
 
 NODISCARD sedge_err routing_create(broker_t *b, routing_t **out);
 void routing_free(routing_t *r);
@@ -35,6 +37,10 @@ void routing_apply(void *ctx, const group_t *g,
 /* Attach the service behind an endpoint ("shadow", "cloud",
  * "function:NAME"...); messages waiting in its inbox are handed over. */
 void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx);
+
+/* The filters of the active group's routes whose source is `cloud` (a new
+ * JSON array of strings). */
+json_t *routing_cloud_filters(routing_t *r);
 
 /* Adds "routes" (with counters) and "services" (inboxes) to `status`. */
 void routing_status(routing_t *r, json_t *status);

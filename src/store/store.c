@@ -35,6 +35,8 @@ enum {
     OP_DEPLOYMENT_STATUS,
     OP_META_PUT,
     OP_SHADOW_PUT,
+    OP_SPOOL_PUT,
+    OP_SPOOL_DEL,
     OP_COUNT
 };
 
@@ -82,6 +84,10 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_DEPLOYMENT_STATUS] = {"itt",
                               {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
     [OP_META_PUT] = {"ti", {"INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)"}},
+    [OP_SPOOL_PUT] = {"itbii",
+                      {"INSERT OR REPLACE INTO spool(seq, topic, payload, qos, created_at) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5)"}},
+    [OP_SPOOL_DEL] = {"i", {"DELETE FROM spool WHERE seq = ?1"}},
     [OP_SHADOW_PUT] = {"ttiti",
                        {"INSERT OR REPLACE INTO shadow(thing, name, version, document, deleted_at) "
                         "VALUES (?1, ?2, ?3, ?4, ?5)"}},
@@ -106,6 +112,8 @@ static const char schema[] =
     "  checksum TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL,"
     "  reason TEXT NOT NULL, document TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+    "  payload BLOB NOT NULL, qos INTEGER NOT NULL, created_at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS shadow (thing TEXT NOT NULL, name TEXT NOT NULL,"
     "  version INTEGER NOT NULL, document TEXT NOT NULL, deleted_at INTEGER NOT NULL,"
     "  PRIMARY KEY (thing, name));";
@@ -576,6 +584,17 @@ uint64_t store_put_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t versi
     return append_op(s, OP_SHADOW_PUT, p);
 }
 
+uint64_t store_put_spooled(store_t *s, const store_spooled_t *v)
+{
+    param_t p[] = {P_I(v->seq), P_B(v->topic), P_B(v->payload), P_I(v->qos), P_I(v->created_at)};
+    return append_op(s, OP_SPOOL_PUT, p);
+}
+
+uint64_t store_del_spooled(store_t *s, uint64_t seq)
+{
+    return append_op(s, OP_SPOOL_DEL, (param_t[]){P_I(seq)});
+}
+
 uint64_t store_put_meta(store_t *s, const char *key, int64_t value)
 {
     return append_op(s, OP_META_PUT, (param_t[]){P_B(bytes_of_cstr(key)), P_I(value)});
@@ -825,6 +844,51 @@ sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *
     int rc;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
         err = fn(ctx, column_bytes(st, 0));
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_spool_summary(store_t *s, store_spool_summary_t *out)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT COUNT(*), COALESCE(SUM(length(CAST(topic AS BLOB)) + length(payload)), 0),"
+                      " COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM spool";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sedge_err err = SEDGE_ERR_STORE;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out->count = (uint64_t)sqlite3_column_int64(st, 0);
+        out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+        out->first_seq = (uint64_t)sqlite3_column_int64(st, 2);
+        out->last_seq = (uint64_t)sqlite3_column_int64(st, 3);
+        err = SEDGE_OK;
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit, store_spooled_fn fn,
+                             void *ctx)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT seq, topic, payload, qos, created_at FROM spool WHERE seq > ?1 "
+                      "ORDER BY seq LIMIT ?2";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sedge_err err = SEDGE_OK;
+    int rc;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_spooled_t v = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0),
+            .topic = column_bytes(st, 1),
+            .payload = column_bytes(st, 2),
+            .qos = (uint8_t)sqlite3_column_int(st, 3),
+            .created_at = sqlite3_column_int64(st, 4),
+        };
+        err = fn(ctx, &v);
+    }
     sqlite3_finalize(st);
     return err;
 }

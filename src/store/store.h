@@ -147,6 +147,28 @@ typedef sedge_err (*store_name_fn)(void *ctx, bytes_t name);
 /* Names of the thing's live named shadows, in order. */
 NODISCARD sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *ctx);
 
+/* The cloud spool: messages waiting for the cloud, in order of `seq`. */
+typedef struct {
+    uint64_t seq;
+    bytes_t topic;
+    bytes_t payload;
+    uint8_t qos;
+    int64_t created_at; /* wall seconds */
+} store_spooled_t;
+
+uint64_t store_put_spooled(store_t *s, const store_spooled_t *v);
+uint64_t store_del_spooled(store_t *s, uint64_t seq);
+typedef struct {
+    uint64_t count;
+    uint64_t bytes; /* topics and payloads */
+    uint64_t first_seq, last_seq;
+} store_spool_summary_t;
+NODISCARD sedge_err store_spool_summary(store_t *s, store_spool_summary_t *out);
+typedef sedge_err (*store_spooled_fn)(void *ctx, const store_spooled_t *v);
+/* Up to `limit` messages with seq > after, in order. */
+NODISCARD sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit,
+                                       store_spooled_fn fn, void *ctx);
+
 /* Call fn(ctx, result) on the loop thread once batch `seq` has settled
  * (committed or failed); at once if it already has. */
 NODISCARD sedge_err store_when_settled(store_t *s, uint64_t seq,
