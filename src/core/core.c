@@ -10,6 +10,8 @@
 
 #include "admin.h"
 #include "deploy/deploy.h"
+#include "jobs.h"
+#include "shadow_sync.h"
 #include "pki/pki.h"
 #include "routing.h"
 #include "shadow/shadow.h"
@@ -37,6 +39,8 @@ struct core {
     deploy_t *deploy;
     shadow_svc_t *shadow;
     uplink_t *uplink;
+    jobs_t *jobs;
+    shadow_sync_t *sync;
     admin_t *admin;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -223,6 +227,14 @@ static bool shadow_listeners(void *ctx, bytes_t topic)
     return broker_has_subscribers(c->broker, topic);
 }
 
+static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t name,
+                           bytes_t accepted)
+{
+    core_t *c = ctx;
+    if (c->sync)
+        shadow_sync_local_change(c->sync, op, thing, name, accepted);
+}
+
 static int shadow_from_broker(void *ctx, const broker_message_t *m, int route_qos)
 {
     (void)route_qos;
@@ -316,6 +328,15 @@ static void cloud_to_local(void *ctx, bytes_t topic, bytes_t payload, uint8_t qo
         LOGD("message from the cloud on %.*s: no route", (int)topic.len, (const char *)topic.data);
 }
 
+static void cloud_link(void *ctx, bool up)
+{
+    core_t *c = ctx;
+    if (up && c->jobs)
+        jobs_link_up(c->jobs);
+    if (up && c->sync)
+        shadow_sync_link_up(c->sync);
+}
+
 static void update_cloud_subscriptions(core_t *c)
 {
     if (!c->uplink)
@@ -334,6 +355,7 @@ static void update_cloud_subscriptions(core_t *c)
 /* Applying a deployment: the route table, then what follows from it. */
 typedef struct {
     core_t *core;
+    const group_t *group;
     void (*done)(void *token, sedge_err err, const char *why);
     void *token;
 } apply_t;
@@ -341,8 +363,11 @@ typedef struct {
 static void applied(void *ctx, sedge_err err, const char *why)
 {
     apply_t *a = ctx;
-    if (!err)
+    if (!err) {
         update_cloud_subscriptions(a->core);
+        if (a->core->sync)
+            shadow_sync_configure(a->core->sync, a->group);
+    }
     a->done(a->token, err, why);
     free(a);
 }
@@ -356,7 +381,7 @@ static void core_apply(void *ctx, const group_t *g,
         done(token, SEDGE_ERR_NOMEM, "out of memory");
         return;
     }
-    *a = (apply_t){c, done, token};
+    *a = (apply_t){c, g, done, token};
     routing_apply(c->routing, g, applied, a);
 }
 
@@ -418,6 +443,15 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = broker_create(loop, &c->cfg.limits, c->store, &c->broker)) ||
         (err = broker_load(c->broker)) || (err = routing_create(c->broker, &c->routing)))
         goto fail;
+    shadow_options_t sopts = {.store = c->store,
+                              .max_doc_bytes = c->cfg.shadow_max_bytes,
+                              .publish = shadow_publish,
+                              .has_listeners = shadow_listeners,
+                              .on_change = shadow_changed,
+                              .ctx = c};
+    if ((err = shadow_open(&sopts, &c->shadow)))
+        goto fail;
+    routing_attach(c->routing, "shadow", shadow_from_broker, c);
     if (c->cfg.cloud_enabled) {
         if (!c->cfg.cloud.client_id)
             c->cfg.cloud.client_id = strdup(c->cfg.thing_name);
@@ -425,10 +459,13 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                                .store = c->store,
                                .cfg = &c->cfg.cloud,
                                .deliver = cloud_to_local,
+                               .on_link = cloud_link,
                                .ctx = c};
         if ((err = uplink_start(&uo, &c->uplink)))
             goto fail;
         routing_attach(c->routing, "cloud", cloud_from_broker, c);
+        if ((err = shadow_sync_start(c->uplink, c->shadow, &c->sync)))
+            goto fail;
     }
     deploy_options_t dopts = {.store = c->store,
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
@@ -436,14 +473,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
-    shadow_options_t sopts = {.store = c->store,
-                              .max_doc_bytes = c->cfg.shadow_max_bytes,
-                              .publish = shadow_publish,
-                              .has_listeners = shadow_listeners,
-                              .ctx = c};
-    if ((err = shadow_open(&sopts, &c->shadow)))
+    if (c->uplink && (err = jobs_start(c->uplink, c->deploy, c->cfg.thing_name, &c->jobs)))
         goto fail;
-    routing_attach(c->routing, "shadow", shadow_from_broker, c);
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
@@ -502,6 +533,8 @@ void core_free(core_t *c)
     routing_free(c->routing);
     deploy_free(c->deploy);
     shadow_free(c->shadow);
+    jobs_free(c->jobs);
+    shadow_sync_free(c->sync);
     uplink_free(c->uplink);
     if (c->admin)
         admin_free(c->admin);

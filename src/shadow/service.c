@@ -47,6 +47,7 @@ typedef struct {
 typedef struct {
     shadow_svc_t *svc;
     char *key;  /* the shadow's cache key, to forget it if the write fails */
+    shadow_op_t op;
     char *base; /* the request topic, for a late /rejected */
     bool from_mqtt;
     outgoing_t out[3];
@@ -168,6 +169,12 @@ static void send_reply(void *ctx, sedge_err result)
         free(r->out[i].topic);
         free(r->out[i].payload);
     }
+    if (r->code == 0 && r->key && r->op != SHADOW_GET && s->o.on_change) {
+        const char *slash = strchr(r->key, '/');
+        bytes_t thing = {(const uint8_t *)r->key, (size_t)(slash - r->key)};
+        bytes_t name = bytes_of_cstr(slash + 1);
+        s->o.on_change(s->o.ctx, r->op, thing, name, bytes_of_cstr(r->response ? r->response : "{}"));
+    }
     if (r->done) {
         const char *resp = r->response ? r->response : "{}";
         if (result && r->code == 500)
@@ -195,6 +202,7 @@ static reply_t *reply_new(shadow_svc_t *s, const request_t *q)
         r->done_ctx = q->done_ctx;
         r->from_mqtt = q->from_mqtt;
         r->base = strdup(q->base);
+        r->op = q->op;
     }
     return r;
 }

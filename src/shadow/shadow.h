@@ -33,6 +33,9 @@ typedef struct {
     /* Is anyone subscribed to `topic`? Documents and deltas nobody would
      * receive are not built. */
     bool (*has_listeners)(void *ctx, bytes_t topic);
+    /* A change was accepted and is durable: `accepted` is the /accepted
+     * document (its "state" is the request's, with its "clientToken"). */
+    void (*on_change)(void *ctx, shadow_op_t op, bytes_t thing, bytes_t name, bytes_t accepted);
     void *ctx;
 } shadow_options_t;
 

@@ -869,6 +869,19 @@ sedge_err uplink_watch(uplink_t *u, const char *filter, uplink_watch_fn fn, void
     return SEDGE_OK;
 }
 
+void uplink_unwatch(uplink_t *u, const char *filter, void *ctx)
+{
+    for (watch_t **pp = &u->watches; *pp; pp = &(*pp)->next) {
+        watch_t *w = *pp;
+        if (w->ctx == ctx && strcmp(w->filter, filter) == 0) {
+            *pp = w->next;
+            free(w->filter);
+            free(w);
+            return;
+        }
+    }
+}
+
 bool uplink_connected(const uplink_t *u)
 {
     return u->state == LINK_UP;

@@ -77,6 +77,9 @@ void uplink_set_subscriptions(uplink_t *u, const char *const *filters, size_t co
 bool uplink_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qos);
 typedef void (*uplink_watch_fn)(void *ctx, bytes_t topic, bytes_t payload);
 NODISCARD sedge_err uplink_watch(uplink_t *u, const char *filter, uplink_watch_fn fn, void *ctx);
+/* Stop calling fn for `filter` with this ctx (the cloud subscription stays
+ * until the next connection). */
+void uplink_unwatch(uplink_t *u, const char *filter, void *ctx);
 bool uplink_connected(const uplink_t *u);
 
 /* {"state", "endpoint", "queued", "bytes", "oldest_age_s", "sent",
