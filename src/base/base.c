@@ -149,3 +149,48 @@ int64_t clock_wall_s(void)
 {
     return (int64_t)time(NULL);
 }
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(bytes_t in)
+{
+    size_t n = (in.len + 2) / 3 * 4;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < in.len; i += 3) {
+        uint32_t v = (uint32_t)in.data[i] << 16;
+        if (i + 1 < in.len)
+            v |= (uint32_t)in.data[i + 1] << 8;
+        if (i + 2 < in.len)
+            v |= in.data[i + 2];
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < in.len ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < in.len ? b64_alphabet[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+sedge_err base64_decode(const char *text, buf_t *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = text; *p && *p != '='; p++) {
+        const char *at = strchr(b64_alphabet, *p);
+        if (!at || !*p)
+            return SEDGE_ERR_INVALID;
+        acc = acc << 6 | (uint32_t)(at - b64_alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            uint8_t byte = (uint8_t)(acc >> bits);
+            if (buf_append(out, &byte, 1))
+                return SEDGE_ERR_NOMEM;
+        }
+    }
+    return SEDGE_OK;
+}

@@ -70,6 +70,11 @@ NODISCARD sedge_err buf_append(buf_t *b, const void *data, size_t len);
 void buf_consume(buf_t *b, size_t n);
 void buf_free(buf_t *b);
 
+/* Base64 (RFC 4648, with padding). encode returns a malloc'd string (NULL
+ * on NOMEM); decode appends the bytes to `out`. */
+char *base64_encode(bytes_t in);
+NODISCARD sedge_err base64_decode(const char *text, buf_t *out);
+
 /* Logging. Each .c file defines LOG_TAG before using the macros. */
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 void log_set_level(log_level_t level);

@@ -45,6 +45,12 @@ static void usage(FILE *out)
             "        the thing's named shadows\n"
             "  spool [--json]\n"
             "        the cloud link and its store-and-forward spool\n"
+            "  functions [--json]\n"
+            "        each function: state, instances, queue, invocations, errors, limits\n"
+            "  invoke NAME [PAYLOAD]\n"
+            "        invoke a function and print its result (PAYLOAD, @FILE, or - for stdin)\n"
+            "  logs NAME [--lines N]\n"
+            "        a function's captured output\n"
             "\n"
             "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
 }
@@ -480,6 +486,148 @@ static int cmd_spool(cli_t *cli)
     return 0;
 }
 
+static int cmd_functions(cli_t *cli)
+{
+    int rc = common_flags(cli, "sedgectl functions [--json]", 0, NULL);
+    if (rc >= 0)
+        return rc;
+    json_t *r = NULL;
+    if ((rc = call(cli, "functions", NULL, &r))) {
+        json_decref(r);
+        return rc;
+    }
+    if (cli->json) {
+        print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    json_t *list = json_object_get(r, "functions");
+    if (!json_array_size(list))
+        printf("no functions in the active group\n");
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+    {
+        json_t *lim = json_object_get(f, "limits");
+        printf("%s (%s): %s\n", json_string_value(json_object_get(f, "name")),
+               json_string_value(json_object_get(f, "lifecycle")),
+               json_string_value(json_object_get(f, "state")));
+        size_t k;
+        json_t *in;
+        printf("  instances  ");
+        if (!json_array_size(json_object_get(f, "instances")))
+            printf("none");
+        json_array_foreach(json_object_get(f, "instances"), k, in)
+            printf("%spid %lld %s", k ? ", " : "", num(in, "pid"),
+                   json_string_value(json_object_get(in, "state")));
+        printf("\n  queue      %lld\n", num(f, "queue"));
+        printf("  invoked    %lld, %lld errors (%lld timeouts, %lld out of memory, %lld crashes), "
+               "%lld refused, %lld publishes refused\n",
+               num(f, "invocations"), num(f, "errors"), num(f, "timeouts"), num(f, "oom_kills"),
+               num(f, "crashes"), num(f, "refused"), num(f, "publish_refused"));
+        printf("  limits     %lld MB, %lld processes, %.1f s timeout, %lld instances, queue %lld; "
+               "%s, run as %s, enforced by %s\n",
+               num(lim, "memory_mb"), num(lim, "max_processes"),
+               json_number_value(json_object_get(lim, "timeout_s")), num(lim, "max_instances"),
+               num(lim, "max_queue"), json_string_value(json_object_get(lim, "isolation")),
+               json_string_value(json_object_get(lim, "run_as")),
+               json_string_value(json_object_get(lim, "enforced_by")));
+    }
+    json_decref(r);
+    return 0;
+}
+
+static int cmd_invoke(cli_t *cli)
+{
+    const char *args[2] = {NULL, NULL};
+    int rc = common_flags(cli, "sedgectl invoke NAME [PAYLOAD|@FILE|-]", 2, args);
+    if (rc >= 0)
+        return rc;
+    if (!args[0]) {
+        fprintf(stderr, "usage: sedgectl invoke NAME [PAYLOAD|@FILE|-]\n");
+        return 2;
+    }
+    size_t len = 0;
+    char *data = NULL;
+    char err[512];
+    if (args[1] && (args[1][0] == '@' || strcmp(args[1], "-") == 0)) {
+        data = read_file(args[1][0] == '@' ? args[1] + 1 : "/dev/stdin", &len, err, sizeof err);
+        if (!data) {
+            fprintf(stderr, "sedgectl invoke: %s\n", err);
+            return 1;
+        }
+    }
+    bytes_t payload = data ? (bytes_t){(uint8_t *)data, len} : bytes_of_cstr(args[1] ? args[1] : "");
+    char *b64 = base64_encode(payload);
+    free(data);
+    json_t *req = json_object();
+    json_object_set_new(req, "function", json_string(args[0]));
+    json_object_set_new(req, "payload_b64", json_string(b64 ? b64 : ""));
+    free(b64);
+    json_t *r = NULL;
+    rc = call(cli, "invoke", req, &r);
+    if (rc == 0) {
+        buf_t out = {0};
+        const char *res = json_string_value(json_object_get(r, "result_b64"));
+        if (res && base64_decode(res, &out) == SEDGE_OK && out.len)
+            fwrite(out.data, 1, out.len, stdout);
+        buf_free(&out);
+    }
+    json_decref(r);
+    return rc;
+}
+
+static int cmd_logs(cli_t *cli)
+{
+    const char *name = NULL;
+    long lines = 100;
+    for (int i = 0; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--lines") == 0 && i + 1 < cli->argc)
+            lines = strtol(cli->argv[++i], NULL, 10);
+        else if (strcmp(cli->argv[i], "--help") == 0) {
+            printf("usage: sedgectl logs NAME [--lines N]\n");
+            return 0;
+        } else if (!name)
+            name = cli->argv[i];
+        else {
+            fprintf(stderr, "usage: sedgectl logs NAME [--lines N]\n");
+            return 2;
+        }
+    }
+    if (!name) {
+        fprintf(stderr, "usage: sedgectl logs NAME [--lines N]\n");
+        return 2;
+    }
+    json_t *req = json_object();
+    json_object_set_new(req, "function", json_string(name));
+    json_t *r = NULL;
+    int rc = call(cli, "logs", req, &r);
+    if (rc) {
+        json_decref(r);
+        return rc;
+    }
+    const char *path = json_string_value(json_object_get(r, "path"));
+    char err[512];
+    size_t len = 0;
+    char *text = path ? read_file(path, &len, err, sizeof err) : NULL;
+    json_decref(r);
+    if (!text) {
+        fprintf(stderr, "sedgectl logs: %s\n", path ? err : "no log");
+        return 1;
+    }
+    /* The last `lines` lines. */
+    size_t start = len;
+    long seen = 0;
+    while (start > 0) {
+        if (text[start - 1] == '\n' && start != len && ++seen >= lines)
+            break;
+        start--;
+    }
+    fwrite(text + start, 1, len - start, stdout);
+    free(text);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_t cli = {.data_dir = "sedge-data"};
@@ -527,6 +675,12 @@ int main(int argc, char **argv)
         return cmd_shadow(&cli);
     if (strcmp(verb, "spool") == 0)
         return cmd_spool(&cli);
+    if (strcmp(verb, "functions") == 0)
+        return cmd_functions(&cli);
+    if (strcmp(verb, "invoke") == 0)
+        return cmd_invoke(&cli);
+    if (strcmp(verb, "logs") == 0)
+        return cmd_logs(&cli);
     fprintf(stderr, "sedgectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;

@@ -315,8 +315,9 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir", "core",  "listeners", "limits", "store",
-                                       "shadow",   "cloud", "log_level", NULL};
+    static const char *const keys[] = {"data_dir", "core",      "listeners", "limits",
+                                       "store",    "shadow",    "functions", "cloud",
+                                       "log_level", NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -385,6 +386,19 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
                 else
                     c->shadow_max_bytes = (size_t)v;
             }
+        }
+    }
+    json_t *functions = json_object_get(root, "functions");
+    if (functions) {
+        static const char *const fn_keys[] = {"allow_root", NULL};
+        if (!json_is_object(functions))
+            problem(l, "functions", "functions", "expected an object");
+        else {
+            check_keys(l, functions, "functions", fn_keys);
+            json_t *v = json_object_get(functions, "allow_root");
+            if (v && !json_is_boolean(v))
+                problem(l, "functions.allow_root", "allow_root", "expected true or false");
+            c->functions_allow_root = json_is_true(v);
         }
     }
     const char *level = get_string(l, root, "log_level", "");

@@ -21,6 +21,7 @@ typedef struct {
     broker_limits_t limits;
     bool store_sync_full;
     size_t shadow_max_bytes; /* largest shadow state document */
+    bool functions_allow_root; /* may functions run as uid 0 */
     bool cloud_enabled;
     uplink_config_t cloud;
     log_level_t log_level;

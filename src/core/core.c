@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "deploy/deploy.h"
+#include "functions/functions.h"
 #include "jobs.h"
 #include "shadow_sync.h"
 #include "pki/pki.h"
@@ -41,6 +42,7 @@ struct core {
     uplink_t *uplink;
     jobs_t *jobs;
     shadow_sync_t *sync;
+    functions_t *functions;
     admin_t *admin;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -235,9 +237,11 @@ static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t nam
         shadow_sync_local_change(c->sync, op, thing, name, accepted);
 }
 
-static int shadow_from_broker(void *ctx, const broker_message_t *m, int route_qos)
+static int shadow_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+                              int route_qos)
 {
     (void)route_qos;
+    (void)endpoint;
     core_t *c = ctx;
     shadow_on_message(c->shadow, m->topic, m->payload);
     return 0;
@@ -309,8 +313,10 @@ static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
     shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
 }
 
-static int cloud_from_broker(void *ctx, const broker_message_t *m, int route_qos)
+static int cloud_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+                             int route_qos)
 {
+    (void)endpoint;
     core_t *c = ctx;
     uint64_t batch = 0;
     sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, &batch);
@@ -360,7 +366,7 @@ typedef struct {
     void *token;
 } apply_t;
 
-static void applied(void *ctx, sedge_err err, const char *why)
+static void functions_applied(void *ctx, sedge_err err, const char *why)
 {
     apply_t *a = ctx;
     if (!err) {
@@ -370,6 +376,17 @@ static void applied(void *ctx, sedge_err err, const char *why)
     }
     a->done(a->token, err, why);
     free(a);
+}
+
+static void applied(void *ctx, sedge_err err, const char *why)
+{
+    apply_t *a = ctx;
+    if (err) {
+        a->done(a->token, err, why);
+        free(a);
+        return;
+    }
+    functions_apply(a->core->functions, a->group, functions_applied, a);
 }
 
 static void core_apply(void *ctx, const group_t *g,
@@ -383,6 +400,154 @@ static void core_apply(void *ctx, const group_t *g,
     }
     *a = (apply_t){c, g, done, token};
     routing_apply(c->routing, g, applied, a);
+}
+
+/* A message routed to function:NAME becomes an asynchronous invocation;
+ * one that cannot be queued (a full queue, not JSON for a json function)
+ * is refused, which an MQTT 5 publisher sees as 0x97. */
+static int function_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+                                int route_qos)
+{
+    (void)route_qos;
+    core_t *c = ctx;
+    char source[200];
+    snprintf(source, sizeof source, "%.*s", (int)m->source.len, (const char *)m->source.data);
+    sedge_err err = functions_invoke(c->functions, endpoint + strlen("function:"), m->topic,
+                                     m->payload, source, NULL, NULL);
+    if (err && err != SEDGE_ERR_NOT_FOUND)
+        return BROKER_ROUTED_REFUSED;
+    return 0;
+}
+
+/* Where sedge-sandbox and the Python SDK are: beside sedged (the build
+ * directory holds both; the SDK is at ../sdk/python from it), unless the
+ * environment says otherwise. */
+static void program_paths(char *sandbox, size_t slen, char *pysdk, size_t plen)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    const char *env = getenv("SEDGE_SANDBOX");
+    snprintf(sandbox, slen, "%s", env ? env : "");
+    if (!env)
+        snprintf(sandbox, slen, "%.4000s/sedge-sandbox", exe);
+    env = getenv("SEDGE_PYTHON_SDK");
+    if (env) {
+        snprintf(pysdk, plen, "%s", env);
+        return;
+    }
+    char candidate[4200];
+    snprintf(candidate, sizeof candidate, "%.4000s/../sdk/python", exe);
+    char *resolved = realpath(candidate, NULL);
+    snprintf(pysdk, plen, "%s", resolved ? resolved : "");
+    free(resolved);
+}
+
+static sedge_err function_publish(void *ctx, const char *function, bytes_t topic, bytes_t payload,
+                                  uint8_t qos)
+{
+    core_t *c = ctx;
+    char source[96];
+    snprintf(source, sizeof source, "function:%.80s", function);
+    broker_message_t m = {.source = bytes_of_cstr(source), .topic = topic, .payload = payload,
+                          .qos = qos};
+    return broker_publish(c->broker, &m);
+}
+
+static void function_shadow(void *ctx, const char *function, shadow_op_t op, bytes_t thing,
+                            bytes_t name, bytes_t payload, shadow_done_fn done, void *done_ctx)
+{
+    core_t *c = ctx;
+    static const char *const ops[] = {"get", "update", "delete"};
+    char source[96], topic[400];
+    snprintf(source, sizeof source, "function:%.80s", function);
+    if (name.len)
+        snprintf(topic, sizeof topic, "$aws/things/%.*s/shadow/name/%.*s/%s", (int)thing.len,
+                 (const char *)thing.data, (int)name.len, (const char *)name.data, ops[op]);
+    else
+        snprintf(topic, sizeof topic, "$aws/things/%.*s/shadow/%s", (int)thing.len,
+                 (const char *)thing.data, ops[op]);
+    if (!routing_allows(c->routing, bytes_of_cstr(source), bytes_of_cstr(topic), "shadow")) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "{\"code\":403,\"message\":\"Forbidden: no route from %.80s to shadow\"}",
+                 source);
+        done(done_ctx, 403, bytes_of_cstr(msg));
+        return;
+    }
+    if (!shadow_valid_thing_name(thing) || (name.len && !shadow_valid_shadow_name(name))) {
+        done(done_ctx, 400, BYTES_LIT("{\"code\":400,\"message\":\"Invalid thing or shadow name\"}"));
+        return;
+    }
+    shadow_request(c->shadow, op, thing, name, payload, done, done_ctx);
+}
+
+static void cmd_functions(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *r = json_object();
+    json_object_set_new(r, "functions", functions_status(c->functions));
+    admin_reply(req, r);
+}
+
+static void invoke_answered(void *ctx, sedge_err err, const char *error, bytes_t result)
+{
+    admin_request_t *req = ctx;
+    json_t *r = json_object();
+    if (err) {
+        json_object_set_new(r, "error", json_string(error ? error : sedge_strerror(err)));
+    } else {
+        char *b64 = base64_encode(result);
+        json_object_set_new(r, "result_b64", json_string(b64 ? b64 : ""));
+        free(b64);
+    }
+    admin_reply(req, r);
+}
+
+static void cmd_invoke(void *ctx, json_t *request, admin_request_t *req)
+{
+    core_t *c = ctx;
+    const char *name = json_string_value(json_object_get(request, "function"));
+    const char *b64 = json_string_value(json_object_get(request, "payload_b64"));
+    if (!name) {
+        admin_reply_error(req, "invoke needs a function name");
+        return;
+    }
+    buf_t payload = {0};
+    if (b64 && base64_decode(b64, &payload)) {
+        admin_reply_error(req, "payload_b64 is not base64");
+        return;
+    }
+    sedge_err err = functions_invoke(c->functions, name, BYTES_LIT(""),
+                                     (bytes_t){payload.data, payload.len}, "sedgectl",
+                                     invoke_answered, req);
+    buf_free(&payload);
+    if (err == SEDGE_ERR_NOT_FOUND)
+        admin_reply_error(req, "no function named %s in the active group", name);
+    else if (err == SEDGE_ERR_FULL)
+        admin_reply_error(req, "queue full");
+    else if (err == SEDGE_ERR_INVALID)
+        admin_reply_error(req, "payload is not JSON (the function's encoding is json)");
+    else if (err)
+        admin_reply_error(req, "%s", sedge_strerror(err));
+}
+
+static void cmd_logs(void *ctx, json_t *request, admin_request_t *req)
+{
+    core_t *c = ctx;
+    const char *name = json_string_value(json_object_get(request, "function"));
+    char path[600];
+    if (!name || functions_log_path(c->functions, name, path, sizeof path)) {
+        admin_reply_error(req, "no log for function %s", name ? name : "(none)");
+        return;
+    }
+    json_t *r = json_object();
+    json_object_set_new(r, "path", json_string(path));
+    admin_reply(req, r);
 }
 
 static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
@@ -467,6 +632,19 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = shadow_sync_start(c->uplink, c->shadow, &c->sync)))
             goto fail;
     }
+    char sandbox[4096], pysdk[4096];
+    program_paths(sandbox, sizeof sandbox, pysdk, sizeof pysdk);
+    functions_options_t fo = {.loop = loop,
+                              .data_dir = c->cfg.data_dir,
+                              .sandbox_program = sandbox,
+                              .python_sdk_dir = pysdk[0] ? pysdk : NULL,
+                              .allow_root = c->cfg.functions_allow_root,
+                              .publish = function_publish,
+                              .shadow = function_shadow,
+                              .ctx = c};
+    if ((err = functions_start(&fo, &c->functions)))
+        goto fail;
+    routing_attach_prefix(c->routing, "function:", function_from_broker, c);
     deploy_options_t dopts = {.store = c->store,
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
@@ -488,7 +666,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "deployments", cmd_deployments, c)) ||
         (err = admin_register(c->admin, "rollback", cmd_rollback, c)) ||
         (err = admin_register(c->admin, "shadow", cmd_shadow, c)) ||
-        (err = admin_register(c->admin, "spool", cmd_spool, c)))
+        (err = admin_register(c->admin, "spool", cmd_spool, c)) ||
+        (err = admin_register(c->admin, "functions", cmd_functions, c)) ||
+        (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
+        (err = admin_register(c->admin, "logs", cmd_logs, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -515,7 +696,8 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = c->uplink ? 3 : 2;
+    c->stopping_parts = c->uplink ? 4 : 3;
+    functions_stop(c->functions, part_stopped, c);
     broker_shutdown(c->broker, part_stopped, c);
     admin_close(c->admin, part_stopped, c);
     if (c->uplink)
@@ -533,6 +715,7 @@ void core_free(core_t *c)
     routing_free(c->routing);
     deploy_free(c->deploy);
     shadow_free(c->shadow);
+    functions_free(c->functions);
     jobs_free(c->jobs);
     shadow_sync_free(c->sync);
     uplink_free(c->uplink);

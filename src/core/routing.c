@@ -34,6 +34,9 @@ struct routing {
     router_t *router; /* NULL: no group deployed, the broker is open */
     route_match_t match;
     service_t *services;
+    char *prefix; /* a handler for endpoints starting with it */
+    service_fn prefix_fn;
+    void *prefix_ctx;
 };
 
 /* The decision when no group is deployed: everything may flow. */
@@ -101,12 +104,16 @@ static int to_service(routing_t *r, const char *endpoint, const broker_message_t
     service_t *s = service_get(r, endpoint, true);
     if (!s)
         return 0;
+    if (!s->fn && r->prefix_fn && strncmp(endpoint, r->prefix, strlen(r->prefix)) == 0) {
+        s->delivered++;
+        return r->prefix_fn(r->prefix_ctx, endpoint, m, route_qos);
+    }
     if (!s->fn) {
         hold(s, m);
         return 0;
     }
     s->delivered++;
-    return s->fn(s->ctx, m, route_qos);
+    return s->fn(s->ctx, endpoint, m, route_qos);
 }
 
 void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx)
@@ -121,7 +128,7 @@ void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx
         s->head = h->next;
         s->held--;
         s->delivered++;
-        fn(ctx, &h->m, -1);
+        fn(ctx, endpoint, &h->m, -1);
         free(h);
     }
     if (!s->head)
@@ -240,6 +247,30 @@ void routing_apply(void *ctx, const group_t *g,
     done(token, SEDGE_OK, NULL);
 }
 
+void routing_attach_prefix(routing_t *r, const char *prefix, service_fn fn, void *ctx)
+{
+    free(r->prefix);
+    r->prefix = strdup(prefix);
+    r->prefix_fn = fn;
+    r->prefix_ctx = ctx;
+}
+
+bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const char *target)
+{
+    if (!r->router)
+        return true;
+    route_match_t m;
+    if (!router_match(r->router, source, topic, &m))
+        return false;
+    for (size_t i = 0; i < m.count; i++) {
+        char name[160];
+        endpoint_format(&m.routes[i]->target, name, sizeof name);
+        if (strcmp(name, target) == 0)
+            return true;
+    }
+    return false;
+}
+
 json_t *routing_cloud_filters(routing_t *r)
 {
     json_t *list = json_array();
@@ -301,5 +332,6 @@ void routing_free(routing_t *r)
         free(s);
     }
     router_free(r->router);
+    free(r->prefix);
     free(r);
 }

@@ -25,7 +25,8 @@ typedef struct routing routing_t;
 /* A service taking routed messages; the views are valid during the call.
  * `route_qos` is the "qos" of the routes that brought it (-1 when none
  * says). Returns BROKER_ROUTED_* flags. */
-typedef int (*service_fn)(void *ctx, const broker_message_t *m, int route_qos);
+typedef int (*service_fn)(void *ctx, const char *endpoint, const broker_message_t *m,
+                          int route_qos);
 
 NODISCARD sedge_err routing_create(broker_t *b, routing_t **out);
 void routing_free(routing_t *r);
@@ -37,6 +38,14 @@ void routing_apply(void *ctx, const group_t *g,
 /* Attach the service behind an endpoint ("shadow", "cloud",
  * "function:NAME"...); messages waiting in its inbox are handed over. */
 void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx);
+
+/* Attach one handler for every endpoint starting with `prefix` (e.g.
+ * "function:"); an endpoint attached by name takes precedence. */
+void routing_attach_prefix(routing_t *r, const char *prefix, service_fn fn, void *ctx);
+
+/* May a message from `source` on `topic` reach `target` (an endpoint such
+ * as "shadow")? Always true while no group is deployed. */
+bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const char *target);
 
 /* The filters of the active group's routes whose source is `cloud` (a new
  * JSON array of strings). */

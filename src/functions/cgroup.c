@@ -1,0 +1,238 @@
+/*
+ * cgroup: finding sedged's own cgroup (from /proc/self/cgroup), creating
+ * one child per instance below it, writing limits, reading OOM kills.
+ */
+#include "cgroup.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_TAG "functions"
+
+static cgroup_mode_t mode = CGROUP_NONE;
+static char v2_base[512];
+static char v1_memory[512], v1_pids[512];
+
+const char *cgroup_mode_name(cgroup_mode_t m)
+{
+    return m == CGROUP_V2 ? "cgroup v2" : m == CGROUP_V1 ? "cgroup v1" : "rlimits";
+}
+
+cgroup_mode_t cgroup_mode(void)
+{
+    return mode;
+}
+
+static bool write_text(const char *dir, const char *file, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* The path of our own cgroup for a v1 controller or v2 (""), from
+ * /proc/self/cgroup. */
+static bool own_cgroup(const char *controller, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *first = strchr(line, ':');
+        char *second = first ? strchr(first + 1, ':') : NULL;
+        if (!second)
+            continue;
+        *second = '\0';
+        const char *controllers = first + 1;
+        char *path = second + 1;
+        path[strcspn(path, "\n")] = '\0';
+        bool match;
+        if (!controller[0]) {
+            match = controllers[0] == '\0';
+        } else {
+            match = false;
+            char copy[256];
+            snprintf(copy, sizeof copy, "%s", controllers);
+            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
+                match |= strcmp(tok, controller) == 0;
+        }
+        if (match) {
+            snprintf(out, len, "%s", path);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Make `dir`/sedge and check we can create groups in it. */
+static bool usable(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/sedge", dir);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return false;
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/probe-%d", path, (int)getpid());
+    if (mkdir(probe, 0755) != 0)
+        return false;
+    rmdir(probe);
+    return true;
+}
+
+cgroup_mode_t cgroup_detect(void)
+{
+    char own[400];
+    struct stat st;
+    if (stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0 && own_cgroup("", own, sizeof own)) {
+        /* Pure v2: limits need the memory and pids controllers enabled for
+         * our children; sedged's group must not hold processes itself, so
+         * use a sibling leaf only when we are in a delegated subtree. */
+        snprintf(v2_base, sizeof v2_base, "/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/sedge", v2_base);
+        if (usable(v2_base) && write_text(sub, "cgroup.subtree_control", "+memory +pids")) {
+            mode = CGROUP_V2;
+            snprintf(v2_base, sizeof v2_base, "%.500s", sub);
+            return mode;
+        }
+    }
+    if (own_cgroup("memory", own, sizeof own)) {
+        snprintf(v1_memory, sizeof v1_memory, "/sys/fs/cgroup/memory%s", own);
+        char pids_own[400] = "/";
+        own_cgroup("pids", pids_own, sizeof pids_own);
+        snprintf(v1_pids, sizeof v1_pids, "/sys/fs/cgroup/pids%s", pids_own);
+        if (usable(v1_memory)) {
+            mode = CGROUP_V1;
+            snprintf(v1_memory + strlen(v1_memory), sizeof v1_memory - strlen(v1_memory),
+                     "/sedge");
+            if (usable(v1_pids))
+                snprintf(v1_pids + strlen(v1_pids), sizeof v1_pids - strlen(v1_pids), "/sedge");
+            else
+                v1_pids[0] = '\0';
+            return mode;
+        }
+    }
+    mode = CGROUP_NONE;
+    return mode;
+}
+
+sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pids, cgroup_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char value[32];
+    if (mode == CGROUP_V2) {
+        snprintf(out->paths[0], sizeof out->paths[0], "%.400s/%.100s", v2_base, name);
+        if (mkdir(out->paths[0], 0755) != 0 && errno != EEXIST)
+            return SEDGE_ERR_IO;
+        out->count = 1;
+        if (memory_bytes) {
+            snprintf(value, sizeof value, "%llu", (unsigned long long)memory_bytes);
+            write_text(out->paths[0], "memory.max", value);
+            write_text(out->paths[0], "memory.swap.max", "0");
+        }
+        if (max_pids) {
+            snprintf(value, sizeof value, "%u", max_pids);
+            write_text(out->paths[0], "pids.max", value);
+        }
+        return SEDGE_OK;
+    }
+    if (mode == CGROUP_V1) {
+        snprintf(out->paths[0], sizeof out->paths[0], "%.400s/%.100s", v1_memory, name);
+        if (mkdir(out->paths[0], 0755) != 0 && errno != EEXIST)
+            return SEDGE_ERR_IO;
+        out->count = 1;
+        if (memory_bytes) {
+            snprintf(value, sizeof value, "%llu", (unsigned long long)memory_bytes);
+            if (!write_text(out->paths[0], "memory.limit_in_bytes", value))
+                LOGW("cannot set memory.limit_in_bytes in %s", out->paths[0]);
+            write_text(out->paths[0], "memory.memsw.limit_in_bytes", value);
+        }
+        if (v1_pids[0]) {
+            snprintf(out->paths[1], sizeof out->paths[1], "%.400s/%.100s", v1_pids, name);
+            if (mkdir(out->paths[1], 0755) == 0 || errno == EEXIST) {
+                out->count = 2;
+                if (max_pids) {
+                    snprintf(value, sizeof value, "%u", max_pids);
+                    write_text(out->paths[1], "pids.max", value);
+                }
+            }
+        }
+        return SEDGE_OK;
+    }
+    return SEDGE_ERR_UNSUPPORTED;
+}
+
+static uint64_t read_key(const char *dir, const char *file, const char *key)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[256];
+    uint64_t value = 0;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+            value = strtoull(line + klen + 1, NULL, 10);
+    fclose(f);
+    return value;
+}
+
+uint64_t cgroup_oom_kills(const cgroup_t *cg)
+{
+    if (!cg->count)
+        return 0;
+    if (mode == CGROUP_V2)
+        return read_key(cg->paths[0], "memory.events", "oom_kill");
+    /* v1: oom_kill in memory.oom_control on kernels since 4.13; before,
+     * hitting the limit at all (failcnt) is the best sign there is. */
+    uint64_t kills = read_key(cg->paths[0], "memory.oom_control", "oom_kill");
+    if (kills)
+        return kills;
+    char path[600];
+    snprintf(path, sizeof path, "%s/memory.failcnt", cg->paths[0]);
+    FILE *f = fopen(path, "r");
+    uint64_t fails = 0;
+    if (f) {
+        if (fscanf(f, "%llu", (unsigned long long *)&fails) != 1)
+            fails = 0;
+        fclose(f);
+    }
+    return fails ? 1 : 0;
+}
+
+void cgroup_destroy(cgroup_t *cg)
+{
+    for (int i = 0; i < cg->count; i++) {
+        /* Anything still inside (a stray grandchild) is killed first. */
+        char path[600];
+        snprintf(path, sizeof path, "%s/cgroup.procs", cg->paths[i]);
+        for (int attempt = 0; attempt < 3; attempt++) {
+            FILE *f = fopen(path, "r");
+            int pid, n = 0;
+            while (f && fscanf(f, "%d", &pid) == 1) {
+                kill(pid, SIGKILL);
+                n++;
+            }
+            if (f)
+                fclose(f);
+            if (rmdir(cg->paths[i]) == 0 || n == 0)
+                break;
+            usleep(1000);
+        }
+    }
+    cg->count = 0;
+}

@@ -1,0 +1,876 @@
+/*
+ * runner: functions, their instances and their queues.
+ *
+ * An invocation waits in its function's FIFO until a connected idle
+ * instance takes it. On-demand functions start instances while work waits
+ * and fewer than max_instances run, and reap an instance idle for
+ * idle_timeout_s; a long-lived function has one instance, started with the
+ * deployment and restarted with backoff when it dies. Each invocation has
+ * a timer: past timeout_s the instance is killed and the invoker told
+ * "timed out". How an instance ended (exit status, signal, the cgroup's
+ * OOM kills) becomes the error of the invocation it held, a log line and a
+ * counter.
+ */
+#include "internal.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_TAG "functions"
+
+#define START_TIMEOUT_MS 10000
+#define APPLY_TIMEOUT_MS 15000
+#define RESTART_MAX_MS 60000
+
+static void dispatch(fn_t *fn);
+static void instance_stop(instance_t *in, const char *why);
+
+fn_t *fn_find(struct functions *f, const char *name)
+{
+    for (fn_t *fn = f->fns; fn; fn = fn->next)
+        if (!fn->retired && strcmp(fn->spec.name, name) == 0)
+            return fn;
+    return NULL;
+}
+
+instance_t *instance_by_token(struct functions *f, const char *token)
+{
+    for (fn_t *fn = f->fns; fn; fn = fn->next)
+        for (instance_t *in = fn->instances; in; in = in->next)
+            if (strcmp(in->token, token) == 0 && in->state != INSTANCE_STOPPING)
+                return in;
+    return NULL;
+}
+
+static void invocation_free(invocation_t *inv)
+{
+    free(inv->topic);
+    free(inv->source);
+    buf_free(&inv->payload);
+    free(inv);
+}
+
+static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const char *error,
+                           bytes_t result)
+{
+    fn->invocations++;
+    if (err)
+        fn->errors++;
+    if (inv->done)
+        inv->done(inv->done_ctx, err, error, result);
+    else if (err)
+        LOGD("function %s: asynchronous invocation failed: %s", fn->spec.name, error);
+    invocation_free(inv);
+}
+
+/* Apply bookkeeping: a long-lived instance connected or failed. */
+static void apply_step(struct functions *f, const char *failure)
+{
+    apply_t *a = f->applying;
+    if (!a)
+        return;
+    if (failure && !a->failure[0])
+        snprintf(a->failure, sizeof a->failure, "%s", failure);
+    if (a->waiting)
+        a->waiting--;
+    if (a->waiting && !a->failure[0])
+        return;
+    f->applying = NULL;
+    uv_timer_stop(&a->timer);
+    uv_close((uv_handle_t *)&a->timer, (uv_close_cb)free);
+    if (a->failure[0])
+        a->done(a->token, SEDGE_ERR_INVALID, a->failure);
+    else
+        a->done(a->token, SEDGE_OK, NULL);
+}
+
+/* Output of an instance, line by line into the function's log. */
+static void take_output(instance_t *in, int stream, const uint8_t *data, size_t len)
+{
+    buf_t *b = &in->partial[stream];
+    static const char *const names[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            if (b->len < 4096 && buf_append(b, &data[i], 1) != SEDGE_OK)
+                return;
+            continue;
+        }
+        logfile_line(in->fn->log, in->pid, names[stream], b->data ? b->data : (uint8_t *)"",
+                     b->len);
+        if (stream == 1 && b->len)
+            snprintf(in->last_error_line, sizeof in->last_error_line, "%.*s", (int)b->len,
+                     (const char *)b->data);
+        b->len = 0;
+    }
+}
+
+static void output_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char scratch[16384];
+    buf->base = scratch;
+    buf->len = sizeof scratch;
+}
+
+static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    instance_t *in = s->data;
+    if (n <= 0) {
+        if (n < 0)
+            uv_read_stop(s);
+        return;
+    }
+    take_output(in, s == (uv_stream_t *)&in->err ? 1 : 0, (const uint8_t *)buf->base, (size_t)n);
+}
+
+static void instance_handle_closed(uv_handle_t *h)
+{
+    instance_t *in = h->data;
+    fn_t *fn = in->fn;
+    struct functions *f = fn->owner;
+    if (--in->open_handles > 0)
+        return;
+    for (instance_t **pp = &fn->instances; *pp; pp = &(*pp)->next) {
+        if (*pp == in) {
+            *pp = in->next;
+            break;
+        }
+    }
+    fn->instance_count--;
+    cgroup_destroy(&in->cgroup);
+    buf_free(&in->partial[0]);
+    buf_free(&in->partial[1]);
+    free(in);
+    if (--f->handles == 0 && f->stop_done)
+        f->stop_done(f->stop_ctx);
+}
+
+static void close_instance_handles(instance_t *in)
+{
+    uv_handle_t *handles[] = {(uv_handle_t *)&in->proc, (uv_handle_t *)&in->out,
+                              (uv_handle_t *)&in->err, (uv_handle_t *)&in->timer};
+    for (size_t i = 0; i < ARRAY_LEN(handles); i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], instance_handle_closed);
+}
+
+static void restart_cb(uv_timer_t *t)
+{
+    fn_t *fn = t->data;
+    if (!fn->retired && fn->instance_count == 0 && !fn->owner->stopping)
+        dispatch(fn);
+}
+
+static void schedule_restart(fn_t *fn)
+{
+    uint64_t delay = 1000;
+    for (uint32_t i = 0; i < fn->restart_attempts && delay < RESTART_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RESTART_MAX_MS)
+        delay = RESTART_MAX_MS;
+    fn->restart_attempts++;
+    snprintf(fn->state + strlen(fn->state), sizeof fn->state - strlen(fn->state),
+             "; restarting in %llu s", (unsigned long long)(delay / 1000));
+    if (!fn->restart_timer_open) {
+        uv_timer_init(fn->owner->o.loop, &fn->restart_timer);
+        fn->restart_timer.data = fn;
+        fn->restart_timer_open = true;
+        fn->owner->handles++;
+    }
+    uv_timer_start(&fn->restart_timer, restart_cb, delay, 0);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
+{
+    instance_t *in = p->data;
+    fn_t *fn = in->fn;
+    struct functions *f = fn->owner;
+    in->exited = true;
+    bool oom = cgroup_oom_kills(&in->cgroup) > in->oom_before;
+    char why[400];
+    if (oom)
+        snprintf(why, sizeof why, "out of memory (memory_mb %u)", fn->spec.memory_mb);
+    else if (in->timed_out)
+        snprintf(why, sizeof why, "timed out");
+    else if (term_signal)
+        snprintf(why, sizeof why, "crashed (signal %d)", term_signal);
+    else if (status)
+        snprintf(why, sizeof why, "exited with status %lld%s%s", (long long)status,
+                 in->last_error_line[0] ? ": " : "", in->last_error_line);
+    else
+        snprintf(why, sizeof why, "exited");
+    bool expected = in->state == INSTANCE_STOPPING && !in->timed_out && !oom;
+    bool never_started = in->state == INSTANCE_STARTING;
+    if (oom)
+        fn->oom_kills++;
+    else if (term_signal && !expected && !in->timed_out)
+        fn->crashes++;
+    if (!expected || never_started)
+        LOGW("function %s (pid %d): %s", fn->spec.name, in->pid, why);
+    if (in->current) {
+        invocation_t *inv = in->current;
+        in->current = NULL;
+        invocation_end(fn, inv, oom ? SEDGE_ERR_NOMEM : SEDGE_ERR_CLOSED,
+                       oom ? "out of memory" : why, (bytes_t){0});
+    }
+    if (in->conn) {
+        fconn_t *c = in->conn;
+        in->conn = NULL;
+        ipc_forget_instance(c);
+    }
+    in->state = INSTANCE_STOPPING;
+    if (never_started) {
+        snprintf(fn->state, sizeof fn->state, "failed to start: %s", why);
+        if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
+            char failure[512];
+            snprintf(failure, sizeof failure, "function %s failed to start: %s", fn->spec.name,
+                     why);
+            apply_step(f, failure);
+        }
+    } else if (!expected) {
+        snprintf(fn->state, sizeof fn->state, "%s", why);
+    }
+    close_instance_handles(in);
+    if (fn->retired || f->stopping)
+        return;
+    if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && !expected) {
+        if (!(never_started && f->applying))
+            schedule_restart(fn);
+        return;
+    }
+    dispatch(fn);
+}
+
+static void instance_timer_cb(uv_timer_t *t)
+{
+    instance_t *in = t->data;
+    fn_t *fn = in->fn;
+    switch (in->state) {
+    case INSTANCE_STARTING:
+        snprintf(in->last_error_line, sizeof in->last_error_line,
+                 "did not connect to the function socket within %d s", START_TIMEOUT_MS / 1000);
+        kill(-in->pid, SIGKILL);
+        break;
+    case INSTANCE_BUSY:
+        in->timed_out = true;
+        fn->timeouts++;
+        if (in->current) {
+            invocation_t *inv = in->current;
+            in->current = NULL;
+            invocation_end(fn, inv, SEDGE_ERR_TIMEOUT, "timed out", (bytes_t){0});
+        }
+        LOGW("function %s (pid %d): invocation timed out after %.1f s; killing it",
+             fn->spec.name, in->pid, fn->spec.timeout_ms / 1000.0);
+        in->state = INSTANCE_STOPPING;
+        kill(-in->pid, SIGKILL);
+        break;
+    case INSTANCE_READY:
+        instance_stop(in, "idle");
+        break;
+    case INSTANCE_STOPPING:
+        kill(-in->pid, SIGKILL); /* it did not stop when asked */
+        break;
+    }
+}
+
+/* Ask an instance to end: close its socket (the SDK returns), SIGTERM, and
+ * SIGKILL if it is still there in 3 s. */
+static void instance_stop(instance_t *in, const char *why)
+{
+    if (in->exited || in->state == INSTANCE_STOPPING)
+        return;
+    LOGD("function %s (pid %d): stopping (%s)", in->fn->spec.name, in->pid, why);
+    in->state = INSTANCE_STOPPING;
+    if (in->conn) {
+        fconn_t *c = in->conn;
+        in->conn = NULL;
+        ipc_forget_instance(c);
+    }
+    kill(-in->pid, SIGTERM);
+    uv_timer_start(&in->timer, instance_timer_cb, 3000, 0);
+}
+
+static void add_arg(char **argv, size_t *n, size_t cap, const char *a)
+{
+    if (*n + 1 < cap)
+        argv[(*n)++] = (char *)a;
+}
+
+/* A directory the sandbox may show: not the data directory or above it. */
+static bool may_expose(struct functions *f, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(f->data_dir, dir, n) != 0 && strncmp(dir, f->data_dir, strlen(f->data_dir)) != 0;
+}
+
+static void instance_spawn(fn_t *fn)
+{
+    struct functions *f = fn->owner;
+    spec_t *s = &fn->spec;
+    instance_t *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(fn->state, sizeof fn->state, "out of memory starting an instance");
+        return;
+    }
+    in->fn = fn;
+    in->seq = ++f->next_instance;
+    uint8_t rnd[16];
+    RAND_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(in->token + 2 * i, 3, "%02x", rnd[i]);
+    char cg_name[128];
+    snprintf(cg_name, sizeof cg_name, "%.80s-%llu", s->name, (unsigned long long)in->seq);
+    if (cgroup_mode() != CGROUP_NONE &&
+        cgroup_create(cg_name, (uint64_t)s->memory_mb << 20, s->max_processes, &in->cgroup))
+        LOGW("function %s: cannot create its cgroup; limits fall back to rlimits", s->name);
+
+    /* Arguments for sedge-sandbox. */
+    char *argv[160];
+    size_t n = 0;
+    char uid[16], gid[16], mem[16], nproc[16];
+    char dirs[8][512];
+    char binds[16][600];
+    size_t nd = 0, nb = 0;
+    add_arg(argv, &n, ARRAY_LEN(argv), f->sandbox_program);
+    if (s->has_user) {
+        snprintf(uid, sizeof uid, "%u", s->uid);
+        snprintf(gid, sizeof gid, "%u", s->gid);
+        add_arg(argv, &n, ARRAY_LEN(argv), "--uid");
+        add_arg(argv, &n, ARRAY_LEN(argv), uid);
+        add_arg(argv, &n, ARRAY_LEN(argv), "--gid");
+        add_arg(argv, &n, ARRAY_LEN(argv), gid);
+    }
+    for (int i = 0; i < in->cgroup.count; i++) {
+        add_arg(argv, &n, ARRAY_LEN(argv), "--cgroup");
+        add_arg(argv, &n, ARRAY_LEN(argv), in->cgroup.paths[i]);
+    }
+    if (!in->cgroup.count) {
+        snprintf(mem, sizeof mem, "%u", s->memory_mb);
+        snprintf(nproc, sizeof nproc, "%u", s->max_processes);
+        add_arg(argv, &n, ARRAY_LEN(argv), "--memory-mb");
+        add_arg(argv, &n, ARRAY_LEN(argv), mem);
+        add_arg(argv, &n, ARRAY_LEN(argv), "--nproc");
+        add_arg(argv, &n, ARRAY_LEN(argv), nproc);
+    }
+    if (s->sandbox) {
+        add_arg(argv, &n, ARRAY_LEN(argv), "--isolate");
+        if (s->network)
+            add_arg(argv, &n, ARRAY_LEN(argv), "--network");
+        if (s->sysfs)
+            add_arg(argv, &n, ARRAY_LEN(argv), "--sysfs");
+        add_arg(argv, &n, ARRAY_LEN(argv), "--rw");
+        add_arg(argv, &n, ARRAY_LEN(argv), f->socket_path);
+        /* The function's own files: directories of absolute paths in its
+         * command line, and the Python SDK. */
+        for (size_t i = 0; i < s->argc && nd < ARRAY_LEN(dirs); i++) {
+            const char *slash = s->argv[i][0] == '/' ? strrchr(s->argv[i], '/') : NULL;
+            if (!slash || access(s->argv[i], F_OK) != 0)
+                continue;
+            snprintf(dirs[nd], sizeof dirs[nd], "%.*s", (int)(slash - s->argv[i]), s->argv[i]);
+            if (!dirs[nd][0] || !may_expose(f, dirs[nd]) || strncmp(dirs[nd], "/usr", 4) == 0 ||
+                strcmp(dirs[nd], "/bin") == 0)
+                continue;
+            add_arg(argv, &n, ARRAY_LEN(argv), "--ro");
+            add_arg(argv, &n, ARRAY_LEN(argv), dirs[nd++]);
+        }
+        if (f->python_sdk_dir && may_expose(f, f->python_sdk_dir)) {
+            add_arg(argv, &n, ARRAY_LEN(argv), "--ro");
+            add_arg(argv, &n, ARRAY_LEN(argv), f->python_sdk_dir);
+        }
+    }
+    for (size_t i = 0; i < s->resource_count && nb < ARRAY_LEN(binds); i++) {
+        resource_t *r = &s->resources[i];
+        bool device = strcmp(r->type, "device") == 0;
+        if (!s->sandbox)
+            continue; /* without a sandbox the host is visible anyway */
+        if (device)
+            snprintf(binds[nb], sizeof binds[nb], "%.500s:%s", r->source, r->rw ? "rw" : "ro");
+        else
+            snprintf(binds[nb], sizeof binds[nb], "%.280s:%.280s:%s", r->source, r->dest,
+                     r->rw ? "rw" : "ro");
+        add_arg(argv, &n, ARRAY_LEN(argv), device ? "--device" : "--volume");
+        add_arg(argv, &n, ARRAY_LEN(argv), binds[nb++]);
+    }
+    add_arg(argv, &n, ARRAY_LEN(argv), "--");
+    for (size_t i = 0; i < s->argc; i++)
+        add_arg(argv, &n, ARRAY_LEN(argv), s->argv[i]);
+    argv[n] = NULL;
+
+    /* Environment. */
+    char *env[96];
+    size_t ne = 0;
+    char e_socket[600], e_fn[128], e_token[64], e_enc[32], e_py[600];
+    snprintf(e_socket, sizeof e_socket, "SEDGE_SOCKET=%s", f->socket_path);
+    snprintf(e_fn, sizeof e_fn, "SEDGE_FUNCTION=%.100s", s->name);
+    snprintf(e_token, sizeof e_token, "SEDGE_TOKEN=%s", in->token);
+    snprintf(e_enc, sizeof e_enc, "SEDGE_ENCODING=%s", s->json_encoding ? "json" : "binary");
+    env[ne++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env[ne++] = "HOME=/tmp";
+    env[ne++] = "LANG=C.UTF-8";
+    env[ne++] = "PYTHONUNBUFFERED=1";
+    env[ne++] = e_socket;
+    env[ne++] = e_fn;
+    env[ne++] = e_token;
+    env[ne++] = e_enc;
+    if (f->python_sdk_dir) {
+        snprintf(e_py, sizeof e_py, "PYTHONPATH=%.580s", f->python_sdk_dir);
+        env[ne++] = e_py;
+    }
+    for (size_t i = 0; i < s->env_count && ne + 1 < ARRAY_LEN(env); i++)
+        env[ne++] = s->env[i];
+    env[ne] = NULL;
+
+    uv_pipe_init(f->o.loop, &in->out, 0);
+    uv_pipe_init(f->o.loop, &in->err, 0);
+    uv_timer_init(f->o.loop, &in->timer);
+    in->out.data = in->err.data = in->timer.data = in->proc.data = in;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->err},
+    };
+    uv_process_options_t po = {
+        .exit_cb = on_exit_cb,
+        .file = f->sandbox_program,
+        .args = argv,
+        .env = env,
+        .flags = UV_PROCESS_DETACHED,
+        .stdio_count = 3,
+        .stdio = stdio,
+    };
+    in->open_handles = 4;
+    in->state = INSTANCE_STARTING;
+    in->next = fn->instances;
+    fn->instances = in;
+    fn->instance_count++;
+    f->handles++;
+    int rc = uv_spawn(f->o.loop, &in->proc, &po);
+    if (rc) {
+        snprintf(fn->state, sizeof fn->state, "failed to start: %s", uv_strerror(rc));
+        LOGE("function %s: cannot start %s: %s", s->name, f->sandbox_program, uv_strerror(rc));
+        in->exited = true;
+        in->state = INSTANCE_STOPPING;
+        close_instance_handles(in);
+        if (s->lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
+            char failure[300];
+            snprintf(failure, sizeof failure, "function %s failed to start: %s", s->name,
+                     uv_strerror(rc));
+            apply_step(f, failure);
+        }
+        return;
+    }
+    in->pid = in->proc.pid;
+    in->oom_before = cgroup_oom_kills(&in->cgroup);
+    uv_read_start((uv_stream_t *)&in->out, output_alloc, on_output);
+    uv_read_start((uv_stream_t *)&in->err, output_alloc, on_output);
+    uv_timer_start(&in->timer, instance_timer_cb, START_TIMEOUT_MS, 0);
+    snprintf(fn->state, sizeof fn->state, "starting");
+    LOGD("function %s: started instance pid %d", s->name, in->pid);
+}
+
+void instance_connected(instance_t *in, fconn_t *c)
+{
+    fn_t *fn = in->fn;
+    in->conn = c;
+    in->state = INSTANCE_READY;
+    uv_timer_stop(&in->timer);
+    snprintf(fn->state, sizeof fn->state, "running");
+    LOGI("function %s: instance pid %d connected", fn->spec.name, in->pid);
+    if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && fn->owner->applying)
+        apply_step(fn->owner, NULL);
+    dispatch(fn);
+}
+
+void instance_disconnected(instance_t *in)
+{
+    in->conn = NULL;
+    if (in->state != INSTANCE_STOPPING && !in->exited) {
+        in->state = INSTANCE_STOPPING;
+        uv_timer_start(&in->timer, instance_timer_cb, 3000, 0);
+    }
+}
+
+static void assign(instance_t *in, invocation_t *inv)
+{
+    in->current = inv;
+    in->state = INSTANCE_BUSY;
+    in->invocations++;
+    uv_timer_start(&in->timer, instance_timer_cb, in->fn->spec.timeout_ms, 0);
+    ipc_send_invoke(in->conn, inv);
+}
+
+void instance_result(instance_t *in, uint64_t id, bool ok, const char *error, bytes_t payload)
+{
+    fn_t *fn = in->fn;
+    if (!in->current || in->current->id != id) {
+        LOGW("function %s (pid %d): result for an invocation it does not hold", fn->spec.name,
+             in->pid);
+        return;
+    }
+    invocation_t *inv = in->current;
+    in->current = NULL;
+    in->state = INSTANCE_READY;
+    if (fn->spec.lifecycle == LIFECYCLE_ON_DEMAND)
+        uv_timer_start(&in->timer, instance_timer_cb, fn->spec.idle_timeout_ms, 0);
+    else
+        uv_timer_stop(&in->timer);
+    fn->restart_attempts = 0;
+    invocation_end(fn, inv, ok ? SEDGE_OK : SEDGE_ERR_INVALID,
+                   ok ? NULL : (error ? error : "the function reported an error"), payload);
+    dispatch(fn);
+}
+
+static void dispatch(fn_t *fn)
+{
+    if (fn->retired || fn->owner->stopping)
+        return;
+    size_t starting = 0, live = 0;
+    for (instance_t *in = fn->instances; in; in = in->next) {
+        if (in->state == INSTANCE_STOPPING)
+            continue;
+        live++;
+        if (in->state == INSTANCE_STARTING)
+            starting++;
+    }
+    while (fn->queue_head) {
+        instance_t *idle = NULL;
+        for (instance_t *in = fn->instances; in && !idle; in = in->next)
+            if (in->state == INSTANCE_READY && in->conn)
+                idle = in;
+        if (!idle)
+            break;
+        invocation_t *inv = fn->queue_head;
+        fn->queue_head = inv->next;
+        if (!fn->queue_head)
+            fn->queue_tail = NULL;
+        fn->queue_len--;
+        inv->next = NULL;
+        assign(idle, inv);
+    }
+    /* Start instances for waiting work (or the long-lived one). */
+    bool want = fn->spec.lifecycle == LIFECYCLE_LONG_LIVED ? live == 0 : fn->queue_len > starting;
+    if (want && live < fn->spec.max_instances &&
+        !(fn->restart_timer_open && uv_is_active((uv_handle_t *)&fn->restart_timer)))
+        instance_spawn(fn);
+}
+
+sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, bytes_t payload,
+                           const char *source, invoke_done_fn done, void *ctx)
+{
+    if (f->stopping)
+        return SEDGE_ERR_CLOSED;
+    fn_t *fn = fn_find(f, name);
+    if (!fn)
+        return SEDGE_ERR_NOT_FOUND;
+    if (fn->spec.json_encoding && payload.len) {
+        json_error_t jerr;
+        json_t *j = json_loadb((const char *)payload.data, payload.len, JSON_DECODE_ANY, &jerr);
+        if (!j) {
+            fn->errors++;
+            return SEDGE_ERR_INVALID;
+        }
+        json_decref(j);
+    }
+    if (fn->queue_len >= fn->spec.max_queue) {
+        fn->refused++;
+        if (fn->refused == 1 || fn->refused % 1000 == 0)
+            LOGW("function %s: queue full (max_queue %u): invocation refused (%llu so far)",
+                 fn->spec.name, fn->spec.max_queue, (unsigned long long)fn->refused);
+        return SEDGE_ERR_FULL;
+    }
+    invocation_t *inv = calloc(1, sizeof *inv);
+    if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = strdup(source)) ||
+        buf_append(&inv->payload, payload.data, payload.len)) {
+        if (inv)
+            invocation_free(inv);
+        return SEDGE_ERR_NOMEM;
+    }
+    inv->id = ++f->next_invocation;
+    inv->done = done;
+    inv->done_ctx = ctx;
+    if (fn->queue_tail)
+        fn->queue_tail->next = inv;
+    else
+        fn->queue_head = inv;
+    fn->queue_tail = inv;
+    fn->queue_len++;
+    dispatch(fn);
+    return SEDGE_OK;
+}
+
+/* Take a function out of service: fail what waits, stop its instances. */
+static void retire(fn_t *fn, const char *why)
+{
+    fn->retired = true;
+    while (fn->queue_head) {
+        invocation_t *inv = fn->queue_head;
+        fn->queue_head = inv->next;
+        fn->queue_len--;
+        invocation_end(fn, inv, SEDGE_ERR_CLOSED, why, (bytes_t){0});
+    }
+    fn->queue_tail = NULL;
+    for (instance_t *in = fn->instances; in; in = in->next)
+        instance_stop(in, why);
+    if (fn->restart_timer_open)
+        uv_timer_stop(&fn->restart_timer);
+}
+
+static void fn_free(fn_t *fn)
+{
+    spec_free(&fn->spec);
+    logfile_close(fn->log);
+    free(fn);
+}
+
+static void restart_timer_closed(uv_handle_t *h)
+{
+    fn_t *fn = h->data;
+    struct functions *f = fn->owner;
+    fn_free(fn);
+    if (--f->handles == 0 && f->stop_done)
+        f->stop_done(f->stop_ctx);
+}
+
+/* Free retired functions whose instances are all gone. */
+static void collect_retired(struct functions *f)
+{
+    for (fn_t **pp = &f->fns; *pp;) {
+        fn_t *fn = *pp;
+        if (!fn->retired || fn->instances) {
+            pp = &fn->next;
+            continue;
+        }
+        *pp = fn->next;
+        if (fn->restart_timer_open)
+            uv_close((uv_handle_t *)&fn->restart_timer, restart_timer_closed);
+        else
+            fn_free(fn);
+    }
+}
+
+static void apply_timeout_cb(uv_timer_t *t)
+{
+    struct functions *f = t->data;
+    char failure[256];
+    snprintf(failure, sizeof failure,
+             "long-lived functions did not connect within %d s (see sedgectl functions)",
+             APPLY_TIMEOUT_MS / 1000);
+    if (f->applying) {
+        f->applying->waiting = 1;
+        apply_step(f, failure);
+    }
+}
+
+void functions_apply(functions_t *f, const group_t *g,
+                     void (*done)(void *token, sedge_err err, const char *why), void *token)
+{
+    collect_retired(f);
+    json_t *list = g ? group_functions(g) : NULL;
+    size_t count = json_array_size(list);
+    spec_t *specs = calloc(count ? count : 1, sizeof *specs);
+    bool *keep = calloc(count ? count : 1, sizeof *keep);
+    char err[512] = "";
+    if (!specs || !keep) {
+        free(specs);
+        free(keep);
+        done(token, SEDGE_ERR_NOMEM, "out of memory");
+        return;
+    }
+    /* Check everything first; change nothing if any function is wrong. */
+    size_t parsed = 0;
+    sedge_err rc = SEDGE_OK;
+    for (; parsed < count && !rc; parsed++)
+        rc = spec_parse(json_array_get(list, parsed), f->o.allow_root, &specs[parsed], err,
+                        sizeof err);
+    if (rc) {
+        for (size_t i = 0; i < parsed; i++)
+            spec_free(&specs[i]);
+        free(specs);
+        free(keep);
+        done(token, rc, err);
+        return;
+    }
+    /* Unchanged functions keep running (and their state); others go. */
+    for (fn_t *fn = f->fns; fn; fn = fn->next) {
+        if (fn->retired)
+            continue;
+        bool unchanged = false;
+        for (size_t i = 0; i < count && !unchanged; i++)
+            if (!keep[i] && json_equal(fn->spec.source, specs[i].source))
+                unchanged = keep[i] = true;
+        if (!unchanged)
+            retire(fn, "the function was removed or changed by a deployment");
+    }
+    apply_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        for (size_t i = 0; i < count; i++)
+            spec_free(&specs[i]);
+        free(specs);
+        free(keep);
+        done(token, SEDGE_ERR_NOMEM, "out of memory");
+        return;
+    }
+    a->done = done;
+    a->token = token;
+    uv_timer_init(f->o.loop, &a->timer);
+    a->timer.data = f;
+    f->applying = a;
+    a->waiting = 1; /* held until every function is set up */
+    for (size_t i = 0; i < count; i++) {
+        if (keep[i]) {
+            spec_free(&specs[i]);
+            continue;
+        }
+        fn_t *fn = calloc(1, sizeof *fn);
+        if (!fn) {
+            spec_free(&specs[i]);
+            continue;
+        }
+        fn->owner = f;
+        fn->spec = specs[i];
+        fn->log = logfile_open(f->data_dir, fn->spec.name);
+        snprintf(fn->state, sizeof fn->state, "idle");
+        fn->next = f->fns;
+        f->fns = fn;
+        if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED) {
+            a->waiting++;
+            dispatch(fn);
+        }
+    }
+    free(specs);
+    free(keep);
+    uv_timer_start(&a->timer, apply_timeout_cb, APPLY_TIMEOUT_MS, 0);
+    apply_step(f, NULL);
+}
+
+sedge_err functions_start(const functions_options_t *opts, functions_t **out)
+{
+    functions_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return SEDGE_ERR_NOMEM;
+    f->o = *opts;
+    f->data_dir = strdup(opts->data_dir);
+    f->sandbox_program = strdup(opts->sandbox_program);
+    f->python_sdk_dir = opts->python_sdk_dir ? strdup(opts->python_sdk_dir) : NULL;
+    f->is_root = geteuid() == 0;
+    if (!f->data_dir || !f->sandbox_program) {
+        functions_free(f);
+        return SEDGE_ERR_NOMEM;
+    }
+    cgroup_mode_t m = cgroup_detect();
+    LOGI("function limits enforced by %s%s", cgroup_mode_name(m),
+         f->is_root ? "" : " (sedged is not root: no sandbox, functions run as sedged's user)");
+    sedge_err err = ipc_listen(f);
+    if (err) {
+        functions_free(f);
+        return err;
+    }
+    *out = f;
+    return SEDGE_OK;
+}
+
+void functions_stop(functions_t *f, void (*done)(void *ctx), void *ctx)
+{
+    f->stopping = true;
+    f->stop_done = done;
+    f->stop_ctx = ctx;
+    if (f->applying) {
+        f->applying->waiting = 1;
+        apply_step(f, "the core is stopping");
+    }
+    for (fn_t *fn = f->fns; fn; fn = fn->next)
+        retire(fn, "the core is stopping");
+    for (fn_t *fn = f->fns; fn; fn = fn->next)
+        if (fn->restart_timer_open) {
+            fn->restart_timer_open = false;
+            uv_close((uv_handle_t *)&fn->restart_timer, (uv_close_cb)NULL);
+            f->handles--;
+        }
+    ipc_close(f);
+}
+
+void functions_free(functions_t *f)
+{
+    if (!f)
+        return;
+    while (f->fns) {
+        fn_t *fn = f->fns;
+        f->fns = fn->next;
+        fn_free(fn);
+    }
+    free(f->data_dir);
+    free(f->sandbox_program);
+    free(f->python_sdk_dir);
+    free(f);
+}
+
+static const char *lifecycle_name(lifecycle_t l)
+{
+    return l == LIFECYCLE_LONG_LIVED ? "long-lived" : "on-demand";
+}
+
+json_t *functions_status(functions_t *f)
+{
+    json_t *list = json_array();
+    for (fn_t *fn = f->fns; fn; fn = fn->next) {
+        if (fn->retired)
+            continue;
+        spec_t *s = &fn->spec;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(s->name));
+        json_object_set_new(o, "lifecycle", json_string(lifecycle_name(s->lifecycle)));
+        json_object_set_new(o, "state", json_string(fn->state));
+        json_t *instances = json_array();
+        for (instance_t *in = fn->instances; in; in = in->next) {
+            static const char *const names[] = {"starting", "idle", "busy", "stopping"};
+            json_array_append_new(instances,
+                                  json_pack("{s:i,s:s,s:I}", "pid", in->pid, "state",
+                                            names[in->state], "invocations",
+                                            (json_int_t)in->invocations));
+        }
+        json_object_set_new(o, "instances", instances);
+        json_object_set_new(o, "queue", json_integer((json_int_t)fn->queue_len));
+        json_object_set_new(o, "invocations", json_integer((json_int_t)fn->invocations));
+        json_object_set_new(o, "errors", json_integer((json_int_t)fn->errors));
+        json_object_set_new(o, "timeouts", json_integer((json_int_t)fn->timeouts));
+        json_object_set_new(o, "oom_kills", json_integer((json_int_t)fn->oom_kills));
+        json_object_set_new(o, "crashes", json_integer((json_int_t)fn->crashes));
+        json_object_set_new(o, "refused", json_integer((json_int_t)fn->refused));
+        json_object_set_new(o, "publish_refused", json_integer((json_int_t)fn->publish_refused));
+        json_t *limits = json_object();
+        json_object_set_new(limits, "enforced_by", json_string(cgroup_mode_name(cgroup_mode())));
+        json_object_set_new(limits, "memory_mb", json_integer(s->memory_mb));
+        json_object_set_new(limits, "max_processes", json_integer(s->max_processes));
+        json_object_set_new(limits, "timeout_s", json_real((double)s->timeout_ms / 1000.0));
+        json_object_set_new(limits, "max_instances", json_integer(s->max_instances));
+        json_object_set_new(limits, "max_queue", json_integer(s->max_queue));
+        json_object_set_new(limits, "isolation", json_string(s->sandbox ? "sandbox" : "none"));
+        char run_as[32];
+        if (s->has_user)
+            snprintf(run_as, sizeof run_as, "%u:%u", s->uid, s->gid);
+        else
+            snprintf(run_as, sizeof run_as, "%u:%u", (unsigned)geteuid(), (unsigned)getegid());
+        json_object_set_new(limits, "run_as", json_string(run_as));
+        json_object_set_new(o, "limits", limits);
+        json_array_append_new(list, o);
+    }
+    return list;
+}
+
+sedge_err functions_log_path(functions_t *f, const char *name, char *path, size_t len)
+{
+    for (fn_t *fn = f->fns; fn; fn = fn->next) {
+        if (strcmp(fn->spec.name, name) == 0 && fn->log) {
+            snprintf(path, len, "%s", logfile_path(fn->log));
+            return SEDGE_OK;
+        }
+    }
+    /* A function no longer deployed may still have its log. */
+    snprintf(path, len, "%.400s/logs/%.64s.log", f->data_dir, name);
+    return access(path, R_OK) == 0 ? SEDGE_OK : SEDGE_ERR_NOT_FOUND;
+}
