@@ -244,8 +244,13 @@ void client_disconnect(client_t *c, uint8_t reason, const char *why)
 {
     if (c->state == CLIENT_CLOSING)
         return;
-    if (reason >= 0x80)
-        LOGW("client '%s' disconnected: %s (%s)", client_name(c), why, mqtt_reason_name(reason));
+    if (c->state != CLIENT_CONNECTED || reason == MQTT_RC_SERVER_SHUTTING_DOWN)
+        LOGD("client '%s' disconnected: %s", client_name(c), why);
+    else if (reason >= 0x80 && strcmp(why, mqtt_reason_name(reason)) != 0)
+        LOGW("client '%s' disconnected: %s (reason 0x%02x, %s)", client_name(c), why, reason,
+             mqtt_reason_name(reason));
+    else if (reason >= 0x80)
+        LOGW("client '%s' disconnected: %s (reason 0x%02x)", client_name(c), why, reason);
     else
         LOGI("client '%s' disconnected: %s", client_name(c), why);
     if (c->version == MQTT_V5 && c->state == CLIENT_CONNECTED) {

@@ -102,13 +102,19 @@ int main(int argc, char **argv)
         cfg.log_level = LOG_DEBUG;
     uv_loop_t *loop = uv_default_loop();
     app_t app = {0};
-    if (core_start(loop, &cfg, &app.core))
-        return 1;
+    /* Signals are caught before anything listens: a SIGTERM during start is
+     * handled (once the loop runs) instead of killing the process. */
     uv_signal_init(loop, &app.sigterm);
     uv_signal_init(loop, &app.sigint);
     app.sigterm.data = app.sigint.data = &app;
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
+    if (core_start(loop, &cfg, &app.core)) {
+        uv_close((uv_handle_t *)&app.sigterm, NULL);
+        uv_close((uv_handle_t *)&app.sigint, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        return 1;
+    }
     notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     core_free(app.core);

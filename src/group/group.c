@@ -34,6 +34,11 @@ static void problem(check_t *c, const char *fmt, ...)
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    /* Keys and values from the document are in the line: a newline in one
+     * must not start a problem of its own. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[len++] = '\n';
     if (c->errors && buf_append(c->errors, line, len) == SEDGE_OK)
         return;
@@ -66,6 +71,10 @@ static bool valid_function_name(const char *s, size_t len)
     return true;
 }
 
+/* A key from the document is part of a problem's path: cut a long one so
+ * that the line still gets to say what is wrong. */
+#define KEY_SHOWN 128
+
 static void check_keys(check_t *c, json_t *obj, const char *path, const char *const *allowed)
 {
     const char *key;
@@ -76,7 +85,8 @@ static void check_keys(check_t *c, json_t *obj, const char *path, const char *co
         for (size_t i = 0; allowed[i]; i++)
             known |= strcmp(key, allowed[i]) == 0;
         if (!known)
-            problem(c, "%s%s%s: unknown key", path, path[0] ? "." : "", key);
+            problem(c, "%s%s%.*s%s: unknown key", path, path[0] ? "." : "", KEY_SHOWN, key,
+                    strlen(key) > KEY_SHOWN ? "..." : "");
     }
 }
 
@@ -266,6 +276,36 @@ static void check_resource_access(check_t *c, json_t *r, const char *path)
         problem(c, "%s.access: \"%s\" is not ro or rw", path, access);
 }
 
+/* An absolute path with no ".", ".." or empty levels (a trailing '/' aside),
+ * so that checking its first levels tells where it really points. */
+static bool path_is_plain(const char *p)
+{
+    if (p[0] != '/')
+        return false;
+    for (const char *level = p + 1;;) {
+        const char *end = strchr(level, '/');
+        size_t len = end ? (size_t)(end - level) : strlen(level);
+        if ((len == 0 && end) || (len == 1 && level[0] == '.') ||
+            (len == 2 && level[0] == '.' && level[1] == '.'))
+            return false;
+        if (!end)
+            return true;
+        level = end + 1;
+    }
+}
+
+/* Is the first level of plain path `p` exactly `name`? */
+static bool path_starts_with_level(const char *p, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(p + 1, name, n) == 0 && (p[1 + n] == '/' || p[1 + n] == '\0');
+}
+
+static void problem_unplain(check_t *c, const char *path, const char *key, const char *value)
+{
+    problem(c, "%s.%s: \"%s\" may not contain \".\", \"..\" or empty levels", path, key, value);
+}
+
 static void check_function_resources(check_t *c, json_t *list, const char *fpath)
 {
     static const char *const keys[] = {"type", "path", "source", "dest", "access", NULL};
@@ -292,22 +332,49 @@ static void check_function_resources(check_t *c, json_t *list, const char *fpath
             continue;
         if (strcmp(type, "device") == 0) {
             const char *p = string_at(c, r, "path", path, true);
-            if (p && strncmp(p, "/dev/", 5) != 0)
+            if (p && p[0] == '/' && !path_is_plain(p))
+                problem_unplain(c, path, "path", p);
+            else if (p && strncmp(p, "/dev/", 5) != 0)
                 problem(c, "%s.path: a device must be under /dev, not \"%s\"", path, p);
         } else if (strcmp(type, "volume") == 0) {
             const char *src = string_at(c, r, "source", path, true);
             const char *dst = string_at(c, r, "dest", path, true);
             if (src && src[0] != '/')
                 problem(c, "%s.source: must be an absolute path", path);
+            else if (src && !path_is_plain(src))
+                problem_unplain(c, path, "source", src);
             if (dst && dst[0] != '/')
                 problem(c, "%s.dest: must be an absolute path", path);
-            if (dst && (strncmp(dst, "/proc", 5) == 0 || strncmp(dst, "/dev", 4) == 0 ||
-                        strncmp(dst, "/sys", 4) == 0 || strcmp(dst, "/") == 0))
+            else if (dst && !path_is_plain(dst))
+                problem_unplain(c, path, "dest", dst);
+            else if (dst && (path_starts_with_level(dst, "proc") ||
+                             path_starts_with_level(dst, "dev") ||
+                             path_starts_with_level(dst, "sys") || strcmp(dst, "/") == 0))
                 problem(c, "%s.dest: \"%s\" may not be used as a destination", path, dst);
         } else {
             problem(c, "%s.type: \"%s\" is not device or volume", path, type);
         }
     }
+}
+
+/* One decimal id, digits only (sscanf's %u would take "-1" as 4294967295
+ * and skip spaces), below (uid_t)-1, which means "no id". */
+static const char *parse_id(const char *s)
+{
+    unsigned long long v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (unsigned)(*p - '0');
+        if (v >= 4294967295ull)
+            return NULL;
+    }
+    return p > s ? p : NULL;
+}
+
+static bool valid_run_as(const char *s)
+{
+    const char *p = parse_id(s);
+    return p && *p == ':' && (p = parse_id(p + 1)) && *p == '\0';
 }
 
 static void check_functions(check_t *c, json_t *functions)
@@ -359,12 +426,8 @@ static void check_functions(check_t *c, json_t *functions)
                         (long long)ints[k].min, (long long)ints[k].max);
         }
         const char *run_as = string_at(c, f, "run_as", path, false);
-        if (run_as) {
-            unsigned uid, gid;
-            char extra;
-            if (sscanf(run_as, "%u:%u%c", &uid, &gid, &extra) != 2)
-                problem(c, "%s.run_as: \"%s\" is not UID:GID", path, run_as);
-        }
+        if (run_as && !valid_run_as(run_as))
+            problem(c, "%s.run_as: \"%s\" is not UID:GID", path, run_as);
         const char *isolation = string_at(c, f, "isolation", path, false);
         if (isolation && strcmp(isolation, "sandbox") && strcmp(isolation, "none"))
             problem(c, "%s.isolation: \"%s\" is not sandbox or none", path, isolation);
@@ -381,7 +444,8 @@ static void check_functions(check_t *c, json_t *functions)
                 json_object_foreach(env, k, v)
                 {
                     if (!json_is_string(v))
-                        problem(c, "%s.env.%s: expected a string", path, k);
+                        problem(c, "%s.env.%.*s%s: expected a string", path, KEY_SHOWN, k,
+                                strlen(k) > KEY_SHOWN ? "..." : "");
                     if (!k[0] || strchr(k, '='))
                         problem(c, "%s.env: invalid variable name \"%s\"", path, k);
                 }
@@ -519,13 +583,14 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
                                        "shadows",    NULL};
     check_keys(&c, doc, "", keys);
     group_t *g = calloc(1, sizeof *g);
+    if (g)
+        g->doc = doc; /* freed with g from here on */
     json_t *things = json_object(), *functions = json_object(), *connectors = json_object(),
            *resources = json_object();
     if (!g || !things || !functions || !connectors || !resources) {
         problem(&c, "document: out of memory");
         goto done;
     }
-    g->doc = doc;
     json_t *name = json_object_get(doc, "group");
     if (!json_is_string(name) || !valid_any_name(json_string_value(name), json_string_length(name)))
         problem(&c, "group: %s", name ? "expected a name of 1 to 128 of a-z A-Z 0-9 - _ : ."

@@ -11,6 +11,7 @@
 #include "base/map.h"
 #include "mqtt/mqtt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,12 @@ sedge_err router_build(const group_t *g, router_t **out)
             rev->filter = rt->filter;
             rev->filter_len = rt->filter_len;
             rev->qos = rt->qos;
+            char target[160];
+            endpoint_format(&rev->target, target, sizeof target);
+            size_t len = strlen("shadow ->  -> ") + rt->filter_len + strlen(target) + 1;
+            if (!(rev->text = malloc(len)))
+                goto fail;
+            snprintf(rev->text, len, "shadow -> %s -> %s", rt->filter, target);
             r->entries[r->entry_count++] = (entry_t){rev, i, true};
         }
     }

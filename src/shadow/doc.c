@@ -69,12 +69,15 @@ void shadow_merge(json_t *target, json_t *meta, const json_t *patch, int64_t ts)
         }
         if (json_is_object(value)) {
             json_t *sub = json_object_get(target, k);
-            if (!json_is_object(sub)) {
+            /* Over a scalar or an array, the old value's metadata (itself
+             * an object, {"timestamp": N}, for a scalar) goes with it. */
+            bool fresh = !json_is_object(sub);
+            if (fresh) {
                 sub = json_object();
                 json_object_set_new(target, k, sub);
             }
             json_t *sub_meta = json_object_get(meta, k);
-            if (!json_is_object(sub_meta)) {
+            if (fresh || !json_is_object(sub_meta)) {
                 sub_meta = json_object();
                 json_object_set_new(meta, k, sub_meta);
             }
