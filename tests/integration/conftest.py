@@ -159,6 +159,21 @@ class Sedge:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout=START_TIMEOUT):
+        """Start sedged and wait until it is ready. A port taken by another
+        process meanwhile is replaced by a fresh one (clients look the
+        ports up when they connect)."""
+        for attempt in range(5):
+            mark = self.log_mark()
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if attempt == 4 or "address already in use" not in self.log_since(mark):
+                    raise
+            self.port = free_port()
+            self.tls_port = free_port() if self.tls_port else None
+            self.write_config()
+
+    def _start(self, timeout):
         assert not self.running(), "sedged is already running"
         mark = self.log_mark()
         env = dict(os.environ)
@@ -347,7 +362,7 @@ class PahoClient:
         self.keepalive = keepalive
         self.connect_props = connect_props
         self.cert = cert
-        self.port = port or (sedge.tls_port if cert else sedge.port)
+        self.fixed_port = port
         self.messages = queue.Queue()
         self.connacks = queue.Queue()
         self.disconnects = queue.Queue()
@@ -355,8 +370,13 @@ class PahoClient:
         self.unsubacks = {}
         self.cond = threading.Condition()
         self.thread = None
+        self.loop_error = None
         self.stop = threading.Event()
         self.client = self._make_client(will)
+
+    @property
+    def port(self):
+        return self.fixed_port or (self.sedge.tls_port if self.cert else self.sedge.port)
 
     def _make_client(self, will):
         v5 = self.version == 5
@@ -393,9 +413,13 @@ class PahoClient:
             self.cond.notify_all()
 
     def _loop(self):
-        while not self.stop.is_set():
-            if self.client.loop(timeout=0.05) != paho.MQTT_ERR_SUCCESS:
-                break
+        try:
+            while not self.stop.is_set():
+                if self.client.loop(timeout=0.05) != paho.MQTT_ERR_SUCCESS:
+                    break
+        except Exception as e:  # a client-side failure: the test sees a disconnect
+            self.loop_error = e
+            self.disconnects.put(e)
 
     def connect(self, clean=None, session_expiry=None, expect_rc=0, timeout=TIMEOUT):
         """Connect and wait for the CONNACK; returns it (a Connack)."""
@@ -404,6 +428,12 @@ class PahoClient:
         clean = self.clean if clean is None else clean
         expiry = self.session_expiry if session_expiry is None else session_expiry
         self.stop.clear()
+        self.loop_error = None
+        # Tell paho that a thread runs its loop, so that publish() and
+        # subscribe() from the test's thread queue packets for that thread
+        # instead of writing to the socket concurrently with it.
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.client._thread = self.thread
         if self.version == 5:
             props = dict(self.connect_props or {})
             if expiry is not None:
@@ -415,7 +445,6 @@ class PahoClient:
             self.client._clean_session = clean
             self.client.connect("localhost" if self.cert else "127.0.0.1", self.port,
                                 self.keepalive)
-        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
         try:
             ack = self.connacks.get(timeout=timeout)
@@ -493,17 +522,6 @@ class PahoClient:
                     self.client_id, len(got), n)) from None
         return got
 
-    def drain(self):
-        got = []
-        while True:
-            try:
-                got.append(self.messages.get_nowait())
-            except queue.Empty:
-                return got
-
-    def connected(self):
-        return self.thread is not None and self.thread.is_alive() and self.client.is_connected()
-
     def wait_disconnected(self, timeout=TIMEOUT):
         """Wait until the connection is gone; returns paho's disconnect rc."""
         try:
@@ -518,19 +536,6 @@ class PahoClient:
         """A normal DISCONNECT, then wait until the socket is closed."""
         self.client.disconnect()
         self.wait_disconnected(timeout)
-
-    def abort(self):
-        """Drop the connection without DISCONNECT."""
-        self.stop.set()
-        if self.thread:
-            self.thread.join(TIMEOUT)
-        sock = self.client.socket()
-        if sock:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            except OSError:
-                pass
-            sock.close()
 
     def close(self):
         self.stop.set()

@@ -421,7 +421,7 @@ class RawClient:
             return None
         try:
             length, pos = decode_vbi(self.buf, 1)
-        except MalformedResponse as e:
+        except MalformedResponse:
             if len(self.buf) >= 5:
                 raise
             return None

@@ -122,8 +122,37 @@ def test_pingreq_keeps_a_short_keep_alive_connection_open(sedge):
     c = sedge.raw()
     assert c.connect("pinger", keepalive=2).reason == 0
     # Ping well inside the keep alive for twice its grace period.
-    end = time.monotonic() + 6
+    end = time.monotonic() + 4.5
     while time.monotonic() < end:
         c.ping()  # [MQTT-3.12.4-1]: the server MUST answer PINGRESP
         time.sleep(0.3)
     c.ping()
+
+
+def test_connections_over_max_connections_are_refused(make_sedge):
+    s = make_sedge(limits={"max_connections": 2})
+    first, second = s.raw(), s.raw()
+    assert first.connect("one").reason == 0
+    assert second.connect("two").reason == 0
+    mark = s.log_mark()
+    third = s.raw()
+    try:
+        third.send(raw.connect("three"))
+    except OSError:
+        pass
+    got = third.wait_closed()
+    assert all(p.type != raw.CONNACK or p.reason >= 0x80 for p in got), got
+    s.wait_log(lambda l: third.peer_name in l and "max_connections" in l, since=mark)
+    assert s.status()["connections_refused"] >= 1
+    first.disconnect()
+    s.wait_status(lambda st: st["connections"] == 1, what="a free slot")
+    assert s.raw().connect("four").reason == 0
+    second.ping()
+
+
+def test_unsupported_authentication_method_is_refused(sedge):
+    c = sedge.raw()
+    ack = c.connect("authy", props={"auth_method": "SCRAM-SHA-1"})
+    # [MQTT-4.12.0-1]: 0x8C (bad authentication method) or 0x87, then close.
+    assert ack.reason in (0x8C, raw.RC_NOT_AUTHORIZED), ack
+    c.wait_closed()

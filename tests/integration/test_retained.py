@@ -2,8 +2,6 @@
 
 import pytest
 
-import mqtt_raw as raw
-
 
 def retained_on_subscribe(sedge, client_id, flt, version=5, qos=1, marker="zz/marker"):
     """Subscribe to `flt` and return the retained messages it brings, as
@@ -13,7 +11,7 @@ def retained_on_subscribe(sedge, client_id, flt, version=5, qos=1, marker="zz/ma
     c = sedge.raw(version=version)
     c.connect(client_id)
     c.subscribe([(flt, qos)])
-    c.subscribe([(marker, 0)])
+    c.subscribe([(marker, 1)])
     got = {}
     while True:
         p = c.recv_publish()
