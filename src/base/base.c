@@ -27,6 +27,8 @@ const char *sedge_strerror(sedge_err err)
     case SEDGE_ERR_BUSY: return "busy";
     case SEDGE_ERR_CLOSED: return "closed";
     case SEDGE_ERR_UNSUPPORTED: return "not supported";
+    case SEDGE_ERR_CONFLICT: return "conflict";
+    case SEDGE_ERR_FAILED: return "failed";
     }
     return "unknown error";
 }

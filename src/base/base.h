@@ -38,6 +38,8 @@ typedef enum {
     SEDGE_ERR_BUSY,     /* another operation of the kind is in progress */
     SEDGE_ERR_CLOSED,   /* the peer or the service went away */
     SEDGE_ERR_UNSUPPORTED,
+    SEDGE_ERR_CONFLICT, /* a version or state conflict */
+    SEDGE_ERR_FAILED,   /* the operation ran and reported a failure */
 } sedge_err;
 
 /* A human sentence for an error, e.g. "malformed data". Never NULL. */

@@ -137,7 +137,7 @@ void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
         LOGE("the store failed to commit batch %llu (%s): acknowledgements waiting for it "
              "report an error",
              (unsigned long long)seq, sedge_strerror(result));
-    broker_release_acks(b, seq, result ? seq : 0);
+    broker_release_held(b, seq, result ? seq : 0);
     /* Sessions whose next messages waited for this commit: send them. */
     session_t *list = b->commit_waiters;
     b->commit_waiters = NULL;

@@ -192,11 +192,7 @@ static void on_closed(uv_handle_t *h)
     broker_t *b = c->broker;
     if (c->ssl)
         SSL_free(c->ssl); /* frees the BIOs too */
-    while (c->acks_head) {
-        pending_ack_t *a = c->acks_head;
-        c->acks_head = a->next;
-        free(a);
-    }
+    held_free_all(c);
     if (c->will)
         msg_release(b, c->will);
     free_aliases(c);
@@ -244,8 +240,10 @@ void client_disconnect(client_t *c, uint8_t reason, const char *why)
 {
     if (c->state == CLIENT_CLOSING)
         return;
-    if (c->state != CLIENT_CONNECTED || reason == MQTT_RC_SERVER_SHUTTING_DOWN)
+    if (reason == MQTT_RC_SERVER_SHUTTING_DOWN)
         LOGD("client '%s' disconnected: %s", client_name(c), why);
+    else if (c->state != CLIENT_CONNECTED)
+        LOGI("closing %s: %s", client_name(c), why);
     else if (reason >= 0x80 && strcmp(why, mqtt_reason_name(reason)) != 0)
         LOGW("client '%s' disconnected: %s (reason 0x%02x, %s)", client_name(c), why, reason,
              mqtt_reason_name(reason));

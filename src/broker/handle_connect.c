@@ -287,10 +287,33 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
             mqtt_props_set(p, MQTT_PROP_SESSION_EXPIRY);
         }
     }
+    c->send_will = c->will != NULL;
+    /* QoS 2 messages of the session still waiting for PUBREL count against
+     * this connection's receive maximum. */
+    c->inflight_in = (uint32_t)s->qos2_in_count;
+    if (s->persistent && !session_present) {
+        /* A new persistent session exists once its row is committed: the
+         * CONNACK waits for that, and nothing else flows before it. */
+        buf_t pkt = {0};
+        size_t n = mqtt_encode_connack(NULL, 0, v, &ack);
+        if (buf_reserve(&pkt, n)) {
+            free(assigned);
+            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                          "out of memory");
+        }
+        pkt.len = mqtt_encode_connack(pkt.data, n, v, &ack);
+        free(assigned);
+        c->state = CLIENT_CONNACK_HELD;
+        client_pause_reading(c);
+        held_packet(c, HELD_CONNACK, &pkt, store_open_batch(b->store), NULL, 0);
+        LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
+             "alive %u s)",
+             s->client_id, c->peer, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1", c->keep_alive);
+        return SEDGE_OK;
+    }
     send_connack(c, v, &ack);
     free(assigned);
     c->state = CLIENT_CONNECTED;
-    c->send_will = c->will != NULL;
     LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
          c->peer, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
          session_present ? "session resumed" : "new session", c->keep_alive);

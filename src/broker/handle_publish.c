@@ -3,11 +3,9 @@
  * flow control, authorisation, then retain and delivery — and the
  * acknowledgement it is owed.
  *
- * Acknowledgements go out in the order the PUBLISHes came in (MQTT 4.6).
- * One whose message was written through the store (for a persistent
- * subscriber, or retained) waits for that batch's commit, and every later
- * one waits behind it: the client's `acks` queue is FIFO, and each entry
- * names the batch it needs (0 = none).
+ * Acknowledgements go out in the order the PUBLISHes came in (MQTT 4.6);
+ * one whose message was written through the store (for a persistent
+ * subscriber, or retained) waits for that batch's commit (held.c).
  */
 #include "internal.h"
 
@@ -15,95 +13,6 @@
 #include <string.h>
 
 #define LOG_TAG "broker"
-
-static void send_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason)
-{
-    mqtt_ack_t a = {.packet_id = packet_id, .reason = reason};
-    uint8_t pkt[8];
-    size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, type, &a);
-    client_send(c, pkt, n);
-    if (type == MQTT_PUBACK || (type == MQTT_PUBREC && reason >= 0x80))
-        c->inflight_in--;
-}
-
-static void wait_for_commit(client_t *c)
-{
-    if (c->in_ack_wait)
-        return;
-    c->in_ack_wait = true;
-    c->ack_wait_next = c->broker->ack_waiters;
-    c->broker->ack_waiters = c;
-}
-
-static void queue_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason,
-                      uint64_t batch)
-{
-    if (!batch && !c->acks_head) {
-        send_ack(c, type, packet_id, reason);
-        return;
-    }
-    pending_ack_t *a = malloc(sizeof *a);
-    if (!a) {
-        /* Without memory to wait, answer now: the store still commits. */
-        send_ack(c, type, packet_id, reason);
-        return;
-    }
-    *a = (pending_ack_t){.batch = batch, .packet_id = packet_id, .type = type, .reason = reason};
-    if (c->acks_tail)
-        c->acks_tail->next = a;
-    else
-        c->acks_head = a;
-    c->acks_tail = a;
-    wait_for_commit(c);
-    if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
-        client_pause_reading(c); /* 3.1.1 has no receive maximum: push back */
-}
-
-/* Send the held acknowledgements whose batch has settled; `failed` is a
- * batch that did not commit. */
-static void release_acks(client_t *c, uint64_t settled, uint64_t failed)
-{
-    while (c->acks_head && c->acks_head->batch <= settled && c->state != CLIENT_CLOSING) {
-        pending_ack_t *a = c->acks_head;
-        c->acks_head = a->next;
-        if (!c->acks_head)
-            c->acks_tail = NULL;
-        if (a->batch && a->batch == failed) {
-            if (c->version != MQTT_V5) {
-                free(a);
-                client_disconnect(c, MQTT_RC_UNSPECIFIED,
-                                  "the store could not save a message; reconnect and resend");
-                return;
-            }
-            a->reason = MQTT_RC_UNSPECIFIED;
-        }
-        send_ack(c, a->type, a->packet_id, a->reason);
-        free(a);
-    }
-    if (c->acks_head)
-        wait_for_commit(c);
-    else if (c->reading_paused)
-        client_resume_reading(c);
-}
-
-void send_pending_acks(client_t *c)
-{
-    release_acks(c, c->broker->settled_batch, 0);
-}
-
-void broker_release_acks(broker_t *b, uint64_t settled, uint64_t failed)
-{
-    client_t *list = b->ack_waiters;
-    b->ack_waiters = NULL;
-    while (list) {
-        client_t *c = list;
-        list = c->ack_wait_next;
-        c->in_ack_wait = false;
-        c->ack_wait_next = NULL;
-        if (c->state != CLIENT_CLOSING)
-            release_acks(c, settled, failed);
-    }
-}
 
 /* Resolve the topic through the client's aliases (MQTT 5, 3.3.2.3.4). */
 static sedge_err resolve_alias(client_t *c, mqtt_publish_t *p)
@@ -150,7 +59,7 @@ static void refuse_publish(client_t *c, const mqtt_publish_t *p, uint8_t reason)
     uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
     /* 3.1.1 has no negative acknowledgement: the message is acknowledged
      * and dropped (and counted), and the connection stays up. */
-    queue_ack(c, type, p->packet_id, c->version == MQTT_V5 ? reason : 0, 0);
+    held_ack(c, type, p->packet_id, c->version == MQTT_V5 ? reason : 0, 0);
     if (p->qos == 2 && c->version != MQTT_V5 && c->session)
         session_qos2_add(c->session, p->packet_id);
 }
@@ -212,7 +121,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
 
     if (p.qos == 2 && session_qos2_pending(s, p.packet_id)) {
         /* A resend of one we have: acknowledge again, deliver nothing. */
-        queue_ack(c, MQTT_PUBREC, p.packet_id, 0, 0);
+        held_ack(c, MQTT_PUBREC, p.packet_id, 0, 0);
         return SEDGE_OK;
     }
     if (p.qos > 0 && c->inflight_in >= b->limits.max_inflight && c->version == MQTT_V5)
@@ -286,7 +195,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
             store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
                               p.packet_id);
     }
-    queue_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
+    held_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
               durable ? store_open_batch(b->store) : 0);
     return SEDGE_OK;
 }

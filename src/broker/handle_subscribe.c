@@ -30,7 +30,7 @@ typedef struct {
     sub_t *sub;
 } retained_ctx_t;
 
-static void send_retained(void *ctx, msg_t *m)
+static void send_retained_one(void *ctx, msg_t *m)
 {
     retained_ctx_t *rc = ctx;
     broker_t *b = rc->broker;
@@ -53,6 +53,16 @@ static void send_retained(void *ctx, msg_t *m)
 
 /* One filter of a SUBSCRIBE: the reason code to answer with, and
  * `*send_retained_for` set when retained messages are due. */
+void send_retained_for(client_t *c, sub_t *sub)
+{
+    if (!c->session)
+        return;
+    retained_ctx_t rc = {c->broker, c->session, sub};
+    tree_match_retained(&c->broker->tree,
+                        (bytes_t){(const uint8_t *)sub->filter, sub->filter_len},
+                        send_retained_one, &rc);
+}
+
 static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t sub_id,
                              sub_t **send_retained_for, sedge_err *fatal)
 {
@@ -152,25 +162,25 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
         i++;
     }
     if (!err) {
-        uint8_t pkt_stack[128];
+        /* The SUBACK, then the retained messages (MQTT 3.8.4); for a
+         * persistent session, once the subscriptions are committed. */
+        buf_t pkt = {0};
         size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, sp.packet_id, NULL,
                                       reasons, sp.count);
-        uint8_t *pkt = n <= sizeof pkt_stack ? pkt_stack : malloc(n);
-        if (pkt) {
-            mqtt_encode_suback(pkt, n, c->version, MQTT_SUBACK, sp.packet_id, NULL, reasons,
-                               sp.count);
-            client_send(c, pkt, n);
-            if (pkt != pkt_stack)
-                free(pkt);
-        }
-        /* Retained messages follow the SUBACK (MQTT 3.8.4). */
-        for (size_t k = 0; k < sp.count; k++) {
-            if (!retained_for[k])
-                continue;
-            retained_ctx_t rc = {b, c->session, retained_for[k]};
-            bytes_t filter = {(const uint8_t *)retained_for[k]->filter,
-                              retained_for[k]->filter_len};
-            tree_match_retained(&b->tree, filter, send_retained, &rc);
+        char **filters = calloc(sp.count, sizeof *filters);
+        size_t nf = 0;
+        for (size_t k = 0; filters && k < sp.count; k++)
+            if (retained_for[k] && (filters[nf] = strndup(retained_for[k]->filter,
+                                                          retained_for[k]->filter_len)))
+                nf++;
+        if (!filters || buf_reserve(&pkt, n)) {
+            free(filters);
+            err = protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+        } else {
+            pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_SUBACK, sp.packet_id,
+                                         NULL, reasons, sp.count);
+            uint64_t batch = c->session->persistent ? store_open_batch(b->store) : 0;
+            held_packet(c, HELD_SUBACK, &pkt, batch, filters, nf);
         }
     }
     if (reasons != reasons_stack) {

@@ -173,14 +173,24 @@ struct session {
     bool in_commit_wait;
 };
 
-/* An acknowledgement held until a batch commits. */
-typedef struct pending_ack {
-    struct pending_ack *next;
+/* A reply held until a store batch commits (held.c). */
+typedef enum {
+    HELD_ACK,     /* PUBACK or PUBREC, encoded when released */
+    HELD_SUBACK,  /* then the retained messages of `filters` */
+    HELD_CONNACK, /* then the connection starts */
+} held_kind_t;
+
+typedef struct held {
+    struct held *next;
     uint64_t batch;
-    uint16_t packet_id;
-    uint8_t type; /* MQTT_PUBACK or MQTT_PUBREC */
+    held_kind_t kind;
+    uint8_t type; /* HELD_ACK: MQTT_PUBACK or MQTT_PUBREC */
     uint8_t reason;
-} pending_ack_t;
+    uint16_t packet_id;
+    buf_t packet;   /* SUBACK, CONNACK: the encoded packet */
+    char **filters; /* SUBACK: filters whose retained messages follow */
+    size_t filter_count;
+} held_t;
 
 typedef struct listener {
     struct listener *next;
@@ -199,6 +209,7 @@ typedef struct listener {
 typedef enum {
     CLIENT_TLS_HANDSHAKE, /* TLS: waiting for the handshake */
     CLIENT_AWAIT_CONNECT, /* connected, no CONNECT yet */
+    CLIENT_CONNACK_HELD,  /* accepted; CONNACK waits for the session's commit */
     CLIENT_CONNECTED,
     CLIENT_CLOSING,
 } client_state_t;
@@ -244,7 +255,7 @@ struct client {
     uint16_t alias_out_next;
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
-    pending_ack_t *acks_head, *acks_tail;
+    held_t *held_head, *held_tail; /* replies waiting for commits, in order */
     msg_t *will; /* this connection's will */
     uint32_t will_delay;
     uint32_t will_expiry;
@@ -322,9 +333,18 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
 sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
 sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
 sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
-void send_pending_acks(client_t *c);
-/* A batch settled: release the acknowledgements waiting for it. */
-void broker_release_acks(broker_t *b, uint64_t settled, uint64_t failed);
+
+/* held.c: replies that wait for the store. A reply with batch 0 needs no
+ * commit but still waits behind earlier held ones, so order is kept. */
+void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uint64_t batch);
+/* Takes `packet`'s bytes and the filters array (each malloc'd). */
+void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, char **filters,
+                 size_t filter_count);
+/* A batch settled: release what waited for it (`failed`: it did not commit). */
+void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed);
+void held_free_all(client_t *c);
+/* Send the retained messages matching a subscription of the client's. */
+void send_retained_for(client_t *c, sub_t *sub);
 /* A protocol failure: v5 DISCONNECT with the reason, a log line, close. */
 sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
 

@@ -594,6 +594,15 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         err = SEDGE_ERR_IO;
         goto fail;
     }
+    /* Absolute, so that paths handed to functions and logs are too; and
+     * traversable (not listable) by others, so that functions running as
+     * other users reach the function socket — every file inside is 0600. */
+    char *absolute = realpath(c->cfg.data_dir, NULL);
+    if (absolute) {
+        free(c->cfg.data_dir);
+        c->cfg.data_dir = absolute;
+    }
+    chmod(c->cfg.data_dir, 0711);
     if ((err = lock_data_dir(c)))
         goto fail;
     if (c->cfg.embedded_default && (err = ensure_demo_ca(c)))
@@ -686,8 +695,8 @@ static void part_stopped(void *ctx)
     core_t *c = ctx;
     if (--c->stopping_parts > 0)
         return;
-    if (store_flush_sync(c->store))
-        LOGE("the last writes could not be committed");
+    /* The last writes are committed by store_close, once the loop has
+     * finished the batch it may still be committing. */
     if (c->stop_done)
         c->stop_done(c->stop_ctx);
 }

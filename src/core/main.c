@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -90,6 +91,9 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Everything sedged creates (database, keys, logs) is its own; the data
+     * directory itself is made traversable for the function socket. */
+    umask(077);
     config_t cfg;
     char err[8192];
     sedge_err rc = config_path ? config_load(config_path, &cfg, err, sizeof err)

@@ -121,6 +121,7 @@ struct fn {
 };
 
 typedef struct {
+    struct functions *owner;
     void (*done)(void *token, sedge_err err, const char *why);
     void *token;
     size_t waiting; /* long-lived functions not connected yet */

@@ -152,12 +152,26 @@ static void shadow_answered(void *ctx, int code, bytes_t response)
     free(p);
 }
 
+/* The short word an SDK maps to its error codes. */
+static const char *invoke_code(sedge_err err)
+{
+    switch (err) {
+    case SEDGE_ERR_TIMEOUT: return "timeout";
+    case SEDGE_ERR_FULL: return "full";
+    case SEDGE_ERR_NOT_FOUND: return "not_found";
+    case SEDGE_ERR_INVALID: return "invalid";
+    case SEDGE_ERR_NOMEM: return "out_of_memory";
+    default: return "failed";
+    }
+}
+
 static void invoke_answered(void *ctx, sedge_err err, const char *error, bytes_t result)
 {
     pending_t *p = ctx;
     fconn_t *c = conn_by_serial(p->f, p->serial);
     if (c)
-        reply(c, p->req, err == SEDGE_OK, err ? "failed" : NULL, err ? error : NULL, result);
+        reply(c, p->req, err == SEDGE_OK, err ? invoke_code(err) : NULL, err ? error : NULL,
+              result);
     free(p);
 }
 
@@ -293,7 +307,7 @@ static void handle_request(fconn_t *c, json_t *h, const char *op, bytes_t payloa
                                          p ? invoke_answered : NULL, p);
         if (err) {
             free(p);
-            reply(c, req, false, err == SEDGE_ERR_FULL ? "queue full" : "failed",
+            reply(c, req, false, invoke_code(err),
                   err == SEDGE_ERR_FULL        ? "queue full"
                   : err == SEDGE_ERR_NOT_FOUND ? "no such function"
                   : err == SEDGE_ERR_INVALID   ? "payload is not JSON"

@@ -67,6 +67,11 @@ static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const cha
     invocation_free(inv);
 }
 
+static void apply_timer_closed(uv_handle_t *h)
+{
+    free(h->data); /* the apply_t the timer belongs to */
+}
+
 /* Apply bookkeeping: a long-lived instance connected or failed. */
 static void apply_step(struct functions *f, const char *failure)
 {
@@ -81,7 +86,7 @@ static void apply_step(struct functions *f, const char *failure)
         return;
     f->applying = NULL;
     uv_timer_stop(&a->timer);
-    uv_close((uv_handle_t *)&a->timer, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&a->timer, apply_timer_closed);
     if (a->failure[0])
         a->done(a->token, SEDGE_ERR_INVALID, a->failure);
     else
@@ -520,7 +525,7 @@ void instance_result(instance_t *in, uint64_t id, bool ok, const char *error, by
     else
         uv_timer_stop(&in->timer);
     fn->restart_attempts = 0;
-    invocation_end(fn, inv, ok ? SEDGE_OK : SEDGE_ERR_INVALID,
+    invocation_end(fn, inv, ok ? SEDGE_OK : SEDGE_ERR_FAILED,
                    ok ? NULL : (error ? error : "the function reported an error"), payload);
     dispatch(fn);
 }
@@ -655,7 +660,8 @@ static void collect_retired(struct functions *f)
 
 static void apply_timeout_cb(uv_timer_t *t)
 {
-    struct functions *f = t->data;
+    apply_t *a = t->data;
+    struct functions *f = a->owner;
     char failure[256];
     snprintf(failure, sizeof failure,
              "long-lived functions did not connect within %d s (see sedgectl functions)",
@@ -715,10 +721,11 @@ void functions_apply(functions_t *f, const group_t *g,
         done(token, SEDGE_ERR_NOMEM, "out of memory");
         return;
     }
+    a->owner = f;
     a->done = done;
     a->token = token;
     uv_timer_init(f->o.loop, &a->timer);
-    a->timer.data = f;
+    a->timer.data = a;
     f->applying = a;
     a->waiting = 1; /* held until every function is set up */
     for (size_t i = 0; i < count; i++) {

@@ -347,9 +347,9 @@ static void check_function_resources(check_t *c, json_t *list, const char *fpath
                 problem(c, "%s.dest: must be an absolute path", path);
             else if (dst && !path_is_plain(dst))
                 problem_unplain(c, path, "dest", dst);
-            else if (dst && (path_starts_with_level(dst, "proc") ||
-                             path_starts_with_level(dst, "dev") ||
-                             path_starts_with_level(dst, "sys") || strcmp(dst, "/") == 0))
+            else if (dst &&
+                     (path_starts_with_level(dst, "proc") || path_starts_with_level(dst, "dev") ||
+                      path_starts_with_level(dst, "sys") || strcmp(dst, "/") == 0))
                 problem(c, "%s.dest: \"%s\" may not be used as a destination", path, dst);
         } else {
             problem(c, "%s.type: \"%s\" is not device or volume", path, type);

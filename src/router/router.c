@@ -84,7 +84,7 @@ static bool next_level(bytes_t path, size_t *pos, bytes_t *level, bool *done)
 {
     if (*done)
         return false;
-    const uint8_t *start = path.data + *pos;
+    const uint8_t *start = path.len ? path.data + *pos : path.data; /* NULL + 0 is UB */
     size_t left = path.len - *pos;
     const uint8_t *slash = left ? memchr(start, '/', left) : NULL;
     size_t len = slash ? (size_t)(slash - start) : left;

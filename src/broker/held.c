@@ -1,0 +1,182 @@
+/*
+ * held: replies that wait for the store — a PUBACK or PUBREC whose message
+ * had to be written first, the SUBACK of a persistent session's new
+ * subscription, the CONNACK of a new persistent session — kept per client
+ * in one FIFO so that they leave in the order their requests came in.
+ *
+ * An entry names the batch it needs (0: none, it only waits its turn).
+ * When a batch settles, every client that holds something is looked at
+ * once (the broker keeps a list of them), and entries at the head whose
+ * batch has settled are sent. If the batch failed, what was promised is not
+ * durable: an MQTT 5 PUBACK/PUBREC carries 0x80 instead of success, and
+ * anything else closes the connection so the client retries.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "broker"
+
+static void send_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason)
+{
+    mqtt_ack_t a = {.packet_id = packet_id, .reason = reason};
+    uint8_t pkt[8];
+    size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, type, &a);
+    client_send(c, pkt, n);
+    if ((type == MQTT_PUBACK || (type == MQTT_PUBREC && reason >= 0x80)) && c->inflight_in)
+        c->inflight_in--;
+}
+
+static void wait_for_commit(client_t *c)
+{
+    if (c->in_ack_wait)
+        return;
+    c->in_ack_wait = true;
+    c->ack_wait_next = c->broker->ack_waiters;
+    c->broker->ack_waiters = c;
+}
+
+static void append(client_t *c, held_t *h)
+{
+    if (c->held_tail)
+        c->held_tail->next = h;
+    else
+        c->held_head = h;
+    c->held_tail = h;
+    wait_for_commit(c);
+}
+
+static void held_free(held_t *h)
+{
+    buf_free(&h->packet);
+    for (size_t i = 0; i < h->filter_count; i++)
+        free(h->filters[i]);
+    free(h->filters);
+    free(h);
+}
+
+void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uint64_t batch)
+{
+    if (!batch && !c->held_head) {
+        send_ack(c, type, packet_id, reason);
+        return;
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        /* Without memory to wait, answer now: the store still commits. */
+        send_ack(c, type, packet_id, reason);
+        return;
+    }
+    h->kind = HELD_ACK;
+    h->batch = batch;
+    h->type = type;
+    h->packet_id = packet_id;
+    h->reason = reason;
+    append(c, h);
+    if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
+        client_pause_reading(c); /* 3.1.1 has no receive maximum: push back */
+}
+
+/* What happens once a SUBACK or CONNACK is out. */
+static void after_packet(client_t *c, held_t *h)
+{
+    if (h->kind == HELD_CONNACK) {
+        c->state = CLIENT_CONNECTED;
+        client_resume_reading(c);
+        if (c->session)
+            session_pump(c->broker, c->session);
+        return;
+    }
+    for (size_t i = 0; i < h->filter_count && c->session; i++) {
+        sub_t *sub = session_find_sub(c->session, bytes_of_cstr(h->filters[i]));
+        if (sub)
+            send_retained_for(c, sub);
+    }
+}
+
+void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, char **filters,
+                 size_t filter_count)
+{
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        client_disconnect(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+        buf_free(packet);
+        for (size_t i = 0; i < filter_count; i++)
+            free(filters[i]);
+        free(filters);
+        return;
+    }
+    h->kind = kind;
+    h->batch = batch;
+    h->packet = *packet;
+    *packet = (buf_t){0};
+    h->filters = filters;
+    h->filter_count = filter_count;
+    if (!batch && !c->held_head) {
+        /* Nothing to wait for: now. */
+        client_send(c, h->packet.data, h->packet.len);
+        after_packet(c, h);
+        held_free(h);
+        return;
+    }
+    append(c, h);
+}
+
+/* Send what is due at the head of one client's FIFO. */
+static void release(client_t *c, uint64_t settled, uint64_t failed)
+{
+    while (c->held_head && c->held_head->batch <= settled && c->state != CLIENT_CLOSING) {
+        held_t *h = c->held_head;
+        c->held_head = h->next;
+        if (!c->held_head)
+            c->held_tail = NULL;
+        bool lost = h->batch && h->batch == failed;
+        if (h->kind == HELD_ACK) {
+            if (lost && c->version != MQTT_V5) {
+                held_free(h);
+                client_disconnect(c, MQTT_RC_UNSPECIFIED,
+                                  "the store could not save a message; reconnect and resend");
+                return;
+            }
+            send_ack(c, h->type, h->packet_id, lost ? MQTT_RC_UNSPECIFIED : h->reason);
+        } else if (lost) {
+            held_free(h);
+            client_disconnect(c, MQTT_RC_UNSPECIFIED,
+                              "the store could not save the session; reconnect and retry");
+            return;
+        } else {
+            client_send(c, h->packet.data, h->packet.len);
+            after_packet(c, h);
+        }
+        held_free(h);
+    }
+    if (c->held_head)
+        wait_for_commit(c);
+    else if (c->reading_paused && c->state == CLIENT_CONNECTED)
+        client_resume_reading(c);
+}
+
+void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed)
+{
+    client_t *list = b->ack_waiters;
+    b->ack_waiters = NULL;
+    while (list) {
+        client_t *c = list;
+        list = c->ack_wait_next;
+        c->in_ack_wait = false;
+        c->ack_wait_next = NULL;
+        if (c->state != CLIENT_CLOSING)
+            release(c, settled, failed);
+    }
+}
+
+void held_free_all(client_t *c)
+{
+    while (c->held_head) {
+        held_t *h = c->held_head;
+        c->held_head = h->next;
+        held_free(h);
+    }
+    c->held_tail = NULL;
+}
