@@ -231,8 +231,8 @@ void routing_apply(void *ctx, const group_t *g,
                    void (*done)(void *token, sedge_err err, const char *why), void *token)
 {
     routing_t *r = ctx;
-    router_t *next;
-    sedge_err err = router_build(g, &next);
+    router_t *next = NULL;
+    sedge_err err = g ? router_build(g, &next) : SEDGE_OK;
     if (err) {
         done(token, err, "cannot build the route table");
         return;
@@ -243,7 +243,7 @@ void routing_apply(void *ctx, const group_t *g,
     router_free(old);
     size_t gone = broker_recheck_connections(r->broker);
     if (gone)
-        LOGI("disconnected %zu things no longer allowed by group %s", gone, g->name);
+        LOGI("disconnected %zu things no longer allowed by group %s", gone, g ? g->name : "-");
     done(token, SEDGE_OK, NULL);
 }
 

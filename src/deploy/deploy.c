@@ -139,11 +139,8 @@ static void applied(void *token, sedge_err err, const char *why)
     if (err) {
         d->failure = strdup(why ? why : sedge_strerror(err));
         set_status(d, version, "failed", d->failure);
-        if (d->active_group) {
-            d->o.apply(d->o.ctx, d->active_group, reapplied, d);
-            return;
-        }
-        reapplied(d, SEDGE_OK, NULL);
+        /* Back to what was active: the previous group, or none. */
+        d->o.apply(d->o.ctx, d->active_group, reapplied, d);
         return;
     }
     uint64_t previous = d->active;

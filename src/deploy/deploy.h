@@ -24,9 +24,10 @@
 
 typedef struct deploy deploy_t;
 
-/* The core applies `g` (borrowed until the next apply succeeds) and calls
- * done(token, SEDGE_OK, NULL) — or an error and why. After a successful
- * apply the core must no longer use the previously applied group. */
+/* The core applies `g` (borrowed until the next apply succeeds; NULL: no
+ * group, back to the open broker) and calls done(token, SEDGE_OK, NULL) —
+ * or an error and why. After a successful apply the core must no longer
+ * use the previously applied group. */
 typedef void (*deploy_apply_fn)(void *ctx, const group_t *g,
                                 void (*done)(void *token, sedge_err err, const char *why),
                                 void *token);

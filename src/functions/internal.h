@@ -96,6 +96,7 @@ typedef struct instance {
     int64_t exit_status;
     int term_signal;
     uint64_t invocations;
+    char root_dir[560]; /* the sandbox's root mount point, removed at the end */
     char last_error_line[256]; /* from stderr, to explain a failed start */
     buf_t partial[2]; /* an unfinished line of stdout, of stderr */
 } instance_t;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_TAG "functions"
@@ -148,6 +149,8 @@ static void instance_handle_closed(uv_handle_t *h)
     }
     fn->instance_count--;
     cgroup_destroy(&in->cgroup);
+    if (in->root_dir[0])
+        rmdir(in->root_dir); /* left behind when the sandbox was killed */
     buf_free(&in->partial[0]);
     buf_free(&in->partial[1]);
     free(in);
@@ -231,6 +234,18 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     in->state = INSTANCE_STOPPING;
     if (never_started) {
         snprintf(fn->state, sizeof fn->state, "failed to start: %s", why);
+        /* What waited for this instance fails with the reason, instead of
+         * starting another one at once (which would fail the same way). */
+        char reason[460];
+        snprintf(reason, sizeof reason, "failed to start: %.400s", why);
+        while (fn->queue_head && fn->spec.lifecycle == LIFECYCLE_ON_DEMAND) {
+            invocation_t *inv = fn->queue_head;
+            fn->queue_head = inv->next;
+            if (!fn->queue_head)
+                fn->queue_tail = NULL;
+            fn->queue_len--;
+            invocation_end(fn, inv, SEDGE_ERR_FAILED, reason, (bytes_t){0});
+        }
         if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
             char failure[512];
             snprintf(failure, sizeof failure, "function %s failed to start: %s", fn->spec.name,
@@ -364,6 +379,13 @@ static void instance_spawn(fn_t *fn)
     }
     if (s->sandbox) {
         add_arg(argv, &n, ARRAY_LEN(argv), "--isolate");
+        char run_dir[540];
+        snprintf(run_dir, sizeof run_dir, "%.500s/run", f->data_dir);
+        mkdir(run_dir, 0700);
+        snprintf(in->root_dir, sizeof in->root_dir, "%s/root-%llu", run_dir,
+                 (unsigned long long)in->seq);
+        add_arg(argv, &n, ARRAY_LEN(argv), "--root");
+        add_arg(argv, &n, ARRAY_LEN(argv), in->root_dir);
         if (s->network)
             add_arg(argv, &n, ARRAY_LEN(argv), "--network");
         if (s->sysfs)

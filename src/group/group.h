@@ -37,6 +37,9 @@ typedef struct {
     char *filter;
     size_t filter_len;
     int qos; /* the route's "qos" (0 or 1), or -1 when not given */
+    /* Router-made reply routes of `thing:* -> shadow`: deliver only to the
+     * thing the topic names ($aws/things/NAME/...), not to every thing. */
+    bool own_shadow_only;
     char *text; /* "source -> filter -> target", for status and logs */
 } route_t;
 

@@ -189,6 +189,7 @@ sedge_err router_build(const group_t *g, router_t **out)
             rev->filter = rt->filter;
             rev->filter_len = rt->filter_len;
             rev->qos = rt->qos;
+            rev->own_shadow_only = rt->source.kind == ENDPOINT_ANY_THING;
             char target[160];
             endpoint_format(&rev->target, target, sizeof target);
             size_t len = strlen("shadow ->  -> ") + rt->filter_len + strlen(target) + 1;
@@ -225,10 +226,33 @@ bool router_may_connect(const router_t *r, bytes_t thing)
     return map_get(&r->things, thing) && !map_get(&r->revoked, thing);
 }
 
-static bool delivers_to(const endpoint_t *target, bytes_t thing)
+/* The NAME of "$aws/things/NAME/..." (a topic or a filter), or empty
+ * when the topic is not a thing's. */
+static bytes_t topic_thing(bytes_t topic)
 {
-    return target->kind == ENDPOINT_ANY_THING ||
-           (target->kind == ENDPOINT_THING && bytes_eq(cbytes(target->name, target->name_len), thing));
+    static const char prefix[] = "$aws/things/";
+    if (!bytes_has_prefix(topic, prefix))
+        return (bytes_t){0};
+    const uint8_t *start = topic.data + sizeof prefix - 1;
+    size_t left = topic.len - (sizeof prefix - 1);
+    const uint8_t *slash = memchr(start, '/', left);
+    return (bytes_t){start, slash ? (size_t)(slash - start) : left};
+}
+
+/* Does a route deliver to `thing`, for a message on `topic` (a topic, or
+ * for subscriptions a filter: a wildcard thing level may match)? */
+static bool delivers_to(const route_t *rt, bytes_t thing, bytes_t topic)
+{
+    const endpoint_t *target = &rt->target;
+    if (target->kind == ENDPOINT_THING)
+        return bytes_eq(cbytes(target->name, target->name_len), thing);
+    if (target->kind != ENDPOINT_ANY_THING)
+        return false;
+    if (!rt->own_shadow_only)
+        return true;
+    bytes_t named = topic_thing(topic);
+    return !named.len || bytes_eq(named, thing) || bytes_eq_cstr(named, "+") ||
+           bytes_eq_cstr(named, "#");
 }
 
 bool router_may_subscribe(const router_t *r, bytes_t thing, bytes_t filter)
@@ -238,7 +262,7 @@ bool router_may_subscribe(const router_t *r, bytes_t thing, bytes_t filter)
         filter = inner;
     for (size_t i = 0; i < r->entry_count; i++) {
         const route_t *rt = r->entries[i].route;
-        if (delivers_to(&rt->target, thing) &&
+        if (delivers_to(rt, thing, filter) &&
             filters_overlap(cbytes(rt->filter, rt->filter_len), filter))
             return true;
     }
@@ -315,13 +339,14 @@ bool router_match(router_t *r, bytes_t source, bytes_t topic, route_match_t *out
     match_from(&m, &r->root, topic, 0, false, true);
     out->routes = r->found;
     out->count = m.found;
+    out->topic = topic;
     return m.found > 0;
 }
 
 bool route_match_reaches_thing(const route_match_t *m, bytes_t thing)
 {
     for (size_t i = 0; i < m->count; i++)
-        if (delivers_to(&m->routes[i]->target, thing))
+        if (delivers_to(m->routes[i], thing, m->topic))
             return true;
     return false;
 }

@@ -23,6 +23,7 @@ typedef struct router router_t;
 typedef struct {
     const route_t **routes;
     size_t count;
+    bytes_t topic; /* the message's, valid while it is being routed */
 } route_match_t;
 
 /* Build from a validated group (borrowed: it must outlive the router). */

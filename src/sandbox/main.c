@@ -16,15 +16,17 @@
  *   --volume SRC:DST:ro|rw        bind a host directory at DST
  *   --device PATH:ro|rw           bind a device node
  *   --sysfs                       /sys, read-only
+ *   --root DIR                    where to build the new root (an empty
+ *                                 directory it creates; default under /tmp)
  *
  * The fresh root holds /usr, /lib*, /bin, /sbin and /etc read-only (as the
  * host has them: real directories bound, symlinks copied), a private
  * writable /tmp, /proc of the new PID namespace, a minimal /dev (null,
  * zero, full, random, urandom, and the declared devices) and the declared
- * paths — nothing else of the host. In it the instance is PID 1's child's
- * world: this program forks once, the child becomes PID 1 of the new
- * namespace and execs the function, and the parent mirrors its exit so
- * sedged sees the function's status (a death by signal is re-raised).
+ * paths — nothing else of the host. This program forks: the child becomes
+ * PID 1 of the new namespace, builds the root, and runs the function as its
+ * own child; the parent mirrors the function's end so sedged sees its
+ * status (a death by signal is re-raised).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,6 +61,7 @@ typedef struct {
     int cgroup_count;
     unsigned long memory_mb, nproc;
     bool isolate, network, sysfs;
+    const char *root;
     bind_t binds[MAX_BINDS];
     int bind_count;
     char **argv;
@@ -134,6 +137,8 @@ static void parse(int argc, char **argv, options_t *o)
             o->network = true;
         } else if (strcmp(a, "--sysfs") == 0) {
             o->sysfs = true;
+        } else if (strcmp(a, "--root") == 0 && v) {
+            o->root = v, i++;
         } else if ((strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) && v) {
             add_bind(o, v, v, strcmp(a, "--rw") == 0, false), i++;
         } else if (strcmp(a, "--volume") == 0 && v) {
@@ -338,10 +343,48 @@ static void forward(int sig)
         kill(child_pid, sig);
 }
 
+static void forward_signals(void)
+{
+    signal(SIGTERM, forward);
+    signal(SIGINT, forward);
+    signal(SIGHUP, forward);
+}
+
+/* PID 1 of the new namespace: run the function as its child (so that it
+ * keeps normal signal behaviour — PID 1 ignores signals it has no handler
+ * for, abort() included), reap everything, and report the function's wait
+ * status to the parent through `report`. */
+static void init_process(const options_t *o, int report)
+{
+    child_pid = fork();
+    if (child_pid < 0)
+        die("fork");
+    if (child_pid == 0) {
+        close(report);
+        exec_function(o);
+    }
+    forward_signals();
+    int status = 0;
+    for (;;) {
+        int st;
+        pid_t pid = wait(&st);
+        if (pid == child_pid)
+            status = st;
+        if (pid < 0 && errno == ECHILD)
+            break;
+    }
+    if (write(report, &status, sizeof status) != (ssize_t)sizeof status)
+        _exit(126);
+    _exit(0);
+}
+
 int main(int argc, char **argv)
 {
     options_t o = {0};
     parse(argc, argv, &o);
+    /* sedged's own umask (077) must not leak into the function's world:
+     * directories made for the new root must be traversable by its user. */
+    umask(022);
     join_cgroups(&o);
     if (!o.isolate)
         exec_function(&o);
@@ -351,14 +394,22 @@ int main(int argc, char **argv)
      * remove the root directory afterwards. */
     if (unshare(CLONE_NEWPID) != 0)
         die("creating namespaces (the sandbox needs root)");
-    char root[] = "/tmp/sedge-root.XXXXXX";
-    if (!mkdtemp(root))
+    char root[4096] = "/tmp/sedge-root.XXXXXX";
+    if (o.root) {
+        snprintf(root, sizeof root, "%s", o.root);
+        if (mkdir(root, 0700) != 0 && errno != EEXIST)
+            die(root);
+    } else if (!mkdtemp(root)) {
         die("creating the root directory");
+    }
+    int report[2];
+    if (pipe(report) != 0)
+        die("pipe");
     child_pid = fork();
     if (child_pid < 0)
         die("fork");
     if (child_pid == 0) {
-        /* PID 1 of the new namespace. */
+        close(report[0]);
         int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
         if (!o.network)
             flags |= CLONE_NEWNET;
@@ -367,15 +418,17 @@ int main(int argc, char **argv)
         if (sethostname("sedge-function", 14) != 0)
             die("sethostname");
         build_root(&o, root);
-        exec_function(&o);
+        init_process(&o, report[1]);
     }
-    signal(SIGTERM, forward);
-    signal(SIGINT, forward);
-    signal(SIGHUP, forward);
+    close(report[1]);
+    forward_signals();
     int status;
     while (waitpid(child_pid, &status, 0) < 0 && errno == EINTR)
         ;
     rmdir(root);
+    int function_status;
+    if (read(report[0], &function_status, sizeof function_status) == (ssize_t)sizeof function_status)
+        status = function_status; /* else the setup failed: report that */
     if (WIFSIGNALED(status)) {
         signal(WTERMSIG(status), SIG_DFL);
         kill(getpid(), WTERMSIG(status));
