@@ -29,13 +29,13 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
 integration: build
-	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
+	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/sdk tests/integration
 
 asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEDGE_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure
-	SEDGE_BUILD=$(CURDIR)/$(ASAN_BUILD) SEDGE_SANITIZED=1 $(PYTEST) -q tests/integration
+	SEDGE_BUILD=$(CURDIR)/$(ASAN_BUILD) SEDGE_SANITIZED=1 $(PYTEST) -q -p no:cacheprovider tests/integration
 
 fuzz:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEDGE_FUZZ=ON >/dev/null
