@@ -82,6 +82,7 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
         b->limits.max_inflight = 1;
     b->store = store;
     b->next_msg_id = 1;
+    b->next_queue_seq = 1;
     b->read_buf_len = BROKER_READ_BUF;
     b->read_buf = malloc(b->read_buf_len);
     b->sessions.seed = (uint64_t)(uintptr_t)b ^ clock_mono_ms();

@@ -58,9 +58,7 @@ sedge_err handle_ack(client_t *c, const mqtt_frame_t *f)
         if (o->state != OUT_RELEASED) {
             o->state = OUT_RELEASED;
             if (s->persistent)
-                store_set_queued_state(b->store,
-                                       (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
-                                       o->seq, o->packet_id, OUT_RELEASED);
+                store_set_queued_state(b->store, o->seq, o->packet_id, OUT_RELEASED);
         }
         send_ack(c, MQTT_PUBREL, a.packet_id, 0);
         break;

@@ -125,7 +125,7 @@ enum { OUT_QUEUED, OUT_SENT, OUT_RELEASED };
 typedef struct out_msg {
     struct out_msg *next, *prev;
     msg_t *msg;
-    uint64_t seq;         /* order in the session, and its store key */
+    uint64_t seq;         /* order (broker-wide, never reused), and its store key */
     uint64_t ready_batch; /* batch that must commit before it is sent */
     uint16_t packet_id;   /* 0 until assigned */
     uint8_t qos;
@@ -160,7 +160,6 @@ struct session {
     size_t queued;   /* entries in the list */
     bool queue_full_logged;
     size_t inflight; /* entries sent and not completed */
-    uint64_t next_seq;
     uint16_t next_packet_id;
     /* Incoming QoS 2 packet identifiers awaiting PUBREL. */
     uint16_t *qos2_in;
@@ -281,6 +280,7 @@ struct broker {
     session_t *offline; /* sessions without a connection */
     tree_t tree;
     uint64_t next_msg_id;
+    uint64_t next_queue_seq; /* numbers queued entries across all sessions */
     uint64_t durable_writes; /* messages written for sessions or retain */
     uint64_t queue_refusals; /* messages a full session queue refused */
     uint64_t settled_batch;  /* newest batch committed or failed */

@@ -125,8 +125,8 @@ static sedge_err load_queued(void *ctx, const store_queued_t *v)
     s->tail = o;
     s->queued++;
     b->stats.queued++;
-    if (v->seq >= s->next_seq)
-        s->next_seq = v->seq + 1;
+    if (v->seq >= l->b->next_queue_seq)
+        l->b->next_queue_seq = v->seq + 1;
     if (o->packet_id) {
         /* It may have been sent: it is in flight and is resent, with its
          * identifier, when the client resumes. */
@@ -206,6 +206,8 @@ sedge_err persist_load(broker_t *b)
         msg_release(b, m); /* the loader's reference */
     map_free(&l.msgs);
     b->next_msg_id = l.max_id + 1;
+    if (b->next_queue_seq == 0)
+        b->next_queue_seq = 1;
     if (!err)
         LOGI("restored %zu sessions, %zu subscriptions, %zu queued messages, %zu retained",
              l.sessions, l.subs, l.queued, l.retained);

@@ -58,7 +58,6 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
     }
     s->client_id_len = client_id.len;
     s->owner_len = owner.len;
-    s->next_seq = 1;
     s->next_packet_id = 1;
     s->disconnected_ms = clock_mono_ms();
     offline_link(b, s);
@@ -71,12 +70,10 @@ static bytes_t session_key(const session_t *s)
     return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
 }
 
-static void free_entry(broker_t *b, session_t *s, out_msg_t *o, bool unstore)
+static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
 {
-    if (s->persistent && unstore) {
-        store_del_queued(b->store, session_key(s), o->seq);
-        msg_store_unref(b, o->msg);
-    } else if (s->persistent) {
+    if (s->persistent) {
+        store_del_queued(b->store, o->seq);
         msg_store_unref(b, o->msg);
     }
     msg_release(b, o->msg);
@@ -96,7 +93,7 @@ void session_destroy(broker_t *b, session_t *s)
     free(s->subs);
     for (out_msg_t *o = s->head, *next; o; o = next) {
         next = o->next;
-        free_entry(b, s, o, false);
+        free_entry(b, s, o);
         b->stats.queued--;
     }
     if (s->will.msg)
@@ -180,8 +177,11 @@ static size_t send_window(const broker_t *b, const session_t *s)
 }
 
 /* Give packet identifiers to the entries the send window will take next
- * (while connected), writing their rows for a persistent session. */
-static void assign_packet_ids(broker_t *b, session_t *s)
+ * (while connected). A persistent session's QoS 2 entry has its identifier
+ * committed before it is sent, so that after a restart it is resent with
+ * the same one (exactly once); a QoS 1 entry may come back with a new one,
+ * which QoS 1's at-least-once allows, and saves a write per message. */
+static void assign_packet_ids(broker_t *b, session_t *s, out_msg_t *persisted_later)
 {
     if (!s->client || s->client->state != CLIENT_CONNECTED)
         return;
@@ -190,7 +190,7 @@ static void assign_packet_ids(broker_t *b, session_t *s)
     for (out_msg_t *o = s->unsent; o && room; o = o->next, room--) {
         if (!o->packet_id) {
             o->packet_id = next_packet_id(s);
-            if (s->persistent)
+            if (s->persistent && o->qos == 2 && o != persisted_later)
                 session_persist_state(b, s, o);
         }
     }
@@ -225,7 +225,7 @@ bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool reta
     o->msg = held;
     o->qos = qos;
     o->retain = retain;
-    o->seq = s->next_seq++;
+    o->seq = b->next_queue_seq++;
     o->sub_id_count = (uint8_t)sub_id_count;
     if (sub_id_count)
         memcpy(o->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
@@ -243,9 +243,8 @@ bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool reta
         msg_store_ref(b, held);
         /* When the window has room the entry gets its packet identifier
          * now, and one row write covers both. */
-        assign_packet_ids(b, s);
-        if (!o->packet_id)
-            session_persist_state(b, s, o);
+        assign_packet_ids(b, s, o);
+        session_persist_state(b, s, o);
     }
     session_pump(b, s);
     return true;
@@ -287,7 +286,7 @@ static void drop_unsent(broker_t *b, session_t *s, out_msg_t *o)
 {
     unlink_entry(s, o);
     b->stats.queued--;
-    free_entry(b, s, o, true);
+    free_entry(b, s, o);
 }
 
 void session_pump(broker_t *b, session_t *s)
@@ -298,7 +297,7 @@ void session_pump(broker_t *b, session_t *s)
     size_t window = send_window(b, s);
     if (s->inflight >= window)
         return;
-    assign_packet_ids(b, s);
+    assign_packet_ids(b, s, NULL);
     int64_t now = clock_wall_s();
     while (s->unsent && s->inflight < window) {
         out_msg_t *o = s->unsent;
@@ -319,7 +318,7 @@ void session_pump(broker_t *b, session_t *s)
             unlink_entry(s, o);
             s->inflight--;
             b->stats.queued--;
-            free_entry(b, s, o, true);
+            free_entry(b, s, o);
         }
     }
 }
@@ -354,7 +353,7 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o)
     unlink_entry(s, o);
     s->inflight--;
     b->stats.queued--;
-    free_entry(b, s, o, true);
+    free_entry(b, s, o);
     session_pump(b, s);
 }
 

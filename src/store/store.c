@@ -54,7 +54,6 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_SESSION_DEL] = {"t",
                         {"DELETE FROM session WHERE client_id = ?1",
                          "DELETE FROM sub WHERE client_id = ?1",
-                         "DELETE FROM queued WHERE client_id = ?1",
                          "DELETE FROM inbound WHERE client_id = ?1"}},
     [OP_SUB_PUT] = {"ttii",
                     {"INSERT OR REPLACE INTO sub(client_id, filter, options, sub_id) "
@@ -63,14 +62,12 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_MSG_PUT] = {"itbbiiit",
                     {"INSERT OR REPLACE INTO msg(id, topic, props, payload, qos, retain, "
                      "expires_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
-    [OP_MSG_DEL] = {"i", {"DELETE FROM msg WHERE id = ?1"}},
+    [OP_MSG_DEL] = {"i", {"DELETE FROM msg WHERE id BETWEEN ?1 AND ?2"}}, /* deferred */
     [OP_QUEUED_PUT] = {"tiiiiiib",
                        {"INSERT OR REPLACE INTO queued(client_id, seq, msg_id, qos, packet_id, "
                         "state, retain, sub_ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
-    [OP_QUEUED_STATE] = {"tiii",
-                         {"UPDATE queued SET packet_id = ?3, state = ?4 "
-                          "WHERE client_id = ?1 AND seq = ?2"}},
-    [OP_QUEUED_DEL] = {"ti", {"DELETE FROM queued WHERE client_id = ?1 AND seq = ?2"}},
+    [OP_QUEUED_STATE] = {"iii", {"UPDATE queued SET packet_id = ?2, state = ?3 WHERE seq = ?1"}},
+    [OP_QUEUED_DEL] = {"i", {"DELETE FROM queued WHERE seq BETWEEN ?1 AND ?2"}}, /* deferred */
     [OP_RETAINED_PUT] = {"ti",
                          {"INSERT OR REPLACE INTO retained(topic, msg_id) VALUES (?1, ?2)"}},
     [OP_RETAINED_DEL] = {"t", {"DELETE FROM retained WHERE topic = ?1"}},
@@ -101,10 +98,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS msg (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     "  props BLOB NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,"
     "  retain INTEGER NOT NULL, expires_at INTEGER NOT NULL, source TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS queued (client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS queued (seq INTEGER PRIMARY KEY, client_id TEXT NOT NULL,"
     "  msg_id INTEGER NOT NULL, qos INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids BLOB NOT NULL,"
-    "  PRIMARY KEY (client_id, seq));"
+    "  state INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS inbound (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
     "  PRIMARY KEY (client_id, packet_id));"
@@ -147,6 +143,7 @@ struct store {
     batch_t *in_flight; /* committing on the worker, or NULL */
     uint64_t committed_seq;
     bool closing;
+    buf_t deferred_queued, deferred_msgs; /* worker: deletions for the batch's end */
     store_stats_t stats;
 };
 
@@ -223,6 +220,61 @@ static uint64_t append_op(store_t *s, int op, const param_t *params)
     return b->seq;
 }
 
+/* Bind one record's parameters to a statement and run it. */
+static sedge_err run(store_t *s, int op, int k, const param_t *params, size_t n)
+{
+    const char *sig = op_defs[op].sig;
+    sqlite3_stmt *st = s->stmts[op][k];
+    for (size_t i = 0; i < n; i++) {
+        int idx = (int)i + 1;
+        if (sig[i] == 'i')
+            sqlite3_bind_int64(st, idx, params[i].i);
+        else if (sig[i] == 't')
+            sqlite3_bind_text(st, idx, (const char *)params[i].b.data, (int)params[i].b.len,
+                              SQLITE_STATIC);
+        else
+            sqlite3_bind_blob(st, idx, params[i].b.len ? (const void *)params[i].b.data : "",
+                              (int)params[i].b.len, SQLITE_STATIC);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SEDGE_OK : sql_error(s, op_defs[op].sql[k]);
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Deferred deletions of one kind: sorted, each run of consecutive keys
+ * one range statement. */
+static sedge_err delete_runs(store_t *s, int op, buf_t *ids)
+{
+    int64_t *v = (int64_t *)ids->data;
+    size_t n = ids->len / sizeof *v;
+    qsort(v, n, sizeof *v, compare_ids);
+    sedge_err err = SEDGE_OK;
+    for (size_t i = 0; i < n && !err;) {
+        size_t j = i;
+        while (j + 1 < n && v[j + 1] <= v[j] + 1)
+            j++;
+        param_t range[2] = {P_I(v[i]), P_I(v[j])};
+        /* Both parameters are integers, whatever the op's signature. */
+        sqlite3_stmt *st = s->stmts[op][0];
+        sqlite3_bind_int64(st, 1, range[0].i);
+        sqlite3_bind_int64(st, 2, range[1].i);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            err = sql_error(s, op_defs[op].sql[0]);
+        i = j + 1;
+    }
+    ids->len = 0;
+    return err;
+}
+
 /* Apply one batch in one transaction. Runs on the worker thread, or on the
  * loop thread when nothing is in flight. */
 static sedge_err apply_batch(store_t *s, batch_t *b)
@@ -232,9 +284,10 @@ static sedge_err apply_batch(store_t *s, batch_t *b)
     sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
     if (err)
         return err;
+    s->deferred_queued.len = s->deferred_msgs.len = 0;
     size_t pos = 0;
     const uint8_t *p = b->ops.data;
-    while (pos < b->ops.len) {
+    while (pos < b->ops.len && !err) {
         int op = p[pos++];
         const char *sig = op_defs[op].sig;
         param_t params[8];
@@ -251,28 +304,22 @@ static sedge_err apply_batch(store_t *s, batch_t *b)
                 pos += len;
             }
         }
-        for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
-            sqlite3_stmt *st = s->stmts[op][k];
-            for (size_t i = 0; i < n; i++) {
-                int idx = (int)i + 1;
-                if (sig[i] == 'i')
-                    sqlite3_bind_int64(st, idx, params[i].i);
-                else if (sig[i] == 't')
-                    sqlite3_bind_text(st, idx, (const char *)params[i].b.data,
-                                      (int)params[i].b.len, SQLITE_STATIC);
-                else
-                    sqlite3_bind_blob(st, idx, params[i].b.len ? (const void *)params[i].b.data : "",
-                                      (int)params[i].b.len, SQLITE_STATIC);
-            }
-            int rc = sqlite3_step(st);
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            if (rc != SQLITE_DONE) {
-                err = sql_error(s, op_defs[op].sql[k]);
-                exec_sql(s, "ROLLBACK");
-                return err;
-            }
+        if (op == OP_QUEUED_DEL || op == OP_MSG_DEL) {
+            buf_t *ids = op == OP_QUEUED_DEL ? &s->deferred_queued : &s->deferred_msgs;
+            if (buf_append(ids, &params[0].i, sizeof params[0].i))
+                err = SEDGE_ERR_NOMEM;
+            continue;
         }
+        for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k] && !err; k++)
+            err = run(s, op, k, params, n);
+    }
+    if (!err)
+        err = delete_runs(s, OP_QUEUED_DEL, &s->deferred_queued);
+    if (!err)
+        err = delete_runs(s, OP_MSG_DEL, &s->deferred_msgs);
+    if (err) {
+        exec_sql(s, "ROLLBACK");
+        return err;
     }
     return exec_sql(s, "COMMIT");
 }
@@ -481,6 +528,8 @@ void store_close(store_t *s)
     sqlite3_close(s->db);
     for (int i = 0; i < 2; i++)
         buf_free(&s->batches[i].ops);
+    buf_free(&s->deferred_queued);
+    buf_free(&s->deferred_msgs);
     free(s->path);
     uv_check_stop(&s->submit_check);
     s->submit_check.data = s;
@@ -531,16 +580,15 @@ uint64_t store_put_queued(store_t *s, const store_queued_t *v)
     return append_op(s, OP_QUEUED_PUT, p);
 }
 
-uint64_t store_set_queued_state(store_t *s, bytes_t client_id, uint64_t seq, uint16_t packet_id,
-                                uint8_t state)
+uint64_t store_set_queued_state(store_t *s, uint64_t seq, uint16_t packet_id, uint8_t state)
 {
-    param_t p[] = {P_B(client_id), P_I(seq), P_I(packet_id), P_I(state)};
+    param_t p[] = {P_I(seq), P_I(packet_id), P_I(state)};
     return append_op(s, OP_QUEUED_STATE, p);
 }
 
-uint64_t store_del_queued(store_t *s, bytes_t client_id, uint64_t seq)
+uint64_t store_del_queued(store_t *s, uint64_t seq)
 {
-    return append_op(s, OP_QUEUED_DEL, (param_t[]){P_B(client_id), P_I(seq)});
+    return append_op(s, OP_QUEUED_DEL, (param_t[]){P_I(seq)});
 }
 
 uint64_t store_put_retained(store_t *s, bytes_t topic, uint64_t msg_id)
@@ -723,7 +771,7 @@ sedge_err store_load_queued(store_t *s, store_queued_fn fn, void *ctx)
     loader_t l = {(void *)fn, ctx};
     return load_rows(s,
                      "SELECT client_id, seq, msg_id, qos, packet_id, state, retain, sub_ids "
-                     "FROM queued ORDER BY client_id, seq",
+                     "FROM queued ORDER BY seq",
                      queued_row, &l);
 }
 
