@@ -20,6 +20,15 @@
 
 #define LOG_TAG "broker"
 
+/* A write handed to the kernel: allocated only while one is pending, so
+ * an idle connection carries no write request or buffer. */
+typedef struct write_op {
+    uv_write_t req;
+    client_t *client;
+    buf_t data;
+} write_op_t;
+
+
 static const char *client_name(const client_t *c)
 {
     return c->identity ? c->identity : c->peer;
@@ -27,7 +36,7 @@ static const char *client_name(const client_t *c)
 
 size_t client_output_pending(const client_t *c)
 {
-    return c->out.len + c->writing.len;
+    return c->out.len + (c->writing ? c->writing->data.len : 0);
 }
 
 static void mark_for_flush(client_t *c)
@@ -74,9 +83,11 @@ static void finish_close(client_t *c)
 
 static void write_cb(uv_write_t *req, int status)
 {
-    client_t *c = req->data;
-    c->write_pending = false;
-    buf_free(&c->writing);
+    write_op_t *w = (write_op_t *)req;
+    client_t *c = w->client;
+    buf_free(&w->data);
+    free(w);
+    c->writing = NULL;
     c->last_tx_progress_ms = clock_mono_ms();
     if (status < 0) {
         if (c->state != CLIENT_CLOSING)
@@ -88,72 +99,87 @@ static void write_cb(uv_write_t *req, int status)
     }
     if (c->out.len)
         flush(c);
-    if (c->state == CLIENT_CLOSING && !c->write_pending)
+    if (c->state == CLIENT_CLOSING && !c->writing)
         finish_close(c);
 }
 
-/* Move TLS records the engine produced into `writing`. */
-static void drain_tls(client_t *c)
+/* The TLS records the engine produced, appended to `out`. */
+static void drain_tls(client_t *c, buf_t *out)
 {
     size_t pending;
     while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
-        if (buf_reserve(&c->writing, pending))
+        if (buf_reserve(out, pending))
             return;
-        int n = BIO_read(c->wbio, c->writing.data + c->writing.len, (int)pending);
+        int n = BIO_read(c->wbio, out->data + out->len, (int)pending);
         if (n <= 0)
             return;
-        c->writing.len += (size_t)n;
+        out->len += (size_t)n;
     }
+}
+
+static void write_failed(client_t *c, int rc)
+{
+    LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(rc));
+    c->out.len = 0;
+    client_close(c);
+    finish_close(c);
 }
 
 static void flush(client_t *c)
 {
-    if (c->write_pending || uv_is_closing(&c->h.handle))
+    if (c->writing || uv_is_closing(&c->h.handle))
         return;
+    buf_t data = {0};
     if (c->ssl) {
         if (c->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
             int n = SSL_write(c->ssl, c->out.data, (int)c->out.len);
             if (n > 0)
                 buf_consume(&c->out, (size_t)n);
+            if (!c->out.len)
+                buf_free(&c->out);
         }
-        drain_tls(c);
-    } else if (!c->writing.len) {
-        buf_t t = c->writing;
-        c->writing = c->out;
-        c->out = t;
+        drain_tls(c, &data);
+    } else {
+        data = c->out;
+        c->out = (buf_t){0};
     }
-    if (!c->writing.len)
+    if (!data.len) {
+        buf_free(&data);
         return;
-    c->broker->stats.bytes_out += c->writing.len;
-    uv_buf_t ub = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
+    }
+    c->broker->stats.bytes_out += data.len;
+    uv_buf_t ub = uv_buf_init((char *)data.data, (unsigned)data.len);
     int n = uv_try_write(&c->h.stream, &ub, 1);
-    if (n == (int)c->writing.len) {
-        buf_free(&c->writing);
+    if (n == (int)data.len) {
+        buf_free(&data);
         c->last_tx_progress_ms = clock_mono_ms();
         return;
     }
-    if (n > 0) {
-        buf_consume(&c->writing, (size_t)n);
-        ub = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
-    } else if (n != UV_EAGAIN) {
-        LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(n));
-        buf_free(&c->writing);
-        c->out.len = 0;
-        client_close(c);
-        finish_close(c);
+    if (n < 0 && n != UV_EAGAIN) {
+        buf_free(&data);
+        write_failed(c, n);
         return;
     }
-    c->write_req.data = c;
+    if (n > 0)
+        buf_consume(&data, (size_t)n);
+    write_op_t *w = malloc(sizeof *w);
+    if (!w) {
+        buf_free(&data);
+        write_failed(c, UV_ENOMEM);
+        return;
+    }
+    w->client = c;
+    w->data = data;
+    ub = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
     c->last_tx_progress_ms = clock_mono_ms();
-    int rc = uv_write(&c->write_req, &c->h.stream, &ub, 1, write_cb);
+    int rc = uv_write(&w->req, &c->h.stream, &ub, 1, write_cb);
     if (rc) {
-        LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(rc));
-        buf_free(&c->writing);
-        client_close(c);
-        finish_close(c);
+        buf_free(&w->data);
+        free(w);
+        write_failed(c, rc);
         return;
     }
-    c->write_pending = true;
+    c->writing = w;
 }
 
 void broker_flush_all(broker_t *b)
@@ -164,7 +190,7 @@ void broker_flush_all(broker_t *b)
         c->in_flush_list = false;
         c->flush_next = NULL;
         flush(c);
-        if (c->state == CLIENT_CLOSING && !c->write_pending)
+        if (c->state == CLIENT_CLOSING && !c->writing)
             finish_close(c);
     }
 }
@@ -198,9 +224,10 @@ static void on_closed(uv_handle_t *h)
     free_aliases(c);
     buf_free(&c->in);
     buf_free(&c->out);
-    buf_free(&c->writing);
-    free(c->identity);
-    free(c->source);
+    if (c->source)
+        free(c->source); /* identity points into it */
+    else
+        free(c->identity);
     free(c);
     broker_handle_closed(b);
 }
@@ -232,7 +259,7 @@ void client_close(client_t *c)
         }
     }
     flush(c);
-    if (!c->write_pending)
+    if (!c->writing)
         finish_close(c);
 }
 
@@ -412,8 +439,7 @@ static void tls_error(client_t *c, const char *what)
         LOGW("TLS %s with %s failed: %s", what, c->peer, err[0] ? err : "connection closed");
     ERR_clear_error();
     c->broker->stats.refused_connections++;
-    drain_tls(c); /* the alert, if any */
-    client_close(c);
+    client_close(c); /* its flush sends the TLS alert, if any */
 }
 
 static void tls_read(client_t *c, const uint8_t *data, size_t len)

@@ -157,24 +157,24 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
                           "out of memory");
         client_id = (bytes_t){(const uint8_t *)assigned, assigned_len};
     }
-    if (!c->identity) {
-        c->identity = bytes_dup_cstr(client_id);
-        c->identity_len = client_id.len;
-        if (!c->identity) {
-            free(assigned);
-            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                          "out of memory");
-        }
-    }
-    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
-    c->source_len = c->identity_len + 6;
+    /* The source of its messages, "thing:" + identity, holds the identity
+     * too (the certificate's CN on TLS, else the client id). */
+    bytes_t who = c->identity ? (bytes_t){(const uint8_t *)c->identity, c->identity_len}
+                              : client_id;
+    c->source_len = who.len + 6;
     c->source = malloc(c->source_len + 1);
     if (!c->source) {
         free(assigned);
         return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
                       "out of memory");
     }
-    snprintf(c->source, c->source_len + 1, "thing:%s", c->identity);
+    memcpy(c->source, "thing:", 6);
+    memcpy(c->source + 6, who.data, who.len);
+    c->source[c->source_len] = '\0';
+    free(c->identity);
+    c->identity = c->source + 6;
+    c->identity_len = who.len;
+    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
 
     if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity)) {
         free(assigned);

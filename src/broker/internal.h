@@ -228,18 +228,16 @@ struct client {
     client_state_t state;
     uint8_t version;
     bool in_flush_list;
-    bool write_pending;
     bool reading_paused;
     bool send_will; /* on close: publish the will */
     char *identity;
     size_t identity_len;
     char *source; /* "thing:" + identity, the source of its messages */
     size_t source_len;
-    char peer[64]; /* address, for logs */
+    char peer[48]; /* address, for logs */
     buf_t in;      /* bytes of a packet not yet complete */
-    buf_t out;     /* bytes to send */
-    buf_t writing; /* bytes handed to the kernel, awaiting completion */
-    uv_write_t write_req;
+    buf_t out;                /* bytes to send */
+    struct write_op *writing; /* the write in progress, if any */
     uint64_t last_rx_ms;
     uint64_t last_tx_progress_ms;
     uint16_t keep_alive;

@@ -48,11 +48,13 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
     if (!s)
         return NULL;
     s->client_id = bytes_dup_cstr(client_id);
-    s->owner = bytes_dup_cstr(owner);
+    /* Most often a client's identity is its client id: share the string. */
+    s->owner = bytes_eq(owner, client_id) ? s->client_id : bytes_dup_cstr(owner);
     if (!s->client_id || !s->owner ||
         map_put(&b->sessions, (bytes_t){(uint8_t *)s->client_id, client_id.len}, s)) {
+        if (s->owner != s->client_id)
+            free(s->owner);
         free(s->client_id);
-        free(s->owner);
         free(s);
         return NULL;
     }
@@ -107,8 +109,9 @@ void session_destroy(broker_t *b, session_t *s)
         offline_unlink(b, s);
     b->stats.sessions--;
     free(s->qos2_in);
+    if (s->owner != s->client_id)
+        free(s->owner);
     free(s->client_id);
-    free(s->owner);
     free(s);
 }
 
