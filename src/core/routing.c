@@ -237,6 +237,16 @@ void routing_apply(void *ctx, const group_t *g,
         done(token, err, "cannot build the route table");
         return;
     }
+    /* Every service a route targets is listed in status from now on, even
+     * before its first message. */
+    for (size_t i = 0; g && i < g->route_count; i++) {
+        const endpoint_t *t = &g->routes[i].target;
+        if (t->kind == ENDPOINT_THING || t->kind == ENDPOINT_ANY_THING)
+            continue;
+        char name[160];
+        endpoint_format(t, name, sizeof name);
+        service_get(r, name, true);
+    }
     router_t *old = r->router;
     r->router = next;
     r->match = (route_match_t){0};
@@ -307,7 +317,8 @@ void routing_status(routing_t *r, json_t *status)
     json_t *services = json_object();
     for (service_t *s = r->services; s; s = s->next) {
         json_t *o = json_object();
-        json_object_set_new(o, "attached", json_boolean(s->fn != NULL));
+        bool by_prefix = r->prefix_fn && strncmp(s->endpoint, r->prefix, strlen(r->prefix)) == 0;
+        json_object_set_new(o, "attached", json_boolean(s->fn != NULL || by_prefix));
         json_object_set_new(o, "waiting", json_integer((json_int_t)s->held));
         json_object_set_new(o, "delivered", json_integer((json_int_t)s->delivered));
         json_object_set_new(o, "dropped", json_integer((json_int_t)s->dropped));

@@ -569,16 +569,16 @@ static bool parse_topic(bytes_t topic, request_t *q)
     const uint8_t *end = topic.data + topic.len;
     bytes_t parts[5];
     size_t n = 0;
-    while (p <= end && n < ARRAY_LEN(parts)) {
+    for (;;) {
         const uint8_t *slash = memchr(p, '/', (size_t)(end - p));
+        if (n == ARRAY_LEN(parts))
+            return false; /* more levels than a request has */
         const uint8_t *stop = slash ? slash : end;
         parts[n++] = (bytes_t){p, (size_t)(stop - p)};
         if (!slash)
             break;
         p = slash + 1;
     }
-    if (p < end && n == ARRAY_LEN(parts))
-        return false; /* more levels than a request has */
     bytes_t op;
     if (n == 3 && bytes_eq_cstr(parts[1], "shadow")) {
         q->thing = parts[0];

@@ -220,6 +220,12 @@ static uint64_t append_op(store_t *s, int op, const param_t *params)
     return b->seq;
 }
 
+/* Text, never SQL NULL: an empty view may have no data pointer at all. */
+static void bind_text(sqlite3_stmt *st, int idx, bytes_t v)
+{
+    sqlite3_bind_text(st, idx, v.len ? (const char *)v.data : "", (int)v.len, SQLITE_STATIC);
+}
+
 /* Bind one record's parameters to a statement and run it. */
 static sedge_err run(store_t *s, int op, int k, const param_t *params, size_t n)
 {
@@ -230,8 +236,7 @@ static sedge_err run(store_t *s, int op, int k, const param_t *params, size_t n)
         if (sig[i] == 'i')
             sqlite3_bind_int64(st, idx, params[i].i);
         else if (sig[i] == 't')
-            sqlite3_bind_text(st, idx, (const char *)params[i].b.data, (int)params[i].b.len,
-                              SQLITE_STATIC);
+            bind_text(st, idx, params[i].b);
         else
             sqlite3_bind_blob(st, idx, params[i].b.len ? (const void *)params[i].b.data : "",
                               (int)params[i].b.len, SQLITE_STATIC);
@@ -865,8 +870,8 @@ sedge_err store_read_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t *ve
     const char *sql = "SELECT version, document, deleted_at FROM shadow WHERE thing = ?1 AND name = ?2";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
-    sqlite3_bind_text(st, 1, (const char *)thing.data, (int)thing.len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, (const char *)name.data, (int)name.len, SQLITE_STATIC);
+    bind_text(st, 1, thing);
+    bind_text(st, 2, name);
     sedge_err err = SEDGE_ERR_NOT_FOUND;
     if (sqlite3_step(st) == SQLITE_ROW) {
         *version = sqlite3_column_int64(st, 0);
@@ -887,7 +892,7 @@ sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *
                       "ORDER BY name";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
-    sqlite3_bind_text(st, 1, (const char *)thing.data, (int)thing.len, SQLITE_STATIC);
+    bind_text(st, 1, thing);
     sedge_err err = SEDGE_OK;
     int rc;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
