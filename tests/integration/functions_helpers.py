@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Helpers for test_functions.py, and a misbehaving function.
+
+This module imports only the standard library so that it can also run
+inside a function sandbox: run as a program (``python3 functions_helpers.py``)
+it is a function that speaks the function socket protocol
+(docs/function-ipc.md) by hand, without the SDK, and breaks it on request:
+
+    payload "garbage:KIND"   send the malformed frame KIND (see GARBAGE),
+                             report on stderr what the core answered and
+                             whether it closed the connection, then exit 0
+    "garbage-stay:KIND"      the same, then stay alive instead of exiting
+    any other payload        answer "fine:" + payload
+
+The rest are helpers the tests use: group documents, deployments,
+invocations, `sedgectl functions --json`, and the host processes that
+belong to one sedged's functions (found by their SEDGE_SOCKET variable, so
+that a process that escaped its parent is still found).
+"""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+
+
+# ------------------------------------------------------------ the frames
+
+def frame(header, payload=b""):
+    """One frame: u32 length, u32 header length, JSON header, payload."""
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack(">II", 4 + len(head) + len(payload), len(head)) + head + payload
+
+
+def read_frame(sock):
+    """(header dict, payload), or None at EOF."""
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    raw = exact(4)
+    if raw is None:
+        return None
+    (length,) = struct.unpack(">I", raw)
+    body = exact(length)
+    if body is None:
+        return None
+    (hlen,) = struct.unpack(">I", body[:4])
+    return json.loads(body[4:4 + hlen].decode()), body[4 + hlen:]
+
+
+def read_until_eof(sock, timeout=5.0):
+    """Frames until the peer closes: (frames, closed)."""
+    sock.settimeout(timeout)
+    frames = []
+    try:
+        while True:
+            f = read_frame(sock)
+            if f is None:
+                return frames, True
+            frames.append(f[0])
+    except (socket.timeout, OSError, ValueError):
+        return frames, False
+
+
+# Malformed frames, each one a violation docs/function-ipc.md says gets
+# {"op":"error"} and a closed connection.
+GARBAGE = {
+    "short": struct.pack(">I", 2) + b"xx",                         # length below 4
+    "huge": struct.pack(">I", 0xFFFFFFF0) + b"\x00" * 32,           # over 16 MiB
+    "header-overrun": struct.pack(">II", 8, 1000) + b"abcd",       # header_len > length
+    "not-json": frame(b"{this is not json"),
+    "not-object": frame(b"[1, 2, 3]"),
+    "no-op": frame({"id": 1, "ok": True}),
+    "op-not-string": frame({"op": 7}),
+    "unknown-op": frame({"op": "frobnicate", "req": 1}),
+    "result-without-id": frame({"op": "result", "ok": True}, b"x"),
+    "request-without-req": frame({"op": "publish", "topic": "a/b", "qos": 0}, b"x"),
+    "second-hello": frame({"op": "hello", "function": "x", "token": "0" * 32, "sdk": "t"}),
+}
+
+
+def bad_ipc_main():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["SEDGE_SOCKET"])
+    sock.sendall(frame({"op": "hello", "function": os.environ["SEDGE_FUNCTION"],
+                        "token": os.environ["SEDGE_TOKEN"], "sdk": "bad-ipc/0"}))
+    hello = read_frame(sock)
+    if not hello or not hello[0].get("ok"):
+        sys.stderr.write("bad-ipc: hello refused: %r\n" % (hello,))
+        return 1
+    while True:
+        got = read_frame(sock)
+        if got is None:
+            return 0
+        header, payload = got
+        if header.get("op") != "invoke":
+            continue
+        text = payload.decode("utf-8", "replace")
+        if text.startswith("garbage:") or text.startswith("garbage-stay:"):
+            stay = text.startswith("garbage-stay:")
+            kind = text.split(":", 1)[1]
+            sock.sendall(GARBAGE[kind])
+            frames, closed = read_until_eof(sock)
+            sys.stderr.write("bad-ipc: sent %s; core answered %s; %s\n"
+                             % (kind, json.dumps(frames),
+                                "connection closed" if closed else "connection still open"))
+            sys.stderr.flush()
+            if stay:  # ignore being closed: the core must end this process
+                time.sleep(3600)
+            return 0
+        sock.sendall(frame({"op": "result", "id": header["id"], "ok": True},
+                           b"fine:" + payload))
+
+
+# ------------------------------------------------------------ test helpers
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def public_dir(prefix="sedge-fn-"):
+    """A fresh 0755 directory under /tmp (function users can traverse it)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return d
+
+
+def install_program(src, directory, name=None, mode=0o755):
+    """Copy a program into `directory` (made readable for any user)."""
+    dst = os.path.join(directory, name or os.path.basename(src))
+    shutil.copyfile(src, dst)
+    os.chmod(dst, mode)
+    return dst
+
+
+def fn(name, exec_, **kw):
+    """A function entry of a group document."""
+    entry = {"name": name, "exec": list(exec_)}
+    entry.update(kw)
+    return entry
+
+
+def group(functions=(), routes=(), things=("s1", "app"), name="fntest"):
+    return {"group": name, "things": [{"name": t} for t in things],
+            "routes": list(routes), "functions": list(functions)}
+
+
+def route(source, filter_, target):
+    return {"source": source, "filter": filter_, "target": target}
+
+
+_deploy_seq = [0]
+
+
+def deploy(sedge, doc):
+    """sedgectl deploy of `doc` (a dict): the CompletedProcess."""
+    _deploy_seq[0] += 1
+    path = sedge.root / ("group-%d.json" % _deploy_seq[0])
+    path.write_text(json.dumps(doc, indent=2))
+    return sedge.ctl("deploy", path)
+
+
+def deploy_ok(sedge, doc):
+    r = deploy(sedge, doc)
+    assert r.returncode == 0, "deploy failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def invoke(sedge, name, payload=None):
+    """sedgectl invoke: the CompletedProcess (stdout: the result)."""
+    args = ["invoke", name] + ([payload] if payload is not None else [])
+    return sedge.ctl(*args)
+
+
+def invoke_ok(sedge, name, payload=None):
+    r = invoke(sedge, name, payload)
+    assert r.returncode == 0, "invoke %s %r failed (%d): %s" % (name, payload, r.returncode,
+                                                              r.stderr)
+    return r.stdout
+
+
+def invoke_fails(sedge, name, payload=None):
+    """The error sedgectl printed for a failed invocation."""
+    r = invoke(sedge, name, payload)
+    assert r.returncode == 1, "invoke %s %r: expected exit 1, got %d (stdout %r, stderr %r)" % (
+        name, payload, r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip(), "a failed invocation printed no error"
+    return r.stderr
+
+
+def functions(sedge):
+    """`sedgectl functions --json` as {name: entry}."""
+    r = sedge.ctl("functions", "--json")
+    assert r.returncode == 0, "sedgectl functions failed: %s" % r.stderr
+    return {f["name"]: f for f in json.loads(r.stdout)["functions"]}
+
+
+def function(sedge, name):
+    fns = functions(sedge)
+    assert name in fns, "function %s not in sedgectl functions: %s" % (name, sorted(fns))
+    return fns[name]
+
+
+def wait_function(sedge, name, predicate, timeout=10.0, what="function state"):
+    last = {}
+
+    def check():
+        last["f"] = functions(sedge).get(name)
+        return last["f"] is not None and predicate(last["f"])
+    try:
+        wait_until(check, timeout, 0.05, what)
+    except AssertionError as e:
+        raise AssertionError("%s; last: %r" % (e, last.get("f"))) from None
+    return last["f"]
+
+
+def live_instances(entry):
+    return [i for i in entry["instances"] if i["state"] != "stopping"]
+
+
+def deployments(sedge):
+    r = sedge.ctl("deployments", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _environ(pid):
+    try:
+        with open("/proc/%s/environ" % pid, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def function_processes(sedge, name=None):
+    """Host pids of processes started for this sedged's functions (all of
+    an instance: sedge-sandbox, its init and the function), optionally of
+    one function only."""
+    sock = os.path.realpath(str(sedge.data_dir)) + "/functions.sock"
+    want = b"SEDGE_SOCKET=" + sock.encode()
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        env = _environ(pid)
+        if want not in env:
+            continue
+        if name is not None and ("SEDGE_FUNCTION=" + name).encode() not in env:
+            continue
+        pids.append(int(pid))
+    return sorted(pids)
+
+
+def popen_sedgectl(sedgectl, sedge, *args):
+    return subprocess.Popen([str(sedgectl), "--data-dir", str(sedge.data_dir)] +
+                            [str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def log_lines(sedge, since, needle):
+    return [l for l in sedge.log_since(since).splitlines() if needle in l]
+
+
+if __name__ == "__main__":
+    sys.exit(bad_ipc_main())
