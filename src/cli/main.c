@@ -539,10 +539,24 @@ static int cmd_functions(cli_t *cli)
 
 static int cmd_invoke(cli_t *cli)
 {
+    /* The payload may start with '-' ("-5", or "-" for stdin): after the
+     * name, anything is the payload. */
     const char *args[2] = {NULL, NULL};
-    int rc = common_flags(cli, "sedgectl invoke NAME [PAYLOAD|@FILE|-]", 2, args);
-    if (rc >= 0)
-        return rc;
+    int n = 0;
+    for (int i = 0; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (n == 0 && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            printf("usage: sedgectl invoke NAME [PAYLOAD|@FILE|-]\n");
+            return 0;
+        }
+        if (n < 2) {
+            args[n++] = a;
+        } else {
+            fprintf(stderr, "usage: sedgectl invoke NAME [PAYLOAD|@FILE|-]\n");
+            return 2;
+        }
+    }
+    int rc;
     if (!args[0]) {
         fprintf(stderr, "usage: sedgectl invoke NAME [PAYLOAD|@FILE|-]\n");
         return 2;

@@ -307,16 +307,17 @@ static sedge_err load_record(void *ctx, const store_deployment_t *v)
     return r ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
 
-typedef struct {
-    sedge_err err;
-    char *why;
-} startup_result_t;
-
+/* The active version applied again at start; functions may take a while
+ * (long-lived ones must connect), so this may come after deploy_open. A
+ * failure does not stop the core: the routes are in force, and what failed
+ * is shown by sedgectl functions. */
 static void startup_applied(void *token, sedge_err err, const char *why)
 {
-    startup_result_t *r = token;
-    r->err = err;
-    r->why = why ? strdup(why) : NULL;
+    deploy_t *d = token;
+    d->busy = false;
+    if (err)
+        LOGE("the active deployment, version %llu, could not be applied completely: %s",
+             (unsigned long long)d->active, why ? why : sedge_strerror(err));
 }
 
 sedge_err deploy_open(const deploy_options_t *opts, deploy_t **out)
@@ -352,19 +353,11 @@ sedge_err deploy_open(const deploy_options_t *opts, deploy_t **out)
             return err;
         }
         buf_free(&errors);
-        startup_result_t r = {SEDGE_ERR_BUSY, NULL};
-        d->o.apply(d->o.ctx, g, startup_applied, &r);
-        if (r.err) {
-            LOGE("the active deployment, version %lld, cannot be applied: %s", (long long)active,
-                 r.why ? r.why : sedge_strerror(r.err));
-            free(r.why);
-            group_free(g);
-            deploy_free(d);
-            return r.err;
-        }
         d->active = (uint64_t)active;
         d->active_group = g;
+        d->busy = true;
         LOGI("group %s, version %lld, is active", g->name, (long long)active);
+        d->o.apply(d->o.ctx, g, startup_applied, d);
     }
     *out = d;
     return SEDGE_OK;

@@ -92,6 +92,8 @@ typedef struct instance {
     cgroup_t cgroup;
     uint64_t oom_before;
     bool timed_out;
+    bool start_timed_out;
+    bool stop_requested; /* the core ended it: its exit is no failure */
     bool exited;
     int64_t exit_status;
     int term_signal;

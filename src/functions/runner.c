@@ -205,6 +205,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
         snprintf(why, sizeof why, "out of memory (memory_mb %u)", fn->spec.memory_mb);
     else if (in->timed_out)
         snprintf(why, sizeof why, "timed out");
+    else if (in->start_timed_out)
+        snprintf(why, sizeof why, "%s", in->last_error_line);
     else if (term_signal)
         snprintf(why, sizeof why, "crashed (signal %d)", term_signal);
     else if (status)
@@ -212,7 +214,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
                  in->last_error_line[0] ? ": " : "", in->last_error_line);
     else
         snprintf(why, sizeof why, "exited");
-    bool expected = in->state == INSTANCE_STOPPING && !in->timed_out && !oom;
+    bool expected = in->stop_requested && !in->timed_out && !oom;
     bool never_started = in->state == INSTANCE_STARTING;
     if (oom)
         fn->oom_kills++;
@@ -274,6 +276,7 @@ static void instance_timer_cb(uv_timer_t *t)
     case INSTANCE_STARTING:
         snprintf(in->last_error_line, sizeof in->last_error_line,
                  "did not connect to the function socket within %d s", START_TIMEOUT_MS / 1000);
+        in->start_timed_out = true;
         kill(-in->pid, SIGKILL);
         break;
     case INSTANCE_BUSY:
@@ -306,6 +309,7 @@ static void instance_stop(instance_t *in, const char *why)
         return;
     LOGD("function %s (pid %d): stopping (%s)", in->fn->spec.name, in->pid, why);
     in->state = INSTANCE_STOPPING;
+    in->stop_requested = true;
     if (in->conn) {
         fconn_t *c = in->conn;
         in->conn = NULL;
@@ -344,7 +348,10 @@ static void instance_spawn(fn_t *fn)
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(in->token + 2 * i, 3, "%02x", rnd[i]);
     char cg_name[128];
-    snprintf(cg_name, sizeof cg_name, "%.80s-%llu", s->name, (unsigned long long)in->seq);
+    /* sedged's pid keeps two cores on one machine out of each other's
+     * groups. */
+    snprintf(cg_name, sizeof cg_name, "%d-%.80s-%llu", (int)getpid(), s->name,
+             (unsigned long long)in->seq);
     if (cgroup_mode() != CGROUP_NONE &&
         cgroup_create(cg_name, (uint64_t)s->memory_mb << 20, s->max_processes, &in->cgroup))
         LOGW("function %s: cannot create its cgroup; limits fall back to rlimits", s->name);

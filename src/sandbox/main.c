@@ -101,8 +101,8 @@ static bool split_mode(char *spec, char **first, char **second, bool *rw)
         return false;
     *rw = strcmp(mode, "rw") == 0;
     *first = spec;
-    *second = NULL;
     if (second) {
+        *second = NULL;
         char *colon = strchr(spec, ':');
         if (colon) {
             *colon = '\0';
