@@ -16,8 +16,8 @@
  *   --volume SRC:DST:ro|rw        bind a host directory at DST
  *   --device PATH:ro|rw           bind a device node
  *   --sysfs                       /sys, read-only
- *   --root DIR                    where to build the new root (an empty
- *                                 directory it creates; default under /tmp)
+ *   --root DIR                    where to build the new root (a directory
+ *                                 it creates; default /tmp/sedge-root.PID)
  *
  * The fresh root holds /usr, /lib*, /bin, /sbin and /etc read-only (as the
  * host has them: real directories bound, symlinks copied), a private
@@ -394,14 +394,13 @@ int main(int argc, char **argv)
      * remove the root directory afterwards. */
     if (unshare(CLONE_NEWPID) != 0)
         die("creating namespaces (the sandbox needs root)");
-    char root[4096] = "/tmp/sedge-root.XXXXXX";
-    if (o.root) {
+    char root[4096];
+    if (o.root)
         snprintf(root, sizeof root, "%s", o.root);
-        if (mkdir(root, 0700) != 0 && errno != EEXIST)
-            die(root);
-    } else if (!mkdtemp(root)) {
-        die("creating the root directory");
-    }
+    else
+        snprintf(root, sizeof root, "/tmp/sedge-root.%d", (int)getpid());
+    if (mkdir(root, 0700) != 0 && errno != EEXIST)
+        die(root);
     int report[2];
     if (pipe(report) != 0)
         die("pipe");
