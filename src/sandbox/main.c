@@ -394,7 +394,7 @@ int main(int argc, char **argv)
      * remove the root directory afterwards. */
     if (unshare(CLONE_NEWPID) != 0)
         die("creating namespaces (the sandbox needs root)");
-    char root[4096];
+    char root[3072];
     if (o.root)
         snprintf(root, sizeof root, "%s", o.root);
     else
