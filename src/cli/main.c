@@ -159,72 +159,6 @@ static void print_duration(long long s)
     printf("%llds", s % 60);
 }
 
-static int cmd_status(cli_t *cli)
-{
-    for (int i = 0; i < cli->argc; i++) {
-        if (strcmp(cli->argv[i], "--json") == 0)
-            cli->json = true;
-        else if (strcmp(cli->argv[i], "--help") == 0) {
-            printf("usage: sedgectl status [--json]\n");
-            return 0;
-        } else {
-            fprintf(stderr, "sedgectl status: unexpected argument '%s'\n", cli->argv[i]);
-            return 2;
-        }
-    }
-    json_t *r = NULL;
-    int rc = call(cli, "status", NULL, &r);
-    if (rc) {
-        json_decref(r);
-        return rc;
-    }
-    if (cli->json) {
-        json_object_del(r, "ok");
-        char *text = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
-        printf("%s\n", text);
-        free(text);
-        json_decref(r);
-        return 0;
-    }
-    printf("sedged %s (pid %lld, core %s), up ", json_string_value(json_object_get(r, "version")),
-           num(r, "pid"), json_string_value(json_object_get(r, "thing_name")));
-    print_duration(num(r, "uptime_s"));
-    printf("\n");
-    printf("connections   %lld open, %lld since start, %lld refused\n", num(r, "connections"),
-           num(r, "connections_total"), num(r, "connections_refused"));
-    printf("sessions      %lld (%lld persistent), %lld subscriptions, %lld retained\n",
-           num(r, "sessions"), num(r, "sessions_persistent"), num(r, "subscriptions"),
-           num(r, "retained"));
-    printf("messages      %lld in, %lld out, %lld dropped, %lld queued\n", num(r, "messages_in"),
-           num(r, "messages_out"), num(r, "messages_dropped"), num(r, "messages_queued"));
-    printf("store         %.1f KB, %lld commits, %lld failures\n", num(r, "store_bytes") / 1024.0,
-           num(r, "store_commits"), num(r, "store_failures"));
-    json_t *g = json_object_get(r, "group");
-    if (json_is_object(g))
-        printf("group         %s, version %lld, %lld things (checksum %.12s)\n",
-               json_string_value(json_object_get(g, "name")), num(g, "version"), num(g, "things"),
-               json_string_value(json_object_get(g, "checksum")));
-    else
-        printf("group         none deployed: every authenticated client may publish and "
-               "subscribe\n");
-    size_t i;
-    json_t *route;
-    json_array_foreach(json_object_get(r, "routes"), i, route)
-        printf("  route %-60s %lld messages\n", json_string_value(json_object_get(route, "route")),
-               num(route, "messages"));
-    const char *name;
-    json_t *svc;
-    json_object_foreach(json_object_get(r, "services"), name, svc)
-    {
-        if (json_is_true(json_object_get(svc, "attached")))
-            printf("service %-20s %lld delivered\n", name, num(svc, "delivered"));
-        else
-            printf("service %-20s not available yet: %lld messages waiting, %lld dropped\n",
-                   name, num(svc, "waiting"), num(svc, "dropped"));
-    }
-    json_decref(r);
-    return 0;
-}
 
 /* Flags every command takes: --json and --help. Returns -1 to go on, or
  * an exit code. */
@@ -287,6 +221,75 @@ static void print_json(json_t *r)
     free(text);
 }
 
+/* The reporting commands' common part: flags, the call, and --json
+ * output. Returns the response for human output, or NULL when the command
+ * is over (its exit code in *rc). */
+static json_t *report(cli_t *cli, const char *usage_line, const char *cmd, int *rc)
+{
+    *rc = common_flags(cli, usage_line, 0, NULL);
+    if (*rc >= 0)
+        return NULL;
+    json_t *r = NULL;
+    if ((*rc = call(cli, cmd, NULL, &r))) {
+        json_decref(r);
+        return NULL;
+    }
+    if (cli->json) {
+        print_json(r);
+        json_decref(r);
+        *rc = 0;
+        return NULL;
+    }
+    *rc = 0;
+    return r;
+}
+
+static int cmd_status(cli_t *cli)
+{
+    int rc;
+    json_t *r = report(cli, "sedgectl status [--json]", "status", &rc);
+    if (!r)
+        return rc;
+    printf("sedged %s (pid %lld, core %s), up ", json_string_value(json_object_get(r, "version")),
+           num(r, "pid"), json_string_value(json_object_get(r, "thing_name")));
+    print_duration(num(r, "uptime_s"));
+    printf("\n");
+    printf("connections   %lld open, %lld since start, %lld refused\n", num(r, "connections"),
+           num(r, "connections_total"), num(r, "connections_refused"));
+    printf("sessions      %lld (%lld persistent), %lld subscriptions, %lld retained\n",
+           num(r, "sessions"), num(r, "sessions_persistent"), num(r, "subscriptions"),
+           num(r, "retained"));
+    printf("messages      %lld in, %lld out, %lld dropped, %lld queued\n", num(r, "messages_in"),
+           num(r, "messages_out"), num(r, "messages_dropped"), num(r, "messages_queued"));
+    printf("store         %.1f KB, %lld commits, %lld failures\n", num(r, "store_bytes") / 1024.0,
+           num(r, "store_commits"), num(r, "store_failures"));
+    json_t *g = json_object_get(r, "group");
+    if (json_is_object(g))
+        printf("group         %s, version %lld, %lld things (checksum %.12s)\n",
+               json_string_value(json_object_get(g, "name")), num(g, "version"), num(g, "things"),
+               json_string_value(json_object_get(g, "checksum")));
+    else
+        printf("group         none deployed: every authenticated client may publish and "
+               "subscribe\n");
+    size_t i;
+    json_t *route;
+    json_array_foreach(json_object_get(r, "routes"), i, route)
+        printf("  route %-60s %lld messages\n", json_string_value(json_object_get(route, "route")),
+               num(route, "messages"));
+    const char *name;
+    json_t *svc;
+    json_object_foreach(json_object_get(r, "services"), name, svc)
+    {
+        if (json_is_true(json_object_get(svc, "attached")))
+            printf("service %-20s %lld delivered\n", name, num(svc, "delivered"));
+        else
+            printf("service %-20s not available yet: %lld messages waiting, %lld dropped\n",
+                   name, num(svc, "waiting"), num(svc, "dropped"));
+    }
+    json_decref(r);
+    return 0;
+}
+
 static int cmd_deploy(cli_t *cli)
 {
     const char *file = NULL;
@@ -327,19 +330,10 @@ static int cmd_deploy(cli_t *cli)
 
 static int cmd_deployments(cli_t *cli)
 {
-    int rc = common_flags(cli, "sedgectl deployments [--json]", 0, NULL);
-    if (rc >= 0)
+    int rc;
+    json_t *r = report(cli, "sedgectl deployments [--json]", "deployments", &rc);
+    if (!r)
         return rc;
-    json_t *r = NULL;
-    if ((rc = call(cli, "deployments", NULL, &r))) {
-        json_decref(r);
-        return rc;
-    }
-    if (cli->json) {
-        print_json(r);
-        json_decref(r);
-        return 0;
-    }
     json_t *list = json_object_get(r, "deployments");
     if (json_array_size(list) == 0)
         printf("no deployments yet (sedgectl deploy FILE)\n");
@@ -456,19 +450,10 @@ static int cmd_shadow(cli_t *cli)
 
 static int cmd_spool(cli_t *cli)
 {
-    int rc = common_flags(cli, "sedgectl spool [--json]", 0, NULL);
-    if (rc >= 0)
+    int rc;
+    json_t *r = report(cli, "sedgectl spool [--json]", "spool", &rc);
+    if (!r)
         return rc;
-    json_t *r = NULL;
-    if ((rc = call(cli, "spool", NULL, &r))) {
-        json_decref(r);
-        return rc;
-    }
-    if (cli->json) {
-        print_json(r);
-        json_decref(r);
-        return 0;
-    }
     const char *err = json_string_value(json_object_get(r, "last_error"));
     printf("cloud        %s, %s (client id %s)\n", json_string_value(json_object_get(r, "endpoint")),
            json_string_value(json_object_get(r, "state")),
@@ -488,19 +473,10 @@ static int cmd_spool(cli_t *cli)
 
 static int cmd_functions(cli_t *cli)
 {
-    int rc = common_flags(cli, "sedgectl functions [--json]", 0, NULL);
-    if (rc >= 0)
+    int rc;
+    json_t *r = report(cli, "sedgectl functions [--json]", "functions", &rc);
+    if (!r)
         return rc;
-    json_t *r = NULL;
-    if ((rc = call(cli, "functions", NULL, &r))) {
-        json_decref(r);
-        return rc;
-    }
-    if (cli->json) {
-        print_json(r);
-        json_decref(r);
-        return 0;
-    }
     json_t *list = json_object_get(r, "functions");
     if (!json_array_size(list))
         printf("no functions in the active group\n");
