@@ -248,6 +248,7 @@ void broker_free(broker_t *b)
     free(b->matched);
     free(b->deliveries);
     free(b->sub_id_scratch);
+    free(b->match_slots);
     free(b->read_buf);
     free(b);
 }

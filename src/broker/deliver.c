@@ -53,62 +53,53 @@ static void collect(void *ctx, sub_t *sub)
 static size_t merge_matches(broker_t *b)
 {
     if (b->delivery_cap < b->matched_count) {
-        delivery_t *d = realloc(b->deliveries, b->matched_count * sizeof *d);
-        uint32_t *ids = realloc(b->sub_id_scratch, b->matched_count * sizeof *ids);
+        size_t cap = b->matched_count;
+        delivery_t *d = realloc(b->deliveries, cap * sizeof *d);
         if (d)
             b->deliveries = d;
+        uint32_t *ids = realloc(b->sub_id_scratch, cap * sizeof *ids);
         if (ids)
             b->sub_id_scratch = ids;
-        if (!d || !ids)
+        uint32_t *slots = realloc(b->match_slots, cap * sizeof *slots);
+        if (slots)
+            b->match_slots = slots;
+        if (!d || !ids || !slots)
             return 0;
-        b->delivery_cap = b->sub_id_scratch_cap = b->matched_count;
+        b->delivery_cap = b->sub_id_scratch_cap = cap;
     }
+    /* Which delivery each subscription joins, and what they add up to. */
     uint64_t epoch = ++b->match_epoch;
     size_t n = 0;
     for (size_t i = 0; i < b->matched_count; i++) {
         sub_t *sub = b->matched[i];
         session_t *s = sub->session;
-        delivery_t *d;
-        if (!sub->group && s->match_epoch == epoch) {
-            d = &b->deliveries[s->match_index];
-        } else {
-            d = &b->deliveries[n];
-            *d = (delivery_t){.session = s};
+        if (sub->group || s->match_epoch != epoch) {
+            b->deliveries[n] = (delivery_t){.session = s};
             if (!sub->group) {
                 s->match_epoch = epoch;
                 s->match_index = n;
             }
-            n++;
+            b->match_slots[i] = (uint32_t)n++;
+        } else {
+            b->match_slots[i] = (uint32_t)s->match_index;
         }
+        delivery_t *d = &b->deliveries[b->match_slots[i]];
         if (sub->qos > d->qos)
             d->qos = sub->qos;
         d->retain_as_published |= sub->retain_as_published;
         if (sub->sub_id)
             d->sub_id_count++;
     }
-    /* Lay the subscription identifiers out per delivery. */
+    /* Lay the subscription identifiers out per delivery, then fill them. */
     size_t offset = 0;
     for (size_t i = 0; i < n; i++) {
         b->deliveries[i].sub_id_start = offset;
         offset += b->deliveries[i].sub_id_count;
         b->deliveries[i].sub_id_count = 0;
     }
-    epoch = ++b->match_epoch;
-    size_t k = 0;
     for (size_t i = 0; i < b->matched_count; i++) {
         sub_t *sub = b->matched[i];
-        session_t *s = sub->session;
-        delivery_t *d;
-        if (!sub->group && s->match_epoch == epoch) {
-            d = &b->deliveries[s->match_index];
-        } else {
-            d = &b->deliveries[k];
-            if (!sub->group) {
-                s->match_epoch = epoch;
-                s->match_index = k;
-            }
-            k++;
-        }
+        delivery_t *d = &b->deliveries[b->match_slots[i]];
         if (sub->sub_id)
             b->sub_id_scratch[d->sub_id_start + d->sub_id_count++] = sub->sub_id;
     }

@@ -293,6 +293,7 @@ struct broker {
     size_t delivery_cap;
     uint32_t *sub_id_scratch;
     size_t sub_id_scratch_cap;
+    uint32_t *match_slots; /* per matched subscription: its delivery */
     uv_check_t flush_check;
     uv_timer_t tick; /* once a second: keep alive, expiry, wills, $SYS */
     uint64_t last_sys_ms;
