@@ -20,6 +20,12 @@
  * and all publishers together stay at most --window messages ahead of the
  * slowest subscriber, so a throughput run measures what the broker
  * sustains rather than how much it can buffer.
+ *
+ * Besides plain publish/subscribe it speaks to the device shadow service
+ * (each client a thing that publishes shadow requests and counts the
+ * replies, matched to their requests by clientToken), and counts what
+ * arrives on a filter, possibly over mutual TLS and in a persistent
+ * session, for the cloud side of the spool benchmark.
  */
 #define _GNU_SOURCE
 #include <mosquitto.h>
@@ -64,13 +70,17 @@ typedef enum {
     MODE_FAN_IN,
     MODE_FAN_OUT,
     MODE_LATENCY,
+    MODE_SHADOW_UPDATE,
+    MODE_SHADOW_GET,
+    MODE_COUNT,
     MODE_IDLE,
     MODE_STARTUP,
     MODE_WAIT_PORT,
     MODE_FREE_PORT
 } run_mode_t;
-static const char *const mode_names[] = {"fan-in",  "fan-out",   "latency",  "idle",
-                                         "startup", "wait-port", "free-port"};
+static const char *const mode_names[] = {"fan-in",        "fan-out",    "latency", "shadow-update",
+                                         "shadow-get",    "count",      "idle",    "startup",
+                                         "wait-port",     "free-port"};
 
 typedef struct {
     run_mode_t mode;
@@ -96,7 +106,14 @@ typedef struct {
     double hold_s;
     int connect_concurrency;
     const char *label;
-    char **command; /* startup: the broker's argv */
+    char **command;         /* startup: the broker's argv */
+    const char *id_prefix;  /* client ids PREFIX + p|s|i + index, instead of lg-RUNID- */
+    const char *topic_prefix;
+    const char *filter;     /* count: what to subscribe to */
+    uint32_t run_id;        /* given: publishers stamp it, a counter expects it */
+    bool run_id_set;
+    bool register_only;     /* count: subscribe and leave (a persistent session) */
+    const char *cafile, *certfile, *keyfile; /* mutual TLS */
 } options_t;
 
 /* The first bytes of every payload. Sender and receiver are one process,
@@ -129,7 +146,7 @@ typedef struct {
     char id[64];
 
     /* publisher */
-    char topic[96];
+    char topic[192];
     uint64_t quota; /* messages to send; UINT64_MAX until told to stop */
     uint64_t sent, acked, refused;
     uint32_t inflight;
@@ -139,8 +156,12 @@ typedef struct {
     _Atomic uint64_t a_sent, a_acked;
     _Atomic bool a_finished;
 
-    /* subscriber */
+    uint64_t last_ack_ns;
+    char reply_topics[2][192]; /* shadow: accepted, rejected */
+
+    /* subscriber (and a shadow thing, which receives its replies) */
     seen_t *seen; /* one per publisher */
+    uint64_t rejected; /* shadow: replies on .../rejected */
     uint64_t received, unique, dups, reordered, stale, malformed;
     uint64_t first_ns, last_ns;
     int granted_qos;
@@ -185,13 +206,15 @@ static options_t opt = {
     .connections = 1000,
     .connect_concurrency = 100,
     .label = NULL,
+    .topic_prefix = "bench",
 };
 
 static uint32_t run_id;
 static client_t *pubs, *subs, *idles;
 static int npubs, nsubs, nidles;
+static int nsources; /* publishers whose stamps subscribers expect */
 static worker_t *workers;
-static char sub_filter[96];
+static char sub_filter[256];
 
 static atomic_bool g_go, g_stop, g_stop_publishing;
 static atomic_bool g_window_closed; /* publishers wait for the subscribers */
@@ -249,6 +272,8 @@ static void sleep_ns(uint64_t ns)
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool resolve_port(void);
+static uint64_t wait_port(uint64_t t0, pid_t child, int *child_status, bool *child_exited);
 
 /* Record the first failure of the run; the main thread ends it. */
 static void fail(const char *fmt, ...)
@@ -262,6 +287,11 @@ static void fail(const char *fmt, ...)
         atomic_store(&g_failed, true);
     }
     pthread_mutex_unlock(&g_error_lock);
+}
+
+static bool shadow_mode(void)
+{
+    return opt.mode == MODE_SHADOW_UPDATE || opt.mode == MODE_SHADOW_GET;
 }
 
 static const char *role_name(role_t r)
@@ -326,6 +356,14 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
             fail("subscriber %s: cannot subscribe: %s", c->id, mosquitto_strerror(rc2));
         return;
     }
+    if (c->role == ROLE_PUB && shadow_mode()) {
+        char *topics[2] = {c->reply_topics[0], c->reply_topics[1]};
+        int rc2 = mosquitto_subscribe_multiple(m, NULL, 2, topics, opt.qos, 0, NULL);
+        if (rc2 != MOSQ_ERR_SUCCESS)
+            fail("thing %s: cannot subscribe to its shadow replies: %s", c->id,
+                 mosquitto_strerror(rc2));
+        return;
+    }
     if (c->role == ROLE_IDLE)
         c->w->pending--;
     atomic_fetch_add(&g_ready, 1);
@@ -338,11 +376,13 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int qos_count,
     (void)mid;
     (void)props;
     client_t *c = ud;
-    if (qos_count < 1 || granted_qos[0] > 2) {
-        fail("subscriber %s: the broker refused the subscription to %s (code %d)", c->id,
-             sub_filter, qos_count < 1 ? -1 : granted_qos[0]);
-        return;
-    }
+    for (int i = 0; i < qos_count || i < 1; i++)
+        if (qos_count < 1 || granted_qos[i] > 2) {
+            fail("%s %s: the broker refused the subscription to %s (code %d)",
+                 role_name(c->role), c->id, c->role == ROLE_SUB ? sub_filter : c->reply_topics[i],
+                 qos_count < 1 ? -1 : granted_qos[i]);
+            return;
+        }
     c->granted_qos = granted_qos[0];
     atomic_fetch_add(&g_ready, 1);
 }
@@ -359,7 +399,64 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason_code,
     if (opt.qos > 0 && c->inflight > 0)
         c->inflight--;
     c->acked++;
+    c->last_ack_ns = now_ns();
     atomic_store_explicit(&c->a_acked, c->acked, memory_order_relaxed);
+}
+
+/* A shadow reply to one of this thing's requests: its clientToken is
+ * "RUN-SEQ-SENTNS". The request is answered whether accepted or rejected. */
+static void shadow_reply(client_t *c, const struct mosquitto_message *msg, uint64_t now)
+{
+    static const char key[] = "\"clientToken\":\"";
+    const char *p = msg->payloadlen > 0 ? memmem(msg->payload, (size_t)msg->payloadlen, key,
+                                                 sizeof key - 1)
+                                        : NULL;
+    char token[64];
+    uint32_t run;
+    unsigned long long seq, sent;
+    if (!p) {
+        c->malformed++;
+        return;
+    }
+    p += sizeof key - 1;
+    size_t left = (size_t)((const char *)msg->payload + msg->payloadlen - p), n = 0;
+    while (n < left && n < sizeof token - 1 && p[n] != '"')
+        n++;
+    memcpy(token, p, n);
+    token[n] = '\0';
+    if (sscanf(token, "%" SCNx32 "-%llu-%llu", &run, &seq, &sent) != 3) {
+        c->malformed++;
+        return;
+    }
+    if (run != run_id) {
+        c->stale++;
+        return;
+    }
+    c->received++;
+    if (!c->first_ns)
+        c->first_ns = now;
+    c->last_ns = now;
+    size_t tl = strlen(msg->topic);
+    if (tl >= 9 && strcmp(msg->topic + tl - 9, "/rejected") == 0)
+        c->rejected++;
+    int r = seen_mark(&c->seen[0], seq);
+    if (r < 0) {
+        fail("out of memory");
+        return;
+    }
+    if (r == 0) {
+        c->dups++;
+    } else {
+        c->unique++;
+        if (seq + 1 < c->seen[0].next)
+            c->reordered++;
+        else
+            c->seen[0].next = seq + 1;
+        if (sent >= g_measure_from_ns)
+            record_latency(c, now - sent);
+    }
+    atomic_store_explicit(&c->a_received, c->received, memory_order_relaxed);
+    atomic_store_explicit(&c->a_unique, c->unique, memory_order_relaxed);
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
@@ -369,6 +466,10 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     (void)props;
     client_t *c = ud;
     uint64_t now = now_ns();
+    if (c->role == ROLE_PUB) {
+        shadow_reply(c, msg, now);
+        return;
+    }
     stamp_t st;
     if (msg->payloadlen < (int)sizeof st) {
         c->malformed++;
@@ -379,7 +480,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         c->stale++; /* from an earlier run, kept by a persistent session */
         return;
     }
-    if (st.publisher >= (uint32_t)npubs || (size_t)msg->payloadlen != opt.payload) {
+    if (st.publisher >= (uint32_t)nsources || (size_t)msg->payloadlen != opt.payload) {
         c->malformed++;
         return;
     }
@@ -483,6 +584,14 @@ static bool client_connect(client_t *c)
         mosquitto_max_inflight_messages_set(c->m, (unsigned)opt.inflight);
     if (c->role == ROLE_SUB && opt.version == MQTT_PROTOCOL_V5)
         mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, opt.inflight);
+    if (opt.cafile) {
+        int rc = mosquitto_tls_set(c->m, opt.cafile, NULL, opt.certfile, opt.keyfile, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            fail("%s %s: cannot use the TLS files: %s", role_name(c->role), c->id,
+                 mosquitto_strerror(rc));
+            return false;
+        }
+    }
     mosquitto_connect_v5_callback_set(c->m, on_connect);
     mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
     mosquitto_publish_v5_callback_set(c->m, on_publish);
@@ -526,8 +635,23 @@ static bool send_one(worker_t *w, client_t *p)
 {
     stamp_t st = {
         .run_id = run_id, .publisher = (uint32_t)p->index, .seq = p->sent, .sent_ns = now_ns()};
-    memcpy(w->payload, &st, sizeof st);
-    int rc = mosquitto_publish(p->m, NULL, p->topic, (int)opt.payload, w->payload, opt.qos, false);
+    int rc;
+    if (shadow_mode()) {
+        char doc[200];
+        int n = opt.mode == MODE_SHADOW_UPDATE
+                    ? snprintf(doc, sizeof doc,
+                               "{\"state\":{\"reported\":{\"n\":%" PRIu64 "}},"
+                               "\"clientToken\":\"%08" PRIx32 "-%" PRIu64 "-%" PRIu64 "\"}",
+                               st.seq, st.run_id, st.seq, st.sent_ns)
+                    : snprintf(doc, sizeof doc,
+                               "{\"clientToken\":\"%08" PRIx32 "-%" PRIu64 "-%" PRIu64 "\"}",
+                               st.run_id, st.seq, st.sent_ns);
+        rc = mosquitto_publish(p->m, NULL, p->topic, n, doc, opt.qos, false);
+    } else {
+        memcpy(w->payload, &st, sizeof st);
+        rc = mosquitto_publish(p->m, NULL, p->topic, (int)opt.payload, w->payload, opt.qos,
+                               false);
+    }
     if (rc != MOSQ_ERR_SUCCESS) {
         if (!p->dead)
             fail("publisher %s: cannot publish: %s", p->id,
@@ -610,8 +734,10 @@ static int publish_flat_out(worker_t *w)
         client_t *p = w->pubs[i];
         int k = 0;
         while (!p->dead && k < BURST && budget > 0 && !publisher_done(p)) {
-            if (opt.qos == 0 ? mosquitto_want_write(p->m) : p->inflight >= (uint32_t)opt.inflight)
-                break; /* the socket or a PUBACK wakes us */
+            if (shadow_mode() ? p->sent - p->unique >= (uint64_t)opt.inflight
+                : opt.qos == 0 ? mosquitto_want_write(p->m)
+                               : p->inflight >= (uint32_t)opt.inflight)
+                break; /* the socket, a PUBACK or a shadow reply wakes us */
             if (!send_one(w, p))
                 return timeout;
             k++;
@@ -708,11 +834,11 @@ static void client_init(client_t *c, role_t role, int index, worker_t *w)
     c->role = role;
     c->index = index;
     c->w = w;
-    snprintf(c->id, sizeof c->id, "lg-%08" PRIx32 "-%c%d", run_id,
-             role == ROLE_PUB   ? 'p'
-             : role == ROLE_SUB ? 's'
-                                : 'i',
-             index);
+    char letter = role == ROLE_PUB ? 'p' : role == ROLE_SUB ? 's' : 'i';
+    if (opt.id_prefix)
+        snprintf(c->id, sizeof c->id, "%.40s%c%d", opt.id_prefix, letter, index);
+    else
+        snprintf(c->id, sizeof c->id, "lg-%08" PRIx32 "-%c%d", run_id, letter, index);
     w->clients[w->n++] = c;
     if (role == ROLE_PUB)
         w->pubs[w->npubs++] = c;
@@ -827,30 +953,47 @@ static bool wait_ready(int want, double timeout_s)
 
 static int run_pubsub(void)
 {
-    npubs = opt.publishers;
-    nsubs = opt.subscribers;
+    bool counting = opt.mode == MODE_COUNT, shadow = shadow_mode();
+    npubs = counting ? 0 : opt.publishers;
+    nsubs = shadow ? 0 : opt.subscribers;
+    nsources = counting ? opt.publishers : npubs;
     if (opt.rate > 0 && opt.duration_s > 0)
         opt.count = (uint64_t)(opt.rate * opt.duration_s);
-    pubs = calloc((size_t)npubs, sizeof *pubs);
-    subs = calloc((size_t)nsubs, sizeof *subs);
+    pubs = calloc((size_t)npubs + 1, sizeof *pubs);
+    subs = calloc((size_t)nsubs + 1, sizeof *subs);
     if (!pubs || !subs || !workers_create(npubs + nsubs)) {
         fprintf(stderr, "loadgen: out of memory\n");
         return 1;
     }
-    snprintf(sub_filter, sizeof sub_filter, "bench/%08" PRIx32 "/+", run_id);
-    /* Subscribers on the first half of the workers, publishers on the rest. */
-    int subw = opt.threads > 1 ? opt.threads / 2 : 1;
-    int pubw = opt.threads > 1 ? opt.threads - subw : 1;
+    if (counting)
+        snprintf(sub_filter, sizeof sub_filter, "%s", opt.filter);
+    else
+        snprintf(sub_filter, sizeof sub_filter, "%s/%08" PRIx32 "/+", opt.topic_prefix, run_id);
+    /* Subscribers on the first half of the workers, publishers on the rest;
+     * without subscribers, publishers on all. */
+    int subw = opt.threads > 1 && nsubs ? opt.threads / 2 : nsubs ? 1 : 0;
+    int pubw = opt.threads - subw > 0 ? opt.threads - subw : 1;
     for (int i = 0; i < nsubs; i++) {
-        client_init(&subs[i], ROLE_SUB, i, &workers[i % subw]);
-        subs[i].seen = calloc((size_t)npubs, sizeof *subs[i].seen);
+        client_init(&subs[i], ROLE_SUB, i, &workers[i % (subw ? subw : 1)]);
+        subs[i].seen = calloc((size_t)nsources + 1, sizeof *subs[i].seen);
         if (!subs[i].seen)
             return 1;
     }
     for (int i = 0; i < npubs; i++) {
         client_t *p = &pubs[i];
-        client_init(p, ROLE_PUB, i, &workers[opt.threads > 1 ? subw + i % pubw : 0]);
-        snprintf(p->topic, sizeof p->topic, "bench/%08" PRIx32 "/%d", run_id, i);
+        client_init(p, ROLE_PUB, i, &workers[subw < opt.threads ? subw + i % pubw : 0]);
+        if (shadow) {
+            snprintf(p->topic, sizeof p->topic, "$aws/things/%s/shadow/%s", p->id,
+                     opt.mode == MODE_SHADOW_GET ? "get" : "update");
+            snprintf(p->reply_topics[0], sizeof p->reply_topics[0], "%.180s/accepted", p->topic);
+            snprintf(p->reply_topics[1], sizeof p->reply_topics[1], "%.180s/rejected", p->topic);
+            p->seen = calloc(1, sizeof *p->seen);
+            if (!p->seen)
+                return 1;
+        } else {
+            snprintf(p->topic, sizeof p->topic, "%s/%08" PRIx32 "/%d", opt.topic_prefix, run_id,
+                     i);
+        }
         p->quota = opt.count
                        ? opt.count / (uint64_t)npubs + ((uint64_t)i < opt.count % (uint64_t)npubs)
                        : UINT64_MAX;
@@ -858,15 +1001,42 @@ static int run_pubsub(void)
             p->interval_ns = (uint64_t)((double)npubs * 1e9 / opt.rate);
     }
 
+    /* Who receives: subscribers, or the things themselves (their shadow replies). */
+    client_t *rcv = shadow ? pubs : subs;
+    int nrcv = shadow ? npubs : nsubs;
+
     const char *status = "ok";
-    uint64_t end_ns = 0;
+    uint64_t end_ns = 0, t0 = now_ns(), port_ns = 0, ready_ns = 0;
     double cpu0 = 0, cpu1 = 0;
-    if (!workers_start()) {
+    if (counting) {
+        /* The counter may be started with its broker: wait for the port. */
+        if (!resolve_port()) {
+            fail("cannot resolve %s", opt.host);
+        } else {
+            uint64_t waited = wait_port(t0, 0, NULL, NULL);
+            if (!waited)
+                fail("port %d did not accept connections within %.0f s", opt.port, opt.timeout_s);
+            port_ns = t0 + waited;
+        }
+    }
+    if (atomic_load(&g_failed)) {
+        status = "error";
+    } else if (!workers_start()) {
         fail("cannot start the worker threads");
         status = "error";
     } else if (!wait_ready(npubs + nsubs, 10)) {
         status = g_signalled ? "interrupted" : "error";
+    } else if (opt.register_only) {
+        ready_ns = now_ns();
+        g_start_ns = ready_ns;
+        end_ns = now_ns();
     } else {
+        ready_ns = now_ns();
+        if (counting) {
+            /* for a script that starts the publishers once this is there */
+            printf("event=subscribed\n");
+            fflush(stdout);
+        }
         cpu0 = cpu_seconds();
         g_start_ns = now_ns();
         g_measure_from_ns = g_start_ns + (uint64_t)(opt.warmup_s * 1e9);
@@ -886,7 +1056,7 @@ static int run_pubsub(void)
             if (opt.duration_s > 0 && opt.rate <= 0 &&
                 now - g_start_ns >= (uint64_t)(opt.duration_s * 1e9))
                 atomic_store(&g_stop_publishing, true);
-            uint64_t sent = 0, acked = 0, rx = 0;
+            uint64_t sent = 0, acked = 0, rx = 0, replies = 0;
             bool pubs_done = true, all_in = true;
             for (int i = 0; i < npubs; i++) {
                 sent += atomic_load(&pubs[i].a_sent);
@@ -895,18 +1065,26 @@ static int run_pubsub(void)
             }
             if (opt.qos > 0 && acked < sent)
                 pubs_done = false;
-            for (int i = 0; i < nsubs; i++) {
-                rx += atomic_load(&subs[i].a_received);
-                all_in = all_in && atomic_load(&subs[i].a_unique) >= sent;
+            for (int i = 0; i < nrcv; i++) {
+                rx += atomic_load(&rcv[i].a_received);
+                replies += atomic_load(&rcv[i].a_unique);
+                if (!shadow)
+                    all_in = all_in && atomic_load(&rcv[i].a_unique) >= (counting ? opt.count : sent);
             }
+            if (shadow)
+                all_in = replies >= sent;
             if (sent + acked + rx != last_sig) {
                 last_sig = sent + acked + rx;
                 last_progress = now;
             }
             if (pubs_done && all_in)
                 break;
-            if (now - last_progress > (uint64_t)(opt.drain_s * 1e9)) {
-                if (!pubs_done) {
+            /* A counter waits for the first message as long as --timeout allows. */
+            if (now - last_progress > (uint64_t)(opt.drain_s * 1e9) && (!counting || rx > 0)) {
+                if (counting) {
+                    status = "incomplete";
+                    fail("no message for %.1f s after %" PRIu64 " received", opt.drain_s, rx);
+                } else if (!pubs_done) {
                     status = "stalled";
                     fail("no progress for %.1f s: %" PRIu64 " sent, %" PRIu64
                          " acknowledged, %" PRIu64 " received",
@@ -924,22 +1102,30 @@ static int run_pubsub(void)
         cpu1 = cpu_seconds();
     }
     workers_stop();
+    /* A counter leaves with DISCONNECT (and a TLS close), as clients should:
+     * its persistent session stays at the broker either way. */
+    for (int i = 0; counting && i < nsubs; i++)
+        if (subs[i].m && !subs[i].dead && mosquitto_disconnect(subs[i].m) == MOSQ_ERR_SUCCESS)
+            mosquitto_loop_write(subs[i].m, 1);
 
-    uint64_t sent = 0, acked = 0, refused = 0, lag_max = 0;
+    uint64_t sent = 0, acked = 0, refused = 0, lag_max = 0, last_ack = 0;
     for (int i = 0; i < npubs; i++) {
         sent += pubs[i].sent;
         acked += pubs[i].acked;
         refused += pubs[i].refused;
         if (pubs[i].lag_max_ns > lag_max)
             lag_max = pubs[i].lag_max_ns;
+        if (pubs[i].last_ack_ns > last_ack)
+            last_ack = pubs[i].last_ack_ns;
     }
     uint64_t received = 0, unique = 0, dups = 0, reordered = 0, stale = 0, malformed = 0;
-    uint64_t first = UINT64_MAX, last = 0;
+    uint64_t rejected = 0, first = UINT64_MAX, last = 0;
     size_t lat_n = 0;
     int granted = 2;
-    for (int i = 0; i < nsubs; i++) {
-        client_t *s = &subs[i];
+    for (int i = 0; i < nrcv; i++) {
+        client_t *s = &rcv[i];
         received += s->received;
+        rejected += s->rejected;
         unique += s->unique;
         dups += s->dups;
         reordered += s->reordered;
@@ -953,7 +1139,7 @@ static int run_pubsub(void)
         if (s->granted_qos < granted)
             granted = s->granted_qos;
     }
-    uint64_t expected = sent * (uint64_t)nsubs;
+    uint64_t expected = counting ? opt.count : shadow ? sent : sent * (uint64_t)nsubs;
     double elapsed = last > first && first != UINT64_MAX ? (double)(last - first) / 1e9 : 0;
     double wall = end_ns > g_start_ns ? (double)(end_ns - g_start_ns) / 1e9 : 0;
 
@@ -968,14 +1154,31 @@ static int run_pubsub(void)
            sent, acked, refused, expected, received, unique,
            expected > unique ? expected - unique : 0, dups, reordered, stale, malformed, granted);
     printf(" elapsed_s=%.3f rate=%.0f", elapsed, elapsed > 0 ? (double)received / elapsed : 0);
-    if (opt.rate > 0) {
+    /* What publishers saw: messages acknowledged per second, from the start
+     * to the last acknowledgement (QoS 0: to the last write). */
+    printf(" run=%08" PRIx32 " pub_rate=%.0f", run_id,
+           last_ack > g_start_ns && g_start_ns ? (double)acked * 1e9 / (double)(last_ack - g_start_ns)
+                                               : 0);
+    if (shadow)
+        printf(" rejected=%" PRIu64, rejected);
+    if (counting) {
+        /* When the port accepted (from start), and the first and last
+         * message (from then), in milliseconds. */
+        double base = (double)port_ns;
+        printf(" port_ms=%.3f ready_ms=%.3f first_ms=%.3f last_ms=%.3f",
+               port_ns ? (double)(port_ns - t0) / 1e6 : 0,
+               ready_ns && port_ns ? ((double)ready_ns - base) / 1e6 : 0,
+               first != UINT64_MAX && port_ns ? ((double)first - base) / 1e6 : 0,
+               last && port_ns ? ((double)last - base) / 1e6 : 0);
+    }
+    if (opt.rate > 0 || shadow) {
         uint64_t *all = malloc((lat_n ? lat_n : 1) * sizeof *all);
         size_t k = 0;
         double sum = 0;
-        for (int i = 0; all && i < nsubs; i++)
-            for (size_t j = 0; j < subs[i].lat_n; j++) {
-                all[k++] = subs[i].lat[j];
-                sum += (double)subs[i].lat[j];
+        for (int i = 0; all && i < nrcv; i++)
+            for (size_t j = 0; j < rcv[i].lat_n; j++) {
+                all[k++] = rcv[i].lat[j];
+                sum += (double)rcv[i].lat[j];
             }
         if (all) {
             qsort(all, k, sizeof *all, cmp_u64);
@@ -1224,6 +1427,12 @@ static void usage(FILE *out)
             "  fan-in      N publishers -> 1 subscriber (default 4 publishers)\n"
             "  fan-out     1 publisher -> N subscribers (default 8 subscribers)\n"
             "  latency     1 -> 1 at a fixed rate (default 10000 msg/s for 10 s)\n"
+            "  shadow-update  N things (default 4) each publish shadow updates to\n"
+            "              $aws/things/ID/shadow/update and count the accepted/rejected\n"
+            "              replies; --inflight requests outstanding per thing\n"
+            "  shadow-get  the same with $aws/things/ID/shadow/get (default 1 thing)\n"
+            "  count       wait for --port, subscribe to --filter and count --count\n"
+            "              messages of the loadgen run --run-id\n"
             "  idle        hold --connections idle connections until SIGTERM or --hold\n"
             "  startup     run the broker given after --, time until --port accepts, stop it\n"
             "  wait-port   wait until --port accepts connections\n"
@@ -1254,6 +1463,15 @@ static void usage(FILE *out)
             "  --hold S           idle: hold for S seconds; 0 = until SIGTERM/SIGINT/SIGUSR1\n"
             "  --connect-concurrency N  idle: handshakes in progress at once (100)\n"
             "  --label TEXT       copied into the output line\n"
+            "  --client-id-prefix P  client ids P + p|s|i + index (a thing of a group)\n"
+            "  --topic-prefix T   publish to T/RUN/N (bench)\n"
+            "  --filter F         count: the subscription\n"
+            "  --run-id HEX       the run's id, which publishers stamp and a counter\n"
+            "                     expects (others are stale); random by default\n"
+            "  --register         count: subscribe and leave (use with --persistent)\n"
+            "  --cafile F --cert F --key F  connect with mutual TLS\n"
+            "  --publishers/--subscribers 0 is allowed where it makes sense: fan-in\n"
+            "  without subscribers reports pub_rate, the publishers' acknowledged rate\n"
             "Exit status: 0 when the run completed (losses are reported, not fatal),\n"
             "1 when it failed, 2 on bad usage.\n",
             sizeof(stamp_t));
@@ -1315,6 +1533,14 @@ static int parse_args(int argc, char **argv)
         O_HOLD,
         O_CONCURRENCY,
         O_LABEL,
+        O_ID_PREFIX,
+        O_TOPIC_PREFIX,
+        O_FILTER,
+        O_RUN_ID,
+        O_REGISTER,
+        O_CAFILE,
+        O_CERT,
+        O_KEY,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -1341,6 +1567,14 @@ static int parse_args(int argc, char **argv)
         {"hold", required_argument, NULL, O_HOLD},
         {"connect-concurrency", required_argument, NULL, O_CONCURRENCY},
         {"label", required_argument, NULL, O_LABEL},
+        {"client-id-prefix", required_argument, NULL, O_ID_PREFIX},
+        {"topic-prefix", required_argument, NULL, O_TOPIC_PREFIX},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"run-id", required_argument, NULL, O_RUN_ID},
+        {"register", no_argument, NULL, O_REGISTER},
+        {"cafile", required_argument, NULL, O_CAFILE},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1375,7 +1609,7 @@ static int parse_args(int argc, char **argv)
             opt.payload = (size_t)u;
             break;
         case O_PUBS: ok = parse_int(a, 1, 100000, &opt.publishers); break;
-        case O_SUBS: ok = parse_int(a, 1, 100000, &opt.subscribers); break;
+        case O_SUBS: ok = parse_int(a, 0, 100000, &opt.subscribers); break;
         case O_COUNT: ok = parse_u64(a, &opt.count) && opt.count > 0; break;
         case O_DURATION: ok = parse_double(a, &opt.duration_s) && opt.duration_s > 0; break;
         case O_RATE: ok = parse_double(a, &opt.rate) && opt.rate > 0; break;
@@ -1391,6 +1625,21 @@ static int parse_args(int argc, char **argv)
         case O_HOLD: ok = parse_double(a, &opt.hold_s); break;
         case O_CONCURRENCY: ok = parse_int(a, 1, 100000, &opt.connect_concurrency); break;
         case O_LABEL: opt.label = a; break;
+        case O_ID_PREFIX: opt.id_prefix = a; break;
+        case O_TOPIC_PREFIX: opt.topic_prefix = a; break;
+        case O_FILTER: opt.filter = a; break;
+        case O_RUN_ID: {
+            char *end;
+            unsigned long v = strtoul(a, &end, 16);
+            ok = end != a && !*end && v <= UINT32_MAX;
+            opt.run_id = (uint32_t)v;
+            opt.run_id_set = true;
+            break;
+        }
+        case O_REGISTER: opt.register_only = true; break;
+        case O_CAFILE: opt.cafile = a; break;
+        case O_CERT: opt.certfile = a; break;
+        case O_KEY: opt.keyfile = a; break;
         case O_HELP:
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
@@ -1407,6 +1656,10 @@ static int parse_args(int argc, char **argv)
     }
     if (optind < argc)
         opt.command = &argv[optind];
+    if ((opt.certfile != NULL) != (opt.keyfile != NULL) || (opt.certfile && !opt.cafile)) {
+        fprintf(stderr, "loadgen: --cert and --key go together, with --cafile\n");
+        return 2;
+    }
     if (opt.command && opt.mode != MODE_STARTUP) {
         fprintf(stderr, "loadgen: unexpected argument '%s'\n", argv[optind]);
         return 2;
@@ -1414,11 +1667,25 @@ static int parse_args(int argc, char **argv)
     switch (opt.mode) {
     case MODE_FAN_IN:
         opt.publishers = opt.publishers > 0 ? opt.publishers : 4;
-        opt.subscribers = opt.subscribers > 0 ? opt.subscribers : 1;
+        opt.subscribers = opt.subscribers >= 0 ? opt.subscribers : 1;
         break;
     case MODE_FAN_OUT:
         opt.publishers = opt.publishers > 0 ? opt.publishers : 1;
         opt.subscribers = opt.subscribers > 0 ? opt.subscribers : 8;
+        break;
+    case MODE_SHADOW_UPDATE:
+    case MODE_SHADOW_GET:
+        opt.publishers = opt.publishers > 0 ? opt.publishers
+                                            : opt.mode == MODE_SHADOW_UPDATE ? 4 : 1;
+        opt.window = 0;
+        break;
+    case MODE_COUNT:
+        opt.publishers = opt.publishers > 0 ? opt.publishers : 1;
+        opt.subscribers = 1;
+        if (!opt.filter) {
+            fprintf(stderr, "loadgen: --mode count needs --filter\n");
+            return 2;
+        }
         break;
     case MODE_LATENCY:
         opt.publishers = opt.publishers > 0 ? opt.publishers : 1;
@@ -1474,7 +1741,7 @@ int main(int argc, char **argv)
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    run_id = (uint32_t)(ts.tv_nsec ^ (ts.tv_sec << 16) ^ getpid());
+    run_id = opt.run_id_set ? opt.run_id : (uint32_t)(ts.tv_nsec ^ (ts.tv_sec << 16) ^ getpid());
     mosquitto_lib_init();
     rc = opt.mode == MODE_IDLE ? run_idle() : run_pubsub();
     mosquitto_lib_cleanup();

@@ -1,32 +1,69 @@
 #!/bin/sh
-# bench/run.sh BUILD_DIR: Sedge's benchmarks, side by side with mosquitto.
+# bench/run.sh BUILD_DIR [SECTION...]: Sedge's benchmarks, each beside a
+# reference measured in the same run — mosquitto for the broker, the spool
+# and its bridge; sedged without a group for routing; fork+exec for
+# functions; none for shadows, which mosquitto does not have.
+#
+# Sections (all by default, in this order; each can run alone):
+#   broker     throughput, latency, CPU, memory, start-up vs mosquitto
+#   groups     routed throughput with 100 things and 1,000 routes vs the
+#              open broker; deploy time of a 1,000-thing group
+#   shadows    durable shadow updates per second and get latency over MQTT
+#   spool      store-and-forward to a TLS cloud (mosquitto): publish rate
+#              with the cloud up and down, drain after an outage, vs a
+#              mosquitto bridge
+#   functions  warm and cold invocation latency and invocations per second
+#              (C sandboxed and not, Python) vs fork+exec of the same program
+# The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
 # mosquitto in memory — on a port that is free at that moment (other
 # programs on the machine may hold fixed ones), drives it with bench/loadgen
 # (a libmosquitto client, the same for both brokers) and stops it. The
 # throughput runs are repeated, alternating the brokers, and the median
-# taken, because a shared machine is noisy. The table goes to stdout and to
-# bench/results/latest.md; after it comes what looked wrong in sedged —
-# failed or lossy runs, unclean stops, its log's warnings and errors — with
-# the command that reproduces each.
+# taken, because a shared machine is noisy. Each section's table goes to
+# stdout and to bench/results/latest.md; after it comes what looked wrong in
+# sedged — failed or lossy runs, unclean stops, its log's warnings and
+# errors — with the command that reproduces each. A run of some sections
+# replaces only theirs in latest.md; each section says when it was measured.
 #
 # Environment: BENCH_SECONDS (3) per throughput run, BENCH_REPEAT (3),
 # BENCH_LATENCY_SECONDS (5) per latency run (after 1 s of warm-up),
 # BENCH_LATENCY_REPEAT (3), BENCH_IDLE_CONNECTIONS (10000), BENCH_STARTS
-# (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
+# (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
+# BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
+# starts, MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-if [ $# -lt 1 ]; then
-    echo "usage: sh bench/run.sh BUILD_DIR" >&2
+ALL_SECTIONS="broker groups shadows spool functions"
+if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
+    echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: no build directory '$1' (run make build)" >&2; exit 2; }
+shift
+# The sections asked for, in the canonical order, each once.
+[ $# -gt 0 ] || set -- $ALL_SECTIONS
+for s in "$@"; do
+    case " $ALL_SECTIONS " in
+    *" $s "*) ;;
+    *) echo "run.sh: no section '$s' (sections: $ALL_SECTIONS)" >&2; exit 2 ;;
+    esac
+done
+SECTIONS=""
+for s in $ALL_SECTIONS; do
+    case " $* " in *" $s "*) SECTIONS="$SECTIONS $s" ;; esac
+done
+SECTIONS=${SECTIONS# }
 SEDGED=$BUILD/sedged
 SEDGECTL=$BUILD/sedgectl
 LOADGEN=$BUILD/bench/loadgen
+INVOKE_BENCH=$BUILD/bench/invoke_bench
+ECHO_C=$BUILD/examples/echo
+ECHO_PY=$ROOT/examples/functions/python/echo.py
+PYTHON=${PYTHON:-/usr/bin/python3}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 SECS=${BENCH_SECONDS:-3}
 REPEAT=${BENCH_REPEAT:-3}
@@ -36,8 +73,8 @@ IDLE_N=${BENCH_IDLE_CONNECTIONS:-10000}
 STARTS=${BENCH_STARTS:-10}
 RESULTS=$ROOT/bench/results/latest.md
 
-[ -x "$LOADGEN" ] || cmake --build "$BUILD" --target loadgen >/dev/null 2>&1
-for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$MOSQUITTO"; do
+[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] || cmake --build "$BUILD" --target loadgen invoke_bench >/dev/null 2>&1
+for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
         exit 1
@@ -45,18 +82,23 @@ for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$MOSQUITTO"; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sedge-bench.XXXXXX") || exit 1
+# Traversable (not listable): functions run as nobody without a sandbox
+# reach the function socket in a data directory below.
+chmod 0711 "$WORK"
 BPID=""
 BKIND=""
 LGPID=""
+CPID=""   # the spool section's cloud broker
+BGPIDS="" # other background helpers (counters)
 
 cleanup() {
-    [ -n "$LGPID" ] && kill -TERM "$LGPID" 2>/dev/null
+    for p in $LGPID $BGPIDS; do kill -TERM "$p" 2>/dev/null; done
     [ -n "$BPID" ] && kill -KILL "$BPID" 2>/dev/null
-    [ -n "$LGPID" ] && wait "$LGPID" 2>/dev/null
-    [ -n "$BPID" ] && wait "$BPID" 2>/dev/null
+    [ -n "$CPID" ] && kill -KILL "$CPID" 2>/dev/null
+    for p in $LGPID $BGPIDS $BPID $CPID; do wait "$p" 2>/dev/null; done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "run.sh: work directory kept in $WORK" >&2
-    elif [ -s "$WORK/notes" ]; then
+    elif [ -n "$(find "$WORK" -maxdepth 1 -name 'notes.*' -size +0 2>/dev/null)" ]; then
         # What sedged did wrong is worth a look; its databases are not.
         rm -rf "$WORK"/sedged.*/data
         echo "run.sh: configurations and logs kept in $WORK" >&2
@@ -72,8 +114,9 @@ trap 'exit 130' INT TERM
 # shellcheck disable=SC3045
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-note() { printf '%s\n' "$*" >>"$WORK/notes"; }  # sedged misbehaved: a bug to fix
-info() { printf '%s\n' "$*" >>"$WORK/info"; }   # worth knowing when reading the figures
+SECTION=broker
+note() { printf '%s\n' "$*" >>"$WORK/notes.$SECTION"; }  # sedged misbehaved: a bug to fix
+info() { printf '%s\n' "$*" >>"$WORK/info.$SECTION"; }   # worth knowing when reading the figures
 say() { printf '%s\n' "$*" >&2; }
 
 # A child of this shell is alive until it exits; then it is a zombie until waited for.
@@ -95,7 +138,8 @@ write_sedged_config() { # DIR PORT
   "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}],
   "limits": {"max_connections": 20000, "max_inflight": 32, "max_queued_messages": 100000},
   "store": {"synchronous": "full"},
-  "log_level": "warn"
+  "log_level": "warn"${SEDGED_EXTRA:+,
+  $SEDGED_EXTRA}
 }
 EOF
 }
@@ -106,13 +150,14 @@ write_mosquitto_config() { # DIR PORT
     cat >"$1/mosquitto.conf" <<EOF
 listener $2 127.0.0.1
 allow_anonymous true
-max_inflight_messages 32
-max_queued_messages 100000
+max_inflight_messages ${MOSQ_INFLIGHT:-32}
+max_queued_messages ${MOSQ_QUEUED:-100000}
 persistence false
 set_tcp_nodelay true
 log_type error
 log_type warning
 connection_messages false
+${MOSQ_EXTRA:-}
 EOF
 }
 
@@ -153,6 +198,13 @@ start_broker() {
             return 1
         fi
     done
+    if [ "$BKIND" = sedged ] && [ -n "${GROUP_DOC:-}" ]; then
+        out=$(timeout 30 "$SEDGECTL" --data-dir "$BDIR/data" deploy "$GROUP_DOC" 2>&1) || {
+            BFAIL="sedgectl deploy $(basename "$GROUP_DOC") failed: $(printf '%s' "$out" | head -n 2 | tr '\n' ' ')"
+            stop_broker "start"
+            return 1
+        }
+    fi
     return 0
 }
 
@@ -185,11 +237,15 @@ stop_broker() {
             info "$1: mosquitto died during the run (exit status $code)."
         fi
     fi
+    # EXPECTED_LOG: what a section provokes on purpose (the cloud down).
     if [ "$BKIND" = sedged ] && [ -s "$BDIR/log" ]; then
-        n=$(wc -l <"$BDIR/log")
-        note "$1: sedged logged $n line(s) at warn/error level, e.g.:"
-        cut -d' ' -f2- "$BDIR/log" | sort | uniq -c | sort -rn | head -n 5 |
-            while read -r count text; do note "      ${count}x $text"; done
+        grep -Ev "${EXPECTED_LOG:-^\$}" "$BDIR/log" >"$BDIR/log.unexpected"
+        if [ -s "$BDIR/log.unexpected" ]; then
+            n=$(wc -l <"$BDIR/log.unexpected")
+            note "$1: sedged logged $n line(s) at warn/error level, e.g.:"
+            cut -d' ' -f2- "$BDIR/log.unexpected" | sed 's/pid [0-9]*/pid N/g' | sort | uniq -c | sort -rn | head -n 5 |
+                while read -r count text; do note "      ${count}x $text"; done
+        fi
     fi
     BPID=""
 }
@@ -225,6 +281,8 @@ tp_run() {
     c1=$(cpu_ticks "$BPID")
     printf '%s %s\n' "$kind" "$LINE" >>"$WORK/raw.txt"
     [ "$kind" = sedged ] && alive "$BPID" && sedged_counters "$ctx"
+    # AFTER_RUN: a section's own check of the broker, while it runs.
+    [ -n "${AFTER_RUN:-}" ] && [ -n "$LINE" ] && alive "$BPID" && "$AFTER_RUN" "$ctx"
     died=0
     alive "$BPID" || died=1
     stop_broker "$ctx"
@@ -333,152 +391,37 @@ line_value() {
     fi
 }
 
-# Idle memory: RSS after start, then with IDLE_N idle connections.
-idle_run() { # KIND
-    kind=$1
-    ctx="idle connections, $kind"
-    if ! start_broker "$kind"; then
-        echo "$BFAIL" >"$WORK/idle.$kind.fail"
-        [ "$kind" = sedged ] && note "$ctx: $BFAIL"
-        return
-    fi
-    sleep 0.3
-    rss_kb "$BPID" >"$WORK/rss0.$kind"
-    rss_kb "$BPID" RssAnon >"$WORK/anon0.$kind"
-    out=$WORK/idle.$kind.out
-    timeout -k 5 150 "$LOADGEN" --mode idle --port "$BPORT" --connections "$IDLE_N" --hold 0 \
-        --timeout 90 >"$out" 2>>"$WORK/loadgen.log" &
-    LGPID=$!
-    i=0
-    while ! grep -q '^event=connected' "$out" && alive "$LGPID" && [ $i -lt 1000 ]; do
-        sleep 0.1
-        i=$((i + 1))
+
+# ---- shared by the sections ----
+
+# poll SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds; 1 on timeout.
+poll() {
+    poll_end=$(($(date +%s) + $1))
+    shift
+    until "$@"; do
+        [ "$(date +%s)" -ge "$poll_end" ] && return 1
+        sleep 0.05
     done
-    reason=""
-    if grep -q '^event=connected' "$out"; then
-        sleep 1 # let the broker settle after the last CONNACK
-        if alive "$BPID"; then
-            rss_kb "$BPID" >"$WORK/rss1.$kind"
-            if [ "$kind" = sedged ]; then
-                conns=$(timeout 5 "$SEDGECTL" --data-dir "$BDIR/data" status --json 2>/dev/null |
-                    sed -n 's/.*"connections": *\([0-9]*\).*/\1/p')
-                [ "$conns" != "$IDLE_N" ] && note "$ctx: loadgen holds $IDLE_N connections but sedgectl status says connections=${conns:-?}."
-            fi
-        fi
-    fi
-    kill -TERM "$LGPID" 2>/dev/null
-    wait "$LGPID"
-    LGPID=""
-    LINE=$(grep '^mode=idle' "$out")
-    printf '%s %s\n' "$kind" "$LINE" >>"$WORK/raw.txt"
-    [ -z "$LINE" ] && reason="loadgen gave no result (timed out or crashed)"
-    [ -n "$LINE" ] && [ "$(kv status)" != ok ] && reason="$(kv status): $(kv connected) of $IDLE_N connected, $(kv lost) lost; $(errmsg)"
-    alive "$BPID" || reason="$kind died while holding idle connections${reason:+ ($reason)}"
-    stop_broker "$ctx"
-    if [ -n "$reason" ]; then
-        rm -f "$WORK/rss1.$kind"
-        echo "$reason" >"$WORK/idle.$kind.fail"
-        if [ "$kind" = sedged ]; then note "$ctx: FAILED: $reason; reproduce: loadgen --mode idle --port PORT --connections $IDLE_N --hold 10"; else info "$ctx: FAILED: $reason"; fi
-        say "  idle on $kind: FAILED: $reason"
-        return
-    fi
-    say "  idle on $kind: $(cat "$WORK/rss0.$kind") kB at start, $(cat "$WORK/rss1.$kind") kB with $IDLE_N connections (connected in $(kv connect_s) s)"
 }
 
-# Start-to-ready: exec to the port accepting connections, fresh data each time.
-startup_runs() { # KIND
-    kind=$1
-    : >"$WORK/ready.$kind"
-    n=0
-    while [ $n -lt "$STARTS" ]; do
-        n=$((n + 1))
-        NSTART=$((NSTART + 1))
-        dir=$WORK/$kind.$NSTART
-        mkdir -p "$dir"
-        port=$("$LOADGEN" --mode free-port)
-        if [ "$kind" = sedged ]; then write_sedged_config "$dir" "$port"; else write_mosquitto_config "$dir" "$port"; fi
-        # shellcheck disable=SC2046
-        LINE=$(timeout -k 5 30 "$LOADGEN" --mode startup --port "$port" --timeout 10 -- \
-            $(broker_command "$kind" "$dir") 2>"$dir/log")
-        printf '%s %s\n' "$kind" "$LINE" >>"$WORK/raw.txt"
-        if [ "$(kv status)" = ok ]; then
-            kv ready_ms >>"$WORK/ready.$kind"
-        else
-            echo "${LINE:+$(errmsg)}${LINE:-loadgen gave no result}" >>"$WORK/startup.$kind.fail"
-            [ "$kind" = sedged ] && note "start $n: sedged: $(errmsg)"
-        fi
-        code=$(kv exit_code)
-        [ -n "$code" ] && [ "$code" != 0 ] && echo "$code" >>"$WORK/stopcodes.$kind"
-        [ -s "$dir/log" ] && head -n 1 "$dir/log" | cut -d' ' -f2- >>"$WORK/startlogs.$kind"
-    done
-    if [ "$kind" = sedged ] && [ -s "$WORK/stopcodes.$kind" ]; then
-        codes=$(sort "$WORK/stopcodes.$kind" | uniq -c | awk '{ printf "%s%s (%s times)", (NR > 1 ? ", " : ""), $2, $1 }')
-        note "start to ready: sent SIGTERM as soon as its port accepted, sedged exited with status $codes in $(wc -l <"$WORK/stopcodes.$kind") of $STARTS starts (0 expected; 143 = killed by SIGTERM itself, i.e. the port accepts connections before sedged's SIGTERM handler is installed); reproduce: for i in 1 2 3 4 5; do loadgen --mode startup --port P -- sedged --config FILE; done (exit_code=143 in some lines)."
-    fi
-    if [ "$kind" = sedged ] && [ -s "$WORK/startlogs.$kind" ]; then
-        note "start to ready: sedged logged on $(wc -l <"$WORK/startlogs.$kind") of $STARTS short runs (start, one TCP probe connection opened and closed, SIGTERM): $(sort -u "$WORK/startlogs.$kind" | head -n 1)"
-    fi
-    if [ -s "$WORK/ready.$kind" ]; then
-        awk '{ s += $1 } END { printf "%.1f", s / NR }' "$WORK/ready.$kind"
-    else
-        echo "FAILED: $(head -n 1 "$WORK/startup.$kind.fail" 2>/dev/null)"
-    fi
-}
+now_ms() { awk -v t="$(date +%s%N)" 'BEGIN { printf "%.3f", t / 1e6 }'; }
 
-# ---- the measurements ----
+# ctl ARGS...: sedgectl against the running sedged, never hanging.
+ctl() { timeout 10 "$SEDGECTL" --data-dir "$BDIR/data" "$@"; }
 
-T0=$(date +%s)
-say "benchmarks: sedged ($SEDGED) against mosquitto ($MOSQUITTO); work directory $WORK"
-say "throughput: $REPEAT x ${SECS} s per broker and case, alternating; latency $LAT_REPEAT x ${LAT_SECS} s; $IDLE_N idle connections; $STARTS starts"
+# jfield KEY: a number or string field of the (pretty-printed) JSON on stdin.
+jfield() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" | head -n 1; }
 
-TP="--mqtt 3 --payload 64 --duration $SECS"
-rep=0
-while [ $rep -lt "$REPEAT" ]; do
-    rep=$((rep + 1))
-    say "throughput, round $rep of $REPEAT"
-    for kind in sedged mosquitto; do
-        # shellcheck disable=SC2086
-        tp_run q0 $kind --mode fan-in --publishers 4 --qos 0 $TP
-    done
-    for kind in sedged mosquitto; do
-        # shellcheck disable=SC2086
-        tp_run q1 $kind --mode fan-in --publishers 4 --qos 1 $TP
-    done
-    for kind in sedged mosquitto; do
-        # shellcheck disable=SC2086
-        tp_run q2 $kind --mode fan-in --publishers 4 --qos 2 $TP
-    done
-    for kind in sedged mosquitto; do
-        # shellcheck disable=SC2086
-        tp_run fanout $kind --mode fan-out --subscribers 8 --qos 0 $TP
-    done
-    for kind in sedged mosquitto; do
-        # shellcheck disable=SC2086
-        tp_run durable $kind --mode fan-in --publishers 4 --qos 1 --persistent $TP
-    done
-done
+# A fresh run id for loadgen --run-id: 8 hex digits.
+new_run_id() { od -An -N4 -tx4 /dev/urandom | tr -d ' \n'; }
 
-say "latency at 10000 msg/s"
-rep=0
-while [ $rep -lt "$LAT_REPEAT" ]; do
-    rep=$((rep + 1))
-    for q in 0 1; do
-        for kind in sedged mosquitto; do
-            single_run lat$q $kind --mode latency --qos $q --rate 10000 --duration $((LAT_SECS + 1)) --warmup 1
-        done
-    done
-done
-
-say "memory with $IDLE_N idle connections"
-for kind in sedged mosquitto; do idle_run $kind; done
-
-say "start to ready, $STARTS starts each"
-READY_S=$(startup_runs sedged)
-READY_M=$(startup_runs mosquitto)
+# The section's description paragraph, from stdin.
+describe() { cat >"$WORK/desc.$SECTION"; }
 
 # ---- the table ----
 
-num() { case "$1" in '' | FAILED* | -) return 1 ;; *) return 0 ;; esac; }
+# A number, not FAILED..., "-" or "none".
+num() { case "$1" in '' | - | *[!0-9.eE+-]*) return 1 ;; *) return 0 ;; esac; }
 
 # ratio A B: A/B as "1.23x".
 ratio() {
@@ -503,22 +446,36 @@ fmt() { # NUMBER [DECIMALS]
     if num "$1"; then awk -v v="$1" -v d="${2:-0}" 'BEGIN { printf "%.*f", d, v }'; else printf '%s' "$1"; fi
 }
 
-TABLE=$WORK/table.md
-row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@" >>"$TABLE"; }
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@" >>"$WORK/table.$SECTION"; }
 
-# A relative row: LABEL NAME COLUMN DECIMALS OP LIMIT
+# table_header REFERENCE: the section's table starts; REFERENCE names the
+# third column (what sedged is compared with).
+table_header() {
+    REFNAME=$1
+    : >"$WORK/table.$SECTION"
+    row "metric" "sedged" "$1" "sedged/$1" "target" "met"
+    row "---" "---:" "---:" "---:" "---" "---"
+}
+
+# A relative row from tp_run figures: LABEL NAME COLUMN DECIMALS OP LIMIT
 rel_row() {
     s=$(figure "$2" sedged "$3")
     m=$(figure "$2" mosquitto "$3")
     r=$(ratio "$s" "$m")
     if [ -n "$5" ]; then
-        row "$1" "$(fmt "$s" "$4")" "$(fmt "$m" "$4")" "$r" "$5 ${6}x mosquitto" "$(met "$5" "$6" "$(printf '%s' "$r" | tr -d x)")"
+        row "$1" "$(fmt "$s" "$4")" "$(fmt "$m" "$4")" "$r" "$5 ${6}x $REFNAME" "$(met "$5" "$6" "$(printf '%s' "$r" | tr -d x)")"
     else
         row "$1" "$(fmt "$s" "$4")" "$(fmt "$m" "$4")" "$r" "-" "-"
     fi
 }
 
-# An absolute row: LABEL SEDGED MOSQUITTO DECIMALS OP LIMIT UNIT
+# A row whose target is a ratio: LABEL SEDGED REFERENCE DECIMALS OP LIMIT
+ratio_row() {
+    r=$(ratio "$2" "$3")
+    row "$1" "$(fmt "$2" "$4")" "$(fmt "$3" "$4")" "$r" "$5 ${6}x" "$(met "$5" "$6" "$(printf '%s' "$r" | tr -d x)")"
+}
+
+# An absolute row: LABEL SEDGED REFERENCE DECIMALS OP LIMIT UNIT
 abs_row() {
     if [ -n "$5" ]; then
         row "$1" "$(fmt "$2" "$4")" "$(fmt "$3" "$4")" "$(ratio "$2" "$3")" "$5 $6 $7" "$(met "$5" "$6" "$2")"
@@ -527,87 +484,90 @@ abs_row() {
     fi
 }
 
-: >"$TABLE"
-row "metric" "sedged" "mosquitto" "sedged/mosquitto" "target" "met"
-row "---" "---:" "---:" "---:" "---" "---"
-rel_row "QoS 0 fan-in throughput, 4 pub -> 1 sub (msg/s)" q0 1 0 ">=" 1.5
-rel_row "QoS 1 fan-in throughput, 4 -> 1 (msg/s)" q1 1 0 ">=" 1.5
-rel_row "QoS 2 fan-in throughput, 4 -> 1 (msg/s)" q2 1 0 "" ""
-rel_row "QoS 0 fan-out throughput, 1 -> 8 (deliveries/s)" fanout 1 0 "" ""
-rel_row "durable QoS 1, 4 -> 1 persistent session: sedged commit-before-ack vs mosquitto in memory (msg/s)" durable 1 0 ">=" 1.0
-for q in 0 1; do
-    for p in p50 p99 p999; do
-        s=$(line_value lat$q sedged ${p}_us)
-        m=$(line_value lat$q mosquitto ${p}_us)
-        label="QoS $q latency $(echo $p | sed 's/p999/p99.9/') at 10k msg/s, 1 -> 1 (us)"
-        if [ $p = p99 ]; then abs_row "$label" "$s" "$m" 1 "<=" 1000 us; else abs_row "$label" "$s" "$m" 1 "" "" ""; fi
-    done
-done
-rel_row "broker CPU per delivered message, QoS 0 fan-in (us)" q0 2 3 "<=" 0.4
-rel_row "broker CPU per delivered message, QoS 1 fan-in (us)" q1 2 3 "<=" 0.4
-mb() { if [ -s "$1" ]; then awk '{ printf "%.2f", $1 / 1024 }' "$1"; else echo "FAILED: $(head -n 1 "${2:-/dev/null}" 2>/dev/null)"; fi; }
-RS0=$(mb "$WORK/rss0.sedged" "$WORK/idle.sedged.fail")
-RM0=$(mb "$WORK/rss0.mosquitto" "$WORK/idle.mosquitto.fail")
-RS1=$(mb "$WORK/rss1.sedged" "$WORK/idle.sedged.fail")
-RM1=$(mb "$WORK/rss1.mosquitto" "$WORK/idle.mosquitto.fail")
-per_conn() { # KIND
-    if [ -s "$WORK/rss0.$1" ] && [ -s "$WORK/rss1.$1" ]; then
-        awk -v a="$(cat "$WORK/rss0.$1")" -v b="$(cat "$WORK/rss1.$1")" -v n="$IDLE_N" 'BEGIN { printf "%.3f", (b - a) / n }'
-    else
-        echo "FAILED: $(head -n 1 "$WORK/idle.$1.fail" 2>/dev/null)"
-    fi
-}
-abs_row "idle RSS after start (MB)" "$RS0" "$RM0" 2 "<=" 4 MB
-abs_row "idle RSS after start, anonymous memory only (MB)" "$(mb "$WORK/anon0.sedged" "$WORK/idle.sedged.fail")" "$(mb "$WORK/anon0.mosquitto" "$WORK/idle.mosquitto.fail")" 2 "" "" ""
-abs_row "RSS with $IDLE_N idle connections (MB)" "$RS1" "$RM1" 1 "" "" ""
-abs_row "RSS per idle connection (KB)" "$(per_conn sedged)" "$(per_conn mosquitto)" 2 "<=" 0.7 KB
-abs_row "start to ready, mean of $STARTS (ms)" "$READY_S" "$READY_M" 1 "<=" 20 ms
+# ---- the run ----
 
-ELAPSED=$(($(date +%s) - T0))
-CPU_MODEL=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)
+for s in $SECTIONS; do
+    # shellcheck source=/dev/null
+    . "$ROOT/bench/sections/$s.sh"
+done
+
+T0=$(date +%s)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] && COMMIT="$COMMIT (src/ modified)"
+say "benchmarks ($SECTIONS); work directory $WORK"
+for SECTION in $SECTIONS; do
+    ts=$(date +%s)
+    # Other work on the machine shows in the figures: its load, for the record.
+    cut -d' ' -f1 /proc/loadavg >"$WORK/load.$SECTION"
+    "section_$SECTION"
+    echo $(($(date +%s) - ts)) >"$WORK/took.$SECTION"
+    cut -d' ' -f1 /proc/loadavg >>"$WORK/load.$SECTION"
+done
+ELAPSED=$(($(date +%s) - T0))
 
-{
-    echo "# Sedge benchmarks"
+title() {
+    case "$1" in
+    broker) echo "Broker: sedged vs mosquitto" ;;
+    groups) echo "Groups: routing through a deployed group" ;;
+    shadows) echo "Shadows: durable device shadows over MQTT" ;;
+    spool) echo "Spool: store-and-forward to the cloud vs a mosquitto bridge" ;;
+    functions) echo "Functions: invocations through the core vs fork+exec" ;;
+    esac
+}
+
+# One section's block of the report, between markers that a later run of
+# some sections uses to replace only theirs.
+section_block() { # NAME
+    echo "<!-- section: $1 -->"
+    echo "## $(title "$1")"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), sedged $COMMIT vs $("$MOSQUITTO" -h 2>/dev/null | head -n 1),"
-    echo "$(nproc) CPU ($CPU_MODEL), Linux $(uname -r); \`make bench\` took ${ELAPSED} s."
+    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), sedged $COMMIT, in $(cat "$WORK/took.$1") s; load average $(head -n 1 "$WORK/load.$1") at the start, $(tail -n 1 "$WORK/load.$1") at the end."
     echo
-    echo "Load: bench/loadgen (libmosquitto), MQTT 3.1.1, 64-byte payloads, both brokers on"
-    echo "127.0.0.1 with max inflight 32 and 100000 queued messages; sedged with"
-    echo "\`synchronous: full\`, mosquitto with \`persistence false\` and \`set_tcp_nodelay true\`."
-    echo "Throughput: median of $REPEAT runs of ${SECS} s per case, each on a fresh broker, counted"
-    echo "at the subscriber from its first message to its last. Broker CPU: utime+stime"
-    echo "from /proc over the run, divided by the messages delivered. Latency: the"
-    echo "median of $LAT_REPEAT runs of ${LAT_SECS} s after a second of warm-up, each percentile"
-    echo "apart, send to receive in one process (CLOCK_MONOTONIC). Load generator"
-    echo "and broker share the machine's CPUs."
-    echo "Publishers stay at most 10000 messages ahead of the slowest subscriber, so"
-    echo "the broker's queue for it is up to that deep; mosquitto's QoS 2 rate falls"
-    echo "with that depth (it was about 2.5 times higher with \`loadgen --window 1000\`"
-    echo "when this harness was written, sedged's unchanged)."
+    [ -s "$WORK/desc.$1" ] && cat "$WORK/desc.$1" && echo
+    cat "$WORK/table.$1"
     echo
-    cat "$TABLE"
-    echo
-    if [ -s "$WORK/notes" ]; then
-        echo "## What looked wrong in sedged"
+    if [ -s "$WORK/notes.$1" ]; then
+        echo "### What looked wrong in sedged"
         echo
-        sed 's/^/- /; s/^-       /      /' "$WORK/notes"
+        sed 's/^/- /; s/^-       /      /' "$WORK/notes.$1"
         echo
     else
         echo "Nothing looked wrong in sedged: no failed, lossy or duplicated runs, clean stops, an empty log."
         echo
     fi
-    if [ -s "$WORK/info" ]; then
-        echo "## Notes"
+    if [ -s "$WORK/info.$1" ]; then
+        echo "### Notes"
         echo
-        sort -u "$WORK/info" | sed 's/^/- /'
+        sort -u "$WORK/info.$1" | sed 's/^/- /'
         echo
     fi
+    echo "<!-- end: $1 -->"
+}
+
+CPU_MODEL=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)
+OLD=$RESULTS
+[ -f "$OLD" ] || OLD=/dev/null
+{
+    echo "# Sedge benchmarks"
+    echo
+    echo "$(nproc) CPU ($CPU_MODEL), Linux $(uname -r), $("$MOSQUITTO" -h 2>/dev/null | head -n 1)."
+    if [ "$SECTIONS" = "$ALL_SECTIONS" ]; then
+        echo "Last full run (\`make bench\`, all sections): $(date -u '+%Y-%m-%d %H:%M UTC'), sedged $COMMIT, ${ELAPSED} s."
+    else
+        grep '^Last full run' "$OLD" || echo "Last full run: none yet; only some sections were run."
+        echo "Sections can be run alone (\`sh bench/run.sh build SECTION...\`); each says when it was measured."
+    fi
+    echo
+    for s in $ALL_SECTIONS; do
+        case " $SECTIONS " in
+        *" $s "*) section_block "$s" ;;
+        *) awk -v s="$s" '$0 == "<!-- section: " s " -->" { on = 1 } on { print } $0 == "<!-- end: " s " -->" { on = 0 }' "$OLD" ;;
+        esac
+        echo
+    done
 } >"$WORK/report.md"
 
 mkdir -p "$ROOT/bench/results"
-cp "$WORK/report.md" "$RESULTS"
-cat "$WORK/report.md"
-echo "(written to ${RESULTS#"$ROOT"/})"
+cat -s "$WORK/report.md" >"$RESULTS"
+for s in $SECTIONS; do section_block "$s" | grep -v '^<!--'; done
+echo "(written to ${RESULTS#"$ROOT"/}; this run took ${ELAPSED} s)"
