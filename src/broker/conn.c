@@ -524,7 +524,7 @@ static void describe_peer(client_t *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    char host[48] = "?";
+    char host[46] = "?"; /* INET6_ADDRSTRLEN */
     if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len))
         return;
     int port;
@@ -535,7 +535,7 @@ static void describe_peer(client_t *c)
         uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
         port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
-    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+    snprintf(c->peer, sizeof c->peer, "%.45s:%u", host, (unsigned)port & 0xffffu);
 }
 
 void client_accepted(listener_t *l, client_t *c)

@@ -234,7 +234,7 @@ struct client {
     size_t identity_len;
     char *source; /* "thing:" + identity, the source of its messages */
     size_t source_len;
-    char peer[48]; /* address, for logs */
+    char peer[56]; /* address:port, for logs */
     buf_t in;      /* bytes of a packet not yet complete */
     buf_t out;                /* bytes to send */
     struct write_op *writing; /* the write in progress, if any */
