@@ -1,0 +1,545 @@
+"""Shadow sync and jobs over the uplink, against fakes of AWS IoT's Device
+Shadow and Jobs services on a real mosquitto (cloud.py).
+
+Shadow sync: while connected, a local change goes to the cloud (client
+token "sedge-sync") and a cloud change is applied locally, neither echoed
+back; when the link comes up the two documents are reconciled — the cloud
+wins on desired, the local copy on reported, one-way directions copy one
+way — and versions move only as much as the changes need.
+
+Jobs: a job whose document is a group document is deployed like `sedgectl
+deploy` and reported IN_PROGRESS, then SUCCEEDED with the version, or
+FAILED with a reason, leaving the running group untouched.
+
+Barriers instead of sleeps: `from_cloud_barrier` sends a message from the
+cloud through a cloud-sourced route to a local probe, so everything the
+cloud sent the core before it has been handled; `to_cloud_barrier` sends a
+message from a thing through a cloud route to the shadow fake, so
+everything the core sent the cloud before it has arrived.
+"""
+
+import json
+
+import pytest
+
+pytest.register_assert_rewrite("cloud")
+from cloud import (SYNC_TOKEN, FakeJobs, FakeShadows, cloud_sedge,  # noqa: E402
+                   deploy_ok, deployments, sensor_group, spool, wait_spool)
+from conftest import TIMEOUT, wait_for  # noqa: E402
+
+pytest_plugins = ("cloud",)  # the make_cloud and cloud fixtures
+
+CORE = "gw-core"
+
+
+def local_get(s, thing, name=None):
+    args = ["shadow", "get", thing] + (["--name", name] if name else [])
+    r = s.ctl(*args)
+    if r.returncode != 0:
+        assert "404" in r.stderr, r.stderr
+        return None
+    return json.loads(r.stdout)
+
+
+def local_update(s, thing, name, doc):
+    args = ["shadow", "update", thing] + (["--name", name] if name else []) + [json.dumps(doc)]
+    r = s.ctl(*args)
+    assert r.returncode == 0, "sedgectl shadow update: %s%s" % (r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def local_delete(s, thing, name=None):
+    r = s.ctl(*(["shadow", "delete", thing] + (["--name", name] if name else [])))
+    assert r.returncode == 0, r.stderr
+
+
+def state(doc):
+    """desired and reported of a document (None: no document)."""
+    if doc is None:
+        return None
+    st = doc.get("state", {})
+    return {k: st[k] for k in ("desired", "reported") if k in st}
+
+
+def wait_local(s, thing, name, predicate, what="the local shadow", timeout=TIMEOUT):
+    last = {}
+
+    def check():
+        last["d"] = local_get(s, thing, name)
+        return predicate(last["d"])
+    try:
+        wait_for(check, timeout, interval=0.1, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; local document: %r" % (e, last.get("d"))) from None
+    return last["d"]
+
+
+def sync_group(direction=None, names=("cfg",), classic=True):
+    entry = {"thing": "lamp", "names": list(names), "classic": classic}
+    if direction:
+        entry["direction"] = direction
+    return {"group": "synced", "things": [{"name": "lamp"}, {"name": "probe"}],
+            "routes": [{"source": "cloud", "filter": "down-barrier/#", "target": "thing:probe"},
+                       {"source": "thing:probe", "filter": "up-barrier/#", "target": "cloud"},
+                       {"source": "thing:lamp", "filter": "$aws/things/lamp/shadow/#",
+                        "target": "shadow"}],
+            "shadows": {"sync": [entry]}}
+
+
+class Synced:
+    """A core syncing lamp's classic shadow and its shadow "cfg" with the
+    fake AWS shadow service, plus the barriers."""
+
+    def __init__(self, make_sedge, cloud, direction=None):
+        self.cloud = cloud
+        self.shadows = FakeShadows(cloud, extra_filters=["up-barrier/#"])
+        self.app = cloud.client("cloud-app")
+        self.s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+        wait_spool(self.s, lambda st: st["state"] == "connected")
+        deploy_ok(self.s, sync_group(direction))
+        self.probe = self.s.client("probe")
+        self.probe.subscribe("down-barrier/#", qos=1)
+        self.n = 0
+        self.wait_reconciled(0)
+
+    def sync_gets(self, name="cfg"):
+        return len(self.shadows.requests_for("lamp", name, "get", token=SYNC_TOKEN))
+
+    def sync_updates(self, name="cfg"):
+        return [r[3] for r in self.shadows.requests_for("lamp", name, "update",
+                                                        token=SYNC_TOKEN)]
+
+    def wait_reconciled(self, gets_before):
+        """The core asked the cloud for both documents again and has
+        handled the answers."""
+        for name in ("cfg", ""):
+            wait_for(lambda: self.sync_gets(name) > gets_before, what="a reconciling GET of "
+                     "lamp's %s shadow" % (name or "classic"))
+        self.from_cloud_barrier()
+
+    def from_cloud_barrier(self):
+        self.shadows.client.flush()
+        self.n += 1
+        mark = b"%d" % self.n
+        self.app.publish("down-barrier/x", mark, qos=1)
+        while True:
+            m = self.probe.get(timeout=TIMEOUT)
+            if m.payload == mark:
+                return
+
+    def to_cloud_barrier(self):
+        self.n += 1
+        mark = b"%d" % self.n
+        self.probe.publish("up-barrier/x", mark, qos=1)
+        wait_for(lambda: ("up-barrier/x", mark) in self.shadows.others,
+                 what="the up barrier at the cloud")
+
+
+@pytest.fixture
+def synced(make_sedge, cloud):
+    return Synced(make_sedge, cloud)
+
+
+# ---------------------------------------------------------------- while connected
+
+@pytest.mark.parametrize("name", ["cfg", None], ids=["named", "classic"])
+def test_local_update_is_sent_to_the_cloud_shadow(synced, name):
+    s, shadows = synced.s, synced.shadows
+    key = name or ""
+    local = local_update(s, "lamp", name, {"state": {"reported": {"on": True, "level": 3},
+                                                     "desired": {"level": 4}}})
+    assert local["version"] == 1
+    doc = shadows.wait_doc("lamp", key, lambda d: d and state(d) == {
+        "reported": {"on": True, "level": 3}, "desired": {"level": 4}})
+    assert doc["version"] == 1
+    synced.to_cloud_barrier()
+    updates = synced.sync_updates(key)
+    assert len(updates) == 1, updates
+    assert updates[0]["clientToken"] == SYNC_TOKEN
+    # Partial updates stay partial; null removes a key on both sides.
+    local_update(s, "lamp", name, {"state": {"reported": {"level": None}}})
+    shadows.wait_doc("lamp", key, lambda d: state(d) == {"reported": {"on": True},
+                                                         "desired": {"level": 4}})
+    assert shadows.doc("lamp", key)["version"] == 2
+
+
+def test_cloud_update_is_applied_locally_and_not_sent_back(synced):
+    s, shadows = synced.s, synced.shadows
+    shadows.app_update("lamp", "cfg", {"desired": {"level": 7, "mode": "eco"}})
+    doc = wait_local(s, "lamp", "cfg", lambda d: d and state(d).get("desired") == {
+        "level": 7, "mode": "eco"})
+    assert doc["version"] == 1
+    synced.from_cloud_barrier()
+    synced.to_cloud_barrier()
+    assert synced.sync_updates() == [], "the cloud's change came back to it"
+    assert shadows.doc("lamp", "cfg")["version"] == 1
+    # A later local change still goes up, once.
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 7}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d["state"].get("reported") == {"level": 7})
+    synced.to_cloud_barrier()
+    assert len(synced.sync_updates()) == 1, synced.sync_updates()
+    assert shadows.doc("lamp", "cfg")["version"] == 2
+    assert local_get(s, "lamp", "cfg")["version"] == 2
+
+
+def test_device_and_cloud_application_meet_in_the_synced_shadow(synced):
+    """The lamp speaks AWS's shadow protocol to the core over MQTT; a cloud
+    application speaks it to the cloud."""
+    s, shadows = synced.s, synced.shadows
+    lamp = s.client("lamp")
+    base = "$aws/things/lamp/shadow/name/cfg"
+    lamp.subscribe(base + "/update/delta", qos=1)
+    lamp.subscribe(base + "/update/accepted", qos=1)
+    lamp.publish(base + "/update", json.dumps({"state": {"reported": {"power": "off"}},
+                                               "clientToken": "lamp-1"}), qos=1)
+    m = lamp.get()
+    assert m.topic == base + "/update/accepted", m.topic
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["state"].get("reported") == {
+        "power": "off"})
+    shadows.app_update("lamp", "cfg", {"desired": {"power": "on"}})
+    got = lamp.get_until(base + "/update/delta")
+    delta = json.loads(got[-1].payload)
+    assert delta["state"] == {"power": "on"}, delta
+    lamp.publish(base + "/update", json.dumps({"state": {"reported": {"power": "on"}}}), qos=1)
+    remote = shadows.wait_doc("lamp", "cfg", lambda d: d["state"].get("reported") == {
+        "power": "on"})
+    assert state(remote) == {"desired": {"power": "on"}, "reported": {"power": "on"}}
+    synced.to_cloud_barrier()
+    assert remote["version"] == 3 == shadows.doc("lamp", "cfg")["version"]
+
+
+def test_deletes_are_synchronised_both_ways(synced):
+    s, shadows = synced.s, synced.shadows
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"on": True}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d is not None)
+    local_delete(s, "lamp", "cfg")
+    shadows.wait_doc("lamp", "cfg", lambda d: d is None, what="the cloud shadow deleted")
+    shadows.app_update("lamp", "", {"desired": {"on": False}})
+    wait_local(s, "lamp", None, lambda d: d is not None, what="the classic shadow made")
+    shadows.app_delete("lamp", "")
+    wait_local(s, "lamp", None, lambda d: d is None, what="the classic shadow deleted")
+
+
+# ---------------------------------------------------------------- after an outage
+
+def test_reconcile_after_an_outage_cloud_wins_desired_device_wins_reported(synced):
+    s, shadows, cloud = synced.s, synced.shadows, synced.cloud
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"level": 1, "mode": "a"},
+                                              "reported": {"level": 1, "mode": "a"}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["version"] == 1)
+    gets = synced.sync_gets()
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    # Both sides change while apart.
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"level": 2},
+                                              "reported": {"level": 2}}})
+    shadows.app_update("lamp", "cfg", {"desired": {"level": 3, "mode": "c"},
+                                       "reported": {"level": 3}}, publish=False)
+    assert local_get(s, "lamp", "cfg")["version"] == 2
+    assert shadows.doc("lamp", "cfg")["version"] == 2
+    cloud.start()
+    synced.wait_reconciled(gets)
+    want = {"desired": {"level": 3, "mode": "c"}, "reported": {"level": 2, "mode": "a"}}
+    local = wait_local(s, "lamp", "cfg", lambda d: state(d) == want)
+    remote = shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
+    synced.from_cloud_barrier()
+    synced.to_cloud_barrier()
+    # One update each way, no more.
+    assert local_get(s, "lamp", "cfg")["version"] == 3, local
+    assert shadows.doc("lamp", "cfg")["version"] == 3, remote
+    assert len(synced.sync_updates()) == 2, synced.sync_updates()
+
+
+def test_local_change_while_reconciling_is_neither_lost_nor_applied_twice(synced):
+    """The link comes up, the core asks the cloud for its document, and a
+    local change is made (and sent) before the cloud's answer, computed
+    before the change reached it, comes back."""
+    s, shadows, cloud = synced.s, synced.shadows, synced.cloud
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"level": 1},
+                                              "reported": {"level": 1}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["version"] == 1)
+    gets = synced.sync_gets()
+    shadows.hold_gets = True
+    cloud.restart()
+    for name in ("cfg", ""):
+        wait_for(lambda: synced.sync_gets(name) > gets, what="the reconciling GETs")
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"level": 5},
+                                              "reported": {"level": 5}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d["version"] == 2)
+    shadows.release_gets()
+    synced.from_cloud_barrier()
+    synced.to_cloud_barrier()
+    want = {"desired": {"level": 5}, "reported": {"level": 5}}
+    local = local_get(s, "lamp", "cfg")
+    remote = shadows.doc("lamp", "cfg")
+    assert state(local) == want and state(remote) == want, (
+        "local %r, cloud %r after the stale answer" % (state(local), state(remote)))
+    assert (local["version"], remote["version"]) == (2, 2), (
+        "versions local %d, cloud %d; updates sent to the cloud: %r"
+        % (local["version"], remote["version"], synced.sync_updates()))
+
+
+def test_cloud_clearing_desired_clears_it_locally(synced):
+    s, shadows = synced.s, synced.shadows
+    shadows.app_update("lamp", "cfg", {"desired": {"a": 1}, "reported": {"a": 0}})
+    wait_local(s, "lamp", "cfg", lambda d: d and state(d) == {"desired": {"a": 1},
+                                                              "reported": {"a": 0}})
+    shadows.app_update("lamp", "cfg", {"desired": None})
+    wait_local(s, "lamp", "cfg", lambda d: state(d) == {"reported": {"a": 0}},
+               what="desired cleared locally")
+
+
+def test_reconcile_with_nothing_changed_changes_nothing(synced):
+    s, shadows, cloud = synced.s, synced.shadows, synced.cloud
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"x": 1}, "reported": {"x": 0}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["version"] == 1)
+    updates = len(synced.sync_updates())
+    for _ in range(2):
+        gets = synced.sync_gets()
+        cloud.restart()
+        synced.wait_reconciled(gets)
+    synced.to_cloud_barrier()
+    assert len(synced.sync_updates()) == updates, synced.sync_updates()
+    assert local_get(s, "lamp", "cfg")["version"] == 1
+    assert shadows.doc("lamp", "cfg")["version"] == 1
+
+
+def test_shadow_made_in_the_cloud_while_the_core_was_stopped_arrives(synced):
+    s, shadows = synced.s, synced.shadows
+    gets = synced.sync_gets()
+    s.stop()
+    shadows.set_doc("lamp", "cfg", {"desired": {"color": "red"}, "reported": {"color": "blue"}},
+                    version=5)
+    s.start()
+    synced.probe = s.client("probe")
+    synced.probe.subscribe("down-barrier/#", qos=1)
+    synced.wait_reconciled(gets)
+    local = wait_local(s, "lamp", "cfg", lambda d: d is not None)
+    assert state(local) == {"desired": {"color": "red"}, "reported": {"color": "blue"}}
+    assert local["version"] == 1
+    synced.to_cloud_barrier()
+    # The cloud already had it all: nothing goes back.
+    assert synced.sync_updates() == []
+    assert shadows.doc("lamp", "cfg")["version"] == 5
+
+
+def test_shadow_made_locally_while_the_cloud_was_away_is_created_there(synced):
+    s, shadows, cloud = synced.s, synced.shadows, synced.cloud
+    gets = synced.sync_gets()
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"temp": 21}}})
+    cloud.start()
+    synced.wait_reconciled(gets)
+    remote = shadows.wait_doc("lamp", "cfg", lambda d: d is not None)
+    assert state(remote) == {"reported": {"temp": 21}}
+    synced.to_cloud_barrier()
+    assert shadows.doc("lamp", "cfg")["version"] == 1
+    assert local_get(s, "lamp", "cfg")["version"] == 1
+
+
+# ---------------------------------------------------------------- one-way directions
+
+def test_device_to_cloud_sends_up_and_ignores_the_cloud(make_sedge, cloud):
+    sy = Synced(make_sedge, cloud, direction="device_to_cloud")
+    s, shadows = sy.s, sy.shadows
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"on": True}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and state(d) == {"reported": {"on": True}})
+    shadows.app_update("lamp", "cfg", {"desired": {"on": False}})
+    sy.from_cloud_barrier()
+    assert state(local_get(s, "lamp", "cfg")) == {"reported": {"on": True}}
+    # After an outage the cloud's copy becomes the local one.
+    gets = sy.sync_gets()
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 5}}})
+    shadows.app_update("lamp", "cfg", {"desired": {"extra": 1}}, publish=False)
+    cloud.start()
+    sy.wait_reconciled(gets)
+    want = {"reported": {"on": True, "level": 5}}
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
+    sy.to_cloud_barrier()
+    assert state(local_get(s, "lamp", "cfg")) == want
+    assert local_get(s, "lamp", "cfg")["version"] == 2
+
+
+def test_cloud_to_device_applies_down_and_sends_nothing_up(make_sedge, cloud):
+    sy = Synced(make_sedge, cloud, direction="cloud_to_device")
+    s, shadows = sy.s, sy.shadows
+    shadows.app_update("lamp", "cfg", {"desired": {"on": True}})
+    wait_local(s, "lamp", "cfg", lambda d: d and state(d) == {"desired": {"on": True}})
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"on": True}}})
+    sy.to_cloud_barrier()
+    assert sy.sync_updates() == [], "a cloud_to_device shadow was sent to the cloud"
+    assert state(shadows.doc("lamp", "cfg")) == {"desired": {"on": True}}
+    # After an outage the local copy becomes the cloud's.
+    gets = sy.sync_gets()
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 9}}})
+    shadows.app_update("lamp", "cfg", {"desired": {"level": 1}}, publish=False)
+    cloud.start()
+    sy.wait_reconciled(gets)
+    want = state(shadows.doc("lamp", "cfg"))
+    assert want == {"desired": {"on": True, "level": 1}}
+    wait_local(s, "lamp", "cfg", lambda d: state(d) == want)
+    sy.to_cloud_barrier()
+    assert sy.sync_updates() == []
+
+
+def test_sync_section_is_validated_at_deploy(make_sedge, cloud):
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    doc = sync_group()
+    doc["shadows"]["sync"][0]["direction"] = "sideways"
+    path = s.root / "bad.json"
+    path.write_text(json.dumps(doc))
+    r = s.ctl("deploy", str(path))
+    assert r.returncode != 0
+    assert "direction" in r.stderr + r.stdout
+
+
+# ---------------------------------------------------------------- jobs
+
+def group_v(n, route_filter="sensors/#"):
+    doc = sensor_group()
+    doc["group"] = "from-job"
+    doc["routes"][0]["filter"] = route_filter
+    doc["things"].append({"name": "v%d" % n})
+    return doc
+
+
+@pytest.fixture
+def jobs_core(make_sedge, cloud):
+    jobs = FakeJobs(cloud)
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    wait_spool(s, lambda st: st["state"] == "connected")
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    return s, jobs
+
+
+def active_version(s):
+    return deployments(s).get("active")
+
+
+def statuses(jobs, job_id):
+    return [u.get("status") for u in jobs.updates_for(job_id)]
+
+
+def test_job_with_a_group_document_is_deployed_and_reported(jobs_core):
+    s, jobs = jobs_core
+    deploy_ok(s, sensor_group())
+    assert active_version(s) == 1
+    jobs.add_job(CORE, "job-1", group_v(2))
+    e = jobs.wait_status(CORE, "job-1", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", (e, jobs.updates_for("job-1"))
+    assert statuses(jobs, "job-1") == ["IN_PROGRESS", "SUCCEEDED"]
+    assert e["statusDetails"] == {"version": "2"}
+    assert active_version(s) == 2
+    st = s.status()
+    assert st["group"]["name"] == "from-job" and st["group"]["version"] == 2
+    assert st["group"]["things"] == 2
+
+
+def test_job_deploying_a_group_with_synced_shadows_starts_the_sync(make_sedge, cloud):
+    jobs = FakeJobs(cloud)
+    shadows = FakeShadows(cloud)
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "night"}}, version=3)
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    assert local_get(s, "lamp", "cfg") is None
+    jobs.add_job(CORE, "job-sync", sync_group(names=("cfg",), classic=False))
+    e = jobs.wait_status(CORE, "job-sync", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-sync")
+    local = wait_local(s, "lamp", "cfg", lambda d: d is not None)
+    assert state(local) == {"desired": {"mode": "night"}}
+
+
+def test_job_queued_while_the_core_was_down_runs_on_connect(make_sedge, cloud):
+    jobs = FakeJobs(cloud)
+    jobs.add_job(CORE, "job-early", group_v(1))  # nobody listens yet
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    e = jobs.wait_status(CORE, "job-early", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-early")
+    assert (CORE, "$next") in jobs.gets
+    assert active_version(s) == 1
+
+
+def test_job_notified_without_its_document_is_fetched(make_sedge, cloud):
+    jobs = FakeJobs(cloud, notify_with_document=False)
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, "job-doc", group_v(1))
+    e = jobs.wait_status(CORE, "job-doc", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-doc")
+    assert (CORE, "job-doc") in jobs.gets
+    assert active_version(s) == 1
+
+
+@pytest.mark.parametrize("document", [
+    {"group": "broken", "routes": "not a list"},
+    {"group": "broken", "things": [{"name": "a"}],
+     "routes": [{"source": "thing:a", "filter": "x/#", "target": "nowhere:else"}]},
+    ["not", "an", "object"],
+    "a string",
+], ids=["routes-not-a-list", "bad-target", "array", "string"])
+def test_malformed_job_document_fails_the_job_and_keeps_the_group(jobs_core, cloud, document):
+    s, jobs = jobs_core
+    obs = cloud.client("observer", filters=["sensors/#"])
+    deploy_ok(s, sensor_group())
+    before = deployments(s)
+    jobs.add_job(CORE, "job-bad", document)
+    e = jobs.wait_status(CORE, "job-bad", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "FAILED", jobs.updates_for("job-bad")
+    assert statuses(jobs, "job-bad")[-1] == "FAILED"
+    assert "IN_PROGRESS" not in statuses(jobs, "job-bad")[1:], statuses(jobs, "job-bad")
+    reason = e["statusDetails"]["reason"]
+    assert isinstance(reason, str) and reason.strip(), e
+    assert active_version(s) == before["active"] == 1
+    assert s.status()["group"]["version"] == 1
+    # The running group still routes.
+    c = s.raw(version=5)
+    c.connect("s1")
+    assert c.publish("sensors/still", b"0", qos=1).reason == 0
+    obs.wait_count(1, lambda m: m[0] == "sensors/still")
+
+
+def test_jobs_run_one_after_another(jobs_core):
+    s, jobs = jobs_core
+    jobs.add_job(CORE, "job-a", group_v(1))
+    jobs.add_job(CORE, "job-b", group_v(2, route_filter="sensors/b/#"))
+    jobs.wait_status(CORE, "job-b", ("SUCCEEDED", "FAILED"))
+    assert statuses(jobs, "job-a") == ["IN_PROGRESS", "SUCCEEDED"]
+    assert statuses(jobs, "job-b") == ["IN_PROGRESS", "SUCCEEDED"]
+    assert jobs.execution(CORE, "job-a")["statusDetails"] == {"version": "1"}
+    assert jobs.execution(CORE, "job-b")["statusDetails"] == {"version": "2"}
+    assert active_version(s) == 2
+
+
+def test_job_repeating_the_active_group_succeeds_with_its_version(jobs_core):
+    s, jobs = jobs_core
+    jobs.add_job(CORE, "job-1", group_v(1))
+    jobs.wait_status(CORE, "job-1", "SUCCEEDED")
+    jobs.add_job(CORE, "job-again", group_v(1))
+    e = jobs.wait_status(CORE, "job-again", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-again")
+    active = active_version(s)
+    assert e["statusDetails"] == {"version": str(active)}, e
+
+
+def test_core_asks_for_its_next_job_after_every_reconnect(jobs_core, cloud):
+    s, jobs = jobs_core
+    asked = jobs.gets.count((CORE, "$next"))
+    cloud.restart()
+    wait_for(lambda: jobs.gets.count((CORE, "$next")) > asked,
+             what="the core to ask $next/get again")
+
+
+def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(jobs_core, cloud):
+    s, jobs = jobs_core
+    reconnects = spool(s)["reconnects"]
+    cloud.restart(forget_sessions=True)
+    jobs.client.wait_connected()
+    wait_spool(s, lambda st: st["state"] == "connected" and st["reconnects"] > reconnects)
+    jobs.add_job(CORE, "job-after", group_v(1))
+    e = jobs.wait_status(CORE, "job-after", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-after")
