@@ -118,6 +118,8 @@ static sedge_err ensure_demo_ca(core_t *c)
 static void on_commit(void *ctx, uint64_t seq, sedge_err result)
 {
     core_t *c = ctx;
+    if (result && c->uplink)
+        uplink_store_failed(c->uplink, seq);
     if (c->broker)
         broker_on_commit(c->broker, seq, result);
 }

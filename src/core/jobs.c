@@ -102,7 +102,9 @@ static void run(jobs_t *j, json_t *document)
     }
     if (same_as_active(j, text)) {
         /* Already deployed (the core stopped before reporting it). */
-        update_status(j, j->current, "SUCCEEDED", "version", "already active");
+        char v[32];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)deploy_active_version(j->deploy));
+        update_status(j, j->current, "SUCCEEDED", "version", v);
         finish(j);
         free(text);
         return;

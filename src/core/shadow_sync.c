@@ -28,6 +28,9 @@ typedef struct {
     char filter[330]; /* base + "/+/+" */
     json_t *cloud;    /* the cloud's document while reconciling */
     bool reconciling;
+    /* A change went either way while the cloud's answer was on its way:
+     * that answer is stale, so reconciliation starts over. */
+    bool changed_while_reconciling;
 } item_t;
 
 struct shadow_sync {
@@ -226,7 +229,12 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
         return;
     bool ours = is_ours(msg);
     if (bytes_eq_cstr(op, "get/accepted") || bytes_eq_cstr(op, "get/rejected")) {
-        if (ours && it->reconciling && it->sync->count && find(it->sync, bytes_of_cstr(it->thing), bytes_of_cstr(it->name)) == it) {
+        bool current = it->sync->count &&
+                       find(it->sync, bytes_of_cstr(it->thing), bytes_of_cstr(it->name)) == it;
+        if (ours && it->reconciling && current && it->changed_while_reconciling) {
+            it->changed_while_reconciling = false;
+            cloud_publish(it, "get", json_object());
+        } else if (ours && it->reconciling && current) {
             bool found = bytes_eq_cstr(op, "get/accepted");
             json_decref(it->cloud);
             it->cloud = found ? json_incref(msg) : NULL;
@@ -234,6 +242,8 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
                            bytes_of_cstr(it->name), BYTES_LIT(""), reconcile_with_local, it);
         }
     } else if (bytes_eq_cstr(op, "update/accepted") && !ours && it->dir != DIR_TO_CLOUD) {
+        if (it->reconciling)
+            it->changed_while_reconciling = true;
         json_t *state = json_object_get(msg, "state");
         if (json_is_object(state)) {
             json_t *p = json_object();
@@ -241,6 +251,8 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
             local_apply(it, SHADOW_UPDATE, p);
         }
     } else if (bytes_eq_cstr(op, "delete/accepted") && !ours && it->dir != DIR_TO_CLOUD) {
+        if (it->reconciling)
+            it->changed_while_reconciling = true;
         local_apply(it, SHADOW_DELETE, json_object());
     }
     json_decref(msg);
@@ -258,6 +270,8 @@ void shadow_sync_local_change(shadow_sync_t *s, shadow_op_t op, bytes_t thing, b
         json_decref(msg);
         return;
     }
+    if (it->reconciling)
+        it->changed_while_reconciling = true;
     if (op == SHADOW_DELETE) {
         cloud_publish(it, "delete", json_object());
     } else {
@@ -358,6 +372,7 @@ void shadow_sync_link_up(shadow_sync_t *s)
 {
     for (size_t i = 0; i < s->count; i++) {
         s->items[i]->reconciling = false; /* a GET lost with the last link */
+        s->items[i]->changed_while_reconciling = false;
         reconcile(s->items[i]);
     }
 }

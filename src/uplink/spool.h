@@ -28,6 +28,7 @@ typedef struct spool_entry {
     uint8_t qos;
     bool sent;          /* handed to the cloud at least once (resend with DUP) */
     uint16_t packet_id; /* while in flight on the current connection */
+    uint64_t batch;     /* the store batch that wrote it (disk) */
     bytes_t topic;
     bytes_t payload;
     uint8_t data[];
@@ -74,5 +75,9 @@ void spool_rewind(spool_t *s);
 /* The cloud has it: remove and free it. */
 void spool_remove(spool_t *s, spool_entry_t *e);
 void spool_get_stats(const spool_t *s, spool_stats_t *out);
+/* Batch `batch` did not commit: the messages appended in it were never
+ * stored, so they leave the spool (counted as dropped; their publishers
+ * were told, MQTT 5 ones with 0x80). */
+void spool_store_failed(spool_t *s, uint64_t batch);
 
 #endif

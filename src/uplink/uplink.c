@@ -26,6 +26,7 @@
 #define LOG_TAG "uplink"
 
 #define OUTPUT_HIGH_WATER (1u << 20)
+#define CONNECT_TIMEOUT_MS 10000u
 
 typedef enum {
     LINK_IDLE,
@@ -87,11 +88,13 @@ struct uplink {
     uint16_t service_pid;
     uint32_t attempts;
     uint64_t last_tx_ms, ping_sent_ms;
+    uint64_t attempt_started_ms;
     uint64_t connected_at; /* wall seconds */
     char **filters;
     size_t filter_count;
     watch_t *watches;
     uint64_t reconnects, qos0_dropped, received;
+    uint64_t refused_by_cloud; /* PUBACK with a failure reason: not retried */
     char last_error[256];
 };
 
@@ -341,6 +344,14 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
         if (a.packet_id >= 1 && a.packet_id <= u->window && u->inflight[a.packet_id]) {
             spool_entry_t *e = u->inflight[a.packet_id];
             release_slot(u, a.packet_id);
+            if (a.reason >= 0x80 && e != &evicted) {
+                /* The cloud will not take it (not authorised, say):
+                 * sending it again would fail the same way. */
+                if (u->refused_by_cloud++ % 1000 == 0)
+                    LOGW("the cloud refused a message on %.*s (%s); it is dropped, and counted",
+                         (int)e->topic.len, (const char *)e->topic.data,
+                         mqtt_reason_name(a.reason));
+            }
             if (e != &evicted)
                 spool_remove(u->spool, e);
         }
@@ -615,6 +626,7 @@ static void start_connect(uplink_t *u)
     if (u->state != LINK_IDLE)
         return;
     u->state = LINK_RESOLVING;
+    u->attempt_started_ms = clock_mono_ms();
     u->resolve_req.data = u;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     u->handles++;
@@ -631,9 +643,23 @@ static void start_connect(uplink_t *u)
 static void keepalive_cb(uv_timer_t *t)
 {
     uplink_t *u = t->data;
-    if (u->state != LINK_UP && u->state != LINK_CONNACK && u->state != LINK_HANDSHAKE)
-        return;
     uint64_t now = clock_mono_ms(), ka = (uint64_t)u->cfg.keepalive_s * 1000u;
+    if (u->state == LINK_RESOLVING || u->state == LINK_CONNECTING ||
+        u->state == LINK_HANDSHAKE || u->state == LINK_CONNACK) {
+        /* A cloud that accepts and then says nothing must not hold the
+         * link: each step of connecting has a deadline. */
+        uint64_t limit = ka > CONNECT_TIMEOUT_MS ? ka : CONNECT_TIMEOUT_MS;
+        if (now - u->attempt_started_ms > limit) {
+            static const char *const steps[] = {"", "resolving", "connecting", "the TLS handshake",
+                                                "waiting for CONNACK"};
+            set_error(u, "no answer from %s after %llu s (%s)", u->cfg.endpoint,
+                      (unsigned long long)(limit / 1000), steps[u->state]);
+            link_down(u, u->last_error);
+        }
+        return;
+    }
+    if (u->state != LINK_UP)
+        return;
     if (u->ping_sent_ms && now - u->ping_sent_ms > ka) {
         set_error(u, "no answer from the cloud for %u s", u->cfg.keepalive_s);
         link_down(u, u->last_error);
@@ -882,6 +908,11 @@ void uplink_unwatch(uplink_t *u, const char *filter, void *ctx)
     }
 }
 
+void uplink_store_failed(uplink_t *u, uint64_t batch)
+{
+    spool_store_failed(u->spool, batch);
+}
+
 bool uplink_connected(const uplink_t *u)
 {
     return u->state == LINK_UP;
@@ -902,9 +933,11 @@ json_t *uplink_status(uplink_t *u)
     json_object_set_new(o, "oldest_age_s",
                         json_integer(st.oldest_created_at ? clock_wall_s() - st.oldest_created_at
                                                           : 0));
-    json_object_set_new(o, "sent", json_integer((json_int_t)st.sent_acked));
+    json_object_set_new(o, "sent", json_integer((json_int_t)(st.sent_acked - u->refused_by_cloud)));
     json_object_set_new(o, "appended", json_integer((json_int_t)st.appended));
-    json_object_set_new(o, "dropped", json_integer((json_int_t)(st.dropped + u->qos0_dropped)));
+    json_object_set_new(o, "dropped", json_integer((json_int_t)(st.dropped + u->qos0_dropped +
+                                                                u->refused_by_cloud)));
+    json_object_set_new(o, "refused_by_cloud", json_integer((json_int_t)u->refused_by_cloud));
     json_object_set_new(o, "received", json_integer((json_int_t)u->received));
     json_object_set_new(o, "reconnects", json_integer((json_int_t)u->reconnects));
     json_object_set_new(o, "inflight",

@@ -81,6 +81,8 @@ NODISCARD sedge_err uplink_watch(uplink_t *u, const char *filter, uplink_watch_f
  * until the next connection). */
 void uplink_unwatch(uplink_t *u, const char *filter, void *ctx);
 bool uplink_connected(const uplink_t *u);
+/* A store batch failed (disk full): what the spool wrote in it is gone. */
+void uplink_store_failed(uplink_t *u, uint64_t batch);
 
 /* {"state", "endpoint", "queued", "bytes", "oldest_age_s", "sent",
  *  "dropped", "reconnects", "last_error", ...} (a new reference) */
