@@ -146,7 +146,7 @@ sedge_err spec_parse(json_t *e, bool allow_root, spec_t *s, char *err, size_t er
         }
     }
     json_t *config = json_object_get(e, "config");
-    s->config = json_dumps(config ? config : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
+    s->config = config ? json_dumps(config, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
     if (s->argc == 0 || !s->argv[0] || !runnable(s->argv[0])) {
         snprintf(err, errlen, "function %s: cannot run %s: no such executable", s->name,
                  s->argc ? s->argv[0] : "(nothing)");

@@ -259,6 +259,8 @@ static sedge_err delete_runs(store_t *s, int op, buf_t *ids)
 {
     int64_t *v = (int64_t *)ids->data;
     size_t n = ids->len / sizeof *v;
+    if (n == 0)
+        return SEDGE_OK;
     qsort(v, n, sizeof *v, compare_ids);
     sedge_err err = SEDGE_OK;
     for (size_t i = 0; i < n && !err;) {
