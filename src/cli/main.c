@@ -496,6 +496,9 @@ static int cmd_functions(cli_t *cli)
         json_array_foreach(json_object_get(f, "instances"), k, in)
             printf("%spid %lld %s", k ? ", " : "", num(in, "pid"),
                    json_string_value(json_object_get(in, "state")));
+        if (json_is_integer(json_object_get(f, "standby")))
+            printf("%sstandby pid %lld", json_array_size(json_object_get(f, "instances")) ? ", " : "",
+                   num(f, "standby"));
         printf("\n  queue      %lld\n", num(f, "queue"));
         printf("  invoked    %lld, %lld errors (%lld timeouts, %lld out of memory, %lld crashes), "
                "%lld refused, %lld publishes refused\n",

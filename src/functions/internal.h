@@ -70,6 +70,7 @@ typedef struct fconn fconn_t;
 typedef struct fn fn_t;
 
 typedef enum {
+    INSTANCE_STANDBY,  /* set up (cgroup, sandbox) and waiting to be used */
     INSTANCE_STARTING, /* spawned, not connected yet */
     INSTANCE_READY,    /* connected, idle */
     INSTANCE_BUSY,     /* handling `current` */
@@ -80,6 +81,7 @@ typedef struct instance {
     struct instance *next;
     fn_t *fn;
     uv_process_t proc;
+    uv_pipe_t go; /* standby: one byte on it starts the function */
     uv_pipe_t out, err;
     uv_timer_t timer; /* start, invocation timeout, idle */
     int open_handles;
@@ -111,6 +113,8 @@ struct fn {
     spec_t spec;
     instance_t *instances;
     size_t instance_count;
+    instance_t *standby; /* an instance set up ahead of need (on-demand) */
+    uint32_t standby_failures; /* in a row: past a few, no more are prepared */
     invocation_t *queue_head, *queue_tail;
     size_t queue_len;
     bool retired; /* no longer in the group: stopping */

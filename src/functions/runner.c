@@ -10,6 +10,13 @@
  * "timed out". How an instance ended (exit status, signal, the cgroup's
  * OOM kills) becomes the error of the invocation it held, a log line and a
  * counter.
+ *
+ * Starting an instance costs more than exec: joining its memory cgroup can
+ * take the kernel milliseconds, and the sandbox builds namespaces and a
+ * root. So an on-demand function keeps one instance on standby — set up to
+ * the point of exec and waiting for one byte on its stdin — and an
+ * invocation that needs a new instance starts that one, then prepares the
+ * next.
  */
 #include "internal.h"
 
@@ -27,6 +34,8 @@
 #define APPLY_TIMEOUT_MS 15000
 #define RESTART_MAX_MS 60000
 
+#define STANDBY_FAILURES_MAX 3
+
 static void dispatch(fn_t *fn);
 static void instance_stop(instance_t *in, const char *why);
 
@@ -42,7 +51,8 @@ instance_t *instance_by_token(struct functions *f, const char *token)
 {
     for (fn_t *fn = f->fns; fn; fn = fn->next)
         for (instance_t *in = fn->instances; in; in = in->next)
-            if (strcmp(in->token, token) == 0 && in->state != INSTANCE_STOPPING)
+            if (strcmp(in->token, token) == 0 && in->state != INSTANCE_STOPPING &&
+                in->state != INSTANCE_STANDBY)
                 return in;
     return NULL;
 }
@@ -160,8 +170,9 @@ static void instance_handle_closed(uv_handle_t *h)
 
 static void close_instance_handles(instance_t *in)
 {
-    uv_handle_t *handles[] = {(uv_handle_t *)&in->proc, (uv_handle_t *)&in->out,
-                              (uv_handle_t *)&in->err, (uv_handle_t *)&in->timer};
+    uv_handle_t *handles[] = {(uv_handle_t *)&in->proc, (uv_handle_t *)&in->go,
+                              (uv_handle_t *)&in->out, (uv_handle_t *)&in->err,
+                              (uv_handle_t *)&in->timer};
     for (size_t i = 0; i < ARRAY_LEN(handles); i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], instance_handle_closed);
@@ -199,6 +210,20 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     fn_t *fn = in->fn;
     struct functions *f = fn->owner;
     in->exited = true;
+    if (in->state == INSTANCE_STANDBY) {
+        /* A spare that never ran: stopped by the core, or its setup failed. */
+        if (fn->standby == in)
+            fn->standby = NULL;
+        if (!in->stop_requested) {
+            fn->standby_failures++;
+            LOGW("function %s: preparing an instance failed (%s%s)", fn->spec.name,
+                 term_signal ? "killed by a signal" : "exited",
+                 in->last_error_line[0] ? ": " : "");
+        }
+        in->state = INSTANCE_STOPPING;
+        close_instance_handles(in);
+        return;
+    }
     bool oom = cgroup_oom_kills(&in->cgroup) > in->oom_before;
     char why[400];
     if (oom)
@@ -298,6 +323,8 @@ static void instance_timer_cb(uv_timer_t *t)
     case INSTANCE_STOPPING:
         kill(-in->pid, SIGKILL); /* it did not stop when asked */
         break;
+    case INSTANCE_STANDBY:
+        break; /* no timer runs on standby */
     }
 }
 
@@ -332,7 +359,7 @@ static bool may_expose(struct functions *f, const char *dir)
     return strncmp(f->data_dir, dir, n) != 0 && strncmp(dir, f->data_dir, strlen(f->data_dir)) != 0;
 }
 
-static void instance_spawn(fn_t *fn)
+static void instance_spawn(fn_t *fn, bool standby)
 {
     struct functions *f = fn->owner;
     spec_t *s = &fn->spec;
@@ -384,6 +411,8 @@ static void instance_spawn(fn_t *fn)
         add_arg(argv, &n, ARRAY_LEN(argv), "--nproc");
         add_arg(argv, &n, ARRAY_LEN(argv), nproc);
     }
+    if (standby)
+        add_arg(argv, &n, ARRAY_LEN(argv), "--standby");
     if (s->sandbox) {
         add_arg(argv, &n, ARRAY_LEN(argv), "--isolate");
         char run_dir[540];
@@ -459,12 +488,13 @@ static void instance_spawn(fn_t *fn)
         env[ne++] = s->env[i];
     env[ne] = NULL;
 
+    uv_pipe_init(f->o.loop, &in->go, 0);
     uv_pipe_init(f->o.loop, &in->out, 0);
     uv_pipe_init(f->o.loop, &in->err, 0);
     uv_timer_init(f->o.loop, &in->timer);
-    in->out.data = in->err.data = in->timer.data = in->proc.data = in;
+    in->go.data = in->out.data = in->err.data = in->timer.data = in->proc.data = in;
     uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&in->go},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->out},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->err},
     };
@@ -477,8 +507,8 @@ static void instance_spawn(fn_t *fn)
         .stdio_count = 3,
         .stdio = stdio,
     };
-    in->open_handles = 4;
-    in->state = INSTANCE_STARTING;
+    in->open_handles = 5;
+    in->state = standby ? INSTANCE_STANDBY : INSTANCE_STARTING;
     in->next = fn->instances;
     fn->instances = in;
     fn->instance_count++;
@@ -502,9 +532,29 @@ static void instance_spawn(fn_t *fn)
     in->oom_before = cgroup_oom_kills(&in->cgroup);
     uv_read_start((uv_stream_t *)&in->out, output_alloc, on_output);
     uv_read_start((uv_stream_t *)&in->err, output_alloc, on_output);
+    if (standby) {
+        fn->standby = in;
+        LOGD("function %s: instance pid %d on standby", s->name, in->pid);
+        return;
+    }
     uv_timer_start(&in->timer, instance_timer_cb, START_TIMEOUT_MS, 0);
     snprintf(fn->state, sizeof fn->state, "starting");
     LOGD("function %s: started instance pid %d", s->name, in->pid);
+}
+
+/* Start the function in a standby instance. */
+static void instance_launch(instance_t *in)
+{
+    fn_t *fn = in->fn;
+    fn->standby = NULL;
+    uv_buf_t go = uv_buf_init("g", 1);
+    if (uv_try_write((uv_stream_t *)&in->go, &go, 1) != 1) {
+        instance_stop(in, "could not be started");
+        return;
+    }
+    in->state = INSTANCE_STARTING;
+    uv_timer_start(&in->timer, instance_timer_cb, START_TIMEOUT_MS, 0);
+    LOGD("function %s: started standby instance pid %d", fn->spec.name, in->pid);
 }
 
 void instance_connected(instance_t *in, fconn_t *c)
@@ -554,6 +604,7 @@ void instance_result(instance_t *in, uint64_t id, bool ok, const char *error, by
     else
         uv_timer_stop(&in->timer);
     fn->restart_attempts = 0;
+    fn->standby_failures = 0;
     invocation_end(fn, inv, ok ? SEDGE_OK : SEDGE_ERR_FAILED,
                    ok ? NULL : (error ? error : "the function reported an error"), payload);
     dispatch(fn);
@@ -565,7 +616,7 @@ static void dispatch(fn_t *fn)
         return;
     size_t starting = 0, live = 0;
     for (instance_t *in = fn->instances; in; in = in->next) {
-        if (in->state == INSTANCE_STOPPING)
+        if (in->state == INSTANCE_STOPPING || in->state == INSTANCE_STANDBY)
             continue;
         live++;
         if (in->state == INSTANCE_STARTING)
@@ -589,8 +640,16 @@ static void dispatch(fn_t *fn)
     /* Start instances for waiting work (or the long-lived one). */
     bool want = fn->spec.lifecycle == LIFECYCLE_LONG_LIVED ? live == 0 : fn->queue_len > starting;
     if (want && live < fn->spec.max_instances &&
-        !(fn->restart_timer_open && uv_is_active((uv_handle_t *)&fn->restart_timer)))
-        instance_spawn(fn);
+        !(fn->restart_timer_open && uv_is_active((uv_handle_t *)&fn->restart_timer))) {
+        if (fn->standby)
+            instance_launch(fn->standby);
+        else
+            instance_spawn(fn, false);
+    }
+    /* A spare for the next start, unless preparing them keeps failing. */
+    if (fn->spec.lifecycle == LIFECYCLE_ON_DEMAND && !fn->standby &&
+        fn->standby_failures < STANDBY_FAILURES_MAX)
+        instance_spawn(fn, true);
 }
 
 sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, bytes_t payload,
@@ -648,6 +707,7 @@ static void retire(fn_t *fn, const char *why)
         invocation_end(fn, inv, SEDGE_ERR_CLOSED, why, (bytes_t){0});
     }
     fn->queue_tail = NULL;
+    fn->standby = NULL;
     for (instance_t *in = fn->instances; in; in = in->next)
         instance_stop(in, why);
     if (fn->restart_timer_open)
@@ -773,10 +833,9 @@ void functions_apply(functions_t *f, const group_t *g,
         snprintf(fn->state, sizeof fn->state, "idle");
         fn->next = f->fns;
         f->fns = fn;
-        if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED) {
+        if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED)
             a->waiting++;
-            dispatch(fn);
-        }
+        dispatch(fn); /* starts a long-lived one; prepares an on-demand one's spare */
     }
     free(specs);
     free(keep);
@@ -863,13 +922,18 @@ json_t *functions_status(functions_t *f)
         json_object_set_new(o, "state", json_string(fn->state));
         json_t *instances = json_array();
         for (instance_t *in = fn->instances; in; in = in->next) {
-            static const char *const names[] = {"starting", "idle", "busy", "stopping"};
+            static const char *const names[] = {"standby", "starting", "idle", "busy",
+                                                "stopping"};
+            if (in->state == INSTANCE_STANDBY)
+                continue; /* listed apart: it is not running the function */
             json_array_append_new(instances,
                                   json_pack("{s:i,s:s,s:I}", "pid", in->pid, "state",
                                             names[in->state], "invocations",
                                             (json_int_t)in->invocations));
         }
         json_object_set_new(o, "instances", instances);
+        json_object_set_new(o, "standby",
+                            fn->standby ? json_integer(fn->standby->pid) : json_null());
         json_object_set_new(o, "queue", json_integer((json_int_t)fn->queue_len));
         json_object_set_new(o, "invocations", json_integer((json_int_t)fn->invocations));
         json_object_set_new(o, "errors", json_integer((json_int_t)fn->errors));

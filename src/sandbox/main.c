@@ -16,6 +16,9 @@
  *   --volume SRC:DST:ro|rw        bind a host directory at DST
  *   --device PATH:ro|rw           bind a device node
  *   --sysfs                       /sys, read-only
+ *   --standby                     do everything but exec, then wait for one
+ *                                 byte on stdin (EOF: exit quietly); the core
+ *                                 prepares an instance ahead of need this way
  *   --root DIR                    where to build the new root (a directory
  *                                 it creates; default /tmp/sedge-root.PID)
  *
@@ -60,7 +63,7 @@ typedef struct {
     const char *cgroups[4];
     int cgroup_count;
     unsigned long memory_mb, nproc;
-    bool isolate, network, sysfs;
+    bool isolate, network, sysfs, standby;
     const char *root;
     bind_t binds[MAX_BINDS];
     int bind_count;
@@ -137,6 +140,8 @@ static void parse(int argc, char **argv, options_t *o)
             o->network = true;
         } else if (strcmp(a, "--sysfs") == 0) {
             o->sysfs = true;
+        } else if (strcmp(a, "--standby") == 0) {
+            o->standby = true;
         } else if (strcmp(a, "--root") == 0 && v) {
             o->root = v, i++;
         } else if ((strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) && v) {
@@ -324,12 +329,30 @@ static void set_limits(const options_t *o)
     }
 }
 
+/* Standby: all set up; wait for the word to go. */
+static void wait_for_go(void)
+{
+    char go;
+    ssize_t n;
+    while ((n = read(0, &go, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        _exit(0); /* the core no longer wants this instance */
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        close(fd);
+    }
+}
+
 static void exec_function(const options_t *o)
 {
     set_limits(o);
     drop_privileges(o);
     if (o->isolate && chdir("/tmp") != 0)
         die("chdir /tmp");
+    if (o->standby)
+        wait_for_go();
     execvp(o->argv[0], o->argv);
     fprintf(stderr, "sedge-sandbox: cannot run %s: %s\n", o->argv[0], strerror(errno));
     _exit(127);

@@ -251,12 +251,37 @@ def _environ(pid):
         return []
 
 
+def _parent(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _standby_pids(sedge):
+    """Pids of the instances sedged keeps on standby (set up, not running
+    the function), from sedgectl functions --json."""
+    sedgectl = os.path.join(os.environ.get("SEDGE_BUILD", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")), "sedgectl")
+    r = subprocess.run([sedgectl, "--data-dir", str(sedge.data_dir), "functions", "--json"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        return set()
+    return {f["standby"] for f in json.loads(r.stdout)["functions"] if f.get("standby")}
+
+
 def function_processes(sedge, name=None):
     """Host pids of processes started for this sedged's functions (all of
     an instance: sedge-sandbox, its init and the function), optionally of
-    one function only."""
+    one function only. Instances on standby (prepared ahead, not running
+    the function) are left out."""
     sock = os.path.realpath(str(sedge.data_dir)) + "/functions.sock"
     want = b"SEDGE_SOCKET=" + sock.encode()
+    standby = _standby_pids(sedge)
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -265,6 +290,11 @@ def function_processes(sedge, name=None):
         if want not in env:
             continue
         if name is not None and ("SEDGE_FUNCTION=" + name).encode() not in env:
+            continue
+        ancestor, hops = int(pid), 0
+        while ancestor > 1 and ancestor not in standby and hops < 8:
+            ancestor, hops = _parent(ancestor), hops + 1
+        if ancestor in standby:
             continue
         pids.append(int(pid))
     return sorted(pids)

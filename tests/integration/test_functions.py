@@ -255,6 +255,23 @@ def test_idle_on_demand_instances_are_reaped(fsedge):
     assert invoke_ok(fsedge, "behave", "sleep:1") == "slept"
 
 
+def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
+    """An on-demand function has one instance prepared ahead (cgroup joined,
+    sandbox built, waiting to exec): the next start uses it, and a new
+    spare is prepared. A long-lived function has none."""
+    deploy_ok(fsedge, group([behave(), fn("counter", [COUNTER], lifecycle="long-lived",
+                                          **ISOLATION)]))
+    spare = wait_function(fsedge, "behave", lambda f: f["standby"], timeout=TIMEOUT,
+                          what="a standby instance")["standby"]
+    assert function(fsedge, "behave")["instances"] == []
+    assert function(fsedge, "counter")["standby"] is None
+    assert invoke_ok(fsedge, "behave", "whoami") == "65534:65534"
+    f = function(fsedge, "behave")
+    assert [i["pid"] for i in f["instances"]] == [spare], f
+    wait_function(fsedge, "behave", lambda f: f["standby"] not in (None, spare),
+                  timeout=TIMEOUT, what="a new standby instance")
+
+
 def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
     counter = fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)
     deploy_ok(fsedge, group([counter, behave(lifecycle="long-lived")]))
