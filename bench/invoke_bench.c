@@ -48,14 +48,19 @@ static struct {
     const char *function;
     size_t payload;
     int clients;
-    uint64_t count; /* per client */
+    uint64_t count;  /* per client */
     uint64_t warmup; /* per client, not timed */
     double duration_s;
     double timeout_s;
     const char *label;
     char **command;
-} opt = {.mode = MODE_INVOKE, .function = "echo", .payload = 64, .clients = 1, .count = 0,
-         .warmup = 0, .timeout_s = 60};
+} opt = {.mode = MODE_INVOKE,
+         .function = "echo",
+         .payload = 64,
+         .clients = 1,
+         .count = 0,
+         .warmup = 0,
+         .timeout_s = 60};
 
 typedef struct {
     pthread_t thread;
@@ -66,9 +71,9 @@ typedef struct {
     char error[200];
 } client_t;
 
-static char *request;       /* the invoke line, with its newline */
+static char *request; /* the invoke line, with its newline */
 static size_t request_len;
-static char *expected_b64;  /* base64 of "echo:" + payload */
+static char *expected_b64; /* base64 of "echo:" + payload */
 static atomic_bool g_stop;
 static atomic_int g_failed;
 static uint64_t g_deadline_ns;
@@ -350,10 +355,11 @@ int main(int argc, char **argv)
         payload[5 + i] = (uint8_t)('a' + i % 26);
     char *b64 = base64(payload + 5, opt.payload);
     expected_b64 = base64(payload, opt.payload + 5);
-    if (!b64 || !expected_b64 || asprintf(&request,
-                                           "{\"cmd\":\"invoke\",\"function\":\"%s\","
-                                           "\"payload_b64\":\"%s\"}\n",
-                                           opt.function, b64) < 0)
+    if (!b64 || !expected_b64 ||
+        asprintf(&request,
+                 "{\"cmd\":\"invoke\",\"function\":\"%s\","
+                 "\"payload_b64\":\"%s\"}\n",
+                 opt.function, b64) < 0)
         return 1;
     request_len = strlen(request);
     devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -408,8 +414,7 @@ int main(int argc, char **argv)
         printf(" program=%s nonzero_exits=%" PRIu64, opt.command[0], nonzero);
     printf(" clients=%d payload=%zu status=%s ok=%" PRIu64 " errors=%" PRIu64
            " wall_s=%.3f rate=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f mean_us=%.1f",
-           opt.clients, opt.payload, status, ok, errors, wall,
-           wall > 0 ? (double)ok / wall : 0,
+           opt.clients, opt.payload, status, ok, errors, wall, wall > 0 ? (double)ok / wall : 0,
            all ? pct_us(all, k, 0.5) : 0, all ? pct_us(all, k, 0.9) : 0,
            all ? pct_us(all, k, 0.99) : 0, k && all ? (double)all[k - 1] / 1e3 : 0,
            k ? sum / (double)k / 1e3 : 0);

@@ -78,9 +78,9 @@ typedef enum {
     MODE_WAIT_PORT,
     MODE_FREE_PORT
 } run_mode_t;
-static const char *const mode_names[] = {"fan-in",        "fan-out",    "latency", "shadow-update",
-                                         "shadow-get",    "count",      "idle",    "startup",
-                                         "wait-port",     "free-port"};
+static const char *const mode_names[] = {"fan-in",     "fan-out",  "latency", "shadow-update",
+                                         "shadow-get", "count",    "idle",    "startup",
+                                         "wait-port",  "free-port"};
 
 typedef struct {
     run_mode_t mode;
@@ -106,13 +106,13 @@ typedef struct {
     double hold_s;
     int connect_concurrency;
     const char *label;
-    char **command;         /* startup: the broker's argv */
-    const char *id_prefix;  /* client ids PREFIX + p|s|i + index, instead of lg-RUNID- */
+    char **command;        /* startup: the broker's argv */
+    const char *id_prefix; /* client ids PREFIX + p|s|i + index, instead of lg-RUNID- */
     const char *topic_prefix;
-    const char *filter;     /* count: what to subscribe to */
-    uint32_t run_id;        /* given: publishers stamp it, a counter expects it */
+    const char *filter; /* count: what to subscribe to */
+    uint32_t run_id;    /* given: publishers stamp it, a counter expects it */
     bool run_id_set;
-    bool register_only;     /* count: subscribe and leave (a persistent session) */
+    bool register_only;                      /* count: subscribe and leave (a persistent session) */
     const char *cafile, *certfile, *keyfile; /* mutual TLS */
 } options_t;
 
@@ -160,7 +160,7 @@ typedef struct {
     char reply_topics[2][192]; /* shadow: accepted, rejected */
 
     /* subscriber (and a shadow thing, which receives its replies) */
-    seen_t *seen; /* one per publisher */
+    seen_t *seen;      /* one per publisher */
     uint64_t rejected; /* shadow: replies on .../rejected */
     uint64_t received, unique, dups, reordered, stale, malformed;
     uint64_t first_ns, last_ns;
@@ -378,8 +378,8 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int qos_count,
     client_t *c = ud;
     for (int i = 0; i < qos_count || i < 1; i++)
         if (qos_count < 1 || granted_qos[i] > 2) {
-            fail("%s %s: the broker refused the subscription to %s (code %d)",
-                 role_name(c->role), c->id, c->role == ROLE_SUB ? sub_filter : c->reply_topics[i],
+            fail("%s %s: the broker refused the subscription to %s (code %d)", role_name(c->role),
+                 c->id, c->role == ROLE_SUB ? sub_filter : c->reply_topics[i],
                  qos_count < 1 ? -1 : granted_qos[i]);
             return;
         }
@@ -408,9 +408,9 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason_code,
 static void shadow_reply(client_t *c, const struct mosquitto_message *msg, uint64_t now)
 {
     static const char key[] = "\"clientToken\":\"";
-    const char *p = msg->payloadlen > 0 ? memmem(msg->payload, (size_t)msg->payloadlen, key,
-                                                 sizeof key - 1)
-                                        : NULL;
+    const char *p = msg->payloadlen > 0
+                        ? memmem(msg->payload, (size_t)msg->payloadlen, key, sizeof key - 1)
+                        : NULL;
     char token[64];
     uint32_t run;
     unsigned long long seq, sent;
@@ -649,8 +649,7 @@ static bool send_one(worker_t *w, client_t *p)
         rc = mosquitto_publish(p->m, NULL, p->topic, n, doc, opt.qos, false);
     } else {
         memcpy(w->payload, &st, sizeof st);
-        rc = mosquitto_publish(p->m, NULL, p->topic, (int)opt.payload, w->payload, opt.qos,
-                               false);
+        rc = mosquitto_publish(p->m, NULL, p->topic, (int)opt.payload, w->payload, opt.qos, false);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         if (!p->dead)
@@ -734,7 +733,7 @@ static int publish_flat_out(worker_t *w)
         client_t *p = w->pubs[i];
         int k = 0;
         while (!p->dead && k < BURST && budget > 0 && !publisher_done(p)) {
-            if (shadow_mode() ? p->sent - p->unique >= (uint64_t)opt.inflight
+            if (shadow_mode()  ? p->sent - p->unique >= (uint64_t)opt.inflight
                 : opt.qos == 0 ? mosquitto_want_write(p->m)
                                : p->inflight >= (uint32_t)opt.inflight)
                 break; /* the socket, a PUBACK or a shadow reply wakes us */
@@ -991,8 +990,7 @@ static int run_pubsub(void)
             if (!p->seen)
                 return 1;
         } else {
-            snprintf(p->topic, sizeof p->topic, "%s/%08" PRIx32 "/%d", opt.topic_prefix, run_id,
-                     i);
+            snprintf(p->topic, sizeof p->topic, "%s/%08" PRIx32 "/%d", opt.topic_prefix, run_id, i);
         }
         p->quota = opt.count
                        ? opt.count / (uint64_t)npubs + ((uint64_t)i < opt.count % (uint64_t)npubs)
@@ -1069,7 +1067,8 @@ static int run_pubsub(void)
                 rx += atomic_load(&rcv[i].a_received);
                 replies += atomic_load(&rcv[i].a_unique);
                 if (!shadow)
-                    all_in = all_in && atomic_load(&rcv[i].a_unique) >= (counting ? opt.count : sent);
+                    all_in =
+                        all_in && atomic_load(&rcv[i].a_unique) >= (counting ? opt.count : sent);
             }
             if (shadow)
                 all_in = replies >= sent;
@@ -1157,8 +1156,9 @@ static int run_pubsub(void)
     /* What publishers saw: messages acknowledged per second, from the start
      * to the last acknowledgement (QoS 0: to the last write). */
     printf(" run=%08" PRIx32 " pub_rate=%.0f", run_id,
-           last_ack > g_start_ns && g_start_ns ? (double)acked * 1e9 / (double)(last_ack - g_start_ns)
-                                               : 0);
+           last_ack > g_start_ns && g_start_ns
+               ? (double)acked * 1e9 / (double)(last_ack - g_start_ns)
+               : 0);
     if (shadow)
         printf(" rejected=%" PRIu64, rejected);
     if (counting) {
@@ -1675,8 +1675,9 @@ static int parse_args(int argc, char **argv)
         break;
     case MODE_SHADOW_UPDATE:
     case MODE_SHADOW_GET:
-        opt.publishers = opt.publishers > 0 ? opt.publishers
-                                            : opt.mode == MODE_SHADOW_UPDATE ? 4 : 1;
+        opt.publishers = opt.publishers > 0               ? opt.publishers
+                         : opt.mode == MODE_SHADOW_UPDATE ? 4
+                                                          : 1;
         opt.window = 0;
         break;
     case MODE_COUNT:

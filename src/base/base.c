@@ -111,8 +111,14 @@ void buf_free(buf_t *b)
 
 static log_level_t current_level = LOG_INFO;
 
-void log_set_level(log_level_t level) { current_level = level; }
-log_level_t log_get_level(void) { return current_level; }
+void log_set_level(log_level_t level)
+{
+    current_level = level;
+}
+log_level_t log_get_level(void)
+{
+    return current_level;
+}
 
 void log_write(log_level_t level, const char *tag, const char *fmt, ...)
 {
@@ -124,9 +130,10 @@ void log_write(log_level_t level, const char *tag, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, letters[level], tag);
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, letters[level], tag);
     if (n < 0)
         return;
     va_list ap;

@@ -29,14 +29,14 @@ typedef enum {
     SEDGE_ERR_TOO_LARGE, /* over a configured or protocol limit */
     SEDGE_ERR_NOT_FOUND,
     SEDGE_ERR_EXISTS,
-    SEDGE_ERR_DENIED,   /* not authorised */
-    SEDGE_ERR_IO,       /* an operating-system call failed */
-    SEDGE_ERR_STORE,    /* the SQLite store failed */
-    SEDGE_ERR_TLS,      /* TLS or certificate failure */
-    SEDGE_ERR_FULL,     /* a queue or quota is full */
+    SEDGE_ERR_DENIED, /* not authorised */
+    SEDGE_ERR_IO,     /* an operating-system call failed */
+    SEDGE_ERR_STORE,  /* the SQLite store failed */
+    SEDGE_ERR_TLS,    /* TLS or certificate failure */
+    SEDGE_ERR_FULL,   /* a queue or quota is full */
     SEDGE_ERR_TIMEOUT,
-    SEDGE_ERR_BUSY,     /* another operation of the kind is in progress */
-    SEDGE_ERR_CLOSED,   /* the peer or the service went away */
+    SEDGE_ERR_BUSY,   /* another operation of the kind is in progress */
+    SEDGE_ERR_CLOSED, /* the peer or the service went away */
     SEDGE_ERR_UNSUPPORTED,
     SEDGE_ERR_CONFLICT, /* a version or state conflict */
     SEDGE_ERR_FAILED,   /* the operation ran and reported a failure */
@@ -81,16 +81,15 @@ NODISCARD sedge_err base64_decode(const char *text, buf_t *out);
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
-void log_write(log_level_t level, const char *tag, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
+void log_write(log_level_t level, const char *tag, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
 #define LOGE(...) log_write(LOG_ERROR, LOG_TAG, __VA_ARGS__)
 #define LOGW(...) log_write(LOG_WARN, LOG_TAG, __VA_ARGS__)
 #define LOGI(...) log_write(LOG_INFO, LOG_TAG, __VA_ARGS__)
-#define LOGD(...)                                                              \
-    do {                                                                       \
-        if (log_get_level() >= LOG_DEBUG)                                      \
-            log_write(LOG_DEBUG, LOG_TAG, __VA_ARGS__);                        \
+#define LOGD(...)                                                                                  \
+    do {                                                                                           \
+        if (log_get_level() >= LOG_DEBUG)                                                          \
+            log_write(LOG_DEBUG, LOG_TAG, __VA_ARGS__);                                            \
     } while (0)
 
 /* Clocks: monotonic milliseconds for timers, wall-clock seconds for

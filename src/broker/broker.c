@@ -47,7 +47,8 @@ static void check_clients(broker_t *b, uint64_t now)
             LOGW("closing %s: no CONNECT within %u s", c->peer, CONNECT_TIMEOUT_MS / 1000);
             client_close(c);
         } else if (c->writing && b->limits.slow_reader_timeout_s &&
-                   now - c->last_tx_progress_ms > (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
+                   now - c->last_tx_progress_ms >
+                       (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
             b->stats.msgs_dropped++;
             client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
                               "slow reader: nothing it was sent was read for too long");

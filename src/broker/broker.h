@@ -35,24 +35,24 @@ typedef struct {
 
 typedef struct {
     uint32_t max_connections;
-    uint32_t max_packet_bytes;    /* largest packet accepted and sent */
-    uint32_t max_queued_messages; /* QoS 1/2 messages per session */
-    uint16_t max_inflight;        /* unacknowledged QoS 1/2, each way */
-    uint16_t topic_alias_maximum; /* aliases a v5 client may set */
-    uint16_t max_keepalive;       /* seconds; longer requests are lowered */
-    uint32_t max_session_expiry;  /* seconds */
-    uint32_t sys_interval_s;      /* $SYS publishing period; 0 = off */
-    size_t max_output_bytes;      /* unsent bytes per client before QoS 0 drops */
+    uint32_t max_packet_bytes;      /* largest packet accepted and sent */
+    uint32_t max_queued_messages;   /* QoS 1/2 messages per session */
+    uint16_t max_inflight;          /* unacknowledged QoS 1/2, each way */
+    uint16_t topic_alias_maximum;   /* aliases a v5 client may set */
+    uint16_t max_keepalive;         /* seconds; longer requests are lowered */
+    uint32_t max_session_expiry;    /* seconds */
+    uint32_t sys_interval_s;        /* $SYS publishing period; 0 = off */
+    size_t max_output_bytes;        /* unsent bytes per client before QoS 0 drops */
     uint32_t slow_reader_timeout_s; /* no write progress for this long: disconnect */
 } broker_limits_t;
 
 void broker_limits_default(broker_limits_t *l);
 
 typedef struct {
-    uint64_t started_at;      /* wall seconds */
-    uint64_t connections;     /* open now */
+    uint64_t started_at;  /* wall seconds */
+    uint64_t connections; /* open now */
     uint64_t connections_total;
-    uint64_t sessions;        /* known now, online or not */
+    uint64_t sessions; /* known now, online or not */
     uint64_t sessions_persistent;
     uint64_t subscriptions;
     uint64_t retained;
@@ -60,8 +60,8 @@ typedef struct {
     uint64_t msgs_out;
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t msgs_dropped;    /* every message not delivered because of a limit */
-    uint64_t queued;          /* QoS 1/2 messages waiting in sessions */
+    uint64_t msgs_dropped; /* every message not delivered because of a limit */
+    uint64_t queued;       /* QoS 1/2 messages waiting in sessions */
     uint64_t refused_connections;
     uint64_t protocol_errors;
 } broker_stats_t;
@@ -101,8 +101,8 @@ typedef struct {
 
 enum { BROKER_ROUTED_DURABLE = 1, BROKER_ROUTED_REFUSED = 2 };
 
-NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits,
-                                  store_t *store, broker_t **out);
+NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t *store,
+                                  broker_t **out);
 /* Restore persistent sessions, subscriptions, queues and retained
  * messages from the store. Call once, before listening. */
 NODISCARD sedge_err broker_load(broker_t *b);

@@ -28,7 +28,6 @@ typedef struct write_op {
     buf_t data;
 } write_op_t;
 
-
 static const char *client_name(const client_t *c)
 {
     return c->identity ? c->identity : c->peer;
@@ -352,8 +351,7 @@ static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
     case MQTT_DISCONNECT: return handle_disconnect(c, f);
     case MQTT_AUTH: return handle_auth(c, f);
     case MQTT_CONNECT: return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
-    default:
-        return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "packet a client may not send");
+    default: return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "packet a client may not send");
     }
 }
 

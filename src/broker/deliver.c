@@ -159,8 +159,8 @@ static uint16_t outgoing_alias(client_t *c, bytes_t topic, bool *first_use)
     /* The map keeps a view of the key, so the topic is copied for it. */
     char *key = bytes_dup_cstr(topic);
     uint16_t alias = (uint16_t)(c->alias_out_next + 1);
-    if (!key || map_put(c->alias_out, (bytes_t){(uint8_t *)key, topic.len},
-                        (void *)(uintptr_t)alias)) {
+    if (!key ||
+        map_put(c->alias_out, (bytes_t){(uint8_t *)key, topic.len}, (void *)(uintptr_t)alias)) {
         free(key);
         return 0;
     }
@@ -224,8 +224,8 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
 
 void retain_message(broker_t *b, msg_t *m, bool durable)
 {
-    tree_node_t *n = m->payload.len ? tree_ensure(&b->tree, m->topic)
-                                    : tree_find(&b->tree, m->topic);
+    tree_node_t *n =
+        m->payload.len ? tree_ensure(&b->tree, m->topic) : tree_find(&b->tree, m->topic);
     if (!n)
         return;
     if (n->retained) {

@@ -21,9 +21,8 @@ sedge_err handle_ack(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed acknowledgement";
     sedge_err err = mqtt_decode_ack(f, c->version, &a, &why);
     if (err)
-        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
-                                                               : MQTT_RC_MALFORMED,
-                                  why);
+        return protocol_violation(
+            c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, why);
     if (f->type == MQTT_PUBREL) {
         /* The client releases a QoS 2 message it sent us. */
         bool known = session_qos2_pending(s, a.packet_id);

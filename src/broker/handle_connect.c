@@ -19,8 +19,8 @@
 #define MAX_CLIENT_ID_LEN 256
 
 /* Forwarded properties of a will or a PUBLISH: what the receiver gets. */
-#define FORWARDED_PROPS                                                                        \
-    ((1ull << MQTT_PROP_PAYLOAD_FORMAT) | (1ull << MQTT_PROP_CONTENT_TYPE) |                   \
+#define FORWARDED_PROPS                                                                            \
+    ((1ull << MQTT_PROP_PAYLOAD_FORMAT) | (1ull << MQTT_PROP_CONTENT_TYPE) |                       \
      (1ull << MQTT_PROP_RESPONSE_TOPIC) | (1ull << MQTT_PROP_CORRELATION_DATA))
 
 static void send_connack(client_t *c, uint8_t version, const mqtt_connack_t *ack)
@@ -114,14 +114,13 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed CONNECT";
     sedge_err err = mqtt_decode_connect(f, &conn, &why);
     if (err == SEDGE_ERR_UNSUPPORTED)
-        return refuse(c, MQTT_V311, MQTT_RC_UNSUPPORTED_VERSION, MQTT311_CONNACK_BAD_VERSION,
-                      why);
+        return refuse(c, MQTT_V311, MQTT_RC_UNSUPPORTED_VERSION, MQTT311_CONNACK_BAD_VERSION, why);
     if (err) {
         b->stats.protocol_errors++;
         if (conn.version == MQTT_V5)
             return refuse(c, MQTT_V5,
-                          err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED,
-                          0, why);
+                          err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, 0,
+                          why);
         LOGW("closing %s: %s", c->peer, why);
         client_close(c);
         return err;
@@ -159,8 +158,8 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     }
     /* The source of its messages, "thing:" + identity, holds the identity
      * too (the certificate's CN on TLS, else the client id). */
-    bytes_t who = c->identity ? (bytes_t){(const uint8_t *)c->identity, c->identity_len}
-                              : client_id;
+    bytes_t who =
+        c->identity ? (bytes_t){(const uint8_t *)c->identity, c->identity_len} : client_id;
     c->source_len = who.len + 6;
     c->source = malloc(c->source_len + 1);
     if (!c->source) {
@@ -204,8 +203,8 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     uint32_t expiry;
     bool expiry_capped = false;
     if (v == MQTT_V5)
-        expiry = mqtt_props_has(&conn.props, MQTT_PROP_SESSION_EXPIRY) ? conn.props.session_expiry
-                                                                        : 0;
+        expiry =
+            mqtt_props_has(&conn.props, MQTT_PROP_SESSION_EXPIRY) ? conn.props.session_expiry : 0;
     else
         expiry = conn.clean_start ? 0 : UINT32_MAX;
     if (expiry > b->limits.max_session_expiry) {
@@ -214,7 +213,8 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     }
 
     session_t *s = session_find(b, client_id);
-    if (s && !(s->owner_len == identity.len && memcmp(s->owner, identity.data, identity.len) == 0)) {
+    if (s &&
+        !(s->owner_len == identity.len && memcmp(s->owner, identity.data, identity.len) == 0)) {
         free(assigned);
         return refuse(c, v, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
                       "client id belongs to another identity");
@@ -255,8 +255,8 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         c->max_packet_out = b->limits.max_packet_bytes;
     c->keep_alive = conn.keep_alive;
     bool keepalive_override = false;
-    if (b->limits.max_keepalive && (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) &&
-        v == MQTT_V5) {
+    if (b->limits.max_keepalive &&
+        (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) && v == MQTT_V5) {
         c->keep_alive = b->limits.max_keepalive;
         keepalive_override = true;
     }

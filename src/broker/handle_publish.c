@@ -105,9 +105,8 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed PUBLISH";
     sedge_err err = mqtt_decode_publish(f, c->version, &p, &why);
     if (err)
-        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
-                                                               : MQTT_RC_MALFORMED,
-                                  why);
+        return protocol_violation(
+            c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, why);
     if (c->version == MQTT_V5) {
         if (mqtt_props_has(&p.props, MQTT_PROP_SUBSCRIPTION_ID))
             return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR,
@@ -168,8 +167,8 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     if (props != props_stack)
         free(props);
     if (!routed) {
-        LOGD("client '%s': publish to %.*s not authorized: no route", c->identity,
-             (int)p.topic.len, (const char *)p.topic.data);
+        LOGD("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
+             (const char *)p.topic.data);
         refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
         return SEDGE_OK;
     }
@@ -196,6 +195,6 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                               p.packet_id);
     }
     held_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
-              durable ? store_open_batch(b->store) : 0);
+             durable ? store_open_batch(b->store) : 0);
     return SEDGE_OK;
 }

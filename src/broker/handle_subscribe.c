@@ -58,8 +58,7 @@ void send_retained_for(client_t *c, sub_t *sub)
     if (!c->session)
         return;
     retained_ctx_t rc = {c->broker, c->session, sub};
-    tree_match_retained(&c->broker->tree,
-                        (bytes_t){(const uint8_t *)sub->filter, sub->filter_len},
+    tree_match_retained(&c->broker->tree, (bytes_t){(const uint8_t *)sub->filter, sub->filter_len},
                         send_retained_one, &rc);
 }
 
@@ -83,8 +82,8 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     }
     bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
     if (b->hooks.may_subscribe && !b->hooks.may_subscribe(b->hooks_ctx, identity, e->filter)) {
-        LOGD("client '%s': subscription to '%.*s' not authorized", c->identity,
-             (int)e->filter.len, (const char *)e->filter.data);
+        LOGD("client '%s': subscription to '%.*s' not authorized", c->identity, (int)e->filter.len,
+             (const char *)e->filter.data);
         return v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT311_SUBACK_FAILURE;
     }
     sub_t *sub = session_find_sub(s, e->filter);
@@ -101,8 +100,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
                 .client_id = {(const uint8_t *)s->client_id, s->client_id_len},
                 .filter = e->filter,
                 .options = (uint8_t)(e->qos | (e->no_local ? 0x04 : 0) |
-                                     (e->retain_as_published ? 0x08 : 0) |
-                                     e->retain_handling << 4),
+                                     (e->retain_as_published ? 0x08 : 0) | e->retain_handling << 4),
                 .sub_id = sub_id,
             };
             store_put_sub(b->store, &row);
@@ -137,9 +135,8 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed SUBSCRIBE";
     sedge_err err = mqtt_decode_subscribe(f, c->version, &sp, &why);
     if (err)
-        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
-                                                               : MQTT_RC_MALFORMED,
-                                  why);
+        return protocol_violation(
+            c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, why);
     uint32_t sub_id = mqtt_props_has(&sp.props, MQTT_PROP_SUBSCRIPTION_ID) ? sp.props.sub_id : 0;
     uint8_t reasons_stack[64];
     sub_t *retained_stack[64];
@@ -165,20 +162,20 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
         /* The SUBACK, then the retained messages (MQTT 3.8.4); for a
          * persistent session, once the subscriptions are committed. */
         buf_t pkt = {0};
-        size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, sp.packet_id, NULL,
-                                      reasons, sp.count);
+        size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, sp.packet_id, NULL, reasons,
+                                      sp.count);
         char **filters = calloc(sp.count, sizeof *filters);
         size_t nf = 0;
         for (size_t k = 0; filters && k < sp.count; k++)
-            if (retained_for[k] && (filters[nf] = strndup(retained_for[k]->filter,
-                                                          retained_for[k]->filter_len)))
+            if (retained_for[k] &&
+                (filters[nf] = strndup(retained_for[k]->filter, retained_for[k]->filter_len)))
                 nf++;
         if (!filters || buf_reserve(&pkt, n)) {
             free(filters);
             err = protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
         } else {
-            pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_SUBACK, sp.packet_id,
-                                         NULL, reasons, sp.count);
+            pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_SUBACK, sp.packet_id, NULL,
+                                         reasons, sp.count);
             uint64_t batch = c->session->persistent ? store_open_batch(b->store) : 0;
             held_packet(c, HELD_SUBACK, &pkt, batch, filters, nf);
         }
@@ -197,9 +194,8 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed UNSUBSCRIBE";
     sedge_err err = mqtt_decode_unsubscribe(f, c->version, &up, &why);
     if (err)
-        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
-                                                               : MQTT_RC_MALFORMED,
-                                  why);
+        return protocol_violation(
+            c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, why);
     uint8_t reasons_stack[64];
     uint8_t *reasons = up.count <= sizeof reasons_stack ? reasons_stack : malloc(up.count);
     if (!reasons)
@@ -212,8 +208,8 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f)
             session_remove_sub(b, c->session, sub);
         reasons[i++] = sub ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
-    size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_UNSUBACK, up.packet_id, NULL,
-                                  reasons, up.count);
+    size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
+                                  up.count);
     uint8_t *pkt = malloc(n);
     if (pkt) {
         mqtt_encode_suback(pkt, n, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
@@ -233,9 +229,8 @@ sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f)
     const char *why = "malformed DISCONNECT";
     sedge_err err = mqtt_decode_disconnect(f, c->version, &d, &why);
     if (err)
-        return protocol_violation(c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR
-                                                               : MQTT_RC_MALFORMED,
-                                  why);
+        return protocol_violation(
+            c, err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, why);
     session_t *s = c->session;
     if (mqtt_props_has(&d.props, MQTT_PROP_SESSION_EXPIRY)) {
         if (s->expiry_interval == 0 && d.props.session_expiry != 0)

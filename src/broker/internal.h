@@ -65,9 +65,9 @@ typedef struct sub {
     bool no_local;
     bool retain_as_published;
     uint8_t retain_handling;
-    uint32_t sub_id;         /* 0 = none */
+    uint32_t sub_id;            /* 0 = none */
     struct shared_group *group; /* set for shared subscriptions */
-    size_t index;            /* position in its node's or group's array */
+    size_t index;               /* position in its node's or group's array */
 } sub_t;
 
 typedef struct shared_group {
@@ -138,7 +138,7 @@ typedef struct out_msg {
 /* A will waiting for its delay (or for the session to end). */
 typedef struct {
     msg_t *msg;
-    uint64_t due_ms;         /* monotonic */
+    uint64_t due_ms;          /* monotonic */
     uint32_t expiry_interval; /* the will's message expiry, from publication */
 } pending_will_t;
 
@@ -157,7 +157,7 @@ struct session {
     /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
      * sent and wait for their acknowledgement. */
     out_msg_t *head, *tail, *unsent;
-    size_t queued;   /* entries in the list */
+    size_t queued; /* entries in the list */
     bool queue_full_logged;
     size_t inflight; /* entries sent and not completed */
     uint16_t next_packet_id;
@@ -234,8 +234,8 @@ struct client {
     size_t identity_len;
     char *source; /* "thing:" + identity, the source of its messages */
     size_t source_len;
-    char peer[56]; /* address:port, for logs */
-    buf_t in;      /* bytes of a packet not yet complete */
+    char peer[56];            /* address:port, for logs */
+    buf_t in;                 /* bytes of a packet not yet complete */
     buf_t out;                /* bytes to send */
     struct write_op *writing; /* the write in progress, if any */
     uint64_t last_rx_ms;
@@ -253,10 +253,10 @@ struct client {
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
     held_t *held_head, *held_tail; /* replies waiting for commits, in order */
-    msg_t *will; /* this connection's will */
+    msg_t *will;                   /* this connection's will */
     uint32_t will_delay;
     uint32_t will_expiry;
-    uint64_t connected_ms; /* when the socket was accepted */
+    uint64_t connected_ms;   /* when the socket was accepted */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     bool in_ack_wait;
     bool request_problem_info;
@@ -274,15 +274,15 @@ struct broker {
     listener_t *listeners;
     client_t *clients;
     client_t *flush_list;
-    map_t sessions; /* client id -> session_t */
+    map_t sessions;     /* client id -> session_t */
     session_t *offline; /* sessions without a connection */
     tree_t tree;
     uint64_t next_msg_id;
-    uint64_t next_queue_seq; /* numbers queued entries across all sessions */
-    uint64_t durable_writes; /* messages written for sessions or retain */
-    uint64_t queue_refusals; /* messages a full session queue refused */
-    uint64_t settled_batch;  /* newest batch committed or failed */
-    client_t *ack_waiters;   /* clients holding acknowledgements */
+    uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
+    uint64_t durable_writes;   /* messages written for sessions or retain */
+    uint64_t queue_refusals;   /* messages a full session queue refused */
+    uint64_t settled_batch;    /* newest batch committed or failed */
+    client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
     /* Scratch for deliver_message: the matched subscriptions, then one

@@ -372,8 +372,8 @@ sub_t *session_find_sub(session_t *s, bytes_t filter)
 
 static uint8_t sub_options_byte(const sub_t *sub)
 {
-    return (uint8_t)(sub->qos | (sub->no_local ? 0x04 : 0) |
-                     (sub->retain_as_published ? 0x08 : 0) | sub->retain_handling << 4);
+    return (uint8_t)(sub->qos | (sub->no_local ? 0x04 : 0) | (sub->retain_as_published ? 0x08 : 0) |
+                     sub->retain_handling << 4);
 }
 
 static void persist_sub(broker_t *b, session_t *s, const sub_t *sub)

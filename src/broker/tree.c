@@ -66,8 +66,7 @@ static void rehash(tree_t *t)
     t->bucket_count = count;
 }
 
-static tree_node_t *child_create(tree_t *t, tree_node_t *parent, const uint8_t *level,
-                                 size_t len)
+static tree_node_t *child_create(tree_t *t, tree_node_t *parent, const uint8_t *level, size_t len)
 {
     tree_node_t *n = calloc(1, sizeof *n);
     char *name = malloc(len + 1);
@@ -302,8 +301,8 @@ static void subtree_retained(tree_t *t, tree_node_t *top, tree_retained_fn fn, v
 {
     tree_node_t *n = top;
     for (;;) {
-        bool skip = is_wildcard_node(n) ||
-                    (n->parent == &t->root && n->level_len && n->level[0] == '$' && top == &t->root);
+        bool skip = is_wildcard_node(n) || (n->parent == &t->root && n->level_len &&
+                                            n->level[0] == '$' && top == &t->root);
         if (!skip && n->retained)
             fn(ctx, n->retained);
         if (!skip && n->first_child) {

@@ -20,8 +20,9 @@ sedge_err admin_call(const char *data_dir, json_t *request, json_t **response, c
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        snprintf(err, errlen, "cannot reach sedged at %s: %s (is sedged running with this "
-                              "data directory? see --data-dir)",
+        snprintf(err, errlen,
+                 "cannot reach sedged at %s: %s (is sedged running with this "
+                 "data directory? see --data-dir)",
                  addr.sun_path, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -12,7 +12,7 @@
 /* Send `request` (borrowed) to DATA_DIR/admin.sock and return the parsed
  * response in `*response` (the caller decrefs). On failure `err` says why
  * (e.g. "sedged is not running"). */
-NODISCARD sedge_err admin_call(const char *data_dir, json_t *request, json_t **response,
-                               char *err, size_t errlen);
+NODISCARD sedge_err admin_call(const char *data_dir, json_t *request, json_t **response, char *err,
+                               size_t errlen);
 
 #endif

@@ -159,7 +159,6 @@ static void print_duration(long long s)
     printf("%llds", s % 60);
 }
 
-
 /* Flags every command takes: --json and --help. Returns -1 to go on, or
  * an exit code. */
 static int common_flags(cli_t *cli, const char *usage_line, int max_positional,
@@ -283,8 +282,8 @@ static int cmd_status(cli_t *cli)
         if (json_is_true(json_object_get(svc, "attached")))
             printf("service %-20s %lld delivered\n", name, num(svc, "delivered"));
         else
-            printf("service %-20s not available yet: %lld messages waiting, %lld dropped\n",
-                   name, num(svc, "waiting"), num(svc, "dropped"));
+            printf("service %-20s not available yet: %lld messages waiting, %lld dropped\n", name,
+                   num(svc, "waiting"), num(svc, "dropped"));
     }
     json_decref(r);
     return 0;
@@ -455,7 +454,8 @@ static int cmd_spool(cli_t *cli)
     if (!r)
         return rc;
     const char *err = json_string_value(json_object_get(r, "last_error"));
-    printf("cloud        %s, %s (client id %s)\n", json_string_value(json_object_get(r, "endpoint")),
+    printf("cloud        %s, %s (client id %s)\n",
+           json_string_value(json_object_get(r, "endpoint")),
            json_string_value(json_object_get(r, "state")),
            json_string_value(json_object_get(r, "client_id")));
     if (err)
@@ -497,8 +497,8 @@ static int cmd_functions(cli_t *cli)
             printf("%spid %lld %s", k ? ", " : "", num(in, "pid"),
                    json_string_value(json_object_get(in, "state")));
         if (json_is_integer(json_object_get(f, "standby")))
-            printf("%sstandby pid %lld", json_array_size(json_object_get(f, "instances")) ? ", " : "",
-                   num(f, "standby"));
+            printf("%sstandby pid %lld",
+                   json_array_size(json_object_get(f, "instances")) ? ", " : "", num(f, "standby"));
         printf("\n  queue      %lld\n", num(f, "queue"));
         printf("  invoked    %lld, %lld errors (%lld timeouts, %lld out of memory, %lld crashes), "
                "%lld refused, %lld publishes refused\n",
@@ -550,7 +550,8 @@ static int cmd_invoke(cli_t *cli)
             return 1;
         }
     }
-    bytes_t payload = data ? (bytes_t){(uint8_t *)data, len} : bytes_of_cstr(args[1] ? args[1] : "");
+    bytes_t payload =
+        data ? (bytes_t){(uint8_t *)data, len} : bytes_of_cstr(args[1] ? args[1] : "");
     char *b64 = base64_encode(payload);
     free(data);
     json_t *req = json_object();

@@ -52,8 +52,8 @@ static void problem(loader_t *l, const char *path, const char *key, const char *
     int line = line_of(l, key);
     int n;
     if (line)
-        n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line,
-                     path, what);
+        n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line, path,
+                     what);
     else
         n = snprintf(l->err + l->used, l->errlen - l->used, "%s: %s: %s\n", l->file, path, what);
     if (n > 0)
@@ -106,8 +106,7 @@ static bool get_uint(loader_t *l, json_t *obj, const char *key, const char *path
         return false;
     char full[256];
     snprintf(full, sizeof full, "%s.%s", path, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
         problem(l, full, key, "expected an integer from 0 to %llu", (unsigned long long)max);
         return false;
     }
@@ -131,10 +130,17 @@ static const char *get_string(loader_t *l, json_t *obj, const char *key, const c
 
 static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
 {
-    static const char *const keys[] = {
-        "max_connections",    "max_packet_bytes", "max_queued_messages",   "max_inflight",
-        "topic_alias_maximum", "max_keepalive",   "max_session_expiry",    "sys_interval_s",
-        "max_output_bytes",   "slow_reader_timeout_s", NULL};
+    static const char *const keys[] = {"max_connections",
+                                       "max_packet_bytes",
+                                       "max_queued_messages",
+                                       "max_inflight",
+                                       "topic_alias_maximum",
+                                       "max_keepalive",
+                                       "max_session_expiry",
+                                       "sys_interval_s",
+                                       "max_output_bytes",
+                                       "slow_reader_timeout_s",
+                                       NULL};
     if (!json_is_object(o)) {
         problem(l, "limits", "limits", "expected an object");
         return;
@@ -258,10 +264,10 @@ static void load_spool(loader_t *l, json_t *o, uplink_config_t *u)
 
 static void load_cloud(loader_t *l, json_t *o, config_t *c)
 {
-    static const char *const keys[] = {"endpoint",    "ca_file",      "cert_file",
-                                       "key_file",    "client_id",    "protocol",
-                                       "keepalive_s", "max_inflight", "reconnect_min_ms",
-                                       "reconnect_max_ms", "spool",   NULL};
+    static const char *const keys[] = {"endpoint",         "ca_file",      "cert_file",
+                                       "key_file",         "client_id",    "protocol",
+                                       "keepalive_s",      "max_inflight", "reconnect_min_ms",
+                                       "reconnect_max_ms", "spool",        NULL};
     if (!json_is_object(o)) {
         problem(l, "cloud", "cloud", "expected an object");
         return;
@@ -315,9 +321,8 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir", "core",      "listeners", "limits",
-                                       "store",    "shadow",    "functions", "cloud",
-                                       "log_level", NULL};
+    static const char *const keys[] = {"data_dir", "core",      "listeners", "limits",    "store",
+                                       "shadow",   "functions", "cloud",     "log_level", NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);

@@ -20,7 +20,7 @@ typedef struct {
     size_t listener_count;
     broker_limits_t limits;
     bool store_sync_full;
-    size_t shadow_max_bytes; /* largest shadow state document */
+    size_t shadow_max_bytes;   /* largest shadow state document */
     bool functions_allow_root; /* may functions run as uid 0 */
     bool cloud_enabled;
     uplink_config_t cloud;

@@ -12,10 +12,10 @@
 #include "deploy/deploy.h"
 #include "functions/functions.h"
 #include "jobs.h"
-#include "shadow_sync.h"
 #include "pki/pki.h"
 #include "routing.h"
 #include "shadow/shadow.h"
+#include "shadow_sync.h"
 #include "store/store.h"
 #include "uplink/uplink.h"
 
@@ -83,8 +83,7 @@ static sedge_err lock_data_dir(core_t *c)
     c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         LOGE("%s: %s", path,
-             c->lock_fd < 0 ? strerror(errno)
-                            : "another sedged is running on this data directory");
+             c->lock_fd < 0 ? strerror(errno) : "another sedged is running on this data directory");
         free(path);
         return SEDGE_ERR_BUSY;
     }
@@ -106,8 +105,7 @@ static sedge_err ensure_demo_ca(core_t *c)
     if (exists)
         return SEDGE_OK;
     char err[512];
-    sedge_err rc = pki_ca_init(c->cfg.data_dir, c->cfg.thing_name, NULL, 0, false, err,
-                               sizeof err);
+    sedge_err rc = pki_ca_init(c->cfg.data_dir, c->cfg.thing_name, NULL, 0, false, err, sizeof err);
     if (rc)
         LOGE("cannot create the demo CA: %s", err);
     else
@@ -231,8 +229,7 @@ static bool shadow_listeners(void *ctx, bytes_t topic)
     return broker_has_subscribers(c->broker, topic);
 }
 
-static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t name,
-                           bytes_t accepted)
+static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t name, bytes_t accepted)
 {
     core_t *c = ctx;
     if (c->sync)
@@ -330,8 +327,8 @@ static int cloud_from_broker(void *ctx, const char *endpoint, const broker_messa
 static void cloud_to_local(void *ctx, bytes_t topic, bytes_t payload, uint8_t qos)
 {
     core_t *c = ctx;
-    broker_message_t m = {.source = BYTES_LIT("cloud"), .topic = topic, .payload = payload,
-                          .qos = qos > 1 ? 1 : qos};
+    broker_message_t m = {
+        .source = BYTES_LIT("cloud"), .topic = topic, .payload = payload, .qos = qos > 1 ? 1 : qos};
     if (broker_publish(c->broker, &m) == SEDGE_ERR_DENIED)
         LOGD("message from the cloud on %.*s: no route", (int)topic.len, (const char *)topic.data);
 }
@@ -454,8 +451,8 @@ static sedge_err function_publish(void *ctx, const char *function, bytes_t topic
     core_t *c = ctx;
     char source[96];
     snprintf(source, sizeof source, "function:%.80s", function);
-    broker_message_t m = {.source = bytes_of_cstr(source), .topic = topic, .payload = payload,
-                          .qos = qos};
+    broker_message_t m = {
+        .source = bytes_of_cstr(source), .topic = topic, .payload = payload, .qos = qos};
     return broker_publish(c->broker, &m);
 }
 
@@ -475,13 +472,13 @@ static void function_shadow(void *ctx, const char *function, shadow_op_t op, byt
     if (!routing_allows(c->routing, bytes_of_cstr(source), bytes_of_cstr(topic), "shadow")) {
         char msg[256];
         snprintf(msg, sizeof msg,
-                 "{\"code\":403,\"message\":\"Forbidden: no route from %.80s to shadow\"}",
-                 source);
+                 "{\"code\":403,\"message\":\"Forbidden: no route from %.80s to shadow\"}", source);
         done(done_ctx, 403, bytes_of_cstr(msg));
         return;
     }
     if (!shadow_valid_thing_name(thing) || (name.len && !shadow_valid_shadow_name(name))) {
-        done(done_ctx, 400, BYTES_LIT("{\"code\":400,\"message\":\"Invalid thing or shadow name\"}"));
+        done(done_ctx, 400,
+             BYTES_LIT("{\"code\":400,\"message\":\"Invalid thing or shadow name\"}"));
         return;
     }
     shadow_request(c->shadow, op, thing, name, payload, done, done_ctx);
@@ -524,9 +521,9 @@ static void cmd_invoke(void *ctx, json_t *request, admin_request_t *req)
         admin_reply_error(req, "payload_b64 is not base64");
         return;
     }
-    sedge_err err = functions_invoke(c->functions, name, BYTES_LIT(""),
-                                     (bytes_t){payload.data, payload.len}, "sedgectl",
-                                     invoke_answered, req);
+    sedge_err err =
+        functions_invoke(c->functions, name, BYTES_LIT(""), (bytes_t){payload.data, payload.len},
+                         "sedgectl", invoke_answered, req);
     buf_free(&payload);
     if (err == SEDGE_ERR_NOT_FOUND)
         admin_reply_error(req, "no function named %s in the active group", name);
@@ -610,8 +607,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if (c->cfg.embedded_default && (err = ensure_demo_ca(c)))
         goto fail;
     char *db = data_path(c, "sedge.db");
-    store_options_t so = {.path = db, .synchronous_full = c->cfg.store_sync_full,
-                          .on_commit = on_commit, .ctx = c};
+    store_options_t so = {
+        .path = db, .synchronous_full = c->cfg.store_sync_full, .on_commit = on_commit, .ctx = c};
     err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
     free(db);
     if (err)
@@ -656,10 +653,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;
     routing_attach_prefix(c->routing, "function:", function_from_broker, c);
-    deploy_options_t dopts = {.store = c->store,
-                              .max_bytes = GROUP_MAX_BYTES_DEFAULT,
-                              .apply = core_apply,
-                              .ctx = c};
+    deploy_options_t dopts = {
+        .store = c->store, .max_bytes = GROUP_MAX_BYTES_DEFAULT, .apply = core_apply, .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->uplink && (err = jobs_start(c->uplink, c->deploy, c->cfg.thing_name, &c->jobs)))

@@ -96,10 +96,11 @@ int main(int argc, char **argv)
     umask(077);
     config_t cfg;
     char err[8192];
-    sedge_err rc = config_path ? config_load(config_path, &cfg, err, sizeof err)
-                               : config_default(&cfg);
+    sedge_err rc =
+        config_path ? config_load(config_path, &cfg, err, sizeof err) : config_default(&cfg);
     if (rc) {
-        fprintf(stderr, "sedged: invalid configuration:\n%s", config_path ? err : "out of memory\n");
+        fprintf(stderr, "sedged: invalid configuration:\n%s",
+                config_path ? err : "out of memory\n");
         return 2;
     }
     if (debug)

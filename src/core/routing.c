@@ -98,8 +98,7 @@ static void hold(service_t *s, const broker_message_t *m)
     s->held++;
 }
 
-static int to_service(routing_t *r, const char *endpoint, const broker_message_t *m,
-                      int route_qos)
+static int to_service(routing_t *r, const char *endpoint, const broker_message_t *m, int route_qos)
 {
     service_t *s = service_get(r, endpoint, true);
     if (!s)
@@ -293,7 +292,8 @@ json_t *routing_cloud_filters(routing_t *r)
         bool seen = false;
         size_t k;
         json_t *v;
-        json_array_foreach(list, k, v) seen |= strcmp(json_string_value(v), g->routes[i].filter) == 0;
+        json_array_foreach(list, k, v) seen |=
+            strcmp(json_string_value(v), g->routes[i].filter) == 0;
         if (!seen)
             json_array_append_new(list, json_string(g->routes[i].filter));
     }

@@ -140,8 +140,8 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
 {
     item_t *it = ctx;
     json_error_t jerr;
-    json_t *local = code == 0 ? json_loadb((const char *)response.data, response.len, 0, &jerr)
-                              : NULL;
+    json_t *local =
+        code == 0 ? json_loadb((const char *)response.data, response.len, 0, &jerr) : NULL;
     json_t *cloud = it->cloud;
     it->cloud = NULL;
     it->reconciling = false;
@@ -159,8 +159,8 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
         else if (cloud && !local)
             to_local = state_patch(NULL, cloud, true, true);
         else if (cloud && local) {
-            to_local = state_patch(local, cloud, true, false);  /* the cloud wins desired */
-            to_cloud = state_patch(cloud, local, false, true);  /* the device wins reported */
+            to_local = state_patch(local, cloud, true, false); /* the cloud wins desired */
+            to_cloud = state_patch(cloud, local, false, true); /* the device wins reported */
         }
         break;
     case DIR_TO_CLOUD:
@@ -350,8 +350,8 @@ void shadow_sync_configure(shadow_sync_t *s, const group_t *g)
         const char *thing = json_string_value(json_object_get(e, "thing"));
         const char *dir = json_string_value(json_object_get(e, "direction"));
         direction_t d = !dir || strcmp(dir, "between_device_and_cloud") == 0 ? DIR_BOTH
-                        : strcmp(dir, "device_to_cloud") == 0                 ? DIR_TO_CLOUD
-                                                                              : DIR_TO_DEVICE;
+                        : strcmp(dir, "device_to_cloud") == 0                ? DIR_TO_CLOUD
+                                                                             : DIR_TO_DEVICE;
         if (!thing)
             continue;
         json_t *classic = json_object_get(e, "classic");

@@ -221,8 +221,8 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
     uint64_t batch = store_put_deployment(d->o.store, &row, (bytes_t){(const uint8_t *)text, len});
     d->candidate = g;
     d->candidate_version = version;
-    LOGI("deploying version %llu of group %s (%zu things, %zu routes)",
-         (unsigned long long)version, g->name, g->thing_count, g->route_count);
+    LOGI("deploying version %llu of group %s (%zu things, %zu routes)", (unsigned long long)version,
+         g->name, g->thing_count, g->route_count);
     if (store_when_settled(d->o.store, batch, stored, d))
         stored(d, SEDGE_ERR_NOMEM);
 }

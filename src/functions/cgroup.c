@@ -115,8 +115,7 @@ cgroup_mode_t cgroup_detect(void)
         snprintf(v1_pids, sizeof v1_pids, "/sys/fs/cgroup/pids%s", pids_own);
         if (usable(v1_memory)) {
             mode = CGROUP_V1;
-            snprintf(v1_memory + strlen(v1_memory), sizeof v1_memory - strlen(v1_memory),
-                     "/sedge");
+            snprintf(v1_memory + strlen(v1_memory), sizeof v1_memory - strlen(v1_memory), "/sedge");
             if (usable(v1_pids))
                 snprintf(v1_pids + strlen(v1_pids), sizeof v1_pids - strlen(v1_pids), "/sedge");
             else

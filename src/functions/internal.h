@@ -46,7 +46,7 @@ typedef struct {
     size_t env_count;
     resource_t *resources;
     size_t resource_count;
-    char *config; /* JSON text of "config" */
+    char *config;   /* JSON text of "config" */
     json_t *source; /* the entry as deployed, to see whether it changed */
 } spec_t;
 
@@ -100,9 +100,9 @@ typedef struct instance {
     int64_t exit_status;
     int term_signal;
     uint64_t invocations;
-    char root_dir[560]; /* the sandbox's root mount point, removed at the end */
+    char root_dir[560];        /* the sandbox's root mount point, removed at the end */
     char last_error_line[256]; /* from stderr, to explain a failed start */
-    buf_t partial[2]; /* an unfinished line of stdout, of stderr */
+    buf_t partial[2];          /* an unfinished line of stdout, of stderr */
 } instance_t;
 
 typedef struct logfile logfile_t;
@@ -113,7 +113,7 @@ struct fn {
     spec_t spec;
     instance_t *instances;
     size_t instance_count;
-    instance_t *standby; /* an instance set up ahead of need (on-demand) */
+    instance_t *standby;       /* an instance set up ahead of need (on-demand) */
     uint32_t standby_failures; /* in a row: past a few, no more are prepared */
     invocation_t *queue_head, *queue_tail;
     size_t queue_len;

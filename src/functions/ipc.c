@@ -202,8 +202,9 @@ static void handle_hello(fconn_t *c, json_t *h)
     const char *name = json_string_value(json_object_get(h, "function"));
     instance_t *in = token ? instance_by_token(c->f, token) : NULL;
     if (!in || !name || strcmp(name, in->fn->spec.name) != 0 || in->conn) {
-        send_frame(c, json_pack("{s:s,s:b,s:s}", "op", "hello", "ok", 0, "error",
-                                "unknown function or credential"),
+        send_frame(c,
+                   json_pack("{s:s,s:b,s:s}", "op", "hello", "ok", 0, "error",
+                             "unknown function or credential"),
                    (bytes_t){0});
         send_error_and_close(c, "hello with an unknown function or credential");
         return;
@@ -257,8 +258,8 @@ static void handle_request(fconn_t *c, json_t *h, const char *op, bytes_t payloa
             reply(c, req, false, "invalid", "publish needs a topic and qos 0 or 1", (bytes_t){0});
             return;
         }
-        sedge_err err = f->o.publish(f->o.ctx, fn->spec.name, bytes_of_cstr(topic), payload,
-                                     (uint8_t)qos);
+        sedge_err err =
+            f->o.publish(f->o.ctx, fn->spec.name, bytes_of_cstr(topic), payload, (uint8_t)qos);
         if (err == SEDGE_ERR_DENIED) {
             fn->publish_refused++;
             char why[300];
@@ -427,9 +428,8 @@ void ipc_forget_instance(fconn_t *c)
 
 void ipc_send_invoke(fconn_t *c, const invocation_t *inv)
 {
-    json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "invoke", "id", (json_int_t)inv->id,
-                          "topic", inv->topic ? inv->topic : "", "source",
-                          inv->source ? inv->source : "");
+    json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "invoke", "id", (json_int_t)inv->id, "topic",
+                          inv->topic ? inv->topic : "", "source", inv->source ? inv->source : "");
     send_frame(c, h, (bytes_t){inv->payload.data, inv->payload.len});
 }
 

@@ -63,9 +63,9 @@ void logfile_line(logfile_t *l, int pid, const char *stream, const uint8_t *data
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = fprintf(l->f, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%d] %s: %.*s\n",
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, ts.tv_nsec / 1000000, pid, stream, (int)len, (const char *)data);
+    int n = fprintf(l->f, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%d] %s: %.*s\n", tm.tm_year + 1900,
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    ts.tv_nsec / 1000000, pid, stream, (int)len, (const char *)data);
     fflush(l->f);
     if (n > 0)
         l->size += (size_t)n;

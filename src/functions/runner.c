@@ -217,8 +217,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
         if (!in->stop_requested) {
             fn->standby_failures++;
             LOGW("function %s: preparing an instance failed (%s%s)", fn->spec.name,
-                 term_signal ? "killed by a signal" : "exited",
-                 in->last_error_line[0] ? ": " : "");
+                 term_signal ? "killed by a signal" : "exited", in->last_error_line[0] ? ": " : "");
         }
         in->state = INSTANCE_STOPPING;
         close_instance_handles(in);
@@ -312,19 +311,16 @@ static void instance_timer_cb(uv_timer_t *t)
             in->current = NULL;
             invocation_end(fn, inv, SEDGE_ERR_TIMEOUT, "timed out", (bytes_t){0});
         }
-        LOGW("function %s (pid %d): invocation timed out after %.1f s; killing it",
-             fn->spec.name, in->pid, fn->spec.timeout_ms / 1000.0);
+        LOGW("function %s (pid %d): invocation timed out after %.1f s; killing it", fn->spec.name,
+             in->pid, fn->spec.timeout_ms / 1000.0);
         in->state = INSTANCE_STOPPING;
         kill(-in->pid, SIGKILL);
         break;
-    case INSTANCE_READY:
-        instance_stop(in, "idle");
-        break;
+    case INSTANCE_READY: instance_stop(in, "idle"); break;
     case INSTANCE_STOPPING:
         kill(-in->pid, SIGKILL); /* it did not stop when asked */
         break;
-    case INSTANCE_STANDBY:
-        break; /* no timer runs on standby */
+    case INSTANCE_STANDBY: break; /* no timer runs on standby */
     }
 }
 
@@ -922,14 +918,12 @@ json_t *functions_status(functions_t *f)
         json_object_set_new(o, "state", json_string(fn->state));
         json_t *instances = json_array();
         for (instance_t *in = fn->instances; in; in = in->next) {
-            static const char *const names[] = {"standby", "starting", "idle", "busy",
-                                                "stopping"};
+            static const char *const names[] = {"standby", "starting", "idle", "busy", "stopping"};
             if (in->state == INSTANCE_STANDBY)
                 continue; /* listed apart: it is not running the function */
-            json_array_append_new(instances,
-                                  json_pack("{s:i,s:s,s:I}", "pid", in->pid, "state",
-                                            names[in->state], "invocations",
-                                            (json_int_t)in->invocations));
+            json_array_append_new(instances, json_pack("{s:i,s:s,s:I}", "pid", in->pid, "state",
+                                                       names[in->state], "invocations",
+                                                       (json_int_t)in->invocations));
         }
         json_object_set_new(o, "instances", instances);
         json_object_set_new(o, "standby",

@@ -74,8 +74,8 @@ sedge_err spec_parse(json_t *e, bool allow_root, spec_t *s, char *err, size_t er
                        ? LIFECYCLE_LONG_LIVED
                        : LIFECYCLE_ON_DEMAND;
     json_t *t = json_object_get(e, "timeout_s");
-    s->timeout_ms = json_is_number(t) ? (uint64_t)(json_number_value(t) * 1000.0)
-                                      : DEFAULT_TIMEOUT_MS;
+    s->timeout_ms =
+        json_is_number(t) ? (uint64_t)(json_number_value(t) * 1000.0) : DEFAULT_TIMEOUT_MS;
     s->memory_mb = (uint32_t)uint_or(e, "memory_mb", DEFAULT_MEMORY_MB);
     s->max_instances = (uint32_t)uint_or(e, "max_instances", DEFAULT_MAX_INSTANCES);
     if (s->lifecycle == LIFECYCLE_LONG_LIVED)

@@ -380,9 +380,10 @@ static bool valid_run_as(const char *s)
 static void check_functions(check_t *c, json_t *functions)
 {
     static const char *const keys[] = {
-        "name",     "exec",      "lifecycle", "timeout_s", "memory_mb", "max_instances",
-        "max_queue", "run_as",   "isolation", "env",       "encoding",  "resources",
-        "sysfs",    "network",   "max_processes", "idle_timeout_s", "config", NULL};
+        "name",           "exec",      "lifecycle", "timeout_s", "memory_mb",
+        "max_instances",  "max_queue", "run_as",    "isolation", "env",
+        "encoding",       "resources", "sysfs",     "network",   "max_processes",
+        "idle_timeout_s", "config",    NULL};
     size_t i;
     json_t *f;
     json_array_foreach(functions, i, f)
@@ -416,8 +417,10 @@ static void check_functions(check_t *c, json_t *functions)
         struct {
             const char *key;
             json_int_t min, max;
-        } ints[] = {{"memory_mb", 1, 1048576},   {"max_instances", 1, 1000},
-                    {"max_queue", 1, 1000000},   {"max_processes", 1, 65536},
+        } ints[] = {{"memory_mb", 1, 1048576},
+                    {"max_instances", 1, 1000},
+                    {"max_queue", 1, 1000000},
+                    {"max_processes", 1, 65536},
                     {"idle_timeout_s", 1, 86400}};
         for (size_t k = 0; k < ARRAY_LEN(ints); k++) {
             json_t *v = json_object_get(f, ints[k].key);
@@ -557,8 +560,7 @@ static void check_thing_list(check_t *c, json_t *things, json_t *names)
     collect_names(c, things, "things", names, group_valid_thing_name);
 }
 
-sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **out,
-                      buf_t *errors)
+sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **out, buf_t *errors)
 {
     check_t c = {errors, 0};
     *out = NULL;
@@ -578,9 +580,9 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
         json_decref(doc);
         return SEDGE_ERR_INVALID;
     }
-    static const char *const keys[] = {"group",      "description", "things",  "routes",
-                                       "functions",  "resources",   "connectors", "revoked",
-                                       "shadows",    NULL};
+    static const char *const keys[] = {"group",     "description", "things",     "routes",
+                                       "functions", "resources",   "connectors", "revoked",
+                                       "shadows",   NULL};
     check_keys(&c, doc, "", keys);
     group_t *g = calloc(1, sizeof *g);
     if (g)
@@ -593,13 +595,14 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
     }
     json_t *name = json_object_get(doc, "group");
     if (!json_is_string(name) || !valid_any_name(json_string_value(name), json_string_length(name)))
-        problem(&c, "group: %s", name ? "expected a name of 1 to 128 of a-z A-Z 0-9 - _ : ."
-                                      : "missing (the group's name)");
+        problem(&c, "group: %s",
+                name ? "expected a name of 1 to 128 of a-z A-Z 0-9 - _ : ."
+                     : "missing (the group's name)");
     else
         g->name = strdup(json_string_value(name));
 
-    const char *sections[] = {"things", "routes", "functions", "resources", "connectors",
-                              "revoked"};
+    const char *sections[] = {"things",    "routes",     "functions",
+                              "resources", "connectors", "revoked"};
     for (size_t i = 0; i < ARRAY_LEN(sections); i++) {
         json_t *s = json_object_get(doc, sections[i]);
         if (s && !json_is_array(s))

@@ -136,7 +136,7 @@ enum {
     MQTT_PROP_SHARED_SUB_AVAILABLE = 0x2A,
 };
 
-#define MQTT_MAX_VBI 268435455u          /* largest variable byte integer */
+#define MQTT_MAX_VBI 268435455u /* largest variable byte integer */
 #define MQTT_MAX_PACKET_SIZE (MQTT_MAX_VBI + 5u)
 
 /*
@@ -224,8 +224,7 @@ typedef struct {
  * reserved packet type, or fixed-header flags the protocol forbids
  * (including PUBLISH QoS 3).
  */
-sedge_err mqtt_frame_parse(const uint8_t *buf, size_t len, mqtt_frame_t *out,
-                           const char **why);
+sedge_err mqtt_frame_parse(const uint8_t *buf, size_t len, mqtt_frame_t *out, const char **why);
 
 typedef struct {
     uint8_t version; /* MQTT_V311 or MQTT_V5 (or MQTT_V31 on refusal) */
@@ -307,8 +306,8 @@ typedef struct {
 
 sedge_err mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
                                 const char **why);
-sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version,
-                                  mqtt_subscribe_t *out, const char **why);
+sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
+                                  const char **why);
 /* `*cursor` starts at 0; false when there are no more entries. For an
  * UNSUBSCRIBE only `filter` is set. */
 bool mqtt_sub_entry_next(const mqtt_subscribe_t *s, uint8_t type, size_t *cursor,
@@ -327,8 +326,8 @@ typedef struct {
 sedge_err mqtt_decode_suback(const mqtt_frame_t *f, uint8_t version, mqtt_suback_t *out,
                              const char **why);
 size_t mqtt_encode_suback(uint8_t *out, size_t cap, uint8_t version, uint8_t type,
-                          uint16_t packet_id, const mqtt_props_t *props,
-                          const uint8_t *reasons, size_t count);
+                          uint16_t packet_id, const mqtt_props_t *props, const uint8_t *reasons,
+                          size_t count);
 
 /* DISCONNECT and AUTH: a reason code and properties (v5); in 3.1.1 a
  * DISCONNECT is empty and there is no AUTH. */
@@ -337,8 +336,8 @@ typedef struct {
     mqtt_props_t props;
 } mqtt_reason_packet_t;
 
-sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version,
-                                 mqtt_reason_packet_t *out, const char **why);
+sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
+                                 const char **why);
 sedge_err mqtt_decode_auth(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
                            const char **why);
 size_t mqtt_encode_disconnect(uint8_t *out, size_t cap, uint8_t version,

@@ -8,10 +8,10 @@
 
 const char *mqtt_packet_name(uint8_t type)
 {
-    static const char *const names[] = {
-        "RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC",
-        "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
-        "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+    static const char *const names[] = {"RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
+                                        "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                        "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                        "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
     return type < ARRAY_LEN(names) ? names[type] : "UNKNOWN";
 }
 
@@ -131,10 +131,10 @@ static void connect_body(writer_t *w, const mqtt_connect_t *c)
 {
     wr_binary(w, BYTES_LIT("MQTT"));
     wr_u8(w, c->version);
-    uint8_t flags = (uint8_t)((c->clean_start ? 0x02 : 0) | (c->will ? 0x04 : 0) |
-                              (c->will ? (c->will_qos & 3) << 3 : 0) |
-                              (c->will && c->will_retain ? 0x20 : 0) |
-                              (c->has_password ? 0x40 : 0) | (c->has_username ? 0x80 : 0));
+    uint8_t flags =
+        (uint8_t)((c->clean_start ? 0x02 : 0) | (c->will ? 0x04 : 0) |
+                  (c->will ? (c->will_qos & 3) << 3 : 0) | (c->will && c->will_retain ? 0x20 : 0) |
+                  (c->has_password ? 0x40 : 0) | (c->has_username ? 0x80 : 0));
     wr_u8(w, flags);
     wr_u16(w, c->keep_alive);
     if (c->version == MQTT_V5)
@@ -255,8 +255,7 @@ size_t mqtt_encode_publish(uint8_t *out, size_t cap, uint8_t version, const mqtt
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP */
 
-sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out,
-                          const char **why)
+sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out, const char **why)
 {
     memset(out, 0, sizeof *out);
     reader_t r = reader_of(f->body);
@@ -277,8 +276,7 @@ sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *ou
     return must_end(&r, why);
 }
 
-size_t mqtt_encode_ack(uint8_t *out, size_t cap, uint8_t version, uint8_t type,
-                       const mqtt_ack_t *a)
+size_t mqtt_encode_ack(uint8_t *out, size_t cap, uint8_t version, uint8_t type, const mqtt_ack_t *a)
 {
     bool with_props = version == MQTT_V5 && (a->props.present != 0 || a->props.user_props.len != 0);
     bool with_reason = version == MQTT_V5 && (a->reason || with_props);
@@ -341,8 +339,8 @@ sedge_err mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_sub
     return decode_sub_list(f, version, MQTT_SUBSCRIBE, out, why);
 }
 
-sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version,
-                                  mqtt_subscribe_t *out, const char **why)
+sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
+                                  const char **why)
 {
     return decode_sub_list(f, version, MQTT_UNSUBSCRIBE, out, why);
 }
@@ -369,8 +367,7 @@ bool mqtt_sub_entry_next(const mqtt_subscribe_t *s, uint8_t type, size_t *cursor
 }
 
 static void sub_list_body(writer_t *w, uint8_t version, uint8_t type, uint16_t packet_id,
-                          const mqtt_props_t *props, const mqtt_sub_entry_t *entries,
-                          size_t count)
+                          const mqtt_props_t *props, const mqtt_sub_entry_t *entries, size_t count)
 {
     wr_u16(w, packet_id);
     if (version == MQTT_V5)
@@ -423,8 +420,8 @@ sedge_err mqtt_decode_suback(const mqtt_frame_t *f, uint8_t version, mqtt_suback
 }
 
 size_t mqtt_encode_suback(uint8_t *out, size_t cap, uint8_t version, uint8_t type,
-                          uint16_t packet_id, const mqtt_props_t *props,
-                          const uint8_t *reasons, size_t count)
+                          uint16_t packet_id, const mqtt_props_t *props, const uint8_t *reasons,
+                          size_t count)
 {
     bool has_reasons = type == MQTT_SUBACK || version == MQTT_V5;
     size_t body = 2 + (version == MQTT_V5 ? props_size(props) : 0) + (has_reasons ? count : 0);
@@ -456,8 +453,8 @@ static sedge_err decode_reason_packet(const mqtt_frame_t *f, props_context_t ctx
     return must_end(&r, why);
 }
 
-sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version,
-                                 mqtt_reason_packet_t *out, const char **why)
+sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
+                                 const char **why)
 {
     if (version != MQTT_V5) {
         memset(out, 0, sizeof *out);

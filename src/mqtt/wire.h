@@ -14,8 +14,14 @@ typedef struct {
     size_t pos;
 } reader_t;
 
-static inline reader_t reader_of(bytes_t b) { return (reader_t){b.data, b.len, 0}; }
-static inline size_t reader_left(const reader_t *r) { return r->len - r->pos; }
+static inline reader_t reader_of(bytes_t b)
+{
+    return (reader_t){b.data, b.len, 0};
+}
+static inline size_t reader_left(const reader_t *r)
+{
+    return r->len - r->pos;
+}
 
 bool rd_u8(reader_t *r, uint8_t *v);
 bool rd_u16(reader_t *r, uint16_t *v);

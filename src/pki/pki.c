@@ -63,8 +63,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, int days)
          X509_gmtime_adj(X509_getm_notAfter(cert), (long)days * 86400) &&
          X509_set_pubkey(cert, key);
     X509_NAME *name = X509_get_subject_name(cert);
-    ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
-                                          -1, -1, 0);
+    ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                          -1, 0);
     ok = ok && X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
     if (!ok) {
         X509_free(cert);
@@ -174,14 +174,13 @@ sedge_err pki_ca_init(const char *dir, const char *core_name, const char *const 
         goto done;
     }
     char p2[4096];
-    if ((rc = write_pem((join(path, sizeof path, dir, "ca", ".key"), path), 0600, NULL, ca_key,
-                        err, errlen)) ||
+    if ((rc = write_pem((join(path, sizeof path, dir, "ca", ".key"), path), 0600, NULL, ca_key, err,
+                        errlen)) ||
         (rc = write_pem((join(p2, sizeof p2, dir, "core", ".key"), p2), 0600, NULL, core_key, err,
                         errlen)) ||
         (rc = write_pem((join(p2, sizeof p2, dir, "core", ".pem"), p2), 0644, core, NULL, err,
                         errlen)) ||
-        (rc = write_pem((join(p2, sizeof p2, dir, "ca", ".pem"), p2), 0644, ca, NULL, err,
-                        errlen)))
+        (rc = write_pem((join(p2, sizeof p2, dir, "ca", ".pem"), p2), 0644, ca, NULL, err, errlen)))
         goto done;
     rc = SEDGE_OK;
 done:
@@ -244,8 +243,9 @@ sedge_err pki_cert_issue(const char *dir, const char *name, char *err, size_t er
     X509 *cert = NULL;
     sedge_err rc = SEDGE_ERR_TLS;
     if (!ca || !ca_key) {
-        snprintf(err, errlen, "cannot read the CA from %s/ca.pem and %s/ca.key (run 'sedgectl ca "
-                              "init --dir %s' first)",
+        snprintf(err, errlen,
+                 "cannot read the CA from %s/ca.pem and %s/ca.key (run 'sedgectl ca "
+                 "init --dir %s' first)",
                  dir, dir, dir);
         rc = SEDGE_ERR_NOT_FOUND;
         goto done;

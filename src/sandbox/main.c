@@ -259,8 +259,8 @@ static void build_root(const options_t *o, const char *root)
         die("making mounts private");
     if (mount("sedge-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") != 0)
         die("mounting the new root");
-    static const char *const dirs[] = {"/usr", "/lib", "/lib32", "/lib64", "/libx32",
-                                       "/bin", "/sbin", "/etc"};
+    static const char *const dirs[] = {"/usr",    "/lib", "/lib32", "/lib64",
+                                       "/libx32", "/bin", "/sbin",  "/etc"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         system_dir(root, dirs[i]);
     char path[4096];
@@ -449,7 +449,8 @@ int main(int argc, char **argv)
         ;
     rmdir(root);
     int function_status;
-    if (read(report[0], &function_status, sizeof function_status) == (ssize_t)sizeof function_status)
+    if (read(report[0], &function_status, sizeof function_status) ==
+        (ssize_t)sizeof function_status)
         status = function_status; /* else the setup failed: report that */
     if (WIFSIGNALED(status)) {
         signal(WTERMSIG(status), SIG_DFL);

@@ -46,14 +46,14 @@ typedef struct {
 /* What one request answers, once its batch has settled. */
 typedef struct {
     shadow_svc_t *svc;
-    char *key;  /* the shadow's cache key, to forget it if the write fails */
+    char *key; /* the shadow's cache key, to forget it if the write fails */
     shadow_op_t op;
     char *base; /* the request topic, for a late /rejected */
     bool from_mqtt;
     outgoing_t out[3];
     size_t count;
-    int code;          /* 0 accepted, else the error code */
-    char *response;    /* accepted or rejected document, for `done` */
+    int code;       /* 0 accepted, else the error code */
+    char *response; /* accepted or rejected document, for `done` */
     shadow_done_fn done;
     void *done_ctx;
 } reply_t;
@@ -81,8 +81,14 @@ static bool valid_name(bytes_t name, size_t max)
     return true;
 }
 
-bool shadow_valid_thing_name(bytes_t name) { return valid_name(name, 128); }
-bool shadow_valid_shadow_name(bytes_t name) { return valid_name(name, 64); }
+bool shadow_valid_thing_name(bytes_t name)
+{
+    return valid_name(name, 128);
+}
+bool shadow_valid_shadow_name(bytes_t name)
+{
+    return valid_name(name, 64);
+}
 
 static const char *op_name(shadow_op_t op)
 {
@@ -165,7 +171,8 @@ static void send_reply(void *ctx, sedge_err result)
     }
     for (size_t i = 0; i < r->count; i++) {
         if (r->code == 0 || strstr(r->out[i].topic, "/rejected"))
-            s->o.publish(s->o.ctx, bytes_of_cstr(r->out[i].topic), bytes_of_cstr(r->out[i].payload));
+            s->o.publish(s->o.ctx, bytes_of_cstr(r->out[i].topic),
+                         bytes_of_cstr(r->out[i].payload));
         free(r->out[i].topic);
         free(r->out[i].payload);
     }
@@ -173,7 +180,8 @@ static void send_reply(void *ctx, sedge_err result)
         const char *slash = strchr(r->key, '/');
         bytes_t thing = {(const uint8_t *)r->key, (size_t)(slash - r->key)};
         bytes_t name = bytes_of_cstr(slash + 1);
-        s->o.on_change(s->o.ctx, r->op, thing, name, bytes_of_cstr(r->response ? r->response : "{}"));
+        s->o.on_change(s->o.ctx, r->op, thing, name,
+                       bytes_of_cstr(r->response ? r->response : "{}"));
     }
     if (r->done) {
         const char *resp = r->response ? r->response : "{}";
@@ -268,8 +276,8 @@ static json_t *document_view(const json_t *doc, bool with_delta)
     if (!meta)
         meta = json_object();
     if (with_delta) {
-        json_t *delta = shadow_delta(json_object_get(state, "desired"),
-                                     json_object_get(state, "reported"));
+        json_t *delta =
+            shadow_delta(json_object_get(state, "desired"), json_object_get(state, "reported"));
         if (delta)
             json_object_set_new(state, "delta", delta);
     }
@@ -610,8 +618,8 @@ void shadow_on_message(shadow_svc_t *s, bytes_t topic, bytes_t payload)
     handle(s, &q, payload);
 }
 
-void shadow_request(shadow_svc_t *s, shadow_op_t op, bytes_t thing, bytes_t name,
-                    bytes_t payload, shadow_done_fn done, void *ctx)
+void shadow_request(shadow_svc_t *s, shadow_op_t op, bytes_t thing, bytes_t name, bytes_t payload,
+                    shadow_done_fn done, void *ctx)
 {
     request_t q = {.op = op, .thing = thing, .name = name, .done = done, .done_ctx = ctx};
     if (!make_base(&q)) {

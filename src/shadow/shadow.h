@@ -49,8 +49,8 @@ void shadow_on_message(shadow_svc_t *s, bytes_t topic, bytes_t payload);
  * HTTP-like error code (400, 404, 409, 413, 500); `response` is the
  * accepted or rejected document (valid during the call). */
 typedef void (*shadow_done_fn)(void *ctx, int code, bytes_t response);
-void shadow_request(shadow_svc_t *s, shadow_op_t op, bytes_t thing, bytes_t name,
-                    bytes_t payload, shadow_done_fn done, void *ctx);
+void shadow_request(shadow_svc_t *s, shadow_op_t op, bytes_t thing, bytes_t name, bytes_t payload,
+                    shadow_done_fn done, void *ctx);
 
 /* The names of a thing's named shadows (a new JSON array). */
 NODISCARD sedge_err shadow_list(shadow_svc_t *s, bytes_t thing, json_t **names);

@@ -68,8 +68,7 @@ static const op_def_t op_defs[OP_COUNT] = {
                         "state, retain, sub_ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
     [OP_QUEUED_STATE] = {"iii", {"UPDATE queued SET packet_id = ?2, state = ?3 WHERE seq = ?1"}},
     [OP_QUEUED_DEL] = {"i", {"DELETE FROM queued WHERE seq BETWEEN ?1 AND ?2"}}, /* deferred */
-    [OP_RETAINED_PUT] = {"ti",
-                         {"INSERT OR REPLACE INTO retained(topic, msg_id) VALUES (?1, ?2)"}},
+    [OP_RETAINED_PUT] = {"ti", {"INSERT OR REPLACE INTO retained(topic, msg_id) VALUES (?1, ?2)"}},
     [OP_RETAINED_DEL] = {"t", {"DELETE FROM retained WHERE topic = ?1"}},
     [OP_INBOUND_PUT] = {"ti",
                         {"INSERT OR REPLACE INTO inbound(client_id, packet_id) VALUES (?1, ?2)"}},
@@ -78,8 +77,8 @@ static const op_def_t op_defs[OP_COUNT] = {
                            {"INSERT OR REPLACE INTO deployment(version, group_name, checksum, "
                             "created_at, status, reason, document) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"}},
-    [OP_DEPLOYMENT_STATUS] = {"itt",
-                              {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
+    [OP_DEPLOYMENT_STATUS] =
+        {"itt", {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
     [OP_META_PUT] = {"ti", {"INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)"}},
     [OP_SPOOL_PUT] = {"itbii",
                       {"INSERT OR REPLACE INTO spool(seq, topic, payload, qos, created_at) "
@@ -212,8 +211,7 @@ static uint64_t append_op(store_t *s, int op, const param_t *params)
          * so that nothing waiting on it is acknowledged. */
         b->ops.len = mark;
         b->result = SEDGE_ERR_NOMEM;
-        LOGE("out of memory queueing a write; batch %llu will fail",
-             (unsigned long long)b->seq);
+        LOGE("out of memory queueing a write; batch %llu will fail", (unsigned long long)b->seq);
     } else {
         b->count++;
     }
@@ -429,8 +427,14 @@ static void submit_check_cb(uv_check_t *h)
     submit(h->data);
 }
 
-uint64_t store_open_batch(const store_t *s) { return s->open->seq; }
-uint64_t store_committed_batch(const store_t *s) { return s->committed_seq; }
+uint64_t store_open_batch(const store_t *s)
+{
+    return s->open->seq;
+}
+uint64_t store_committed_batch(const store_t *s)
+{
+    return s->committed_seq;
+}
 
 sedge_err store_flush_sync(store_t *s)
 {
@@ -620,15 +624,16 @@ uint64_t store_del_inbound(store_t *s, bytes_t client_id, uint16_t packet_id)
 
 uint64_t store_put_deployment(store_t *s, const store_deployment_t *v, bytes_t document)
 {
-    param_t p[] = {P_I(v->version),    P_B(v->group),  P_B(v->checksum), P_I(v->created_at),
-                   P_B(v->status),     P_B(v->reason), P_B(document)};
+    param_t p[] = {P_I(v->version), P_B(v->group),  P_B(v->checksum), P_I(v->created_at),
+                   P_B(v->status),  P_B(v->reason), P_B(document)};
     return append_op(s, OP_DEPLOYMENT_PUT, p);
 }
 
 uint64_t store_set_deployment_status(store_t *s, uint64_t version, const char *status,
                                      const char *reason)
 {
-    param_t p[] = {P_I(version), P_B(bytes_of_cstr(status)), P_B(bytes_of_cstr(reason ? reason : ""))};
+    param_t p[] = {P_I(version), P_B(bytes_of_cstr(status)),
+                   P_B(bytes_of_cstr(reason ? reason : ""))};
     return append_op(s, OP_DEPLOYMENT_STATUS, p);
 }
 
@@ -702,8 +707,7 @@ static sedge_err session_row(void *ctx, sqlite3_stmt *st)
 sedge_err store_load_sessions(store_t *s, store_session_fn fn, void *ctx)
 {
     loader_t l = {(void *)fn, ctx};
-    return load_rows(s,
-                     "SELECT client_id, owner, expiry, version, disconnected_at FROM session",
+    return load_rows(s, "SELECT client_id, owner, expiry, version, disconnected_at FROM session",
                      session_row, &l);
 }
 
@@ -869,7 +873,8 @@ sedge_err store_read_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t *ve
                             char **document, int64_t *deleted_at)
 {
     sqlite3_stmt *st;
-    const char *sql = "SELECT version, document, deleted_at FROM shadow WHERE thing = ?1 AND name = ?2";
+    const char *sql =
+        "SELECT version, document, deleted_at FROM shadow WHERE thing = ?1 AND name = ?2";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
     bind_text(st, 1, thing);
@@ -906,8 +911,9 @@ sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *
 sedge_err store_spool_summary(store_t *s, store_spool_summary_t *out)
 {
     sqlite3_stmt *st;
-    const char *sql = "SELECT COUNT(*), COALESCE(SUM(length(CAST(topic AS BLOB)) + length(payload)), 0),"
-                      " COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM spool";
+    const char *sql =
+        "SELECT COUNT(*), COALESCE(SUM(length(CAST(topic AS BLOB)) + length(payload)), 0),"
+        " COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM spool";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
     sedge_err err = SEDGE_ERR_STORE;

@@ -209,8 +209,8 @@ sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, 
     }
     int64_t now = clock_wall_s();
     uint64_t seq = s->next_seq++;
-    bool in_memory = s->o.storage == SPOOL_MEMORY ||
-                     (!s->backlog && s->mem_bytes + size <= SPOOL_WINDOW_BYTES);
+    bool in_memory =
+        s->o.storage == SPOOL_MEMORY || (!s->backlog && s->mem_bytes + size <= SPOOL_WINDOW_BYTES);
     spool_entry_t *e = NULL;
     if (in_memory && !(e = entry_new(seq, topic, payload, qos, now))) {
         s->next_seq--;

@@ -38,7 +38,7 @@ typedef enum {
     LINK_STOPPED,
 } link_state_t;
 
-static const char *const state_names[] = {"disconnected", "resolving", "connecting",
+static const char *const state_names[] = {"disconnected",  "resolving",    "connecting",
                                           "tls handshake", "mqtt connect", "connected",
                                           "stopped"};
 
@@ -186,8 +186,8 @@ static void send_packet_ack(uplink_t *u, uint8_t type, uint16_t pid)
 static void send_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qos, uint16_t pid,
                          bool dup)
 {
-    mqtt_publish_t p = {.dup = dup, .qos = qos, .topic = topic, .packet_id = pid,
-                        .payload = payload};
+    mqtt_publish_t p = {
+        .dup = dup, .qos = qos, .topic = topic, .packet_id = pid, .payload = payload};
     size_t n = mqtt_encode_publish(NULL, 0, u->cfg.protocol, &p);
     if (buf_reserve(&u->out, n)) {
         link_down(u, "out of memory");
@@ -214,11 +214,11 @@ static void send_subscriptions(uplink_t *u)
     for (watch_t *w = u->watches; w; w = w->next)
         entries[k++] = (mqtt_sub_entry_t){.filter = bytes_of_cstr(w->filter), .qos = 1};
     uint16_t pid = (uint16_t)(u->window + 1);
-    size_t size = mqtt_encode_subscribe(NULL, 0, u->cfg.protocol, MQTT_SUBSCRIBE, pid, NULL,
-                                        entries, k);
+    size_t size =
+        mqtt_encode_subscribe(NULL, 0, u->cfg.protocol, MQTT_SUBSCRIBE, pid, NULL, entries, k);
     if (!buf_reserve(&u->out, size)) {
-        mqtt_encode_subscribe(u->out.data + u->out.len, size, u->cfg.protocol, MQTT_SUBSCRIBE,
-                              pid, NULL, entries, k);
+        mqtt_encode_subscribe(u->out.data + u->out.len, size, u->cfg.protocol, MQTT_SUBSCRIBE, pid,
+                              NULL, entries, k);
         u->out.len += size;
     }
     free(entries);
@@ -644,8 +644,8 @@ static void keepalive_cb(uv_timer_t *t)
 {
     uplink_t *u = t->data;
     uint64_t now = clock_mono_ms(), ka = (uint64_t)u->cfg.keepalive_s * 1000u;
-    if (u->state == LINK_RESOLVING || u->state == LINK_CONNECTING ||
-        u->state == LINK_HANDSHAKE || u->state == LINK_CONNACK) {
+    if (u->state == LINK_RESOLVING || u->state == LINK_CONNECTING || u->state == LINK_HANDSHAKE ||
+        u->state == LINK_CONNACK) {
         /* A cloud that accepts and then says nothing must not hold the
          * link: each step of connecting has a deadline. */
         uint64_t limit = ka > CONNECT_TIMEOUT_MS ? ka : CONNECT_TIMEOUT_MS;
@@ -698,8 +698,7 @@ static SSL_CTX *client_tls_context(uplink_t *u)
         what = u->cfg.ca_file;
     else if (!u->cfg.ca_file && SSL_CTX_set_default_verify_paths(ctx) != 1)
         what = "the system CA store";
-    else if (u->cfg.cert_file &&
-             SSL_CTX_use_certificate_chain_file(ctx, u->cfg.cert_file) != 1)
+    else if (u->cfg.cert_file && SSL_CTX_use_certificate_chain_file(ctx, u->cfg.cert_file) != 1)
         what = u->cfg.cert_file;
     else if (u->cfg.key_file &&
              SSL_CTX_use_PrivateKey_file(ctx, u->cfg.key_file, SSL_FILETYPE_PEM) != 1)
@@ -833,8 +832,7 @@ void uplink_free(uplink_t *u)
     free(u);
 }
 
-sedge_err uplink_send(uplink_t *u, bytes_t topic, bytes_t payload, int route_qos,
-                      uint64_t *batch)
+sedge_err uplink_send(uplink_t *u, bytes_t topic, bytes_t payload, int route_qos, uint64_t *batch)
 {
     *batch = 0;
     if (route_qos == 0) {
@@ -930,13 +928,14 @@ json_t *uplink_status(uplink_t *u)
         json_object_set_new(o, "connected_since", json_integer((json_int_t)u->connected_at));
     json_object_set_new(o, "queued", json_integer((json_int_t)st.queued));
     json_object_set_new(o, "bytes", json_integer((json_int_t)st.bytes));
-    json_object_set_new(o, "oldest_age_s",
-                        json_integer(st.oldest_created_at ? clock_wall_s() - st.oldest_created_at
-                                                          : 0));
+    json_object_set_new(
+        o, "oldest_age_s",
+        json_integer(st.oldest_created_at ? clock_wall_s() - st.oldest_created_at : 0));
     json_object_set_new(o, "sent", json_integer((json_int_t)(st.sent_acked - u->refused_by_cloud)));
     json_object_set_new(o, "appended", json_integer((json_int_t)st.appended));
-    json_object_set_new(o, "dropped", json_integer((json_int_t)(st.dropped + u->qos0_dropped +
-                                                                u->refused_by_cloud)));
+    json_object_set_new(
+        o, "dropped",
+        json_integer((json_int_t)(st.dropped + u->qos0_dropped + u->refused_by_cloud)));
     json_object_set_new(o, "refused_by_cloud", json_integer((json_int_t)u->refused_by_cloud));
     json_object_set_new(o, "received", json_integer((json_int_t)u->received));
     json_object_set_new(o, "reconnects", json_integer((json_int_t)u->reconnects));

@@ -89,19 +89,33 @@ enum { K_BYTE, K_U16, K_U32, K_VBI, K_LEN, K_PAIR };
 static int prop_kind(uint32_t id)
 {
     switch (id) {
-    case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
-        return K_BYTE;
-    case 0x13: case 0x21: case 0x22: case 0x23:
-        return K_U16;
-    case 0x02: case 0x11: case 0x18: case 0x27:
-        return K_U32;
-    case 0x0B:
-        return K_VBI;
-    case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C:
-    case 0x1F:
-        return K_LEN;
-    case 0x26:
-        return K_PAIR;
+    case 0x01:
+    case 0x17:
+    case 0x19:
+    case 0x24:
+    case 0x25:
+    case 0x28:
+    case 0x29:
+    case 0x2A: return K_BYTE;
+    case 0x13:
+    case 0x21:
+    case 0x22:
+    case 0x23: return K_U16;
+    case 0x02:
+    case 0x11:
+    case 0x18:
+    case 0x27: return K_U32;
+    case 0x0B: return K_VBI;
+    case 0x03:
+    case 0x08:
+    case 0x09:
+    case 0x12:
+    case 0x15:
+    case 0x16:
+    case 0x1A:
+    case 0x1C:
+    case 0x1F: return K_LEN;
+    case 0x26: return K_PAIR;
     }
     return -1;
 }
@@ -211,9 +225,9 @@ static void check_user_props(const mqtt_props_t *p)
 static void check_props(const mqtt_props_t *p, bytes_t body)
 {
     check_inside(p->raw, body);
-    bytes_t views[] = {p->content_type, p->response_topic, p->correlation_data,
-                       p->assigned_client_id, p->auth_method, p->auth_data,
-                       p->response_info, p->server_reference, p->reason_string};
+    bytes_t views[] = {p->content_type,       p->response_topic,   p->correlation_data,
+                       p->assigned_client_id, p->auth_method,      p->auth_data,
+                       p->response_info,      p->server_reference, p->reason_string};
     for (size_t i = 0; i < ARRAY_LEN(views); i++)
         check_inside(views[i], p->raw);
     CHECK(p->user_props.len == 0);
@@ -604,8 +618,8 @@ static void check_sub_list(const mqtt_frame_t *f, uint8_t version)
     uint8_t *e1, *e2;
     size_t n1, n2;
     ENCODE(e1, n1,
-           mqtt_encode_subscribe(enc_buf, enc_cap, version, f->type, s.packet_id, &s.props,
-                                 entries, s.count));
+           mqtt_encode_subscribe(enc_buf, enc_cap, version, f->type, s.packet_id, &s.props, entries,
+                                 s.count));
     CHECK(n1 <= f->size);
     mqtt_frame_t g = reframe(e1, n1, f->type);
     mqtt_subscribe_t d;
@@ -624,8 +638,8 @@ static void check_sub_list(const mqtt_frame_t *f, uint8_t version)
     }
     props_for_encode(&d.props, &s2);
     ENCODE(e2, n2,
-           mqtt_encode_subscribe(enc_buf, enc_cap, version, f->type, d.packet_id, &d.props,
-                                 again, d.count));
+           mqtt_encode_subscribe(enc_buf, enc_cap, version, f->type, d.packet_id, &d.props, again,
+                                 d.count));
     check_same_bytes(e1, n1, e2, n2);
     free(entries);
     free(again);

@@ -34,7 +34,10 @@ static mqtt_frame_t frame_of_body(uint8_t type, uint8_t flags, const uint8_t *bo
     return (mqtt_frame_t){type, flags, {body, len}, len + 2};
 }
 
-static bytes_t lit(const char *s) { return bytes_of_cstr(s); }
+static bytes_t lit(const char *s)
+{
+    return bytes_of_cstr(s);
+}
 
 /*
  * Run an encoder three ways: sizing (out NULL), into a buffer one byte too
@@ -220,8 +223,8 @@ static void test_frame_reserved_flags_are_malformed(void **state)
     for (uint8_t type = MQTT_CONNECT; type <= MQTT_AUTH; type++) {
         if (type == MQTT_PUBLISH)
             continue;
-        uint8_t fixed = (type == MQTT_PUBREL || type == MQTT_SUBSCRIBE ||
-                         type == MQTT_UNSUBSCRIBE) ? 2 : 0;
+        uint8_t fixed =
+            (type == MQTT_PUBREL || type == MQTT_SUBSCRIBE || type == MQTT_UNSUBSCRIBE) ? 2 : 0;
         for (uint8_t flags = 0; flags < 16; flags++) {
             uint8_t pkt[2] = {(uint8_t)(type << 4 | flags), 0x00};
             mqtt_frame_t f;
@@ -266,26 +269,26 @@ static void test_packet_and_reason_names(void **state)
 /* 3.1.1, flags 0xCE as in the spec's example: user name, password, will
  * QoS 1, will, clean session; keep alive 10. */
 static const uint8_t connect_v311[] = {
-    0x10, 0x1F,                                             /* CONNECT, 31 */
-    0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0xCE, 0x00, 0x0A, /* header */
-    0x00, 0x02, 'c', '1',                                   /* client id */
-    0x00, 0x03, 'w', '/', 't',                              /* will topic */
-    0x00, 0x03, 'b', 'y', 'e',                              /* will payload */
-    0x00, 0x01, 'u',                                        /* user name */
-    0x00, 0x02, 0x00, 0xFF,                                 /* password: binary */
+    0x10, 0x1F,                                               /* CONNECT, 31 */
+    0x00, 0x04, 'M',  'Q',  'T', 'T', 0x04, 0xCE, 0x00, 0x0A, /* header */
+    0x00, 0x02, 'c',  '1',                                    /* client id */
+    0x00, 0x03, 'w',  '/',  't',                              /* will topic */
+    0x00, 0x03, 'b',  'y',  'e',                              /* will payload */
+    0x00, 0x01, 'u',                                          /* user name */
+    0x00, 0x02, 0x00, 0xFF,                                   /* password: binary */
 };
 
 /* 5.0, the spec's example header (session expiry 10) with a will delay. */
 static const uint8_t connect_v5[] = {
-    0x10, 0x2B,                                             /* CONNECT, 43 */
-    0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0xCE, 0x00, 0x0A, /* header */
-    0x05, 0x11, 0x00, 0x00, 0x00, 0x0A,                     /* session expiry 10 */
-    0x00, 0x02, 'c', '1',                                   /* client id */
-    0x05, 0x18, 0x00, 0x00, 0x00, 0x1E,                     /* will delay 30 */
-    0x00, 0x03, 'w', '/', 't',                              /* will topic */
-    0x00, 0x03, 'b', 'y', 'e',                              /* will payload */
-    0x00, 0x01, 'u',                                        /* user name */
-    0x00, 0x02, 0x00, 0xFF,                                 /* password */
+    0x10, 0x2B,                                                 /* CONNECT, 43 */
+    0x00, 0x04, 'M',  'Q',  'T',  'T',  0x05, 0xCE, 0x00, 0x0A, /* header */
+    0x05, 0x11, 0x00, 0x00, 0x00, 0x0A,                         /* session expiry 10 */
+    0x00, 0x02, 'c',  '1',                                      /* client id */
+    0x05, 0x18, 0x00, 0x00, 0x00, 0x1E,                         /* will delay 30 */
+    0x00, 0x03, 'w',  '/',  't',                                /* will topic */
+    0x00, 0x03, 'b',  'y',  'e',                                /* will payload */
+    0x00, 0x01, 'u',                                            /* user name */
+    0x00, 0x02, 0x00, 0xFF,                                     /* password */
 };
 
 static void assert_spec_connect_fields(const mqtt_connect_t *c)
@@ -335,8 +338,8 @@ static void test_connect_v5_spec_example_round_trips(void **state)
 static void test_connect_minimal_without_will_or_credentials(void **state)
 {
     (void)state;
-    static const uint8_t pkt[] = {0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T',
-                                  0x04, 0x00, 0x00, 0x00, 0x00, 0x00};
+    static const uint8_t pkt[] = {0x10, 0x0C, 0x00, 0x04, 'M',  'Q',  'T',
+                                  'T',  0x04, 0x00, 0x00, 0x00, 0x00, 0x00};
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_connect_t c;
     assert_int_equal(mqtt_decode_connect(&f, &c, NULL), SEDGE_OK);
@@ -356,10 +359,16 @@ static void test_connect_v5_every_property_round_trips(void **state)
     size_t nu = mqtt_user_prop_encode(users, sizeof users, lit("region"), lit("eu"));
     nu += mqtt_user_prop_encode(users + nu, sizeof users - nu, lit("region"), lit("us"));
     size_t nw = mqtt_user_prop_encode(will_users, sizeof will_users, lit("k"), lit(""));
-    mqtt_connect_t c = {.version = MQTT_V5, .clean_start = true, .keep_alive = 60,
-                        .client_id = lit("dev-1"), .will = true, .will_qos = 2,
-                        .will_retain = true, .will_topic = lit("dev/1/status"),
-                        .will_payload = lit("offline"), .has_password = true,
+    mqtt_connect_t c = {.version = MQTT_V5,
+                        .clean_start = true,
+                        .keep_alive = 60,
+                        .client_id = lit("dev-1"),
+                        .will = true,
+                        .will_qos = 2,
+                        .will_retain = true,
+                        .will_topic = lit("dev/1/status"),
+                        .will_payload = lit("offline"),
+                        .has_password = true,
                         .password = lit("pw")};
     mqtt_props_t *p = &c.props;
     p->session_expiry = 3600;
@@ -371,10 +380,10 @@ static void test_connect_v5_every_property_round_trips(void **state)
     p->auth_method = lit("SCRAM-SHA-1");
     p->auth_data = lit("\x01\x02");
     p->user_props = (bytes_t){users, nu};
-    int ids[] = {MQTT_PROP_SESSION_EXPIRY, MQTT_PROP_RECEIVE_MAXIMUM,
-                 MQTT_PROP_MAXIMUM_PACKET_SIZE, MQTT_PROP_TOPIC_ALIAS_MAXIMUM,
+    int ids[] = {MQTT_PROP_SESSION_EXPIRY,        MQTT_PROP_RECEIVE_MAXIMUM,
+                 MQTT_PROP_MAXIMUM_PACKET_SIZE,   MQTT_PROP_TOPIC_ALIAS_MAXIMUM,
                  MQTT_PROP_REQUEST_RESPONSE_INFO, MQTT_PROP_REQUEST_PROBLEM_INFO,
-                 MQTT_PROP_AUTH_METHOD, MQTT_PROP_AUTH_DATA};
+                 MQTT_PROP_AUTH_METHOD,           MQTT_PROP_AUTH_DATA};
     for (size_t i = 0; i < ARRAY_LEN(ids); i++)
         mqtt_props_set(p, ids[i]);
     mqtt_props_t *w = &c.will_props;
@@ -386,9 +395,8 @@ static void test_connect_v5_every_property_round_trips(void **state)
     w->correlation_data = lit("\x00\x01\x02");
     w->correlation_data.len = 3;
     w->user_props = (bytes_t){will_users, nw};
-    int wids[] = {MQTT_PROP_WILL_DELAY, MQTT_PROP_PAYLOAD_FORMAT, MQTT_PROP_MESSAGE_EXPIRY,
-                  MQTT_PROP_CONTENT_TYPE, MQTT_PROP_RESPONSE_TOPIC,
-                  MQTT_PROP_CORRELATION_DATA};
+    int wids[] = {MQTT_PROP_WILL_DELAY,   MQTT_PROP_PAYLOAD_FORMAT, MQTT_PROP_MESSAGE_EXPIRY,
+                  MQTT_PROP_CONTENT_TYPE, MQTT_PROP_RESPONSE_TOPIC, MQTT_PROP_CORRELATION_DATA};
     for (size_t i = 0; i < ARRAY_LEN(wids); i++)
         mqtt_props_set(w, wids[i]);
 
@@ -445,8 +453,8 @@ static void test_connect_v5_every_property_round_trips(void **state)
 static void test_connect_mqtt31_is_unsupported(void **state)
 {
     (void)state;
-    static const uint8_t pkt[] = {0x10, 0x10, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p',
-                                  0x03, 0x02, 0x00, 0x3C, 0x00, 0x02, 'c', '1'};
+    static const uint8_t pkt[] = {0x10, 0x10, 0x00, 0x06, 'M',  'Q',  'I',  's', 'd',
+                                  'p',  0x03, 0x02, 0x00, 0x3C, 0x00, 0x02, 'c', '1'};
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_connect_t c;
     const char *why = NULL;
@@ -459,8 +467,8 @@ static void test_connect_unknown_level_is_unsupported_and_reports_it(void **stat
 {
     (void)state;
     for (uint8_t level = 0; level < 10; level++) {
-        uint8_t pkt[] = {0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T',
-                         level, 0x02, 0x00, 0x3C, 0x00, 0x00};
+        uint8_t pkt[] = {0x10, 0x0C,  0x00, 0x04, 'M',  'Q',  'T',
+                         'T',  level, 0x02, 0x00, 0x3C, 0x00, 0x00};
         mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
         mqtt_connect_t c;
         sedge_err err = mqtt_decode_connect(&f, &c, NULL);
@@ -478,8 +486,8 @@ static void test_connect_unknown_level_is_unsupported_and_reports_it(void **stat
 static void test_connect_wrong_protocol_name_is_malformed(void **state)
 {
     (void)state;
-    static const uint8_t pkt[] = {0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 't',
-                                  0x04, 0x02, 0x00, 0x3C, 0x00, 0x00};
+    static const uint8_t pkt[] = {0x10, 0x0C, 0x00, 0x04, 'M',  'Q',  'T',
+                                  't',  0x04, 0x02, 0x00, 0x3C, 0x00, 0x00};
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_connect_t c;
     assert_int_equal(mqtt_decode_connect(&f, &c, NULL), SEDGE_ERR_MALFORMED);
@@ -631,8 +639,7 @@ static void test_props_not_allowed_in_the_packet_is_malformed(void **state)
     static const uint8_t reason[] = {0x1F, 0x00, 0x00};
     static const uint8_t sub_id[] = {0x0B, 0x01};
     assert_int_equal(decode_connect_props(alias, sizeof alias, &c), SEDGE_ERR_MALFORMED);
-    assert_int_equal(decode_connect_props(will_delay, sizeof will_delay, &c),
-                     SEDGE_ERR_MALFORMED);
+    assert_int_equal(decode_connect_props(will_delay, sizeof will_delay, &c), SEDGE_ERR_MALFORMED);
     assert_int_equal(decode_connect_props(reason, sizeof reason, &c), SEDGE_ERR_MALFORMED);
     assert_int_equal(decode_connect_props(sub_id, sizeof sub_id, &c), SEDGE_ERR_MALFORMED);
 }
@@ -715,8 +722,8 @@ static void test_props_length_past_the_packet_is_malformed(void **state)
 {
     (void)state;
     /* Property length 3 with two bytes of packet left. */
-    static const uint8_t body[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02,
-                                   0x00, 0x3C, 0x03, 0x00, 0x00};
+    static const uint8_t body[] = {0x00, 0x04, 'M',  'Q',  'T',  'T', 0x05,
+                                   0x02, 0x00, 0x3C, 0x03, 0x00, 0x00};
     mqtt_frame_t f = frame_of_body(MQTT_CONNECT, 0, body, sizeof body);
     mqtt_connect_t c;
     assert_int_equal(mqtt_decode_connect(&f, &c, NULL), SEDGE_ERR_MALFORMED);
@@ -733,8 +740,20 @@ static void test_props_five_byte_property_length_is_malformed(void **state)
 }
 
 /* Where MQTT 5.0 table 2-4 allows each property. */
-enum { IN_CONNECT, IN_WILL, IN_CONNACK, IN_PUBLISH, IN_ACK, IN_SUBSCRIBE, IN_SUBACK,
-       IN_UNSUBSCRIBE, IN_UNSUBACK, IN_DISCONNECT, IN_AUTH, IN_COUNT };
+enum {
+    IN_CONNECT,
+    IN_WILL,
+    IN_CONNACK,
+    IN_PUBLISH,
+    IN_ACK,
+    IN_SUBSCRIBE,
+    IN_SUBACK,
+    IN_UNSUBSCRIBE,
+    IN_UNSUBACK,
+    IN_DISCONNECT,
+    IN_AUTH,
+    IN_COUNT
+};
 #define IN(x) (1u << (x))
 
 /* A v5 packet of each context around one property block; the decoded
@@ -883,8 +902,8 @@ static void test_props_allowed_exactly_where_table_2_4_says(void **state)
             sedge_err want = table[i].where & IN(where) ? SEDGE_OK : SEDGE_ERR_MALFORMED;
             sedge_err got = decode_in(where, block, 1 + table[i].len);
             if (got != want)
-                fail_msg("property 0x%02X in context %d: got %d, want %d", table[i].id, where,
-                         got, want);
+                fail_msg("property 0x%02X in context %d: got %d, want %d", table[i].id, where, got,
+                         want);
         }
     }
 }
@@ -893,8 +912,8 @@ static void test_user_prop_copy_reports_size_and_stays_in_bounds(void **state)
 {
     (void)state;
     mqtt_connect_t c;
-    static const uint8_t users[] = {0x26, 0, 1, 'a', 0, 1, '1', 0x11, 0, 0, 0, 9,
-                                    0x26, 0, 2, 'b', 'b', 0, 0};
+    static const uint8_t users[] = {0x26, 0, 1,    'a', 0, 1,   '1', 0x11, 0, 0,
+                                    0,    9, 0x26, 0,   2, 'b', 'b', 0,    0};
     assert_int_equal(decode_connect_props(users, sizeof users, &c), SEDGE_OK);
     static const uint8_t want[] = {0x26, 0, 1, 'a', 0, 1, '1', 0x26, 0, 2, 'b', 'b', 0, 0};
     assert_int_equal(mqtt_props_copy_user(&c.props, NULL, 0), sizeof want);
@@ -915,8 +934,8 @@ static void test_user_prop_encode_writes_wire_form(void **state)
 {
     (void)state;
     static const uint8_t want[] = {0x26, 0x00, 0x03, 'k', 'e', 'y', 0x00, 0x01, 'v'};
-    ASSERT_ENCODES(want, sizeof want, mqtt_user_prop_encode(enc_out, enc_cap, lit("key"),
-                                                             lit("v")));
+    ASSERT_ENCODES(want, sizeof want,
+                   mqtt_user_prop_encode(enc_out, enc_cap, lit("key"), lit("v")));
 }
 
 static void test_props_encode_writes_the_block_body_user_properties_last(void **state)
@@ -930,8 +949,8 @@ static void test_props_encode_writes_the_block_body_user_properties_last(void **
     mqtt_props_set(&p, MQTT_PROP_MAXIMUM_QOS);
     mqtt_props_set(&p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
     mqtt_props_set(&p, MQTT_PROP_RECEIVE_MAXIMUM);
-    static const uint8_t want[] = {0x21, 0x00, 0x0A, 0x22, 0x00, 0x05, 0x24, 0x01, 0x25, 0x00,
-                                   0x26, 0x00, 0x01, 'k',  0x00, 0x01, 'v'};
+    static const uint8_t want[] = {0x21, 0x00, 0x0A, 0x22, 0x00, 0x05, 0x24, 0x01, 0x25,
+                                   0x00, 0x26, 0x00, 0x01, 'k',  0x00, 0x01, 'v'};
     ASSERT_ENCODES(want, sizeof want, mqtt_props_encode(enc_out, enc_cap, &p));
     /* An encoder-side set copies its user properties out as they are. */
     uint8_t out[16];
@@ -1006,13 +1025,22 @@ static void test_connack_v5_every_property_round_trips(void **state)
     p->auth_method = lit("PLAIN");
     p->auth_data = lit("xyz");
     p->user_props = (bytes_t){users, nu};
-    int ids[] = {MQTT_PROP_SESSION_EXPIRY, MQTT_PROP_RECEIVE_MAXIMUM, MQTT_PROP_MAXIMUM_QOS,
-                 MQTT_PROP_RETAIN_AVAILABLE, MQTT_PROP_MAXIMUM_PACKET_SIZE,
-                 MQTT_PROP_ASSIGNED_CLIENT_ID, MQTT_PROP_TOPIC_ALIAS_MAXIMUM,
-                 MQTT_PROP_REASON_STRING, MQTT_PROP_WILDCARD_SUB_AVAILABLE,
-                 MQTT_PROP_SUB_ID_AVAILABLE, MQTT_PROP_SHARED_SUB_AVAILABLE,
-                 MQTT_PROP_SERVER_KEEP_ALIVE, MQTT_PROP_RESPONSE_INFO,
-                 MQTT_PROP_SERVER_REFERENCE, MQTT_PROP_AUTH_METHOD, MQTT_PROP_AUTH_DATA};
+    int ids[] = {MQTT_PROP_SESSION_EXPIRY,
+                 MQTT_PROP_RECEIVE_MAXIMUM,
+                 MQTT_PROP_MAXIMUM_QOS,
+                 MQTT_PROP_RETAIN_AVAILABLE,
+                 MQTT_PROP_MAXIMUM_PACKET_SIZE,
+                 MQTT_PROP_ASSIGNED_CLIENT_ID,
+                 MQTT_PROP_TOPIC_ALIAS_MAXIMUM,
+                 MQTT_PROP_REASON_STRING,
+                 MQTT_PROP_WILDCARD_SUB_AVAILABLE,
+                 MQTT_PROP_SUB_ID_AVAILABLE,
+                 MQTT_PROP_SHARED_SUB_AVAILABLE,
+                 MQTT_PROP_SERVER_KEEP_ALIVE,
+                 MQTT_PROP_RESPONSE_INFO,
+                 MQTT_PROP_SERVER_REFERENCE,
+                 MQTT_PROP_AUTH_METHOD,
+                 MQTT_PROP_AUTH_DATA};
     for (size_t i = 0; i < ARRAY_LEN(ids); i++)
         mqtt_props_set(p, ids[i]);
     uint8_t buf[256];
@@ -1084,8 +1112,7 @@ static void test_publish_v311_qos1_spec_example_round_trips(void **state)
 {
     (void)state;
     /* Topic "a/b", packet identifier 10 (spec 3.3.2.3 example). */
-    static const uint8_t pkt[] = {0x33, 0x0A, 0x00, 0x03, 'a', '/', 'b',
-                                  0x00, 0x0A, 'h', 'e', 'y'};
+    static const uint8_t pkt[] = {0x33, 0x0A, 0x00, 0x03, 'a', '/', 'b', 0x00, 0x0A, 'h', 'e', 'y'};
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_publish_t p;
     assert_int_equal(mqtt_decode_publish(&f, MQTT_V311, &p, NULL), SEDGE_OK);
@@ -1134,20 +1161,20 @@ static void test_publish_qos2_dup_round_trips(void **state)
 /* Every PUBLISH property, in an order the encoder would not use, with two
  * subscription identifiers and two user properties with the same key. */
 static const uint8_t publish_v5_all[] = {
-    0x32, 0x3A,                                     /* PUBLISH QoS 1, 58 */
-    0x00, 0x03, 'a', '/', 'b', 0x00, 0x0A,          /* topic, packet id 10 */
-    0x30,                                           /* properties: 48 */
-    0x01, 0x01,                                     /* payload format UTF-8 */
-    0x02, 0x00, 0x00, 0x00, 0x3C,                   /* message expiry 60 */
-    0x23, 0x00, 0x05,                               /* topic alias 5 */
-    0x08, 0x00, 0x03, 'r', '/', 't',                /* response topic */
-    0x09, 0x00, 0x02, 0xDE, 0xAD,                   /* correlation data */
-    0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v',         /* user property */
-    0x0B, 0x07,                                     /* subscription id 7 */
-    0x03, 0x00, 0x04, 't', 'e', 'x', 't',           /* content type */
-    0x0B, 0x80, 0x01,                               /* subscription id 128 */
-    0x26, 0x00, 0x01, 'k', 0x00, 0x02, 'v', '2',    /* user property */
-    'h', 'i',                                       /* payload */
+    0x32, 0x3A,                                    /* PUBLISH QoS 1, 58 */
+    0x00, 0x03, 'a',  '/',  'b',  0x00, 0x0A,      /* topic, packet id 10 */
+    0x30,                                          /* properties: 48 */
+    0x01, 0x01,                                    /* payload format UTF-8 */
+    0x02, 0x00, 0x00, 0x00, 0x3C,                  /* message expiry 60 */
+    0x23, 0x00, 0x05,                              /* topic alias 5 */
+    0x08, 0x00, 0x03, 'r',  '/',  't',             /* response topic */
+    0x09, 0x00, 0x02, 0xDE, 0xAD,                  /* correlation data */
+    0x26, 0x00, 0x01, 'k',  0x00, 0x01, 'v',       /* user property */
+    0x0B, 0x07,                                    /* subscription id 7 */
+    0x03, 0x00, 0x04, 't',  'e',  'x',  't',       /* content type */
+    0x0B, 0x80, 0x01,                              /* subscription id 128 */
+    0x26, 0x00, 0x01, 'k',  0x00, 0x02, 'v',  '2', /* user property */
+    'h',  'i',                                     /* payload */
 };
 
 static void assert_publish_v5_all_fields(const mqtt_publish_t *p)
@@ -1208,8 +1235,8 @@ static void test_publish_v5_encodes_several_subscription_identifiers(void **stat
     p.props.sub_ids = ids;
     p.props.sub_id_count = 3;
     mqtt_props_set(&p.props, MQTT_PROP_SUBSCRIPTION_ID);
-    static const uint8_t want[] = {0x30, 0x0E, 0x00, 0x01, 's', 0x0A, 0x0B, 0x01, 0x0B,
-                                   0xAC, 0x02, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F};
+    static const uint8_t want[] = {0x30, 0x0E, 0x00, 0x01, 's',  0x0A, 0x0B, 0x01,
+                                   0x0B, 0xAC, 0x02, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F};
     ASSERT_ENCODES(want, sizeof want, mqtt_encode_publish(enc_out, enc_cap, MQTT_V5, &p));
     mqtt_frame_t f = frame_whole(want, sizeof want);
     mqtt_publish_t d;
@@ -1377,8 +1404,7 @@ static void test_ack_v311_each_type_round_trips(void **state)
         assert_int_equal(mqtt_decode_ack(&f, MQTT_V311, &a, NULL), SEDGE_OK);
         assert_int_equal(a.packet_id, 10);
         assert_int_equal(a.reason, 0);
-        ASSERT_ENCODES(pkt, sizeof pkt,
-                       mqtt_encode_ack(enc_out, enc_cap, MQTT_V311, types[i], &a));
+        ASSERT_ENCODES(pkt, sizeof pkt, mqtt_encode_ack(enc_out, enc_cap, MQTT_V311, types[i], &a));
         /* The same success ack in v5 has the same short form. */
         assert_int_equal(mqtt_decode_ack(&f, MQTT_V5, &a, NULL), SEDGE_OK);
         ASSERT_ENCODES(pkt, sizeof pkt, mqtt_encode_ack(enc_out, enc_cap, MQTT_V5, types[i], &a));
@@ -1498,19 +1524,19 @@ static void test_subscribe_v311_spec_example_round_trips(void **state)
     assert_bytes_eq(e[1].filter, "c/d");
     assert_int_equal(e[1].qos, 2);
     assert_false(e[1].no_local);
-    ASSERT_ENCODES(pkt, sizeof pkt,
-                   mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V311, MQTT_SUBSCRIBE, 10, NULL,
-                                         e, 2));
+    ASSERT_ENCODES(
+        pkt, sizeof pkt,
+        mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V311, MQTT_SUBSCRIBE, 10, NULL, e, 2));
 }
 
 static void test_subscribe_v5_options_and_properties_round_trip(void **state)
 {
     (void)state;
     static const uint8_t pkt[] = {
-        0x82, 0x16, 0x00, 0x0A,                          /* SUBSCRIBE, 22, id 10 */
+        0x82, 0x16, 0x00, 0x0A,                                   /* SUBSCRIBE, 22, id 10 */
         0x09, 0x0B, 0x05, 0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v', /* sub id 5, user */
-        0x00, 0x03, 'a',  '/',  '#',  0x2D,              /* RH 2, RAP, NL, QoS 1 */
-        0x00, 0x01, '+',  0x02,                          /* QoS 2 */
+        0x00, 0x03, 'a',  '/',  '#',  0x2D,                       /* RH 2, RAP, NL, QoS 1 */
+        0x00, 0x01, '+',  0x02,                                   /* QoS 2 */
     };
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_subscribe_t s;
@@ -1535,9 +1561,9 @@ static void test_subscribe_v5_options_and_properties_round_trip(void **state)
     assert_int_equal(e[1].retain_handling, 0);
     uint8_t ub[16];
     keep_user_props(&s.props, ub, sizeof ub);
-    ASSERT_ENCODES(pkt, sizeof pkt,
-                   mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V5, MQTT_SUBSCRIBE, 10, &s.props,
-                                         e, 2));
+    ASSERT_ENCODES(
+        pkt, sizeof pkt,
+        mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V5, MQTT_SUBSCRIBE, 10, &s.props, e, 2));
 }
 
 static sedge_err decode_sub(uint8_t version, const uint8_t *body, size_t len)
@@ -1607,8 +1633,8 @@ static void test_subscribe_v5_subscription_id_rules(void **state)
     /* One identifier only in a SUBSCRIBE, and not 0. */
     static const uint8_t twice[] = {0x00, 0x0A, 0x04, 0x0B, 0x01, 0x0B, 0x02, 0x00, 0x01, 't', 0};
     static const uint8_t zero[] = {0x00, 0x0A, 0x02, 0x0B, 0x00, 0x00, 0x01, 't', 0};
-    static const uint8_t max[] = {0x00, 0x0A, 0x05, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F,
-                                  0x00, 0x01, 't', 0};
+    static const uint8_t max[] = {0x00, 0x0A, 0x05, 0x0B, 0xFF, 0xFF,
+                                  0xFF, 0x7F, 0x00, 0x01, 't',  0};
     assert_int_equal(decode_sub(MQTT_V5, twice, sizeof twice), SEDGE_ERR_PROTOCOL);
     assert_int_equal(decode_sub(MQTT_V5, zero, sizeof zero), SEDGE_ERR_PROTOCOL);
     assert_int_equal(decode_sub(MQTT_V5, max, sizeof max), SEDGE_OK);
@@ -1617,8 +1643,8 @@ static void test_subscribe_v5_subscription_id_rules(void **state)
 static void test_unsubscribe_v311_round_trips(void **state)
 {
     (void)state;
-    static const uint8_t pkt[] = {0xA2, 0x0C, 0x00, 0x0A, 0x00, 0x03, 'a', '/',
-                                  'b',  0x00, 0x03, 'c',  '/',  'd'};
+    static const uint8_t pkt[] = {0xA2, 0x0C, 0x00, 0x0A, 0x00, 0x03, 'a',
+                                  '/',  'b',  0x00, 0x03, 'c',  '/',  'd'};
     mqtt_frame_t f = frame_whole(pkt, sizeof pkt);
     mqtt_subscribe_t s;
     assert_int_equal(mqtt_decode_unsubscribe(&f, MQTT_V311, &s, NULL), SEDGE_OK);
@@ -1630,9 +1656,9 @@ static void test_unsubscribe_v311_round_trips(void **state)
     assert_false(mqtt_sub_entry_next(&s, MQTT_UNSUBSCRIBE, &cursor, &e[2]));
     assert_bytes_eq(e[0].filter, "a/b");
     assert_bytes_eq(e[1].filter, "c/d");
-    ASSERT_ENCODES(pkt, sizeof pkt,
-                   mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V311, MQTT_UNSUBSCRIBE, 10,
-                                         NULL, e, 2));
+    ASSERT_ENCODES(
+        pkt, sizeof pkt,
+        mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V311, MQTT_UNSUBSCRIBE, 10, NULL, e, 2));
 }
 
 static void test_unsubscribe_v5_round_trips(void **state)
@@ -1648,9 +1674,9 @@ static void test_unsubscribe_v5_round_trips(void **state)
     size_t cursor = 0;
     assert_true(mqtt_sub_entry_next(&s, MQTT_UNSUBSCRIBE, &cursor, &e[0]));
     assert_true(mqtt_sub_entry_next(&s, MQTT_UNSUBSCRIBE, &cursor, &e[1]));
-    ASSERT_ENCODES(pkt, sizeof pkt,
-                   mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V5, MQTT_UNSUBSCRIBE, 10,
-                                         &s.props, e, 2));
+    ASSERT_ENCODES(
+        pkt, sizeof pkt,
+        mqtt_encode_subscribe(enc_out, enc_cap, MQTT_V5, MQTT_UNSUBSCRIBE, 10, &s.props, e, 2));
 }
 
 static void test_unsubscribe_with_no_filters_is_protocol_error(void **state)
@@ -1728,9 +1754,9 @@ static void test_unsuback_v311_has_no_reason_codes(void **state)
     assert_int_equal(mqtt_decode_suback(&f, MQTT_V311, &s, NULL), SEDGE_OK);
     assert_int_equal(s.reasons.len, 0);
     static const uint8_t reasons[] = {0x00};
-    ASSERT_ENCODES(pkt, sizeof pkt,
-                   mqtt_encode_suback(enc_out, enc_cap, MQTT_V311, MQTT_UNSUBACK, 10, NULL,
-                                      reasons, 1));
+    ASSERT_ENCODES(
+        pkt, sizeof pkt,
+        mqtt_encode_suback(enc_out, enc_cap, MQTT_V311, MQTT_UNSUBACK, 10, NULL, reasons, 1));
     static const uint8_t body[] = {0x00, 0x0A, 0x00};
     f = frame_of_body(MQTT_UNSUBACK, 0, body, sizeof body);
     assert_int_equal(mqtt_decode_suback(&f, MQTT_V311, &s, NULL), SEDGE_ERR_MALFORMED);
@@ -1830,8 +1856,8 @@ static void test_auth_v5_round_trips(void **state)
 {
     (void)state;
     static const uint8_t empty[] = {0xF0, 0x00};
-    static const uint8_t pkt[] = {0xF0, 0x0F, 0x18, 0x0D, 0x15, 0x00, 0x05, 'S', 'C', 'R',
-                                  'A',  'M',  0x16, 0x00, 0x02, 0x01, 0x02};
+    static const uint8_t pkt[] = {0xF0, 0x0F, 0x18, 0x0D, 0x15, 0x00, 0x05, 'S', 'C',
+                                  'R',  'A',  'M',  0x16, 0x00, 0x02, 0x01, 0x02};
     mqtt_reason_packet_t a;
     mqtt_frame_t f = frame_whole(empty, sizeof empty);
     assert_int_equal(mqtt_decode_auth(&f, MQTT_V5, &a, NULL), SEDGE_OK);

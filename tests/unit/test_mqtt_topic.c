@@ -14,7 +14,10 @@
 
 #include "mqtt/mqtt.h"
 
-static bytes_t lit(const char *s) { return bytes_of_cstr(s); }
+static bytes_t lit(const char *s)
+{
+    return bytes_of_cstr(s);
+}
 
 static bool matches(const char *filter, const char *topic)
 {
@@ -27,15 +30,15 @@ static void test_utf8_accepts_well_formed_text(void **state)
 {
     (void)state;
     static const uint8_t spec_example[] = {0x41, 0xF0, 0xAA, 0x9B, 0x94}; /* "A" U+2A6D4 */
-    static const uint8_t edges[] = {0x7F,                   /* U+007F */
-                                    0xC2, 0x80,             /* U+0080 */
-                                    0xDF, 0xBF,             /* U+07FF */
-                                    0xE0, 0xA0, 0x80,       /* U+0800 */
-                                    0xED, 0x9F, 0xBF,       /* U+D7FF */
-                                    0xEE, 0x80, 0x80,       /* U+E000 */
-                                    0xEF, 0xBB, 0xBF,       /* U+FEFF */
-                                    0xF0, 0x90, 0x80, 0x80, /* U+10000 */
-                                    0xF4, 0x8F, 0xBF, 0xBF}; /* U+10FFFF */
+    static const uint8_t edges[] = {0x7F,                                 /* U+007F */
+                                    0xC2, 0x80,                           /* U+0080 */
+                                    0xDF, 0xBF,                           /* U+07FF */
+                                    0xE0, 0xA0, 0x80,                     /* U+0800 */
+                                    0xED, 0x9F, 0xBF,                     /* U+D7FF */
+                                    0xEE, 0x80, 0x80,                     /* U+E000 */
+                                    0xEF, 0xBB, 0xBF,                     /* U+FEFF */
+                                    0xF0, 0x90, 0x80, 0x80,               /* U+10000 */
+                                    0xF4, 0x8F, 0xBF, 0xBF};              /* U+10FFFF */
     assert_true(mqtt_utf8_valid(spec_example, sizeof spec_example));
     assert_true(mqtt_utf8_valid(edges, sizeof edges));
     assert_true(mqtt_utf8_valid(NULL, 0));
@@ -101,8 +104,16 @@ static void test_utf8_never_reads_past_the_length(void **state)
 static void test_topic_name_valid(void **state)
 {
     (void)state;
-    const char *good[] = {"a", "a/b", "/", "//", "/finance", "sport/tennis/player1",
-                          "$SYS/broker/load", "with space", "a//b", "ACCOUNTS"};
+    const char *good[] = {"a",
+                          "a/b",
+                          "/",
+                          "//",
+                          "/finance",
+                          "sport/tennis/player1",
+                          "$SYS/broker/load",
+                          "with space",
+                          "a//b",
+                          "ACCOUNTS"};
     for (size_t i = 0; i < ARRAY_LEN(good); i++)
         if (!mqtt_topic_name_valid(lit(good[i])))
             fail_msg("rejected name \"%s\"", good[i]);
@@ -139,10 +150,10 @@ static void test_topic_name_length_limit_is_65535(void **state)
 static void test_topic_filter_valid(void **state)
 {
     (void)state;
-    const char *good[] = {"#",        "+",        "sport/#",  "sport/tennis/#", "sport/+",
-                          "+/+",      "/+",       "+/tennis/#", "sport/+/player1", "/",
-                          "a//b",     "//",       "+//+",     "$SYS/#",         "$SYS/+/x",
-                          "a/b/c",    "/#",       "+/#"};
+    const char *good[] = {"#",     "+",  "sport/#",    "sport/tennis/#",  "sport/+",
+                          "+/+",   "/+", "+/tennis/#", "sport/+/player1", "/",
+                          "a//b",  "//", "+//+",       "$SYS/#",          "$SYS/+/x",
+                          "a/b/c", "/#", "+/#"};
     for (size_t i = 0; i < ARRAY_LEN(good); i++)
         if (!mqtt_topic_filter_valid(lit(good[i])))
             fail_msg("rejected filter \"%s\"", good[i]);
@@ -153,9 +164,19 @@ static void test_topic_filter_rejects_misplaced_wildcards(void **state)
     (void)state;
     /* Spec 4.7.1: "sport/tennis#" and "sport/tennis/#/ranking" are not
      * valid; "sport+" is not valid. */
-    const char *bad[] = {"",   "sport/tennis#", "sport/tennis/#/ranking", "sport+", "#/a",
-                         "a#", "++",            "+a",                     "a+/b",   "a/b+",
-                         "##", "#+",            "+#"};
+    const char *bad[] = {"",
+                         "sport/tennis#",
+                         "sport/tennis/#/ranking",
+                         "sport+",
+                         "#/a",
+                         "a#",
+                         "++",
+                         "+a",
+                         "a+/b",
+                         "a/b+",
+                         "##",
+                         "#+",
+                         "+#"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
         if (mqtt_topic_filter_valid(lit(bad[i])))
             fail_msg("accepted filter \"%s\"", bad[i]);
@@ -189,7 +210,7 @@ static void test_shared_split_refuses_plain_filters(void **state)
 {
     (void)state;
     bytes_t group, inner;
-    const char *plain[] = {"sport/#", "$share", "$sharegroup/a", "$SHARE/g/a", "share/g/a",
+    const char *plain[] = {"sport/#",     "$share", "$sharegroup/a", "$SHARE/g/a", "share/g/a",
                            "/$share/g/a", "#"};
     for (size_t i = 0; i < ARRAY_LEN(plain); i++)
         if (mqtt_shared_split(lit(plain[i]), &group, &inner))
@@ -206,9 +227,8 @@ static void test_shared_filter_validity(void **state)
             fail_msg("rejected shared filter \"%s\"", good[i]);
     /* The group must be non-empty without wildcards, and a filter must
      * follow [MQTT-4.8.2-1, 4.8.2-2]. */
-    const char *bad[] = {"$share/g",   "$share/g/",  "$share//a", "$share/",
-                         "$share/+/a", "$share/#/a", "$share/g+/a", "$share/g/a#",
-                         "$share/g/#/a"};
+    const char *bad[] = {"$share/g",   "$share/g/",   "$share//a",   "$share/",     "$share/+/a",
+                         "$share/#/a", "$share/g+/a", "$share/g/a#", "$share/g/#/a"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
         if (mqtt_topic_filter_valid(lit(bad[i])))
             fail_msg("accepted shared filter \"%s\"", bad[i]);

@@ -25,25 +25,25 @@ extern "C" {
 
 typedef enum {
     SEDGE_OK = 0,
-    SEDGE_ERR_NOMEM,     /* out of memory */
-    SEDGE_ERR_INVALID,   /* a bad argument */
+    SEDGE_ERR_NOMEM,   /* out of memory */
+    SEDGE_ERR_INVALID, /* a bad argument */
     SEDGE_ERR_AGAIN,
     SEDGE_ERR_MALFORMED, /* the core sent something unreadable */
     SEDGE_ERR_PROTOCOL,
     SEDGE_ERR_TOO_LARGE, /* over a limit (shadow document, frame) */
     SEDGE_ERR_NOT_FOUND, /* no such shadow or function */
     SEDGE_ERR_EXISTS,
-    SEDGE_ERR_DENIED,    /* no route allows it */
-    SEDGE_ERR_IO,        /* the socket failed; not started by sedged? */
+    SEDGE_ERR_DENIED, /* no route allows it */
+    SEDGE_ERR_IO,     /* the socket failed; not started by sedged? */
     SEDGE_ERR_STORE,
     SEDGE_ERR_TLS,
-    SEDGE_ERR_FULL,      /* the target's queue is full */
-    SEDGE_ERR_TIMEOUT,   /* the invoked function timed out */
+    SEDGE_ERR_FULL,    /* the target's queue is full */
+    SEDGE_ERR_TIMEOUT, /* the invoked function timed out */
     SEDGE_ERR_BUSY,
-    SEDGE_ERR_CLOSED,    /* the core closed the connection */
+    SEDGE_ERR_CLOSED, /* the core closed the connection */
     SEDGE_ERR_UNSUPPORTED,
-    SEDGE_ERR_CONFLICT,  /* shadow version conflict (409) */
-    SEDGE_ERR_FAILED,    /* the invoked function failed; see sedge_last_error() */
+    SEDGE_ERR_CONFLICT, /* shadow version conflict (409) */
+    SEDGE_ERR_FAILED,   /* the invoked function failed; see sedge_last_error() */
 } sedge_err;
 
 /* A sentence for an error code. */
@@ -54,7 +54,7 @@ const char *sedge_last_error(void);
 
 /* One invocation. The pointers are valid during the handler call. */
 typedef struct {
-    const char *topic;      /* the message's topic; "" for a direct invoke */
+    const char *topic; /* the message's topic; "" for a direct invoke */
     const uint8_t *payload;
     size_t payload_len;
 } sedge_event;
