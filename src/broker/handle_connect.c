@@ -142,10 +142,11 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         return refuse(c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT311_CONNACK_ID_REJECTED,
                       "client id longer than 256 bytes");
     if (client_id.len == 0) {
-        if (c->identity) {
-            assigned = strndup(c->identity, c->identity_len);
-            assigned_len = c->identity_len;
-        } else if (v == MQTT_V311 && !conn.clean_start) {
+        /* A fresh id even for a certificate's owner: a thing may hold
+         * several connections (mosquitto_sub and mosquitto_pub with the
+         * same certificate), and sharing its CN as the id would make each
+         * take the other's session over. */
+        if (v == MQTT_V311 && !conn.clean_start) {
             return refuse(c, v, 0, MQTT311_CONNACK_ID_REJECTED,
                           "empty client id needs clean session");
         } else {

@@ -38,6 +38,20 @@ def test_paho_clients_over_mtls_exchange_messages_with_tcp_clients(tls_sedge, ve
         assert got == [("mixed/from-tcp", b"a"), ("mixed/from-tls", b"b")]
 
 
+def test_two_connections_with_one_certificate_and_no_client_id_both_stay(tls_sedge):
+    """mosquitto_sub and mosquitto_pub with the same certificate (the README
+    tour) send empty client ids: each gets its own, neither takes the other
+    over."""
+    sub = tls_sedge.mosquitto_sub(*tls_args(tls_sedge, "frank"), "-t", "same/#", "-q", "1",
+                                  "-v", "-C", "1", "-W", "30")
+    sub.wait_subscribed()
+    r = mosquitto_pub(*tls_args(tls_sedge, "frank"), "-t", "same/cert", "-m", "both", "-q", 1)
+    assert r.returncode == 0, r.stderr
+    rc, lines = sub.finish()
+    assert rc == 0, lines
+    assert "same/cert both" in lines, lines
+
+
 def test_tls_client_is_identified_by_its_certificate_common_name(tls_sedge):
     mark = tls_sedge.log_mark()
     c = tls_sedge.raw(cert="dave")
