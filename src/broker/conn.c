@@ -106,10 +106,10 @@ static void write_cb(uv_write_t *req, int status)
 static void drain_tls(client_t *c, buf_t *out)
 {
     size_t pending;
-    while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
+    while ((pending = BIO_ctrl_pending(SSL_get_wbio(c->ssl))) > 0) {
         if (buf_reserve(out, pending))
             return;
-        int n = BIO_read(c->wbio, out->data + out->len, (int)pending);
+        int n = BIO_read(SSL_get_wbio(c->ssl), out->data + out->len, (int)pending);
         if (n <= 0)
             return;
         out->len += (size_t)n;
@@ -443,7 +443,7 @@ static void tls_error(client_t *c, const char *what)
 static void tls_read(client_t *c, const uint8_t *data, size_t len)
 {
     broker_t *b = c->broker;
-    BIO_write(c->rbio, data, (int)len);
+    BIO_write(SSL_get_rbio(c->ssl), data, (int)len);
     if (c->state == CLIENT_TLS_HANDSHAKE) {
         int rc = SSL_do_handshake(c->ssl);
         if (rc != 1) {
@@ -486,7 +486,7 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         tls_error(c, "read");
         return;
     }
-    if (BIO_ctrl_pending(c->wbio))
+    if (BIO_ctrl_pending(SSL_get_wbio(c->ssl)))
         mark_for_flush(c);
 }
 
@@ -561,17 +561,15 @@ void client_accepted(listener_t *l, client_t *c)
     }
     if (l->type == LISTENER_TLS) {
         c->ssl = SSL_new(l->ssl_ctx);
-        c->rbio = BIO_new(BIO_s_mem());
-        c->wbio = BIO_new(BIO_s_mem());
-        if (!c->ssl || !c->rbio || !c->wbio) {
+        BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !rbio || !wbio) {
             LOGE("out of memory setting up TLS for %s", c->peer);
-            BIO_free(c->rbio);
-            BIO_free(c->wbio);
-            c->rbio = c->wbio = NULL;
+            BIO_free(rbio);
+            BIO_free(wbio);
             client_close(c);
             return;
         }
-        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_bio(c->ssl, rbio, wbio); /* the SSL owns them now */
         SSL_set_accept_state(c->ssl);
         c->state = CLIENT_TLS_HANDSHAKE;
     }

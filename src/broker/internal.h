@@ -256,13 +256,11 @@ struct client {
     msg_t *will;                   /* this connection's will */
     uint32_t will_delay;
     uint32_t will_expiry;
-    uint64_t connected_ms;   /* when the socket was accepted */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     bool in_ack_wait;
     bool request_problem_info;
     /* TLS */
-    SSL *ssl;
-    BIO *rbio, *wbio;
+    SSL *ssl; /* with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
 };
 
 struct broker {
