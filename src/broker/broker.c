@@ -44,14 +44,17 @@ static void check_clients(broker_t *b, uint64_t now)
             client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
         } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
                    now - c->last_rx_ms > CONNECT_TIMEOUT_MS) {
-            LOGW("closing %s: no CONNECT within %u s", c->peer, CONNECT_TIMEOUT_MS / 1000);
+            LOGW("closing %s: no CONNECT within %u s", client_peer(c).text,
+                 CONNECT_TIMEOUT_MS / 1000);
             client_close(c);
-        } else if (c->writing && b->limits.slow_reader_timeout_s &&
-                   now - c->last_tx_progress_ms >
+        } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s &&
+                   now - c->io->last_tx_progress_ms >
                        (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
             b->stats.msgs_dropped++;
             client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
                               "slow reader: nothing it was sent was read for too long");
+        } else {
+            client_io_trim(c);
         }
         c = next;
     }
@@ -232,19 +235,7 @@ void broker_free(broker_t *b)
 {
     if (!b)
         return;
-    /* Destroying sessions here must not touch the store: they stay there. */
-    size_t n = b->sessions.count, pos = 0, i = 0;
-    session_t **all = calloc(n ? n : 1, sizeof *all);
-    session_t *s;
-    while (all && (s = map_next(&b->sessions, &pos)))
-        all[i++] = s;
-    for (size_t k = 0; k < i; k++) {
-        all[k]->persistent = false;
-        will_cancel(b, all[k]);
-        session_destroy(b, all[k]);
-    }
-    free(all);
-    map_free(&b->sessions);
+    sessions_free_all(b);
     tree_free(b, &b->tree);
     free(b->matched);
     free(b->deliveries);

@@ -5,11 +5,12 @@
  * Reads land in one buffer shared by every connection (the broker's
  * read_buf): whole packets are handled straight from it, and only the
  * tail of a packet that is not complete yet is copied into the client's
- * own `in` buffer. An idle connection holds no buffers at all.
- *
- * Output is appended to `out` and written once per loop turn (the flush
- * check), so a burst of deliveries to one client costs one system call.
- * While a write is in progress the next one accumulates in `out`.
+ * own `in` buffer. Output is appended to `out` and written once per loop
+ * turn (the flush check), so a burst of deliveries to one client costs one
+ * system call; while a write is in progress the next one accumulates in
+ * `out`. Both live in the client's busy state (client.c), given back at
+ * the end of the flush that leaves the connection idle: an idle
+ * connection holds no buffers at all.
  */
 #include "internal.h"
 
@@ -28,14 +29,16 @@ typedef struct write_op {
     buf_t data;
 } write_op_t;
 
-static const char *client_name(const client_t *c)
+static bool writing(const client_t *c)
 {
-    return c->identity ? c->identity : c->peer;
+    return c->io && c->io->writing;
 }
 
 size_t client_output_pending(const client_t *c)
 {
-    return c->out.len + (c->writing ? c->writing->data.len : 0);
+    if (!c->io)
+        return 0;
+    return c->io->out.len + (c->io->writing ? c->io->writing->data.len : 0);
 }
 
 static void mark_for_flush(client_t *c)
@@ -49,16 +52,16 @@ static void mark_for_flush(client_t *c)
 
 uint8_t *client_out_reserve(client_t *c, size_t len)
 {
-    if (c->state == CLIENT_CLOSING)
+    if (c->state == CLIENT_CLOSING || !client_io(c))
         return NULL;
-    if (buf_reserve(&c->out, len))
+    if (buf_reserve(&c->io->out, len))
         return NULL;
-    return c->out.data + c->out.len;
+    return c->io->out.data + c->io->out.len;
 }
 
 void client_out_commit(client_t *c, size_t len)
 {
-    c->out.len += len;
+    c->io->out.len += len;
     mark_for_flush(c);
 }
 
@@ -86,20 +89,22 @@ static void write_cb(uv_write_t *req, int status)
     client_t *c = w->client;
     buf_free(&w->data);
     free(w);
-    c->writing = NULL;
-    c->last_tx_progress_ms = clock_mono_ms();
+    client_io_t *io = c->io; /* kept while writing */
+    io->writing = NULL;
+    io->last_tx_progress_ms = clock_mono_ms();
     if (status < 0) {
         if (c->state != CLIENT_CLOSING)
-            LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(status));
-        c->out.len = 0;
+            LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(status));
+        io->out.len = 0;
         client_close(c);
         finish_close(c);
         return;
     }
-    if (c->out.len)
+    if (io->out.len)
         flush(c);
-    if (c->state == CLIENT_CLOSING && !c->writing)
+    if (c->state == CLIENT_CLOSING && !writing(c))
         finish_close(c);
+    client_io_trim(c);
 }
 
 /* The TLS records the engine produced, appended to `out`. */
@@ -118,29 +123,31 @@ static void drain_tls(client_t *c, buf_t *out)
 
 static void write_failed(client_t *c, int rc)
 {
-    LOGI("client '%s': write failed: %s", client_name(c), uv_strerror(rc));
-    c->out.len = 0;
+    LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(rc));
+    if (c->io)
+        c->io->out.len = 0;
     client_close(c);
     finish_close(c);
 }
 
 static void flush(client_t *c)
 {
-    if (c->writing || uv_is_closing(&c->h.handle))
+    if (writing(c) || uv_is_closing(&c->h.handle))
         return;
     buf_t data = {0};
+    client_io_t *io = c->io;
     if (c->ssl) {
-        if (c->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
-            int n = SSL_write(c->ssl, c->out.data, (int)c->out.len);
+        if (io && io->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
+            int n = SSL_write(c->ssl, io->out.data, (int)io->out.len);
             if (n > 0)
-                buf_consume(&c->out, (size_t)n);
-            if (!c->out.len)
-                buf_free(&c->out);
+                buf_consume(&io->out, (size_t)n);
+            if (!io->out.len)
+                buf_free(&io->out);
         }
         drain_tls(c, &data);
-    } else {
-        data = c->out;
-        c->out = (buf_t){0};
+    } else if (io) {
+        data = io->out;
+        io->out = (buf_t){0};
     }
     if (!data.len) {
         buf_free(&data);
@@ -151,7 +158,6 @@ static void flush(client_t *c)
     int n = uv_try_write(&c->h.stream, &ub, 1);
     if (n == (int)data.len) {
         buf_free(&data);
-        c->last_tx_progress_ms = clock_mono_ms();
         return;
     }
     if (n < 0 && n != UV_EAGAIN) {
@@ -161,7 +167,7 @@ static void flush(client_t *c)
     }
     if (n > 0)
         buf_consume(&data, (size_t)n);
-    write_op_t *w = malloc(sizeof *w);
+    write_op_t *w = client_io(c) ? malloc(sizeof *w) : NULL;
     if (!w) {
         buf_free(&data);
         write_failed(c, UV_ENOMEM);
@@ -170,7 +176,7 @@ static void flush(client_t *c)
     w->client = c;
     w->data = data;
     ub = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
-    c->last_tx_progress_ms = clock_mono_ms();
+    c->io->last_tx_progress_ms = clock_mono_ms();
     int rc = uv_write(&w->req, &c->h.stream, &ub, 1, write_cb);
     if (rc) {
         buf_free(&w->data);
@@ -178,7 +184,7 @@ static void flush(client_t *c)
         write_failed(c, rc);
         return;
     }
-    c->writing = w;
+    c->io->writing = w;
 }
 
 void broker_flush_all(broker_t *b)
@@ -189,25 +195,9 @@ void broker_flush_all(broker_t *b)
         c->in_flush_list = false;
         c->flush_next = NULL;
         flush(c);
-        if (c->state == CLIENT_CLOSING && !c->writing)
+        if (c->state == CLIENT_CLOSING && !writing(c))
             finish_close(c);
-    }
-}
-
-static void free_aliases(client_t *c)
-{
-    if (c->alias_in) {
-        for (size_t i = 0; i <= c->broker->limits.topic_alias_maximum; i++)
-            free(c->alias_in[i]);
-        free(c->alias_in);
-        free(c->alias_in_len);
-    }
-    if (c->alias_out) {
-        for (size_t i = 0; i < c->alias_out->cap; i++)
-            if (c->alias_out->slots[i].value)
-                free((void *)c->alias_out->slots[i].key.data);
-        map_free(c->alias_out);
-        free(c->alias_out);
+        client_io_trim(c); /* most often all went out: idle again */
     }
 }
 
@@ -218,15 +208,8 @@ static void on_closed(uv_handle_t *h)
     if (c->ssl)
         SSL_free(c->ssl); /* frees the BIOs too */
     held_free_all(c);
-    if (c->will)
-        msg_release(b, c->will);
-    free_aliases(c);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    if (c->source)
-        free(c->source); /* identity points into it */
-    else
-        free(c->identity);
+    will_free(b, c->will);
+    client_free_state(c);
     free(c);
     broker_handle_closed(b);
 }
@@ -258,7 +241,7 @@ void client_close(client_t *c)
         }
     }
     flush(c);
-    if (!c->writing)
+    if (!writing(c))
         finish_close(c);
 }
 
@@ -267,16 +250,16 @@ void client_disconnect(client_t *c, uint8_t reason, const char *why)
     if (c->state == CLIENT_CLOSING)
         return;
     if (reason == MQTT_RC_SERVER_SHUTTING_DOWN)
-        LOGD("client '%s' disconnected: %s", client_name(c), why);
+        LOGD("client '%s' disconnected: %s", client_name(c).text, why);
     else if (c->state != CLIENT_CONNECTED)
-        LOGI("closing %s: %s", client_name(c), why);
+        LOGI("closing %s: %s", client_name(c).text, why);
     else if (reason >= 0x80 && strcmp(why, mqtt_reason_name(reason)) != 0)
-        LOGW("client '%s' disconnected: %s (reason 0x%02x, %s)", client_name(c), why, reason,
+        LOGW("client '%s' disconnected: %s (reason 0x%02x, %s)", client_name(c).text, why, reason,
              mqtt_reason_name(reason));
     else if (reason >= 0x80)
-        LOGW("client '%s' disconnected: %s (reason 0x%02x)", client_name(c), why, reason);
+        LOGW("client '%s' disconnected: %s (reason 0x%02x)", client_name(c).text, why, reason);
     else
-        LOGI("client '%s' disconnected: %s", client_name(c), why);
+        LOGI("client '%s' disconnected: %s", client_name(c).text, why);
     if (c->version == MQTT_V5 && c->state == CLIENT_CONNECTED) {
         mqtt_reason_packet_t d = {.reason = reason};
         if (c->request_problem_info && why) {
@@ -325,7 +308,7 @@ static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
     if (c->state == CLIENT_AWAIT_CONNECT) {
         if (f->type != MQTT_CONNECT) {
             c->broker->stats.protocol_errors++;
-            LOGW("client %s: first packet is %s, not CONNECT; closing", c->peer,
+            LOGW("client %s: first packet is %s, not CONNECT; closing", client_peer(c).text,
                  mqtt_packet_name(f->type));
             client_close(c);
             return SEDGE_ERR_PROTOCOL;
@@ -387,40 +370,44 @@ static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
 
 static void dispatch_buffered(client_t *c)
 {
-    if (!c->in.len)
+    client_io_t *io = c->io;
+    if (!io || !io->in.len)
         return;
-    size_t used = dispatch_packets(c, c->in.data, c->in.len);
-    buf_consume(&c->in, used);
-    if (!c->in.len)
-        buf_free(&c->in);
+    size_t used = dispatch_packets(c, io->in.data, io->in.len);
+    buf_consume(&io->in, used);
+    if (!io->in.len)
+        buf_free(&io->in);
+}
+
+/* Keep bytes that do not yet make a whole packet (or arrived while
+ * reading is paused). */
+static sedge_err buffer_input(client_t *c, const uint8_t *data, size_t len)
+{
+    if (!client_io(c) || buf_append(&c->io->in, data, len)) {
+        LOGE("client '%s': out of memory buffering input", client_name(c).text);
+        client_close(c);
+        return SEDGE_ERR_NOMEM;
+    }
+    return SEDGE_OK;
 }
 
 /* New plaintext from the peer. */
 static void take_bytes(client_t *c, const uint8_t *data, size_t len)
 {
-    if (c->in.len || c->reading_paused) {
-        if (buf_append(&c->in, data, len)) {
-            LOGE("client '%s': out of memory buffering input", client_name(c));
-            client_close(c);
-            return;
-        }
-        dispatch_buffered(c);
+    if ((c->io && c->io->in.len) || c->reading_paused) {
+        if (buffer_input(c, data, len) == SEDGE_OK)
+            dispatch_buffered(c);
         return;
     }
     size_t used = dispatch_packets(c, data, len);
-    if (used < len && c->state != CLIENT_CLOSING && buf_append(&c->in, data + used, len - used)) {
-        LOGE("client '%s': out of memory buffering input", client_name(c));
-        client_close(c);
-    }
+    if (used < len && c->state != CLIENT_CLOSING)
+        (void)buffer_input(c, data + used, len - used);
 }
 
-static char *certificate_cn(X509 *cert)
+/* The certificate's common name into cn[0..cap); its length, or <= 0. */
+static int certificate_cn(X509 *cert, char *cn, size_t cap)
 {
-    char cn[256];
-    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
-    if (n <= 0)
-        return NULL;
-    return strndup(cn, (size_t)n);
+    return X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, (int)cap);
 }
 
 static void tls_error(client_t *c, const char *what)
@@ -431,10 +418,11 @@ static void tls_error(client_t *c, const char *what)
         ERR_error_string_n(e, err, sizeof err);
     long verify = SSL_get_verify_result(c->ssl);
     if (verify != X509_V_OK)
-        LOGW("TLS %s with %s failed: client certificate: %s", what, c->peer,
+        LOGW("TLS %s with %s failed: client certificate: %s", what, client_peer(c).text,
              X509_verify_cert_error_string(verify));
     else
-        LOGW("TLS %s with %s failed: %s", what, c->peer, err[0] ? err : "connection closed");
+        LOGW("TLS %s with %s failed: %s", what, client_peer(c).text,
+             err[0] ? err : "connection closed");
     ERR_clear_error();
     c->broker->stats.refused_connections++;
     client_close(c); /* its flush sends the TLS alert, if any */
@@ -456,17 +444,22 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
             return;
         }
         X509 *cert = SSL_get1_peer_certificate(c->ssl);
-        c->identity = cert ? certificate_cn(cert) : NULL;
+        char cn[256];
+        int cn_len = cert ? certificate_cn(cert, cn, sizeof cn) : -1;
         X509_free(cert);
-        if (!c->identity) {
-            LOGW("TLS client %s: certificate has no common name; closing", c->peer);
+        if (cn_len <= 0) {
+            LOGW("TLS client %s: certificate has no common name; closing", client_peer(c).text);
             client_close(c);
             return;
         }
-        c->identity_len = strlen(c->identity);
+        if (client_set_identity(c, (bytes_t){(const uint8_t *)cn, (size_t)cn_len})) {
+            LOGE("out of memory for TLS client %s", client_peer(c).text);
+            client_close(c);
+            return;
+        }
         c->state = CLIENT_AWAIT_CONNECT;
         mark_for_flush(c);
-        LOGD("TLS client %s authenticated as '%s'", c->peer, c->identity);
+        LOGD("TLS client %s authenticated as '%s'", client_peer(c).text, c->identity);
     }
     for (;;) {
         int n = SSL_read(c->ssl, b->read_buf, (int)b->read_buf_len);
@@ -505,9 +498,9 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         if (nread != UV_EOF && nread != UV_ECONNRESET)
-            LOGI("client '%s': read failed: %s", client_name(c), uv_strerror((int)nread));
+            LOGI("client '%s': read failed: %s", client_name(c).text, uv_strerror((int)nread));
         else
-            LOGD("client '%s' closed the connection", client_name(c));
+            LOGD("client '%s' closed the connection", client_name(c).text);
         client_close(c);
         return;
     }
@@ -516,24 +509,6 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
     else
         take_bytes(c, (const uint8_t *)buf->base, (size_t)nread);
-}
-
-static void describe_peer(client_t *c)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char host[46] = "?"; /* INET6_ADDRSTRLEN */
-    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len))
-        return;
-    int port;
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-    snprintf(c->peer, sizeof c->peer, "%.45s:%u", host, (unsigned)port & 0xffffu);
 }
 
 void client_accepted(listener_t *l, client_t *c)
@@ -553,17 +528,17 @@ void client_accepted(listener_t *l, client_t *c)
     b->stats.connections++;
     b->stats.connections_total++;
     b->handles_open++;
-    if (l->type == LISTENER_UNIX) {
-        snprintf(c->peer, sizeof c->peer, "unix:%s", l->name);
-    } else {
-        describe_peer(c);
+    if (l->type != LISTENER_UNIX) {
+        int len = sizeof c->peer;
+        if (uv_tcp_getpeername(&c->h.tcp, &c->peer.sa, &len))
+            c->peer.sa.sa_family = AF_UNSPEC;
         uv_tcp_nodelay(&c->h.tcp, 1);
     }
     if (l->type == LISTENER_TLS) {
         c->ssl = SSL_new(l->ssl_ctx);
         BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
         if (!c->ssl || !rbio || !wbio) {
-            LOGE("out of memory setting up TLS for %s", c->peer);
+            LOGE("out of memory setting up TLS for %s", client_peer(c).text);
             BIO_free(rbio);
             BIO_free(wbio);
             client_close(c);
@@ -574,7 +549,8 @@ void client_accepted(listener_t *l, client_t *c)
         c->state = CLIENT_TLS_HANDSHAKE;
     }
     if (b->stats.connections > b->limits.max_connections) {
-        LOGW("refusing %s: max_connections (%u) reached", c->peer, b->limits.max_connections);
+        LOGW("refusing %s: max_connections (%u) reached", client_peer(c).text,
+             b->limits.max_connections);
         b->stats.refused_connections++;
         client_close(c);
         return;

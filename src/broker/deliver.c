@@ -146,25 +146,22 @@ static uint16_t outgoing_alias(client_t *c, bytes_t topic, bool *first_use)
     *first_use = false;
     if (!c->topic_alias_max_out)
         return 0;
-    if (!c->alias_out) {
-        c->alias_out = calloc(1, sizeof *c->alias_out);
-        if (!c->alias_out)
-            return 0;
-    }
-    uintptr_t known = (uintptr_t)map_get(c->alias_out, topic);
+    topic_aliases_t *a = client_aliases(c);
+    if (!a)
+        return 0;
+    uintptr_t known = (uintptr_t)map_get(&a->out, topic);
     if (known)
         return (uint16_t)known;
-    if (c->alias_out_next >= c->topic_alias_max_out)
+    if (a->out_next >= c->topic_alias_max_out)
         return 0; /* all in use: send the topic in full */
     /* The map keeps a view of the key, so the topic is copied for it. */
     char *key = bytes_dup_cstr(topic);
-    uint16_t alias = (uint16_t)(c->alias_out_next + 1);
-    if (!key ||
-        map_put(c->alias_out, (bytes_t){(uint8_t *)key, topic.len}, (void *)(uintptr_t)alias)) {
+    uint16_t alias = (uint16_t)(a->out_next + 1);
+    if (!key || map_put(&a->out, (bytes_t){(uint8_t *)key, topic.len}, (void *)(uintptr_t)alias)) {
         free(key);
         return 0;
     }
-    c->alias_out_next = alias;
+    a->out_next = alias;
     *first_use = true;
     return alias;
 }
@@ -197,7 +194,7 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
     if (size > c->max_packet_out) {
         b->stats.msgs_dropped++;
         LOGD("client '%s': %zu-byte PUBLISH exceeds its maximum packet size, discarded",
-             c->identity ? c->identity : c->peer, size);
+             client_name(c).text, size);
         return false;
     }
     if (c->version == MQTT_V5 && !dup) {

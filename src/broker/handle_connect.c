@@ -38,7 +38,7 @@ static sedge_err refuse(client_t *c, uint8_t version, uint8_t v5_reason, uint8_t
 {
     broker_t *b = c->broker;
     b->stats.refused_connections++;
-    LOGW("refused connection from %s%s%s%s: %s", c->peer, c->identity ? " ('" : "",
+    LOGW("refused connection from %s%s%s%s: %s", client_peer(c).text, c->identity ? " ('" : "",
          c->identity ? c->identity : "", c->identity ? "')" : "", why);
     mqtt_connack_t ack = {.reason = version == MQTT_V5 ? v5_reason : v311_code};
     if (version == MQTT_V5 && c->request_problem_info) {
@@ -61,27 +61,35 @@ size_t forwarded_props_encode(const mqtt_props_t *in, uint8_t *out, size_t cap)
     return n;
 }
 
-/* The will as a message, owned by the client until it is published. */
+/* The will, owned by the client until it is published. */
 static sedge_err build_will(client_t *c, const mqtt_connect_t *conn)
 {
+    will_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return SEDGE_ERR_NOMEM;
     uint8_t stack[512];
     size_t need = forwarded_props_encode(&conn->will_props, NULL, 0);
     uint8_t *props = need <= sizeof stack ? stack : malloc(need);
-    if (!props)
+    if (!props) {
+        free(w);
         return SEDGE_ERR_NOMEM;
+    }
     forwarded_props_encode(&conn->will_props, props, need);
-    bytes_t source = {(const uint8_t *)c->source, c->source_len};
-    c->will = msg_new(conn->will_topic, (bytes_t){props, need}, conn->will_payload, source);
+    w->msg =
+        msg_new(conn->will_topic, (bytes_t){props, need}, conn->will_payload, client_source(c));
     if (props != stack)
         free(props);
-    if (!c->will)
+    if (!w->msg) {
+        free(w);
         return SEDGE_ERR_NOMEM;
-    c->will->qos = conn->will_qos;
-    c->will->retain = conn->will_retain;
-    c->will_delay = conn->will_props.will_delay;
-    c->will_expiry = mqtt_props_has(&conn->will_props, MQTT_PROP_MESSAGE_EXPIRY)
-                         ? conn->will_props.message_expiry
-                         : 0;
+    }
+    w->msg->qos = conn->will_qos;
+    w->msg->retain = conn->will_retain;
+    w->delay = conn->will_props.will_delay;
+    w->expiry_interval = mqtt_props_has(&conn->will_props, MQTT_PROP_MESSAGE_EXPIRY)
+                             ? conn->will_props.message_expiry
+                             : 0;
+    c->will = w;
     return SEDGE_OK;
 }
 
@@ -121,7 +129,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
             return refuse(c, MQTT_V5,
                           err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, 0,
                           why);
-        LOGW("closing %s: %s", c->peer, why);
+        LOGW("closing %s: %s", client_peer(c).text, why);
         client_close(c);
         return err;
     }
@@ -157,23 +165,12 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
                           "out of memory");
         client_id = (bytes_t){(const uint8_t *)assigned, assigned_len};
     }
-    /* The source of its messages, "thing:" + identity, holds the identity
-     * too (the certificate's CN on TLS, else the client id). */
-    bytes_t who =
-        c->identity ? (bytes_t){(const uint8_t *)c->identity, c->identity_len} : client_id;
-    c->source_len = who.len + 6;
-    c->source = malloc(c->source_len + 1);
-    if (!c->source) {
+    /* The identity: the certificate's CN on TLS, else the client id. */
+    if (!c->identity && client_set_identity(c, client_id)) {
         free(assigned);
         return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
                       "out of memory");
     }
-    memcpy(c->source, "thing:", 6);
-    memcpy(c->source + 6, who.data, who.len);
-    c->source[c->source_len] = '\0';
-    free(c->identity);
-    c->identity = c->source + 6;
-    c->identity_len = who.len;
     bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
 
     if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity)) {
@@ -309,14 +306,15 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         held_packet(c, HELD_CONNACK, &pkt, store_open_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
              "alive %u s)",
-             s->client_id, c->peer, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1", c->keep_alive);
+             s->client_id, client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
+             c->keep_alive);
         return SEDGE_OK;
     }
     send_connack(c, v, &ack);
     free(assigned);
     c->state = CLIENT_CONNECTED;
     LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
-         c->peer, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
+         client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
          session_present ? "session resumed" : "new session", c->keep_alive);
     if (session_present)
         session_resend_inflight(b, s);

@@ -26,25 +26,22 @@ static sedge_err resolve_alias(client_t *c, mqtt_publish_t *p)
     uint16_t alias = p->props.topic_alias;
     if (alias == 0 || alias > b->limits.topic_alias_maximum)
         return protocol_violation(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
-    if (!c->alias_in) {
-        size_t n = (size_t)b->limits.topic_alias_maximum + 1;
-        c->alias_in = calloc(n, sizeof *c->alias_in);
-        c->alias_in_len = calloc(n, sizeof *c->alias_in_len);
-        if (!c->alias_in || !c->alias_in_len)
-            return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
-    }
+    topic_aliases_t *a = client_aliases(c);
+    if (a && !a->in)
+        a->in = calloc((size_t)b->limits.topic_alias_maximum + 1, sizeof *a->in);
+    if (!a || !a->in)
+        return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
     if (p->topic.len) {
         char *copy = bytes_dup_cstr(p->topic);
         if (!copy)
             return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
-        free(c->alias_in[alias]);
-        c->alias_in[alias] = copy;
-        c->alias_in_len[alias] = p->topic.len;
+        free((void *)a->in[alias].data);
+        a->in[alias] = (bytes_t){(const uint8_t *)copy, p->topic.len};
         return SEDGE_OK;
     }
-    if (!c->alias_in[alias])
+    if (!a->in[alias].data)
         return protocol_violation(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
-    p->topic = (bytes_t){(const uint8_t *)c->alias_in[alias], c->alias_in_len[alias]};
+    p->topic = a->in[alias];
     return SEDGE_OK;
 }
 
@@ -155,7 +152,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         .topic = p.topic,
         .props = {props, props_len},
         .payload = p.payload,
-        .source = {(const uint8_t *)c->source, c->source_len},
+        .source = client_source(c),
     };
     if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_MESSAGE_EXPIRY))
         m.expires_at = clock_wall_s() + p.props.message_expiry;

@@ -37,14 +37,25 @@ static void wait_for_commit(client_t *c)
     c->broker->ack_waiters = c;
 }
 
-static void append(client_t *c, held_t *h)
+static held_t *first_held(const client_t *c)
 {
-    if (c->held_tail)
-        c->held_tail->next = h;
+    return c->io ? c->io->held_head : NULL;
+}
+
+/* Queue `h` behind the client's other held replies; NOMEM leaves it the
+ * caller's. */
+static sedge_err append(client_t *c, held_t *h)
+{
+    client_io_t *io = client_io(c);
+    if (!io)
+        return SEDGE_ERR_NOMEM;
+    if (io->held_tail)
+        io->held_tail->next = h;
     else
-        c->held_head = h;
-    c->held_tail = h;
+        io->held_head = h;
+    io->held_tail = h;
     wait_for_commit(c);
+    return SEDGE_OK;
 }
 
 static void held_free(held_t *h)
@@ -58,22 +69,24 @@ static void held_free(held_t *h)
 
 void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uint64_t batch)
 {
-    if (!batch && !c->held_head) {
+    if (!batch && !first_held(c)) {
         send_ack(c, type, packet_id, reason);
         return;
     }
     held_t *h = calloc(1, sizeof *h);
-    if (!h) {
+    if (h) {
+        h->kind = HELD_ACK;
+        h->batch = batch;
+        h->type = type;
+        h->packet_id = packet_id;
+        h->reason = reason;
+    }
+    if (!h || append(c, h)) {
         /* Without memory to wait, answer now: the store still commits. */
+        free(h);
         send_ack(c, type, packet_id, reason);
         return;
     }
-    h->kind = HELD_ACK;
-    h->batch = batch;
-    h->type = type;
-    h->packet_id = packet_id;
-    h->reason = reason;
-    append(c, h);
     if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
         client_pause_reading(c); /* 3.1.1 has no receive maximum: push back */
 }
@@ -113,24 +126,27 @@ void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, c
     *packet = (buf_t){0};
     h->filters = filters;
     h->filter_count = filter_count;
-    if (!batch && !c->held_head) {
+    if (!batch && !first_held(c)) {
         /* Nothing to wait for: now. */
         client_send(c, h->packet.data, h->packet.len);
         after_packet(c, h);
         held_free(h);
         return;
     }
-    append(c, h);
+    if (append(c, h)) {
+        held_free(h);
+        client_disconnect(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+    }
 }
 
 /* Send what is due at the head of one client's FIFO. */
 static void release(client_t *c, uint64_t settled, uint64_t failed)
 {
-    while (c->held_head && c->held_head->batch <= settled && c->state != CLIENT_CLOSING) {
-        held_t *h = c->held_head;
-        c->held_head = h->next;
-        if (!c->held_head)
-            c->held_tail = NULL;
+    held_t *h;
+    while ((h = first_held(c)) && h->batch <= settled && c->state != CLIENT_CLOSING) {
+        c->io->held_head = h->next;
+        if (!h->next)
+            c->io->held_tail = NULL;
         bool lost = h->batch && h->batch == failed;
         if (h->kind == HELD_ACK) {
             if (lost && c->version != MQTT_V5) {
@@ -151,7 +167,7 @@ static void release(client_t *c, uint64_t settled, uint64_t failed)
         }
         held_free(h);
     }
-    if (c->held_head)
+    if (first_held(c))
         wait_for_commit(c);
     else if (c->reading_paused && c->state == CLIENT_CONNECTED)
         client_resume_reading(c);
@@ -173,10 +189,20 @@ void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed)
 
 void held_free_all(client_t *c)
 {
-    while (c->held_head) {
-        held_t *h = c->held_head;
-        c->held_head = h->next;
+    held_t *h;
+    while ((h = first_held(c))) {
+        c->io->held_head = h->next;
         held_free(h);
     }
-    c->held_tail = NULL;
+    if (c->io)
+        c->io->held_tail = NULL;
+    if (c->in_ack_wait) { /* the client is going away: out of the list */
+        client_t **link = &c->broker->ack_waiters;
+        while (*link && *link != c)
+            link = &(*link)->ack_wait_next;
+        if (*link)
+            *link = c->ack_wait_next;
+        c->in_ack_wait = false;
+        c->ack_wait_next = NULL;
+    }
 }

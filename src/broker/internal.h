@@ -5,10 +5,12 @@
  * (msg_t) is one application message, shared by every queue that holds it;
  * the topic tree (tree_t) holds subscriptions and retained messages.
  *
- * Files: conn.c (socket and TLS I/O, framing, dispatch, output), listener.c,
+ * Files: conn.c (socket and TLS I/O, framing, dispatch, output), client.c
+ * (a connection's identity, peer, aliases and busy state), listener.c,
  * handle_connect.c, handle_publish.c, handle_subscribe.c, handle_ack.c,
- * session.c (queues, inflight window, expiry), deliver.c (matching and
- * sending), tree.c, msg.c, will.c, sys.c, persist.c, broker.c.
+ * held.c, session.c (queues, inflight window, expiry, the index by client
+ * id), deliver.c (matching and sending), tree.c, msg.c, will.c, sys.c,
+ * persist.c, broker.c.
  */
 #ifndef SEDGE_BROKER_INTERNAL_H
 #define SEDGE_BROKER_INTERNAL_H
@@ -20,6 +22,12 @@
 #include <openssl/ssl.h>
 
 typedef struct session session_t;
+typedef struct {
+    session_t **buckets;
+    size_t bucket_count; /* a power of two, or 0 */
+    size_t count;
+    uint64_t seed;
+} session_index_t;
 typedef struct client client_t;
 typedef struct tree_node tree_node_t;
 
@@ -135,41 +143,47 @@ typedef struct out_msg {
     uint32_t sub_ids[]; /* subscription identifiers to send with it */
 } out_msg_t;
 
-/* A will waiting for its delay (or for the session to end). */
+/* A will: the connection's while it lasts, then the session's while it
+ * waits for its delay (or for the session to end). */
 typedef struct {
     msg_t *msg;
-    uint64_t due_ms;          /* monotonic */
+    uint32_t delay;           /* seconds, as the client asked */
     uint32_t expiry_interval; /* the will's message expiry, from publication */
-} pending_will_t;
+    uint64_t due_ms;          /* monotonic; set when the connection ends */
+} will_t;
+
+/* Free a will and its message reference (NULL is fine). */
+void will_free(broker_t *b, will_t *w);
 
 struct session {
-    char *client_id;
-    size_t client_id_len;
-    char *owner; /* identity that created it */
-    size_t owner_len;
-    client_t *client; /* NULL while offline */
-    bool persistent;  /* lives in the store */
+    session_t *index_next; /* in the broker's session index */
+    client_t *client;      /* NULL while offline */
+    char *owner;           /* identity that created it: `client_id` or after it */
+    uint16_t client_id_len;
+    uint16_t owner_len;
+    uint16_t next_packet_id;
     uint8_t version;
+    bool persistent;          /* lives in the store */
     uint32_t expiry_interval; /* seconds, UINT32_MAX = never */
+    bool queue_full_logged;
+    bool in_commit_wait;
+    uint32_t match_index; /* with match_epoch: delivery de-duplication, see deliver.c */
+    /* Incoming QoS 2 packet identifiers awaiting PUBREL. */
+    uint32_t qos2_in_count, qos2_in_cap;
+    uint16_t *qos2_in;
     uint64_t disconnected_ms; /* monotonic, while offline */
     sub_t **subs;
-    size_t sub_count, sub_cap;
+    uint32_t sub_count, sub_cap;
     /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
      * sent and wait for their acknowledgement. */
     out_msg_t *head, *tail, *unsent;
-    size_t queued; /* entries in the list */
-    bool queue_full_logged;
-    size_t inflight; /* entries sent and not completed */
-    uint16_t next_packet_id;
-    /* Incoming QoS 2 packet identifiers awaiting PUBREL. */
-    uint16_t *qos2_in;
-    size_t qos2_in_count, qos2_in_cap;
-    pending_will_t will;
-    uint64_t match_epoch; /* delivery de-duplication, see deliver.c */
-    size_t match_index;
+    uint32_t queued;   /* entries in the list */
+    uint32_t inflight; /* entries sent and not completed */
+    will_t *will;      /* pending while offline, or NULL */
+    uint64_t match_epoch;
     session_t *offline_next, *offline_prev; /* the broker's offline list */
     session_t *commit_wait_next; /* in the broker's list of sessions waiting for a commit */
-    bool in_commit_wait;
+    char client_id[];            /* NUL-terminated; then the owner, when it differs */
 };
 
 /* A reply held until a store batch commits (held.c). */
@@ -205,6 +219,13 @@ typedef struct listener {
     char *path; /* unix socket path to unlink */
 } listener_t;
 
+/* A v5 connection's topic aliases. */
+typedef struct {
+    bytes_t *in;       /* theirs: alias -> topic (owned copies); NULL until used */
+    map_t out;         /* ours: topic (owned copy) -> alias */
+    uint16_t out_next; /* aliases of ours in use */
+} topic_aliases_t;
+
 typedef enum {
     CLIENT_TLS_HANDSHAKE, /* TLS: waiting for the handshake */
     CLIENT_AWAIT_CONNECT, /* connected, no CONNECT yet */
@@ -212,6 +233,19 @@ typedef enum {
     CLIENT_CONNECTED,
     CLIENT_CLOSING,
 } client_state_t;
+
+/* What a connection needs only while it is busy: bytes of a partial
+ * packet, bytes to send, the write in progress, replies held for a commit.
+ * Allocated when first needed (client_io); the broker's tick gives it back
+ * once the connection is idle again (client_io_trim), so an idle
+ * connection carries none of it. */
+typedef struct client_io {
+    buf_t in;                      /* bytes of a packet not yet complete */
+    buf_t out;                     /* bytes to send */
+    struct write_op *writing;      /* the write in progress, if any */
+    uint64_t last_tx_progress_ms;  /* monotonic: last write started or done */
+    held_t *held_head, *held_tail; /* replies waiting for commits, in order */
+} client_io_t;
 
 struct client {
     union {
@@ -222,45 +256,39 @@ struct client {
     } h;
     broker_t *broker;
     listener_t *listener;
-    client_t *next, *prev; /* all clients */
-    client_t *flush_next;  /* clients with output to flush this turn */
+    client_t *next, *prev;   /* all clients */
+    client_t *flush_next;    /* clients with output to flush this turn */
+    client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     session_t *session;
-    client_state_t state;
-    uint8_t version;
-    bool in_flush_list;
-    bool reading_paused;
-    bool send_will; /* on close: publish the will */
+    client_io_t *io; /* NULL while idle */
+    /* Who it is, once known (TLS: from the handshake; else at CONNECT):
+     * stored as "thing:" + identity, the source of its messages, with
+     * `identity` pointing past the prefix (client_source). */
     char *identity;
-    size_t identity_len;
-    char *source; /* "thing:" + identity, the source of its messages */
-    size_t source_len;
-    char peer[56];            /* address:port, for logs */
-    buf_t in;                 /* bytes of a packet not yet complete */
-    buf_t out;                /* bytes to send */
-    struct write_op *writing; /* the write in progress, if any */
+    will_t *will;             /* this connection's will, or NULL */
+    topic_aliases_t *aliases; /* allocated on first use */
+    SSL *ssl;                 /* TLS, with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
     uint64_t last_rx_ms;
-    uint64_t last_tx_progress_ms;
-    uint16_t keep_alive;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } peer; /* TCP: the peer's address (logs); AF_UNSPEC on unix sockets */
     /* Limits the client announced (v5). */
     uint32_t max_packet_out;
     uint16_t receive_max_out;
     uint16_t topic_alias_max_out;
-    /* Topic aliases: theirs (alias -> topic) and ours (topic -> alias). */
-    char **alias_in;
-    size_t *alias_in_len;
-    map_t *alias_out;
-    uint16_t alias_out_next;
+    uint16_t identity_len;
+    uint16_t keep_alive;
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
-    held_t *held_head, *held_tail; /* replies waiting for commits, in order */
-    msg_t *will;                   /* this connection's will */
-    uint32_t will_delay;
-    uint32_t will_expiry;
-    client_t *ack_wait_next; /* in the broker's list of clients holding acks */
+    uint8_t state; /* client_state_t */
+    uint8_t version;
+    bool in_flush_list;
     bool in_ack_wait;
+    bool reading_paused;
+    bool send_will; /* on close: publish the will */
     bool request_problem_info;
-    /* TLS */
-    SSL *ssl; /* with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
 };
 
 struct broker {
@@ -272,8 +300,8 @@ struct broker {
     listener_t *listeners;
     client_t *clients;
     client_t *flush_list;
-    map_t sessions;     /* client id -> session_t */
-    session_t *offline; /* sessions without a connection */
+    session_index_t sessions; /* client id -> session_t (session.c) */
+    session_t *offline;       /* sessions without a connection */
     tree_t tree;
     uint64_t next_msg_id;
     uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
@@ -303,6 +331,28 @@ struct broker {
     void *shutdown_ctx;
     size_t handles_open;
 };
+
+/* client.c */
+/* Text naming a connection in logs. */
+typedef struct {
+    char text[300];
+} client_label_t;
+/* "address:port", or "unix:PATH" for a unix socket. */
+client_label_t client_peer(const client_t *c);
+/* The identity once known, else the peer. */
+client_label_t client_name(const client_t *c);
+/* The connection's topic aliases, allocated on first use; NULL on NOMEM. */
+topic_aliases_t *client_aliases(client_t *c);
+/* Its busy state, allocated on first use; NULL on NOMEM. */
+client_io_t *client_io(client_t *c);
+/* Give back the busy state of a connection that is idle (the tick). */
+void client_io_trim(client_t *c);
+/* Record the identity (at most UINT16_MAX bytes), stored as its source. */
+NODISCARD sedge_err client_set_identity(client_t *c, bytes_t identity);
+/* "thing:" + identity: where its messages come from, for routing. */
+bytes_t client_source(const client_t *c);
+/* Free what the client owns besides its handle, TLS and held replies. */
+void client_free_state(client_t *c);
 
 /* conn.c */
 void client_accepted(listener_t *l, client_t *c);
@@ -339,6 +389,8 @@ void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, c
                  size_t filter_count);
 /* A batch settled: release what waited for it (`failed`: it did not commit). */
 void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed);
+/* The client is going away: free its held replies and take it out of the
+ * broker's list of clients waiting for a commit. */
 void held_free_all(client_t *c);
 /* Send the retained messages matching a subscription of the client's. */
 void send_retained_for(client_t *c, sub_t *sub);
@@ -365,6 +417,8 @@ void retain_message(broker_t *b, msg_t *m, bool durable);
 /* session.c */
 session_t *session_find(broker_t *b, bytes_t client_id);
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
+/* At broker shutdown: free every session, leaving the store as it is. */
+void sessions_free_all(broker_t *b);
 void session_destroy(broker_t *b, session_t *s);
 void session_attach(session_t *s, client_t *c);
 void session_detach(broker_t *b, session_t *s);

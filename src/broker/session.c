@@ -17,9 +17,77 @@
 
 #define LOG_TAG "broker"
 
+/* The session index: client id -> session, chained through
+ * `index_next`, so a session costs one pointer in it plus its share of
+ * the bucket array (at most two pointers: it doubles when full). */
+static session_t **index_bucket(const session_index_t *ix, bytes_t client_id)
+{
+    uint64_t h = hash_bytes(ix->seed, client_id.data, client_id.len);
+    return &ix->buckets[h & (ix->bucket_count - 1)];
+}
+
+static bool has_id(const session_t *s, bytes_t client_id)
+{
+    return s->client_id_len == client_id.len &&
+           memcmp(s->client_id, client_id.data, client_id.len) == 0;
+}
+
+static bytes_t session_key(const session_t *s)
+{
+    return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+}
+
 session_t *session_find(broker_t *b, bytes_t client_id)
 {
-    return map_get(&b->sessions, client_id);
+    if (!b->sessions.bucket_count)
+        return NULL;
+    session_t *s = *index_bucket(&b->sessions, client_id);
+    while (s && !has_id(s, client_id))
+        s = s->index_next;
+    return s;
+}
+
+static sedge_err index_grow(session_index_t *ix)
+{
+    size_t count = ix->bucket_count ? ix->bucket_count * 2 : 64;
+    session_t **buckets = calloc(count, sizeof *buckets);
+    if (!buckets)
+        return SEDGE_ERR_NOMEM;
+    session_index_t bigger = {buckets, count, ix->count, ix->seed};
+    for (size_t i = 0; i < ix->bucket_count; i++) {
+        for (session_t *s = ix->buckets[i], *next; s; s = next) {
+            next = s->index_next;
+            session_t **slot = index_bucket(&bigger, session_key(s));
+            s->index_next = *slot;
+            *slot = s;
+        }
+    }
+    free(ix->buckets);
+    *ix = bigger;
+    return SEDGE_OK;
+}
+
+static sedge_err index_add(session_index_t *ix, session_t *s)
+{
+    if (ix->count >= ix->bucket_count && index_grow(ix))
+        return SEDGE_ERR_NOMEM;
+    session_t **slot = index_bucket(ix, session_key(s));
+    s->index_next = *slot;
+    *slot = s;
+    ix->count++;
+    return SEDGE_OK;
+}
+
+static void index_remove(session_index_t *ix, session_t *s)
+{
+    session_t **link = index_bucket(ix, session_key(s));
+    while (*link && *link != s)
+        link = &(*link)->index_next;
+    if (*link) {
+        *link = s->index_next;
+        ix->count--;
+    }
+    s->index_next = NULL;
 }
 
 static void offline_link(broker_t *b, session_t *s)
@@ -44,32 +112,31 @@ static void offline_unlink(broker_t *b, session_t *s)
 
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
 {
-    session_t *s = calloc(1, sizeof *s);
+    if (client_id.len > UINT16_MAX || owner.len > UINT16_MAX)
+        return NULL;
+    /* Most often a client's identity is its client id: share the string. */
+    bool own_owner = !bytes_eq(owner, client_id);
+    size_t text_len = client_id.len + 1 + (own_owner ? owner.len + 1 : 0);
+    session_t *s = calloc(1, sizeof *s + text_len);
     if (!s)
         return NULL;
-    s->client_id = bytes_dup_cstr(client_id);
-    /* Most often a client's identity is its client id: share the string. */
-    s->owner = bytes_eq(owner, client_id) ? s->client_id : bytes_dup_cstr(owner);
-    if (!s->client_id || !s->owner ||
-        map_put(&b->sessions, (bytes_t){(uint8_t *)s->client_id, client_id.len}, s)) {
-        if (s->owner != s->client_id)
-            free(s->owner);
-        free(s->client_id);
+    memcpy(s->client_id, client_id.data, client_id.len);
+    s->client_id_len = (uint16_t)client_id.len;
+    s->owner = s->client_id;
+    if (own_owner) {
+        s->owner = s->client_id + client_id.len + 1;
+        memcpy(s->owner, owner.data, owner.len);
+    }
+    s->owner_len = (uint16_t)owner.len;
+    if (index_add(&b->sessions, s)) {
         free(s);
         return NULL;
     }
-    s->client_id_len = client_id.len;
-    s->owner_len = owner.len;
     s->next_packet_id = 1;
     s->disconnected_ms = clock_mono_ms();
     offline_link(b, s);
     b->stats.sessions++;
     return s;
-}
-
-static bytes_t session_key(const session_t *s)
-{
-    return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
 }
 
 static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
@@ -98,21 +165,32 @@ void session_destroy(broker_t *b, session_t *s)
         free_entry(b, s, o);
         b->stats.queued--;
     }
-    if (s->will.msg)
-        msg_release(b, s->will.msg);
+    will_free(b, s->will);
     if (s->persistent) {
         store_del_session(b->store, session_key(s));
         b->stats.sessions_persistent--;
     }
-    map_del(&b->sessions, session_key(s));
+    index_remove(&b->sessions, s);
     if (!s->client)
         offline_unlink(b, s);
     b->stats.sessions--;
     free(s->qos2_in);
-    if (s->owner != s->client_id)
-        free(s->owner);
-    free(s->client_id);
     free(s);
+}
+
+void sessions_free_all(broker_t *b)
+{
+    session_index_t *ix = &b->sessions;
+    for (size_t i = 0; i < ix->bucket_count; i++) {
+        while (ix->buckets[i]) {
+            session_t *s = ix->buckets[i];
+            s->persistent = false; /* they stay in the store */
+            will_cancel(b, s);
+            session_destroy(b, s);
+        }
+    }
+    free(ix->buckets);
+    *ix = (session_index_t){0};
 }
 
 void session_save(broker_t *b, session_t *s)
@@ -432,7 +510,7 @@ void session_remove_sub(broker_t *b, session_t *s, sub_t *sub)
 
 bool session_qos2_pending(session_t *s, uint16_t packet_id)
 {
-    for (size_t i = 0; i < s->qos2_in_count; i++)
+    for (uint32_t i = 0; i < s->qos2_in_count; i++)
         if (s->qos2_in[i] == packet_id)
             return true;
     return false;
@@ -441,7 +519,7 @@ bool session_qos2_pending(session_t *s, uint16_t packet_id)
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id)
 {
     if (s->qos2_in_count == s->qos2_in_cap) {
-        size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+        uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
         uint16_t *bigger = realloc(s->qos2_in, cap * sizeof *bigger);
         if (!bigger)
             return SEDGE_ERR_NOMEM;
@@ -454,7 +532,7 @@ sedge_err session_qos2_add(session_t *s, uint16_t packet_id)
 
 void session_qos2_remove(session_t *s, uint16_t packet_id)
 {
-    for (size_t i = 0; i < s->qos2_in_count; i++) {
+    for (uint32_t i = 0; i < s->qos2_in_count; i++) {
         if (s->qos2_in[i] == packet_id) {
             s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
             return;
@@ -497,6 +575,6 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent)
         msg_store_ref(b, o->msg);
         session_persist_state(b, s, o);
     }
-    for (size_t i = 0; i < s->qos2_in_count; i++)
+    for (uint32_t i = 0; i < s->qos2_in_count; i++)
         store_put_inbound(b->store, session_key(s), s->qos2_in[i]);
 }

@@ -5,10 +5,16 @@
  */
 #include "internal.h"
 
+#include <stdlib.h>
+
 #define LOG_TAG "broker"
 
-static void publish_will(broker_t *b, msg_t *m, uint32_t expiry_interval, session_t *from)
+/* Publishes and frees the will. */
+static void publish_will(broker_t *b, will_t *w, session_t *from)
 {
+    msg_t *m = w->msg;
+    uint32_t expiry_interval = w->expiry_interval;
+    free(w);
     if (expiry_interval)
         m->expires_at = clock_wall_s() + expiry_interval;
     LOGD("publishing will on %.*s", (int)m->topic.len, (const char *)m->topic.data);
@@ -17,45 +23,53 @@ static void publish_will(broker_t *b, msg_t *m, uint32_t expiry_interval, sessio
     msg_release(b, m);
 }
 
+void will_free(broker_t *b, will_t *w)
+{
+    if (!w)
+        return;
+    msg_release(b, w->msg);
+    free(w);
+}
+
 void will_on_close(broker_t *b, client_t *c)
 {
-    msg_t *m = c->will;
-    if (!m)
+    will_t *w = c->will;
+    if (!w)
         return;
     c->will = NULL;
     if (!c->send_will) {
-        msg_release(b, m);
+        will_free(b, w);
         return;
     }
     session_t *s = c->session;
-    if (!s || c->will_delay == 0 || s->expiry_interval == 0) {
-        publish_will(b, m, c->will_expiry, s);
+    if (!s || w->delay == 0 || s->expiry_interval == 0) {
+        publish_will(b, w, s);
         return;
     }
     will_publish_now(b, s); /* an older pending will goes first */
-    uint32_t delay = c->will_delay < s->expiry_interval ? c->will_delay : s->expiry_interval;
-    s->will = (pending_will_t){m, clock_mono_ms() + (uint64_t)delay * 1000u, c->will_expiry};
+    uint32_t delay = w->delay < s->expiry_interval ? w->delay : s->expiry_interval;
+    w->due_ms = clock_mono_ms() + (uint64_t)delay * 1000u;
+    s->will = w;
 }
 
 void will_publish_now(broker_t *b, session_t *s)
 {
-    if (!s->will.msg)
+    will_t *w = s->will;
+    if (!w)
         return;
-    pending_will_t w = s->will;
-    s->will = (pending_will_t){0};
-    publish_will(b, w.msg, w.expiry_interval, s);
+    s->will = NULL;
+    publish_will(b, w, s);
 }
 
 void will_cancel(broker_t *b, session_t *s)
 {
-    if (s->will.msg)
-        msg_release(b, s->will.msg);
-    s->will = (pending_will_t){0};
+    will_free(b, s->will);
+    s->will = NULL;
 }
 
 void wills_due(broker_t *b, uint64_t now_ms)
 {
     for (session_t *s = b->offline; s; s = s->offline_next)
-        if (s->will.msg && now_ms >= s->will.due_ms)
+        if (s->will && now_ms >= s->will->due_ms)
             will_publish_now(b, s);
 }

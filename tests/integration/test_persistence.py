@@ -288,3 +288,29 @@ def test_subscription_options_and_identifier_survive_kill_9(sedge):
     sedge.client("opt-pub").publish("opt/x", b"kept", qos=2, retain=True)
     p = c.recv_publish()
     assert (p.topic, p.qos, p.retain, p.props.get("sub_id")) == ("opt/x", 2, True, [77]), p
+
+
+def test_publisher_gone_before_its_held_puback_commits_loses_nothing(sedge):
+    """A QoS 1 PUBACK owed to a persistent session waits for the store's
+    commit; a publisher that resets its connection before then must leave
+    the broker serving (its held reply is dropped, not sent to a freed
+    connection) and the messages it handed over are still delivered."""
+    import socket
+    import struct
+
+    sub = persistent(sedge, "held-sub", 5)
+    assert sub.subscribe("held/#", 1) == [1]
+    sub.disconnect()
+    for i in range(20):
+        pub = sedge.raw()
+        pub.connect("held-pub-%d" % i)
+        pub.publish("held/%d" % i, b"%d" % i, qos=1, wait=False)
+        # Reset at once (SO_LINGER 0): the connection is gone long before
+        # the commit its PUBACK waits for.
+        pub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        pub.sock.close()
+    sedge.wait_status(lambda s: s["connections"] == 0, what="publishers gone")
+    sub.connect()
+    got = sorted(int(m.payload) for m in sub.get_many(20))
+    assert got == list(range(20))
+    assert sedge.proc.poll() is None
