@@ -156,34 +156,34 @@ typedef struct {
 void will_free(broker_t *b, will_t *w);
 
 struct session {
+    /* Grouped by size, so that an idle session stays small. */
     session_t *index_next; /* in the broker's session index */
     client_t *client;      /* NULL while offline */
     char *owner;           /* identity that created it: `client_id` or after it */
+    sub_t **subs;
+    /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
+     * sent and wait for their acknowledgement. */
+    out_msg_t *head, *tail, *unsent;
+    uint16_t *qos2_in;                      /* incoming QoS 2 packet identifiers awaiting PUBREL */
+    will_t *will;                           /* pending while offline, or NULL */
+    session_t *offline_next, *offline_prev; /* the broker's offline list */
+    session_t *commit_wait_next; /* in the broker's list of sessions waiting for a commit */
+    uint64_t disconnected_ms;    /* monotonic, while offline */
+    uint64_t match_epoch;        /* delivery de-duplication, see deliver.c */
+    uint32_t match_index;
+    uint32_t expiry_interval; /* seconds, UINT32_MAX = never */
+    uint32_t sub_count, sub_cap;
+    uint32_t queued;   /* entries in the list */
+    uint32_t inflight; /* entries sent and not completed */
+    uint32_t qos2_in_count, qos2_in_cap;
     uint16_t client_id_len;
     uint16_t owner_len;
     uint16_t next_packet_id;
     uint8_t version;
-    bool persistent;          /* lives in the store */
-    uint32_t expiry_interval; /* seconds, UINT32_MAX = never */
+    bool persistent; /* lives in the store */
     bool queue_full_logged;
     bool in_commit_wait;
-    uint32_t match_index; /* with match_epoch: delivery de-duplication, see deliver.c */
-    /* Incoming QoS 2 packet identifiers awaiting PUBREL. */
-    uint32_t qos2_in_count, qos2_in_cap;
-    uint16_t *qos2_in;
-    uint64_t disconnected_ms; /* monotonic, while offline */
-    sub_t **subs;
-    uint32_t sub_count, sub_cap;
-    /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
-     * sent and wait for their acknowledgement. */
-    out_msg_t *head, *tail, *unsent;
-    uint32_t queued;   /* entries in the list */
-    uint32_t inflight; /* entries sent and not completed */
-    will_t *will;      /* pending while offline, or NULL */
-    uint64_t match_epoch;
-    session_t *offline_next, *offline_prev; /* the broker's offline list */
-    session_t *commit_wait_next; /* in the broker's list of sessions waiting for a commit */
-    char client_id[];            /* NUL-terminated; then the owner, when it differs */
+    char client_id[]; /* NUL-terminated; then the owner, when it differs */
 };
 
 /* A reply held until a store batch commits (held.c). */

@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,7 +118,7 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
     /* Most often a client's identity is its client id: share the string. */
     bool own_owner = !bytes_eq(owner, client_id);
     size_t text_len = client_id.len + 1 + (own_owner ? owner.len + 1 : 0);
-    session_t *s = calloc(1, sizeof *s + text_len);
+    session_t *s = calloc(1, offsetof(session_t, client_id) + text_len);
     if (!s)
         return NULL;
     memcpy(s->client_id, client_id.data, client_id.len);
