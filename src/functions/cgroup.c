@@ -28,10 +28,18 @@ cgroup_mode_t cgroup_mode(void)
     return mode;
 }
 
+/* dir/file into path[0..cap); false when it does not fit. */
+static bool join_path(char *path, size_t cap, const char *dir, const char *file)
+{
+    int n = snprintf(path, cap, "%s/%s", dir, file);
+    return n >= 0 && (size_t)n < cap;
+}
+
 static bool write_text(const char *dir, const char *file, const char *text)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (!join_path(path, sizeof path, dir, file))
+        return false;
     FILE *f = fopen(path, "w");
     if (!f)
         return false;
@@ -79,12 +87,13 @@ static bool own_cgroup(const char *controller, char *out, size_t len)
 /* Make `dir`/sedge and check we can create groups in it. */
 static bool usable(const char *dir)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/sedge", dir);
+    char path[512], probe_name[32], probe[600];
+    snprintf(probe_name, sizeof probe_name, "probe-%d", (int)getpid());
+    if (!join_path(path, sizeof path, dir, "sedge") ||
+        !join_path(probe, sizeof probe, path, probe_name))
+        return false;
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return false;
-    char probe[600];
-    snprintf(probe, sizeof probe, "%s/probe-%d", path, (int)getpid());
     if (mkdir(probe, 0755) != 0)
         return false;
     rmdir(probe);
@@ -176,8 +185,7 @@ sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pi
 static uint64_t read_key(const char *dir, const char *file, const char *key)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "r");
+    FILE *f = join_path(path, sizeof path, dir, file) ? fopen(path, "r") : NULL;
     if (!f)
         return 0;
     char line[256];
@@ -202,8 +210,8 @@ uint64_t cgroup_oom_kills(const cgroup_t *cg)
     if (kills)
         return kills;
     char path[600];
-    snprintf(path, sizeof path, "%s/memory.failcnt", cg->paths[0]);
-    FILE *f = fopen(path, "r");
+    FILE *f =
+        join_path(path, sizeof path, cg->paths[0], "memory.failcnt") ? fopen(path, "r") : NULL;
     uint64_t fails = 0;
     if (f) {
         if (fscanf(f, "%llu", (unsigned long long *)&fails) != 1)
@@ -218,9 +226,9 @@ void cgroup_destroy(cgroup_t *cg)
     for (int i = 0; i < cg->count; i++) {
         /* Anything still inside (a stray grandchild) is killed first. */
         char path[600];
-        snprintf(path, sizeof path, "%s/cgroup.procs", cg->paths[i]);
+        bool named = join_path(path, sizeof path, cg->paths[i], "cgroup.procs");
         for (int attempt = 0; attempt < 3; attempt++) {
-            FILE *f = fopen(path, "r");
+            FILE *f = named ? fopen(path, "r") : NULL;
             int pid, n = 0;
             while (f && fscanf(f, "%d", &pid) == 1) {
                 kill(pid, SIGKILL);

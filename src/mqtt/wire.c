@@ -114,12 +114,10 @@ size_t vbi_size(uint32_t v)
 
 void wr_raw(writer_t *w, const uint8_t *data, size_t len)
 {
-    if (w->pos + len <= w->cap && len)
-        memcpy(w->out + w->pos, data, len);
-    else if (w->pos < w->cap && len) {
-        size_t fit = w->cap - w->pos;
-        memcpy(w->out + w->pos, data, fit < len ? fit : len);
-    }
+    size_t room = w->pos < w->cap ? w->cap - w->pos : 0;
+    size_t fit = len < room ? len : room;
+    if (fit)
+        memcpy(w->out + w->pos, data, fit);
     w->pos += len;
 }
 
