@@ -61,6 +61,7 @@ SEDGED=$BUILD/sedged
 SEDGECTL=$BUILD/sedgectl
 LOADGEN=$BUILD/bench/loadgen
 INVOKE_BENCH=$BUILD/bench/invoke_bench
+LIBFLOOR=$BUILD/bench/libfloor
 ECHO_C=$BUILD/examples/echo
 ECHO_PY=$ROOT/examples/functions/python/echo.py
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -73,8 +74,9 @@ IDLE_N=${BENCH_IDLE_CONNECTIONS:-10000}
 STARTS=${BENCH_STARTS:-10}
 RESULTS=$ROOT/bench/results/latest.md
 
-[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] || cmake --build "$BUILD" --target loadgen invoke_bench >/dev/null 2>&1
-for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$MOSQUITTO"; do
+[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] ||
+    cmake --build "$BUILD" --target loadgen invoke_bench libfloor >/dev/null 2>&1
+for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
         exit 1
