@@ -1,7 +1,8 @@
 /*
  * broker: creating and stopping the broker, its once-a-second tick (keep
- * alive, slow readers, session expiry, delayed wills, $SYS), the end-of-turn
- * flush, the store's commit notifications, and messages from services.
+ * alive, slow readers, $SYS), the deadline timer of delayed wills and
+ * session expiry, the flush of output at the end of each loop turn, the
+ * store's commit notifications, and messages from services.
  */
 #include "internal.h"
 
@@ -12,6 +13,11 @@
 
 /* A connection must send CONNECT (after TLS, if any) within this time. */
 #define CONNECT_TIMEOUT_MS 10000u
+
+/* Deadlines closer together than this are served by one timer firing, so
+ * that many sessions expiring one after another cost a bounded number of
+ * scans; a will or an expiry is at most this late. */
+#define DEADLINE_SLACK_MS 10u
 
 void broker_limits_default(broker_limits_t *l)
 {
@@ -32,6 +38,48 @@ void broker_limits_default(broker_limits_t *l)
 static void flush_check_cb(uv_check_t *h)
 {
     broker_flush_all(h->data);
+}
+
+static void flush_prepare_cb(uv_prepare_t *h)
+{
+    broker_flush_all(h->data);
+}
+
+static void deadline_cb(uv_timer_t *t);
+
+/* Arm the deadline timer for the earliest of the offline sessions'. */
+static void deadline_rearm(broker_t *b)
+{
+    uint64_t next = UINT64_MAX;
+    for (const session_t *s = b->offline; s; s = s->offline_next) {
+        uint64_t due = session_next_deadline(s);
+        if (due < next)
+            next = due;
+    }
+    uv_timer_stop(&b->deadline);
+    b->deadline_ms = 0;
+    uint64_t soonest = clock_mono_ms() + DEADLINE_SLACK_MS;
+    broker_deadline_at(b, next < soonest ? soonest : next);
+}
+
+void broker_deadline_at(broker_t *b, uint64_t due_ms)
+{
+    if (due_ms == UINT64_MAX || b->shutting_down)
+        return;
+    if (b->deadline_ms && b->deadline_ms <= due_ms)
+        return;
+    uint64_t now = clock_mono_ms();
+    b->deadline_ms = due_ms ? due_ms : 1;
+    uv_timer_start(&b->deadline, deadline_cb, due_ms > now ? due_ms - now : 0, 0);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    uint64_t now = clock_mono_ms();
+    wills_due(b, now);
+    sessions_expire(b, now);
+    deadline_rearm(b);
 }
 
 static void check_clients(broker_t *b, uint64_t now)
@@ -65,8 +113,7 @@ static void tick_cb(uv_timer_t *t)
     broker_t *b = t->data;
     uint64_t now = clock_mono_ms();
     check_clients(b, now);
-    wills_due(b, now);
-    sessions_expire(b, now);
+    lingering_expire(b, now);
     if (b->limits.sys_interval_s &&
         now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
         b->last_sys_ms = now;
@@ -100,11 +147,18 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     b->flush_check.data = b;
     uv_check_start(&b->flush_check, flush_check_cb);
     uv_unref((uv_handle_t *)&b->flush_check);
+    uv_prepare_init(loop, &b->flush_prepare);
+    b->flush_prepare.data = b;
+    uv_prepare_start(&b->flush_prepare, flush_prepare_cb);
+    uv_unref((uv_handle_t *)&b->flush_prepare);
+    uv_timer_init(loop, &b->deadline);
+    b->deadline.data = b;
+    uv_unref((uv_handle_t *)&b->deadline);
     uv_timer_init(loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, tick_cb, 1000, 1000);
     uv_unref((uv_handle_t *)&b->tick);
-    b->handles_open = 2;
+    b->handles_open = 4;
     b->last_sys_ms = clock_mono_ms() - (uint64_t)b->limits.sys_interval_s * 1000u;
     *out = b;
     return SEDGE_OK;
@@ -112,7 +166,10 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
 
 sedge_err broker_load(broker_t *b)
 {
-    return persist_load(b);
+    sedge_err rc = persist_load(b);
+    if (rc == SEDGE_OK)
+        deadline_rearm(b);
+    return rc;
 }
 
 void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
@@ -225,10 +282,15 @@ void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
         client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
     }
     broker_flush_all(b);
+    lingering_close_all(b);
     uv_timer_stop(&b->tick);
+    uv_timer_stop(&b->deadline);
     uv_check_stop(&b->flush_check);
+    uv_prepare_stop(&b->flush_prepare);
     uv_close((uv_handle_t *)&b->tick, on_timer_closed);
+    uv_close((uv_handle_t *)&b->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&b->flush_check, on_timer_closed);
+    uv_close((uv_handle_t *)&b->flush_prepare, on_timer_closed);
 }
 
 void broker_free(broker_t *b)

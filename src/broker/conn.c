@@ -77,10 +77,22 @@ void client_send(client_t *c, const uint8_t *data, size_t len)
 static void on_closed(uv_handle_t *h);
 static void flush(client_t *c);
 
-static void finish_close(client_t *c)
+void client_close_handle(client_t *c)
 {
     if (!uv_is_closing(&c->h.handle))
         uv_close(&c->h.handle, on_closed);
+}
+
+/* All output is written: close, or linger first if the broker had the
+ * last word (linger.c). */
+static void finish_close(client_t *c)
+{
+    if (c->linger == LINGER_ACTIVE || uv_is_closing(&c->h.handle))
+        return;
+    if (c->linger == LINGER_WANTED && !c->broker->shutting_down && linger_start(c) == SEDGE_OK)
+        return;
+    c->linger = LINGER_NONE;
+    client_close_handle(c);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -96,6 +108,7 @@ static void write_cb(uv_write_t *req, int status)
         if (c->state != CLIENT_CLOSING)
             LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(status));
         io->out.len = 0;
+        c->linger = LINGER_NONE; /* the peer is gone */
         client_close(c);
         finish_close(c);
         return;
@@ -268,8 +281,11 @@ void client_disconnect(client_t *c, uint8_t reason, const char *why)
         }
         uint8_t pkt[512];
         size_t n = mqtt_encode_disconnect(pkt, sizeof pkt, MQTT_V5, &d);
-        if (n <= sizeof pkt)
+        if (n <= sizeof pkt) {
             client_send(c, pkt, n);
+            if (reason != MQTT_RC_SERVER_SHUTTING_DOWN)
+                c->linger = LINGER_WANTED;
+        }
     }
     client_close(c);
 }
@@ -290,7 +306,6 @@ void client_pause_reading(client_t *c)
 }
 
 static void dispatch_buffered(client_t *c);
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 void client_resume_reading(client_t *c)
@@ -300,7 +315,7 @@ void client_resume_reading(client_t *c)
     c->reading_paused = false;
     dispatch_buffered(c);
     if (!c->reading_paused && c->state != CLIENT_CLOSING)
-        uv_read_start(&c->h.stream, alloc_cb, read_cb);
+        uv_read_start(&c->h.stream, client_read_alloc_cb, read_cb);
 }
 
 static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
@@ -483,7 +498,7 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         mark_for_flush(c);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void client_read_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     client_t *c = h->data;
@@ -555,5 +570,5 @@ void client_accepted(listener_t *l, client_t *c)
         client_close(c);
         return;
     }
-    uv_read_start(&c->h.stream, alloc_cb, read_cb);
+    uv_read_start(&c->h.stream, client_read_alloc_cb, read_cb);
 }

@@ -46,6 +46,7 @@ static sedge_err refuse(client_t *c, uint8_t version, uint8_t v5_reason, uint8_t
         mqtt_props_set(&ack.props, MQTT_PROP_REASON_STRING);
     }
     send_connack(c, version, &ack);
+    c->linger = LINGER_WANTED;
     client_close(c);
     return SEDGE_ERR_DENIED;
 }

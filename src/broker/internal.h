@@ -234,6 +234,13 @@ typedef enum {
     CLIENT_CLOSING,
 } client_state_t;
 
+/* Closing after the broker's last word (linger.c). */
+typedef enum {
+    LINGER_NONE,   /* close the socket once the output is written */
+    LINGER_WANTED, /* the output ends with a refusal or a DISCONNECT */
+    LINGER_ACTIVE, /* written and shut down; input read and dropped */
+} linger_state_t;
+
 /* What a connection needs only while it is busy: bytes of a partial
  * packet, bytes to send, the write in progress, replies held for a commit.
  * Allocated when first needed (client_io); the broker's tick gives it back
@@ -256,7 +263,7 @@ struct client {
     } h;
     broker_t *broker;
     listener_t *listener;
-    client_t *next, *prev;   /* all clients */
+    client_t *next, *prev;   /* all clients; while lingering, those lingering */
     client_t *flush_next;    /* clients with output to flush this turn */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     session_t *session;
@@ -268,7 +275,7 @@ struct client {
     will_t *will;             /* this connection's will, or NULL */
     topic_aliases_t *aliases; /* allocated on first use */
     SSL *ssl;                 /* TLS, with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
-    uint64_t last_rx_ms;
+    uint64_t last_rx_ms;      /* while lingering: when it began */
     union {
         struct sockaddr sa;
         struct sockaddr_in v4;
@@ -289,6 +296,7 @@ struct client {
     bool reading_paused;
     bool send_will; /* on close: publish the will */
     bool request_problem_info;
+    uint8_t linger; /* linger_state_t */
 };
 
 struct broker {
@@ -299,6 +307,7 @@ struct broker {
     void *hooks_ctx;
     listener_t *listeners;
     client_t *clients;
+    client_t *lingering; /* closed, waiting for the peer to close (linger.c) */
     client_t *flush_list;
     session_index_t sessions; /* client id -> session_t (session.c) */
     session_t *offline;       /* sessions without a connection */
@@ -320,8 +329,14 @@ struct broker {
     uint32_t *sub_id_scratch;
     size_t sub_id_scratch_cap;
     uint32_t *match_slots; /* per matched subscription: its delivery */
+    /* Output is flushed after each turn's I/O (check) and before the loop
+     * blocks (prepare), so what timers produce goes out at once too. */
     uv_check_t flush_check;
+    uv_prepare_t flush_prepare;
     uv_timer_t tick; /* once a second: keep alive, expiry, wills, $SYS */
+    /* The next delayed will or session expiry, to the millisecond. */
+    uv_timer_t deadline;
+    uint64_t deadline_ms; /* when it fires; 0 when not armed */
     uint64_t last_sys_ms;
     uint8_t *read_buf; /* shared by every connection's reads */
     size_t read_buf_len;
@@ -366,10 +381,27 @@ void client_out_commit(client_t *c, size_t len);
  * logging why. */
 void client_disconnect(client_t *c, uint8_t reason, const char *why);
 void client_close(client_t *c);
+/* Close the socket now; the client is freed when libuv is done with it. */
+void client_close_handle(client_t *c);
+/* libuv's allocation callback for reads: the broker's shared read buffer. */
+void client_read_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void client_pause_reading(client_t *c);
 void client_resume_reading(client_t *c);
 void broker_flush_all(broker_t *b);
 size_t client_output_pending(const client_t *c);
+
+/* linger.c: a connection the broker ends with a refusal or a DISCONNECT
+ * is shut down for writing once that is written, and what the peer still
+ * sends is read and dropped until it closes too or LINGER_MS pass. Closing
+ * a socket with unread input makes the kernel reset the connection, and a
+ * reset can destroy the reason code before the peer has read it. */
+#define LINGER_MS 2000u
+/* Start lingering; an error means the socket is to be closed now. */
+NODISCARD sedge_err linger_start(client_t *c);
+/* Close the lingering connections whose time is up (the tick). */
+void lingering_expire(broker_t *b, uint64_t now_ms);
+/* Close every lingering connection now (the broker is stopping). */
+void lingering_close_all(broker_t *b);
 
 /* handle_*.c: one per packet family; each returns an error only when the
  * connection must close (having logged and answered as appropriate). */
@@ -440,6 +472,11 @@ bool session_qos2_pending(session_t *s, uint16_t packet_id);
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
 void session_qos2_remove(session_t *s, uint16_t packet_id);
 void sessions_expire(broker_t *b, uint64_t now_ms);
+/* When an offline session's own clock next needs the broker: its delayed
+ * will or its expiry, whichever is first; UINT64_MAX for never. */
+uint64_t session_next_deadline(const session_t *s);
+/* Arm the deadline timer for DUE_MS unless it fires earlier already. */
+void broker_deadline_at(broker_t *b, uint64_t due_ms);
 
 /* will.c */
 void will_on_close(broker_t *b, client_t *c);

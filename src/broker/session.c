@@ -226,6 +226,7 @@ void session_detach(broker_t *b, session_t *s)
     s->disconnected_ms = clock_mono_ms();
     offline_link(b, s);
     session_save(b, s);
+    broker_deadline_at(b, session_next_deadline(s));
 }
 
 static bool packet_id_in_use(const session_t *s, uint16_t id)
@@ -539,6 +540,16 @@ void session_qos2_remove(session_t *s, uint16_t packet_id)
             return;
         }
     }
+}
+
+uint64_t session_next_deadline(const session_t *s)
+{
+    uint64_t next = UINT64_MAX;
+    if (s->expiry_interval != UINT32_MAX)
+        next = s->disconnected_ms + (uint64_t)s->expiry_interval * 1000u;
+    if (s->will && s->will->due_ms < next)
+        next = s->will->due_ms;
+    return next;
 }
 
 void sessions_expire(broker_t *b, uint64_t now_ms)

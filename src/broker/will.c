@@ -50,6 +50,7 @@ void will_on_close(broker_t *b, client_t *c)
     uint32_t delay = w->delay < s->expiry_interval ? w->delay : s->expiry_interval;
     w->due_ms = clock_mono_ms() + (uint64_t)delay * 1000u;
     s->will = w;
+    broker_deadline_at(b, w->due_ms);
 }
 
 void will_publish_now(broker_t *b, session_t *s)

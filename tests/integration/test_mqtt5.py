@@ -342,6 +342,29 @@ def test_more_unacknowledged_publishes_than_receive_maximum_disconnects_with_0x9
     assert got[-1].reason == raw.RC_RECEIVE_MAXIMUM_EXCEEDED
 
 
+def test_client_still_acknowledging_reads_the_0x93_disconnect_without_a_reset(make_sedge):
+    # What the Paho conformance suite's flow control test does: one QoS 2
+    # publish too many, then a PUBREL for every PUBREC. The server must not
+    # close with those PUBRELs unread: the kernel would answer them with a
+    # reset, and the client would lose the connection before the reason.
+    s = make_sedge(limits={"max_inflight": 4})
+    c = s.raw()
+    c.connect("greedy-but-polite")
+    for pid in range(1, 6):
+        c.send(raw.publish("rm/t", b"x", qos=2, packet_id=pid))
+    pubrecs = 0
+    while True:
+        p = c.recv()
+        if p.type != raw.PUBREC:
+            break
+        pubrecs += 1
+        time.sleep(0.05)  # the server's DISCONNECT and close come meanwhile
+        c.send(raw.ack(raw.PUBREL, p.packet_id))  # a reset shows as BrokenPipe here
+    assert pubrecs == 4
+    assert p.type == raw.DISCONNECT and p.reason == raw.RC_RECEIVE_MAXIMUM_EXCEEDED, p
+    assert c.wait_closed() == []
+
+
 def test_receive_maximum_unacknowledged_publishes_are_accepted(make_sedge):
     s = make_sedge(limits={"max_inflight": 4})
     c = s.raw()
