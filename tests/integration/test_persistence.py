@@ -78,6 +78,19 @@ def test_session_with_expiry_2s_is_gone_after_2s_offline(sedge):
     assert [m.topic for m in sub.get_until("brief/marker")] == ["brief/marker"]
 
 
+def test_session_loaded_at_restart_expires_when_its_interval_ends(sedge):
+    sub = sedge.client("reloaded", clean=False, session_expiry=4)
+    sub.subscribe("reloaded/#", 1)
+    sub.disconnect()
+    sedge.kill9()
+    sedge.start()
+    # Loaded from the store with time left: it must still end on time.
+    assert sedge.status()["sessions_persistent"] == 1
+    sedge.wait_status(lambda s: s["sessions_persistent"] == 0, timeout=15,
+                      what="the reloaded session to expire")
+    assert sub.connect(clean=False, session_expiry=60).session_present == 0
+
+
 def test_session_with_expiry_is_kept_while_within_its_interval(sedge):
     sub = sedge.client("lasting", clean=False, session_expiry=120)
     sub.subscribe("lasting/#", 1)
