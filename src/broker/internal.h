@@ -308,6 +308,7 @@ struct broker {
     listener_t *listeners;
     client_t *clients;
     client_t *lingering; /* closed, waiting for the peer to close (linger.c) */
+    size_t lingering_count;
     client_t *flush_list;
     session_index_t sessions; /* client id -> session_t (session.c) */
     session_t *offline;       /* sessions without a connection */
@@ -396,7 +397,11 @@ size_t client_output_pending(const client_t *c);
  * a socket with unread input makes the kernel reset the connection, and a
  * reset can destroy the reason code before the peer has read it. */
 #define LINGER_MS 2000u
-/* Start lingering; an error means the socket is to be closed now. */
+/* At most this many at once: each holds a socket, and a flood of refused
+ * connections must not use up the descriptors; past it, close at once. */
+#define LINGER_MAX 1024u
+/* Start lingering; an error (SEDGE_ERR_FULL past LINGER_MAX) means the
+ * socket is to be closed now. */
 NODISCARD sedge_err linger_start(client_t *c);
 /* Close the lingering connections whose time is up (the tick). */
 void lingering_expire(broker_t *b, uint64_t now_ms);

@@ -13,8 +13,6 @@
 
 #include <stdlib.h>
 
-#define LOG_TAG "broker"
-
 static void unlink_lingering(client_t *c)
 {
     broker_t *b = c->broker;
@@ -25,6 +23,7 @@ static void unlink_lingering(client_t *c)
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
+    b->lingering_count--;
 }
 
 static void linger_end(client_t *c)
@@ -54,6 +53,9 @@ static void drop_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 sedge_err linger_start(client_t *c)
 {
+    broker_t *b = c->broker;
+    if (b->lingering_count >= LINGER_MAX)
+        return SEDGE_ERR_FULL;
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req)
         return SEDGE_ERR_NOMEM;
@@ -66,8 +68,8 @@ sedge_err linger_start(client_t *c)
         /* The shutdown request is cancelled when the handle closes. */
         return SEDGE_ERR_IO;
     }
-    broker_t *b = c->broker;
     c->linger = LINGER_ACTIVE;
+    b->lingering_count++;
     c->last_rx_ms = clock_mono_ms();
     c->prev = NULL;
     c->next = b->lingering;
