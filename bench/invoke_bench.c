@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "percentile.h"
+
 #define NS_PER_S 1000000000ull
 #define LINE_MAX_BYTES (1u << 20)
 
@@ -254,20 +256,6 @@ static void *spawn_client(void *arg)
     return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct_us(const uint64_t *v, size_t n, double q)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)((double)n * q);
-    return (double)v[i < n ? i : n - 1] / 1e3;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -415,8 +403,8 @@ int main(int argc, char **argv)
     printf(" clients=%d payload=%zu status=%s ok=%" PRIu64 " errors=%" PRIu64
            " wall_s=%.3f rate=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f mean_us=%.1f",
            opt.clients, opt.payload, status, ok, errors, wall, wall > 0 ? (double)ok / wall : 0,
-           all ? pct_us(all, k, 0.5) : 0, all ? pct_us(all, k, 0.9) : 0,
-           all ? pct_us(all, k, 0.99) : 0, k && all ? (double)all[k - 1] / 1e3 : 0,
+           all ? percentile_us(all, k, 0.5) : 0, all ? percentile_us(all, k, 0.9) : 0,
+           all ? percentile_us(all, k, 0.99) : 0, k && all ? (double)all[k - 1] / 1e3 : 0,
            k ? sum / (double)k / 1e3 : 0);
     if (error) {
         printf(" error=\"");

@@ -59,6 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "percentile.h"
+
 extern char **environ;
 
 #define NS_PER_S 1000000000ull
@@ -322,6 +324,28 @@ static int seen_mark(seen_t *s, uint64_t seq)
     return 1;
 }
 
+/* Count one arrival of message `seq` from the source `s` tracks: new (and
+ * whether out of order) or a duplicate. 1 if new, 0 if a duplicate, -1 when
+ * out of memory (the run has failed). */
+static int count_arrival(client_t *c, seen_t *s, uint64_t seq)
+{
+    int r = seen_mark(s, seq);
+    if (r < 0) {
+        fail("out of memory");
+        return -1;
+    }
+    if (r == 0) {
+        c->dups++;
+        return 0;
+    }
+    c->unique++;
+    if (seq + 1 < s->next)
+        c->reordered++;
+    else
+        s->next = seq + 1;
+    return 1;
+}
+
 static void record_latency(client_t *c, uint64_t ns)
 {
     if (c->lat_n == c->lat_cap) {
@@ -439,22 +463,11 @@ static void shadow_reply(client_t *c, const struct mosquitto_message *msg, uint6
     size_t tl = strlen(msg->topic);
     if (tl >= 9 && strcmp(msg->topic + tl - 9, "/rejected") == 0)
         c->rejected++;
-    int r = seen_mark(&c->seen[0], seq);
-    if (r < 0) {
-        fail("out of memory");
+    int r = count_arrival(c, &c->seen[0], seq);
+    if (r < 0)
         return;
-    }
-    if (r == 0) {
-        c->dups++;
-    } else {
-        c->unique++;
-        if (seq + 1 < c->seen[0].next)
-            c->reordered++;
-        else
-            c->seen[0].next = seq + 1;
-        if (sent >= g_measure_from_ns)
-            record_latency(c, now - sent);
-    }
+    if (r > 0 && sent >= g_measure_from_ns)
+        record_latency(c, now - sent);
     atomic_store_explicit(&c->a_received, c->received, memory_order_relaxed);
     atomic_store_explicit(&c->a_unique, c->unique, memory_order_relaxed);
 }
@@ -488,21 +501,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     if (!c->first_ns)
         c->first_ns = now;
     c->last_ns = now;
-    seen_t *s = &c->seen[st.publisher];
-    int r = seen_mark(s, st.seq);
-    if (r < 0) {
-        fail("out of memory");
+    if (count_arrival(c, &c->seen[st.publisher], st.seq) < 0)
         return;
-    }
-    if (r == 0) {
-        c->dups++;
-    } else {
-        c->unique++;
-        if (st.seq + 1 < s->next)
-            c->reordered++;
-        else
-            s->next = st.seq + 1;
-    }
     if (opt.rate > 0 && st.sent_ns >= g_measure_from_ns)
         record_latency(c, now - st.sent_ns);
     atomic_store_explicit(&c->a_received, c->received, memory_order_relaxed);
@@ -916,22 +916,6 @@ static void print_error(void)
     for (const char *p = g_error; *p; p++)
         putchar(*p == '"' ? '\'' : *p);
     printf("\"");
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double percentile_us(const uint64_t *v, size_t n, double q)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)((double)n * q);
-    if (i >= n)
-        i = n - 1;
-    return (double)v[i] / 1e3;
 }
 
 static bool wait_ready(int want, double timeout_s)
