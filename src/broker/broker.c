@@ -47,21 +47,6 @@ static void flush_prepare_cb(uv_prepare_t *h)
 
 static void deadline_cb(uv_timer_t *t);
 
-/* Arm the deadline timer for the earliest of the offline sessions'. */
-static void deadline_rearm(broker_t *b)
-{
-    uint64_t next = UINT64_MAX;
-    for (const session_t *s = b->offline; s; s = s->offline_next) {
-        uint64_t due = session_next_deadline(s);
-        if (due < next)
-            next = due;
-    }
-    uv_timer_stop(&b->deadline);
-    b->deadline_ms = 0;
-    uint64_t soonest = clock_mono_ms() + DEADLINE_SLACK_MS;
-    broker_deadline_at(b, next < soonest ? soonest : next);
-}
-
 void broker_deadline_at(broker_t *b, uint64_t due_ms)
 {
     if (due_ms == UINT64_MAX || b->shutting_down)
@@ -73,13 +58,20 @@ void broker_deadline_at(broker_t *b, uint64_t due_ms)
     uv_timer_start(&b->deadline, deadline_cb, due_ms > now ? due_ms - now : 0, 0);
 }
 
+/* Serve what is due, then arm the timer for the earliest deadline left. */
+static void deadlines_run(broker_t *b)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t next = sessions_run_deadlines(b, now);
+    uv_timer_stop(&b->deadline);
+    b->deadline_ms = 0;
+    uint64_t soonest = now + DEADLINE_SLACK_MS;
+    broker_deadline_at(b, next < soonest ? soonest : next);
+}
+
 static void deadline_cb(uv_timer_t *t)
 {
-    broker_t *b = t->data;
-    uint64_t now = clock_mono_ms();
-    wills_due(b, now);
-    sessions_expire(b, now);
-    deadline_rearm(b);
+    deadlines_run(t->data);
 }
 
 static void check_clients(broker_t *b, uint64_t now)
@@ -167,8 +159,10 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
 sedge_err broker_load(broker_t *b)
 {
     sedge_err rc = persist_load(b);
-    if (rc == SEDGE_OK)
-        deadline_rearm(b);
+    /* The loaded sessions' deadlines are served, and the next armed, on
+     * the loop's first turns. */
+    if (rc == SEDGE_OK && b->offline)
+        broker_deadline_at(b, clock_mono_ms() + DEADLINE_SLACK_MS);
     return rc;
 }
 

@@ -476,16 +476,18 @@ void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
 bool session_qos2_pending(session_t *s, uint16_t packet_id);
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
 void session_qos2_remove(session_t *s, uint16_t packet_id);
-void sessions_expire(broker_t *b, uint64_t now_ms);
 /* When an offline session's own clock next needs the broker: its delayed
  * will or its expiry, whichever is first; UINT64_MAX for never. */
 uint64_t session_next_deadline(const session_t *s);
+/* Publish the delayed wills and end the sessions whose time has come, in
+ * one pass over the offline sessions; returns the next deadline of those
+ * left (UINT64_MAX for none). */
+uint64_t sessions_run_deadlines(broker_t *b, uint64_t now_ms);
 /* Arm the deadline timer for DUE_MS unless it fires earlier already. */
 void broker_deadline_at(broker_t *b, uint64_t due_ms);
 
 /* will.c */
 void will_on_close(broker_t *b, client_t *c);
-void wills_due(broker_t *b, uint64_t now_ms);
 void will_cancel(broker_t *b, session_t *s);
 void will_publish_now(broker_t *b, session_t *s);
 

@@ -552,19 +552,27 @@ uint64_t session_next_deadline(const session_t *s)
     return next;
 }
 
-void sessions_expire(broker_t *b, uint64_t now_ms)
+uint64_t sessions_run_deadlines(broker_t *b, uint64_t now_ms)
 {
+    uint64_t next_due = UINT64_MAX;
     session_t *s = b->offline;
     while (s) {
         session_t *next = s->offline_next;
+        if (s->will && now_ms >= s->will->due_ms)
+            will_publish_now(b, s);
         if (s->expiry_interval != UINT32_MAX &&
             now_ms - s->disconnected_ms >= (uint64_t)s->expiry_interval * 1000u) {
             LOGI("session '%s' expired after %u s offline", s->client_id, s->expiry_interval);
             will_publish_now(b, s);
             session_destroy(b, s);
+        } else {
+            uint64_t due = session_next_deadline(s);
+            if (due < next_due)
+                next_due = due;
         }
         s = next;
     }
+    return next_due;
 }
 
 void session_set_persistent(broker_t *b, session_t *s, bool persistent)

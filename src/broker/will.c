@@ -67,10 +67,3 @@ void will_cancel(broker_t *b, session_t *s)
     will_free(b, s->will);
     s->will = NULL;
 }
-
-void wills_due(broker_t *b, uint64_t now_ms)
-{
-    for (session_t *s = b->offline; s; s = s->offline_next)
-        if (s->will && now_ms >= s->will->due_ms)
-            will_publish_now(b, s);
-}
