@@ -6,7 +6,7 @@
  * read_buf): whole packets are handled straight from it, and only the
  * tail of a packet that is not complete yet is copied into the client's
  * own `in` buffer. Output is appended to `out` and written once per loop
- * turn (the flush check), so a burst of deliveries to one client costs one
+ * turn (before the loop waits again), so a burst of deliveries to one client costs one
  * system call; while a write is in progress the next one accumulates in
  * `out`. Both live in the client's busy state (client.c), given back at
  * the end of the flush that leaves the connection idle: an idle

@@ -330,9 +330,8 @@ struct broker {
     uint32_t *sub_id_scratch;
     size_t sub_id_scratch_cap;
     uint32_t *match_slots; /* per matched subscription: its delivery */
-    /* Output is flushed after each turn's I/O (check) and before the loop
-     * blocks (prepare), so what timers produce goes out at once too. */
-    uv_check_t flush_check;
+    /* Output is flushed once per loop turn, just before the loop waits for
+     * I/O: after the previous turn's reads and this turn's timers. */
     uv_prepare_t flush_prepare;
     uv_timer_t tick; /* once a second: keep alive, expiry, wills, $SYS */
     /* The next delayed will or session expiry, to the millisecond. */
