@@ -11,9 +11,6 @@
 
 #define LOG_TAG "broker"
 
-/* A connection must send CONNECT (after TLS, if any) within this time. */
-#define CONNECT_TIMEOUT_MS 10000u
-
 /* Deadlines closer together than this are served by one timer firing, so
  * that many sessions expiring one after another cost a bounded number of
  * scans; a will or an expiry is at most this late. */
@@ -32,6 +29,11 @@ void broker_limits_default(broker_limits_t *l)
         .sys_interval_s = 10,
         .max_output_bytes = 4u << 20,
         .slow_reader_timeout_s = 60,
+        .connect_timeout_s = 10,
+        .max_connect_bytes = 65536,
+        .max_buffered_bytes = 256u << 20,
+        .max_subscriptions = 10000,
+        .max_filters_per_packet = 1000,
     };
 }
 
@@ -78,9 +80,9 @@ static void check_clients(broker_t *b, uint64_t now)
             now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500u) {
             client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
         } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
-                   now - c->last_rx_ms > CONNECT_TIMEOUT_MS) {
-            LOGW("closing %s: no CONNECT within %u s", client_peer(c).text,
-                 CONNECT_TIMEOUT_MS / 1000);
+                   now - c->last_rx_ms >= (uint64_t)b->limits.connect_timeout_s * 1000u) {
+            LOGW("closing %s: no CONNECT within %u s of accepting it", client_peer(c).text,
+                 b->limits.connect_timeout_s);
             client_close(c);
         } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s &&
                    now - c->io->last_tx_progress_ms >
@@ -118,6 +120,8 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     b->limits = *limits;
     if (b->limits.max_inflight == 0)
         b->limits.max_inflight = 1;
+    if (b->limits.connect_timeout_s == 0)
+        b->limits.connect_timeout_s = 1;
     b->store = store;
     b->next_msg_id = 1;
     b->next_queue_seq = 1;
@@ -179,12 +183,10 @@ static void wait_for_commit(broker_t *b, session_t *s)
 
 void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
 {
-    b->settled_batch = seq;
-    if (result)
-        LOGE("the store failed to commit batch %llu (%s): acknowledgements waiting for it "
-             "report an error",
-             (unsigned long long)seq, sedge_strerror(result));
-    broker_release_held(b, seq, result ? seq : 0);
+    if (result) /* only the last commit, at store_close: nothing waits any more */
+        return;
+    b->committed_batch = seq;
+    broker_release_held(b, seq);
     /* Sessions whose next messages waited for this commit: send them. */
     session_t *list = b->commit_waiters;
     b->commit_waiters = NULL;

@@ -44,6 +44,11 @@ typedef struct {
     uint32_t sys_interval_s;        /* $SYS publishing period; 0 = off */
     size_t max_output_bytes;        /* unsent bytes per client before QoS 0 drops */
     uint32_t slow_reader_timeout_s; /* no write progress for this long: disconnect */
+    uint32_t connect_timeout_s;     /* from accept to CONNECT (TLS handshake included) */
+    uint32_t max_connect_bytes;     /* largest packet before CONNECT is accepted */
+    size_t max_buffered_bytes;      /* input and output buffered by all connections */
+    uint32_t max_subscriptions;     /* per session */
+    uint32_t max_filters_per_packet; /* in one SUBSCRIBE or UNSUBSCRIBE */
 } broker_limits_t;
 
 void broker_limits_default(broker_limits_t *l);
@@ -53,6 +58,7 @@ typedef struct {
     uint64_t connections; /* open now */
     uint64_t connections_total;
     uint64_t sessions; /* known now, online or not */
+    uint64_t sessions_online; /* of those, with a connection (CONNECT accepted) */
     uint64_t sessions_persistent;
     uint64_t subscriptions;
     uint64_t retained;

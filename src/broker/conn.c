@@ -214,10 +214,26 @@ void broker_flush_all(broker_t *b)
     }
 }
 
+/* A client freed this turn may still be queued for the end-of-turn flush
+ * (a CONNECT and a DISCONNECT in one read): take it off first. */
+static void unlink_from_flush_list(client_t *c)
+{
+    if (!c->in_flush_list)
+        return;
+    client_t **link = &c->broker->flush_list;
+    while (*link && *link != c)
+        link = &(*link)->flush_next;
+    if (*link)
+        *link = c->flush_next;
+    c->in_flush_list = false;
+    c->flush_next = NULL;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     client_t *c = h->data;
     broker_t *b = c->broker;
+    unlink_from_flush_list(c);
     if (c->ssl)
         SSL_free(c->ssl); /* frees the BIOs too */
     held_free_all(c);
@@ -519,7 +535,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         client_close(c);
         return;
     }
-    c->last_rx_ms = clock_mono_ms();
+    /* Before CONNECT the clock is not reset by what arrives: the deadline
+     * to authenticate counts from accept, so a byte every few seconds
+     * cannot hold a connection open. */
+    if (c->state >= CLIENT_CONNACK_HELD)
+        c->last_rx_ms = clock_mono_ms();
     if (c->ssl)
         tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
     else

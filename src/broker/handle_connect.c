@@ -253,6 +253,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     if (c->max_packet_out > b->limits.max_packet_bytes)
         c->max_packet_out = b->limits.max_packet_bytes;
     c->keep_alive = conn.keep_alive;
+    c->last_rx_ms = clock_mono_ms(); /* keep alive counts from here */
     bool keepalive_override = false;
     if (b->limits.max_keepalive &&
         (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) && v == MQTT_V5) {
@@ -304,7 +305,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         free(assigned);
         c->state = CLIENT_CONNACK_HELD;
         client_pause_reading(c);
-        held_packet(c, HELD_CONNACK, &pkt, store_open_batch(b->store), NULL, 0);
+        held_packet(c, HELD_CONNACK, &pkt, store_pending_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
              "alive %u s)",
              s->client_id, client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",

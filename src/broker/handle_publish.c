@@ -116,8 +116,11 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                                   "invalid topic name (empty, or with a wildcard)");
 
     if (p.qos == 2 && session_qos2_pending(s, p.packet_id)) {
-        /* A resend of one we have: acknowledge again, deliver nothing. */
-        held_ack(c, MQTT_PUBREC, p.packet_id, 0, 0);
+        /* A resend of one we have: acknowledge again, deliver nothing —
+         * once what the first one wrote is durable (its PUBREC may have
+         * been held by a connection that is gone). */
+        held_ack(c, MQTT_PUBREC, p.packet_id, 0,
+                 s->persistent ? store_pending_batch(b->store) : 0);
         return SEDGE_OK;
     }
     if (p.qos > 0 && c->inflight_in >= b->limits.max_inflight && c->version == MQTT_V5)
@@ -172,6 +175,17 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
 
     if (p.qos == 0)
         return SEDGE_OK;
+    if (b->queue_refusals != refusals_before && c->version != MQTT_V5) {
+        /* MQTT 3.1.1 has no negative acknowledgement, and what could not
+         * be kept must not be acknowledged as kept: the publisher is
+         * disconnected without one and resends when it reconnects. */
+        b->stats.msgs_dropped++;
+        client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                          "a subscriber's queue or a service is full: the message was not "
+                          "acknowledged (MQTT 3.1.1 has no negative PUBACK); it is resent on "
+                          "reconnection");
+        return SEDGE_ERR_FULL;
+    }
     c->inflight_in++;
     if (p.qos == 2) {
         if (session_qos2_add(s, p.packet_id))
@@ -181,17 +195,18 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                               p.packet_id);
     }
     bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
-    /* A subscriber's full queue refused it: a v5 publisher is told. */
+    /* A subscriber's full queue (or a service out of room) refused it: a
+     * v5 publisher is told, and the exchange ends at this PUBREC. */
     uint8_t reason = b->queue_refusals != refusals_before && c->version == MQTT_V5
                          ? MQTT_RC_QUOTA_EXCEEDED
                          : MQTT_RC_SUCCESS;
     if (reason && p.qos == 2) {
-        session_qos2_remove(s, p.packet_id); /* the exchange ends at this PUBREC */
+        session_qos2_remove(s, p.packet_id);
         if (s->persistent)
             store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
                               p.packet_id);
     }
     held_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
-             durable ? store_open_batch(b->store) : 0);
+             durable ? store_pending_batch(b->store) : 0);
     return SEDGE_OK;
 }

@@ -176,7 +176,7 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
         } else {
             pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_SUBACK, sp.packet_id, NULL,
                                          reasons, sp.count);
-            uint64_t batch = c->session->persistent ? store_open_batch(b->store) : 0;
+            uint64_t batch = c->session->persistent ? store_pending_batch(b->store) : 0;
             held_packet(c, HELD_SUBACK, &pkt, batch, filters, nf);
         }
     }
@@ -208,18 +208,22 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f)
             session_remove_sub(b, c->session, sub);
         reasons[i++] = sub ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
+    /* For a persistent session, UNSUBACK once the removals are committed:
+     * else the subscription could come back after a crash. */
+    buf_t pkt = {0};
     size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
                                   up.count);
-    uint8_t *pkt = malloc(n);
-    if (pkt) {
-        mqtt_encode_suback(pkt, n, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
-                           up.count);
-        client_send(c, pkt, n);
-        free(pkt);
+    if (buf_reserve(&pkt, n)) {
+        err = protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+    } else {
+        pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_UNSUBACK, up.packet_id, NULL,
+                                     reasons, up.count);
+        uint64_t batch = c->session->persistent ? store_pending_batch(b->store) : 0;
+        held_packet(c, HELD_SUBACK, &pkt, batch, NULL, 0);
     }
     if (reasons != reasons_stack)
         free(reasons);
-    return SEDGE_OK;
+    return err;
 }
 
 sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f)

@@ -188,8 +188,8 @@ struct session {
 
 /* A reply held until a store batch commits (held.c). */
 typedef enum {
-    HELD_ACK,     /* PUBACK or PUBREC, encoded when released */
-    HELD_SUBACK,  /* then the retained messages of `filters` */
+    HELD_ACK,     /* PUBACK, PUBREC, PUBREL or PUBCOMP, encoded when released */
+    HELD_SUBACK,  /* or UNSUBACK; then the retained messages of `filters`, if any */
     HELD_CONNACK, /* then the connection starts */
 } held_kind_t;
 
@@ -197,7 +197,7 @@ typedef struct held {
     struct held *next;
     uint64_t batch;
     held_kind_t kind;
-    uint8_t type; /* HELD_ACK: MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t type; /* HELD_ACK: its packet type */
     uint8_t reason;
     uint16_t packet_id;
     buf_t packet;   /* SUBACK, CONNACK: the encoded packet */
@@ -275,7 +275,7 @@ struct client {
     will_t *will;             /* this connection's will, or NULL */
     topic_aliases_t *aliases; /* allocated on first use */
     SSL *ssl;                 /* TLS, with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
-    uint64_t last_rx_ms;      /* while lingering: when it began */
+    uint64_t last_rx_ms;      /* connected: last input; before CONNECT: accept; lingering: its start */
     union {
         struct sockaddr sa;
         struct sockaddr_in v4;
@@ -317,7 +317,7 @@ struct broker {
     uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
     uint64_t durable_writes;   /* messages written for sessions or retain */
     uint64_t queue_refusals;   /* messages a full session queue refused */
-    uint64_t settled_batch;    /* newest batch committed or failed */
+    uint64_t committed_batch;  /* every batch up to it is durable */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
@@ -423,8 +423,8 @@ void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uin
 /* Takes `packet`'s bytes and the filters array (each malloc'd). */
 void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, char **filters,
                  size_t filter_count);
-/* A batch settled: release what waited for it (`failed`: it did not commit). */
-void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed);
+/* Every batch up to `committed` is durable: release what waited for them. */
+void broker_release_held(broker_t *b, uint64_t committed);
 /* The client is going away: free its held replies and take it out of the
  * broker's list of clients waiting for a commit. */
 void held_free_all(client_t *c);

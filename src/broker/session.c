@@ -150,10 +150,29 @@ static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
     free(o);
 }
 
+/* A session waiting for a commit is on the broker's list of them; one
+ * destroyed before the commit comes (a clean-start takeover, a v5
+ * DISCONNECT with expiry 0) must leave it. */
+static void leave_commit_wait(broker_t *b, session_t *s)
+{
+    if (!s->in_commit_wait)
+        return;
+    session_t **link = &b->commit_waiters;
+    while (*link && *link != s)
+        link = &(*link)->commit_wait_next;
+    if (*link)
+        *link = s->commit_wait_next;
+    s->in_commit_wait = false;
+    s->commit_wait_next = NULL;
+}
+
 void session_destroy(broker_t *b, session_t *s)
 {
-    if (s->client)
+    leave_commit_wait(b, s);
+    if (s->client) {
         s->client->session = NULL;
+        b->stats.sessions_online--;
+    }
     for (size_t i = 0; i < s->sub_count; i++) {
         tree_remove_sub(&b->tree, s->subs[i]);
         free(s->subs[i]->filter);
@@ -211,8 +230,10 @@ void session_save(broker_t *b, session_t *s)
 void session_attach(session_t *s, client_t *c)
 {
     broker_t *b = c->broker;
-    if (!s->client)
+    if (!s->client) {
         offline_unlink(b, s);
+        b->stats.sessions_online++;
+    }
     s->client = c;
     c->session = s;
 }
@@ -223,6 +244,7 @@ void session_detach(broker_t *b, session_t *s)
         return;
     s->client->session = NULL;
     s->client = NULL;
+    b->stats.sessions_online--;
     s->disconnected_ms = clock_mono_ms();
     offline_link(b, s);
     session_save(b, s);
@@ -384,7 +406,7 @@ void session_pump(broker_t *b, session_t *s)
     int64_t now = clock_wall_s();
     while (s->unsent && s->inflight < window) {
         out_msg_t *o = s->unsent;
-        if (s->persistent && o->ready_batch > b->settled_batch) {
+        if (s->persistent && o->ready_batch > b->committed_batch) {
             broker_wait_commit(b, s);
             break;
         }
@@ -410,17 +432,13 @@ void session_resend_inflight(broker_t *b, session_t *s)
 {
     client_t *c = s->client;
     for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next) {
-        if (o->state == OUT_RELEASED) {
-            mqtt_ack_t rel = {.packet_id = o->packet_id};
-            uint8_t pkt[8];
-            size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, MQTT_PUBREL, &rel);
-            client_send(c, pkt, n);
-        } else {
+        if (o->state == OUT_RELEASED)
+            held_ack(c, MQTT_PUBREL, o->packet_id, 0,
+                     o->ready_batch > b->committed_batch ? o->ready_batch : 0);
+        else
             send_publish(c, o->msg, o->qos, o->retain, o->packet_id, true, o->sub_ids,
                          o->sub_id_count);
-        }
     }
-    (void)b;
 }
 
 out_msg_t *session_find_inflight(session_t *s, uint16_t packet_id)

@@ -123,6 +123,7 @@ int main(int argc, char **argv)
     notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     core_free(app.core);
+    uv_run(loop, UV_RUN_DEFAULT); /* the close callbacks of what core_free closed */
     uv_loop_close(loop);
     LOGI("stopped");
     return 0;
