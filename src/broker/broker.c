@@ -170,6 +170,7 @@ void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
 void broker_get_stats(broker_t *b, broker_stats_t *out)
 {
     *out = b->stats;
+    out->buffered_bytes = b->buffered_bytes;
 }
 
 static void wait_for_commit(broker_t *b, session_t *s)

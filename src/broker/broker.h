@@ -70,6 +70,7 @@ typedef struct {
     uint64_t queued;       /* QoS 1/2 messages waiting in sessions */
     uint64_t refused_connections;
     uint64_t protocol_errors;
+    uint64_t buffered_bytes; /* input and output held by connections now */
 } broker_stats_t;
 
 /* A message as services see it: views valid during the call. `source` is

@@ -117,6 +117,7 @@ void client_free_state(client_t *c)
 {
     free_aliases(c);
     if (c->io) {
+        c->broker->buffered_bytes -= c->io->in.len + c->io->out.len;
         buf_free(&c->io->in);
         buf_free(&c->io->out);
         free(c->io);

@@ -62,7 +62,23 @@ uint8_t *client_out_reserve(client_t *c, size_t len)
 void client_out_commit(client_t *c, size_t len)
 {
     c->io->out.len += len;
+    c->broker->buffered_bytes += len;
     mark_for_flush(c);
+}
+
+/* Output bytes leave `out` (sent, handed to a write, or discarded). */
+static void out_consumed(client_t *c, size_t n)
+{
+    c->broker->buffered_bytes -= n;
+}
+
+/* Drop what is waiting to be sent: the peer is gone. */
+static void out_discard(client_t *c)
+{
+    if (!c->io)
+        return;
+    out_consumed(c, c->io->out.len);
+    c->io->out.len = 0;
 }
 
 void client_send(client_t *c, const uint8_t *data, size_t len)
@@ -99,6 +115,7 @@ static void write_cb(uv_write_t *req, int status)
 {
     write_op_t *w = (write_op_t *)req;
     client_t *c = w->client;
+    c->broker->buffered_bytes -= w->data.len;
     buf_free(&w->data);
     free(w);
     client_io_t *io = c->io; /* kept while writing */
@@ -107,7 +124,7 @@ static void write_cb(uv_write_t *req, int status)
     if (status < 0) {
         if (c->state != CLIENT_CLOSING)
             LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(status));
-        io->out.len = 0;
+        out_discard(c);
         c->linger = LINGER_NONE; /* the peer is gone */
         client_close(c);
         finish_close(c);
@@ -137,8 +154,7 @@ static void drain_tls(client_t *c, buf_t *out)
 static void write_failed(client_t *c, int rc)
 {
     LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(rc));
-    if (c->io)
-        c->io->out.len = 0;
+    out_discard(c);
     client_close(c);
     finish_close(c);
 }
@@ -152,8 +168,10 @@ static void flush(client_t *c)
     if (c->ssl) {
         if (io && io->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
             int n = SSL_write(c->ssl, io->out.data, (int)io->out.len);
-            if (n > 0)
+            if (n > 0) {
                 buf_consume(&io->out, (size_t)n);
+                out_consumed(c, (size_t)n);
+            }
             if (!io->out.len)
                 buf_free(&io->out);
         }
@@ -161,6 +179,7 @@ static void flush(client_t *c)
     } else if (io) {
         data = io->out;
         io->out = (buf_t){0};
+        out_consumed(c, data.len);
     }
     if (!data.len) {
         buf_free(&data);
@@ -198,6 +217,7 @@ static void flush(client_t *c)
         return;
     }
     c->io->writing = w;
+    c->broker->buffered_bytes += w->data.len;
 }
 
 void broker_flush_all(broker_t *b)
@@ -373,7 +393,11 @@ static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
 static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
 {
     size_t used = 0;
-    uint32_t limit = c->broker->limits.max_packet_bytes;
+    const broker_limits_t *lim = &c->broker->limits;
+    /* Before CONNECT nobody is authenticated: a CONNECT is small. */
+    uint32_t limit = c->state == CLIENT_AWAIT_CONNECT && lim->max_connect_bytes < lim->max_packet_bytes
+                         ? lim->max_connect_bytes
+                         : lim->max_packet_bytes;
     while (used < len && c->state != CLIENT_CLOSING && !c->reading_paused) {
         mqtt_frame_t f;
         const char *why = "malformed packet";
@@ -406,6 +430,7 @@ static void dispatch_buffered(client_t *c)
         return;
     size_t used = dispatch_packets(c, io->in.data, io->in.len);
     buf_consume(&io->in, used);
+    c->broker->buffered_bytes -= used;
     if (!io->in.len)
         buf_free(&io->in);
 }
@@ -414,11 +439,19 @@ static void dispatch_buffered(client_t *c)
  * reading is paused). */
 static sedge_err buffer_input(client_t *c, const uint8_t *data, size_t len)
 {
+    broker_t *b = c->broker;
+    if (b->buffered_bytes + len > b->limits.max_buffered_bytes) {
+        b->stats.msgs_dropped++;
+        client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                          "the memory all connections may buffer (max_buffered_bytes) is in use");
+        return SEDGE_ERR_FULL;
+    }
     if (!client_io(c) || buf_append(&c->io->in, data, len)) {
         LOGE("client '%s': out of memory buffering input", client_name(c).text);
         client_close(c);
         return SEDGE_ERR_NOMEM;
     }
+    b->buffered_bytes += len;
     return SEDGE_OK;
 }
 

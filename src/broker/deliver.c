@@ -130,7 +130,8 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
         if (!c || c->state != CLIENT_CONNECTED) {
             continue; /* QoS 0 is not kept for offline sessions */
         }
-        if (client_output_pending(c) > b->limits.max_output_bytes) {
+        if (client_output_pending(c) > b->limits.max_output_bytes ||
+            b->buffered_bytes > b->limits.max_buffered_bytes) {
             b->stats.msgs_dropped++;
             continue;
         }

@@ -88,6 +88,13 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     }
     sub_t *sub = session_find_sub(s, e->filter);
     bool existed = sub != NULL;
+    if (!existed && s->sub_count >= b->limits.max_subscriptions) {
+        LOGW("client '%s': subscription to '%.*s' refused: the session has max_subscriptions "
+             "(%u)",
+             c->identity, (int)e->filter.len, (const char *)e->filter.data,
+             b->limits.max_subscriptions);
+        return v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT311_SUBACK_FAILURE;
+    }
     if (existed) {
         /* Replaces the old subscription's options (MQTT 3.8.4). */
         sub->qos = e->qos;
@@ -154,10 +161,20 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
     size_t cursor = 0, i = 0;
     mqtt_sub_entry_t e;
     err = SEDGE_OK;
+    /* Past max_filters_per_packet each filter is refused on its own, so
+     * that one packet cannot hold the loop for long. */
     while (!err && mqtt_sub_entry_next(&sp, MQTT_SUBSCRIBE, &cursor, &e)) {
-        reasons[i] = subscribe_one(c, &e, sub_id, &retained_for[i], &err);
+        retained_for[i] = NULL;
+        if (i < b->limits.max_filters_per_packet)
+            reasons[i] = subscribe_one(c, &e, sub_id, &retained_for[i], &err);
+        else
+            reasons[i] = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT311_SUBACK_FAILURE;
         i++;
     }
+    if (i > b->limits.max_filters_per_packet)
+        LOGW("client '%s': %zu filters in one SUBSCRIBE; those past max_filters_per_packet (%u) "
+             "refused",
+             c->identity, i, b->limits.max_filters_per_packet);
     if (!err) {
         /* The SUBACK, then the retained messages (MQTT 3.8.4); for a
          * persistent session, once the subscriptions are committed. */
@@ -203,6 +220,10 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f)
     size_t cursor = 0, i = 0;
     mqtt_sub_entry_t e;
     while (mqtt_sub_entry_next(&up, MQTT_UNSUBSCRIBE, &cursor, &e)) {
+        if (i >= b->limits.max_filters_per_packet) {
+            reasons[i++] = MQTT_RC_UNSPECIFIED; /* past max_filters_per_packet */
+            continue;
+        }
         sub_t *sub = session_find_sub(c->session, e.filter);
         if (sub)
             session_remove_sub(b, c->session, sub);

@@ -161,6 +161,7 @@ struct session {
     client_t *client;      /* NULL while offline */
     char *owner;           /* identity that created it: `client_id` or after it */
     sub_t **subs;
+    map_t *sub_index; /* filter -> sub_t, once there are more than a few */
     /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
      * sent and wait for their acknowledgement. */
     out_msg_t *head, *tail, *unsent;
@@ -338,7 +339,8 @@ struct broker {
     uv_timer_t deadline;
     uint64_t deadline_ms; /* when it fires; 0 when not armed */
     uint64_t last_sys_ms;
-    uint8_t *read_buf; /* shared by every connection's reads */
+    size_t buffered_bytes; /* input and output held by all connections (max_buffered_bytes) */
+    uint8_t *read_buf;     /* shared by every connection's reads */
     size_t read_buf_len;
     broker_stats_t stats;
     bool shutting_down;

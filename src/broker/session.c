@@ -140,6 +140,40 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
     return s;
 }
 
+/* A session with more subscriptions than this finds them through a hash
+ * index instead of a scan, so a SUBSCRIBE of N filters costs O(N), not
+ * O(N^2). Small sessions (nearly all) carry no index. */
+#define SUB_INDEX_MIN 8
+
+static bytes_t sub_key(const sub_t *sub)
+{
+    return (bytes_t){(const uint8_t *)sub->filter, sub->filter_len};
+}
+
+static void drop_sub_index(session_t *s)
+{
+    if (!s->sub_index)
+        return;
+    map_free(s->sub_index);
+    free(s->sub_index);
+    s->sub_index = NULL;
+}
+
+/* Index every subscription; without memory the session scans instead. */
+static void build_sub_index(broker_t *b, session_t *s)
+{
+    s->sub_index = calloc(1, sizeof *s->sub_index);
+    if (!s->sub_index)
+        return;
+    s->sub_index->seed = b->sessions.seed ^ (uint64_t)(uintptr_t)s;
+    for (size_t i = 0; i < s->sub_count; i++) {
+        if (map_put(s->sub_index, sub_key(s->subs[i]), s->subs[i])) {
+            drop_sub_index(s);
+            return;
+        }
+    }
+}
+
 static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
 {
     if (s->persistent) {
@@ -180,6 +214,7 @@ void session_destroy(broker_t *b, session_t *s)
         b->stats.subscriptions--;
     }
     free(s->subs);
+    drop_sub_index(s);
     for (out_msg_t *o = s->head, *next; o; o = next) {
         next = o->next;
         free_entry(b, s, o);
@@ -460,6 +495,8 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o)
 
 sub_t *session_find_sub(session_t *s, bytes_t filter)
 {
+    if (s->sub_index)
+        return map_get(s->sub_index, filter);
     for (size_t i = 0; i < s->sub_count; i++) {
         sub_t *sub = s->subs[i];
         if (sub->filter_len == filter.len && memcmp(sub->filter, filter.data, filter.len) == 0)
@@ -507,6 +544,10 @@ sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub)
     sub->session = s;
     s->subs[s->sub_count++] = sub;
     b->stats.subscriptions++;
+    if (s->sub_index && map_put(s->sub_index, sub_key(sub), sub))
+        drop_sub_index(s); /* an index missing one would lie: scan instead */
+    else if (!s->sub_index && s->sub_count > SUB_INDEX_MIN)
+        build_sub_index(b, s);
     persist_sub(b, s, sub);
     return SEDGE_OK;
 }
@@ -519,9 +560,10 @@ void session_remove_sub(broker_t *b, session_t *s, sub_t *sub)
             break;
         }
     }
+    if (s->sub_index)
+        map_del(s->sub_index, sub_key(sub));
     if (s->persistent)
-        store_del_sub(b->store, session_key(s),
-                      (bytes_t){(const uint8_t *)sub->filter, sub->filter_len});
+        store_del_sub(b->store, session_key(s), sub_key(sub));
     tree_remove_sub(&b->tree, sub);
     free(sub->filter);
     free(sub);

@@ -140,3 +140,104 @@ def test_sys_clients_disconnected_counts_sessions_not_sockets(make_sedge):
     assert values["$SYS/broker/clients/connected"] == 1
     for s in idle:
         s.close()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def send_until_closed(sock, chunk, total):
+    """Send up to `total` bytes; True if the server closed the connection
+    before all were accepted."""
+    sent = 0
+    sock.settimeout(TIMEOUT)
+    try:
+        while sent < total:
+            sent += sock.send(chunk)
+    except OSError:
+        return True
+    try:
+        return sock.recv(65536) == b"" or True
+    except OSError:
+        return True
+
+
+def test_an_unauthenticated_connection_may_send_only_a_small_connect(sedge):
+    # Issue 10 item 15: before CONNECT a connection could buffer up to
+    # max_packet_bytes (256 MB); three of them added 300 MB.
+    before = rss_kb(sedge.pid)
+    socks = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", sedge.port))
+        # A CONNECT announcing 100 MB, then 4 MB of it.
+        s.sendall(bytes([0x10]) + raw.vbi(100 << 20))
+        assert send_until_closed(s, b"\0" * 65536, 4 << 20)
+        socks.append(s)
+    for s in socks:
+        s.close()
+    assert rss_kb(sedge.pid) - before < 20 * 1024
+    sedge.wait_log("packet larger than the maximum")
+    alive(sedge)
+
+
+def test_all_connections_together_buffer_at_most_max_buffered_bytes(make_sedge):
+    # Issue 10 item 15: the memory of all connections together is bounded.
+    sedge = make_sedge(limits={"max_buffered_bytes": 1 << 20})
+    clients = []
+    refused = 0
+    for i in range(4):
+        c = sedge.raw()
+        c.connect("buffered-%d" % i)
+        # The start of a 600 KB PUBLISH, whose rest never comes.
+        head = raw.publish("big/t", b"x" * (600 << 10), qos=0)
+        c.send(head[:-(100 << 10)])
+        clients.append(c)
+    for c in clients:
+        try:
+            got = c.wait_closed(timeout=1.0)
+            assert [p.reason for p in got if p.type == raw.DISCONNECT] == [0x97]
+            refused += 1
+        except AssertionError:
+            pass
+    assert refused >= 2
+    assert sedge.status()["buffered_bytes"] <= 1 << 20
+    alive(sedge)
+
+
+def test_a_subscribe_with_100000_filters_is_answered_at_once(sedge):
+    # Issue 10 item 16: one SUBSCRIBE of N filters cost O(N^2); 40,000
+    # blocked the loop for 8.5 s. Filters past max_filters_per_packet
+    # (1,000 by default) are refused on their own (0x97), the rest served,
+    # and the session's subscriptions are indexed.
+    c = sedge.raw()
+    c.connect("many-filters")
+    filters = [("mf/%d" % i, raw.sub_options(qos=1)) for i in range(100000)]
+    ack = c.subscribe(filters)
+    assert ack.reasons[:1000] == [1] * 1000
+    assert set(ack.reasons[1000:]) == {0x97}
+    other = sedge.raw()
+    other.connect("mf-pub")
+    other.publish("mf/999", b"indexed", qos=1)
+    assert c.recv_publish().payload == b"indexed"
+    # Resubscribing to the same filters replaces them (found in the index).
+    assert c.subscribe(filters[:1000]).reasons == [1] * 1000
+    assert sedge.status()["subscriptions"] == 1000
+    unsub = c.unsubscribe(["mf/%d" % i for i in range(2000)])
+    assert unsub.reasons[:1000] == [0] * 1000
+    assert sedge.status()["subscriptions"] == 0
+
+
+def test_a_session_holds_at_most_max_subscriptions(make_sedge):
+    sedge = make_sedge(limits={"max_subscriptions": 50})
+    for version in (4, 5):
+        c = sedge.raw(version=version)
+        c.connect("capped-%d" % version, version=version)
+        ack = c.subscribe([("cap/%d" % i, raw.sub_options(qos=0)) for i in range(60)])
+        refused = 0x97 if version == 5 else 0x80
+        assert ack.reasons == [0] * 50 + [refused] * 10
+        # An existing subscription may still be replaced.
+        assert c.subscribe([("cap/0", raw.sub_options(qos=1))]).reasons == [1]
