@@ -11,6 +11,9 @@
 
 #define LOG_TAG "broker"
 
+/* At shutdown, clients get this long to read their last output. */
+#define SHUTDOWN_GRACE_MS 2000u
+
 /* Deadlines closer together than this are served by one timer firing, so
  * that many sessions expiring one after another cost a bounded number of
  * scans; a will or an expiry is at most this late. */
@@ -232,18 +235,35 @@ size_t broker_recheck_connections(broker_t *b)
         if (c->state == CLIENT_CONNECTED &&
             !b->hooks.may_connect(b->hooks_ctx,
                                   (bytes_t){(const uint8_t *)c->identity, c->identity_len})) {
+            c->send_will = false; /* its words are not to be trusted any more */
             client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "no longer a member of the group");
             n++;
         }
         c = next;
     }
+    /* Delayed wills of offline sessions whose owners lost the right. */
+    for (session_t *s = b->offline; s; s = s->offline_next)
+        if (s->will && !b->hooks.may_connect(b->hooks_ctx, (bytes_t){(const uint8_t *)s->owner,
+                                                                     s->owner_len})) {
+            LOGI("will of '%s' dropped: '%s' is no longer allowed to connect", s->client_id,
+                 s->owner);
+            will_cancel(b, s);
+        }
     return n;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    broker_handle_closed(h->data);
 }
 
 void broker_handle_closed(broker_t *b)
 {
     if (b->handles_open)
         b->handles_open--;
+    /* Every client is gone before the grace period ended: stop waiting. */
+    if (b->shutting_down && b->handles_open == 1 && uv_is_active((uv_handle_t *)&b->shutdown_timer))
+        uv_close((uv_handle_t *)&b->shutdown_timer, on_timer_closed);
     if (b->shutting_down && b->handles_open == 0 && b->shutdown_done) {
         void (*done)(void *) = b->shutdown_done;
         b->shutdown_done = NULL;
@@ -251,9 +271,17 @@ void broker_handle_closed(broker_t *b)
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
+
+/* The grace period is over: clients that have not read their last words
+ * are cut off, so that a peer that stops reading cannot hold the stop. */
+static void shutdown_grace_cb(uv_timer_t *t)
 {
-    broker_handle_closed(h->data);
+    broker_t *b = t->data;
+    if (b->closing)
+        LOGW("stopping: closing connections whose peers did not read their last output");
+    closing_cut_all(b);
+    lingering_close_all(b);
+    uv_close((uv_handle_t *)t, on_timer_closed);
 }
 
 void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
@@ -277,6 +305,12 @@ void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&b->tick, on_timer_closed);
     uv_close((uv_handle_t *)&b->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&b->flush_prepare, on_timer_closed);
+    if (b->closing) {
+        uv_timer_init(b->loop, &b->shutdown_timer);
+        b->shutdown_timer.data = b;
+        b->handles_open++;
+        uv_timer_start(&b->shutdown_timer, shutdown_grace_cb, SHUTDOWN_GRACE_MS, 0);
+    }
 }
 
 void broker_free(broker_t *b)

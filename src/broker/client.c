@@ -127,3 +127,23 @@ void client_free_state(client_t *c)
         free(c->identity - SOURCE_PREFIX_LEN);
     c->identity = NULL;
 }
+
+void client_list_push(client_t **head, client_t *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+void client_list_remove(client_t **head, client_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (*head == c)
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}

@@ -99,10 +99,40 @@ void client_close_handle(client_t *c)
         uv_close(&c->h.handle, on_closed);
 }
 
+/* Closed clients whose last output is still being written: the broker
+ * keeps them in a list so that a shutdown can cut them off. */
+static void closing_link(client_t *c)
+{
+    broker_t *b = c->broker;
+    if (c->in_closing_list)
+        return;
+    c->in_closing_list = true;
+    client_list_push(&b->closing, c);
+}
+
+static void closing_unlink(client_t *c)
+{
+    if (!c->in_closing_list)
+        return;
+    client_list_remove(&c->broker->closing, c);
+    c->in_closing_list = false;
+}
+
+void closing_cut_all(broker_t *b)
+{
+    while (b->closing) {
+        client_t *c = b->closing;
+        closing_unlink(c);
+        c->linger = LINGER_NONE;
+        client_close_handle(c);
+    }
+}
+
 /* All output is written: close, or linger first if the broker had the
  * last word (linger.c). */
 static void finish_close(client_t *c)
 {
+    closing_unlink(c);
     if (c->linger == LINGER_ACTIVE || uv_is_closing(&c->h.handle))
         return;
     if (c->linger == LINGER_WANTED && !c->broker->shutting_down && linger_start(c) == SEDGE_OK)
@@ -254,6 +284,7 @@ static void on_closed(uv_handle_t *h)
     client_t *c = h->data;
     broker_t *b = c->broker;
     unlink_from_flush_list(c);
+    closing_unlink(c);
     if (c->ssl)
         SSL_free(c->ssl); /* frees the BIOs too */
     held_free_all(c);
@@ -271,13 +302,7 @@ void client_close(client_t *c)
     bool was_connected = c->state == CLIENT_CONNECTED;
     c->state = CLIENT_CLOSING;
     uv_read_stop(&c->h.stream);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        b->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
+    client_list_remove(&b->clients, c);
     b->stats.connections--;
     if (was_connected)
         will_on_close(b, c);
@@ -292,6 +317,8 @@ void client_close(client_t *c)
     flush(c);
     if (!writing(c))
         finish_close(c);
+    else if (!uv_is_closing(&c->h.handle))
+        closing_link(c);
 }
 
 void client_disconnect(client_t *c, uint8_t reason, const char *why)
@@ -589,10 +616,7 @@ void client_accepted(listener_t *l, client_t *c)
     c->max_packet_out = MQTT_MAX_PACKET_SIZE;
     c->receive_max_out = 65535;
     c->state = CLIENT_AWAIT_CONNECT;
-    c->next = b->clients;
-    if (b->clients)
-        b->clients->prev = c;
-    b->clients = c;
+    client_list_push(&b->clients, c);
     b->stats.connections++;
     b->stats.connections_total++;
     b->handles_open++;

@@ -14,16 +14,6 @@
 
 #define LOG_TAG "broker"
 
-#define TREE_MAX_LEVELS 256
-
-static size_t count_levels(bytes_t filter)
-{
-    size_t n = 1;
-    for (size_t i = 0; i < filter.len; i++)
-        n += filter.data[i] == '/';
-    return n;
-}
-
 typedef struct {
     broker_t *broker;
     session_t *session;
@@ -71,7 +61,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     *send_retained_for = NULL;
     bytes_t group, inner;
     bool shared = mqtt_shared_split(e->filter, &group, &inner);
-    if (!mqtt_topic_filter_valid(e->filter) || count_levels(e->filter) > TREE_MAX_LEVELS) {
+    if (!mqtt_topic_filter_valid(e->filter) || mqtt_topic_levels(e->filter) > MQTT_MAX_FILTER_LEVELS) {
         LOGD("client '%s': invalid topic filter '%.*s'", c->identity, (int)e->filter.len,
              (const char *)e->filter.data);
         return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT311_SUBACK_FAILURE;

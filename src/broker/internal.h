@@ -120,9 +120,11 @@ void tree_prune(tree_t *t, tree_node_t *n);
 sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
 void tree_remove_sub(tree_t *t, sub_t *s);
 /* Every subscription matching `topic`: `fn` gets each plain one and one
- * chosen member of each matching shared group. */
+ * member of each matching shared group, picked in turn among those
+ * `accept` takes (the members the message may reach; NULL: all). */
 typedef void (*tree_match_fn)(void *ctx, sub_t *s);
-void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, void *ctx);
+typedef bool (*tree_accept_fn)(void *ctx, const sub_t *s);
+void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, tree_accept_fn accept, void *ctx);
 /* Every retained message matching `filter` (not shared). */
 typedef void (*tree_retained_fn)(void *ctx, msg_t *m);
 void tree_match_retained(tree_t *t, bytes_t filter, tree_retained_fn fn, void *ctx);
@@ -264,7 +266,7 @@ struct client {
     } h;
     broker_t *broker;
     listener_t *listener;
-    client_t *next, *prev;   /* all clients; while lingering, those lingering */
+    client_t *next, *prev;   /* all clients; once closed, those closing or lingering */
     client_t *flush_next;    /* clients with output to flush this turn */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     session_t *session;
@@ -293,6 +295,7 @@ struct client {
     uint8_t state; /* client_state_t */
     uint8_t version;
     bool in_flush_list;
+    bool in_closing_list;
     bool in_ack_wait;
     bool reading_paused;
     bool send_will; /* on close: publish the will */
@@ -308,6 +311,7 @@ struct broker {
     void *hooks_ctx;
     listener_t *listeners;
     client_t *clients;
+    client_t *closing;   /* closed, their last output still being written */
     client_t *lingering; /* closed, waiting for the peer to close (linger.c) */
     size_t lingering_count;
     client_t *flush_list;
@@ -344,6 +348,7 @@ struct broker {
     size_t read_buf_len;
     broker_stats_t stats;
     bool shutting_down;
+    uv_timer_t shutdown_timer; /* bounds how long the shutdown waits for clients */
     void (*shutdown_done)(void *);
     void *shutdown_ctx;
     size_t handles_open;
@@ -370,6 +375,10 @@ NODISCARD sedge_err client_set_identity(client_t *c, bytes_t identity);
 bytes_t client_source(const client_t *c);
 /* Free what the client owns besides its handle, TLS and held replies. */
 void client_free_state(client_t *c);
+/* The broker's lists of clients (all, closing, lingering) through
+ * next/prev: a client is on one at a time. */
+void client_list_push(client_t **head, client_t *c);
+void client_list_remove(client_t **head, client_t *c);
 
 /* conn.c */
 void client_accepted(listener_t *l, client_t *c);
@@ -383,6 +392,8 @@ void client_out_commit(client_t *c, size_t len);
  * logging why. */
 void client_disconnect(client_t *c, uint8_t reason, const char *why);
 void client_close(client_t *c);
+/* Close every closed client still writing its last output (shutdown). */
+void closing_cut_all(broker_t *b);
 /* Close the socket now; the client is freed when libuv is done with it. */
 void client_close_handle(client_t *c);
 /* libuv's allocation callback for reads: the broker's shared read buffer. */

@@ -339,6 +339,12 @@ static void assign_packet_ids(broker_t *b, session_t *s, out_msg_t *persisted_la
 bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count)
 {
+    if (s->persistent && store_failing(b->store)) {
+        /* Not kept while the store cannot commit (see handle_publish). */
+        b->stats.msgs_dropped++;
+        b->queue_refusals++;
+        return false;
+    }
     if (s->queued >= b->limits.max_queued_messages) {
         b->stats.msgs_dropped++;
         b->queue_refusals++;

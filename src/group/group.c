@@ -227,7 +227,11 @@ static void check_routes(check_t *c, json_t *routes, json_t *things, json_t *fun
                         filter);
                 ok = false;
             } else if (!mqtt_topic_filter_valid(f)) {
-                problem(c, "%s.filter: \"%s\" is not a valid MQTT topic filter", path, filter);
+                problem(c, "%s.filter: \"%.200s\" is not a valid MQTT topic filter", path, filter);
+                ok = false;
+            } else if (mqtt_topic_levels(f) > MQTT_MAX_FILTER_LEVELS) {
+                problem(c, "%s.filter: %zu levels; a route filter has at most %d", path,
+                        mqtt_topic_levels(f), MQTT_MAX_FILTER_LEVELS);
                 ok = false;
             }
         }

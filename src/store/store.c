@@ -146,6 +146,7 @@ struct store {
     uv_timer_t retry_timer;
     uint64_t retry_delay_ms; /* 0 while commits succeed */
     bool retry_waiting;      /* a failed batch waits for the retry timer */
+    bool failing;            /* the last commit failed; cleared by the next success */
     int handles_open;        /* closed at store_close; freed when both are */
     batch_t batches[2];
     batch_t *open;      /* filling */
@@ -436,6 +437,7 @@ static void retry_later(store_t *s, batch_t *failed, sedge_err result)
     batch_reset(open, 0);
     s->open = failed;
     s->stats.failures++;
+    s->failing = true;
     s->retry_delay_ms = s->retry_delay_ms ? s->retry_delay_ms * 2 : RETRY_FIRST_MS;
     if (s->retry_delay_ms > RETRY_MAX_MS)
         s->retry_delay_ms = RETRY_MAX_MS;
@@ -456,9 +458,10 @@ static void after_work_cb(uv_work_t *req, int status)
         retry_later(s, b, result);
         return;
     }
-    if (s->retry_delay_ms) {
+    if (s->failing) {
         LOGI("the store commits again");
         s->retry_delay_ms = 0;
+        s->failing = false;
     }
     finish_batch(s, b, SEDGE_OK);
     batch_reset(b, 0);
@@ -494,6 +497,11 @@ uint64_t store_open_batch(const store_t *s)
 {
     return s->open->seq;
 }
+bool store_failing(const store_t *s)
+{
+    return s->failing;
+}
+
 uint64_t store_pending_batch(const store_t *s)
 {
     if (s->open->count)
@@ -580,6 +588,7 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     uv_unref((uv_handle_t *)&s->submit_check);
     uv_timer_init(loop, &s->retry_timer);
     s->retry_timer.data = s;
+    uv_unref((uv_handle_t *)&s->retry_timer); /* a retry does not keep a stopping loop alive */
     s->handles_open = 2;
     *out = s;
     return SEDGE_OK;

@@ -33,8 +33,8 @@ typedef struct store store_t;
  * commit that fails (disk full, a lock held too long, an I/O error) is not
  * reported: its writes are kept and retried, with a growing delay, until
  * they commit, so what waits for them waits longer and nothing is reported
- * durable that is not. `result` is an error only for the last commit at
- * store_close. */
+ * durable that is not (see store_failing). `result` is an error only for
+ * the last commit at store_close. */
 typedef void (*store_commit_cb)(void *ctx, uint64_t seq, sedge_err result);
 
 typedef struct {
@@ -54,6 +54,10 @@ uint64_t store_open_batch(const store_t *s);
 /* The batch to wait for so that every write made so far is durable; 0
  * when all of them already are. */
 uint64_t store_pending_batch(const store_t *s);
+/* The last commit failed and is being retried. Owners refuse new durable
+ * work meanwhile (with a reason the sender sees), so that what waits for
+ * the retry stays bounded. */
+bool store_failing(const store_t *s);
 /* The newest batch known durable. */
 uint64_t store_committed_batch(const store_t *s);
 /* Commit the open batch now, on the calling thread (start-up, shutdown). */

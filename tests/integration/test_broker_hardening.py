@@ -241,3 +241,125 @@ def test_a_session_holds_at_most_max_subscriptions(make_sedge):
         assert ack.reasons == [0] * 50 + [refused] * 10
         # An existing subscription may still be replaced.
         assert c.subscribe([("cap/0", raw.sub_options(qos=1))]).reasons == [1]
+
+
+def test_deep_route_filters_are_refused_and_deep_topics_are_matched_without_recursion(sedge):
+    # Issue 10 item 4: a route filter of 32,767 '+' levels and a topic as
+    # deep overflowed the stack in route matching.
+    from groups_helpers import deploy, deploy_ok, group_doc
+    deep = "/".join(["+"] * 32767)
+    r = deploy(sedge, group_doc("deep", ["deep-pub", "deep-sub"],
+                                [("thing:deep-pub", deep, "thing:deep-sub")]))
+    assert r.returncode != 0
+    assert "routes[0].filter: 32767 levels; a route filter has at most 256" in r.stdout + r.stderr
+    # The deepest allowed filter, then '#', against topics 32,767 levels deep.
+    widest = "/".join(["+"] * 255 + ["#"])
+    deploy_ok(sedge, group_doc("deep", ["deep-pub", "deep-sub"],
+                               [("thing:deep-pub", widest, "thing:deep-sub"),
+                                ("thing:deep-pub", "#", "thing:deep-sub")]))
+    sub = sedge.raw()
+    sub.connect("deep-sub")
+    assert sub.subscribe([("#", raw.sub_options(qos=1)),
+                          ("/".join(["+"] * 256), raw.sub_options(qos=1))]).reasons == [1, 1]
+    pub = sedge.raw()
+    pub.connect("deep-pub")
+    topic = "/".join(["x"] * 32767)
+    pub.publish(topic, b"deep", qos=1, retain=True)
+    assert sub.recv_publish().payload == b"deep"
+    # A subscription past the limit is refused; retained matching of the
+    # deep topic stays iterative.
+    assert sub.subscribe([("/".join(["+"] * 257), raw.sub_options(qos=0))]).reasons == [0x8F]
+    late = sedge.raw()
+    late.connect("deep-sub", clean=True)
+    assert late.subscribe([("x/#", raw.sub_options(qos=0))]).reasons == [0]
+    assert late.expect(raw.PUBLISH).payload == b"deep"
+
+
+def test_sigterm_does_not_wait_for_a_subscriber_that_stopped_reading(sedge):
+    # Issue 10 item 17: SIGTERM waited as long as a subscriber did not read
+    # (slow_reader_timeout_s, 60 s). Shutdown is bounded: clients get a
+    # grace period for their last output, then are cut off.
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", sedge.port))
+    stuck.sendall(raw.connect("stuck-reader") + raw.subscribe(1, [("flood/#", 0)]))
+    pub = sedge.raw()
+    pub.connect("flooder")
+    payload = b"x" * 60000
+    for _ in range(200):  # 12 MB: far more than the socket buffers hold
+        pub.send(raw.publish("flood/t", payload))
+    pub.ping()
+    # Past max_output_bytes (4 MB) QoS 0 is dropped: the output is backed up.
+    wait_for(lambda: sedge.status()["messages_dropped"] > 0, what="output backed up")
+    start = time.monotonic()
+    assert sedge.stop() == 0
+    assert time.monotonic() - start < 10
+    stuck.close()
+
+
+def test_repeated_log_lines_are_rate_limited(sedge):
+    # Issue 10 item 18: a full disk logged ~75,000 error lines in 30 s.
+    # Lines from one place in the code come in a burst, then are counted.
+    mark = sedge.log_mark()
+    for i in range(300):
+        c = sedge.raw()
+        c.send(raw.connect("refused-%d" % i, proto_name="MQTX"))
+        c.wait_closed()
+        c.close()
+    alive(sedge)
+    lines = [l for l in sedge.log_since(mark).splitlines() if "refused connection" in l]
+    assert 1 <= len(lines) <= 25, len(lines)
+
+
+def test_a_shared_subscription_member_is_picked_among_those_the_route_reaches(sedge):
+    # Issue 10 item 10: the member was picked before the route check, so a
+    # message was dropped whenever the pick fell on a member the route did
+    # not reach.
+    from groups_helpers import deploy_ok, group_doc
+    deploy_ok(sedge, group_doc("shared", ["sh-pub", "sh-a", "sh-b", "sh-other"], [
+        ("thing:sh-pub", "sh/#", "thing:sh-a"),
+        ("thing:sh-other", "sh/#", "thing:sh-b"),  # lets sh-b subscribe, not receive sh-pub's
+    ]))
+    a, b = sedge.raw(), sedge.raw()
+    a.connect("sh-a")
+    b.connect("sh-b")
+    for c in (a, b):
+        assert c.subscribe([("$share/g/sh/#", raw.sub_options(qos=1))]).reasons == [1]
+    pub = sedge.raw()
+    pub.connect("sh-pub")
+    for i in range(10):
+        pub.publish("sh/t", b"%d" % i, qos=1)
+    got = [a.recv_publish().payload for _ in range(10)]
+    assert got == [b"%d" % i for i in range(10)]
+    with pytest.raises(TimeoutError):
+        b.recv(timeout=0.3)
+
+
+@pytest.mark.parametrize("delay", [0, 2])
+def test_a_revoked_things_will_is_not_published(sedge, delay):
+    # Issue 10 item 12: a revoked thing's delayed will was still published
+    # after the revocation (and one disconnected by it, at once).
+    from groups_helpers import deploy_ok, group_doc
+    doc = group_doc("wills", ["lamp", "watcher"], [("thing:lamp", "wills/#", "thing:watcher")])
+    deploy_ok(sedge, doc)
+    watcher = sedge.raw()
+    watcher.connect("watcher")
+    watcher.subscribe([("wills/#", raw.sub_options(qos=1))])
+    lamp = sedge.raw()
+    will = {"topic": "wills/lamp", "payload": b"lamp died", "qos": 1,
+            "props": {"will_delay": delay}}
+    lamp.connect("lamp", will=will, clean=False, props={"session_expiry": 60})
+    if delay:
+        lamp.abort()  # the will waits for its delay
+        sedge.wait_status(lambda s: s["connections"] == 1, what="lamp gone")
+    deploy_ok(sedge, dict(doc, revoked=["lamp"]))
+    if not delay:
+        assert [p.reason for p in lamp.wait_closed() if p.type == raw.DISCONNECT] == [0x87]
+    with pytest.raises(TimeoutError):
+        watcher.recv(timeout=delay + 1.5)
+    # An allowed thing's will still is published.
+    deploy_ok(sedge, doc)
+    lamp = sedge.raw()
+    lamp.connect("lamp", will=dict(will, props={}))
+    lamp.abort()
+    assert watcher.recv_publish().payload == b"lamp died"
