@@ -538,8 +538,9 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         char cn[256];
         int cn_len = cert ? certificate_cn(cert, cn, sizeof cn) : -1;
         X509_free(cert);
-        if (cn_len <= 0) {
-            LOGW("TLS client %s: certificate has no common name; closing", client_peer(c).text);
+        if (cn_len <= 0 || memchr(cn, 0, (size_t)cn_len)) {
+            LOGW("TLS client %s: certificate has no common name (or one with a NUL); closing",
+                 client_peer(c).text);
             client_close(c);
             return;
         }

@@ -29,7 +29,7 @@ sedge_err handle_ack(client_t *c, const mqtt_frame_t *f)
         if (known) {
             session_qos2_remove(s, a.packet_id);
             if (s->persistent)
-                store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+                store_del_inbound(b->store, session_key(s),
                                   a.packet_id);
             c->inflight_in--;
         }

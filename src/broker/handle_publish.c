@@ -208,7 +208,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         if (session_qos2_add(s, p.packet_id))
             return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
         if (s->persistent)
-            store_put_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+            store_put_inbound(b->store, session_key(s),
                               p.packet_id);
     }
     bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
@@ -220,7 +220,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     if (reason && p.qos == 2) {
         session_qos2_remove(s, p.packet_id);
         if (s->persistent)
-            store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+            store_del_inbound(b->store, session_key(s),
                               p.packet_id);
     }
     held_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,

@@ -92,16 +92,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
         sub->retain_as_published = e->retain_as_published;
         sub->retain_handling = e->retain_handling;
         sub->sub_id = sub_id;
-        if (s->persistent) {
-            store_sub_t row = {
-                .client_id = {(const uint8_t *)s->client_id, s->client_id_len},
-                .filter = e->filter,
-                .options = (uint8_t)(e->qos | (e->no_local ? 0x04 : 0) |
-                                     (e->retain_as_published ? 0x08 : 0) | e->retain_handling << 4),
-                .sub_id = sub_id,
-            };
-            store_put_sub(b->store, &row);
-        }
+        session_save_sub(b, s, sub);
     } else {
         sub = calloc(1, sizeof *sub);
         if (!sub || !(sub->filter = bytes_dup_cstr(e->filter))) {

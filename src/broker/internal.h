@@ -161,7 +161,8 @@ struct session {
     /* Grouped by size, so that an idle session stays small. */
     session_t *index_next; /* in the broker's session index */
     client_t *client;      /* NULL while offline */
-    char *owner;           /* identity that created it: `client_id` or after it */
+    const char *client_id; /* in `text`, NUL-terminated */
+    const char *owner;     /* identity it belongs to: `text`, the same as client_id or not */
     sub_t **subs;
     map_t *sub_index; /* filter -> sub_t, once there are more than a few */
     /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
@@ -186,7 +187,9 @@ struct session {
     bool persistent; /* lives in the store */
     bool queue_full_logged;
     bool in_commit_wait;
-    char client_id[]; /* NUL-terminated; then the owner, when it differs */
+    /* Its key (session_key): the client id, or when the owner differs
+     * (a TLS identity using another client id) owner NUL client id. */
+    char text[];
 };
 
 /* A reply held until a store batch commits (held.c). */
@@ -463,8 +466,15 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
  * `durable` writes it through the store ($SYS messages are not). */
 void retain_message(broker_t *b, msg_t *m, bool durable);
 
-/* session.c */
-session_t *session_find(broker_t *b, bytes_t client_id);
+/* session.c. Sessions are keyed by client id within their owner's
+ * identity: on TLS another thing using the same client id has another
+ * session, and can neither take over nor block this one. */
+session_t *session_find(broker_t *b, bytes_t key);
+/* The key of `owner`'s session `client_id`, built in `scratch` when it
+ * differs from the client id; empty on NOMEM. */
+bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch);
+/* The session's key: what the index and the store know it by. */
+bytes_t session_key(const session_t *s);
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
 /* At broker shutdown: free every session, leaving the store as it is. */
 void sessions_free_all(broker_t *b);
@@ -484,6 +494,8 @@ void session_persist_state(broker_t *b, session_t *s, out_msg_t *o);
 void session_save(broker_t *b, session_t *s);
 sub_t *session_find_sub(session_t *s, bytes_t filter);
 sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
+/* Write a persistent session's subscription (after its options changed). */
+void session_save_sub(broker_t *b, session_t *s, const sub_t *sub);
 void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
 bool session_qos2_pending(session_t *s, uint16_t packet_id);
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id);

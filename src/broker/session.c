@@ -21,29 +21,37 @@
 /* The session index: client id -> session, chained through
  * `index_next`, so a session costs one pointer in it plus its share of
  * the bucket array (at most two pointers: it doubles when full). */
-static session_t **index_bucket(const session_index_t *ix, bytes_t client_id)
+static session_t **index_bucket(const session_index_t *ix, bytes_t key)
 {
-    uint64_t h = hash_bytes(ix->seed, client_id.data, client_id.len);
+    uint64_t h = hash_bytes(ix->seed, key.data, key.len);
     return &ix->buckets[h & (ix->bucket_count - 1)];
 }
 
-static bool has_id(const session_t *s, bytes_t client_id)
+bytes_t session_key(const session_t *s)
 {
-    return s->client_id_len == client_id.len &&
-           memcmp(s->client_id, client_id.data, client_id.len) == 0;
+    if (s->owner == s->client_id)
+        return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+    return (bytes_t){(const uint8_t *)s->owner, (size_t)s->owner_len + 1 + s->client_id_len};
 }
 
-static bytes_t session_key(const session_t *s)
+bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch)
 {
-    return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+    if (bytes_eq(owner, client_id))
+        return client_id;
+    scratch->len = 0;
+    uint8_t nul = 0;
+    if (buf_append(scratch, owner.data, owner.len) || buf_append(scratch, &nul, 1) ||
+        buf_append(scratch, client_id.data, client_id.len))
+        return (bytes_t){0};
+    return (bytes_t){scratch->data, scratch->len};
 }
 
-session_t *session_find(broker_t *b, bytes_t client_id)
+session_t *session_find(broker_t *b, bytes_t key)
 {
     if (!b->sessions.bucket_count)
         return NULL;
-    session_t *s = *index_bucket(&b->sessions, client_id);
-    while (s && !has_id(s, client_id))
+    session_t *s = *index_bucket(&b->sessions, key);
+    while (s && !bytes_eq(session_key(s), key))
         s = s->index_next;
     return s;
 }
@@ -115,19 +123,22 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
 {
     if (client_id.len > UINT16_MAX || owner.len > UINT16_MAX)
         return NULL;
-    /* Most often a client's identity is its client id: share the string. */
+    /* The text is the session's key: the client id when it is its owner's
+     * identity (always so on TCP), else owner NUL client id. */
     bool own_owner = !bytes_eq(owner, client_id);
-    size_t text_len = client_id.len + 1 + (own_owner ? owner.len + 1 : 0);
-    session_t *s = calloc(1, offsetof(session_t, client_id) + text_len);
+    size_t text_len = (own_owner ? owner.len + 1 : 0) + client_id.len + 1;
+    session_t *s = calloc(1, offsetof(session_t, text) + text_len);
     if (!s)
         return NULL;
-    memcpy(s->client_id, client_id.data, client_id.len);
-    s->client_id_len = (uint16_t)client_id.len;
-    s->owner = s->client_id;
+    char *id = s->text;
     if (own_owner) {
-        s->owner = s->client_id + client_id.len + 1;
-        memcpy(s->owner, owner.data, owner.len);
+        memcpy(s->text, owner.data, owner.len);
+        id = s->text + owner.len + 1;
     }
+    memcpy(id, client_id.data, client_id.len);
+    s->client_id = id;
+    s->client_id_len = (uint16_t)client_id.len;
+    s->owner = s->text;
     s->owner_len = (uint16_t)owner.len;
     if (index_add(&b->sessions, s)) {
         free(s);
@@ -517,7 +528,7 @@ static uint8_t sub_options_byte(const sub_t *sub)
                      sub->retain_handling << 4);
 }
 
-static void persist_sub(broker_t *b, session_t *s, const sub_t *sub)
+void session_save_sub(broker_t *b, session_t *s, const sub_t *sub)
 {
     if (!s->persistent)
         return;
@@ -554,7 +565,7 @@ sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub)
         drop_sub_index(s); /* an index missing one would lie: scan instead */
     else if (!s->sub_index && s->sub_count > SUB_INDEX_MIN)
         build_sub_index(b, s);
-    persist_sub(b, s, sub);
+    session_save_sub(b, s, sub);
     return SEDGE_OK;
 }
 
@@ -656,7 +667,7 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent)
     b->stats.sessions_persistent++;
     session_save(b, s);
     for (size_t i = 0; i < s->sub_count; i++)
-        persist_sub(b, s, s->subs[i]);
+        session_save_sub(b, s, s->subs[i]);
     for (out_msg_t *o = s->head; o; o = o->next) {
         msg_store_ref(b, o->msg);
         session_persist_state(b, s, o);

@@ -545,6 +545,85 @@ void store_get_stats(store_t *s, store_stats_t *out)
         out->bytes_on_disk += (uint64_t)st.st_size;
 }
 
+static bytes_t column_bytes(sqlite3_stmt *st, int col);
+
+/* Version 1: a session whose owner differs from its client id (a TLS
+ * identity using another client id) is keyed by owner NUL client id, in
+ * every table that names it, so that two identities' sessions of one
+ * client id never meet. */
+static sedge_err migrate_session_keys(store_t *s)
+{
+    static const char *const renames[] = {
+        "UPDATE session SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE sub SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE queued SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE inbound SET client_id = ?2 WHERE client_id = ?1",
+    };
+    sqlite3_stmt *rows = NULL, *rename[ARRAY_LEN(renames)] = {0};
+    sedge_err err = SEDGE_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT client_id, owner FROM session WHERE owner != client_id "
+                           "AND instr(client_id, char(0)) = 0",
+                           -1, &rows, NULL) != SQLITE_OK)
+        err = sql_error(s, "migrating session keys");
+    for (size_t i = 0; !err && i < ARRAY_LEN(renames); i++)
+        if (sqlite3_prepare_v2(s->db, renames[i], -1, &rename[i], NULL) != SQLITE_OK)
+            err = sql_error(s, renames[i]);
+    buf_t key = {0};
+    while (!err && sqlite3_step(rows) == SQLITE_ROW) {
+        bytes_t id = column_bytes(rows, 0), owner = column_bytes(rows, 1);
+        uint8_t nul = 0;
+        key.len = 0;
+        if (buf_append(&key, owner.data, owner.len) || buf_append(&key, &nul, 1) ||
+            buf_append(&key, id.data, id.len)) {
+            err = SEDGE_ERR_NOMEM;
+            break;
+        }
+        /* The old key is copied: renaming the session row moves it. */
+        char *old = bytes_dup_cstr(id);
+        if (!old) {
+            err = SEDGE_ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; !err && i < ARRAY_LEN(renames); i++) {
+            sqlite3_bind_text(rename[i], 1, old, (int)id.len, SQLITE_STATIC);
+            sqlite3_bind_text(rename[i], 2, (const char *)key.data, (int)key.len, SQLITE_STATIC);
+            if (sqlite3_step(rename[i]) != SQLITE_DONE)
+                err = sql_error(s, renames[i]);
+            sqlite3_reset(rename[i]);
+        }
+        free(old);
+    }
+    buf_free(&key);
+    sqlite3_finalize(rows);
+    for (size_t i = 0; i < ARRAY_LEN(renames); i++)
+        sqlite3_finalize(rename[i]);
+    return err;
+}
+
+/* Bring an older database's schema up to date, in one transaction. */
+static sedge_err migrate(store_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version >= 1)
+        return SEDGE_OK;
+    sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
+    if (!err)
+        err = migrate_session_keys(s);
+    if (!err)
+        err = exec_sql(s, "PRAGMA user_version = 1");
+    if (err) {
+        exec_sql(s, "ROLLBACK");
+        return err;
+    }
+    return exec_sql(s, "COMMIT");
+}
+
 sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out)
 {
     store_t *s = calloc(1, sizeof *s);
@@ -571,7 +650,7 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     if ((err = exec_sql(s, "PRAGMA journal_mode = WAL")) ||
         (err = exec_sql(s, opts->synchronous_full ? "PRAGMA synchronous = FULL"
                                                   : "PRAGMA synchronous = NORMAL")) ||
-        (err = exec_sql(s, schema)))
+        (err = exec_sql(s, schema)) || (err = migrate(s)))
         goto fail;
     for (int op = 0; op < OP_COUNT; op++) {
         for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
