@@ -232,11 +232,16 @@ size_t broker_recheck_connections(broker_t *b)
     client_t *c = b->clients;
     while (c) {
         client_t *next = c->next;
+        const char *why = NULL;
         if (c->state == CLIENT_CONNECTED &&
             !b->hooks.may_connect(b->hooks_ctx,
-                                  (bytes_t){(const uint8_t *)c->identity, c->identity_len})) {
+                                  (bytes_t){(const uint8_t *)c->identity, c->identity_len}))
+            why = "no longer a member of the group";
+        else if (c->state != CLIENT_TLS_HANDSHAKE && client_certificate_revoked(c))
+            why = "certificate revoked by the group";
+        if (why) {
             c->send_will = false; /* its words are not to be trusted any more */
-            client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "no longer a member of the group");
+            client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, why);
             n++;
         }
         c = next;

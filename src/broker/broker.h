@@ -31,6 +31,7 @@ typedef struct {
     const char *ca_file;
     const char *cert_file;
     const char *key_file;
+    const char *crl_file; /* TLS: PEM CRLs from the CA, reloaded on SIGHUP; NULL: none */
 } listener_config_t;
 
 typedef struct {
@@ -91,6 +92,10 @@ typedef struct {
 typedef struct {
     /* May this identity connect at all? */
     bool (*may_connect)(void *ctx, bytes_t identity);
+    /* May a TLS client use this certificate (SHA-256 of its DER encoding,
+     * big-endian serial number)? Asked at the handshake and again by
+     * broker_recheck_connections. */
+    bool (*may_use_certificate)(void *ctx, const uint8_t sha256[32], bytes_t serial);
     /* May it subscribe to this filter? */
     bool (*may_subscribe)(void *ctx, bytes_t identity, bytes_t filter);
     /* Where may a message from `source` on `topic` go? NULL: nowhere — the
@@ -128,9 +133,14 @@ NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);
  * consulted: a true answer may still reach nobody.) */
 bool broker_has_subscribers(broker_t *b, bytes_t topic);
 
-/* Disconnect every client whose identity is not accepted by may_connect any
- * more (after a deployment), within this loop turn. Returns how many. */
+/* Disconnect every client whose identity or certificate is not accepted by
+ * may_connect / may_use_certificate any more (after a deployment), within
+ * this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);
+
+/* Reload the CRL files of the TLS listeners (SIGHUP) and disconnect the
+ * clients whose certificates they revoke. Returns how many. */
+size_t broker_reload_crls(broker_t *b);
 
 /* Stop listening and close every connection (v5 clients get DISCONNECT
  * 0x8B); `done` runs once all are closed. */

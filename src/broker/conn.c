@@ -544,6 +544,13 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
             client_close(c);
             return;
         }
+        if (client_certificate_revoked(c)) {
+            LOGW("TLS client %s ('%s'): certificate revoked by the deployed group; closing",
+                 client_peer(c).text, cn);
+            c->broker->stats.refused_connections++;
+            client_close(c);
+            return;
+        }
         if (client_set_identity(c, (bytes_t){(const uint8_t *)cn, (size_t)cn_len})) {
             LOGE("out of memory for TLS client %s", client_peer(c).text);
             client_close(c);

@@ -221,8 +221,10 @@ typedef struct listener {
         uv_pipe_t pipe;
     } h;
     SSL_CTX *ssl_ctx;
-    char *name; /* for logs */
-    char *path; /* unix socket path to unlink */
+    char *name;     /* for logs */
+    char *path;     /* unix socket path to unlink */
+    char *ca_file;  /* TLS: the CA, and the CRLs reloaded on SIGHUP */
+    char *crl_file; /* NULL: no CRL */
 } listener_t;
 
 /* A v5 connection's topic aliases. */
@@ -525,6 +527,13 @@ sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
+
+/* revoke.c */
+/* Does the deployed group revoke the client's certificate? */
+bool client_certificate_revoked(client_t *c);
+/* A TLS listener's trust: its CA, and the CRLs of crl_file (NULL: none). */
+NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_file,
+                                         X509_STORE **out);
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);

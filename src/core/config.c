@@ -199,7 +199,8 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
 
 static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
 {
-    static const char *const keys[] = {"type", "bind", "ca_file", "cert_file", "key_file", NULL};
+    static const char *const keys[] = {"type",     "bind",     "ca_file", "cert_file",
+                                       "key_file", "crl_file", NULL};
     char path[64];
     snprintf(path, sizeof path, "listeners[%zu]", i);
     if (!json_is_object(o)) {
@@ -246,6 +247,12 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
                 problem(l, full, NULL, "missing (a tls listener needs it)");
             }
         }
+        const char *crl = get_string(l, o, "crl_file", path);
+        if (crl)
+            lc->crl_file = resolve(l, crl);
+    } else if (json_object_get(o, "crl_file")) {
+        snprintf(full, sizeof full, "%s.crl_file", path);
+        problem(l, full, "crl_file", "only a tls listener has CRLs");
     }
     c->listener_count++;
 }
@@ -538,6 +545,7 @@ void config_free(config_t *c)
         free((char *)c->listeners[i].ca_file);
         free((char *)c->listeners[i].cert_file);
         free((char *)c->listeners[i].key_file);
+        free((char *)c->listeners[i].crl_file);
     }
     memset(c, 0, sizeof *c);
 }

@@ -731,6 +731,13 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     part_stopped(c);
 }
 
+void core_reload(core_t *c)
+{
+    size_t cut = broker_reload_crls(c->broker);
+    if (cut)
+        LOGI("disconnected %zu clients whose certificates the CRLs now revoke", cut);
+}
+
 static void aborted(void *ctx)
 {
     *(bool *)ctx = true;
