@@ -478,6 +478,10 @@ bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch);
 /* The session's key: what the index and the store know it by. */
 bytes_t session_key(const session_t *s);
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
+/* Loading from the store: append an entry as it was stored (in order of
+ * seq), then settle the queue once every entry is in. */
+void session_restore_entry(broker_t *b, session_t *s, out_msg_t *o);
+void session_restore_done(session_t *s);
 /* At broker shutdown: free every session, leaving the store as it is. */
 void sessions_free_all(broker_t *b);
 void session_destroy(broker_t *b, session_t *s);
