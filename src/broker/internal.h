@@ -110,14 +110,14 @@ typedef struct {
     uint64_t seed;
 } tree_t;
 
-sedge_err tree_init(tree_t *t);
+NODISCARD sedge_err tree_init(tree_t *t);
 void tree_free(broker_t *b, tree_t *t);
 /* The node for a filter or topic, created on demand. */
 tree_node_t *tree_ensure(tree_t *t, bytes_t path);
 tree_node_t *tree_find(tree_t *t, bytes_t path);
 /* Free nodes left with nothing, from `n` up. */
 void tree_prune(tree_t *t, tree_node_t *n);
-sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
+NODISCARD sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
 void tree_remove_sub(tree_t *t, sub_t *s);
 /* Every subscription matching `topic`: `fn` gets each plain one and one
  * member of each matching shared group, picked in turn among those
@@ -427,13 +427,13 @@ void lingering_close_all(broker_t *b);
 
 /* handle_*.c: one per packet family; each returns an error only when the
  * connection must close (having logged and answered as appropriate). */
-sedge_err handle_connect(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_publish(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_connect(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_publish(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
 
 /* held.c: replies that wait for the store. A reply with batch 0 needs no
  * commit but still waits behind earlier held ones, so order is kept. */
@@ -449,7 +449,7 @@ void held_free_all(client_t *c);
 /* Send the retained messages matching a subscription of the client's. */
 void send_retained_for(client_t *c, sub_t *sub);
 /* A protocol failure: v5 DISCONNECT with the reason, a log line, close. */
-sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
+NODISCARD sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
 
 /* handle_connect.c: the properties a PUBLISH or will passes on to its
  * receivers, in wire form; returns the bytes needed. */
@@ -499,12 +499,12 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o);
 void session_persist_state(broker_t *b, session_t *s, out_msg_t *o);
 void session_save(broker_t *b, session_t *s);
 sub_t *session_find_sub(session_t *s, bytes_t filter);
-sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
+NODISCARD sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
 /* Write a persistent session's subscription (after its options changed). */
 void session_save_sub(broker_t *b, session_t *s, const sub_t *sub);
 void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
 bool session_qos2_pending(session_t *s, uint16_t packet_id);
-sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
+NODISCARD sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
 void session_qos2_remove(session_t *s, uint16_t packet_id);
 /* When an offline session's own clock next needs the broker: its delayed
  * will or its expiry, whichever is first; UINT64_MAX for never. */
@@ -527,7 +527,7 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent);
 void sys_publish(broker_t *b);
 
 /* persist.c */
-sedge_err persist_load(broker_t *b);
+NODISCARD sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
