@@ -327,7 +327,7 @@ struct broker {
     uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
     uint64_t durable_writes;   /* messages written for sessions or retain */
     uint64_t queue_refusals;   /* messages a full session queue refused */
-    uint64_t committed_batch;  /* every batch up to it is durable */
+    uint64_t awaited_batch;    /* newest batch the store will tell us of */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
@@ -541,8 +541,13 @@ NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_fi
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);
-/* Pump the session again once the next batch settles. */
-void broker_wait_commit(broker_t *b, session_t *s);
+/* Pump the session again once `batch` has committed. */
+void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
+/* Have the store tell the broker when `batch` has committed (once per
+ * batch), to release what is held for it. */
+void broker_await_batch(broker_t *b, uint64_t batch);
+/* Is every write of `batch` durable? */
+bool batch_durable(const broker_t *b, uint64_t batch);
 /* Route a message built by the broker or a service: ask the router, then
  * retain, deliver and hand it to the services. False when refused. */
 bool broker_route(broker_t *b, msg_t *m, session_t *from);

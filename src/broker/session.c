@@ -458,8 +458,8 @@ void session_pump(broker_t *b, session_t *s)
     int64_t now = clock_wall_s();
     while (s->unsent && s->inflight < window) {
         out_msg_t *o = s->unsent;
-        if (s->persistent && o->ready_batch > b->committed_batch) {
-            broker_wait_commit(b, s);
+        if (s->persistent && !batch_durable(b, o->ready_batch)) {
+            broker_wait_commit(b, s, o->ready_batch);
             break;
         }
         if (msg_expired(o->msg, now)) {
@@ -486,7 +486,7 @@ void session_resend_inflight(broker_t *b, session_t *s)
     for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next) {
         if (o->state == OUT_RELEASED)
             held_ack(c, MQTT_PUBREL, o->packet_id, 0,
-                     o->ready_batch > b->committed_batch ? o->ready_batch : 0);
+                     batch_durable(b, o->ready_batch) ? 0 : o->ready_batch);
         else
             send_publish(c, o->msg, o->qos, o->retain, o->packet_id, true, o->sub_ids,
                          o->sub_id_count);
