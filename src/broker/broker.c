@@ -87,12 +87,23 @@ static void check_clients(broker_t *b, uint64_t now)
             LOGW("closing %s: no CONNECT within %u s of accepting it", client_peer(c).text,
                  b->limits.connect_timeout_s);
             client_close(c);
-        } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s &&
+        } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s && !c->slow &&
                    now - c->io->last_tx_progress_ms >
                        (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
-            b->stats.msgs_dropped++;
-            client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
-                              "slow reader: nothing it was sent was read for too long");
+            b->stats.slow_readers++;
+            if (b->limits.slow_reader_drop) {
+                /* It holds nobody back any more; its QoS 0 is dropped past
+                 * max_output_bytes until it catches up. */
+                LOGW("client '%s': slow reader (nothing read for %u s): its QoS 0 messages are "
+                     "dropped, and counted, until it catches up",
+                     client_name(c).text, b->limits.slow_reader_timeout_s);
+                c->slow = true;
+                flow_drained(c);
+            } else {
+                b->stats.msgs_dropped++;
+                client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                                  "slow reader: nothing it was sent was read for too long");
+            }
         } else {
             client_io_trim(c);
         }

@@ -44,7 +44,9 @@ typedef struct {
     uint32_t max_session_expiry;    /* seconds */
     uint32_t sys_interval_s;        /* $SYS publishing period; 0 = off */
     size_t max_output_bytes;        /* unsent bytes per client before QoS 0 drops */
-    uint32_t slow_reader_timeout_s; /* no write progress for this long: disconnect */
+    uint32_t slow_reader_timeout_s; /* no write progress for this long: the policy below */
+    bool slow_reader_drop;          /* then drop its QoS 0 (past max_output_bytes) instead of
+                                     * disconnecting it */
     uint32_t connect_timeout_s;     /* from accept to CONNECT (TLS handshake included) */
     uint32_t max_connect_bytes;     /* largest packet before CONNECT is accepted */
     size_t max_buffered_bytes;      /* input and output buffered by all connections */
@@ -72,6 +74,8 @@ typedef struct {
     uint64_t refused_connections;
     uint64_t protocol_errors;
     uint64_t buffered_bytes; /* input and output held by connections now */
+    uint64_t flow_pauses;    /* publishers paused for a subscriber behind */
+    uint64_t slow_readers;   /* subscribers that made no progress for slow_reader_timeout_s */
 } broker_stats_t;
 
 /* A message as services see it: views valid during the call. `source` is

@@ -80,7 +80,7 @@ client_io_t *client_io(client_t *c)
 void client_io_trim(client_t *c)
 {
     client_io_t *io = c->io;
-    if (!io || io->in.len || io->out.len || io->writing || io->held_head)
+    if (!io || io->in.len || io->out.len || io->writing || io->held_head || flow_busy(c))
         return;
     buf_free(&io->in);
     buf_free(&io->out);

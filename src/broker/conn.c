@@ -164,6 +164,11 @@ static void write_cb(uv_write_t *req, int status)
         flush(c);
     if (c->state == CLIENT_CLOSING && !writing(c))
         finish_close(c);
+    if (c->slow && client_output_pending(c) == 0) {
+        c->slow = false;
+        LOGI("client '%s' caught up with its output", client_name(c).text);
+    }
+    flow_drained(c);
     client_io_trim(c);
 }
 
@@ -260,6 +265,7 @@ void broker_flush_all(broker_t *b)
         flush(c);
         if (c->state == CLIENT_CLOSING && !writing(c))
             finish_close(c);
+        flow_drained(c);
         client_io_trim(c); /* most often all went out: idle again */
     }
 }
@@ -299,6 +305,7 @@ void client_close(client_t *c)
     if (c->state == CLIENT_CLOSING)
         return;
     broker_t *b = c->broker;
+    flow_forget(c);
     bool was_connected = c->state == CLIENT_CONNECTED;
     c->state = CLIENT_CLOSING;
     uv_read_stop(&c->h.stream);
@@ -360,24 +367,25 @@ sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why)
     return SEDGE_ERR_PROTOCOL;
 }
 
-void client_pause_reading(client_t *c)
+void client_pause_reading(client_t *c, pause_reason_t why)
 {
-    if (!c->reading_paused) {
-        c->reading_paused = true;
+    if (!c->paused && c->state != CLIENT_CLOSING)
         uv_read_stop(&c->h.stream);
-    }
+    c->paused |= (uint8_t)why;
 }
 
 static void dispatch_buffered(client_t *c);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-void client_resume_reading(client_t *c)
+void client_resume_reading(client_t *c, pause_reason_t why)
 {
-    if (!c->reading_paused || c->state == CLIENT_CLOSING)
+    if (!(c->paused & why))
         return;
-    c->reading_paused = false;
+    c->paused &= (uint8_t)~why;
+    if (c->paused || c->state == CLIENT_CLOSING)
+        return;
     dispatch_buffered(c);
-    if (!c->reading_paused && c->state != CLIENT_CLOSING)
+    if (!c->paused && c->state != CLIENT_CLOSING)
         uv_read_start(&c->h.stream, client_read_alloc_cb, read_cb);
 }
 
@@ -425,7 +433,7 @@ static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
     uint32_t limit = c->state == CLIENT_AWAIT_CONNECT && lim->max_connect_bytes < lim->max_packet_bytes
                          ? lim->max_connect_bytes
                          : lim->max_packet_bytes;
-    while (used < len && c->state != CLIENT_CLOSING && !c->reading_paused) {
+    while (used < len && c->state != CLIENT_CLOSING && !c->paused) {
         mqtt_frame_t f;
         const char *why = "malformed packet";
         sedge_err err = mqtt_frame_parse(data + used, len - used, &f, &why);
@@ -482,7 +490,7 @@ static sedge_err buffer_input(client_t *c, const uint8_t *data, size_t len)
 /* New plaintext from the peer. */
 static void take_bytes(client_t *c, const uint8_t *data, size_t len)
 {
-    if ((c->io && c->io->in.len) || c->reading_paused) {
+    if ((c->io && c->io->in.len) || c->paused) {
         if (buffer_input(c, data, len) == SEDGE_OK)
             dispatch_buffered(c);
         return;

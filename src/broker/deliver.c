@@ -121,6 +121,7 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
     tree_match(&b->tree, m->topic, collect, member_reachable, &mc);
     size_t n = merge_matches(b);
     size_t reached = 0;
+    client_t *from_client = from ? from->client : NULL;
     for (size_t i = 0; i < n; i++) {
         delivery_t *d = &b->deliveries[i];
         session_t *s = d->session;
@@ -130,20 +131,26 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
         bool retain = d->retain_as_published && m->retain;
         const uint32_t *ids = &b->sub_id_scratch[d->sub_id_start];
         reached++;
+        client_t *c = s->client;
         if (qos > 0) {
             session_enqueue(b, s, m, qos, retain, ids, d->sub_id_count);
+            if (c)
+                flow_block(from_client, c);
             continue;
         }
-        client_t *c = s->client;
         if (!c || c->state != CLIENT_CONNECTED) {
             continue; /* QoS 0 is not kept for offline sessions */
         }
+        /* A subscriber behind pauses the publisher (flow.c) long before
+         * this hard cap; past it (a slow reader, a service publishing)
+         * QoS 0 is dropped and counted. */
         if (client_output_pending(c) > b->limits.max_output_bytes ||
             b->buffered_bytes > b->limits.max_buffered_bytes) {
             b->stats.msgs_dropped++;
             continue;
         }
         send_publish(c, m, 0, retain, 0, false, ids, d->sub_id_count);
+        flow_block(from_client, c);
     }
     return reached;
 }

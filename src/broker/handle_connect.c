@@ -334,7 +334,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
                           OUT_OF_MEMORY.why);
         pkt.len = mqtt_encode_connack(pkt.data, n, cx.version, &ack);
         c->state = CLIENT_CONNACK_HELD;
-        client_pause_reading(c);
+        client_pause_reading(c, PAUSE_CONNACK);
         held_packet(c, HELD_CONNACK, &pkt, store_pending_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
              "alive %u s)",

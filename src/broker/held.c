@@ -93,7 +93,7 @@ void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uin
         return;
     }
     if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
-        client_pause_reading(c); /* 3.1.1 has no receive maximum: push back */
+        client_pause_reading(c, PAUSE_ACKS); /* 3.1.1 has no receive maximum: push back */
 }
 
 /* What happens once a SUBACK or CONNACK is out. */
@@ -101,7 +101,7 @@ static void after_packet(client_t *c, held_t *h)
 {
     if (h->kind == HELD_CONNACK) {
         c->state = CLIENT_CONNECTED;
-        client_resume_reading(c);
+        client_resume_reading(c, PAUSE_CONNACK);
         if (c->session)
             session_pump(c->broker, c->session);
         return;
@@ -164,8 +164,8 @@ static void release(client_t *c, uint64_t committed)
     }
     if (first_held(c))
         wait_for_commit(c);
-    else if (c->reading_paused && c->state == CLIENT_CONNECTED)
-        client_resume_reading(c);
+    else if (c->state == CLIENT_CONNECTED)
+        client_resume_reading(c, PAUSE_ACKS);
 }
 
 void broker_release_held(broker_t *b, uint64_t committed)

@@ -234,6 +234,13 @@ typedef struct {
     uint16_t out_next; /* aliases of ours in use */
 } topic_aliases_t;
 
+/* Why a connection is not being read. */
+typedef enum {
+    PAUSE_CONNACK = 1, /* its CONNACK waits for the session's commit */
+    PAUSE_ACKS = 2,    /* MQTT 3.1.1: as many acknowledgements held as max_inflight */
+    PAUSE_FLOW = 4,    /* a subscriber it publishes to is behind (flow.c) */
+} pause_reason_t;
+
 typedef enum {
     CLIENT_TLS_HANDSHAKE, /* TLS: waiting for the handshake */
     CLIENT_AWAIT_CONNECT, /* connected, no CONNECT yet */
@@ -260,6 +267,10 @@ typedef struct client_io {
     struct write_op *writing;      /* the write in progress, if any */
     uint64_t last_tx_progress_ms;  /* monotonic: last write started or done */
     held_t *held_head, *held_tail; /* replies waiting for commits, in order */
+    /* flow.c: the subscriber this publisher waits on, its neighbours in
+     * that subscriber's line, and this client's own line of waiters. */
+    struct client *blocked_on, *blocked_next, *blocked_prev;
+    struct client *waiters, *waiters_tail;
 } client_io_t;
 
 struct client {
@@ -302,8 +313,9 @@ struct client {
     bool in_flush_list;
     bool in_closing_list;
     bool in_ack_wait;
-    bool reading_paused;
+    uint8_t paused; /* pause_reason_t bits: not reading while any is set */
     bool send_will; /* on close: publish the will */
+    bool slow;      /* made no progress for slow_reader_timeout_s: holds nobody back (flow.c) */
     bool request_problem_info;
     uint8_t linger; /* linger_state_t */
 };
@@ -403,10 +415,26 @@ void closing_cut_all(broker_t *b);
 void client_close_handle(client_t *c);
 /* libuv's allocation callback for reads: the broker's shared read buffer. */
 void client_read_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void client_pause_reading(client_t *c);
-void client_resume_reading(client_t *c);
+/* Reading stops while any reason holds, and starts again (handling what
+ * was buffered first) once none does. */
+void client_pause_reading(client_t *c, pause_reason_t why);
+void client_resume_reading(client_t *c, pause_reason_t why);
 void broker_flush_all(broker_t *b);
 size_t client_output_pending(const client_t *c);
+
+/* flow.c: backpressure from subscribers that fall behind to the
+ * connections publishing to them. */
+bool flow_congested(const client_t *subscriber);
+/* After delivering to `subscriber`: pause `publisher` (NULL: a service)
+ * until the subscriber drains, if it is behind. */
+void flow_block(client_t *publisher, client_t *subscriber);
+/* The subscriber's output or queue shrank: resume its waiters once it has
+ * drained enough. */
+void flow_drained(client_t *subscriber);
+/* The client is going away: stop waiting, and let its waiters go. */
+void flow_forget(client_t *c);
+/* Is the client in a waiting line (its busy state must stay)? */
+bool flow_busy(const client_t *c);
 
 /* linger.c: a connection the broker ends with a refusal or a DISCONNECT
  * is shut down for writing once that is written, and what the peer still

@@ -508,6 +508,8 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o)
     b->stats.queued--;
     free_entry(b, s, o);
     session_pump(b, s);
+    if (s->client)
+        flow_drained(s->client);
 }
 
 sub_t *session_find_sub(session_t *s, bytes_t filter)

@@ -158,6 +158,7 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
                                        "max_buffered_bytes",
                                        "max_subscriptions",
                                        "max_filters_per_packet",
+                                       "slow_reader_policy",
                                        NULL};
     if (!json_is_object(o)) {
         problem(l, "limits", "limits", "expected an object");
@@ -195,6 +196,14 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
         lim->max_subscriptions = (uint32_t)v;
     if (get_uint_range(l, o, "max_filters_per_packet", "limits", 1, 65535, &v))
         lim->max_filters_per_packet = (uint32_t)v;
+    const char *policy = get_string(l, o, "slow_reader_policy", "limits");
+    if (policy && strcmp(policy, "disconnect") == 0)
+        lim->slow_reader_drop = false;
+    else if (policy && strcmp(policy, "drop_qos0") == 0)
+        lim->slow_reader_drop = true;
+    else if (policy)
+        problem(l, "limits.slow_reader_policy", "slow_reader_policy",
+                "'%s' is not disconnect or drop_qos0", policy);
 }
 
 static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)

@@ -141,6 +141,8 @@ static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
     json_object_set_new(r, "bytes_out", json_integer((json_int_t)b.bytes_out));
     json_object_set_new(r, "protocol_errors", json_integer((json_int_t)b.protocol_errors));
     json_object_set_new(r, "buffered_bytes", json_integer((json_int_t)b.buffered_bytes));
+    json_object_set_new(r, "flow_pauses", json_integer((json_int_t)b.flow_pauses));
+    json_object_set_new(r, "slow_readers", json_integer((json_int_t)b.slow_readers));
     json_object_set_new(r, "store_bytes", json_integer((json_int_t)s.bytes_on_disk));
     json_object_set_new(r, "store_commits", json_integer((json_int_t)s.batches));
     json_object_set_new(r, "store_failures", json_integer((json_int_t)s.failures));

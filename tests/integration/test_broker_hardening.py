@@ -285,12 +285,19 @@ def test_sigterm_does_not_wait_for_a_subscriber_that_stopped_reading(sedge):
     stuck.sendall(raw.connect("stuck-reader") + raw.subscribe(1, [("flood/#", 0)]))
     pub = sedge.raw()
     pub.connect("flooder")
-    payload = b"x" * 60000
-    for _ in range(200):  # 12 MB: far more than the socket buffers hold
-        pub.send(raw.publish("flood/t", payload))
-    pub.ping()
-    # Past max_output_bytes (4 MB) QoS 0 is dropped: the output is backed up.
-    wait_for(lambda: sedge.status()["messages_dropped"] > 0, what="output backed up")
+    packet = raw.publish("flood/t", b"x" * 60000)
+    pub.sock.setblocking(False)
+    pending, queued = b"", 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # up to 12 MB: more than the buffers hold
+        if not pending and queued < 200:
+            pending, queued = packet, queued + 1
+        try:
+            pending = pending[pub.sock.send(pending):]
+        except BlockingIOError:
+            time.sleep(0.05)  # pushed back: sedged stopped reading us
+    # The output is backed up: the publisher waits for the stuck reader.
+    wait_for(lambda: sedge.status()["flow_pauses"] > 0, what="output backed up")
     start = time.monotonic()
     assert sedge.stop() == 0
     assert time.monotonic() - start < 10
