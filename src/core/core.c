@@ -318,8 +318,8 @@ static int cloud_from_broker(void *ctx, const char *endpoint, const broker_messa
     (void)endpoint;
     core_t *c = ctx;
     uint64_t batch = 0;
-    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, &batch);
-    if (err == SEDGE_ERR_FULL)
+    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, m->retain, &batch);
+    if (err == SEDGE_ERR_FULL || err == SEDGE_ERR_TOO_LARGE || err == SEDGE_ERR_INVALID)
         return BROKER_ROUTED_REFUSED;
     return batch ? BROKER_ROUTED_DURABLE : 0;
 }
@@ -355,6 +355,39 @@ static void update_cloud_subscriptions(core_t *c)
         uplink_set_subscriptions(c->uplink, list, n);
     free(list);
     json_decref(filters);
+}
+
+/* A new group's routes to and from the cloud must fit what the cloud
+ * takes: a filter none of whose topics the cloud accepts is an error,
+ * named by its place in the document. */
+static bool check_group(void *ctx, const group_t *g, buf_t *errors)
+{
+    core_t *c = ctx;
+    if (!c->uplink)
+        return true;
+    bool ok = true;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(g->doc, "routes"), i, r)
+    {
+        const char *source = json_string_value(json_object_get(r, "source"));
+        const char *target = json_string_value(json_object_get(r, "target"));
+        const char *filter = json_string_value(json_object_get(r, "filter"));
+        bool to = target && strcmp(target, "cloud") == 0;
+        bool from = source && strcmp(source, "cloud") == 0;
+        char why[200], line[600];
+        if (!filter || (!to && !from) ||
+            uplink_topic_fits(uplink_limits(c->uplink), bytes_of_cstr(filter), true, why,
+                              sizeof why))
+            continue;
+        int n = snprintf(line, sizeof line, "routes[%zu].filter: \"%.200s\" %s the cloud: %s\n", i,
+                         filter, to ? "goes to" : "comes from", why);
+        if (n > 0 &&
+            buf_append(errors, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1))
+            return false;
+        ok = false;
+    }
+    return ok;
 }
 
 /* Applying a deployment: the route table, then what follows from it. */
@@ -653,8 +686,11 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;
     routing_attach_prefix(c->routing, "function:", function_from_broker, c);
-    deploy_options_t dopts = {
-        .store = c->store, .max_bytes = GROUP_MAX_BYTES_DEFAULT, .apply = core_apply, .ctx = c};
+    deploy_options_t dopts = {.store = c->store,
+                              .max_bytes = GROUP_MAX_BYTES_DEFAULT,
+                              .apply = core_apply,
+                              .check = check_group,
+                              .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->uplink && (err = jobs_start(c->uplink, c->deploy, c->cfg.thing_name, &c->jobs)))

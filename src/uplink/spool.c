@@ -39,7 +39,7 @@ static size_t entry_size(const spool_entry_t *e)
 }
 
 static spool_entry_t *entry_new(uint64_t seq, bytes_t topic, bytes_t payload, uint8_t qos,
-                                int64_t created_at)
+                                bool retain, int64_t created_at)
 {
     spool_entry_t *e = malloc(sizeof *e + topic.len + payload.len);
     if (!e)
@@ -47,6 +47,7 @@ static spool_entry_t *entry_new(uint64_t seq, bytes_t topic, bytes_t payload, ui
     memset(e, 0, sizeof *e);
     e->seq = seq;
     e->qos = qos;
+    e->retain = retain;
     e->created_at = created_at;
     memcpy(e->data, topic.data, topic.len);
     e->topic = (bytes_t){e->data, topic.len};
@@ -96,7 +97,7 @@ static void unlink_entry(spool_t *s, spool_entry_t *e)
 static sedge_err load_row(void *ctx, const store_spooled_t *v)
 {
     spool_t *s = ctx;
-    spool_entry_t *e = entry_new(v->seq, v->topic, v->payload, v->qos, v->created_at);
+    spool_entry_t *e = entry_new(v->seq, v->topic, v->payload, v->qos, v->retain, v->created_at);
     if (!e)
         return SEDGE_ERR_NOMEM;
     push(s, e);
@@ -153,6 +154,8 @@ sedge_err spool_open(const spool_options_t *opts, spool_t **out)
         s->next_seq = sum.last_seq + 1;
         s->loaded_upto = sum.count ? sum.first_seq - 1 : sum.last_seq;
         s->backlog = sum.count > 0;
+        if (store_count_dead_letters(s->o.store, &s->stats.dead_letters))
+            s->stats.dead_letters = 0;
         if (s->backlog) {
             load_now(s);
             LOGI("%llu messages (%llu bytes) waiting for the cloud from before the restart",
@@ -189,7 +192,8 @@ static void drop_oldest(spool_t *s)
     free(e);
 }
 
-sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, uint64_t *batch)
+sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, bool retain,
+                       uint64_t *batch)
 {
     uint64_t size = topic.len + payload.len;
     *batch = 0;
@@ -212,13 +216,18 @@ sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, 
     bool in_memory =
         s->o.storage == SPOOL_MEMORY || (!s->backlog && s->mem_bytes + size <= SPOOL_WINDOW_BYTES);
     spool_entry_t *e = NULL;
-    if (in_memory && !(e = entry_new(seq, topic, payload, qos, now))) {
+    if (in_memory && !(e = entry_new(seq, topic, payload, qos, retain, now))) {
         s->next_seq--;
         s->stats.dropped++;
         return SEDGE_ERR_NOMEM;
     }
     if (s->o.storage == SPOOL_DISK) {
-        store_spooled_t row = {seq, topic, payload, qos, now};
+        store_spooled_t row = {.seq = seq,
+                               .topic = topic,
+                               .payload = payload,
+                               .qos = qos,
+                               .retain = retain,
+                               .created_at = now};
         *batch = s->last_append_batch = store_put_spooled(s->o.store, &row);
         if (e)
             e->batch = *batch;
@@ -268,6 +277,22 @@ void spool_remove(spool_t *s, spool_entry_t *e)
     if (s->o.storage == SPOOL_DISK)
         store_del_spooled(s->o.store, e->seq);
     s->stats.sent_acked++;
+    free(e);
+    maybe_load(s);
+}
+
+void spool_dead_letter(spool_t *s, spool_entry_t *e, const char *reason)
+{
+    unlink_entry(s, e);
+    /* Written in memory mode too: dead letters are rare and worth keeping. */
+    store_spooled_t row = {.seq = e->seq,
+                           .topic = e->topic,
+                           .payload = e->payload,
+                           .qos = e->qos,
+                           .retain = e->retain,
+                           .created_at = e->created_at};
+    store_put_dead_letter(s->o.store, &row, clock_wall_s(), bytes_of_cstr(reason));
+    s->stats.dead_letters++;
     free(e);
     maybe_load(s);
 }
