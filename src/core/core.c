@@ -590,7 +590,10 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
         admin_reply_error(req, "no cloud is configured (the \"cloud\" section of the config)");
         return;
     }
-    admin_reply(req, uplink_status(c->uplink));
+    json_t *r = uplink_status(c->uplink);
+    if (c->jobs)
+        json_object_set_new(r, "jobs", jobs_status(c->jobs));
+    admin_reply(req, r);
 }
 
 static void print_welcome(const core_t *c)
@@ -693,8 +696,21 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
-    if (c->uplink && (err = jobs_start(c->uplink, c->deploy, c->cfg.thing_name, &c->jobs)))
-        goto fail;
+    if (c->uplink) {
+        jobs_options_t jo = {.loop = loop,
+                             .uplink = c->uplink,
+                             .deploy = c->deploy,
+                             .store = c->store,
+                             .core_thing = c->cfg.thing_name,
+                             .retry_min_ms = c->cfg.cloud.limits.ack_timeout_ms
+                                                 ? c->cfg.cloud.limits.ack_timeout_ms
+                                                 : 30000,
+                             .retry_max_ms = c->cfg.cloud.reconnect_max_ms};
+        if (jo.retry_max_ms < jo.retry_min_ms)
+            jo.retry_max_ms = jo.retry_min_ms;
+        if ((err = jobs_start(&jo, &c->jobs)))
+            goto fail;
+    }
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
@@ -738,8 +754,10 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = c->uplink ? 4 : 3;
+    c->stopping_parts = 3 + (c->uplink ? 1 : 0) + (c->jobs ? 1 : 0);
     functions_stop(c->functions, part_stopped, c);
+    if (c->jobs)
+        jobs_stop(c->jobs, part_stopped, c);
     broker_shutdown(c->broker, part_stopped, c);
     admin_close(c->admin, part_stopped, c);
     if (c->uplink)

@@ -1086,6 +1086,11 @@ class FakeJobs:
     def __init__(self, broker, name="aws-jobs", notify_with_document=True):
         self.jobs = {}  # thing -> [execution dicts] in queue order
         self.updates = []
+        # lose(job_id, request) -> True: the update request is lost on its
+        # way (recorded in `lost`, neither applied nor answered).
+        self.lose = None
+        self.lost = []
+        self.throttle_updates = 0  # this many updates rejected RequestThrottled
         self.gets = []  # (thing, what) for every get request
         self.notify_with_document = notify_with_document
         self.mutex = threading.RLock()
@@ -1196,6 +1201,20 @@ class FakeJobs:
             job_id = rest[0]
             status = req.get("status")
             notify = False
+            with self.mutex:
+                if self.lose and self.lose(job_id, req):
+                    self.lost.append((thing, job_id, req))
+                    return
+                if self.throttle_updates > 0:
+                    self.throttle_updates -= 1
+                    self.updates.append((thing, job_id, req))
+                    throttled = True
+                else:
+                    throttled = False
+            if throttled:
+                answer(job_id + "/update/rejected",
+                       {"code": "RequestThrottled", "message": "Rate exceeded"})
+                return
             with self.mutex:
                 self.updates.append((thing, job_id, req))
                 e = next((x for x in self.jobs.get(thing, []) if x["jobId"] == job_id), None)

@@ -543,3 +543,94 @@ def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(job
     jobs.add_job(CORE, "job-after", group_v(1))
     e = jobs.wait_status(CORE, "job-after", ("SUCCEEDED", "FAILED"))
     assert e["status"] == "SUCCEEDED", jobs.updates_for("job-after")
+
+
+# ---------------------------------------------------------------- durable job status
+
+def pending_jobs(s):
+    return spool(s).get("jobs", {}).get("pending", [])
+
+
+def test_job_status_lost_on_its_way_is_sent_again_until_accepted(make_sedge, cloud):
+    jobs = FakeJobs(cloud)
+    lost_once = []
+
+    def lose(job_id, req):
+        if req.get("status") == "SUCCEEDED" and not lost_once:
+            lost_once.append(req)
+            return True
+        return False
+    jobs.lose = lose
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 500})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, "job-lost", group_v(1))
+    e = jobs.wait_status(CORE, "job-lost", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-lost")
+    assert lost_once, "the fake lost nothing: the test is void"
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+
+
+def test_job_status_made_while_the_link_is_down_is_sent_when_it_is_back(make_sedge, cloud):
+    """SUCCEEDED published while the link is going down: the cloud never
+    got it. The core must send it again on the next link (the answer
+    timeout is long, so only the reconnect can explain the second try)."""
+    jobs = FakeJobs(cloud)
+    jobs.lose = lambda job_id, req: req.get("status") == "SUCCEEDED"
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 600000})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, "job-down", group_v(1))
+    wait_for(lambda: jobs.lost, what="the SUCCEEDED update lost")
+    assert jobs.execution(CORE, "job-down")["status"] == "IN_PROGRESS"
+    assert [p["status"] for p in pending_jobs(s)] == ["SUCCEEDED"], pending_jobs(s)
+    jobs.lose = None
+    cloud.restart()
+    e = jobs.wait_status(CORE, "job-down", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED" and e["statusDetails"] == {"version": "1"}, e
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    assert active_version(s) == 1
+
+
+def test_job_status_survives_kill_9_and_the_job_is_not_run_again(make_sedge, cloud):
+    """The cloud never answered SUCCEEDED; meanwhile the operator deployed a
+    newer group; sedged is killed. After the restart the core must report
+    SUCCEEDED from its store — not deploy the job's document again over the
+    newer group, which is what the cloud, still showing the job
+    IN_PROGRESS, offers it."""
+    jobs = FakeJobs(cloud)
+    jobs.lose = lambda job_id, req: req.get("status") == "SUCCEEDED"
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 600000})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, "job-k9", group_v(1))
+    wait_for(lambda: jobs.lost, what="the SUCCEEDED update lost")
+    assert active_version(s) == 1
+    deploy_ok(s, group_v(7))
+    assert active_version(s) == 2
+    s.kill9()
+    jobs.lose = None
+    mark = s.log_mark()
+    s.start()
+    s.wait_log(r"job-k9: SUCCEEDED waits for the cloud from before the restart", since=mark)
+    e = jobs.wait_status(CORE, "job-k9", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED" and e["statusDetails"] == {"version": "1"}, e
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    assert active_version(s) == 2, deployments(s)
+    assert statuses(jobs, "job-k9").count("IN_PROGRESS") == 1, statuses(jobs, "job-k9")
+
+
+def test_job_status_throttled_by_the_cloud_is_retried_and_a_final_rejection_is_not(make_sedge,
+                                                                                   cloud):
+    jobs = FakeJobs(cloud)
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 500})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.throttle_updates = 2  # IN_PROGRESS and the first SUCCEEDED
+    jobs.add_job(CORE, "job-t", group_v(1))
+    e = jobs.wait_status(CORE, "job-t", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-t")
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    # A job the cloud cancelled: the rejection is final, nothing waits.
+    mark = s.log_mark()
+    jobs._publish(CORE, "notify-next", {"execution": {
+        "jobId": "job-gone", "thingName": CORE, "status": "QUEUED", "versionNumber": 1,
+        "executionNumber": 1, "jobDocument": group_v(2)}})
+    s.wait_log(r"job-gone: the cloud rejected \w+: ResourceNotFound", since=mark)
+    wait_for(lambda: pending_jobs(s) == [], what="the rejected update given up")
