@@ -340,6 +340,8 @@ static void cloud_link(void *ctx, bool up)
         jobs_link_up(c->jobs);
     if (up && c->sync)
         shadow_sync_link_up(c->sync);
+    if (!up && c->sync)
+        shadow_sync_link_down(c->sync);
 }
 
 static void update_cloud_subscriptions(core_t *c)
@@ -593,6 +595,8 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
     json_t *r = uplink_status(c->uplink);
     if (c->jobs)
         json_object_set_new(r, "jobs", jobs_status(c->jobs));
+    if (c->sync)
+        json_object_set_new(r, "shadow_sync", shadow_sync_status(c->sync));
     admin_reply(req, r);
 }
 
@@ -673,7 +677,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = uplink_start(&uo, &c->uplink)))
             goto fail;
         routing_attach(c->routing, "cloud", cloud_from_broker, c);
-        if ((err = shadow_sync_start(c->uplink, c->shadow, &c->sync)))
+        if ((err = shadow_sync_start(loop, c->uplink, c->shadow, &c->sync)))
             goto fail;
     }
     char sandbox[4096], pysdk[4096];
@@ -754,8 +758,10 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = 3 + (c->uplink ? 1 : 0) + (c->jobs ? 1 : 0);
+    c->stopping_parts = 3 + (c->uplink ? 1 : 0) + (c->jobs ? 1 : 0) + (c->sync ? 1 : 0);
     functions_stop(c->functions, part_stopped, c);
+    if (c->sync)
+        shadow_sync_stop(c->sync, part_stopped, c);
     if (c->jobs)
         jobs_stop(c->jobs, part_stopped, c);
     broker_shutdown(c->broker, part_stopped, c);

@@ -289,8 +289,7 @@ static void on_update_answer(jobs_t *j, bytes_t job, bool accepted, json_t *msg)
     const char *message = json_string_value(json_object_get(msg, "message"));
     if (worth_retrying(code)) {
         LOGW("job %s: the cloud could not take %s now (%s); trying again", p->job, status, code);
-        p->due_ms =
-            clock_mono_ms() + uplink_backoff_ms(j->o.retry_min_ms, j->o.retry_max_ms, p->attempts);
+        p->due_ms = clock_mono_ms() + uplink_retry_ms(j->o.uplink, p->attempts);
         send_due(j);
         return;
     }

@@ -25,7 +25,6 @@
 #include "uplink.h"
 
 #include "mqtt/mqtt.h"
-#include "pace.h"
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -432,18 +431,12 @@ static bool beyond_limits(uplink_t *u, spool_entry_t *e)
     return true;
 }
 
-/* The throttling pause after the n-th throttle in a row. */
-static uint64_t throttle_pause_ms(const uplink_t *u)
-{
-    return uplink_backoff_ms(u->cfg.reconnect_min_ms, u->cfg.reconnect_max_ms, u->pace.streak);
-}
-
 static void throttled(uplink_t *u, const char *what)
 {
     uint64_t now = clock_mono_ms();
     bool first = u->pace.streak == 0;
     pace_throttled(&u->pace, now, 0);
-    u->pace.paused_until_ms = now + throttle_pause_ms(u);
+    u->pace.paused_until_ms = now + uplink_retry_ms(u, u->pace.streak);
     if (first || u->pace.throttles % 100 == 0)
         LOGW("the cloud throttles (%s): sending at %.0f publishes/s, paused for %llu ms "
              "(%llu throttles so far)",
@@ -1326,6 +1319,11 @@ bool uplink_connected(const uplink_t *u)
 const uplink_limits_t *uplink_limits(const uplink_t *u)
 {
     return &u->cfg.limits;
+}
+
+uint64_t uplink_retry_ms(const uplink_t *u, uint32_t n)
+{
+    return uplink_backoff_ms(u->cfg.reconnect_min_ms, u->cfg.reconnect_max_ms, n);
 }
 
 static json_t *limits_json(const uplink_t *u)

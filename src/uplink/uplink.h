@@ -34,6 +34,7 @@
 #define SEDGE_UPLINK_H
 
 #include "base/base.h"
+#include "pace.h"
 #include "spool.h"
 #include "store/store.h"
 
@@ -127,6 +128,9 @@ const uplink_limits_t *uplink_limits(const uplink_t *u);
 /* Backoff with full jitter: a delay in [min_ms, min(max_ms, min_ms * 2^n)]
  * for the n-th (from 1) consecutive failure. */
 uint64_t uplink_backoff_ms(uint32_t min_ms, uint32_t max_ms, uint32_t n);
+/* The same with the link's reconnect_min_ms and reconnect_max_ms: how long
+ * services on the link wait after the n-th failure in a row. */
+uint64_t uplink_retry_ms(const uplink_t *u, uint32_t n);
 /* A store batch failed (disk full): what the spool wrote in it is gone. */
 void uplink_store_failed(uplink_t *u, uint64_t batch);
 

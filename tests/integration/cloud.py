@@ -888,6 +888,17 @@ class FakeShadows:
     def __init__(self, broker, name="aws-shadow", extra_filters=()):
         self.docs = {}  # (thing, name) -> {"state": {...}, "version": n}
         self.requests = []
+        # [(thing, name, op, code)]: the next matching requests are rejected
+        # with that code (429 throttled, 500 failed, 400...), in order.
+        self.fail_next = []
+        self.rejections = []  # (thing, name, op, code) of every rejection
+        # before_update(thing, name, request): runs before an update is
+        # applied (a concurrent edit), once; then it is cleared.
+        self.before_update = None
+        # More requests than this for one thing within a second: 429, as
+        # AWS IoT's Device Shadow service does.
+        self.rate_per_thing = None
+        self.recent = {}  # thing -> deque of request times
         self.others = []  # messages on extra_filters, in order
         self.hold_gets = False  # answers to GET wait for release_gets()
         self.held = []
@@ -932,12 +943,36 @@ class FakeShadows:
             req = json.loads(payload.decode()) if payload else {}
         except ValueError:
             req = None
+        refusal = None
         with self.mutex:
             self.requests.append((thing, name, op, req))
+            for i, (t, n, o, code) in enumerate(self.fail_next):
+                if (t, n, o) == (thing, name, op):
+                    del self.fail_next[i]
+                    refusal = (code, "Injected failure")
+                    break
+            times = self.recent.setdefault(thing, collections.deque())
+            now = time.monotonic()
+            while times and times[0] <= now - 1:
+                times.popleft()
+            times.append(now)
+            if refusal is None and self.rate_per_thing and len(times) > self.rate_per_thing:
+                refusal = (429, "Too Many Requests")
+            if refusal:
+                self.rejections.append((thing, name, op, refusal[0]))
+        if refusal:
+            body = {"code": refusal[0], "message": refusal[1], "timestamp": int(time.time())}
+            if isinstance(req, dict) and req.get("clientToken") is not None:
+                body["clientToken"] = req["clientToken"]
+            self._reply(thing, name, op + "/rejected", body)
+            return
         if not isinstance(req, dict):
             self._reply(thing, name, op + "/rejected",
                         {"code": 400, "message": "Payload contains invalid json"})
             return
+        if op == "update" and self.before_update:
+            hook, self.before_update = self.before_update, None
+            hook(thing, name, req)
         getattr(self, "_" + op)(thing, name, req)
 
     def _reply(self, thing, name, suffix, payload):

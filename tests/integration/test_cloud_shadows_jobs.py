@@ -398,6 +398,126 @@ def test_sync_section_is_validated_at_deploy(make_sedge, cloud):
     assert "direction" in r.stderr + r.stdout
 
 
+# ---------------------------------------------------------------- what the cloud answers
+
+def sync_status(s, name="cfg"):
+    for sh in spool(s)["shadow_sync"]["shadows"]:
+        if sh["thing"] == "lamp" and sh["name"] == name:
+            return sh
+    raise AssertionError("lamp's %r shadow is not synchronised: %r" % (name, spool(s)))
+
+
+@pytest.mark.parametrize("direction", ["cloud_to_device", "between_device_and_cloud"])
+@pytest.mark.parametrize("code", [429, 500])
+def test_get_rejected_for_a_passing_reason_is_retried_not_taken_for_no_shadow(make_sedge, cloud,
+                                                                              direction, code):
+    """Only 404 means the cloud has no shadow. A throttled or failing GET
+    taken for "no shadow" deletes the local copy (cloud_to_device) or
+    overwrites the cloud's (both ways)."""
+    sy = Synced(make_sedge, cloud, direction=direction)
+    s, shadows = sy.s, sy.shadows
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"mode": "boost"},
+                                              "reported": {"mode": "off"}}})
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "eco"}, "reported": {"mode": "on"}},
+                    version=4)
+    gets = sy.sync_gets()
+    shadows.fail_next = [("lamp", "cfg", "get", code), ("lamp", "cfg", "get", code)]
+    cloud.start()
+    wait_for(lambda: sy.sync_gets() >= gets + 3, what="the GET retried after two failures")
+    if direction == "cloud_to_device":
+        want = {"desired": {"mode": "eco"}, "reported": {"mode": "on"}}
+    else:  # the cloud wins desired, the device reported
+        want = {"desired": {"mode": "eco"}, "reported": {"mode": "off"}}
+    local = wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
+                       what="the cloud's desired applied locally")
+    assert local is not None
+    # The sync slowed down after the throttles: wait for its update.
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
+    st = sync_status(s)
+    assert st["throttled"] >= 2, st
+    assert s.wait_log(r"answered %d; reconciling again" % code)
+
+
+def test_concurrent_cloud_edit_is_detected_by_version_and_reconciled(synced):
+    """A cloud application changes the shadow just before the core's update
+    arrives, and its notification is lost. Without a version in the
+    update the core's change lands on top and the core never learns of the
+    other: the copies differ for good."""
+    s, shadows = synced.s, synced.shadows
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 1}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["version"] == 1)
+    synced.to_cloud_barrier()
+
+    def concurrent_edit(thing, name, req):
+        shadows.app_update("lamp", "cfg", {"desired": {"level": 9}}, publish=False)
+    shadows.before_update = concurrent_edit
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 2}}})
+    want = {"desired": {"level": 9}, "reported": {"level": 2}}
+    wait_local(s, "lamp", "cfg", lambda d: state(d) == want, what="the cloud's edit locally")
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want, what="the device's edit remotely")
+    assert ("lamp", "cfg", "update", 409) not in shadows.rejections  # the fake's own 409s
+    conflicts = [r for r in synced.sync_updates() if "version" in r]
+    assert conflicts, "updates without a version: %r" % synced.sync_updates()
+    assert sync_status(s)["conflicts"] == 1, sync_status(s)
+    assert s.wait_log(r"changed meanwhile \(409 on update\)")
+
+
+def test_update_the_cloud_rejects_for_good_is_logged_and_not_retried(synced):
+    s, shadows = synced.s, synced.shadows
+    shadows.fail_next = [("lamp", "cfg", "update", 400)]
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"too": "odd"}}})
+    line = s.wait_log(r"rejected the update: 400")
+    assert "cfg" in line, line
+    synced.to_cloud_barrier()
+    assert len(synced.sync_updates()) == 1, synced.sync_updates()
+    assert sync_status(s)["rejected"] == 1
+    # The next change goes through as usual.
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"fine": True}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["state"].get("reported", {}).get("fine"))
+
+
+def many_shadows_group(n):
+    doc = sync_group(names=["s%02d" % i for i in range(n)], classic=False)
+    return doc
+
+
+def test_shadow_requests_unanswered_at_once_stay_within_the_limit(make_sedge, cloud):
+    """AWS IoT Core refuses an 11th unanswered shadow request on a
+    connection with 429: 15 shadows reconciling at once must wait."""
+    shadows = FakeShadows(cloud)
+    shadows.hold_gets = True
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    wait_spool(s, lambda st: st["state"] == "connected")
+    deploy_ok(s, many_shadows_group(15))
+    wait_for(lambda: len(shadows.held) >= 10, what="10 GETs at the cloud")
+    st = wait_spool(s, lambda st: st["shadow_sync"]["inflight"] == 10 and
+                    st["shadow_sync"]["queued"] == 5, what="5 GETs queued behind 10")
+    assert len(shadows.held) == 10, len(shadows.held)
+    shadows.release_gets()
+    wait_for(lambda: len(shadows.requests) >= 15, what="the other 5 GETs")
+    wait_spool(s, lambda st: st["shadow_sync"]["inflight"] == 0 and
+               st["shadow_sync"]["queued"] == 0, what="every GET answered")
+    assert not shadows.rejections, shadows.rejections
+    assert st["shadow_sync"]["queued"] == 5
+
+
+def test_shadow_requests_are_paced_per_thing(make_sedge, cloud):
+    shadows = FakeShadows(cloud)
+    shadows.rate_per_thing = 6
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, profile="aws-iot",
+                    limits={"publishes_per_s": 0, "bytes_per_s": 0, "shadow_requests_per_s": 4})
+    wait_spool(s, lambda st: st["state"] == "connected")
+    for i in range(12):
+        shadows.set_doc("lamp", "s%02d" % i, {"desired": {"n": i}}, version=1)
+    deploy_ok(s, many_shadows_group(12))
+    for i in range(12):
+        wait_local(s, "lamp", "s%02d" % i, lambda d: d is not None, timeout=TIMEOUT * 2,
+                   what="shadow s%02d reconciled" % i)
+    assert not shadows.rejections, "the cloud throttled: %r" % shadows.rejections[:5]
+
+
 # ---------------------------------------------------------------- jobs
 
 def group_v(n, route_filter="sensors/#"):
