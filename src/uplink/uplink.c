@@ -126,6 +126,8 @@ struct uplink {
     size_t filter_count;
     watch_t *watches;
     pending_sub_t *pending_subs;
+    char **subscribed; /* filters subscribed on this connection */
+    size_t subscribed_count;
     uint64_t reconnects, qos0_dropped, received;
     uint64_t refused_by_cloud;               /* MQTT 5 PUBACK with a failure reason: dead letters */
     uint64_t refused_topic, refused_payload; /* beyond the limits, when routed */
@@ -313,46 +315,61 @@ static void send_subscribe(uplink_t *u, char *const *filters, size_t n)
     free(entries);
 }
 
-/* Every filter wanted (routes from the cloud, services' watches), each
- * once, in SUBSCRIBEs of at most max_filters_per_subscribe (AWS IoT Core
- * takes 8). A filter beyond the cloud's limits is left out and logged. */
+static bool subscribed(const uplink_t *u, const char *f)
+{
+    for (size_t i = 0; i < u->subscribed_count; i++)
+        if (strcmp(u->subscribed[i], f) == 0)
+            return true;
+    return false;
+}
+
+static void forget_subscribed(uplink_t *u)
+{
+    for (size_t i = 0; i < u->subscribed_count; i++)
+        free(u->subscribed[i]);
+    free(u->subscribed);
+    u->subscribed = NULL;
+    u->subscribed_count = 0;
+}
+
+/* Every filter wanted (routes from the cloud, services' watches) that this
+ * connection has not subscribed to yet, each once, in SUBSCRIBEs of at
+ * most max_filters_per_subscribe (AWS IoT Core takes 8). A filter beyond
+ * the cloud's limits is left out and logged. */
 static void send_subscriptions(uplink_t *u)
 {
     size_t n = u->filter_count;
     for (watch_t *w = u->watches; w; w = w->next)
         n++;
-    if (!n)
-        return;
-    char **list = calloc(n, sizeof *list);
-    if (!list) {
+    char **list = calloc(n ? n : 1, sizeof *list);
+    char **grown = realloc(u->subscribed, (u->subscribed_count + n + 1) * sizeof *grown);
+    if (grown)
+        u->subscribed = grown;
+    if (!list || !grown) {
+        free(list);
         link_down(u, "out of memory");
         return;
     }
     size_t k = 0;
+    watch_t *w = u->watches;
     for (size_t i = 0; i < n; i++) {
-        char *f = NULL;
-        if (i < u->filter_count) {
-            f = u->filters[i];
-        } else {
-            watch_t *w = u->watches;
-            for (size_t j = u->filter_count; j < i; j++)
-                w = w->next;
-            f = w->filter;
-        }
-        bool seen = false;
-        for (size_t j = 0; j < k && !seen; j++)
-            seen = strcmp(list[j], f) == 0;
+        const char *f = i < u->filter_count ? u->filters[i] : w->filter;
+        if (i >= u->filter_count)
+            w = w->next;
         char why[200];
-        if (seen)
+        if (subscribed(u, f))
             continue;
         if (!uplink_topic_fits(&u->cfg.limits, bytes_of_cstr(f), true, why, sizeof why)) {
             LOGW("not subscribing to %s on the cloud: %s", f, why);
             continue;
         }
-        list[k++] = f;
+        char *copy = strdup(f);
+        if (!copy)
+            continue;
+        u->subscribed[u->subscribed_count++] = copy;
+        list[k++] = copy;
     }
-    size_t per =
-        u->cfg.limits.max_filters_per_subscribe ? u->cfg.limits.max_filters_per_subscribe : k;
+    size_t per = u->cfg.limits.max_filters_per_subscribe;
     for (size_t i = 0; i < k && u->state == LINK_UP; i += per)
         send_subscribe(u, list + i, k - i < per ? k - i : per);
     free(list);
@@ -874,6 +891,7 @@ static void link_down_by(uplink_t *u, down_cause_t cause, const char *why)
     u->resend_count = 0;
     u->ping_sent_ms = 0;
     free_pending_subs(u);
+    forget_subscribed(u);
     uv_timer_stop(&u->pace_timer);
     uv_timer_stop(&u->ack_timer);
     if (u->state == LINK_STOPPED)
@@ -1190,6 +1208,7 @@ void uplink_free(uplink_t *u)
         free(w);
     }
     free_pending_subs(u);
+    forget_subscribed(u);
     free(u->inflight);
     free(u->free_slots);
     free(u->resend);

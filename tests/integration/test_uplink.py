@@ -20,12 +20,13 @@ import pytest
 pytest.register_assert_rewrite("cloud")
 from cloud import (cloud_sedge, deploy, deploy_ok, deployments, numbered,  # noqa: E402
                    publish_many, sensor_group, sequence_report, spool, wait_spool)
-from conftest import SLOW, SEDGECTL, TIMEOUT, make_ca, wait_for  # noqa: E402
+from conftest import SEDGECTL, SEDGED, SLOW, TIMEOUT, make_ca, wait_for  # noqa: E402
 
 pytest_plugins = ("cloud",)  # the make_cloud and cloud fixtures
 
 DOCUMENTED_KEYS = {"state", "endpoint", "client_id", "queued", "bytes", "oldest_age_s", "sent",
-                   "appended", "dropped", "received", "reconnects", "inflight"}
+                   "appended", "dropped", "received", "reconnects", "inflight", "refused",
+                   "dead_letters", "throttled", "pace", "backoff", "limits"}
 DRAIN_TIMEOUT = 120 * SLOW
 
 
@@ -120,9 +121,13 @@ def test_spool_json_has_every_documented_key_and_text_output(make_sedge, cloud):
     for k in ("queued", "bytes", "oldest_age_s", "sent", "appended", "dropped", "received",
               "reconnects", "inflight"):
         assert isinstance(st[k], int) and st[k] >= 0, (k, st)
+    assert st["limits"]["profile"] == "mqtt" and st["pace"]["limit_per_s"] == 0, st
+    assert set(st["backoff"]) >= {"failures", "last_delay_ms", "next_attempt_in_ms"}, st
     r = s.ctl("spool")
     assert r.returncode == 0, r.stderr
     assert "connected" in r.stdout and cloud.endpoint in r.stdout, r.stdout
+    for word in ("dead letters", "refused", "throttled", "pace", "backoff", "limits"):
+        assert word in r.stdout, r.stdout
 
 
 def test_spool_without_a_cloud_section_fails_clearly(sedge):
@@ -1003,3 +1008,21 @@ def test_retained_message_routed_to_the_cloud_is_retained_there(make_sedge, clou
     assert retained == {("sensors/state", b"on"), ("sensors/later", b"kept"),
                         ("status/s1", b"online")}, late.retained
     assert ("sensors/plain", b"not retained") not in {(t, p) for t, p, _ in got}
+
+
+def test_cloud_profile_and_limits_are_validated(make_sedge, cloud):
+    """(Which endpoints are AWS's is a unit test: test_uplink_limits.)"""
+    s = cloud_sedge(make_sedge, cloud, start=False, profile="azure",
+                    limits={"publishes_per_s": -1, "nonsense": 1,
+                            "max_filters_per_subscribe": 0})
+    r = subprocess.run([str(SEDGED), "--config", str(s.config_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2, r
+    for key in ("cloud.profile", "cloud.limits.publishes_per_s", "cloud.limits.nonsense",
+                "cloud.limits.max_filters_per_subscribe"):
+        assert key in r.stderr, r.stderr
+    s2 = aws_sedge(make_sedge, cloud, name="aws", limits={"publishes_per_s": 7})
+    st = wait_connected(s2)
+    assert st["limits"]["profile"] == "aws-iot", st
+    assert st["limits"]["publishes_per_s"] == 7 and st["limits"]["max_topic_slashes"] == 7, st
+    assert st["limits"]["max_payload_bytes"] == 131072, st
