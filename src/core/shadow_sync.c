@@ -577,8 +577,10 @@ static void drop_requests(request_t **list)
 /* Stop syncing the current items; keep them until the end. */
 static void retire_items(shadow_sync_t *s)
 {
+    /* Their answers would be ignored: they must not hold places. */
     drop_requests(&s->queue);
-    s->queued = 0;
+    drop_requests(&s->inflight);
+    s->queued = s->sent = 0;
     item_t **bigger = realloc(s->retired, (s->retired_count + s->count + 1) * sizeof *bigger);
     for (size_t i = 0; i < s->count; i++) {
         item_t *it = s->items[i];

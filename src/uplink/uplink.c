@@ -540,6 +540,7 @@ static void pump(uplink_t *u)
         send_entry(u, e, pid, false, now);
         if (u->state != LINK_UP)
             return;
+        arm_ack_timer(u);
     }
     uint16_t window = u->probe_upto ? 1 : u->window_now;
     while (u->free_count && inflight_count(u) < window && u->out.len < OUTPUT_HIGH_WATER) {
