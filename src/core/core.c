@@ -149,6 +149,7 @@ static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
     json_object_set_new(r, "bytes_in", json_integer((json_int_t)b.bytes_in));
     json_object_set_new(r, "bytes_out", json_integer((json_int_t)b.bytes_out));
     json_object_set_new(r, "protocol_errors", json_integer((json_int_t)b.protocol_errors));
+    json_object_set_new(r, "buffered_bytes", json_integer((json_int_t)b.buffered_bytes));
     json_object_set_new(r, "store_bytes", json_integer((json_int_t)s.bytes_on_disk));
     json_object_set_new(r, "store_commits", json_integer((json_int_t)s.batches));
     json_object_set_new(r, "store_failures", json_integer((json_int_t)s.failures));
@@ -615,6 +616,8 @@ static void print_welcome(const core_t *c)
             d, d, d, d);
 }
 
+static void core_abort(core_t *c);
+
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
     core_t *c = calloc(1, sizeof *c);
@@ -647,8 +650,11 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if (c->cfg.embedded_default && (err = ensure_demo_ca(c)))
         goto fail;
     char *db = data_path(c, "sedge.db");
-    store_options_t so = {
-        .path = db, .synchronous_full = c->cfg.store_sync_full, .on_commit = on_commit, .ctx = c};
+    store_options_t so = {.path = db,
+                          .synchronous_full = c->cfg.store_sync_full,
+                          .busy_timeout_ms = c->cfg.store_busy_timeout_ms,
+                          .on_commit = on_commit,
+                          .ctx = c};
     err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
     free(db);
     if (err)
@@ -739,7 +745,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     *out = c;
     return SEDGE_OK;
 fail:
-    core_free(c);
+    core_abort(c);
     return err;
 }
 
@@ -758,16 +764,58 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = 3 + (c->uplink ? 1 : 0) + (c->jobs ? 1 : 0) + (c->sync ? 1 : 0);
-    functions_stop(c->functions, part_stopped, c);
-    if (c->sync)
+    /* One more than the parts, released at the end, so that a part that
+     * stops at once does not end the stop before the others have begun. */
+    c->stopping_parts = 1;
+    if (c->functions) {
+        c->stopping_parts++;
+        functions_stop(c->functions, part_stopped, c);
+    }
+    if (c->broker) {
+        c->stopping_parts++;
+        broker_shutdown(c->broker, part_stopped, c);
+    }
+    if (c->admin) {
+        c->stopping_parts++;
+        admin_close(c->admin, part_stopped, c);
+    }
+    if (c->sync) {
+        c->stopping_parts++;
         shadow_sync_stop(c->sync, part_stopped, c);
-    if (c->jobs)
+    }
+    if (c->jobs) {
+        c->stopping_parts++;
         jobs_stop(c->jobs, part_stopped, c);
-    broker_shutdown(c->broker, part_stopped, c);
-    admin_close(c->admin, part_stopped, c);
-    if (c->uplink)
+    }
+    if (c->uplink) {
+        c->stopping_parts++;
         uplink_stop(c->uplink, part_stopped, c);
+    }
+    part_stopped(c);
+}
+
+void core_reload(core_t *c)
+{
+    size_t cut = broker_reload_crls(c->broker);
+    if (cut)
+        LOGI("disconnected %zu clients whose certificates the CRLs now revoke", cut);
+}
+
+static void aborted(void *ctx)
+{
+    *(bool *)ctx = true;
+}
+
+/* A start that failed half-way: stop the parts that started, let the loop
+ * close their handles (a handle freed while still in the loop would be
+ * used after free), then free everything. */
+static void core_abort(core_t *c)
+{
+    bool done = false;
+    core_stop(c, aborted, &done);
+    while (!done && uv_run(c->loop, UV_RUN_ONCE))
+        ;
+    core_free(c);
 }
 
 void core_free(core_t *c)
