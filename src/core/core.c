@@ -320,8 +320,11 @@ static int cloud_from_broker(void *ctx, const char *endpoint, const broker_messa
     core_t *c = ctx;
     uint64_t batch = 0;
     sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, m->retain, &batch);
-    if (err == SEDGE_ERR_FULL || err == SEDGE_ERR_TOO_LARGE || err == SEDGE_ERR_INVALID)
+    if (err == SEDGE_ERR_FULL)
         return BROKER_ROUTED_REFUSED;
+    /* Beyond the cloud's limits: never deliverable, so not to be resent. */
+    if (err == SEDGE_ERR_TOO_LARGE || err == SEDGE_ERR_INVALID)
+        return BROKER_ROUTED_INVALID;
     return batch ? BROKER_ROUTED_DURABLE : 0;
 }
 

@@ -103,10 +103,10 @@ void uplink_free(uplink_t *u);
 
 /* A message routed to the cloud, with its RETAIN flag. route_qos 0: sent
  * now if connected and the pace allows, dropped (counted) if not;
- * otherwise spooled. SEDGE_ERR_FULL when the spool refuses it,
+ * otherwise spooled. SEDGE_ERR_FULL when the spool refuses it (for now),
  * SEDGE_ERR_TOO_LARGE / SEDGE_ERR_INVALID when its payload / topic is
- * beyond the cloud's limits (counted and logged). `*batch`: the store
- * batch the publisher's acknowledgement must wait for (0: none). */
+ * beyond the cloud's limits (for good; counted and logged). `*batch`: the
+ * store batch the publisher's acknowledgement must wait for (0: none). */
 NODISCARD sedge_err uplink_send(uplink_t *u, bytes_t topic, bytes_t payload, int route_qos,
                                 bool retain, uint64_t *batch);
 
