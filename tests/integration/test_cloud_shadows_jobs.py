@@ -690,16 +690,23 @@ def test_job_status_lost_on_its_way_is_sent_again_until_accepted(make_sedge, clo
     wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
 
 
-def test_job_status_made_while_the_link_is_down_is_sent_when_it_is_back(make_sedge, cloud):
-    """SUCCEEDED published while the link is going down: the cloud never
-    got it. The core must send it again on the next link (the answer
-    timeout is long, so only the reconnect can explain the second try)."""
+def succeeded_lost(make_sedge, cloud, job_id):
+    """A core that ran job_id and whose SUCCEEDED the cloud never got; the
+    answer timeout is long, so only a reconnect or a restart can send it
+    again. Returns (sedged, jobs), the fake losing nothing more."""
     jobs = FakeJobs(cloud)
-    jobs.lose = lambda job_id, req: req.get("status") == "SUCCEEDED"
+    jobs.lose = lambda _job, req: req.get("status") == "SUCCEEDED"
     s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 600000})
     wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
-    jobs.add_job(CORE, "job-down", group_v(1))
+    jobs.add_job(CORE, job_id, group_v(1))
     wait_for(lambda: jobs.lost, what="the SUCCEEDED update lost")
+    return s, jobs
+
+
+def test_job_status_made_while_the_link_is_down_is_sent_when_it_is_back(make_sedge, cloud):
+    """SUCCEEDED published while the link is going down: the cloud never
+    got it. The core must send it again on the next link."""
+    s, jobs = succeeded_lost(make_sedge, cloud, "job-down")
     assert jobs.execution(CORE, "job-down")["status"] == "IN_PROGRESS"
     assert [p["status"] for p in pending_jobs(s)] == ["SUCCEEDED"], pending_jobs(s)
     jobs.lose = None
@@ -716,12 +723,7 @@ def test_job_status_survives_kill_9_and_the_job_is_not_run_again(make_sedge, clo
     SUCCEEDED from its store — not deploy the job's document again over the
     newer group, which is what the cloud, still showing the job
     IN_PROGRESS, offers it."""
-    jobs = FakeJobs(cloud)
-    jobs.lose = lambda job_id, req: req.get("status") == "SUCCEEDED"
-    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 600000})
-    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
-    jobs.add_job(CORE, "job-k9", group_v(1))
-    wait_for(lambda: jobs.lost, what="the SUCCEEDED update lost")
+    s, jobs = succeeded_lost(make_sedge, cloud, "job-k9")
     assert active_version(s) == 1
     deploy_ok(s, group_v(7))
     assert active_version(s) == 2
