@@ -89,6 +89,7 @@ struct shadow_sync {
 
 static void drain(shadow_sync_t *s);
 static void reconcile(item_t *it);
+static void retry_later(item_t *it, const char *why, bool throttled);
 
 static void free_request(request_t *r)
 {
@@ -120,12 +121,19 @@ static void cloud_publish(item_t *it, op_t op, json_t *payload)
     drain(s);
 }
 
+static bool current(item_t *it);
+
 static void local_done(void *ctx, int code, bytes_t response)
 {
     item_t *it = ctx;
-    if (code && code != 404)
-        LOGW("%s: applying the cloud's change locally failed: %.*s", it->base, (int)response.len,
-             (const char *)response.data);
+    if (!code || code == 404)
+        return;
+    LOGW("%s: applying the cloud's change locally failed: %.*s", it->base, (int)response.len,
+         (const char *)response.data);
+    if (current(it) && !it->reconciling) {
+        retry_later(it, "the local shadow refused the change", false);
+        drain(it->sync);
+    }
 }
 
 static void local_apply(item_t *it, shadow_op_t op, json_t *payload)
@@ -210,8 +218,13 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
     it->cloud = NULL;
     it->reconciling = false;
     if (code && code != 404) {
-        LOGW("%s: cannot read the local shadow (%d); not reconciled", it->base, code);
         json_decref(cloud);
+        if (current(it)) {
+            char why[64];
+            snprintf(why, sizeof why, "cannot read the local shadow (%d)", code);
+            retry_later(it, why, false);
+            drain(it->sync);
+        }
         return;
     }
     json_t *to_local = NULL, *to_cloud = NULL;
@@ -275,8 +288,8 @@ static void reconcile_again(item_t *it)
         reconcile(it);
 }
 
-/* A failure that passes: reconcile after a backoff. */
-static void retry_later(item_t *it, int code, bool throttled)
+/* A failure that passes (`why`): reconcile after a backoff. */
+static void retry_later(item_t *it, const char *why, bool throttled)
 {
     uint64_t now = clock_mono_ms();
     uint64_t pause = uplink_retry_ms(it->sync->uplink, ++it->failures);
@@ -289,12 +302,7 @@ static void retry_later(item_t *it, int code, bool throttled)
     json_decref(it->cloud);
     it->cloud = NULL;
     it->retry_at_ms = now + pause;
-    if (code)
-        LOGW("%s: the cloud answered %d; reconciling again in %llu ms", it->base, code,
-             (unsigned long long)pause);
-    else
-        LOGW("%s: no answer from the cloud; reconciling again in %llu ms", it->base,
-             (unsigned long long)pause);
+    LOGW("%s: %s; reconciling again in %llu ms", it->base, why, (unsigned long long)pause);
 }
 
 static item_t *find(shadow_sync_t *s, bytes_t thing, bytes_t name)
@@ -357,7 +365,9 @@ static bool on_rejected(item_t *it, op_t op, json_t *msg)
         return false;
     }
     if (code == 429 || code >= 500) {
-        retry_later(it, (int)code, true);
+        char why[64];
+        snprintf(why, sizeof why, "the cloud answered %lld", (long long)code);
+        retry_later(it, why, true);
         return false;
     }
     it->rejected++;
@@ -497,7 +507,7 @@ static void drain(shadow_sync_t *s)
             it->updates_inflight--;
         free_request(r);
         if (current(it))
-            retry_later(it, 0, false);
+            retry_later(it, "no answer from the cloud", false);
     }
     for (size_t i = 0; i < s->count && up; i++) {
         item_t *it = s->items[i];

@@ -430,9 +430,13 @@ def test_get_rejected_for_a_passing_reason_is_retried_not_taken_for_no_shadow(ma
         want = {"desired": {"mode": "eco"}, "reported": {"mode": "on"}}
     else:  # the cloud wins desired, the device reported
         want = {"desired": {"mode": "eco"}, "reported": {"mode": "off"}}
-    local = wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
-                       what="the cloud's desired applied locally")
-    assert local is not None
+    try:
+        wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
+                   what="the cloud's desired applied locally")
+    except AssertionError as e:
+        sync_log = [line for line in s.log().splitlines() if "shadow-sync" in line]
+        raise AssertionError("%s; requests %r; sedged: %s" % (
+            e, shadows.requests_for("lamp", "cfg"), "\n".join(sync_log[-20:]))) from None
     # The sync slowed down after the throttles: wait for its update.
     shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
     st = sync_status(s)
