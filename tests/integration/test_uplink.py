@@ -977,11 +977,11 @@ def test_throttling_storm_backs_off_and_loses_nothing(make_sedge, make_cloud, pr
     s = cloud_sedge(make_sedge, cloud, protocol=protocol, reconnect_min_ms=100,
                     reconnect_max_ms=500, limits={"ack_timeout_ms": 700})
     deploy_ok(s, sensor_group())
-    assert set(publish_many(thing(s), numbered(["sensors/a"], 150))) == {0}
+    assert set(publish_many(thing(s), numbered(["sensors/a"], 100))) == {0}
     cloud.start()
-    want = {str(i).encode() for i in range(150)}
+    want = {str(i).encode() for i in range(100)}
     wait_for(lambda: want <= {m[1] for m in obs.snapshot()}, DRAIN_TIMEOUT, interval=0.2,
-             what="all 150 messages at the cloud")
+             what="all 100 messages at the cloud")
     st = wait_spool(s, lambda st: st["queued"] == 0)
     assert cloud.gate.events_of("throttled"), "the cloud never throttled: the test is void"
     assert st["throttled"]["total"] >= 1, st
@@ -997,20 +997,20 @@ def test_reconnect_after_a_link_that_was_up_drops_waits_with_jitter(make_sedge, 
     the first attempt after a lost link waits between reconnect_min_ms and
     twice that, at random; links that do not stay up (30 s) make the
     delays grow, up to reconnect_max_ms."""
-    s = cloud_sedge(make_sedge, cloud, reconnect_min_ms=300, reconnect_max_ms=5000)
+    s = cloud_sedge(make_sedge, cloud, reconnect_min_ms=300, reconnect_max_ms=2000)
     first_delays = []
     failures = wait_connected(s).get("backoff", {}).get("failures", 0)  # 0 unless it failed
-    for _ in range(5):
+    for _ in range(4):
         wait_connected(s)
         mark = s.log_mark()
         cloud.restart()
         line = s.wait_log(r"reconnecting in [0-9.]+ s", since=mark)
         first_delays.append(float(re.search(r"reconnecting in ([0-9.]+) s", line).group(1)))
     assert 0.3 <= first_delays[0] <= 0.3 * 2 ** (failures + 1), (failures, first_delays)
-    assert all(0.3 <= d <= 5.0 for d in first_delays), first_delays
+    assert all(0.3 <= d <= 2.0 for d in first_delays), first_delays
     assert len(set(first_delays)) > 1, "no jitter: %r" % first_delays
     st = wait_connected(s)
-    assert st["backoff"]["min_ms"] == 300 and st["backoff"]["max_ms"] == 5000, st
+    assert st["backoff"]["min_ms"] == 300 and st["backoff"]["max_ms"] == 2000, st
 
 
 # ---------------------------------------------------------------- retained messages
