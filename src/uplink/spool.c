@@ -26,10 +26,6 @@ struct spool {
     bool backlog;
     bool loading;
     uint64_t last_append_batch;
-    /* What the last batches appended: undone if one of them fails. */
-    struct {
-        uint64_t batch, count, bytes;
-    } appended[2];
     spool_stats_t stats;
 };
 
@@ -233,16 +229,6 @@ sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, 
                                .retain = retain,
                                .created_at = now};
         *batch = s->last_append_batch = store_put_spooled(s->o.store, &row);
-        if (e)
-            e->batch = *batch;
-        int slot = (int)(*batch & 1);
-        if (s->appended[slot].batch != *batch) {
-            s->appended[slot].batch = *batch;
-            s->appended[slot].count = 0;
-            s->appended[slot].bytes = 0;
-        }
-        s->appended[slot].count++;
-        s->appended[slot].bytes += size;
     }
     s->count++;
     s->bytes += size;
@@ -299,35 +285,6 @@ void spool_dead_letter(spool_t *s, spool_entry_t *e, const char *reason)
     s->stats.dead_letters++;
     free(e);
     maybe_load(s);
-}
-
-void spool_store_failed(spool_t *s, uint64_t batch)
-{
-    int slot = (int)(batch & 1);
-    if (s->o.storage != SPOOL_DISK || s->appended[slot].batch != batch)
-        return;
-    uint64_t lost = s->appended[slot].count;
-    uint64_t count = lost, bytes = s->appended[slot].bytes;
-    s->appended[slot].count = s->appended[slot].bytes = 0;
-    /* Those still in memory go now (unlinking uncounts them); those that
-     * were only on disk are uncounted here. None of them is sent. */
-    for (spool_entry_t *e = s->head, *next; e; e = next) {
-        next = e->next;
-        if (e->batch != batch)
-            continue;
-        if (s->o.on_evict)
-            s->o.on_evict(s->o.ctx, e);
-        count--;
-        bytes -= entry_size(e);
-        unlink_entry(s, e);
-        free(e);
-    }
-    s->count -= count < s->count ? count : s->count;
-    s->bytes -= bytes < s->bytes ? bytes : s->bytes;
-    s->stats.dropped += lost;
-    LOGW("the store could not keep %llu messages for the cloud (disk full?): they are dropped, "
-         "and counted",
-         (unsigned long long)lost);
 }
 
 void spool_get_stats(const spool_t *s, spool_stats_t *out)

@@ -31,7 +31,6 @@ typedef struct spool_entry {
     uint8_t strikes;    /* links the cloud cut while it was alone in flight */
     uint16_t packet_id; /* while in flight on the current connection */
     uint64_t sent_ms;   /* when it was last sent (monotonic) */
-    uint64_t batch;     /* the store batch that wrote it (disk) */
     bytes_t topic;
     bytes_t payload;
     uint8_t data[];
@@ -82,9 +81,5 @@ void spool_remove(spool_t *s, spool_entry_t *e);
  * `reason`, remove and free it. */
 void spool_dead_letter(spool_t *s, spool_entry_t *e, const char *reason);
 void spool_get_stats(const spool_t *s, spool_stats_t *out);
-/* Batch `batch` did not commit: the messages appended in it were never
- * stored, so they leave the spool (counted as dropped; their publishers
- * were told, MQTT 5 ones with 0x80). */
-void spool_store_failed(spool_t *s, uint64_t batch);
 
 #endif

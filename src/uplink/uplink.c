@@ -704,9 +704,13 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
     case MQTT_PINGRESP: u->ping_sent_ms = 0; break;
     case MQTT_DISCONNECT: {
         mqtt_reason_packet_t d = {0};
-        if (mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why))
+        bool malformed = mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why) != SEDGE_OK;
+        if (malformed) {
             d.reason = MQTT_RC_UNSPECIFIED;
-        set_error(u, "the cloud disconnected: %s (0x%02x)", mqtt_reason_name(d.reason), d.reason);
+            set_error(u, "the cloud disconnected with a malformed DISCONNECT (%s)", why);
+        } else
+            set_error(u, "the cloud disconnected: %s (0x%02x)", mqtt_reason_name(d.reason),
+                      d.reason);
         if (d.reason == MQTT_RC_MESSAGE_RATE_TOO_HIGH || d.reason == MQTT_RC_QUOTA_EXCEEDED) {
             throttled(u, mqtt_reason_name(d.reason));
             link_down(u, u->last_error);
@@ -1324,11 +1328,6 @@ void uplink_unwatch(uplink_t *u, const char *filter, void *ctx)
             return;
         }
     }
-}
-
-void uplink_store_failed(uplink_t *u, uint64_t batch)
-{
-    spool_store_failed(u->spool, batch);
 }
 
 bool uplink_connected(const uplink_t *u)

@@ -131,8 +131,6 @@ uint64_t uplink_backoff_ms(uint32_t min_ms, uint32_t max_ms, uint32_t n);
 /* The same with the link's reconnect_min_ms and reconnect_max_ms: how long
  * services on the link wait after the n-th failure in a row. */
 uint64_t uplink_retry_ms(const uplink_t *u, uint32_t n);
-/* A store batch failed (disk full): what the spool wrote in it is gone. */
-void uplink_store_failed(uplink_t *u, uint64_t batch);
 
 /* {"state", "endpoint", "queued", "bytes", "oldest_age_s", "sent",
  *  "dropped", "reconnects", "last_error", "refused", "dead_letters",
