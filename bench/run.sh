@@ -26,6 +26,12 @@
 # sedged — failed or lossy runs, unclean stops, its log's warnings and
 # errors — with the command that reproduces each. A run of some sections
 # replaces only theirs in latest.md; each section says when it was measured.
+# At the top of latest.md, one table holds every row of every section with
+# its reference, ratio and target, and the list of rows where sedged loses
+# (bench/summary.awk); it says whether all rows come from one commit. A full
+# run (no SECTION given: `make bench`) also copies the rows with a target
+# and the losses into README.md, between its "bench: summary" markers, so
+# README's figures are this file's, at one commit.
 #
 # Environment: BENCH_SECONDS (3) per throughput run, BENCH_REPEAT (3),
 # BENCH_LATENCY_SECONDS (5) per latency run (after 1 s of warm-up),
@@ -549,6 +555,13 @@ section_block() { # NAME
 CPU_MODEL=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)
 OLD=$RESULTS
 [ -f "$OLD" ] || OLD=/dev/null
+for s in $ALL_SECTIONS; do
+    case " $SECTIONS " in
+    *" $s "*) section_block "$s" ;;
+    *) awk -v s="$s" '$0 == "<!-- section: " s " -->" { on = 1 } on { print } $0 == "<!-- end: " s " -->" { on = 0 }' "$OLD" ;;
+    esac
+    echo
+done >"$WORK/sections.md"
 {
     echo "# Sedge benchmarks"
     echo
@@ -560,16 +573,26 @@ OLD=$RESULTS
         echo "Sections can be run alone (\`sh bench/run.sh build SECTION...\`); each says when it was measured."
     fi
     echo
-    for s in $ALL_SECTIONS; do
-        case " $SECTIONS " in
-        *" $s "*) section_block "$s" ;;
-        *) awk -v s="$s" '$0 == "<!-- section: " s " -->" { on = 1 } on { print } $0 == "<!-- end: " s " -->" { on = 0 }' "$OLD" ;;
-        esac
-        echo
-    done
+    # One table of every row, and where sedged loses (bench/summary.awk).
+    awk -v mode=latest -f "$ROOT/bench/summary.awk" "$WORK/sections.md"
+    cat "$WORK/sections.md"
 } >"$WORK/report.md"
 
 mkdir -p "$ROOT/bench/results"
 cat -s "$WORK/report.md" >"$RESULTS"
+
+# README's figures are a copy of this report's, made only by a full run so
+# that they come from one commit: the rows with a target and every loss,
+# between README's bench markers.
+README=$ROOT/README.md
+if [ "$SECTIONS" = "$ALL_SECTIONS" ] && grep -q '^<!-- bench: summary -->$' "$README"; then
+    awk -v mode=readme -f "$ROOT/bench/summary.awk" "$WORK/sections.md" >"$WORK/readme-summary.md"
+    awk -v f="$WORK/readme-summary.md" '
+        $0 == "<!-- end: bench: summary -->" { while ((getline l < f) > 0) print l; on = 0 }
+        !on { print }
+        $0 == "<!-- bench: summary -->" { on = 1; print "" }' "$README" >"$WORK/README.md" &&
+        cat "$WORK/README.md" >"$README"
+    echo "(README.md's figures copied from the report)"
+fi
 for s in $SECTIONS; do section_block "$s" | grep -v '^<!--'; done
 echo "(written to ${RESULTS#"$ROOT"/}; this run took ${ELAPSED} s)"

@@ -21,8 +21,12 @@
 #      over the time from the first to the last message at the counter
 #      (the edge's reconnect delay is not in it); also from the cloud's port
 #      accepting to the last message.
+# Then once, sedged alone: the drain paced to AWS IoT Core's publish rate
+# (cloud profile aws-iot: 100 publishes/s per connection), the same outage
+# with BENCH_SPOOL_PACED (1000) messages; its rate against that limit.
 
 SPOOL_N=${BENCH_SPOOL_MESSAGES:-100000}
+SPOOL_PACED_N=${BENCH_SPOOL_PACED:-1000}
 SPOOL_REPEAT=${BENCH_SPOOL_REPEAT:-3}
 NCLOUD=0
 
@@ -248,10 +252,67 @@ start_cloud_bg() {
     CPID=$!
 }
 
+# The outage of spool_round with sedged in the aws-iot profile: the drain
+# paces itself to 100 publishes/s; the counter at the cloud times it.
+spool_paced() {
+    kind=sedged
+    ctx="spool, paced to AWS IoT Core's rate"
+    NCLOUD=$((NCLOUD + 1))
+    CDIR=$WORK/cloud.$NCLOUD
+    mkdir -p "$CDIR/db"
+    CPORT=$("$LOADGEN" --mode free-port) || { echo "no free port" >>"$WORK/spool_paced.sedged.fail"; return; }
+    write_cloud_config "$CDIR" "$CPORT"
+    start_cloud || { echo "$CFAIL" >>"$WORK/spool_paced.sedged.fail"; note "$ctx: $CFAIL"; return; }
+    LINE=$(timeout -k 5 30 "$LOADGEN" --mode count --port "$CPORT" --qos 1 --cafile "$PKI/ca.pem" \
+        --cert "$PKI/counter.pem" --key "$PKI/counter.key" --filter 'data/paced/#' --persistent \
+        --register --client-id-prefix paced- --timeout 20 2>>"$WORK/loadgen.log" | grep '^mode=count')
+    stop_cloud
+    SEDGED_EXTRA="\"cloud\": {\"endpoint\": \"localhost:$CPORT\", \"ca_file\": \"$PKI/ca.pem\",
+    \"cert_file\": \"$PKI/edge-core.pem\", \"key_file\": \"$PKI/edge-core.key\",
+    \"profile\": \"aws-iot\", \"max_inflight\": 100, \"reconnect_min_ms\": 100,
+    \"reconnect_max_ms\": 1000, \"spool\": {\"storage\": \"disk\", \"max_bytes\": 268435456}}"
+    GROUP_DOC=$WORK/spool-group.json
+    start_broker sedged
+    started=$?
+    SEDGED_EXTRA=""
+    GROUP_DOC=""
+    if [ $started != 0 ]; then
+        echo "$BFAIL" >>"$WORK/spool_paced.sedged.fail"
+        note "$ctx: $BFAIL"
+        return
+    fi
+    r=$(new_run_id)
+    if ! publish "$r" data/paced "$SPOOL_PACED_N"; then
+        echo "publishing: $(kv status) $(errmsg)" >>"$WORK/spool_paced.sedged.fail"
+        note "$ctx: FAILED publishing $SPOOL_PACED_N messages: $(kv status) $(errmsg)"
+        stop_broker "$ctx"
+        return
+    fi
+    start_cloud_bg
+    LINE=$(timeout -k 5 180 "$LOADGEN" --mode count --port "$CPORT" --qos 1 --cafile "$PKI/ca.pem" \
+        --cert "$PKI/counter.pem" --key "$PKI/counter.key" --filter 'data/paced/#' --persistent \
+        --client-id-prefix paced- --count "$SPOOL_PACED_N" --run-id "$r" --timeout 150 --drain 5 \
+        2>>"$WORK/loadgen.log" | grep '^mode=count')
+    printf '%s %s\n' paced "$LINE" >>"$WORK/raw.txt"
+    if [ "$(kv status)" = ok ]; then
+        kv rate >"$WORK/spool_paced.sedged"
+        say "  spool paced to 100/s: drain $(kv rate) msg/s"
+    else
+        echo "drain: $(kv unique) of $SPOOL_PACED_N messages reached the cloud" >>"$WORK/spool_paced.sedged.fail"
+        note "$ctx: FAILED: $(kv unique) of $SPOOL_PACED_N messages reached the cloud ($(kv status) $(errmsg))"
+    fi
+    t=$(ctl spool --json 2>/dev/null | sed -n '/"throttled"/,/}/p' | jfield total)
+    [ "${t:-0}" != 0 ] && note "$ctx: sedgectl spool counts $t throttles against a cloud that throttles nothing."
+    stop_broker "$ctx"
+    stop_cloud
+}
+
 # spool_value FILE: the median, or FAILED with the first reason.
 spool_value() { # NAME KIND
     if [ -s "$WORK/$1.$2" ]; then
         median <"$WORK/$1.$2"
+    elif [ -s "$WORK/$1.$2.fail" ]; then
+        echo "FAILED: $(head -n 1 "$WORK/$1.$2.fail")"
     else
         echo "FAILED: $(head -n 1 "$WORK/spool.$2.fail" 2>/dev/null)"
     fi
@@ -276,6 +337,8 @@ section_spool() {
             say "spool, round $rep of $SPOOL_REPEAT"
             for kind in sedged mosquitto; do spool_round $kind; done
         done
+        say "spool, paced to AWS IoT Core's 100 publishes/s: $SPOOL_PACED_N messages"
+        spool_paced
         EXPECTED_LOG=""
     fi
 
@@ -295,6 +358,19 @@ section_spool() {
     pct() { if num "$1" && num "$2"; then awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "-" }'; else echo "-"; fi; }
     abs_row "publish rate while the spool fills, relative to the cloud up (%)" \
         "$(pct "$DOWN_S" "$UP_S")" "$(pct "$DOWN_M" "$UP_M")" 0 ">=" 50 "%"
+    # Against AWS IoT Core's limit, not the bridge (which has no pace).
+    echo >>"$WORK/table.$SECTION"
+    REFNAME="AWS IoT Core's limit"
+    row "metric" "sedged" "$REFNAME" "sedged/limit" "target" "met"
+    row "---" "---:" "---:" "---:" "---" "---"
+    PACED=$(spool_value spool_paced sedged)
+    if num "$PACED"; then
+        inside=$(awk -v v="$PACED" 'BEGIN { print (v >= 90 && v <= 105) ? "yes" : "**no**" }')
+    else
+        inside="**no**"
+    fi
+    row "drain to a cloud with AWS IoT Core's limits (profile aws-iot), $SPOOL_PACED_N messages after an outage, first to last at the cloud (msg/s)" \
+        "$(fmt "$PACED" 0)" 100 "$(ratio "$PACED" 100)" "0.9x to 1.05x the limit" "$inside"
 
     info "The mosquitto bridge (the reference): a second mosquitto as the edge broker, \`persistence false\`, \`max_queued_messages 0\` and \`max_queued_bytes 0\` (no limit, so it drops nothing while the cloud is away), \`max_inflight_messages 100\` (as sedged's cloud \`max_inflight\`), and \`connection cloud\` / \`address localhost:PORT\` / \`topic data/# out 1\` / \`cleansession false\` / \`bridge_protocol_version mqttv311\` / \`bridge_cafile\`, \`bridge_certfile\`, \`bridge_keyfile\` / \`notifications false\` / \`restart_timeout 1\`. It holds the queue in memory, sedged on disk: a mosquitto restart during the outage would lose it."
     info "sedged's uplink: \`\"cloud\": {\"endpoint\": \"localhost:PORT\", \"ca_file\", \"cert_file\", \"key_file\", \"max_inflight\": 100, \"reconnect_min_ms\": 100, \"reconnect_max_ms\": 1000, \"spool\": {\"storage\": \"disk\", \"max_bytes\": 268435456}}\` and \`synchronous: full\`; its warnings about the cloud being unreachable during the outage are expected and not reported as problems."
@@ -311,6 +387,9 @@ first to the last message at the counter, so the edge's reconnect delay is
 not in it (it is in the row after). The cloud is mosquitto on loopback with
 mutual TLS (certificates from \`sedgectl ca init\` / \`cert issue\`). Median of
 $SPOOL_REPEAT rounds; each round starts a fresh cloud and a fresh edge, sedged then
-the mosquitto bridge.
+the mosquitto bridge. Last, once: the same outage with $SPOOL_PACED_N messages and
+sedged's cloud profile \`aws-iot\`, whose drain paces itself to AWS IoT Core's
+100 publishes/s per connection; its rate is set against that limit (a burst of
+a tenth of a second is allowed at the start, hence a little over 100).
 DESC
 }

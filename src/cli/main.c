@@ -465,8 +465,63 @@ static int cmd_spool(cli_t *cli)
     printf("sent         %lld acknowledged by the cloud, %lld in flight\n", num(r, "sent"),
            num(r, "inflight"));
     printf("dropped      %lld\n", num(r, "dropped"));
+    json_t *refused = json_object_get(r, "refused");
+    printf("refused      %lld beyond the cloud's limits when routed (%lld topics, %lld payloads)\n",
+           num(refused, "total"), num(refused, "topic"), num(refused, "payload"));
+    json_t *dead = json_object_get(r, "dead_letters");
+    printf("dead letters %lld since start, %lld kept in the store\n", num(dead, "total"),
+           num(dead, "kept"));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(dead, "recent"), i, d)
+    {
+        printf("             %s (%lld bytes): %s\n", json_string_value(json_object_get(d, "topic")),
+               num(d, "bytes"), json_string_value(json_object_get(d, "reason")));
+    }
+    json_t *pace = json_object_get(r, "pace");
+    json_t *thr = json_object_get(r, "throttled");
+    if (num(pace, "publishes_per_s") || num(pace, "bytes_per_s"))
+        printf("pace         %lld publishes/s, %lld bytes/s (limits %lld and %lld; 0: none)\n",
+               num(pace, "publishes_per_s"), num(pace, "bytes_per_s"), num(pace, "limit_per_s"),
+               num(pace, "limit_bytes_per_s"));
+    else
+        printf("pace         unpaced (the cloud states no rate)\n");
+    if (num(pace, "paused_ms"))
+        printf("             paused for %lld ms more (the cloud throttled)\n",
+               num(pace, "paused_ms"));
+    if (json_is_true(json_object_get(pace, "probing")))
+        printf("             one message at a time: the cloud cut the link with several in "
+               "flight\n");
+    printf("throttled    %lld (%lld PUBACK 0x97, %lld acknowledgements that never came)\n",
+           num(thr, "total"), num(thr, "puback_0x97"), num(thr, "ack_timeouts"));
     printf("received     %lld from the cloud\n", num(r, "received"));
-    printf("reconnects   %lld\n", num(r, "reconnects"));
+    json_t *bo = json_object_get(r, "backoff");
+    printf("reconnects   %lld; %lld failed attempts in a row, last wait %lld ms",
+           num(r, "reconnects"), num(bo, "failures"), num(bo, "last_delay_ms"));
+    if (num(bo, "next_attempt_in_ms"))
+        printf(", next attempt in %lld ms", num(bo, "next_attempt_in_ms"));
+    printf(" (backoff %lld..%lld ms)\n", num(bo, "min_ms"), num(bo, "max_ms"));
+    json_t *lim = json_object_get(r, "limits");
+    printf("limits       %s: topics of %lld bytes and %lld slashes, payloads of %lld bytes, "
+           "%lld filters a SUBSCRIBE (0: none)\n",
+           json_string_value(json_object_get(lim, "profile")), num(lim, "max_topic_bytes"),
+           num(lim, "max_topic_slashes"), num(lim, "max_payload_bytes"),
+           num(lim, "max_filters_per_subscribe"));
+    json_array_foreach(json_object_get(json_object_get(r, "jobs"), "pending"), i, d)
+    {
+        printf("job update   %s %s waits for the cloud (sent %lld times)\n",
+               json_string_value(json_object_get(d, "job")),
+               json_string_value(json_object_get(d, "status")), num(d, "attempts"));
+    }
+    json_array_foreach(json_object_get(json_object_get(r, "shadow_sync"), "shadows"), i, d)
+    {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        printf("shadow sync  %s%s%s: cloud version %lld, %lld conflicts, %lld throttled, %lld "
+               "rejected%s\n",
+               json_string_value(json_object_get(d, "thing")), name && name[0] ? "/" : "",
+               name ? name : "", num(d, "cloud_version"), num(d, "conflicts"), num(d, "throttled"),
+               num(d, "rejected"), num(d, "retry_in_ms") ? ", retrying soon" : "");
+    }
     json_decref(r);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,12 +299,64 @@ static void load_spool(loader_t *l, json_t *o, uplink_config_t *u)
                 full);
 }
 
+/* cloud.limits: each key set replaces the profile's figure. */
+static void load_cloud_limits(loader_t *l, json_t *o, uplink_limits_t *lim)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+        uint32_t min;
+    } fields[] = {
+        {"max_topic_bytes", offsetof(uplink_limits_t, max_topic_bytes), 0},
+        {"max_topic_slashes", offsetof(uplink_limits_t, max_topic_slashes), 0},
+        {"max_payload_bytes", offsetof(uplink_limits_t, max_payload_bytes), 0},
+        {"max_filters_per_subscribe", offsetof(uplink_limits_t, max_filters_per_subscribe), 1},
+        {"publishes_per_s", offsetof(uplink_limits_t, publishes_per_s), 0},
+        {"bytes_per_s", offsetof(uplink_limits_t, bytes_per_s), 0},
+        {"shadow_requests_per_s", offsetof(uplink_limits_t, shadow_requests_per_s), 0},
+        {"shadow_inflight", offsetof(uplink_limits_t, shadow_inflight), 1},
+        {"ack_timeout_ms", offsetof(uplink_limits_t, ack_timeout_ms), 0},
+        {"dead_letter_after", offsetof(uplink_limits_t, dead_letter_after), 0},
+    };
+    const char *keys[ARRAY_LEN(fields) + 1];
+    for (size_t i = 0; i < ARRAY_LEN(fields); i++)
+        keys[i] = fields[i].key;
+    keys[ARRAY_LEN(fields)] = NULL;
+    if (!json_is_object(o)) {
+        problem(l, "cloud.limits", "limits", "expected an object");
+        return;
+    }
+    check_keys(l, o, "cloud.limits", keys);
+    for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+        uint64_t v;
+        if (!get_uint(l, o, fields[i].key, "cloud.limits", UINT32_MAX, &v))
+            continue;
+        if (v < fields[i].min) {
+            char full[96];
+            snprintf(full, sizeof full, "cloud.limits.%s", fields[i].key);
+            problem(l, full, fields[i].key, "must be at least %u", fields[i].min);
+            continue;
+        }
+        memcpy((char *)lim + fields[i].offset, &(uint32_t){(uint32_t)v}, sizeof(uint32_t));
+    }
+}
+
 static void load_cloud(loader_t *l, json_t *o, config_t *c)
 {
-    static const char *const keys[] = {"endpoint",         "ca_file",      "cert_file",
-                                       "key_file",         "client_id",    "protocol",
-                                       "keepalive_s",      "max_inflight", "reconnect_min_ms",
-                                       "reconnect_max_ms", "spool",        NULL};
+    static const char *const keys[] = {"endpoint",
+                                       "ca_file",
+                                       "cert_file",
+                                       "key_file",
+                                       "client_id",
+                                       "protocol",
+                                       "keepalive_s",
+                                       "max_inflight",
+                                       "reconnect_min_ms",
+                                       "reconnect_max_ms",
+                                       "spool",
+                                       "profile",
+                                       "limits",
+                                       NULL};
     if (!json_is_object(o)) {
         problem(l, "cloud", "cloud", "expected an object");
         return;
@@ -352,6 +405,21 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
     json_t *spool = json_object_get(o, "spool");
     if (spool)
         load_spool(l, spool, u);
+    /* The cloud's limits: AWS IoT Core's when the endpoint is AWS's or
+     * the profile says so, then what "limits" sets. */
+    const char *profile = get_string(l, o, "profile", "cloud");
+    u->aws = uplink_endpoint_is_aws(u->endpoint);
+    if (profile && strcmp(profile, "aws-iot") == 0)
+        u->aws = true;
+    else if (profile && strcmp(profile, "mqtt") == 0)
+        u->aws = false;
+    else if (profile)
+        problem(l, "cloud.profile", "profile",
+                "'%s' is not aws-iot (AWS IoT Core's limits) or mqtt (a plain broker's)", profile);
+    uplink_limits_default(u->aws, &u->limits);
+    json_t *limits = json_object_get(o, "limits");
+    if (limits)
+        load_cloud_limits(l, limits, &u->limits);
     c->cloud_enabled = true;
 }
 

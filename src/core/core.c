@@ -312,9 +312,12 @@ static int cloud_from_broker(void *ctx, const char *endpoint, const broker_messa
     (void)endpoint;
     core_t *c = ctx;
     uint64_t batch = 0;
-    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, &batch);
+    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, m->retain, &batch);
     if (err == SEDGE_ERR_FULL)
         return BROKER_ROUTED_REFUSED;
+    /* Beyond the cloud's limits: never deliverable, so not to be resent. */
+    if (err == SEDGE_ERR_TOO_LARGE || err == SEDGE_ERR_INVALID)
+        return BROKER_ROUTED_INVALID;
     return batch ? BROKER_ROUTED_DURABLE : 0;
 }
 
@@ -334,6 +337,8 @@ static void cloud_link(void *ctx, bool up)
         jobs_link_up(c->jobs);
     if (up && c->sync)
         shadow_sync_link_up(c->sync);
+    if (!up && c->sync)
+        shadow_sync_link_down(c->sync);
 }
 
 static void update_cloud_subscriptions(core_t *c)
@@ -349,6 +354,39 @@ static void update_cloud_subscriptions(core_t *c)
         uplink_set_subscriptions(c->uplink, list, n);
     free(list);
     json_decref(filters);
+}
+
+/* A new group's routes to and from the cloud must fit what the cloud
+ * takes: a filter none of whose topics the cloud accepts is an error,
+ * named by its place in the document. */
+static bool check_group(void *ctx, const group_t *g, buf_t *errors)
+{
+    core_t *c = ctx;
+    if (!c->uplink)
+        return true;
+    bool ok = true;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(g->doc, "routes"), i, r)
+    {
+        const char *source = json_string_value(json_object_get(r, "source"));
+        const char *target = json_string_value(json_object_get(r, "target"));
+        const char *filter = json_string_value(json_object_get(r, "filter"));
+        bool to = target && strcmp(target, "cloud") == 0;
+        bool from = source && strcmp(source, "cloud") == 0;
+        char why[200], line[600];
+        if (!filter || (!to && !from) ||
+            uplink_topic_fits(uplink_limits(c->uplink), bytes_of_cstr(filter), true, why,
+                              sizeof why))
+            continue;
+        int n = snprintf(line, sizeof line, "routes[%zu].filter: \"%.200s\" %s the cloud: %s\n", i,
+                         filter, to ? "goes to" : "comes from", why);
+        if (n > 0 &&
+            buf_append(errors, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1))
+            return false;
+        ok = false;
+    }
+    return ok;
 }
 
 /* Applying a deployment: the route table, then what follows from it. */
@@ -551,7 +589,12 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
         admin_reply_error(req, "no cloud is configured (the \"cloud\" section of the config)");
         return;
     }
-    admin_reply(req, uplink_status(c->uplink));
+    json_t *r = uplink_status(c->uplink);
+    if (c->jobs)
+        json_object_set_new(r, "jobs", jobs_status(c->jobs));
+    if (c->sync)
+        json_object_set_new(r, "shadow_sync", shadow_sync_status(c->sync));
+    admin_reply(req, r);
 }
 
 static void print_welcome(const core_t *c)
@@ -603,10 +646,9 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if (c->cfg.embedded_default && (err = ensure_demo_ca(c)))
         goto fail;
     char *db = data_path(c, "sedge.db");
-    store_options_t so = {
-        .path = db,
-        .synchronous_full = c->cfg.store_sync_full,
-        .busy_timeout_ms = c->cfg.store_busy_timeout_ms};
+    store_options_t so = {.path = db,
+                          .synchronous_full = c->cfg.store_sync_full,
+                          .busy_timeout_ms = c->cfg.store_busy_timeout_ms};
     err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
     free(db);
     if (err)
@@ -635,7 +677,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = uplink_start(&uo, &c->uplink)))
             goto fail;
         routing_attach(c->routing, "cloud", cloud_from_broker, c);
-        if ((err = shadow_sync_start(c->uplink, c->shadow, &c->sync)))
+        if ((err = shadow_sync_start(loop, c->uplink, c->shadow, &c->sync)))
             goto fail;
     }
     char sandbox[4096], pysdk[4096];
@@ -651,12 +693,28 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;
     routing_attach_prefix(c->routing, "function:", function_from_broker, c);
-    deploy_options_t dopts = {
-        .store = c->store, .max_bytes = GROUP_MAX_BYTES_DEFAULT, .apply = core_apply, .ctx = c};
+    deploy_options_t dopts = {.store = c->store,
+                              .max_bytes = GROUP_MAX_BYTES_DEFAULT,
+                              .apply = core_apply,
+                              .check = check_group,
+                              .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
-    if (c->uplink && (err = jobs_start(c->uplink, c->deploy, c->cfg.thing_name, &c->jobs)))
-        goto fail;
+    if (c->uplink) {
+        jobs_options_t jo = {.loop = loop,
+                             .uplink = c->uplink,
+                             .deploy = c->deploy,
+                             .store = c->store,
+                             .core_thing = c->cfg.thing_name,
+                             .retry_min_ms = c->cfg.cloud.limits.ack_timeout_ms
+                                                 ? c->cfg.cloud.limits.ack_timeout_ms
+                                                 : 30000,
+                             .retry_max_ms = c->cfg.cloud.reconnect_max_ms};
+        if (jo.retry_max_ms < jo.retry_min_ms)
+            jo.retry_max_ms = jo.retry_min_ms;
+        if ((err = jobs_start(&jo, &c->jobs)))
+            goto fail;
+    }
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
@@ -714,6 +772,14 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     if (c->admin) {
         c->stopping_parts++;
         admin_close(c->admin, part_stopped, c);
+    }
+    if (c->sync) {
+        c->stopping_parts++;
+        shadow_sync_stop(c->sync, part_stopped, c);
+    }
+    if (c->jobs) {
+        c->stopping_parts++;
+        jobs_stop(c->jobs, part_stopped, c);
     }
     if (c->uplink) {
         c->stopping_parts++;

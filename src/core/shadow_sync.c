@@ -6,6 +6,15 @@
  * sync's client token), then read the local one, then compute for each
  * side the patch that makes it what the rules say, and apply each patch
  * only if it is not empty.
+ *
+ * Requests to the cloud go through one queue: sent in order while fewer
+ * than shadow_inflight are unanswered and the thing's pace (a pace_t per
+ * thing) allows; an answer (accepted or rejected, with our token) ends
+ * one. An update's "version" is set when it is sent: the cloud version last
+ * seen plus the updates of ours still unanswered, as each accepted update
+ * adds one. A shadow whose request failed for a reason that passes
+ * (throttled, the service failing, no answer in ack_timeout_ms) is
+ * reconciled again after a backoff.
  */
 #include "shadow_sync.h"
 
@@ -16,14 +25,25 @@
 #define LOG_TAG "shadow-sync"
 
 #define SYNC_TOKEN "sedge-sync"
+#define QUEUE_MAX 1000
 
 typedef enum { DIR_BOTH, DIR_TO_CLOUD, DIR_TO_DEVICE } direction_t;
+typedef enum { OP_GET, OP_UPDATE, OP_DELETE } op_t;
+static const char *const op_names[] = {"get", "update", "delete"};
+
+/* One thing's request rate. */
+typedef struct {
+    char *thing;
+    pace_t pace;
+    bool blocked; /* in the current drain pass: later requests wait too */
+} bucket_t;
 
 typedef struct {
     struct shadow_sync *sync;
     char *thing;
     char *name; /* "" for the classic shadow */
     direction_t dir;
+    bucket_t *bucket;
     char base[320];   /* $aws/things/T/shadow[/name/N] */
     char filter[330]; /* base + "/+/+" */
     json_t *cloud;    /* the cloud's document while reconciling */
@@ -31,37 +51,89 @@ typedef struct {
     /* A change went either way while the cloud's answer was on its way:
      * that answer is stale, so reconciliation starts over. */
     bool changed_while_reconciling;
+    int64_t cloud_version;     /* of the cloud's document as last seen; 0: none or unknown */
+    uint32_t updates_inflight; /* ours, unanswered */
+    uint64_t retry_at_ms;      /* reconcile again then; 0: not planned */
+    uint32_t failures;         /* in a row, for the backoff */
+    uint64_t rejected;         /* refusals that retrying cannot change */
+    uint64_t conflicts;        /* 409s: the cloud changed meanwhile */
+    uint64_t throttled;        /* 429s and the service's failures */
 } item_t;
+
+typedef struct request {
+    struct request *next;
+    item_t *it;
+    op_t op;
+    json_t *payload; /* without clientToken and version, which sending adds */
+    uint64_t sent_ms;
+} request_t;
 
 struct shadow_sync {
     uplink_t *uplink;
     shadow_svc_t *svc;
+    uv_timer_t timer;
+    void (*stop_done)(void *);
+    void *stop_ctx;
     item_t **items;
     size_t count;
     /* Items of earlier configurations: a request may still answer to one,
      * so they live until the sync is freed. */
     item_t **retired;
     size_t retired_count;
+    bucket_t **buckets;
+    size_t bucket_count;
+    request_t *queue, *inflight; /* not yet sent; sent and unanswered */
+    size_t queued, sent;
+    bool draining;
 };
 
-static void cloud_publish(item_t *it, const char *op, json_t *payload)
+static void drain(shadow_sync_t *s);
+static void reconcile(item_t *it);
+static void retry_later(item_t *it, const char *why, bool throttled);
+
+static void free_request(request_t *r)
 {
-    char topic[360];
-    snprintf(topic, sizeof topic, "%s/%s", it->base, op);
-    json_object_set_new(payload, "clientToken", json_string(SYNC_TOKEN));
-    char *text = json_dumps(payload, JSON_COMPACT);
-    json_decref(payload);
-    if (text && !uplink_publish(it->sync->uplink, bytes_of_cstr(topic), bytes_of_cstr(text), 1))
-        LOGD("%s: link down; it will be reconciled when the link is back", topic);
-    free(text);
+    json_decref(r->payload);
+    free(r);
 }
+
+/* Ask the cloud (queued; sent by drain). */
+static void cloud_publish(item_t *it, op_t op, json_t *payload)
+{
+    shadow_sync_t *s = it->sync;
+    request_t *r = calloc(1, sizeof *r);
+    if (!r || s->queued >= QUEUE_MAX) {
+        /* Too much waiting: this shadow is reconciled later instead. */
+        LOGW("%s: too many requests waiting for the cloud; it will be reconciled", it->base);
+        free(r);
+        json_decref(payload);
+        it->retry_at_ms = clock_mono_ms() + 1000;
+        return;
+    }
+    r->it = it;
+    r->op = op;
+    r->payload = payload;
+    request_t **tail = &s->queue;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    s->queued++;
+    drain(s);
+}
+
+static bool current(item_t *it);
 
 static void local_done(void *ctx, int code, bytes_t response)
 {
     item_t *it = ctx;
-    if (code && code != 404)
-        LOGW("%s: applying the cloud's change locally failed: %.*s", it->base, (int)response.len,
-             (const char *)response.data);
+    if (!code || code == 404)
+        return;
+    LOGW("%s: applying the cloud's change locally failed: %.*s", it->base, (int)response.len,
+         (const char *)response.data);
+    if (current(it) && !it->reconciling) {
+        retry_later(it, "the local shadow refused the change", false);
+        drain(it->sync);
+    }
 }
 
 static void local_apply(item_t *it, shadow_op_t op, json_t *payload)
@@ -146,8 +218,13 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
     it->cloud = NULL;
     it->reconciling = false;
     if (code && code != 404) {
-        LOGW("%s: cannot read the local shadow (%d); not reconciled", it->base, code);
         json_decref(cloud);
+        if (current(it)) {
+            char why[64];
+            snprintf(why, sizeof why, "cannot read the local shadow (%d)", code);
+            retry_later(it, why, false);
+            drain(it->sync);
+        }
         return;
     }
     json_t *to_local = NULL, *to_cloud = NULL;
@@ -177,17 +254,17 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
         break;
     }
     if (to_local || to_cloud || delete_local || delete_cloud)
-        LOGI("%s: reconciling after the link came up (%s%s%s%s)", it->base,
-             to_local ? "local update " : "", to_cloud ? "cloud update " : "",
-             delete_local ? "local delete " : "", delete_cloud ? "cloud delete" : "");
+        LOGI("%s: reconciling (%s%s%s%s)", it->base, to_local ? "local update " : "",
+             to_cloud ? "cloud update " : "", delete_local ? "local delete " : "",
+             delete_cloud ? "cloud delete" : "");
     if (to_local)
         local_apply(it, SHADOW_UPDATE, to_local);
     if (delete_local)
         local_apply(it, SHADOW_DELETE, json_object());
     if (to_cloud)
-        cloud_publish(it, "update", to_cloud);
+        cloud_publish(it, OP_UPDATE, to_cloud);
     if (delete_cloud)
-        cloud_publish(it, "delete", json_object());
+        cloud_publish(it, OP_DELETE, json_object());
     json_decref(local);
     json_decref(cloud);
 }
@@ -197,7 +274,35 @@ static void reconcile(item_t *it)
     if (it->reconciling)
         return;
     it->reconciling = true;
-    cloud_publish(it, "get", json_object());
+    it->retry_at_ms = 0;
+    cloud_publish(it, OP_GET, json_object());
+}
+
+/* The cloud's state may differ from what the core believes: reconcile,
+ * now or once the reconciliation under way is over. */
+static void reconcile_again(item_t *it)
+{
+    if (it->reconciling)
+        it->changed_while_reconciling = true;
+    else
+        reconcile(it);
+}
+
+/* A failure that passes (`why`): reconcile after a backoff. */
+static void retry_later(item_t *it, const char *why, bool throttled)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t pause = uplink_retry_ms(it->sync->uplink, ++it->failures);
+    if (throttled) {
+        it->throttled++;
+        pace_throttled(&it->bucket->pace, now, pause);
+    }
+    it->reconciling = false;
+    it->changed_while_reconciling = false;
+    json_decref(it->cloud);
+    it->cloud = NULL;
+    it->retry_at_ms = now + pause;
+    LOGW("%s: %s; reconciling again in %llu ms", it->base, why, (unsigned long long)pause);
 }
 
 static item_t *find(shadow_sync_t *s, bytes_t thing, bytes_t name)
@@ -216,32 +321,118 @@ static bool is_ours(json_t *msg)
     return token && strcmp(token, SYNC_TOKEN) == 0;
 }
 
+static bool current(item_t *it)
+{
+    return it->sync->count &&
+           find(it->sync, bytes_of_cstr(it->thing), bytes_of_cstr(it->name)) == it;
+}
+
+/* An answer of ours: the request it answers is over. */
+static void answered(item_t *it, op_t op)
+{
+    shadow_sync_t *s = it->sync;
+    for (request_t **pp = &s->inflight; *pp; pp = &(*pp)->next) {
+        request_t *r = *pp;
+        if (r->it == it && r->op == op) {
+            *pp = r->next;
+            s->sent--;
+            if (op == OP_UPDATE && it->updates_inflight)
+                it->updates_inflight--;
+            free_request(r);
+            return;
+        }
+    }
+}
+
+/* A rejection of ours; true when it says there is no cloud shadow. */
+static bool on_rejected(item_t *it, op_t op, json_t *msg)
+{
+    json_int_t code = json_integer_value(json_object_get(msg, "code"));
+    const char *message = json_string_value(json_object_get(msg, "message"));
+    if (op == OP_GET && code == 404) {
+        it->cloud_version = 0;
+        return true;
+    }
+    if (op == OP_DELETE && code == 404) {
+        it->cloud_version = 0; /* already gone */
+        return false;
+    }
+    if (code == 409) {
+        it->conflicts++;
+        LOGI("%s: the cloud's shadow changed meanwhile (409 on %s); reconciling", it->base,
+             op_names[op]);
+        reconcile_again(it);
+        return false;
+    }
+    if (code == 429 || code >= 500) {
+        char why[64];
+        snprintf(why, sizeof why, "the cloud answered %lld", (long long)code);
+        retry_later(it, why, true);
+        return false;
+    }
+    it->rejected++;
+    LOGW("%s: the cloud rejected the %s: %lld %s; not retried", it->base, op_names[op],
+         (long long)code, message ? message : "");
+    if (op == OP_GET) {
+        it->reconciling = false; /* the cloud's document is unknown: nothing to compare */
+        json_decref(it->cloud);
+        it->cloud = NULL;
+    }
+    return false;
+}
+
 static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
 {
     item_t *it = ctx;
     size_t blen = strlen(it->base);
     if (topic.len <= blen + 1 || memcmp(topic.data, it->base, blen) != 0)
         return;
-    bytes_t op = {topic.data + blen + 1, topic.len - blen - 1};
+    bytes_t rest = {topic.data + blen + 1, topic.len - blen - 1};
     json_error_t jerr;
     json_t *msg = json_loadb((const char *)payload.data, payload.len, 0, &jerr);
     if (!msg)
         return;
     bool ours = is_ours(msg);
-    if (bytes_eq_cstr(op, "get/accepted") || bytes_eq_cstr(op, "get/rejected")) {
-        bool current = it->sync->count &&
-                       find(it->sync, bytes_of_cstr(it->thing), bytes_of_cstr(it->name)) == it;
-        if (ours && it->reconciling && current && it->changed_while_reconciling) {
+    op_t op;
+    if (bytes_has_prefix(rest, "get/"))
+        op = OP_GET;
+    else if (bytes_has_prefix(rest, "update/"))
+        op = OP_UPDATE;
+    else if (bytes_has_prefix(rest, "delete/"))
+        op = OP_DELETE;
+    else {
+        json_decref(msg);
+        return;
+    }
+    bytes_t verdict = {rest.data + strlen(op_names[op]) + 1, rest.len - strlen(op_names[op]) - 1};
+    bool accepted = bytes_eq_cstr(verdict, "accepted");
+    bool rejected = bytes_eq_cstr(verdict, "rejected");
+    if (!accepted && !rejected) { /* delta, documents */
+        json_decref(msg);
+        return;
+    }
+    json_t *version = json_object_get(msg, "version");
+    if (ours)
+        answered(it, op);
+    if (accepted && json_is_integer(version) && op != OP_DELETE)
+        it->cloud_version = json_integer_value(version);
+    if (accepted && op == OP_DELETE)
+        it->cloud_version = 0;
+    if (ours && accepted && op != OP_GET)
+        it->failures = 0;
+    bool absent = ours && rejected && current(it) && on_rejected(it, op, msg);
+    if (op == OP_GET && ours && it->reconciling && current(it) && (accepted || absent)) {
+        if (it->changed_while_reconciling) {
             it->changed_while_reconciling = false;
-            cloud_publish(it, "get", json_object());
-        } else if (ours && it->reconciling && current) {
-            bool found = bytes_eq_cstr(op, "get/accepted");
+            cloud_publish(it, OP_GET, json_object());
+        } else {
+            it->failures = 0;
             json_decref(it->cloud);
-            it->cloud = found ? json_incref(msg) : NULL;
+            it->cloud = accepted ? json_incref(msg) : NULL;
             shadow_request(it->sync->svc, SHADOW_GET, bytes_of_cstr(it->thing),
                            bytes_of_cstr(it->name), BYTES_LIT(""), reconcile_with_local, it);
         }
-    } else if (bytes_eq_cstr(op, "update/accepted") && !ours && it->dir != DIR_TO_CLOUD) {
+    } else if (op == OP_UPDATE && accepted && !ours && it->dir != DIR_TO_CLOUD) {
         if (it->reconciling)
             it->changed_while_reconciling = true;
         json_t *state = json_object_get(msg, "state");
@@ -250,12 +441,13 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
             json_object_set(p, "state", state);
             local_apply(it, SHADOW_UPDATE, p);
         }
-    } else if (bytes_eq_cstr(op, "delete/accepted") && !ours && it->dir != DIR_TO_CLOUD) {
+    } else if (op == OP_DELETE && accepted && !ours && it->dir != DIR_TO_CLOUD) {
         if (it->reconciling)
             it->changed_while_reconciling = true;
         local_apply(it, SHADOW_DELETE, json_object());
     }
     json_decref(msg);
+    drain(it->sync);
 }
 
 void shadow_sync_local_change(shadow_sync_t *s, shadow_op_t op, bytes_t thing, bytes_t name,
@@ -273,14 +465,107 @@ void shadow_sync_local_change(shadow_sync_t *s, shadow_op_t op, bytes_t thing, b
     if (it->reconciling)
         it->changed_while_reconciling = true;
     if (op == SHADOW_DELETE) {
-        cloud_publish(it, "delete", json_object());
+        cloud_publish(it, OP_DELETE, json_object());
     } else {
         json_t *p = json_object();
         json_object_set(p, "state", json_object_get(msg, "state"));
-        cloud_publish(it, "update", p);
+        cloud_publish(it, OP_UPDATE, p);
     }
     json_decref(msg);
 }
+
+/* Sending. */
+
+static void timer_cb(uv_timer_t *t)
+{
+    drain(t->data);
+}
+
+/* Send what the limits allow, expire what went unanswered, start the
+ * reconciliations that are due, and wake up when something else is. */
+static void drain(shadow_sync_t *s)
+{
+    if (s->stop_done || s->draining)
+        return;
+    s->draining = true;
+    uint64_t now = clock_mono_ms(), next = 0;
+    const uplink_limits_t *l = uplink_limits(s->uplink);
+    bool up = uplink_connected(s->uplink);
+    /* Unanswered for too long: lost, or the cloud is struggling. */
+    for (request_t **pp = &s->inflight; *pp;) {
+        request_t *r = *pp;
+        uint64_t due = r->sent_ms + (l->ack_timeout_ms ? l->ack_timeout_ms : 30000);
+        if (now < due) {
+            next = !next || due < next ? due : next;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        s->sent--;
+        item_t *it = r->it;
+        if (r->op == OP_UPDATE && it->updates_inflight)
+            it->updates_inflight--;
+        free_request(r);
+        if (current(it))
+            retry_later(it, "no answer from the cloud", false);
+    }
+    for (size_t i = 0; i < s->count && up; i++) {
+        item_t *it = s->items[i];
+        if (it->retry_at_ms && it->retry_at_ms <= now)
+            reconcile(it);
+        else if (it->retry_at_ms)
+            next = !next || it->retry_at_ms < next ? it->retry_at_ms : next;
+    }
+    for (size_t i = 0; i < s->bucket_count; i++)
+        s->buckets[i]->blocked = false;
+    uint32_t limit = l->shadow_inflight ? l->shadow_inflight : 10;
+    for (request_t **pp = &s->queue; *pp && up && s->sent < limit;) {
+        request_t *r = *pp;
+        item_t *it = r->it;
+        bucket_t *b = it->bucket;
+        if (b->blocked || !pace_may_send(&b->pace, now)) {
+            /* Later requests for the thing wait too: their order holds. */
+            b->blocked = true;
+            uint64_t due = now + pace_wait_ms(&b->pace, now);
+            next = !next || due < next ? due : next;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        s->queued--;
+        char topic[360];
+        snprintf(topic, sizeof topic, "%s/%s", it->base, op_names[r->op]);
+        json_object_set_new(r->payload, "clientToken", json_string(SYNC_TOKEN));
+        if (r->op == OP_UPDATE && it->cloud_version > 0)
+            json_object_set_new(
+                r->payload, "version",
+                json_integer((json_int_t)(it->cloud_version + it->updates_inflight)));
+        char *text = json_dumps(r->payload, JSON_COMPACT);
+        pace_spend(&b->pace, text ? strlen(text) : 0, now);
+        if (!text || !uplink_publish(s->uplink, bytes_of_cstr(topic), bytes_of_cstr(text), 1)) {
+            LOGD("%s: not sent (link down); it will be reconciled when the link is back", topic);
+            free(text);
+            free_request(r);
+            continue;
+        }
+        free(text);
+        if (r->op == OP_UPDATE)
+            it->updates_inflight++;
+        r->sent_ms = now;
+        r->next = s->inflight;
+        s->inflight = r;
+        s->sent++;
+        uint64_t due = now + (l->ack_timeout_ms ? l->ack_timeout_ms : 30000);
+        next = !next || due < next ? due : next;
+    }
+    if (next)
+        uv_timer_start(&s->timer, timer_cb, next > now ? next - now : 1, 0);
+    else
+        uv_timer_stop(&s->timer);
+    s->draining = false;
+}
+
+/* Configuration. */
 
 static void free_item(item_t *it)
 {
@@ -290,14 +575,28 @@ static void free_item(item_t *it)
     free(it);
 }
 
+static void drop_requests(request_t **list)
+{
+    while (*list) {
+        request_t *r = *list;
+        *list = r->next;
+        free_request(r);
+    }
+}
+
 /* Stop syncing the current items; keep them until the end. */
 static void retire_items(shadow_sync_t *s)
 {
+    /* Their answers would be ignored: they must not hold places. */
+    drop_requests(&s->queue);
+    drop_requests(&s->inflight);
+    s->queued = s->sent = 0;
     item_t **bigger = realloc(s->retired, (s->retired_count + s->count + 1) * sizeof *bigger);
     for (size_t i = 0; i < s->count; i++) {
         item_t *it = s->items[i];
         uplink_unwatch(s->uplink, it->filter, it);
         it->reconciling = true; /* answers that still come are ignored */
+        it->retry_at_ms = 0;
         if (bigger)
             bigger[s->retired_count++] = it;
         else
@@ -310,11 +609,34 @@ static void retire_items(shadow_sync_t *s)
     s->count = 0;
 }
 
+static bucket_t *bucket_of(shadow_sync_t *s, const char *thing)
+{
+    for (size_t i = 0; i < s->bucket_count; i++)
+        if (strcmp(s->buckets[i]->thing, thing) == 0)
+            return s->buckets[i];
+    bucket_t **bigger = realloc(s->buckets, (s->bucket_count + 1) * sizeof *bigger);
+    bucket_t *b = calloc(1, sizeof *b);
+    char *name = strdup(thing);
+    if (!bigger || !b || !name) {
+        if (bigger)
+            s->buckets = bigger;
+        free(b);
+        free(name);
+        return NULL;
+    }
+    s->buckets = bigger;
+    b->thing = name;
+    pace_init(&b->pace, uplink_limits(s->uplink)->shadow_requests_per_s, 0, clock_mono_ms());
+    s->buckets[s->bucket_count++] = b;
+    return b;
+}
+
 static void add_item(shadow_sync_t *s, const char *thing, const char *name, direction_t dir)
 {
     item_t *it = calloc(1, sizeof *it);
     item_t **bigger = realloc(s->items, (s->count + 1) * sizeof *bigger);
-    if (!it || !bigger) {
+    bucket_t *b = bucket_of(s, thing);
+    if (!it || !bigger || !b) {
         free(it);
         if (bigger)
             s->items = bigger;
@@ -325,15 +647,14 @@ static void add_item(shadow_sync_t *s, const char *thing, const char *name, dire
     it->thing = strdup(thing);
     it->name = strdup(name);
     it->dir = dir;
+    it->bucket = b;
     if (name[0])
         snprintf(it->base, sizeof it->base, "$aws/things/%s/shadow/name/%s", thing, name);
     else
         snprintf(it->base, sizeof it->base, "$aws/things/%s/shadow", thing);
     snprintf(it->filter, sizeof it->filter, "%s/+/+", it->base);
-    if (uplink_watch(s->uplink, it->filter, on_cloud, it)) {
-        free(it->thing);
-        free(it->name);
-        free(it);
+    if (!it->thing || !it->name || uplink_watch(s->uplink, it->filter, on_cloud, it)) {
+        free_item(it);
         return;
     }
     s->items[s->count++] = it;
@@ -371,21 +692,70 @@ void shadow_sync_configure(shadow_sync_t *s, const group_t *g)
 void shadow_sync_link_up(shadow_sync_t *s)
 {
     for (size_t i = 0; i < s->count; i++) {
-        s->items[i]->reconciling = false; /* a GET lost with the last link */
-        s->items[i]->changed_while_reconciling = false;
-        reconcile(s->items[i]);
+        item_t *it = s->items[i];
+        it->reconciling = false; /* a GET lost with the last link */
+        it->changed_while_reconciling = false;
+        reconcile(it);
     }
 }
 
-sedge_err shadow_sync_start(uplink_t *u, shadow_svc_t *svc, shadow_sync_t **out)
+void shadow_sync_link_down(shadow_sync_t *s)
+{
+    /* What was queued or unanswered is reconciled when the link is back. */
+    drop_requests(&s->queue);
+    drop_requests(&s->inflight);
+    s->queued = s->sent = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        s->items[i]->updates_inflight = 0;
+        s->items[i]->retry_at_ms = 0;
+    }
+    if (!s->stop_done)
+        uv_timer_stop(&s->timer);
+}
+
+json_t *shadow_sync_status(shadow_sync_t *s)
+{
+    json_t *list = json_array();
+    uint64_t now = clock_mono_ms();
+    for (size_t i = 0; i < s->count; i++) {
+        item_t *it = s->items[i];
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "thing", it->thing,
+                            "name", it->name, "cloud_version", (json_int_t)it->cloud_version,
+                            "reconciling", it->reconciling, "retry_in_ms",
+                            (json_int_t)(it->retry_at_ms > now ? it->retry_at_ms - now : 0),
+                            "rejected", (json_int_t)it->rejected, "conflicts",
+                            (json_int_t)it->conflicts, "throttled", (json_int_t)it->throttled,
+                            "requests_per_s", (json_int_t)it->bucket->pace.rate));
+    }
+    return json_pack("{s:o, s:I, s:I}", "shadows", list, "queued", (json_int_t)s->queued,
+                     "inflight", (json_int_t)s->sent);
+}
+
+sedge_err shadow_sync_start(uv_loop_t *loop, uplink_t *u, shadow_svc_t *svc, shadow_sync_t **out)
 {
     shadow_sync_t *s = calloc(1, sizeof *s);
     if (!s)
         return SEDGE_ERR_NOMEM;
     s->uplink = u;
     s->svc = svc;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
     *out = s;
     return SEDGE_OK;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    shadow_sync_t *s = h->data;
+    s->stop_done(s->stop_ctx);
+}
+
+void shadow_sync_stop(shadow_sync_t *s, void (*done)(void *ctx), void *ctx)
+{
+    s->stop_done = done;
+    s->stop_ctx = ctx;
+    uv_close((uv_handle_t *)&s->timer, timer_closed);
 }
 
 void shadow_sync_free(shadow_sync_t *s)
@@ -393,8 +763,14 @@ void shadow_sync_free(shadow_sync_t *s)
     if (!s)
         return;
     retire_items(s);
+    drop_requests(&s->inflight);
     for (size_t i = 0; i < s->retired_count; i++)
         free_item(s->retired[i]);
     free(s->retired);
+    for (size_t i = 0; i < s->bucket_count; i++) {
+        free(s->buckets[i]->thing);
+        free(s->buckets[i]);
+    }
+    free(s->buckets);
     free(s);
 }

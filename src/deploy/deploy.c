@@ -196,6 +196,11 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
     buf_t errors = {0};
     group_t *g = NULL;
     sedge_err err = group_parse(text, len, d->o.max_bytes, &g, &errors);
+    if (!err && d->o.check && !d->o.check(d->o.ctx, g, &errors)) {
+        group_free(g);
+        g = NULL;
+        err = SEDGE_ERR_INVALID;
+    }
     if (err) {
         bool terminated = buf_append(&errors, "", 1) == SEDGE_OK;
         finish(d, err, terminated ? (const char *)errors.data : sedge_strerror(err), 0);

@@ -36,6 +36,11 @@ typedef struct {
     store_t *store;
     size_t max_bytes; /* largest document accepted */
     deploy_apply_fn apply;
+    /* More checks of a new document than the group's own (the cloud's
+     * limits on its routes, say): append problems to `errors`, one per
+     * line, each naming its JSON path; false refuses the deployment.
+     * Optional. */
+    bool (*check)(void *ctx, const group_t *g, buf_t *errors);
     void *ctx;
 } deploy_options_t;
 

@@ -37,6 +37,9 @@ enum {
     OP_SHADOW_PUT,
     OP_SPOOL_PUT,
     OP_SPOOL_DEL,
+    OP_DEAD_LETTER_PUT,
+    OP_JOB_UPDATE_PUT,
+    OP_JOB_UPDATE_DEL,
     OP_COUNT
 };
 
@@ -80,10 +83,22 @@ static const op_def_t op_defs[OP_COUNT] = {
     [OP_DEPLOYMENT_STATUS] =
         {"itt", {"UPDATE deployment SET status = ?2, reason = ?3 WHERE version = ?1"}},
     [OP_META_PUT] = {"ti", {"INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)"}},
-    [OP_SPOOL_PUT] = {"itbii",
-                      {"INSERT OR REPLACE INTO spool(seq, topic, payload, qos, created_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5)"}},
+    [OP_SPOOL_PUT] = {"itbiii",
+                      {"INSERT OR REPLACE INTO spool(seq, topic, payload, qos, created_at, retain) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"}},
     [OP_SPOOL_DEL] = {"i", {"DELETE FROM spool WHERE seq = ?1"}},
+    /* Out of the spool, into the dead letters, which keep the newest. */
+    [OP_DEAD_LETTER_PUT] =
+        {"itbiiiit",
+         {"INSERT OR REPLACE INTO dead_letter(seq, topic, payload, qos, created_at, retain, "
+          "dead_at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+          "DELETE FROM spool WHERE seq = ?1",
+          "DELETE FROM dead_letter WHERE seq <= (SELECT seq FROM dead_letter ORDER BY seq DESC "
+          "LIMIT 1 OFFSET " STORE_DEAD_LETTERS_KEPT_TEXT ")"}},
+    [OP_JOB_UPDATE_PUT] = {"tti",
+                           {"INSERT OR REPLACE INTO job_update(job_id, payload, created_at) "
+                            "VALUES (?1, ?2, ?3)"}},
+    [OP_JOB_UPDATE_DEL] = {"t", {"DELETE FROM job_update WHERE job_id = ?1"}},
     [OP_SHADOW_PUT] = {"ttiti",
                        {"INSERT OR REPLACE INTO shadow(thing, name, version, document, deleted_at) "
                         "VALUES (?1, ?2, ?3, ?4, ?5)"}},
@@ -108,7 +123,13 @@ static const char schema[] =
     "  reason TEXT NOT NULL, document TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
-    "  payload BLOB NOT NULL, qos INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "  payload BLOB NOT NULL, qos INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+    "  payload BLOB NOT NULL, qos INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL, dead_at INTEGER NOT NULL, reason TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS job_update (job_id TEXT PRIMARY KEY, payload TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS shadow (thing TEXT NOT NULL, name TEXT NOT NULL,"
     "  version INTEGER NOT NULL, document TEXT NOT NULL, deleted_at INTEGER NOT NULL,"
     "  PRIMARY KEY (thing, name));";
@@ -599,6 +620,18 @@ static sedge_err migrate_session_keys(store_t *s)
     return err;
 }
 
+/* Version 2: the spool keeps each message's RETAIN flag (a database made
+ * by this version has the column already). */
+static sedge_err migrate_spool_retain(store_t *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT retain FROM spool LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_finalize(st);
+        return SEDGE_OK;
+    }
+    return exec_sql(s, "ALTER TABLE spool ADD COLUMN retain INTEGER NOT NULL DEFAULT 0");
+}
+
 /* Bring an older database's schema up to date, in one transaction. */
 static sedge_err migrate(store_t *s)
 {
@@ -608,13 +641,15 @@ static sedge_err migrate(store_t *s)
         sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version >= 1)
+    if (version >= 2)
         return SEDGE_OK;
     sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
-    if (!err)
+    if (!err && version < 1)
         err = migrate_session_keys(s);
+    if (!err && version < 2)
+        err = migrate_spool_retain(s);
     if (!err)
-        err = exec_sql(s, "PRAGMA user_version = 1");
+        err = exec_sql(s, "PRAGMA user_version = 2");
     if (err) {
         exec_sql(s, "ROLLBACK");
         return err;
@@ -811,8 +846,28 @@ uint64_t store_put_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t versi
 
 uint64_t store_put_spooled(store_t *s, const store_spooled_t *v)
 {
-    param_t p[] = {P_I(v->seq), P_B(v->topic), P_B(v->payload), P_I(v->qos), P_I(v->created_at)};
+    param_t p[] = {P_I(v->seq), P_B(v->topic),      P_B(v->payload),
+                   P_I(v->qos), P_I(v->created_at), P_I(v->retain)};
     return append_op(s, OP_SPOOL_PUT, p);
+}
+
+uint64_t store_put_dead_letter(store_t *s, const store_spooled_t *v, int64_t dead_at,
+                               bytes_t reason)
+{
+    param_t p[] = {P_I(v->seq),        P_B(v->topic),  P_B(v->payload), P_I(v->qos),
+                   P_I(v->created_at), P_I(v->retain), P_I(dead_at),    P_B(reason)};
+    return append_op(s, OP_DEAD_LETTER_PUT, p);
+}
+
+uint64_t store_put_job_update(store_t *s, bytes_t job_id, bytes_t payload)
+{
+    param_t p[] = {P_B(job_id), P_B(payload), P_I(clock_wall_s())};
+    return append_op(s, OP_JOB_UPDATE_PUT, p);
+}
+
+uint64_t store_del_job_update(store_t *s, bytes_t job_id)
+{
+    return append_op(s, OP_JOB_UPDATE_DEL, (param_t[]){P_B(job_id)});
 }
 
 uint64_t store_del_spooled(store_t *s, uint64_t seq)
@@ -1097,8 +1152,8 @@ sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit, store_spo
                              void *ctx)
 {
     sqlite3_stmt *st;
-    const char *sql = "SELECT seq, topic, payload, qos, created_at FROM spool WHERE seq > ?1 "
-                      "ORDER BY seq LIMIT ?2";
+    const char *sql = "SELECT seq, topic, payload, qos, created_at, retain FROM spool "
+                      "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
@@ -1112,9 +1167,39 @@ sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit, store_spo
             .payload = column_bytes(st, 2),
             .qos = (uint8_t)sqlite3_column_int(st, 3),
             .created_at = sqlite3_column_int64(st, 4),
+            .retain = sqlite3_column_int(st, 5) != 0,
         };
         err = fn(ctx, &v);
     }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_count_dead_letters(store_t *s, uint64_t *out)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT COUNT(*) FROM dead_letter";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sedge_err err = SEDGE_ERR_STORE;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+        err = SEDGE_OK;
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+sedge_err store_load_job_updates(store_t *s, store_job_update_fn fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT job_id, payload FROM job_update ORDER BY created_at, job_id";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_error(s, sql);
+    sedge_err err = SEDGE_OK;
+    int rc;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = fn(ctx, column_bytes(st, 0), column_bytes(st, 1));
     sqlite3_finalize(st);
     return err;
 }

@@ -159,11 +159,29 @@ typedef struct {
     bytes_t topic;
     bytes_t payload;
     uint8_t qos;
+    bool retain;        /* publish to the cloud with RETAIN */
     int64_t created_at; /* wall seconds */
 } store_spooled_t;
 
 uint64_t store_put_spooled(store_t *s, const store_spooled_t *v);
 uint64_t store_del_spooled(store_t *s, uint64_t seq);
+
+/* Dead letters: spooled messages the cloud will not take, moved out of the
+ * spool (in the same write) with the reason; only the newest
+ * STORE_DEAD_LETTERS_KEPT are kept. */
+#define STORE_DEAD_LETTERS_KEPT 1000
+#define STORE_DEAD_LETTERS_KEPT_TEXT "1000"
+uint64_t store_put_dead_letter(store_t *s, const store_spooled_t *v, int64_t dead_at,
+                               bytes_t reason);
+NODISCARD sedge_err store_count_dead_letters(store_t *s, uint64_t *out);
+
+/* AWS IoT Jobs status updates waiting for the cloud's acceptance: the
+ * update's JSON payload, one per job. */
+uint64_t store_put_job_update(store_t *s, bytes_t job_id, bytes_t payload);
+uint64_t store_del_job_update(store_t *s, bytes_t job_id);
+typedef sedge_err (*store_job_update_fn)(void *ctx, bytes_t job_id, bytes_t payload);
+/* Oldest first. */
+NODISCARD sedge_err store_load_job_updates(store_t *s, store_job_update_fn fn, void *ctx);
 typedef struct {
     uint64_t count;
     uint64_t bytes; /* topics and payloads */

@@ -26,10 +26,6 @@ struct spool {
     bool backlog;
     bool loading;
     uint64_t last_append_batch;
-    /* What the last batches appended: undone if one of them fails. */
-    struct {
-        uint64_t batch, count, bytes;
-    } appended[2];
     spool_stats_t stats;
 };
 
@@ -39,7 +35,7 @@ static size_t entry_size(const spool_entry_t *e)
 }
 
 static spool_entry_t *entry_new(uint64_t seq, bytes_t topic, bytes_t payload, uint8_t qos,
-                                int64_t created_at)
+                                bool retain, int64_t created_at)
 {
     spool_entry_t *e = malloc(sizeof *e + topic.len + payload.len);
     if (!e)
@@ -47,6 +43,7 @@ static spool_entry_t *entry_new(uint64_t seq, bytes_t topic, bytes_t payload, ui
     memset(e, 0, sizeof *e);
     e->seq = seq;
     e->qos = qos;
+    e->retain = retain;
     e->created_at = created_at;
     memcpy(e->data, topic.data, topic.len);
     e->topic = (bytes_t){e->data, topic.len};
@@ -96,7 +93,7 @@ static void unlink_entry(spool_t *s, spool_entry_t *e)
 static sedge_err load_row(void *ctx, const store_spooled_t *v)
 {
     spool_t *s = ctx;
-    spool_entry_t *e = entry_new(v->seq, v->topic, v->payload, v->qos, v->created_at);
+    spool_entry_t *e = entry_new(v->seq, v->topic, v->payload, v->qos, v->retain, v->created_at);
     if (!e)
         return SEDGE_ERR_NOMEM;
     push(s, e);
@@ -153,6 +150,8 @@ sedge_err spool_open(const spool_options_t *opts, spool_t **out)
         s->next_seq = sum.last_seq + 1;
         s->loaded_upto = sum.count ? sum.first_seq - 1 : sum.last_seq;
         s->backlog = sum.count > 0;
+        if (store_count_dead_letters(s->o.store, &s->stats.dead_letters))
+            s->stats.dead_letters = 0;
         if (s->backlog) {
             load_now(s);
             LOGI("%llu messages (%llu bytes) waiting for the cloud from before the restart",
@@ -189,7 +188,8 @@ static void drop_oldest(spool_t *s)
     free(e);
 }
 
-sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, uint64_t *batch)
+sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, bool retain,
+                       uint64_t *batch)
 {
     uint64_t size = topic.len + payload.len;
     *batch = 0;
@@ -216,24 +216,19 @@ sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, 
     bool in_memory =
         s->o.storage == SPOOL_MEMORY || (!s->backlog && s->mem_bytes + size <= SPOOL_WINDOW_BYTES);
     spool_entry_t *e = NULL;
-    if (in_memory && !(e = entry_new(seq, topic, payload, qos, now))) {
+    if (in_memory && !(e = entry_new(seq, topic, payload, qos, retain, now))) {
         s->next_seq--;
         s->stats.dropped++;
         return SEDGE_ERR_NOMEM;
     }
     if (s->o.storage == SPOOL_DISK) {
-        store_spooled_t row = {seq, topic, payload, qos, now};
+        store_spooled_t row = {.seq = seq,
+                               .topic = topic,
+                               .payload = payload,
+                               .qos = qos,
+                               .retain = retain,
+                               .created_at = now};
         *batch = s->last_append_batch = store_put_spooled(s->o.store, &row);
-        if (e)
-            e->batch = *batch;
-        int slot = (int)(*batch & 1);
-        if (s->appended[slot].batch != *batch) {
-            s->appended[slot].batch = *batch;
-            s->appended[slot].count = 0;
-            s->appended[slot].bytes = 0;
-        }
-        s->appended[slot].count++;
-        s->appended[slot].bytes += size;
     }
     s->count++;
     s->bytes += size;
@@ -276,33 +271,20 @@ void spool_remove(spool_t *s, spool_entry_t *e)
     maybe_load(s);
 }
 
-void spool_store_failed(spool_t *s, uint64_t batch)
+void spool_dead_letter(spool_t *s, spool_entry_t *e, const char *reason)
 {
-    int slot = (int)(batch & 1);
-    if (s->o.storage != SPOOL_DISK || s->appended[slot].batch != batch)
-        return;
-    uint64_t lost = s->appended[slot].count;
-    uint64_t count = lost, bytes = s->appended[slot].bytes;
-    s->appended[slot].count = s->appended[slot].bytes = 0;
-    /* Those still in memory go now (unlinking uncounts them); those that
-     * were only on disk are uncounted here. None of them is sent. */
-    for (spool_entry_t *e = s->head, *next; e; e = next) {
-        next = e->next;
-        if (e->batch != batch)
-            continue;
-        if (s->o.on_evict)
-            s->o.on_evict(s->o.ctx, e);
-        count--;
-        bytes -= entry_size(e);
-        unlink_entry(s, e);
-        free(e);
-    }
-    s->count -= count < s->count ? count : s->count;
-    s->bytes -= bytes < s->bytes ? bytes : s->bytes;
-    s->stats.dropped += lost;
-    LOGW("the store could not keep %llu messages for the cloud (disk full?): they are dropped, "
-         "and counted",
-         (unsigned long long)lost);
+    unlink_entry(s, e);
+    /* Written in memory mode too: dead letters are rare and worth keeping. */
+    store_spooled_t row = {.seq = e->seq,
+                           .topic = e->topic,
+                           .payload = e->payload,
+                           .qos = e->qos,
+                           .retain = e->retain,
+                           .created_at = e->created_at};
+    store_put_dead_letter(s->o.store, &row, clock_wall_s(), bytes_of_cstr(reason));
+    s->stats.dead_letters++;
+    free(e);
+    maybe_load(s);
 }
 
 void spool_get_stats(const spool_t *s, spool_stats_t *out)

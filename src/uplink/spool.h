@@ -26,9 +26,11 @@ typedef struct spool_entry {
     uint64_t seq;
     int64_t created_at;
     uint8_t qos;
+    bool retain;
     bool sent;          /* handed to the cloud at least once (resend with DUP) */
+    uint8_t strikes;    /* links the cloud cut while it was alone in flight */
     uint16_t packet_id; /* while in flight on the current connection */
-    uint64_t batch;     /* the store batch that wrote it (disk) */
+    uint64_t sent_ms;   /* when it was last sent (monotonic) */
     bytes_t topic;
     bytes_t payload;
     uint8_t data[];
@@ -55,7 +57,8 @@ typedef struct {
     int64_t oldest_created_at; /* 0 when empty */
     uint64_t appended;
     uint64_t sent_acked;
-    uint64_t dropped; /* drop_oldest evictions and reject_new refusals */
+    uint64_t dropped;      /* drop_oldest evictions and reject_new refusals */
+    uint64_t dead_letters; /* moved aside (spool_dead_letter), ever, this store */
 } spool_stats_t;
 
 NODISCARD sedge_err spool_open(const spool_options_t *opts, spool_t **out);
@@ -65,7 +68,7 @@ void spool_free(spool_t *s);
  * larger than the whole spool. `*batch` is the store batch the caller's
  * acknowledgement must wait for (0 in memory mode). */
 NODISCARD sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos,
-                                 uint64_t *batch);
+                                 bool retain, uint64_t *batch);
 
 /* The next entry not yet taken since the last rewind, or NULL when none
  * is in memory now (more may come: on_ready). */
@@ -74,10 +77,9 @@ spool_entry_t *spool_take(spool_t *s);
 void spool_rewind(spool_t *s);
 /* The cloud has it: remove and free it. */
 void spool_remove(spool_t *s, spool_entry_t *e);
+/* The cloud will never take it: move it to the store's dead letters with
+ * `reason`, remove and free it. */
+void spool_dead_letter(spool_t *s, spool_entry_t *e, const char *reason);
 void spool_get_stats(const spool_t *s, spool_stats_t *out);
-/* Batch `batch` did not commit: the messages appended in it were never
- * stored, so they leave the spool (counted as dropped; their publishers
- * were told, MQTT 5 ones with 0x80). */
-void spool_store_failed(spool_t *s, uint64_t batch);
 
 #endif

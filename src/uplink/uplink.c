@@ -5,11 +5,22 @@
  * States: idle (waiting to reconnect) -> resolving -> connecting (TCP) ->
  * handshake (TLS) -> connack (CONNECT sent) -> up. Any failure closes the
  * connection, logs why, and schedules the next attempt after an
- * exponential backoff with jitter.
+ * exponential backoff with jitter; the count of failures behind it is
+ * forgotten only once a link has stayed up for STABLE_LINK_MS, so a cloud
+ * that accepts and then cuts every connection is not hammered either.
  *
  * Spooled messages use packet identifiers 1..window, one slot each, so the
  * acknowledgement finds its entry by index; services' own QoS 1 publishes
- * use identifiers above the window and are not tracked.
+ * and SUBSCRIBEs use identifiers above the window and are not tracked.
+ *
+ * Sending from the spool is paced (pace.h). A message refused with MQTT 5's
+ * 0x97 (quota exceeded) keeps its slot and goes again once the pause is
+ * over. Acknowledgements that do not come within ack_timeout_ms are taken
+ * as throttling too: the link is dropped and the messages go again on the
+ * next one (resending on the same connection could match a late PUBACK to
+ * the wrong message). After a drop by the cloud with several messages in
+ * flight, the window is 1 until the last of them is acknowledged
+ * ("probing"), so the next drop points at one message.
  */
 #include "uplink.h"
 
@@ -27,6 +38,8 @@
 
 #define OUTPUT_HIGH_WATER (1u << 20)
 #define CONNECT_TIMEOUT_MS 10000u
+#define STABLE_LINK_MS 30000u
+#define RECENT_DEAD_LETTERS 8
 
 typedef enum {
     LINK_IDLE,
@@ -48,6 +61,16 @@ typedef struct watch {
     uplink_watch_fn fn;
     void *ctx;
 } watch_t;
+
+/* A SUBSCRIBE awaiting its SUBACK, to name the filters the cloud refuses. */
+typedef struct pending_sub {
+    struct pending_sub *next;
+    uint16_t packet_id;
+    size_t count;
+    char *filters[];
+} pending_sub_t;
+
+typedef enum { DOWN_LOCAL, DOWN_BY_CLOUD } down_cause_t;
 
 /* One TCP connection; freed when its handle closes. */
 typedef struct {
@@ -75,31 +98,66 @@ struct uplink {
     bool resolving;
     uv_timer_t retry_timer;
     uv_timer_t keepalive_timer;
+    uv_timer_t pace_timer; /* the pace allows sending again */
+    uv_timer_t ack_timer;  /* the oldest unacknowledged publish is due */
     uv_check_t flush_check;
     int handles;
     void (*stop_done)(void *);
     void *stop_ctx;
     buf_t in;
     buf_t out;
-    uint16_t window;
+    uint16_t window;          /* slots allocated (max_inflight) */
+    uint16_t window_now;      /* usable on this connection (the cloud's receive maximum) */
     spool_entry_t **inflight; /* [1..window] */
     uint16_t *free_slots;
     uint16_t free_count;
+    uint16_t *resend; /* slots whose message the cloud throttled (0x97), in order */
+    uint16_t resend_count;
     uint16_t service_pid;
-    uint32_t attempts;
+    uint32_t attempts; /* failures since the last stable link */
     uint64_t last_tx_ms, ping_sent_ms;
     uint64_t attempt_started_ms;
+    uint64_t up_since_ms;
+    uint64_t next_attempt_ms, last_delay_ms;
     uint64_t connected_at; /* wall seconds */
+    uint64_t probe_upto;   /* probing until this seq is acknowledged; 0: not */
+    pace_t pace;
     char **filters;
     size_t filter_count;
     watch_t *watches;
+    pending_sub_t *pending_subs;
+    char **subscribed; /* filters subscribed on this connection */
+    size_t subscribed_count;
     uint64_t reconnects, qos0_dropped, received;
-    uint64_t refused_by_cloud; /* PUBACK with a failure reason: not retried */
+    uint64_t refused_by_cloud;               /* MQTT 5 PUBACK with a failure reason: dead letters */
+    uint64_t refused_topic, refused_payload; /* beyond the limits, when routed */
+    uint64_t throttled_acks;                 /* 0x97 answers */
+    uint64_t dead_lettered;                  /* since start */
+    uint64_t ack_timeouts;
+    struct {
+        char topic[160];
+        size_t bytes;
+        char reason[200];
+        int64_t at;
+    } recent_dead[RECENT_DEAD_LETTERS];
+    size_t recent_dead_next;
+    uint64_t limit_log_ms[2]; /* the last "beyond the limits" warnings: topic, payload */
     char last_error[256];
 };
 
-static void link_down(uplink_t *u, const char *why);
+static void link_down_by(uplink_t *u, down_cause_t cause, const char *why);
 static void pump(uplink_t *u);
+
+static void link_down(uplink_t *u, const char *why)
+{
+    link_down_by(u, DOWN_LOCAL, why);
+}
+
+/* The cloud ended the link (closed, reset, DISCONNECT). */
+static void cloud_cut(uplink_t *u, const char *why)
+{
+    link_down_by(u, DOWN_BY_CLOUD, why);
+}
 
 /* An inflight slot whose entry the spool dropped: busy until its PUBACK. */
 static spool_entry_t evicted;
@@ -132,7 +190,7 @@ static void on_written(uv_write_t *req, int status)
         return;
     if (status < 0) {
         set_error(u, "write failed: %s", uv_strerror(status));
-        link_down(u, u->last_error);
+        cloud_cut(u, u->last_error);
         return;
     }
     pump(u);
@@ -183,11 +241,15 @@ static void send_packet_ack(uplink_t *u, uint8_t type, uint16_t pid)
     queue_out(u, pkt, mqtt_encode_ack(pkt, sizeof pkt, u->cfg.protocol, type, &a));
 }
 
-static void send_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qos, uint16_t pid,
-                         bool dup)
+static void send_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qos, bool retain,
+                         uint16_t pid, bool dup)
 {
-    mqtt_publish_t p = {
-        .dup = dup, .qos = qos, .topic = topic, .packet_id = pid, .payload = payload};
+    mqtt_publish_t p = {.dup = dup,
+                        .qos = qos,
+                        .retain = retain,
+                        .topic = topic,
+                        .packet_id = pid,
+                        .payload = payload};
     size_t n = mqtt_encode_publish(NULL, 0, u->cfg.protocol, &p);
     if (buf_reserve(&u->out, n)) {
         link_down(u, "out of memory");
@@ -198,30 +260,119 @@ static void send_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qo
     u->last_tx_ms = clock_mono_ms();
 }
 
+static uint16_t next_service_pid(uplink_t *u)
+{
+    uint16_t pid = u->service_pid++;
+    if (u->service_pid == 0 || u->service_pid <= u->window)
+        u->service_pid = (uint16_t)(u->window + 1);
+    return pid;
+}
+
+static void free_pending_subs(uplink_t *u)
+{
+    while (u->pending_subs) {
+        pending_sub_t *p = u->pending_subs;
+        u->pending_subs = p->next;
+        for (size_t i = 0; i < p->count; i++)
+            free(p->filters[i]);
+        free(p);
+    }
+}
+
+/* One SUBSCRIBE for filters[0..n). */
+static void send_subscribe(uplink_t *u, char *const *filters, size_t n)
+{
+    mqtt_sub_entry_t *entries = calloc(n, sizeof *entries);
+    pending_sub_t *p = calloc(1, sizeof *p + n * sizeof p->filters[0]);
+    if (!entries || !p) {
+        free(entries);
+        free(p);
+        link_down(u, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        entries[i] = (mqtt_sub_entry_t){.filter = bytes_of_cstr(filters[i]), .qos = 1};
+        if ((p->filters[i] = strdup(filters[i])))
+            p->count = i + 1;
+    }
+    p->packet_id = next_service_pid(u);
+    size_t size = mqtt_encode_subscribe(NULL, 0, u->cfg.protocol, MQTT_SUBSCRIBE, p->packet_id,
+                                        NULL, entries, n);
+    if (buf_reserve(&u->out, size)) {
+        free(entries);
+        for (size_t i = 0; i < p->count; i++)
+            free(p->filters[i]);
+        free(p);
+        link_down(u, "out of memory");
+        return;
+    }
+    mqtt_encode_subscribe(u->out.data + u->out.len, size, u->cfg.protocol, MQTT_SUBSCRIBE,
+                          p->packet_id, NULL, entries, n);
+    u->out.len += size;
+    u->last_tx_ms = clock_mono_ms();
+    p->next = u->pending_subs;
+    u->pending_subs = p;
+    free(entries);
+}
+
+static bool subscribed(const uplink_t *u, const char *f)
+{
+    for (size_t i = 0; i < u->subscribed_count; i++)
+        if (strcmp(u->subscribed[i], f) == 0)
+            return true;
+    return false;
+}
+
+static void forget_subscribed(uplink_t *u)
+{
+    for (size_t i = 0; i < u->subscribed_count; i++)
+        free(u->subscribed[i]);
+    free(u->subscribed);
+    u->subscribed = NULL;
+    u->subscribed_count = 0;
+}
+
+/* Every filter wanted (routes from the cloud, services' watches) that this
+ * connection has not subscribed to yet, each once, in SUBSCRIBEs of at
+ * most max_filters_per_subscribe (AWS IoT Core takes 8). A filter beyond
+ * the cloud's limits is left out and logged. */
 static void send_subscriptions(uplink_t *u)
 {
     size_t n = u->filter_count;
     for (watch_t *w = u->watches; w; w = w->next)
         n++;
-    if (!n)
+    char **list = calloc(n ? n : 1, sizeof *list);
+    char **grown = realloc(u->subscribed, (u->subscribed_count + n + 1) * sizeof *grown);
+    if (grown)
+        u->subscribed = grown;
+    if (!list || !grown) {
+        free(list);
+        link_down(u, "out of memory");
         return;
-    mqtt_sub_entry_t *entries = calloc(n, sizeof *entries);
-    if (!entries)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < u->filter_count; i++)
-        entries[k++] = (mqtt_sub_entry_t){.filter = bytes_of_cstr(u->filters[i]), .qos = 1};
-    for (watch_t *w = u->watches; w; w = w->next)
-        entries[k++] = (mqtt_sub_entry_t){.filter = bytes_of_cstr(w->filter), .qos = 1};
-    uint16_t pid = (uint16_t)(u->window + 1);
-    size_t size =
-        mqtt_encode_subscribe(NULL, 0, u->cfg.protocol, MQTT_SUBSCRIBE, pid, NULL, entries, k);
-    if (!buf_reserve(&u->out, size)) {
-        mqtt_encode_subscribe(u->out.data + u->out.len, size, u->cfg.protocol, MQTT_SUBSCRIBE, pid,
-                              NULL, entries, k);
-        u->out.len += size;
     }
-    free(entries);
+    size_t k = 0;
+    watch_t *w = u->watches;
+    for (size_t i = 0; i < n; i++) {
+        const char *f = i < u->filter_count ? u->filters[i] : w->filter;
+        if (i >= u->filter_count)
+            w = w->next;
+        char why[200];
+        if (subscribed(u, f))
+            continue;
+        if (!uplink_topic_fits(&u->cfg.limits, bytes_of_cstr(f), true, why, sizeof why)) {
+            LOGW("not subscribing to %s on the cloud: %s", f, why);
+            continue;
+        }
+        char *copy = strdup(f);
+        if (!copy)
+            continue;
+        u->subscribed[u->subscribed_count++] = copy;
+        list[k++] = copy;
+    }
+    size_t per = u->cfg.limits.max_filters_per_subscribe;
+    for (size_t i = 0; i < k && u->state == LINK_UP; i += per)
+        send_subscribe(u, list + i, k - i < per ? k - i : per);
+    free(list);
 }
 
 static void send_connect(uplink_t *u)
@@ -245,28 +396,175 @@ static void send_connect(uplink_t *u)
     u->state = LINK_CONNACK;
 }
 
-static void pump(uplink_t *u)
-{
-    if (u->state != LINK_UP)
-        return;
-    while (u->free_count && u->out.len < OUTPUT_HIGH_WATER) {
-        spool_entry_t *e = spool_take(u->spool);
-        if (!e)
-            break;
-        uint16_t pid = u->free_slots[--u->free_count];
-        u->inflight[pid] = e;
-        e->packet_id = pid;
-        send_publish(u, e->topic, e->payload, 1, pid, e->sent);
-        e->sent = true;
-        if (u->state != LINK_UP)
-            return;
-    }
-}
-
 static void release_slot(uplink_t *u, uint16_t pid)
 {
     u->inflight[pid] = NULL;
     u->free_slots[u->free_count++] = pid;
+}
+
+static uint16_t inflight_count(const uplink_t *u)
+{
+    return (uint16_t)(u->window - u->free_count);
+}
+
+static void remember_dead_letter(uplink_t *u, const spool_entry_t *e, const char *reason)
+{
+    size_t i = u->recent_dead_next++ % RECENT_DEAD_LETTERS;
+    snprintf(u->recent_dead[i].topic, sizeof u->recent_dead[i].topic, "%.*s",
+             (int)(e->topic.len < 150 ? e->topic.len : 150), (const char *)e->topic.data);
+    u->recent_dead[i].bytes = e->payload.len;
+    snprintf(u->recent_dead[i].reason, sizeof u->recent_dead[i].reason, "%s", reason);
+    u->recent_dead[i].at = clock_wall_s();
+}
+
+/* The cloud will not take `e`: out of the spool, into the dead letters. */
+static void dead_letter(uplink_t *u, spool_entry_t *e, const char *reason)
+{
+    LOGW("a message on %.*s (%zu bytes) is moved to the dead letters: %s",
+         (int)(e->topic.len < 200 ? e->topic.len : 200), (const char *)e->topic.data,
+         e->payload.len, reason);
+    remember_dead_letter(u, e, reason);
+    u->dead_lettered++;
+    if (u->probe_upto && e->seq >= u->probe_upto)
+        u->probe_upto = 0;
+    spool_dead_letter(u->spool, e, reason);
+}
+
+/* A spooled message the limits forbid (spooled under other limits, or
+ * before a restart): it goes to the dead letters instead of the cloud. */
+static bool beyond_limits(uplink_t *u, spool_entry_t *e)
+{
+    char why[200], reason[256];
+    const uplink_limits_t *l = &u->cfg.limits;
+    if (l->max_payload_bytes && e->payload.len > l->max_payload_bytes) {
+        snprintf(reason, sizeof reason, "its payload of %zu bytes is over the cloud's %u",
+                 e->payload.len, l->max_payload_bytes);
+    } else if (!uplink_topic_fits(l, e->topic, false, why, sizeof why)) {
+        snprintf(reason, sizeof reason, "its topic: %s", why);
+    } else {
+        return false;
+    }
+    dead_letter(u, e, reason);
+    return true;
+}
+
+static void throttled(uplink_t *u, const char *what)
+{
+    uint64_t now = clock_mono_ms();
+    bool first = u->pace.streak == 0;
+    pace_throttled(&u->pace, now, 0);
+    u->pace.paused_until_ms = now + uplink_retry_ms(u, u->pace.streak);
+    if (first || u->pace.throttles % 100 == 0)
+        LOGW("the cloud throttles (%s): sending at %.0f publishes/s, paused for %llu ms "
+             "(%llu throttles so far)",
+             what, u->pace.rate, (unsigned long long)(u->pace.paused_until_ms - now),
+             (unsigned long long)u->pace.throttles);
+}
+
+/* Every unacknowledged publish has ack_timeout_ms to be acknowledged;
+ * one that is not means throttling (AWS IoT Core answers nothing to a
+ * throttled MQTT 3.1.1 publish) or a loss. */
+static void ack_cb(uv_timer_t *t)
+{
+    uplink_t *u = t->data;
+    uint64_t timeout = u->cfg.limits.ack_timeout_ms;
+    if (u->state != LINK_UP || !timeout)
+        return;
+    uint64_t now = clock_mono_ms(), due = UINT64_MAX;
+    for (uint16_t pid = 1; pid <= u->window; pid++) {
+        spool_entry_t *e = u->inflight[pid];
+        if (!e || e == &evicted || !e->sent_ms)
+            continue;
+        if (now - e->sent_ms >= timeout) {
+            u->ack_timeouts++;
+            throttled(u, "no PUBACK");
+            set_error(u, "no PUBACK from the cloud within %llu ms: it throttles or lost it",
+                      (unsigned long long)timeout);
+            link_down(u, u->last_error);
+            return;
+        }
+        if (e->sent_ms + timeout < due)
+            due = e->sent_ms + timeout;
+    }
+    if (due != UINT64_MAX)
+        uv_timer_start(&u->ack_timer, ack_cb, due - now, 0);
+}
+
+static void arm_ack_timer(uplink_t *u)
+{
+    if (u->cfg.limits.ack_timeout_ms && !uv_is_active((uv_handle_t *)&u->ack_timer))
+        uv_timer_start(&u->ack_timer, ack_cb, u->cfg.limits.ack_timeout_ms, 0);
+}
+
+static void send_entry(uplink_t *u, spool_entry_t *e, uint16_t pid, bool dup, uint64_t now)
+{
+    pace_spend(&u->pace, e->topic.len + e->payload.len, now);
+    e->sent_ms = now;
+    send_publish(u, e->topic, e->payload, 1, e->retain, pid, dup);
+    e->sent = true;
+}
+
+static void pace_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* The pace says wait: come back when it allows. */
+static void wait_for_pace(uplink_t *u, uint64_t now)
+{
+    uint64_t ms = pace_wait_ms(&u->pace, now);
+    if (!uv_is_active((uv_handle_t *)&u->pace_timer))
+        uv_timer_start(&u->pace_timer, pace_cb, ms ? ms : 1, 0);
+}
+
+static void pump(uplink_t *u)
+{
+    if (u->state != LINK_UP)
+        return;
+    uint64_t now = clock_mono_ms();
+    /* Throttled ones first: they are older than anything not yet sent. */
+    while (u->resend_count && u->out.len < OUTPUT_HIGH_WATER) {
+        uint16_t pid = u->resend[0];
+        spool_entry_t *e = u->inflight[pid];
+        if (e && e != &evicted && !pace_may_send(&u->pace, now)) {
+            wait_for_pace(u, now);
+            return;
+        }
+        u->resend_count--;
+        memmove(u->resend, u->resend + 1, u->resend_count * sizeof *u->resend);
+        if (!e || e == &evicted) {
+            if (e)
+                release_slot(u, pid);
+            continue;
+        }
+        send_entry(u, e, pid, false, now);
+        if (u->state != LINK_UP)
+            return;
+        arm_ack_timer(u);
+    }
+    uint16_t window = u->probe_upto ? 1 : u->window_now;
+    while (u->free_count && inflight_count(u) < window && u->out.len < OUTPUT_HIGH_WATER) {
+        if (!pace_may_send(&u->pace, now)) {
+            wait_for_pace(u, now);
+            break;
+        }
+        spool_entry_t *e = spool_take(u->spool);
+        if (!e)
+            break;
+        if (beyond_limits(u, e))
+            continue;
+        if (u->probe_upto && e->seq > u->probe_upto) {
+            u->probe_upto = 0; /* what was in flight at the drop is through */
+            window = u->window_now;
+        }
+        uint16_t pid = u->free_slots[--u->free_count];
+        u->inflight[pid] = e;
+        e->packet_id = pid;
+        send_entry(u, e, pid, e->sent, now);
+        if (u->state != LINK_UP)
+            return;
+        arm_ack_timer(u);
+    }
 }
 
 static bool filter_wanted(uplink_t *u, bytes_t topic)
@@ -316,19 +614,24 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
             link_down(u, u->last_error);
             return;
         }
-        uint16_t window = u->cfg.max_inflight;
+        uint16_t window = u->window;
         if (mqtt_props_has(&ack.props, MQTT_PROP_RECEIVE_MAXIMUM) &&
             ack.props.receive_maximum < window)
             window = ack.props.receive_maximum;
+        u->window_now = window;
         u->free_count = 0;
-        for (uint16_t pid = window; pid >= 1; pid--)
+        for (uint16_t pid = u->window; pid >= 1; pid--)
             u->free_slots[u->free_count++] = pid;
         u->state = LINK_UP;
-        u->attempts = 0;
+        u->up_since_ms = clock_mono_ms();
+        u->next_attempt_ms = 0;
         u->connected_at = (uint64_t)clock_wall_s();
         u->last_error[0] = '\0';
-        LOGI("connected to the cloud at %s as '%s' (session %s, window %u)", u->cfg.endpoint,
-             u->cfg.client_id, ack.session_present ? "resumed" : "new", window);
+        LOGI("connected to the cloud at %s as '%s' (session %s, window %u%s)", u->cfg.endpoint,
+             u->cfg.client_id, ack.session_present ? "resumed" : "new", window,
+             u->probe_upto ? ", one message at a time until those in flight at the drop are "
+                             "through"
+                           : "");
         send_subscriptions(u);
         spool_rewind(u->spool);
         pump(u);
@@ -343,17 +646,29 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
             break;
         if (a.packet_id >= 1 && a.packet_id <= u->window && u->inflight[a.packet_id]) {
             spool_entry_t *e = u->inflight[a.packet_id];
-            release_slot(u, a.packet_id);
-            if (a.reason >= 0x80 && e != &evicted) {
+            if (e == &evicted) {
+                release_slot(u, a.packet_id);
+            } else if (a.reason == MQTT_RC_QUOTA_EXCEEDED) {
+                /* Throttled: the same message again after the pause. */
+                u->throttled_acks++;
+                throttled(u, "PUBACK 0x97, quota exceeded");
+                e->sent_ms = 0;
+                u->resend[u->resend_count++] = a.packet_id;
+            } else if (a.reason >= 0x80) {
                 /* The cloud will not take it (not authorised, say):
                  * sending it again would fail the same way. */
-                if (u->refused_by_cloud++ % 1000 == 0)
-                    LOGW("the cloud refused a message on %.*s (%s); it is dropped, and counted",
-                         (int)e->topic.len, (const char *)e->topic.data,
-                         mqtt_reason_name(a.reason));
-            }
-            if (e != &evicted)
+                release_slot(u, a.packet_id);
+                u->refused_by_cloud++;
+                char reason[160];
+                snprintf(reason, sizeof reason, "the cloud refused it: %s (0x%02x)",
+                         mqtt_reason_name(a.reason), a.reason);
+                dead_letter(u, e, reason);
+            } else {
+                release_slot(u, a.packet_id);
+                if (u->probe_upto && e->seq >= u->probe_upto)
+                    u->probe_upto = 0;
                 spool_remove(u->spool, e);
+            }
         }
         pump(u);
         break;
@@ -368,21 +683,45 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
         break;
     case MQTT_SUBACK: {
         mqtt_suback_t s;
-        if (!mqtt_decode_suback(f, u->cfg.protocol, &s, &why))
-            for (size_t i = 0; i < s.reasons.len; i++)
-                if (s.reasons.data[i] >= 0x80)
-                    LOGW("the cloud refused subscription %zu (reason 0x%02x)", i,
-                         s.reasons.data[i]);
+        if (mqtt_decode_suback(f, u->cfg.protocol, &s, &why))
+            break;
+        pending_sub_t **pp = &u->pending_subs;
+        while (*pp && (*pp)->packet_id != s.packet_id)
+            pp = &(*pp)->next;
+        pending_sub_t *p = *pp;
+        for (size_t i = 0; i < s.reasons.len; i++)
+            if (s.reasons.data[i] >= 0x80)
+                LOGW("the cloud refused the subscription to %s (reason 0x%02x)",
+                     p && i < p->count ? p->filters[i] : "?", s.reasons.data[i]);
+        if (p) {
+            *pp = p->next;
+            for (size_t i = 0; i < p->count; i++)
+                free(p->filters[i]);
+            free(p);
+        }
         break;
     }
     case MQTT_PINGRESP: u->ping_sent_ms = 0; break;
     case MQTT_DISCONNECT: {
         mqtt_reason_packet_t d = {0};
-        if (mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why))
+        bool malformed = mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why) != SEDGE_OK;
+        if (malformed) {
+            d.reason = MQTT_RC_UNSPECIFIED;
             set_error(u, "the cloud disconnected with a malformed DISCONNECT (%s)", why);
-        else
-            set_error(u, "the cloud disconnected: %s", mqtt_reason_name(d.reason));
-        link_down(u, u->last_error);
+        } else
+            set_error(u, "the cloud disconnected: %s (0x%02x)", mqtt_reason_name(d.reason),
+                      d.reason);
+        if (d.reason == MQTT_RC_MESSAGE_RATE_TOO_HIGH || d.reason == MQTT_RC_QUOTA_EXCEEDED) {
+            throttled(u, mqtt_reason_name(d.reason));
+            link_down(u, u->last_error);
+        } else if (d.reason == MQTT_RC_SERVER_BUSY || d.reason == MQTT_RC_SERVER_SHUTTING_DOWN ||
+                   d.reason == MQTT_RC_USE_ANOTHER_SERVER || d.reason == MQTT_RC_SERVER_MOVED ||
+                   d.reason == MQTT_RC_SESSION_TAKEN_OVER ||
+                   d.reason == MQTT_RC_ADMINISTRATIVE_ACTION) {
+            link_down(u, u->last_error); /* not about what was in flight */
+        } else {
+            cloud_cut(u, u->last_error);
+        }
         break;
     }
     default: break;
@@ -414,7 +753,7 @@ static void take_plaintext(uplink_t *u, const uint8_t *data, size_t len)
         buf_consume(&u->in, used);
 }
 
-static void tls_failed(uplink_t *u, const char *what)
+static void tls_failed(uplink_t *u, const char *what, down_cause_t cause)
 {
     conn_t *c = u->conn;
     long verify = SSL_get_verify_result(c->ssl);
@@ -427,7 +766,7 @@ static void tls_failed(uplink_t *u, const char *what)
         ERR_error_string_n(e, detail, sizeof detail);
     ERR_clear_error();
     set_error(u, "TLS %s with %s failed: %s", what, u->cfg.endpoint, detail);
-    link_down(u, u->last_error);
+    link_down_by(u, cause, u->last_error);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -447,7 +786,7 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         return;
     if (n < 0) {
         set_error(u, "connection to %s lost: %s", u->cfg.endpoint, uv_strerror((int)n));
-        link_down(u, u->last_error);
+        cloud_cut(u, u->last_error);
         return;
     }
     BIO_write(c->rbio, buf->base, (int)n);
@@ -456,7 +795,7 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         if (rc != 1) {
             int e = SSL_get_error(c->ssl, rc);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                tls_failed(u, "handshake");
+                tls_failed(u, "handshake", DOWN_LOCAL);
             else
                 flush(u);
             return;
@@ -477,9 +816,9 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) {
             set_error(u, "the cloud closed the connection");
-            link_down(u, u->last_error);
+            cloud_cut(u, u->last_error);
         } else {
-            tls_failed(u, "read");
+            tls_failed(u, "read", DOWN_BY_CLOUD);
         }
         return;
     }
@@ -497,18 +836,6 @@ static void on_conn_closed(uv_handle_t *h)
     free(c);
 }
 
-static uint64_t backoff_ms(uplink_t *u)
-{
-    uint64_t delay = u->cfg.reconnect_min_ms;
-    for (uint32_t i = 1; i < u->attempts && delay < u->cfg.reconnect_max_ms; i++)
-        delay *= 2;
-    if (delay > u->cfg.reconnect_max_ms)
-        delay = u->cfg.reconnect_max_ms;
-    uint32_t r = 0;
-    RAND_bytes((unsigned char *)&r, sizeof r);
-    return delay / 2 + r % (delay / 2 + 1); /* jitter: between half and all of it */
-}
-
 static void start_connect(uplink_t *u);
 
 static void retry_cb(uv_timer_t *t)
@@ -516,7 +843,25 @@ static void retry_cb(uv_timer_t *t)
     start_connect(t->data);
 }
 
-static void link_down(uplink_t *u, const char *why)
+/* The link the cloud cut had `e` alone in flight: one more strike. */
+static void strike(uplink_t *u, spool_entry_t *e)
+{
+    if (++e->strikes < u->cfg.limits.dead_letter_after || !u->cfg.limits.dead_letter_after) {
+        LOGW("the cloud cut the link while a message on %.*s was alone in flight (%u of %u "
+             "times before it is moved to the dead letters)",
+             (int)(e->topic.len < 200 ? e->topic.len : 200), (const char *)e->topic.data,
+             e->strikes, u->cfg.limits.dead_letter_after);
+        return;
+    }
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "the cloud closed the connection each of the %u times it was the only message in "
+             "flight",
+             e->strikes);
+    dead_letter(u, e, reason);
+}
+
+static void link_down_by(uplink_t *u, down_cause_t cause, const char *why)
 {
     bool was_up = u->state == LINK_UP;
     conn_t *c = u->conn;
@@ -529,23 +874,52 @@ static void link_down(uplink_t *u, const char *why)
     }
     u->in.len = 0;
     u->out.len = 0;
-    for (uint16_t pid = 1; pid <= u->window; pid++)
-        if (u->inflight[pid] && u->inflight[pid] != &evicted)
-            u->inflight[pid]->packet_id = 0;
+    /* What was in flight: one message alone takes a strike when the cloud
+     * cut the link; several make the next link probe one at a time. */
+    spool_entry_t *alone = NULL;
+    uint16_t in_flight = 0;
+    uint64_t last_seq = 0;
+    for (uint16_t pid = 1; pid <= u->window; pid++) {
+        spool_entry_t *e = u->inflight[pid];
+        if (!e || e == &evicted)
+            continue;
+        in_flight++;
+        alone = e;
+        if (e->seq > last_seq)
+            last_seq = e->seq;
+        e->packet_id = 0;
+    }
+    if (was_up && cause == DOWN_BY_CLOUD && in_flight > 1 && last_seq > u->probe_upto)
+        u->probe_upto = last_seq;
     memset(u->inflight, 0, ((size_t)u->window + 1) * sizeof *u->inflight);
     u->free_count = 0;
+    u->resend_count = 0;
     u->ping_sent_ms = 0;
+    free_pending_subs(u);
+    forget_subscribed(u);
+    uv_timer_stop(&u->pace_timer);
+    uv_timer_stop(&u->ack_timer);
     if (u->state == LINK_STOPPED)
         return;
     u->state = LINK_IDLE;
+    uint64_t now = clock_mono_ms();
+    if (was_up && now - u->up_since_ms >= STABLE_LINK_MS)
+        u->attempts = 0;
     u->attempts++;
     if (was_up) {
         u->reconnects++;
+        if (cause == DOWN_BY_CLOUD && in_flight == 1)
+            strike(u, alone);
         if (u->o.on_link)
             u->o.on_link(u->o.ctx, false);
     }
-    uint64_t delay = was_up ? 0 : backoff_ms(u);
-    LOGW("cloud %s: %s; reconnecting in %.1f s", u->cfg.endpoint, why, delay / 1000.0);
+    uint64_t delay =
+        uplink_backoff_ms(u->cfg.reconnect_min_ms, u->cfg.reconnect_max_ms, u->attempts);
+    if (u->pace.paused_until_ms > now && u->pace.paused_until_ms - now > delay)
+        delay = u->pace.paused_until_ms - now;
+    u->last_delay_ms = delay;
+    u->next_attempt_ms = now + delay;
+    LOGW("cloud %s: %s; reconnecting in %.3f s", u->cfg.endpoint, why, delay / 1000.0);
     uv_timer_start(&u->retry_timer, retry_cb, delay, 0);
 }
 
@@ -686,6 +1060,8 @@ static void spool_evict(void *ctx, spool_entry_t *e)
     uplink_t *u = ctx;
     if (e->packet_id && e->packet_id <= u->window && u->inflight[e->packet_id] == e)
         u->inflight[e->packet_id] = &evicted; /* the slot frees when its PUBACK comes */
+    if (u->probe_upto && e->seq >= u->probe_upto)
+        u->probe_upto = 0;
 }
 
 static SSL_CTX *client_tls_context(uplink_t *u)
@@ -743,10 +1119,15 @@ sedge_err uplink_start(const uplink_options_t *opts, uplink_t **out)
     memcpy(u->host, u->cfg.endpoint, hlen);
     snprintf(u->port, sizeof u->port, "%s", colon + 1);
     u->window = u->cfg.max_inflight ? u->cfg.max_inflight : 100;
-    u->service_pid = (uint16_t)(u->window + 2);
+    u->window_now = u->window;
+    u->service_pid = (uint16_t)(u->window + 1);
+    if (!u->cfg.limits.max_filters_per_subscribe)
+        u->cfg.limits.max_filters_per_subscribe = 8;
+    pace_init(&u->pace, u->cfg.limits.publishes_per_s, u->cfg.limits.bytes_per_s, clock_mono_ms());
     u->inflight = calloc((size_t)u->window + 1, sizeof *u->inflight);
     u->free_slots = calloc((size_t)u->window + 1, sizeof *u->free_slots);
-    if (!u->inflight || !u->free_slots || !(u->ssl_ctx = client_tls_context(u))) {
+    u->resend = calloc((size_t)u->window + 1, sizeof *u->resend);
+    if (!u->inflight || !u->free_slots || !u->resend || !(u->ssl_ctx = client_tls_context(u))) {
         uplink_free(u);
         return SEDGE_ERR_TLS;
     }
@@ -764,17 +1145,24 @@ sedge_err uplink_start(const uplink_options_t *opts, uplink_t **out)
     }
     uv_timer_init(u->loop, &u->retry_timer);
     uv_timer_init(u->loop, &u->keepalive_timer);
+    uv_timer_init(u->loop, &u->pace_timer);
+    uv_timer_init(u->loop, &u->ack_timer);
     uv_check_init(u->loop, &u->flush_check);
     u->retry_timer.data = u->keepalive_timer.data = u->flush_check.data = u;
+    u->pace_timer.data = u->ack_timer.data = u;
     uv_check_start(&u->flush_check, flush_check_cb);
     uv_unref((uv_handle_t *)&u->flush_check);
     uint64_t tick = u->cfg.keepalive_s ? (uint64_t)u->cfg.keepalive_s * 250u : 5000u;
     uv_timer_start(&u->keepalive_timer, keepalive_cb, tick, tick);
-    u->handles = 3;
-    LOGI("cloud uplink to %s, spool %s (max %llu bytes, %s when full)", u->cfg.endpoint,
-         u->cfg.spool_storage == SPOOL_DISK ? "on disk" : "in memory",
+    u->handles = 5;
+    const uplink_limits_t *l = &u->cfg.limits;
+    LOGI("cloud uplink to %s, spool %s (max %llu bytes, %s when full); limits %s: topics of %u "
+         "bytes and %u slashes, payloads of %u bytes, %u publishes/s, %u bytes/s (0: none)",
+         u->cfg.endpoint, u->cfg.spool_storage == SPOOL_DISK ? "on disk" : "in memory",
          (unsigned long long)u->cfg.spool_max_bytes,
-         u->cfg.spool_when_full == SPOOL_DROP_OLDEST ? "drop oldest" : "reject new");
+         u->cfg.spool_when_full == SPOOL_DROP_OLDEST ? "drop oldest" : "reject new",
+         u->cfg.aws ? "of AWS IoT Core" : "of a plain MQTT broker", l->max_topic_bytes,
+         l->max_topic_slashes, l->max_payload_bytes, l->publishes_per_s, l->bytes_per_s);
     start_connect(u);
     *out = u;
     return SEDGE_OK;
@@ -803,6 +1191,8 @@ void uplink_stop(uplink_t *u, void (*done)(void *ctx), void *ctx)
         uv_cancel((uv_req_t *)&u->resolve_req);
     uv_close((uv_handle_t *)&u->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&u->keepalive_timer, handle_closed);
+    uv_close((uv_handle_t *)&u->pace_timer, handle_closed);
+    uv_close((uv_handle_t *)&u->ack_timer, handle_closed);
     uv_close((uv_handle_t *)&u->flush_check, handle_closed);
 }
 
@@ -822,8 +1212,11 @@ void uplink_free(uplink_t *u)
         free(w->filter);
         free(w);
     }
+    free_pending_subs(u);
+    forget_subscribed(u);
     free(u->inflight);
     free(u->free_slots);
+    free(u->resend);
     buf_free(&u->in);
     buf_free(&u->out);
     free(u->cfg.endpoint);
@@ -834,18 +1227,50 @@ void uplink_free(uplink_t *u)
     free(u);
 }
 
-sedge_err uplink_send(uplink_t *u, bytes_t topic, bytes_t payload, int route_qos, uint64_t *batch)
+/* Would the cloud refuse a message on `topic` with `payload`? Counted and
+ * logged (each kind at most once a second) when so. */
+static sedge_err check_limits(uplink_t *u, bytes_t topic, bytes_t payload)
+{
+    const uplink_limits_t *l = &u->cfg.limits;
+    char why[200];
+    sedge_err err = SEDGE_OK;
+    if (l->max_payload_bytes && payload.len > l->max_payload_bytes) {
+        snprintf(why, sizeof why, "its payload of %zu bytes is over the cloud's %u", payload.len,
+                 l->max_payload_bytes);
+        u->refused_payload++;
+        err = SEDGE_ERR_TOO_LARGE;
+    } else if (!uplink_topic_fits(l, topic, false, why, sizeof why)) {
+        u->refused_topic++;
+        err = SEDGE_ERR_INVALID;
+    }
+    uint64_t now = clock_mono_ms(), *logged = &u->limit_log_ms[err == SEDGE_ERR_TOO_LARGE];
+    if (err && (!*logged || now - *logged >= 1000)) {
+        *logged = now;
+        LOGW("a message for the cloud on %.*s is refused: %s (%llu refused so far)",
+             (int)(topic.len < 200 ? topic.len : 200), (const char *)topic.data, why,
+             (unsigned long long)(u->refused_topic + u->refused_payload));
+    }
+    return err;
+}
+
+sedge_err uplink_send(uplink_t *u, bytes_t topic, bytes_t payload, int route_qos, bool retain,
+                      uint64_t *batch)
 {
     *batch = 0;
+    sedge_err err = check_limits(u, topic, payload);
+    if (err)
+        return err;
     if (route_qos == 0) {
-        if (u->state != LINK_UP) {
+        uint64_t now = clock_mono_ms();
+        if (u->state != LINK_UP || !pace_may_send(&u->pace, now)) {
             u->qos0_dropped++;
             return SEDGE_OK;
         }
-        send_publish(u, topic, payload, 0, 0, false);
+        pace_spend(&u->pace, topic.len + payload.len, now);
+        send_publish(u, topic, payload, 0, retain, 0, false);
         return SEDGE_OK;
     }
-    sedge_err err = spool_append(u->spool, topic, payload, 1, batch);
+    err = spool_append(u->spool, topic, payload, 1, retain, batch);
     if (!err)
         pump(u);
     return err;
@@ -867,15 +1292,12 @@ void uplink_set_subscriptions(uplink_t *u, const char *const *filters, size_t co
 
 bool uplink_publish(uplink_t *u, bytes_t topic, bytes_t payload, uint8_t qos)
 {
-    if (u->state != LINK_UP)
+    if (u->state != LINK_UP || check_limits(u, topic, payload))
         return false;
-    uint16_t pid = 0;
-    if (qos) {
-        pid = u->service_pid++;
-        if (u->service_pid == 0 || u->service_pid <= u->window + 1)
-            u->service_pid = (uint16_t)(u->window + 2);
-    }
-    send_publish(u, topic, payload, qos ? 1 : 0, pid, false);
+    /* Services' requests are few and answered: they go at once, and the
+     * drain makes up for them. */
+    pace_spend(&u->pace, topic.len + payload.len, clock_mono_ms());
+    send_publish(u, topic, payload, qos ? 1 : 0, false, qos ? next_service_pid(u) : 0, false);
     return true;
 }
 
@@ -908,20 +1330,41 @@ void uplink_unwatch(uplink_t *u, const char *filter, void *ctx)
     }
 }
 
-void uplink_store_failed(uplink_t *u, uint64_t batch)
-{
-    spool_store_failed(u->spool, batch);
-}
-
 bool uplink_connected(const uplink_t *u)
 {
     return u->state == LINK_UP;
+}
+
+const uplink_limits_t *uplink_limits(const uplink_t *u)
+{
+    return &u->cfg.limits;
+}
+
+uint64_t uplink_retry_ms(const uplink_t *u, uint32_t n)
+{
+    return uplink_backoff_ms(u->cfg.reconnect_min_ms, u->cfg.reconnect_max_ms, n);
+}
+
+static json_t *limits_json(const uplink_t *u)
+{
+    const uplink_limits_t *l = &u->cfg.limits;
+    return json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "profile",
+        u->cfg.aws ? "aws-iot" : "mqtt", "max_topic_bytes", (json_int_t)l->max_topic_bytes,
+        "max_topic_slashes", (json_int_t)l->max_topic_slashes, "max_payload_bytes",
+        (json_int_t)l->max_payload_bytes, "max_filters_per_subscribe",
+        (json_int_t)l->max_filters_per_subscribe, "publishes_per_s", (json_int_t)l->publishes_per_s,
+        "bytes_per_s", (json_int_t)l->bytes_per_s, "shadow_requests_per_s",
+        (json_int_t)l->shadow_requests_per_s, "shadow_inflight", (json_int_t)l->shadow_inflight,
+        "ack_timeout_ms", (json_int_t)l->ack_timeout_ms, "dead_letter_after",
+        (json_int_t)l->dead_letter_after);
 }
 
 json_t *uplink_status(uplink_t *u)
 {
     spool_stats_t st;
     spool_get_stats(u->spool, &st);
+    uint64_t now = clock_mono_ms();
     json_t *o = json_object();
     json_object_set_new(o, "state", json_string(state_names[u->state]));
     json_object_set_new(o, "endpoint", json_string(u->cfg.endpoint));
@@ -933,16 +1376,60 @@ json_t *uplink_status(uplink_t *u)
     json_object_set_new(
         o, "oldest_age_s",
         json_integer(st.oldest_created_at ? clock_wall_s() - st.oldest_created_at : 0));
-    json_object_set_new(o, "sent", json_integer((json_int_t)(st.sent_acked - u->refused_by_cloud)));
+    json_object_set_new(o, "sent", json_integer((json_int_t)st.sent_acked));
     json_object_set_new(o, "appended", json_integer((json_int_t)st.appended));
+    uint64_t refused = u->refused_topic + u->refused_payload;
     json_object_set_new(
         o, "dropped",
-        json_integer((json_int_t)(st.dropped + u->qos0_dropped + u->refused_by_cloud)));
+        json_integer((json_int_t)(st.dropped + u->qos0_dropped + refused + u->dead_lettered)));
     json_object_set_new(o, "refused_by_cloud", json_integer((json_int_t)u->refused_by_cloud));
+    /* Refused when routed: beyond the cloud's limits, never spooled. */
+    json_object_set_new(o, "refused",
+                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)refused, "topic",
+                                  (json_int_t)u->refused_topic, "payload",
+                                  (json_int_t)u->refused_payload));
+    json_t *recent = json_array();
+    for (size_t i = 0; i < RECENT_DEAD_LETTERS && i < u->recent_dead_next; i++) {
+        size_t k = (u->recent_dead_next - 1 - i) % RECENT_DEAD_LETTERS;
+        json_array_append_new(
+            recent, json_pack("{s:s, s:I, s:s, s:I}", "topic", u->recent_dead[k].topic, "bytes",
+                              (json_int_t)u->recent_dead[k].bytes, "reason",
+                              u->recent_dead[k].reason, "at", (json_int_t)u->recent_dead[k].at));
+    }
+    /* total: since start; kept: in the store (the newest
+     * STORE_DEAD_LETTERS_KEPT, across restarts). */
+    uint64_t kept =
+        st.dead_letters < STORE_DEAD_LETTERS_KEPT ? st.dead_letters : STORE_DEAD_LETTERS_KEPT;
+    json_object_set_new(o, "dead_letters",
+                        json_pack("{s:I, s:I, s:o}", "total", (json_int_t)u->dead_lettered, "kept",
+                                  (json_int_t)kept, "recent", recent));
     json_object_set_new(o, "received", json_integer((json_int_t)u->received));
     json_object_set_new(o, "reconnects", json_integer((json_int_t)u->reconnects));
-    json_object_set_new(o, "inflight",
-                        json_integer(u->state == LINK_UP ? u->window - u->free_count : 0));
+    json_object_set_new(o, "inflight", json_integer(u->state == LINK_UP ? inflight_count(u) : 0));
+    pace_t *p = &u->pace;
+    pace_may_send(p, now); /* brings the rates up to date */
+    json_object_set_new(
+        o, "pace",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "publishes_per_s",
+                  (json_int_t)p->rate, "bytes_per_s", (json_int_t)p->byte_rate, "limit_per_s",
+                  (json_int_t)p->limit, "limit_bytes_per_s", (json_int_t)p->byte_limit, "paused_ms",
+                  (json_int_t)(p->paused_until_ms > now ? p->paused_until_ms - now : 0), "window",
+                  (json_int_t)(u->probe_upto ? 1 : u->window_now), "probing_upto_seq",
+                  (json_int_t)u->probe_upto, "probing", u->probe_upto != 0));
+    json_object_set_new(o, "throttled",
+                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)p->throttles,
+                                  "puback_0x97", (json_int_t)u->throttled_acks, "ack_timeouts",
+                                  (json_int_t)u->ack_timeouts));
+    json_object_set_new(o, "backoff",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "failures", (json_int_t)u->attempts,
+                                  "last_delay_ms", (json_int_t)u->last_delay_ms,
+                                  "next_attempt_in_ms",
+                                  (json_int_t)(u->state == LINK_IDLE && u->next_attempt_ms > now
+                                                   ? u->next_attempt_ms - now
+                                                   : 0),
+                                  "min_ms", (json_int_t)u->cfg.reconnect_min_ms, "max_ms",
+                                  (json_int_t)u->cfg.reconnect_max_ms));
+    json_object_set_new(o, "limits", limits_json(u));
     if (u->last_error[0])
         json_object_set_new(o, "last_error", json_string(u->last_error));
     return o;

@@ -1,12 +1,22 @@
 """A cloud for the uplink tests: a real Debian mosquitto on loopback with
-mTLS, clients that watch it, and fakes of AWS IoT's shadow and jobs
-services running on it.
+mTLS behind a gate that refuses what AWS IoT Core refuses, clients that
+watch it, and fakes of AWS IoT's shadow and jobs services running on it.
 
 `CloudBroker` is one mosquitto with its own CA (made by `sedgectl ca init
 --core-name cloud-broker`, so its certificate names localhost and
 127.0.0.1). It keeps sessions in a persistence file across stop and start,
 like a real cloud broker would, unless told to forget them, so a test can
 stop and restart the cloud without losing what it had acknowledged.
+
+The core reaches it through `AwsGate` (`endpoint`): a TLS endpoint with
+the same certificates that relays MQTT to mosquitto as the same identity
+and applies AWS IoT Core's message broker quotas the way AWS does —
+at most 8 filters a SUBSCRIBE, topics of 256 bytes and 7 slashes, payloads
+of 128 KB (an MQTT 3.1.1 client that breaks one is disconnected), and,
+when a test sets them, the publish and byte rates per connection (a
+throttled MQTT 3.1.1 publish gets no PUBACK, an MQTT 5 one PUBACK 0x97) and
+a policy of denied topics. The cloud's own clients (observers, the fake
+services) connect to mosquitto directly (`direct_endpoint`).
 
 `CloudClient` is a paho client on that broker: it reconnects on its own,
 keeps a persistent session (QoS 1 subscriptions are re-made on every
@@ -18,12 +28,15 @@ Use `make_cloud` for brokers, `cloud_config()` for the "cloud" section of
 sedged's config, and `deploy()` to deploy a group document.
 """
 
+import asyncio
+import collections
 import copy
 import json
 import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -39,10 +52,11 @@ SYNC_TOKEN = "sedge-sync"
 
 
 class CloudBroker:
-    """One mosquitto acting as the cloud: listener on 127.0.0.1:port with
-    mTLS; the client certificate's CN is the username."""
+    """One mosquitto acting as the cloud: listener on 127.0.0.1:mqtt_port
+    with mTLS (the client certificate's CN is the username), and the AWS
+    gate in front of it on 127.0.0.1:port."""
 
-    def __init__(self, root, server_ca_dir=None, acl=None):
+    def __init__(self, root, server_ca_dir=None, acl=None, aws=None):
         self.root = Path(root)
         self.acl = acl  # the text of a mosquitto acl_file, or None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -52,7 +66,9 @@ class CloudBroker:
         # The certificate the broker presents (another CA's, to test TLS
         # failures); clients are always verified against our own CA.
         self.server_certs = Path(server_ca_dir) if server_ca_dir else self.certs
-        self.port = free_port()
+        self.port = free_port()  # the gate's
+        self.mqtt_port = free_port()  # mosquitto's
+        self.gate = AwsGate(self, **(aws or {}))
         self.conf_path = self.root / "mosquitto.conf"
         self.log_path = self.root / "mosquitto.log"
         self.db_dir = self.root / "db"
@@ -63,7 +79,13 @@ class CloudBroker:
 
     @property
     def endpoint(self):
+        """Through the AWS gate."""
         return "localhost:%d" % self.port
+
+    @property
+    def direct_endpoint(self):
+        """mosquitto itself: a cloud without AWS's limits."""
+        return "localhost:%d" % self.mqtt_port
 
     @property
     def ca_file(self):
@@ -96,7 +118,7 @@ class CloudBroker:
             "log_type information",
             "connection_messages true",
             "log_timestamp_format %H:%M:%S",
-            "listener %d 127.0.0.1" % self.port,
+            "listener %d 127.0.0.1" % self.mqtt_port,
             "cafile %s" % (self.certs / "ca.pem"),
             "certfile %s" % (self.server_certs / "core.pem"),
             "keyfile %s" % (self.server_certs / "core.key"),
@@ -128,7 +150,8 @@ class CloudBroker:
                     self.proc.returncode, self.log()[-3000:],
                     (self.root / "mosquitto.stderr").read_text()[-3000:]))
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                with socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=1):
+                    self.gate.start()
                     return self
             except OSError:
                 pass
@@ -141,6 +164,7 @@ class CloudBroker:
         """SIGTERM (mosquitto saves its sessions and their queues); with
         forget_sessions the saved state is deleted, as if the cloud lost
         every session."""
+        self.gate.stop()
         if self.running():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -170,6 +194,308 @@ class CloudBroker:
         link = SlowLink(self, rate)
         self.links.append(link)
         return link
+
+
+def _varint(data, pos):
+    """(value, next position) of an MQTT variable byte integer at pos."""
+    value, shift = 0, 0
+    for i in range(4):
+        b = data[pos + i]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos + i + 1
+        shift += 7
+    raise ValueError("malformed variable byte integer")
+
+
+async def _read_packet(reader):
+    """(whole packet, first byte, body) of one MQTT packet, or None at the
+    end of the stream."""
+    head = await reader.read(1)
+    if not head:
+        return None
+    lenbytes = b""
+    while True:
+        b = await reader.readexactly(1)
+        lenbytes += b
+        if not b[0] & 0x80:
+            break
+        if len(lenbytes) == 4:
+            raise ValueError("malformed remaining length")
+    length, _ = _varint(lenbytes, 0)
+    body = await reader.readexactly(length) if length else b""
+    return head + lenbytes + body, head[0], body
+
+
+def aws_counted_slashes(topic):
+    """Forward slashes as AWS IoT Core counts them: not those of a Basic
+    Ingest prefix $aws/rules/RULE/."""
+    n = topic.count("/")
+    if topic.lower().startswith("$aws/rules/") and "/" in topic[len("$aws/rules/"):]:
+        n -= 3
+    return n
+
+
+class AwsGate:
+    """AWS IoT Core's message broker quotas in front of mosquitto. Every
+    refusal is recorded in `events` as (kind, detail): "disconnect" (a
+    client broke a limit and was cut off), "refused" (MQTT 5: a PUBACK with
+    a failure code), "throttled". `subscribes` holds the filters of every
+    SUBSCRIBE, a list a packet; `connects` the time of every CONNECT;
+    `forwarded` (topic, payload, retain) of every PUBLISH passed on."""
+
+    def __init__(self, broker, max_filters=8, max_topic_bytes=256, max_topic_slashes=7,
+                 max_payload_bytes=128 * 1024, publishes_per_s=None, bytes_per_s=None,
+                 deny_topics=()):
+        self.broker = broker
+        self.max_filters = max_filters
+        self.max_topic_bytes = max_topic_bytes
+        self.max_topic_slashes = max_topic_slashes
+        self.max_payload_bytes = max_payload_bytes
+        self.publishes_per_s = publishes_per_s
+        self.bytes_per_s = bytes_per_s
+        self.deny_topics = list(deny_topics)  # topic prefixes the policy refuses
+        self.lock = threading.Lock()
+        self.events = []
+        self.subscribes = []
+        self.connects = []
+        self.forwarded = []
+        self.loop = None
+        self.thread = None
+        self.server = None
+        self.writers = set()
+        self.identities = {}
+
+    # -- what a test looks at
+    def events_of(self, kind):
+        with self.lock:
+            return [e[1] for e in self.events if e[0] == kind]
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.forwarded)
+
+    def subscribed(self):
+        """Every filter subscribed through the gate."""
+        with self.lock:
+            return [f for packet in self.subscribes for f in packet]
+
+    def _event(self, kind, detail):
+        with self.lock:
+            self.events.append((kind, detail))
+
+    # -- lifecycle
+    def start(self):
+        if self.thread:
+            return
+        ready = threading.Event()
+        failure = []
+
+        def run():
+            self.loop = asyncio.new_event_loop()
+            # Handshakes refused on purpose and connections cut are not news.
+            self.loop.set_exception_handler(lambda loop, ctx: None)
+            try:
+                self.server = self.loop.run_until_complete(asyncio.start_server(
+                    self._serve, "127.0.0.1", self.broker.port, ssl=self._server_context(),
+                    reuse_address=True))
+            except Exception as e:  # start() reports it
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+            self.loop.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(TIMEOUT)
+        if failure:
+            self.thread.join(TIMEOUT)
+            self.thread = None
+            raise RuntimeError("the AWS gate cannot listen on %d: %s" % (self.broker.port,
+                                                                        failure[0]))
+
+    def stop(self):
+        if not self.thread:
+            return
+        done = threading.Event()
+
+        def close():
+            self.server.close()
+            for w in list(self.writers):
+                w.transport.abort()
+            self.writers.clear()
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.call_later(0.05, self.loop.stop)
+            done.set()
+        self.loop.call_soon_threadsafe(close)
+        done.wait(TIMEOUT)
+        self.thread.join(TIMEOUT)
+        self.thread = None
+
+    def _server_context(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        certs = self.broker.server_certs
+        ctx.load_cert_chain(str(certs / "core.pem"), str(certs / "core.key"))
+        ctx.load_verify_locations(str(self.broker.ca_file))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    def _client_context(self, name):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # loopback, to our own mosquitto
+        if name not in self.identities:
+            self.identities[name] = self.broker.issue(name)
+        pem, key = self.identities[name]
+        ctx.load_cert_chain(str(pem), str(key))
+        return ctx
+
+    # -- one connection
+    async def _serve(self, reader, writer):
+        peer = writer.get_extra_info("peercert") or {}
+        name = None
+        for rdn in peer.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    name = v
+        self.writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                "127.0.0.1", self.broker.mqtt_port, ssl=self._client_context(name))
+        except (OSError, ssl.SSLError):
+            writer.transport.abort()
+            self.writers.discard(writer)
+            return
+        self.writers.add(up_writer)
+        conn = {"version": 4, "sent": collections.deque()}
+        down = asyncio.ensure_future(self._to_client(up_reader, writer))
+        try:
+            await self._to_cloud(reader, writer, up_writer, conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError, ssl.SSLError,
+                asyncio.CancelledError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                w.transport.abort()
+                self.writers.discard(w)
+            down.cancel()
+
+    async def _to_client(self, up_reader, writer):
+        try:
+            while True:
+                pkt = await _read_packet(up_reader)
+                if pkt is None:
+                    break
+                writer.write(pkt[0])
+        except (OSError, asyncio.IncompleteReadError, ValueError, ssl.SSLError,
+                asyncio.CancelledError):
+            pass
+        writer.transport.abort()
+
+    def _cut(self, writer, conn, why, v5_reason=None):
+        """AWS's answer to a client that broke a limit: the end of its
+        connection (MQTT 5 is told why first)."""
+        self._event("disconnect", why)
+        if conn["version"] == 5 and v5_reason is not None:
+            writer.write(bytes([0xE0, 2, v5_reason, 0]))
+        raise ValueError(why)
+
+    def _topic_problem(self, topic):
+        raw = topic.encode()
+        if self.max_topic_bytes and len(raw) > self.max_topic_bytes:
+            return "topic of %d bytes: %s..." % (len(raw), topic[:60])
+        if self.max_topic_slashes and aws_counted_slashes(topic) > self.max_topic_slashes:
+            return "topic with %d slashes: %s" % (aws_counted_slashes(topic), topic)
+        return None
+
+    def _throttled(self, conn, size):
+        """Over the publishes or bytes a connection may send in a second?"""
+        now = time.monotonic()
+        sent = conn["sent"]
+        while sent and sent[0][0] <= now - 1:
+            sent.popleft()
+        if self.publishes_per_s and len(sent) >= self.publishes_per_s:
+            return True
+        if self.bytes_per_s and sum(b for _, b in sent) + size > self.bytes_per_s:
+            return True
+        sent.append((now, size))
+        return False
+
+    async def _to_cloud(self, reader, writer, up_writer, conn):
+        while True:
+            pkt = await _read_packet(reader)
+            if pkt is None:
+                return
+            raw, first, body = pkt
+            kind = first >> 4
+            if kind == 1:  # CONNECT
+                name_len = struct.unpack(">H", body[:2])[0]
+                conn["version"] = body[2 + name_len]
+                with self.lock:
+                    self.connects.append(time.monotonic())
+            elif kind == 8:  # SUBSCRIBE
+                pos = 2
+                if conn["version"] == 5:
+                    plen, pos = _varint(body, pos)
+                    pos += plen
+                filters = []
+                while pos < len(body):
+                    n = struct.unpack(">H", body[pos:pos + 2])[0]
+                    filters.append(body[pos + 2:pos + 2 + n].decode(errors="replace"))
+                    pos += 3 + n
+                with self.lock:
+                    self.subscribes.append(filters)
+                if self.max_filters and len(filters) > self.max_filters:
+                    self._cut(writer, conn, "SUBSCRIBE with %d filters" % len(filters), 0x97)
+                for f in filters:
+                    why = self._topic_problem(f)
+                    if why:
+                        self._cut(writer, conn, "subscription to a " + why, 0x8F)
+            elif kind == 3:  # PUBLISH
+                qos = (first >> 1) & 3
+                n = struct.unpack(">H", body[:2])[0]
+                topic = body[2:2 + n].decode(errors="replace")
+                pos = 2 + n
+                pid = None
+                if qos:
+                    pid = struct.unpack(">H", body[pos:pos + 2])[0]
+                    pos += 2
+                if conn["version"] == 5:
+                    plen, pos = _varint(body, pos)
+                    pos += plen
+                payload = body[pos:]
+
+                def answer(code):
+                    if qos == 1:
+                        writer.write(bytes([0x40, 3]) + struct.pack(">H", pid) + bytes([code]))
+
+                why = self._topic_problem(topic)
+                if why:
+                    if conn["version"] != 5:
+                        self._cut(writer, conn, "publish on a " + why)
+                    self._event("refused", why)
+                    answer(0x90)
+                    continue
+                if self.max_payload_bytes and len(payload) > self.max_payload_bytes:
+                    self._cut(writer, conn, "payload of %d bytes on %s" % (len(payload), topic),
+                              0x95)
+                if any(topic.startswith(p) for p in self.deny_topics):
+                    if conn["version"] != 5:
+                        self._cut(writer, conn, "publish on %s, which the policy denies" % topic)
+                    self._event("refused", "not authorised: " + topic)
+                    answer(0x87)
+                    continue
+                if self._throttled(conn, len(payload)):
+                    self._event("throttled", topic)
+                    if conn["version"] == 5:
+                        answer(0x97)
+                    continue  # 3.1.1: no PUBACK, as AWS IoT Core does
+                with self.lock:
+                    self.forwarded.append((topic, bytes(payload), bool(first & 1)))
+            up_writer.write(raw)
 
 
 class SlowLink:
@@ -252,6 +578,7 @@ class CloudClient:
         self.filters = list(filters)
         self.handler = on_message
         self.messages = []
+        self.retained = []  # (topic, payload, retain flag) of the same messages
         self.lock = threading.Condition()
         self.connected = threading.Event()
         self.connects = 0
@@ -268,7 +595,7 @@ class CloudClient:
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         self.client = c
-        c.connect_async("localhost", broker.port, keepalive=30)
+        c.connect_async("localhost", broker.mqtt_port, keepalive=30)
         # Our own loop: paho's loop_start thread dies on some TLS errors
         # when the broker goes away mid-write, and we want to reconnect
         # through every restart of the cloud.
@@ -326,6 +653,7 @@ class CloudClient:
     def _on_message(self, _c, _u, m):
         with self.lock:
             self.messages.append((m.topic, bytes(m.payload), bool(m.dup)))
+            self.retained.append((m.topic, bytes(m.payload), bool(m.retain)))
             self.lock.notify_all()
         if self.handler:
             self.handler(m.topic, bytes(m.payload), bool(m.dup))
@@ -560,6 +888,17 @@ class FakeShadows:
     def __init__(self, broker, name="aws-shadow", extra_filters=()):
         self.docs = {}  # (thing, name) -> {"state": {...}, "version": n}
         self.requests = []
+        # [(thing, name, op, code)]: the next matching requests are rejected
+        # with that code (429 throttled, 500 failed, 400...), in order.
+        self.fail_next = []
+        self.rejections = []  # (thing, name, op, code) of every rejection
+        # before_update(thing, name, request): runs before an update is
+        # applied (a concurrent edit), once; then it is cleared.
+        self.before_update = None
+        # More requests than this for one thing within a second: 429, as
+        # AWS IoT's Device Shadow service does.
+        self.rate_per_thing = None
+        self.recent = {}  # thing -> deque of request times
         self.others = []  # messages on extra_filters, in order
         self.hold_gets = False  # answers to GET wait for release_gets()
         self.held = []
@@ -604,12 +943,36 @@ class FakeShadows:
             req = json.loads(payload.decode()) if payload else {}
         except ValueError:
             req = None
+        refusal = None
         with self.mutex:
             self.requests.append((thing, name, op, req))
+            for i, (t, n, o, code) in enumerate(self.fail_next):
+                if (t, n, o) == (thing, name, op):
+                    del self.fail_next[i]
+                    refusal = (code, "Injected failure")
+                    break
+            times = self.recent.setdefault(thing, collections.deque())
+            now = time.monotonic()
+            while times and times[0] <= now - 1:
+                times.popleft()
+            times.append(now)
+            if refusal is None and self.rate_per_thing and len(times) > self.rate_per_thing:
+                refusal = (429, "Too Many Requests")
+            if refusal:
+                self.rejections.append((thing, name, op, refusal[0]))
+        if refusal:
+            body = {"code": refusal[0], "message": refusal[1], "timestamp": int(time.time())}
+            if isinstance(req, dict) and req.get("clientToken") is not None:
+                body["clientToken"] = req["clientToken"]
+            self._reply(thing, name, op + "/rejected", body)
+            return
         if not isinstance(req, dict):
             self._reply(thing, name, op + "/rejected",
                         {"code": 400, "message": "Payload contains invalid json"})
             return
+        if op == "update" and self.before_update:
+            hook, self.before_update = self.before_update, None
+            hook(thing, name, req)
         getattr(self, "_" + op)(thing, name, req)
 
     def _reply(self, thing, name, suffix, payload):
@@ -758,6 +1121,11 @@ class FakeJobs:
     def __init__(self, broker, name="aws-jobs", notify_with_document=True):
         self.jobs = {}  # thing -> [execution dicts] in queue order
         self.updates = []
+        # lose(job_id, request) -> True: the update request is lost on its
+        # way (recorded in `lost`, neither applied nor answered).
+        self.lose = None
+        self.lost = []
+        self.throttle_updates = 0  # this many updates rejected RequestThrottled
         self.gets = []  # (thing, what) for every get request
         self.notify_with_document = notify_with_document
         self.mutex = threading.RLock()
@@ -869,6 +1237,20 @@ class FakeJobs:
             status = req.get("status")
             notify = False
             with self.mutex:
+                if self.lose and self.lose(job_id, req):
+                    self.lost.append((thing, job_id, req))
+                    return
+                if self.throttle_updates > 0:
+                    self.throttle_updates -= 1
+                    self.updates.append((thing, job_id, req))
+                    throttled = True
+                else:
+                    throttled = False
+            if throttled:
+                answer(job_id + "/update/rejected",
+                       {"code": "RequestThrottled", "message": "Rate exceeded"})
+                return
+            with self.mutex:
                 self.updates.append((thing, job_id, req))
                 e = next((x for x in self.jobs.get(thing, []) if x["jobId"] == job_id), None)
                 if e is None:
@@ -904,6 +1286,7 @@ def make_cloud(tmp_path):
     made = []
 
     def make(start=True, name=None, **kw):
+        """aws={...}: the AWS gate's settings (see AwsGate)."""
         b = CloudBroker(tmp_path / (name or "cloud%d" % len(made)), **kw)
         b.clients = []
         orig_client = b.client

@@ -398,6 +398,130 @@ def test_sync_section_is_validated_at_deploy(make_sedge, cloud):
     assert "direction" in r.stderr + r.stdout
 
 
+# ---------------------------------------------------------------- what the cloud answers
+
+def sync_status(s, name="cfg"):
+    for sh in spool(s)["shadow_sync"]["shadows"]:
+        if sh["thing"] == "lamp" and sh["name"] == name:
+            return sh
+    raise AssertionError("lamp's %r shadow is not synchronised: %r" % (name, spool(s)))
+
+
+@pytest.mark.parametrize("direction", ["cloud_to_device", "between_device_and_cloud"])
+@pytest.mark.parametrize("code", [429, 500])
+def test_get_rejected_for_a_passing_reason_is_retried_not_taken_for_no_shadow(make_sedge, cloud,
+                                                                              direction, code):
+    """Only 404 means the cloud has no shadow. A throttled or failing GET
+    taken for "no shadow" deletes the local copy (cloud_to_device) or
+    overwrites the cloud's (both ways)."""
+    sy = Synced(make_sedge, cloud, direction=direction)
+    s, shadows = sy.s, sy.shadows
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"mode": "boost"},
+                                              "reported": {"mode": "off"}}})
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "eco"}, "reported": {"mode": "on"}},
+                    version=4)
+    gets = sy.sync_gets()
+    shadows.fail_next = [("lamp", "cfg", "get", code), ("lamp", "cfg", "get", code)]
+    cloud.start()
+    wait_for(lambda: sy.sync_gets() >= gets + 3, what="the GET retried after two failures")
+    if direction == "cloud_to_device":
+        want = {"desired": {"mode": "eco"}, "reported": {"mode": "on"}}
+    else:  # the cloud wins desired, the device reported
+        want = {"desired": {"mode": "eco"}, "reported": {"mode": "off"}}
+    try:
+        wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
+                   what="the cloud's desired applied locally")
+    except AssertionError as e:
+        sync_log = [line for line in s.log().splitlines() if "shadow-sync" in line]
+        raise AssertionError("%s; requests %r; sedged: %s" % (
+            e, shadows.requests_for("lamp", "cfg"), "\n".join(sync_log[-20:]))) from None
+    # The sync slowed down after the throttles: wait for its update.
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
+    st = sync_status(s)
+    assert st["throttled"] >= 2, st
+    assert s.wait_log(r"answered %d; reconciling again" % code)
+
+
+def test_concurrent_cloud_edit_is_detected_by_version_and_reconciled(synced):
+    """A cloud application changes the shadow just before the core's update
+    arrives, and its notification is lost. Without a version in the
+    update the core's change lands on top and the core never learns of the
+    other: the copies differ for good."""
+    s, shadows = synced.s, synced.shadows
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 1}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["version"] == 1)
+    synced.to_cloud_barrier()
+
+    def concurrent_edit(thing, name, req):
+        shadows.app_update("lamp", "cfg", {"desired": {"level": 9}}, publish=False)
+    shadows.before_update = concurrent_edit
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 2}}})
+    want = {"desired": {"level": 9}, "reported": {"level": 2}}
+    wait_local(s, "lamp", "cfg", lambda d: state(d) == want, what="the cloud's edit locally")
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want, what="the device's edit remotely")
+    assert ("lamp", "cfg", "update", 409) not in shadows.rejections  # the fake's own 409s
+    conflicts = [r for r in synced.sync_updates() if "version" in r]
+    assert conflicts, "updates without a version: %r" % synced.sync_updates()
+    assert sync_status(s)["conflicts"] == 1, sync_status(s)
+    assert s.wait_log(r"changed meanwhile \(409 on update\)")
+
+
+def test_update_the_cloud_rejects_for_good_is_logged_and_not_retried(synced):
+    s, shadows = synced.s, synced.shadows
+    shadows.fail_next = [("lamp", "cfg", "update", 400)]
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"too": "odd"}}})
+    line = s.wait_log(r"rejected the update: 400")
+    assert "cfg" in line, line
+    synced.to_cloud_barrier()
+    assert len(synced.sync_updates()) == 1, synced.sync_updates()
+    assert sync_status(s)["rejected"] == 1
+    # The next change goes through as usual.
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"fine": True}}})
+    shadows.wait_doc("lamp", "cfg", lambda d: d and d["state"].get("reported", {}).get("fine"))
+
+
+def many_shadows_group(n):
+    doc = sync_group(names=["s%02d" % i for i in range(n)], classic=False)
+    return doc
+
+
+def test_shadow_requests_unanswered_at_once_stay_within_the_limit(make_sedge, cloud):
+    """AWS IoT Core refuses an 11th unanswered shadow request on a
+    connection with 429: 15 shadows reconciling at once must wait."""
+    shadows = FakeShadows(cloud)
+    shadows.hold_gets = True
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+    wait_spool(s, lambda st: st["state"] == "connected")
+    deploy_ok(s, many_shadows_group(15))
+    wait_for(lambda: len(shadows.held) >= 10, what="10 GETs at the cloud")
+    st = wait_spool(s, lambda st: st["shadow_sync"]["inflight"] == 10 and
+                    st["shadow_sync"]["queued"] == 5, what="5 GETs queued behind 10")
+    assert len(shadows.held) == 10, len(shadows.held)
+    shadows.release_gets()
+    wait_for(lambda: len(shadows.requests) >= 15, what="the other 5 GETs")
+    wait_spool(s, lambda st: st["shadow_sync"]["inflight"] == 0 and
+               st["shadow_sync"]["queued"] == 0, what="every GET answered")
+    assert not shadows.rejections, shadows.rejections
+    assert st["shadow_sync"]["queued"] == 5
+
+
+def test_shadow_requests_are_paced_per_thing(make_sedge, cloud):
+    shadows = FakeShadows(cloud)
+    shadows.rate_per_thing = 6
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, profile="aws-iot",
+                    limits={"publishes_per_s": 0, "bytes_per_s": 0, "shadow_requests_per_s": 4})
+    wait_spool(s, lambda st: st["state"] == "connected")
+    for i in range(12):
+        shadows.set_doc("lamp", "s%02d" % i, {"desired": {"n": i}}, version=1)
+    deploy_ok(s, many_shadows_group(12))
+    for i in range(12):
+        wait_local(s, "lamp", "s%02d" % i, lambda d: d is not None, timeout=TIMEOUT * 2,
+                   what="shadow s%02d reconciled" % i)
+    assert not shadows.rejections, "the cloud throttled: %r" % shadows.rejections[:5]
+
+
 # ---------------------------------------------------------------- jobs
 
 def group_v(n, route_filter="sensors/#"):
@@ -543,3 +667,96 @@ def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(job
     jobs.add_job(CORE, "job-after", group_v(1))
     e = jobs.wait_status(CORE, "job-after", ("SUCCEEDED", "FAILED"))
     assert e["status"] == "SUCCEEDED", jobs.updates_for("job-after")
+
+
+# ---------------------------------------------------------------- durable job status
+
+def pending_jobs(s):
+    return spool(s).get("jobs", {}).get("pending", [])
+
+
+def test_job_status_lost_on_its_way_is_sent_again_until_accepted(make_sedge, cloud):
+    jobs = FakeJobs(cloud)
+    lost_once = []
+
+    def lose(job_id, req):
+        if req.get("status") == "SUCCEEDED" and not lost_once:
+            lost_once.append(req)
+            return True
+        return False
+    jobs.lose = lose
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 500})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, "job-lost", group_v(1))
+    e = jobs.wait_status(CORE, "job-lost", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-lost")
+    assert lost_once, "the fake lost nothing: the test is void"
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+
+
+def succeeded_lost(make_sedge, cloud, job_id):
+    """A core that ran job_id and whose SUCCEEDED the cloud never got; the
+    answer timeout is long, so only a reconnect or a restart can send it
+    again. Returns (sedged, jobs), the fake losing nothing more."""
+    jobs = FakeJobs(cloud)
+    jobs.lose = lambda _job, req: req.get("status") == "SUCCEEDED"
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 600000})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.add_job(CORE, job_id, group_v(1))
+    wait_for(lambda: jobs.lost, what="the SUCCEEDED update lost")
+    return s, jobs
+
+
+def test_job_status_made_while_the_link_is_down_is_sent_when_it_is_back(make_sedge, cloud):
+    """SUCCEEDED published while the link is going down: the cloud never
+    got it. The core must send it again on the next link."""
+    s, jobs = succeeded_lost(make_sedge, cloud, "job-down")
+    assert jobs.execution(CORE, "job-down")["status"] == "IN_PROGRESS"
+    assert [p["status"] for p in pending_jobs(s)] == ["SUCCEEDED"], pending_jobs(s)
+    jobs.lose = None
+    cloud.restart()
+    e = jobs.wait_status(CORE, "job-down", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED" and e["statusDetails"] == {"version": "1"}, e
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    assert active_version(s) == 1
+
+
+def test_job_status_survives_kill_9_and_the_job_is_not_run_again(make_sedge, cloud):
+    """The cloud never answered SUCCEEDED; meanwhile the operator deployed a
+    newer group; sedged is killed. After the restart the core must report
+    SUCCEEDED from its store — not deploy the job's document again over the
+    newer group, which is what the cloud, still showing the job
+    IN_PROGRESS, offers it."""
+    s, jobs = succeeded_lost(make_sedge, cloud, "job-k9")
+    assert active_version(s) == 1
+    deploy_ok(s, group_v(7))
+    assert active_version(s) == 2
+    s.kill9()
+    jobs.lose = None
+    mark = s.log_mark()
+    s.start()
+    s.wait_log(r"job-k9: SUCCEEDED waits for the cloud from before the restart", since=mark)
+    e = jobs.wait_status(CORE, "job-k9", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED" and e["statusDetails"] == {"version": "1"}, e
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    assert active_version(s) == 2, deployments(s)
+    assert statuses(jobs, "job-k9").count("IN_PROGRESS") == 1, statuses(jobs, "job-k9")
+
+
+def test_job_status_throttled_by_the_cloud_is_retried_and_a_final_rejection_is_not(make_sedge,
+                                                                                   cloud):
+    jobs = FakeJobs(cloud)
+    s = cloud_sedge(make_sedge, cloud, thing_name=CORE, limits={"ack_timeout_ms": 500})
+    wait_for(lambda: (CORE, "$next") in jobs.gets, what="the core to ask for its next job")
+    jobs.throttle_updates = 2  # IN_PROGRESS and the first SUCCEEDED
+    jobs.add_job(CORE, "job-t", group_v(1))
+    e = jobs.wait_status(CORE, "job-t", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-t")
+    wait_for(lambda: pending_jobs(s) == [], what="no job update left waiting")
+    # A job the cloud cancelled: the rejection is final, nothing waits.
+    mark = s.log_mark()
+    jobs._publish(CORE, "notify-next", {"execution": {
+        "jobId": "job-gone", "thingName": CORE, "status": "QUEUED", "versionNumber": 1,
+        "executionNumber": 1, "jobDocument": group_v(2)}})
+    s.wait_log(r"job-gone: the cloud rejected \w+: ResourceNotFound", since=mark)
+    wait_for(lambda: pending_jobs(s) == [], what="the rejected update given up")

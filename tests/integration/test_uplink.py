@@ -20,14 +20,15 @@ import pytest
 import mqtt_raw
 
 pytest.register_assert_rewrite("cloud")
-from cloud import (cloud_sedge, deploy_ok, numbered, publish_many,  # noqa: E402
-                   sensor_group, sequence_report, spool, wait_spool)
-from conftest import SLOW, SEDGECTL, TIMEOUT, make_ca, wait_for  # noqa: E402
+from cloud import (cloud_sedge, deploy, deploy_ok, deployments, numbered,  # noqa: E402
+                   publish_many, sensor_group, sequence_report, spool, wait_spool)
+from conftest import SEDGECTL, SEDGED, SLOW, TIMEOUT, make_ca, wait_for  # noqa: E402
 
 pytest_plugins = ("cloud",)  # the make_cloud and cloud fixtures
 
 DOCUMENTED_KEYS = {"state", "endpoint", "client_id", "queued", "bytes", "oldest_age_s", "sent",
-                   "appended", "dropped", "received", "reconnects", "inflight"}
+                   "appended", "dropped", "received", "reconnects", "inflight", "refused",
+                   "dead_letters", "throttled", "pace", "backoff", "limits"}
 DRAIN_TIMEOUT = 120 * SLOW
 
 
@@ -122,9 +123,13 @@ def test_spool_json_has_every_documented_key_and_text_output(make_sedge, cloud):
     for k in ("queued", "bytes", "oldest_age_s", "sent", "appended", "dropped", "received",
               "reconnects", "inflight"):
         assert isinstance(st[k], int) and st[k] >= 0, (k, st)
+    assert st["limits"]["profile"] == "mqtt" and st["pace"]["limit_per_s"] == 0, st
+    assert set(st["backoff"]) >= {"failures", "last_delay_ms", "next_attempt_in_ms"}, st
     r = s.ctl("spool")
     assert r.returncode == 0, r.stderr
     assert "connected" in r.stdout and cloud.endpoint in r.stdout, r.stdout
+    for word in ("dead letters", "refused", "throttled", "pace", "backoff", "limits"):
+        assert word in r.stdout, r.stdout
 
 
 def test_spool_without_a_cloud_section_fails_clearly(sedge):
@@ -334,9 +339,10 @@ def test_drop_oldest_while_the_cloud_is_slow_keeps_order_and_drains(make_sedge, 
 
 
 def test_large_messages_arrive_intact_and_in_order(make_sedge, cloud):
+    """To a broker that takes them (mosquitto without the AWS gate)."""
     obs = observer(cloud)
     cloud.stop()
-    s = cloud_sedge(make_sedge, cloud)
+    s = cloud_sedge(make_sedge, cloud, endpoint=cloud.direct_endpoint)
     deploy_ok(s, sensor_group())
     c = thing(s)
     sizes = [10, 1024, 1 << 20, 3 << 20, 5 << 20, 100, 6 << 20, 20]
@@ -783,3 +789,270 @@ def test_full_disk_keeps_the_store_intact_and_the_core_restarts(make_sedge, clou
              what="every acknowledged message at the cloud")
     firsts = list(dict.fromkeys(numbers()))
     assert firsts == sorted(firsts), "out of order: %r" % firsts[:50]
+
+
+# ---------------------------------------------------------------- AWS IoT Core's limits
+# The cloud fixture's gate (cloud.AwsGate) refuses what AWS IoT Core
+# refuses: more than 8 filters a SUBSCRIBE, topics over 256 bytes or 7
+# slashes, payloads over 128 KB; and, when a test sets them, publish rates
+# and a policy of denied topics.
+
+def aws_sedge(make_sedge, cloud, limits=None, **kw):
+    """A sedged that knows it talks to AWS IoT Core (profile aws-iot); the
+    drain unpaced unless `limits` says otherwise, so tests stay fast."""
+    lim = {"publishes_per_s": 0, "bytes_per_s": 0}
+    lim.update(limits or {})
+    return cloud_sedge(make_sedge, cloud, profile="aws-iot", limits=lim, **kw)
+
+
+def test_cloud_subscriptions_go_at_most_8_filters_a_subscribe(make_sedge, cloud):
+    """10 cloud routes and 3 synced shadows: 13 filters, and AWS IoT Core
+    disconnects a client that sends more than 8 in one SUBSCRIBE."""
+    s = cloud_sedge(make_sedge, cloud)
+    routes = [{"source": "cloud", "filter": "commands/%d/#" % i, "target": "thing:lamp"}
+              for i in range(10)]
+    deploy_ok(s, {"group": "many", "things": [{"name": "lamp"}], "routes": routes,
+                  "shadows": {"sync": [{"thing": "lamp", "names": ["a", "b"]}]}})
+    wait_connected(s)
+    want = {"commands/%d/#" % i for i in range(10)}
+    wait_for(lambda: want <= set(cloud.gate.subscribed()), what="every route's filter subscribed")
+    lamp = s.client("lamp")
+    lamp.subscribe("commands/#", qos=1)
+    app = cloud.client("cloud-app")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the SUBSCRIBE for commands/9/# may still be on its way to mosquitto
+        app.publish("commands/9/x", b"to the last filter", qos=1)
+        try:
+            assert lamp.get(timeout=0.5).payload == b"to the last filter"
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+    sizes = [len(p) for p in cloud.gate.subscribes]
+    assert max(sizes) <= 8, "SUBSCRIBE packets with %r filters" % sizes
+    assert not cloud.gate.events_of("disconnect"), cloud.gate.events_of("disconnect")
+    st = spool(s)
+    assert st["reconnects"] == 0 and st["state"] == "connected", st
+
+
+def test_routes_the_cloud_would_refuse_are_refused_at_deploy(make_sedge, cloud):
+    s = aws_sedge(make_sedge, cloud)
+    long_filter = "sensors/" + "x" * 260
+    doc = sensor_group(extra_routes=[
+        {"source": "thing:s1", "filter": "a/b/c/d/e/f/g/h/i", "target": "cloud"},
+        {"source": "thing:s1", "filter": long_filter, "target": "cloud"},
+        {"source": "cloud", "filter": "in/1/2/3/4/5/6/7/8", "target": "thing:s1"},
+        # These fit: a/#'s shortest match is "a/b/c/d/e/f/g" (6 slashes),
+        # and a Basic Ingest prefix's 3 slashes are not counted.
+        {"source": "thing:s1", "filter": "a/b/c/d/e/f/g/#", "target": "cloud"},
+        {"source": "thing:s1", "filter": "$aws/rules/r1/a/b/c/d/e/f/g", "target": "cloud"}])
+    r = deploy(s, doc)
+    assert r.returncode != 0, r.stdout
+    out = r.stdout + r.stderr
+    for line in ("routes[1].filter", "8 slashes", "routes[2].filter", "bytes",
+                 "routes[3].filter"):
+        assert line in out, out
+    assert "routes[4]" not in out and "routes[5]" not in out, out
+    assert deployments(s).get("active") in (None, 0), deployments(s)
+    doc["routes"] = doc["routes"][:1] + doc["routes"][4:]
+    deploy_ok(s, doc)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_message_beyond_the_clouds_limits_is_refused_when_routed(make_sedge, cloud, version):
+    obs = observer(cloud)
+    s = aws_sedge(make_sedge, cloud)
+    deploy_ok(s, sensor_group())
+    wait_connected(s)
+    mark = s.log_mark()
+    c = thing(s, version=version)
+    refused = [c.publish("sensors/a/b/c/d/e/f/g/h", b"8 slashes", qos=1).reason,
+               c.publish("sensors/" + "t" * 250, b"long topic", qos=1).reason,
+               c.publish("sensors/big", b"0" * (128 * 1024 + 1), qos=1).reason]
+    assert c.publish("sensors/ok", b"after", qos=1).reason == 0
+    obs.wait_count(1, lambda m: m[1] == b"after")
+    # Never deliverable, so a 3.1.1 publisher is not made to resend it (it
+    # is acknowledged and dropped); a v5 one is told.
+    assert refused == ([0x99] * 3 if version == 5 else [0] * 3), refused
+    st = wait_spool(s, lambda st: st["queued"] == 0, what="the spool to empty")
+    assert st["refused"] == {"total": 3, "topic": 2, "payload": 1}, st
+    assert st["appended"] == 1 and st["sent"] == 1, st
+    assert st["reconnects"] == 0, st
+    assert [m[1] for m in obs.snapshot()] == [b"after"]
+    assert not cloud.gate.events_of("disconnect"), cloud.gate.events_of("disconnect")
+    log = s.log_since(mark)
+    assert "slashes" in log and "payload of 131073 bytes" in log, log
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_message_the_cloud_refuses_never_blocks_the_queue(make_sedge, make_cloud, protocol):
+    """AWS IoT Core disconnects an MQTT 3.1.1 client that publishes where
+    its policy denies it (an MQTT 5 one gets PUBACK 0x87). The core does not
+    know the policy: the message it cannot deliver must end in the dead
+    letters, counted and logged, and everything behind it flow."""
+    cloud = make_cloud(aws={"deny_topics": ["sensors/denied"]})
+    obs = observer(cloud)
+    cloud.stop()
+    s = cloud_sedge(make_sedge, cloud, protocol=protocol, limits={"dead_letter_after": 3})
+    deploy_ok(s, sensor_group())
+    c = thing(s)
+    msgs = numbered(["sensors/a"], 10) + [("sensors/denied", b"x")] + [
+        ("sensors/a", b"%d" % i) for i in range(10, 20)]
+    assert set(publish_many(c, msgs)) == {0}
+    cloud.start()
+    check_arrived(obs, {"sensors/a": 20})
+    st = wait_spool(s, lambda st: st["queued"] == 0 and st["dead_letters"]["total"] == 1,
+                    what="the denied message in the dead letters")
+    dead = st["dead_letters"]["recent"]
+    assert [d["topic"] for d in dead] == ["sensors/denied"], dead
+    assert st["sent"] == 20 and st["dropped"] == 1, st
+    if protocol == "3.1.1":
+        # Cut each time it went alone; never more than dead_letter_after.
+        cuts = cloud.gate.events_of("disconnect")
+        assert 1 <= len(cuts) <= 1 + 3, cuts
+        assert "closed the connection" in dead[0]["reason"], dead
+    else:
+        assert "0x87" in dead[0]["reason"], dead
+    assert s.wait_log(r"dead letters")
+    s.stop()
+    import sqlite3
+    db = sqlite3.connect(str(s.data_dir / "sedge.db"))
+    try:
+        rows = db.execute("SELECT topic, payload FROM dead_letter").fetchall()
+        left = db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+    finally:
+        db.close()
+    assert rows == [("sensors/denied", b"x")] and left == 0, (rows, left)
+
+
+def test_spooled_message_beyond_new_limits_goes_to_the_dead_letters(make_sedge, cloud):
+    """Spooled for a broker without limits, drained to AWS IoT Core after a
+    restart with its limits: the big one is set aside, not sent."""
+    obs = observer(cloud)
+    cloud.stop()
+    s = cloud_sedge(make_sedge, cloud, profile="mqtt")
+    deploy_ok(s, sensor_group())
+    c = thing(s)
+    for p in (b"0", b"1 " + b"x" * (200 * 1024), b"2"):
+        assert c.publish("sensors/a", p, qos=1).reason == 0
+    s.stop()
+    s.extra["cloud"]["profile"] = "aws-iot"
+    s.write_config()
+    s.start()
+    cloud.start()
+    obs.wait_count(2)
+    got = [m[1] for m in obs.snapshot()]
+    assert got[:2] == [b"0", b"2"], got
+    st = wait_spool(s, lambda st: st["dead_letters"]["total"] == 1)
+    assert "payload" in st["dead_letters"]["recent"][0]["reason"], st
+    assert not cloud.gate.events_of("disconnect")
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_drain_paces_itself_to_the_publish_rate_and_is_never_throttled(make_sedge, make_cloud,
+                                                                     protocol):
+    cloud = make_cloud(aws={"publishes_per_s": 50})
+    obs = observer(cloud)
+    cloud.stop()
+    s = aws_sedge(make_sedge, cloud, protocol=protocol, limits={"publishes_per_s": 40})
+    deploy_ok(s, sensor_group())
+    assert set(publish_many(thing(s), numbered(["sensors/a", "sensors/b"], 60))) == {0}
+    cloud.start()
+    check_arrived(obs, {"sensors/a": 60, "sensors/b": 60})
+    st = wait_spool(s, lambda st: st["queued"] == 0)
+    assert cloud.gate.events_of("throttled") == [], "the cloud throttled %d publishes" % len(
+        cloud.gate.events_of("throttled"))
+    assert st["throttled"]["total"] == 0 and st["reconnects"] == 0, st
+    assert st["pace"]["limit_per_s"] == 40, st
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_throttling_storm_backs_off_and_loses_nothing(make_sedge, make_cloud, protocol):
+    """The core does not know the cloud's rate (a plain broker's profile)
+    and the cloud throttles: MQTT 5 with PUBACK 0x97, MQTT 3.1.1 by not
+    answering. The drain must slow down and deliver everything."""
+    cloud = make_cloud(aws={"publishes_per_s": 25})
+    obs = observer(cloud)
+    cloud.stop()
+    s = cloud_sedge(make_sedge, cloud, protocol=protocol, reconnect_min_ms=100,
+                    reconnect_max_ms=500, limits={"ack_timeout_ms": 700})
+    deploy_ok(s, sensor_group())
+    assert set(publish_many(thing(s), numbered(["sensors/a"], 100))) == {0}
+    cloud.start()
+    want = {str(i).encode() for i in range(100)}
+    wait_for(lambda: want <= {m[1] for m in obs.snapshot()}, DRAIN_TIMEOUT, interval=0.2,
+             what="all 100 messages at the cloud")
+    st = wait_spool(s, lambda st: st["queued"] == 0)
+    assert cloud.gate.events_of("throttled"), "the cloud never throttled: the test is void"
+    assert st["throttled"]["total"] >= 1, st
+    assert st["dead_letters"]["total"] == 0 and st["dropped"] == 0, st
+    if protocol == "5":
+        assert st["throttled"]["puback_0x97"] >= 1, st
+    else:
+        assert st["throttled"]["ack_timeouts"] >= 1, st
+
+
+def test_reconnect_after_a_link_that_was_up_drops_waits_with_jitter(make_sedge, cloud):
+    """A fleet of cores must not reconnect the moment the cloud is back:
+    the first attempt after a lost link waits between reconnect_min_ms and
+    twice that, at random; links that do not stay up (30 s) make the
+    delays grow, up to reconnect_max_ms."""
+    s = cloud_sedge(make_sedge, cloud, reconnect_min_ms=300, reconnect_max_ms=2000)
+    first_delays = []
+    failures = wait_connected(s).get("backoff", {}).get("failures", 0)  # 0 unless it failed
+    for _ in range(4):
+        wait_connected(s)
+        mark = s.log_mark()
+        cloud.restart()
+        line = s.wait_log(r"reconnecting in [0-9.]+ s", since=mark)
+        first_delays.append(float(re.search(r"reconnecting in ([0-9.]+) s", line).group(1)))
+    assert 0.3 <= first_delays[0] <= 0.3 * 2 ** (failures + 1), (failures, first_delays)
+    assert all(0.3 <= d <= 2.0 for d in first_delays), first_delays
+    assert len(set(first_delays)) > 1, "no jitter: %r" % first_delays
+    st = wait_connected(s)
+    assert st["backoff"]["min_ms"] == 300 and st["backoff"]["max_ms"] == 2000, st
+
+
+# ---------------------------------------------------------------- retained messages
+
+def test_retained_message_routed_to_the_cloud_is_retained_there(make_sedge, cloud):
+    s = aws_sedge(make_sedge, cloud)
+    deploy_ok(s, sensor_group(extra_routes=[
+        {"source": "thing:s1", "filter": "status/#", "target": "cloud", "qos": 0}]))
+    wait_connected(s)
+    c = thing(s)
+    assert c.publish("sensors/state", b"on", qos=1, retain=True).reason == 0
+    assert c.publish("sensors/plain", b"not retained", qos=1).reason == 0
+    c.publish("status/s1", b"online", qos=0, retain=True)
+    wait_for(lambda: ("status/s1", b"online", True) in cloud.gate.snapshot(),
+             what="the QoS 0 retained message through the gate")
+    # Through the spool while the cloud is away, too.
+    cloud.stop()
+    wait_disconnected(s)
+    assert c.publish("sensors/later", b"kept", qos=1, retain=True).reason == 0
+    cloud.start()
+    wait_spool(s, lambda st: st["queued"] == 0 and st["state"] == "connected")
+    late = cloud.client("late-subscriber", filters=["sensors/#", "status/#"], clean=True)
+    got = late.wait_count(3, what="retained messages")
+    retained = {(t, p) for t, p, r in late.retained if r}
+    assert retained == {("sensors/state", b"on"), ("sensors/later", b"kept"),
+                        ("status/s1", b"online")}, late.retained
+    assert ("sensors/plain", b"not retained") not in {(t, p) for t, p, _ in got}
+
+
+def test_cloud_profile_and_limits_are_validated(make_sedge, cloud):
+    """(Which endpoints are AWS's is a unit test: test_uplink_limits.)"""
+    s = cloud_sedge(make_sedge, cloud, start=False, profile="azure",
+                    limits={"publishes_per_s": -1, "nonsense": 1,
+                            "max_filters_per_subscribe": 0})
+    r = subprocess.run([str(SEDGED), "--config", str(s.config_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2, r
+    for key in ("cloud.profile", "cloud.limits.publishes_per_s", "cloud.limits.nonsense",
+                "cloud.limits.max_filters_per_subscribe"):
+        assert key in r.stderr, r.stderr
+    s2 = aws_sedge(make_sedge, cloud, name="aws", limits={"publishes_per_s": 7})
+    st = wait_connected(s2)
+    assert st["limits"]["profile"] == "aws-iot", st
+    assert st["limits"]["publishes_per_s"] == 7 and st["limits"]["max_topic_slashes"] == 7, st
+    assert st["limits"]["max_payload_bytes"] == 131072, st
