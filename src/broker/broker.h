@@ -95,11 +95,13 @@ typedef struct {
      * functions, cloud) take the message here, and answer with
      * BROKER_ROUTED_* flags: DURABLE when one wrote it to the store (the
      * publisher's acknowledgement then waits for the commit), REFUSED when
-     * one refused it for lack of room (MQTT 5 publishers get 0x97). */
+     * one refused it for lack of room (MQTT 5 publishers get 0x97), INVALID
+     * when one refused its payload (a function that takes JSON; MQTT 5
+     * publishers get 0x99). */
     int (*on_routed)(void *ctx, const void *route, const broker_message_t *m);
 } broker_hooks_t;
 
-enum { BROKER_ROUTED_DURABLE = 1, BROKER_ROUTED_REFUSED = 2 };
+enum { BROKER_ROUTED_DURABLE = 1, BROKER_ROUTED_REFUSED = 2, BROKER_ROUTED_INVALID = 4 };
 
 NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t *store,
                                   broker_t **out);

@@ -79,6 +79,10 @@ bool broker_route(broker_t *b, msg_t *m, session_t *from)
             b->queue_refusals++;
             b->stats.msgs_dropped++;
         }
+        if (taken & BROKER_ROUTED_INVALID) {
+            b->payload_refusals++;
+            b->stats.msgs_dropped++;
+        }
     }
     m->route = NULL;
     return true;
@@ -159,6 +163,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
 
     uint64_t writes_before = b->durable_writes;
     uint64_t refusals_before = b->queue_refusals;
+    uint64_t invalid_before = b->payload_refusals;
     bool routed = broker_route(b, &m, s);
     msg_borrowed_done(b, &m);
     if (props != props_stack)
@@ -181,10 +186,12 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                               p.packet_id);
     }
     bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
-    /* A subscriber's full queue refused it: a v5 publisher is told. */
-    uint8_t reason = b->queue_refusals != refusals_before && c->version == MQTT_V5
-                         ? MQTT_RC_QUOTA_EXCEEDED
-                         : MQTT_RC_SUCCESS;
+    /* A subscriber's full queue refused it, or a service its payload: a v5
+     * publisher is told. */
+    uint8_t reason = c->version != MQTT_V5                   ? MQTT_RC_SUCCESS
+                     : b->payload_refusals != invalid_before ? MQTT_RC_PAYLOAD_FORMAT_INVALID
+                     : b->queue_refusals != refusals_before  ? MQTT_RC_QUOTA_EXCEEDED
+                                                             : MQTT_RC_SUCCESS;
     if (reason && p.qos == 2) {
         session_qos2_remove(s, p.packet_id); /* the exchange ends at this PUBREC */
         if (s->persistent)

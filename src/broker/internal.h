@@ -317,6 +317,7 @@ struct broker {
     uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
     uint64_t durable_writes;   /* messages written for sessions or retain */
     uint64_t queue_refusals;   /* messages a full session queue refused */
+    uint64_t payload_refusals; /* messages a service refused for their payload */
     uint64_t settled_batch;    /* newest batch committed or failed */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */

@@ -36,7 +36,10 @@ typedef struct {
     const char *data_dir;
     const char *sandbox_program; /* sedge-sandbox */
     const char *python_sdk_dir;  /* added to PYTHONPATH; may be NULL */
+    const char *sdk_library;     /* sedged's libsedge.so.0, shown to C functions that
+                                    need it; may be NULL */
     bool allow_root;             /* may functions run as uid 0? */
+    size_t max_frame_bytes;      /* largest frame a function may send */
     /* Publish as function:NAME; SEDGE_ERR_DENIED when no route allows it. */
     sedge_err (*publish)(void *ctx, const char *function, bytes_t topic, bytes_t payload,
                          uint8_t qos);
@@ -44,6 +47,9 @@ typedef struct {
      * routes do not let the function reach that shadow). */
     void (*shadow)(void *ctx, const char *function, shadow_op_t op, bytes_t thing, bytes_t name,
                    bytes_t payload, shadow_done_fn done, void *done_ctx);
+    /* May function `from` invoke function `to`? (a route function:FROM ->
+     * function:TO) */
+    bool (*may_invoke)(void *ctx, const char *from, const char *to);
     void *ctx;
 } functions_options_t;
 

@@ -61,7 +61,8 @@ def read_frame(sock):
 
 
 def read_until_eof(sock, timeout=5.0):
-    """Frames until the peer closes: (frames, closed)."""
+    """Frames until the peer closes (or resets, closing with what we sent
+    unread): (frames, closed)."""
     sock.settimeout(timeout)
     frames = []
     try:
@@ -70,8 +71,19 @@ def read_until_eof(sock, timeout=5.0):
             if f is None:
                 return frames, True
             frames.append(f[0])
+    except ConnectionResetError:
+        return frames, True
     except (socket.timeout, OSError, ValueError):
         return frames, False
+
+
+def send_ignoring_close(sock, data):
+    """Send what the core may refuse to read: it closes a connection that is
+    not a function's at once."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 # Malformed frames, each one a violation docs/function-ipc.md says gets
@@ -243,23 +255,48 @@ def deployments(sedge):
     return json.loads(r.stdout)
 
 
-def _environ(pid):
+def _proc_strings(pid, name):
+    """/proc/PID/NAME (environ, cmdline) as its NUL-separated strings."""
     try:
-        with open("/proc/%s/environ" % pid, "rb") as f:
+        with open("/proc/%s/%s" % (pid, name), "rb") as f:
             return f.read().split(b"\0")
     except OSError:
         return []
 
 
-def _parent(pid):
+def _environ(pid):
+    return _proc_strings(pid, "environ")
+
+
+def _cmdline(pid):
+    return _proc_strings(pid, "cmdline")
+
+
+def proc_status(pid, key):
+    """The first number of line KEY of /proc/PID/status (None if gone)."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%s/status" % pid) as f:
             for line in f:
-                if line.startswith("PPid:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return None
+
+
+def _parent(pid):
+    return proc_status(pid, "PPid") or 0
+
+
+def write_public(path, text, directory_too=False):
+    """A file any user may read (and its directory, made 0755 if asked)."""
+    if directory_too:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.chmod(os.path.dirname(path), 0o755)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
 
 
 def _standby_pids(sedge):
@@ -274,22 +311,31 @@ def _standby_pids(sedge):
     return {f["standby"] for f in json.loads(r.stdout)["functions"] if f.get("standby")}
 
 
+def socket_path(sedge, name):
+    """The function socket of function `name` of this sedged."""
+    return os.path.join(os.path.realpath(str(sedge.data_dir)), "fn", name + ".sock")
+
+
 def function_processes(sedge, name=None):
     """Host pids of processes started for this sedged's functions (all of
     an instance: sedge-sandbox, its init and the function), optionally of
-    one function only. Instances on standby (prepared ahead, not running
-    the function) are left out."""
-    sock = os.path.realpath(str(sedge.data_dir)) + "/functions.sock"
-    want = b"SEDGE_SOCKET=" + sock.encode()
+    one function only: the function's processes carry its socket in their
+    environment (SEDGE_SOCKET, inherited, so that a process that escaped
+    its parent is still found), sedge-sandbox's have it in their command
+    line. Instances on standby (prepared ahead, not running the function)
+    are left out."""
+    sockets = os.path.join(os.path.realpath(str(sedge.data_dir)), "fn") + "/"
     standby = _standby_pids(sedge)
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         env = _environ(pid)
-        if want not in env:
+        socks = [kv[len(b"SEDGE_SOCKET="):] for kv in env if kv.startswith(b"SEDGE_SOCKET=")]
+        socks += [a for a in _cmdline(pid) if a.startswith(sockets.encode())]
+        if not any(s.startswith(sockets.encode()) for s in socks):
             continue
-        if name is not None and ("SEDGE_FUNCTION=" + name).encode() not in env:
+        if name is not None and socket_path(sedge, name).encode() not in socks:
             continue
         ancestor, hops = int(pid), 0
         while ancestor > 1 and ancestor not in standby and hops < 8:

@@ -48,17 +48,21 @@ HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions_he
 
 # Without root there is no sandbox: functions run as sedged's user.
 ISOLATION = {} if ROOT else {"isolation": "none"}
+# The directories with the functions' own files: the one place besides the
+# system directories and declared resources that a sandbox shows.
+CODE_C = str(EXAMPLES)
+CODE_PY = str(PY_EXAMPLES)
 
 
 def behave(name="behave", **kw):
     """behave takes commands ("sleep:500"), not JSON: binary encoding."""
-    entry = dict(ISOLATION, encoding="binary")
+    entry = dict(ISOLATION, encoding="binary", code=CODE_C)
     entry.update(kw)
     return fn(name, [BEHAVE], **entry)
 
 
 def echo(name="echo", **kw):
-    return fn(name, [ECHO], **dict(ISOLATION, **kw))
+    return fn(name, [ECHO], **dict(ISOLATION, code=CODE_C, **kw))
 
 
 def check_still_serving(sedge, bystander="echo"):
@@ -101,8 +105,9 @@ def test_counter_example_through_routes_and_invoke(fsedge, lang):
     {"count": N}, which a subscribing thing receives; sedgectl invoke gets
     the next count as its result."""
     exec_ = [COUNTER] if lang == "c" else [PYTHON, str(PY_EXAMPLES / "counter.py")]
+    code = CODE_C if lang == "c" else CODE_PY
     deploy_ok(fsedge, group(
-        [fn("counter", exec_, lifecycle="long-lived", **ISOLATION), echo()],
+        [fn("counter", exec_, lifecycle="long-lived", code=code, **ISOLATION), echo()],
         [route("thing:s1", "sensors/#", "function:counter"),
          route("function:counter", "counter/#", "thing:app")]))
     app = fsedge.client("app")
@@ -126,7 +131,8 @@ def test_counter_example_through_routes_and_invoke(fsedge, lang):
 @pytest.mark.parametrize("lang", ["c", "python"])
 def test_echo_example_via_sedgectl_invoke(fsedge, lang):
     exec_ = [ECHO] if lang == "c" else [PYTHON, str(PY_EXAMPLES / "echo.py")]
-    deploy_ok(fsedge, group([fn("echo", exec_, **ISOLATION)]))
+    code = CODE_C if lang == "c" else CODE_PY
+    deploy_ok(fsedge, group([fn("echo", exec_, code=code, **ISOLATION)]))
     assert invoke_ok(fsedge, "echo", '{"hello": "world"}') == 'echo:{"hello": "world"}'
     assert invoke_ok(fsedge, "echo", '"again"') == 'echo:"again"'
     # An empty payload is a valid (empty) event.
@@ -209,7 +215,7 @@ def test_on_demand_concurrency_is_capped_at_max_instances(fsedge):
 
 
 def test_long_lived_counter_keeps_state_and_restarts_after_kill9(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION),
                              echo()]))
     f = function(fsedge, "counter")
     assert f["lifecycle"] == "long-lived" and len(f["instances"]) == 1, f
@@ -259,7 +265,7 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
     """An on-demand function has one instance prepared ahead (cgroup joined,
     sandbox built, waiting to exec): the next start uses it, and a new
     spare is prepared. A long-lived function has none."""
-    deploy_ok(fsedge, group([behave(), fn("counter", [COUNTER], lifecycle="long-lived",
+    deploy_ok(fsedge, group([behave(), fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived",
                                           **ISOLATION)]))
     spare = wait_function(fsedge, "behave", lambda f: f["standby"], timeout=TIMEOUT,
                           what="a standby instance")["standby"]
@@ -273,7 +279,7 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
 
 
 def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
-    counter = fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)
+    counter = fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)
     deploy_ok(fsedge, group([counter, behave(lifecycle="long-lived")]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     pid = function(fsedge, "counter")["instances"][0]["pid"]
@@ -295,7 +301,7 @@ def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
 
 
 def test_stopping_sedged_stops_its_functions_and_a_restart_brings_them_back(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION),
                              behave()]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     assert invoke_ok(fsedge, "behave", "whoami")
@@ -318,7 +324,7 @@ def test_two_cores_with_the_same_function_names_do_not_touch_each_other(public_t
     the other's instances (cgroups, processes)."""
     a = make_sedge(name=os.path.join(public_tmp, "a"))
     b = make_sedge(name=os.path.join(public_tmp, "b"))
-    counter = fn("counter", [COUNTER], lifecycle="long-lived")
+    counter = fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived")
     deploy_ok(a, group([counter, behave(memory_mb=32)]))
     deploy_ok(b, group([counter, behave(memory_mb=200)]))
     assert invoke_ok(a, "counter", "{}") == "1"
@@ -349,7 +355,10 @@ def test_two_cores_with_the_same_function_names_do_not_touch_each_other(public_t
 
 def test_function_invokes_another_and_reads_its_config(fsedge):
     deploy_ok(fsedge, group([behave(config={"threshold": 7, "unit": "C"}),
-                             behave("slow", timeout_s=1), echo()]))
+                             behave("slow", timeout_s=1), echo()],
+                            [route("function:behave", "#", "function:echo"),
+                             route("function:behave", "#", "function:slow"),
+                             route("function:slow", "#", "function:behave")]))
     assert json.loads(invoke_ok(fsedge, "behave", "config")) == {"threshold": 7, "unit": "C"}
     assert json.loads(invoke_ok(fsedge, "slow", "config")) == {}
     assert invoke_ok(fsedge, "behave", 'invoke:echo:"hi"') == 'echo:"hi"'
@@ -363,6 +372,24 @@ def test_function_invokes_another_and_reads_its_config(fsedge):
     wait_function(fsedge, "echo", lambda f: f["invocations"] == 2)
     assert invoke_ok(fsedge, "behave", "source") == "sedgectl"
     assert invoke_ok(fsedge, "slow", "invoke:behave:source") == "function:slow"
+
+
+def test_function_invokes_another_only_through_a_route(fsedge):
+    """Issue 11 item 7: function-to-function invocations need a route
+    function:A -> function:B, like every other flow; the route's direction
+    counts, and an asynchronous invoke is refused the same way."""
+    deploy_ok(fsedge, group([behave(), behave("other"), echo()],
+                            [route("function:behave", "#", "function:echo")]))
+    assert invoke_ok(fsedge, "behave", 'invoke:echo:"hi"') == 'echo:"hi"'
+    out = invoke_ok(fsedge, "other", 'invoke:echo:"hi"')
+    assert out == "error: denied: no route from function:other to function:echo", out
+    out = invoke_ok(fsedge, "other", 'invoke-async:echo:"hi"')
+    assert out.startswith("error: denied:"), out
+    out = invoke_ok(fsedge, "behave", "invoke:other:whoami")
+    assert out.startswith("error: denied:"), out
+    f = function(fsedge, "echo")
+    assert f["invocations"] == 1, f
+    assert function(fsedge, "other")["invocations"] == 2  # its own two, none from behave
 
 
 def test_timeout_kills_the_instance_and_the_next_invocation_works(fsedge):
@@ -443,18 +470,10 @@ def ls(sedge, path, name="behave"):
 @needs_root
 def test_sandbox_shows_only_its_volume_and_runs_as_nobody(fsedge, public_tmp):
     vol = os.path.join(public_tmp, "volume")
-    os.mkdir(vol)
-    os.chmod(vol, 0o755)
-    with open(os.path.join(vol, "data.txt"), "w") as f:
-        f.write("from the volume")
-    os.chmod(os.path.join(vol, "data.txt"), 0o644)
+    fh.write_public(os.path.join(vol, "data.txt"), "from the volume", directory_too=True)
     secret_dir = os.path.join(public_tmp, "secret")
-    os.mkdir(secret_dir)
-    os.chmod(secret_dir, 0o755)
-    secret = os.path.join(secret_dir, "secret.txt")
-    with open(secret, "w") as f:
-        f.write("host secret")
-    os.chmod(secret, 0o644)
+    secret = fh.write_public(os.path.join(secret_dir, "secret.txt"), "host secret",
+                             directory_too=True)
     data_dir = os.path.realpath(str(fsedge.data_dir))
     key = os.path.join(data_dir, "ca.key")
     with open(key, "w") as f:
@@ -572,7 +591,7 @@ def test_run_as_root_with_allow_root(public_tmp, make_sedge):
 
 def test_publish_outside_routes_is_refused_and_counted(fsedge):
     deploy_ok(fsedge, group(
-        [behave(), echo(), fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)],
+        [behave(), echo(), fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)],
         [route("function:behave", "out/#", "thing:app")]))
     app = fsedge.client("app")
     app.subscribe("#", qos=0)
@@ -714,7 +733,7 @@ def install_bad_ipc(directory):
 @pytest.mark.parametrize("kind", sorted(fh.GARBAGE))
 def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
     prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], encoding="binary", **ISOLATION),
+    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], code=os.path.dirname(prog), encoding="binary", **ISOLATION),
                              echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     mark = fsedge.log_mark()
@@ -739,7 +758,7 @@ def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
 
 def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, public_tmp):
     prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], encoding="binary", **ISOLATION),
+    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], code=os.path.dirname(prog), encoding="binary", **ISOLATION),
                              echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     pids = set(function_processes(fsedge, "bad"))
@@ -754,10 +773,10 @@ def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, p
     check_still_serving(fsedge)
 
 
-def _connect_function_socket(sedge):
+def _connect_function_socket(sedge, name="echo"):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
-    s.connect(os.path.join(str(sedge.data_dir), "functions.sock"))
+    s.connect(fh.socket_path(sedge, name))
     return s
 
 
@@ -765,17 +784,19 @@ def test_garbage_and_forged_hello_from_outside_are_refused(fsedge):
     deploy_ok(fsedge, group([echo()]))
     assert invoke_ok(fsedge, "echo", '"x"') == 'echo:"x"'
     pid = function(fsedge, "echo")["instances"][0]["pid"]
-    # Garbage before any hello.
+    # Garbage before any hello: a process that is not the function's is
+    # refused before anything it sends is read.
     mark = fsedge.log_mark()
     s = _connect_function_socket(fsedge)
-    s.sendall(b"\xff" * 64)
+    fh.send_ignoring_close(s, b"\xff" * 64)
     frames, closed = fh.read_until_eof(s)
     s.close()
     assert closed and frames and frames[-1]["op"] == "error", frames
-    fsedge.wait_log(r"function socket: an unauthenticated peer: .*closing", since=mark)
+    fsedge.wait_log(r"function socket of echo: connection from pid %d .*refused: not a process "
+                    r"of an instance" % os.getpid(), since=mark)
     # A frame that is not hello first.
     s = _connect_function_socket(fsedge)
-    s.sendall(fh.frame({"op": "publish", "req": 1, "topic": "a", "qos": 0}, b"x"))
+    fh.send_ignoring_close(s, fh.frame({"op": "publish", "req": 1, "topic": "a", "qos": 0}, b"x"))
     frames, closed = fh.read_until_eof(s)
     s.close()
     assert closed and frames[-1]["op"] == "error", frames
@@ -789,7 +810,8 @@ def test_garbage_and_forged_hello_from_outside_are_refused(fsedge):
     assert token
     for tok in ("0" * 32, token):
         s = _connect_function_socket(fsedge)
-        s.sendall(fh.frame({"op": "hello", "function": "echo", "token": tok, "sdk": "t"}))
+        fh.send_ignoring_close(s, fh.frame({"op": "hello", "function": "echo", "token": tok,
+                                            "sdk": "t"}))
         frames, closed = fh.read_until_eof(s)
         s.close()
         assert closed, "a forged hello kept its connection"
@@ -875,7 +897,7 @@ def test_logs_show_the_function_stderr_and_sdk_log_lines(fsedge):
 def test_functions_json_reports_limits_and_settings(fsedge):
     deploy_ok(fsedge, group([behave(timeout_s=2.5, memory_mb=48, max_instances=4, max_queue=7,
                                     max_processes=16),
-                             fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)]))
+                             fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)]))
     fns = fh.functions(fsedge)
     b = fns["behave"]
     keys = {"name", "lifecycle", "state", "instances", "queue", "invocations", "errors",
