@@ -37,6 +37,7 @@
 #define PER_INSTANCE_MAX 4     /* of them, from one instance's processes */
 #define PENDING_MAX 64         /* requests of one connection answered later */
 #define REFUSAL_LOG_EVERY 1000
+#define OUTPUT_SLACK (64u << 10) /* unsent bytes allowed past one whole frame */
 
 typedef struct listener {
     struct listener *next;
@@ -331,7 +332,7 @@ static void handle_hello(fconn_t *c, json_t *h)
     c->f->unauthenticated--;
     uint64_t own = (uint64_t)in->fn->spec.memory_mb << 20;
     c->frame_max = c->f->o.max_frame_bytes < own ? c->f->o.max_frame_bytes : (size_t)own;
-    c->output_max = c->frame_max * 2 + HELLO_FRAME_MAX;
+    c->output_max = c->frame_max + OUTPUT_SLACK;
     observe_confinement(in, cred.pid);
     send_frame(c, json_pack("{s:s,s:b}", "op", "hello", "ok", 1), (bytes_t){0});
     instance_connected(in, c);

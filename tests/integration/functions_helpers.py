@@ -10,7 +10,15 @@ it is a function that speaks the function socket protocol
                              report on stderr what the core answered and
                              whether it closed the connection, then exit 0
     "garbage-stay:KIND"      the same, then stay alive instead of exiting
+    "unread:N"               send N config requests without reading the
+                             answers, report how the connection ended,
+                             then stay alive
     any other payload        answer "fine:" + payload
+
+With BAD_IPC_AT_START="idle:N" in its environment it first opens N more
+connections to its socket that never say hello, with "big" one whose
+first frame claims 16 MiB, reports what happened to them on stderr, and
+only then says hello on a connection of its own.
 
 The rest are helpers the tests use: group documents, deployments,
 invocations, `sedgectl functions --json`, and the host processes that
@@ -91,6 +99,7 @@ def send_ignoring_close(sock, data):
 GARBAGE = {
     "short": struct.pack(">I", 2) + b"xx",                         # length below 4
     "huge": struct.pack(">I", 0xFFFFFFF0) + b"\x00" * 32,           # over 16 MiB
+    "over-16mib": struct.pack(">I", (16 << 20) + 1) + b"\x00" * 32,  # over memory_mb 16
     "header-overrun": struct.pack(">II", 8, 1000) + b"abcd",       # header_len > length
     "not-json": frame(b"{this is not json"),
     "not-object": frame(b"[1, 2, 3]"),
@@ -103,7 +112,49 @@ GARBAGE = {
 }
 
 
+def _outcome(sock, timeout):
+    """How a connection the core should close ended: its frames' errors, or
+    "open" when it is still open after `timeout`."""
+    frames, closed = read_until_eof(sock, timeout)
+    errors = [f.get("error", "") for f in frames]
+    return ("closed: " + "; ".join(errors)) if closed else "open"
+
+
+def _silent_connections(how):
+    """BAD_IPC_AT_START: connections that never say hello, before ours."""
+    extra = []
+    if how.startswith("idle:"):
+        for _ in range(int(how.split(":", 1)[1])):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(os.environ["SEDGE_SOCKET"])
+            extra.append(s)
+    elif how == "big":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(os.environ["SEDGE_SOCKET"])
+        send_ignoring_close(s, struct.pack(">I", 16 << 20) + b"\0" * 64)
+        extra.append(s)
+    for i, s in enumerate(extra):
+        sys.stderr.write("bad-ipc: silent connection %d: %s\n" % (i, _outcome(s, 15.0)))
+        s.close()
+    sys.stderr.flush()
+
+
+def _unread(sock, count):
+    """Requests whose answers are never read, until the core gives up."""
+    try:
+        for i in range(count):
+            sock.sendall(frame({"op": "config", "req": i + 1}))
+        outcome = "still open after %d requests" % count
+    except OSError as e:
+        outcome = "closed by the core (%s)" % e.__class__.__name__
+    sys.stderr.write("bad-ipc: unread: %s\n" % outcome)
+    sys.stderr.flush()
+    time.sleep(3600)
+
+
 def bad_ipc_main():
+    if os.environ.get("BAD_IPC_AT_START"):
+        _silent_connections(os.environ["BAD_IPC_AT_START"])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["SEDGE_SOCKET"])
     sock.sendall(frame({"op": "hello", "function": os.environ["SEDGE_FUNCTION"],
@@ -132,6 +183,8 @@ def bad_ipc_main():
             if stay:  # ignore being closed: the core must end this process
                 time.sleep(3600)
             return 0
+        if text.startswith("unread:"):
+            _unread(sock, int(text.split(":", 1)[1]))
         sock.sendall(frame({"op": "result", "id": header["id"], "ok": True},
                            b"fine:" + payload))
 
