@@ -18,40 +18,18 @@ import subprocess
 import pytest
 
 import functions_helpers as fh
-from conftest import BUILD, SANITIZER_MARKS, Sedge
+from conftest import SANITIZER_MARKS, Sedge
+from functions_fixtures import (BEHAVE, EXAMPLES, PROBE, PROBES, behave, fsedge,  # noqa: F401
+                                public_tmp)
 from functions_helpers import (deploy, deploy_ok, fn, function, function_processes, group,
                                invoke_ok, route)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes need sedged to run as root")
 
-EXAMPLES = str(BUILD / "examples")
-BEHAVE = os.path.join(EXAMPLES, "behave")
-PROBES = str(BUILD / "test-functions")
-PROBE = os.path.join(PROBES, "probe")
-
-
-def behave(name="behave", **kw):
-    entry = dict(encoding="binary", code=EXAMPLES)
-    entry.update(kw)
-    return fn(name, [BEHAVE], **entry)
-
-
 def probe(name="probe", **kw):
     entry = dict(encoding="binary", code=PROBES)
     entry.update(kw)
     return fn(name, [PROBE], **entry)
-
-
-@pytest.fixture
-def public_tmp():
-    d = fh.public_dir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def fsedge(public_tmp, make_sedge):
-    return make_sedge(name=os.path.join(public_tmp, "sedge"))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ The misbehaving function is functions_helpers.py run as a program.
 
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -19,42 +18,11 @@ import subprocess
 import pytest
 
 import functions_helpers as fh
-from conftest import BUILD, TIMEOUT
-from functions_helpers import deploy_ok, fn, function, group, invoke, invoke_ok
+from conftest import TIMEOUT
+from functions_fixtures import PYTHON, bad_ipc, behave, fsedge, public_tmp  # noqa: F401
+from functions_helpers import deploy_ok, function, group, invoke, invoke_ok
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="function users need root")
-
-EXAMPLES = str(BUILD / "examples")
-BEHAVE = os.path.join(EXAMPLES, "behave")
-HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions_helpers.py")
-PYTHON = "/usr/bin/python3"
-
-
-def behave(name="behave", **kw):
-    entry = dict(encoding="binary", code=EXAMPLES)
-    entry.update(kw)
-    return fn(name, [BEHAVE], **entry)
-
-
-@pytest.fixture
-def public_tmp():
-    d = fh.public_dir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def fsedge(public_tmp, make_sedge):
-    return make_sedge(name=os.path.join(public_tmp, "sedge"))
-
-
-def bad_ipc(directory, name="bad", **kw):
-    bindir = os.path.join(directory, "bin")
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    prog = fh.install_program(HELPERS, bindir, "bad_ipc.py")
-    return fn(name, [PYTHON, prog], code=bindir, encoding="binary", **kw)
-
 
 def rss_kb(pid):
     return fh.proc_status(pid, "VmRSS")

@@ -19,7 +19,6 @@ functions with isolation "none".
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,9 +26,11 @@ import time
 
 import pytest
 
+import functions_fixtures
 import functions_helpers as fh
 import mqtt_raw
 from conftest import BUILD, REPO, SEDGECTL, SLOW, TIMEOUT
+from functions_fixtures import PYTHON, bad_ipc, fsedge, public_tmp  # noqa: F401
 from functions_helpers import (deploy, deploy_ok, fn, function, function_processes, group,
                                invoke, invoke_fails, invoke_ok, live_instances, route,
                                wait_function, wait_until)
@@ -43,8 +44,6 @@ BEHAVE = str(EXAMPLES / "behave")
 ECHO = str(EXAMPLES / "echo")
 COUNTER = str(EXAMPLES / "counter")
 PY_EXAMPLES = REPO / "examples" / "functions" / "python"
-PYTHON = "/usr/bin/python3"
-HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions_helpers.py")
 
 # Without root there is no sandbox: functions run as sedged's user.
 ISOLATION = {} if ROOT else {"isolation": "none"}
@@ -56,9 +55,12 @@ CODE_PY = str(PY_EXAMPLES)
 
 def behave(name="behave", **kw):
     """behave takes commands ("sleep:500"), not JSON: binary encoding."""
-    entry = dict(ISOLATION, encoding="binary", code=CODE_C)
-    entry.update(kw)
-    return fn(name, [BEHAVE], **entry)
+    return functions_fixtures.behave(name, **dict(ISOLATION, **kw))
+
+
+def counter(**kw):
+    """The C counter example, long-lived."""
+    return fn("counter", [COUNTER], **dict(ISOLATION, code=CODE_C, lifecycle="long-lived", **kw))
 
 
 def echo(name="echo", **kw):
@@ -77,24 +79,6 @@ def built_examples():
     missing = [p for p in (BEHAVE, ECHO, COUNTER, str(BUILD / "sedge-sandbox")) if
                not os.path.exists(p)]
     assert not missing, "not built (cmake --build build): %s" % missing
-
-
-@pytest.fixture
-def public_tmp():
-    """A 0755 directory (function users can traverse it), removed at the end
-    (after the sedged made in it has stopped)."""
-    d = fh.public_dir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def fsedge(public_tmp, make_sedge):
-    """A running sedged whose directory function users can traverse, so that
-    only the sandbox hides the data directory from its functions. (make_sedge
-    puts it at tmp_path / name; an absolute name replaces tmp_path, which is
-    0700.)"""
-    return make_sedge(name=os.path.join(public_tmp, "sedge"))
 
 
 # --------------------------------------------------------------- examples
@@ -215,7 +199,7 @@ def test_on_demand_concurrency_is_capped_at_max_instances(fsedge):
 
 
 def test_long_lived_counter_keeps_state_and_restarts_after_kill9(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([counter(),
                              echo()]))
     f = function(fsedge, "counter")
     assert f["lifecycle"] == "long-lived" and len(f["instances"]) == 1, f
@@ -265,8 +249,7 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
     """An on-demand function has one instance prepared ahead (cgroup joined,
     sandbox built, waiting to exec): the next start uses it, and a new
     spare is prepared. A long-lived function has none."""
-    deploy_ok(fsedge, group([behave(), fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived",
-                                          **ISOLATION)]))
+    deploy_ok(fsedge, group([behave(), counter()]))
     spare = wait_function(fsedge, "behave", lambda f: f["standby"], timeout=TIMEOUT,
                           what="a standby instance")["standby"]
     assert function(fsedge, "behave")["instances"] == []
@@ -279,13 +262,13 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
 
 
 def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
-    counter = fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)
-    deploy_ok(fsedge, group([counter, behave(lifecycle="long-lived")]))
+    kept = counter()
+    deploy_ok(fsedge, group([kept, behave(lifecycle="long-lived")]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     pid = function(fsedge, "counter")["instances"][0]["pid"]
     behave_pids = function_processes(fsedge, "behave")
     assert behave_pids
-    deploy_ok(fsedge, group([counter, echo()]))
+    deploy_ok(fsedge, group([kept, echo()]))
     fns = fh.functions(fsedge)
     assert set(fns) == {"counter", "echo"}, sorted(fns)
     assert [i["pid"] for i in fns["counter"]["instances"]] == [pid], \
@@ -294,14 +277,14 @@ def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
     wait_until(lambda: not function_processes(fsedge, "behave"),
                what="the removed function's processes to end")
     # A changed function is replaced.
-    deploy_ok(fsedge, group([dict(counter, timeout_s=5), echo()]))
+    deploy_ok(fsedge, group([dict(kept, timeout_s=5), echo()]))
     f = function(fsedge, "counter")
     assert f["limits"]["timeout_s"] == 5
     assert invoke_ok(fsedge, "counter", "{}") == "1"
 
 
 def test_stopping_sedged_stops_its_functions_and_a_restart_brings_them_back(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([counter(),
                              behave()]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     assert invoke_ok(fsedge, "behave", "whoami")
@@ -324,9 +307,8 @@ def test_two_cores_with_the_same_function_names_do_not_touch_each_other(public_t
     the other's instances (cgroups, processes)."""
     a = make_sedge(name=os.path.join(public_tmp, "a"))
     b = make_sedge(name=os.path.join(public_tmp, "b"))
-    counter = fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived")
-    deploy_ok(a, group([counter, behave(memory_mb=32)]))
-    deploy_ok(b, group([counter, behave(memory_mb=200)]))
+    deploy_ok(a, group([counter(), behave(memory_mb=32)]))
+    deploy_ok(b, group([counter(), behave(memory_mb=200)]))
     assert invoke_ok(a, "counter", "{}") == "1"
     assert invoke_ok(b, "counter", "{}") == "1"
     problems = []
@@ -591,7 +573,7 @@ def test_run_as_root_with_allow_root(public_tmp, make_sedge):
 
 def test_publish_outside_routes_is_refused_and_counted(fsedge):
     deploy_ok(fsedge, group(
-        [behave(), echo(), fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)],
+        [behave(), echo(), counter()],
         [route("function:behave", "out/#", "thing:app")]))
     app = fsedge.client("app")
     app.subscribe("#", qos=0)
@@ -723,18 +705,9 @@ def test_function_hanging_at_start_fails_its_invocation(fsedge):
     check_still_serving(fsedge)
 
 
-def install_bad_ipc(directory):
-    bindir = os.path.join(directory, "bin")
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    return fh.install_program(HELPERS, bindir, "bad_ipc.py")
-
-
 @pytest.mark.parametrize("kind", sorted(fh.GARBAGE))
 def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
-    prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], code=os.path.dirname(prog), encoding="binary", **ISOLATION),
-                             echo()]))
+    deploy_ok(fsedge, group([bad_ipc(public_tmp, **ISOLATION), echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     mark = fsedge.log_mark()
     invoke_fails(fsedge, "bad", "garbage:" + kind)
@@ -757,9 +730,7 @@ def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
 
 
 def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, public_tmp):
-    prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], code=os.path.dirname(prog), encoding="binary", **ISOLATION),
-                             echo()]))
+    deploy_ok(fsedge, group([bad_ipc(public_tmp, **ISOLATION), echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     pids = set(function_processes(fsedge, "bad"))
     mark = fsedge.log_mark()
@@ -897,7 +868,7 @@ def test_logs_show_the_function_stderr_and_sdk_log_lines(fsedge):
 def test_functions_json_reports_limits_and_settings(fsedge):
     deploy_ok(fsedge, group([behave(timeout_s=2.5, memory_mb=48, max_instances=4, max_queue=7,
                                     max_processes=16),
-                             fn("counter", [COUNTER], code=CODE_C, lifecycle="long-lived", **ISOLATION)]))
+                             counter()]))
     fns = fh.functions(fsedge)
     b = fns["behave"]
     keys = {"name", "lifecycle", "state", "instances", "queue", "invocations", "errors",
