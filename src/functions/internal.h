@@ -177,9 +177,10 @@ struct fn {
     bool restart_timer_open;
     logfile_t *log;
     uint64_t invocations, errors, timeouts, oom_kills, crashes, refused, publish_refused;
-    uint64_t invalid;          /* payloads refused for not being JSON */
-    confinement_t confinement; /* as observed of its last instance */
-    bool devices_enforced;     /* its last instance's allow-list is in force */
+    uint64_t invalid;           /* payloads refused for not being JSON */
+    uint64_t invalid_logged_ms; /* when a refusal was last logged */
+    confinement_t confinement;  /* as observed of its last instance */
+    bool devices_enforced;      /* its last instance's allow-list is in force */
 };
 
 typedef struct {

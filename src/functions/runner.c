@@ -36,6 +36,7 @@
 #define RESTART_MAX_MS 60000
 
 #define STANDBY_FAILURES_MAX 3
+#define INVALID_LOG_INTERVAL_MS 10000
 
 static void dispatch(fn_t *fn);
 static void instance_stop(instance_t *in, const char *why);
@@ -627,11 +628,15 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         if (!j) {
             fn->errors++;
             fn->invalid++;
-            if (fn->invalid == 1 || fn->invalid % 1000 == 0)
+            uint64_t now = clock_mono_ms();
+            if (fn->invalid == 1 || now - fn->invalid_logged_ms >= INVALID_LOG_INTERVAL_MS) {
+                fn->invalid_logged_ms = now;
                 LOGW("function %s: payload from %s refused: not JSON (line %d, column %d: %s), "
-                     "and the function's encoding is json (%llu refused so far)",
+                     "and the function's encoding is json (%llu refused so far; one line per "
+                     "%d s at most)",
                      fn->spec.name, source, jerr.line, jerr.column, jerr.text,
-                     (unsigned long long)fn->invalid);
+                     (unsigned long long)fn->invalid, INVALID_LOG_INTERVAL_MS / 1000);
+            }
             return SEDGE_ERR_INVALID;
         }
         json_decref(j);
