@@ -198,6 +198,61 @@ def test_volume_in_or_around_the_data_directory_is_refused(fsedge, public_tmp):
             (source, err)
 
 
+# ------------------------------------------------------------ items 8, 9: what it needs
+
+def test_c_function_linked_with_libsedge_so_loads_in_the_sandbox(fsedge):
+    """build/examples/echo-shared needs libsedge.so.0 from build/ (its
+    RUNPATH): sedged shows it that one file, and only to functions that
+    need it (behave, linked statically, sees nothing of build/ but its code
+    directory)."""
+    deploy_ok(fsedge, group([fn("echo", [os.path.join(EXAMPLES, "echo-shared")],
+                                code=EXAMPLES), behave()]))
+    assert invoke_ok(fsedge, "echo", '"shared"') == 'echo:"shared"'
+    build = os.path.dirname(EXAMPLES)
+    assert invoke_ok(fsedge, "behave", "ls:" + build) == os.path.basename(EXAMPLES)
+
+
+def test_c_function_that_cannot_find_libsedge_is_told_what_to_do(fsedge, public_tmp):
+    """Linked against build/libsedge.so without a run path, the program
+    could not load it anywhere: the deployment says how to fix that."""
+    code = os.path.join(public_tmp, "code")
+    os.mkdir(code)
+    os.chmod(code, 0o755)
+    src = os.path.join(os.path.dirname(EXAMPLES), "..", "examples", "functions", "c", "echo.c")
+    build = os.path.dirname(EXAMPLES)
+    prog = os.path.join(code, "echo")
+    r = subprocess.run(["cc", "-o", prog, os.path.realpath(src),
+                        "-I", os.path.join(os.path.dirname(build), "sdk", "c", "include"),
+                        "-L", build, "-lsedge"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    err = refused(fsedge, group([fn("echo", [prog], code=code)]))
+    assert "needs libsedge.so.0, which it cannot find: link it with -Wl,-rpath,%s" % build in err
+    assert "libsedge.a" in err, err
+
+
+def test_library_outside_what_the_sandbox_shows_is_refused(fsedge, public_tmp):
+    """A library found through a run path outside the code directory would
+    be missing inside the sandbox: refused at deploy, saying where it is."""
+    libdir = os.path.join(public_tmp, "libs")
+    code = os.path.join(public_tmp, "code")
+    for d in (libdir, code):
+        os.mkdir(d)
+        os.chmod(d, 0o755)
+    lib = os.path.join(libdir, "libghost.so.1")
+    for source, out, flags in (
+            ("int ghost(void) { return 0; }\n", lib,
+             ["-shared", "-fPIC", "-Wl,-soname,libghost.so.1"]),
+            ("int ghost(void);\nint main(void) { return ghost(); }\n",
+             os.path.join(code, "prog"), [lib, "-Wl,-rpath," + libdir])):
+        with open(out + ".c", "w") as f:
+            f.write(source)
+        r = subprocess.run(["cc", "-o", out, out + ".c"] + flags, capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+    err = refused(fsedge, group([fn("ghost", [os.path.join(code, "prog")], code=code)]))
+    assert "needs libghost.so.1, found at %s, which the sandbox does not show" % lib in err, err
+
+
 # ------------------------------------------------------------ item 4: confinement
 
 # Each rule of the seccomp filter, with the answer a confined function gets.

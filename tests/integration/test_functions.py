@@ -809,6 +809,91 @@ def test_missing_executable_fails_the_deployment(fsedge):
     check_still_serving(fsedge)
 
 
+def compile_c(source, out, *flags):
+    """Build a small C program or library with the system compiler."""
+    src = out + ".c"
+    with open(src, "w") as f:
+        f.write(source)
+    r = subprocess.run(["cc", "-o", out, src] + list(flags), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    os.chmod(out, 0o755)
+    return out
+
+
+def ghost_program(directory):
+    """A program needing libghost.so.1, which lies beside it ($ORIGIN)."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    lib = compile_c("int ghost(void) { return 0; }\n", os.path.join(directory, "libghost.so.1"),
+                    "-shared", "-fPIC", "-Wl,-soname,libghost.so.1")
+    prog = compile_c("int ghost(void);\nint main(void) { return ghost(); }\n",
+                     os.path.join(directory, "needs-ghost"), lib, "-Wl,-rpath,$ORIGIN")
+    return prog, lib
+
+
+def test_missing_sandbox_program_fails_the_deployment(public_tmp, make_sedge, monkeypatch):
+    """Issue 11 item 8: without sedge-sandbox no function can start: the
+    deployment says so (it hung its invocations before)."""
+    missing = os.path.join(public_tmp, "no-such-sedge-sandbox")
+    monkeypatch.setenv("SEDGE_SANDBOX", missing)
+    s = make_sedge(name=os.path.join(public_tmp, "sedge"))
+    r = deploy(s, group([echo()]))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "cannot run the function sandbox %s" % missing in r.stderr, r.stderr
+    assert fh.functions(s) == {}
+
+
+def test_sandbox_gone_after_deploy_fails_invocations_at_once(public_tmp, make_sedge,
+                                                              monkeypatch):
+    """Issue 11 item 8: a function that cannot be started fails what waits
+    for it, with the reason, instead of keeping sedgectl invoke waiting."""
+    bindir = os.path.join(public_tmp, "sandbox-bin")
+    os.mkdir(bindir)
+    sandbox = fh.install_program(str(BUILD / "sedge-sandbox"), bindir)
+    monkeypatch.setenv("SEDGE_SANDBOX", sandbox)
+    s = make_sedge(name=os.path.join(public_tmp, "sedge"))
+    deploy_ok(s, group([echo(standby=False)]))
+    os.unlink(sandbox)
+    err = invoke_fails(s, "echo", '"x"')
+    assert "failed to start: cannot run the sandbox %s" % sandbox in err, err
+    f = function(s, "echo")
+    assert "failed to start" in f["state"] and f["errors"] == 1, f
+    err = invoke_fails(s, "echo", '"y"')
+    assert "cannot run the sandbox" in err, err
+
+
+def test_program_removed_after_deploy_fails_its_invocation(fsedge, public_tmp):
+    code = os.path.join(public_tmp, "code")
+    os.mkdir(code)
+    os.chmod(code, 0o755)
+    prog = fh.install_program(BEHAVE, code)
+    deploy_ok(fsedge, group([fn("gone", [prog], code=code, encoding="binary", standby=False,
+                                **ISOLATION), echo()]))
+    os.unlink(prog)
+    err = invoke_fails(fsedge, "gone", "whoami")
+    assert "failed to start" in err and "cannot run %s" % prog in err, err
+    check_still_serving(fsedge)
+
+
+def test_missing_shared_library_fails_the_deployment_or_the_invocation(fsedge, public_tmp):
+    """Issue 11 item 8: a library the program needs and the loader would not
+    find fails the deployment, naming it; one that goes missing later fails
+    the invocation with the loader's words."""
+    code = os.path.join(public_tmp, "code")
+    prog, lib = ghost_program(code)
+    os.unlink(lib)
+    r = deploy(fsedge, group([fn("ghost", [prog], code=code, **ISOLATION)]))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "functions[0].exec[0]: function ghost cannot start: %s needs the shared library " \
+           "libghost.so.1, which is not installed" % prog in r.stderr, r.stderr
+    prog, lib = ghost_program(code)
+    deploy_ok(fsedge, group([fn("ghost", [prog], code=code, standby=False, **ISOLATION)]))
+    os.unlink(lib)
+    err = invoke_fails(fsedge, "ghost", "{}")
+    assert "failed to start" in err and "libghost.so.1" in err, err
+
+
 def test_long_lived_function_exiting_at_once_fails_and_rolls_back(fsedge):
     deploy_ok(fsedge, group([echo()]))
     assert invoke_ok(fsedge, "echo", '"v1"') == 'echo:"v1"'
