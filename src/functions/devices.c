@@ -85,25 +85,36 @@ static size_t build_program(struct bpf_insn *p, const device_rule_t *rules, size
     return n;
 }
 
-sedge_err devices_v2_attach(const char *dir, const device_rule_t *rules, size_t count)
+static int load_program(const struct bpf_insn *prog, size_t n, char *log, size_t log_len)
 {
-    if (count > MAX_RULES)
-        return SEDGE_ERR_TOO_LARGE;
-    struct bpf_insn prog[8 + 8 * MAX_RULES];
-    size_t n = build_program(prog, rules, count);
-    char log[512] = "";
     union bpf_attr load;
     memset(&load, 0, sizeof load);
     load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
     load.insns = (uint64_t)(uintptr_t)prog;
     load.insn_cnt = (uint32_t)n;
     load.license = (uint64_t)(uintptr_t) "Apache-2.0";
-    load.log_buf = (uint64_t)(uintptr_t)log;
-    load.log_size = sizeof log;
-    load.log_level = 1;
-    int prog_fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+    if (log) {
+        load.log_buf = (uint64_t)(uintptr_t)log;
+        load.log_size = (uint32_t)log_len;
+        load.log_level = 1;
+    }
+    return (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+}
+
+sedge_err devices_v2_attach(const char *dir, const device_rule_t *rules, size_t count)
+{
+    if (count > MAX_RULES)
+        return SEDGE_ERR_TOO_LARGE;
+    struct bpf_insn prog[8 + 8 * MAX_RULES];
+    size_t n = build_program(prog, rules, count);
+    int prog_fd = load_program(prog, n, NULL, 0);
     if (prog_fd < 0) {
-        LOGW("cannot load the device program: %s %s", strerror(errno), log);
+        char log[4096] = ""; /* again, for the verifier's reason */
+        int err = errno;
+        int again = load_program(prog, n, log, sizeof log);
+        if (again >= 0)
+            close(again);
+        LOGW("cannot load the device program: %s: %.300s", strerror(err), log);
         return SEDGE_ERR_IO;
     }
     int cg_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
