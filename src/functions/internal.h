@@ -169,6 +169,7 @@ struct fn {
     size_t queue_len;
     uint64_t queue_bytes;  /* payloads waiting: at most memory_mb */
     char socket_path[108]; /* its own function socket */
+    int netns_fd;          /* its instances' network namespace, or -1 */
     bool retired;          /* no longer in the group: stopping */
     char state[512];
     /* long-lived restarts */
@@ -246,7 +247,8 @@ typedef struct {
     size_t argc, cap;
     char *kept[48]; /* strings made for argv */
     size_t kept_count;
-    buf_t env; /* written to the sandbox's stdin */
+    buf_t env;  /* written to the sandbox's stdin */
+    bool netns; /* the function's network namespace goes as fd 3 */
     bool failed;
 } launch_t;
 
@@ -254,6 +256,10 @@ NODISCARD sedge_err launch_build(const fn_t *fn, const instance_t *in, bool stan
 void launch_free(launch_t *l);
 /* The devices an instance may open: the basic ones and its declared ones. */
 size_t launch_device_rules(const spec_t *s, device_rule_t *rules, size_t cap);
+
+/* netns.c: a new, empty network namespace as an O_CLOEXEC descriptor, or
+ * -1 (no privilege, no kernel support). */
+int netns_create(void);
 
 /* logfile.c */
 logfile_t *logfile_open(const char *dir, const char *name);

@@ -97,6 +97,13 @@ static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t *out)
     return SEDGE_OK;
 }
 
+/* Is the program a Python interpreter (which is shown the Python SDK)? */
+static bool runs_python(const spec_t *s)
+{
+    const char *base = strrchr(s->argv[0], '/');
+    return strncmp(base ? base + 1 : s->argv[0], "python", 6) == 0;
+}
+
 sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launch_t *l)
 {
     struct functions *f = fn->owner;
@@ -124,12 +131,16 @@ sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launc
     if (s->sandbox) {
         arg(l, "--isolate");
         arg2(l, "--root", in->root_dir);
-        if (s->network)
+        if (s->network) {
             arg(l, "--network");
+        } else if (fn->netns_fd >= 0) {
+            arg2(l, "--netns-fd", "3"); /* the function's own: see netns.c */
+            l->netns = true;
+        }
         if (s->sysfs)
             arg(l, "--sysfs");
         arg2(l, "--rw", fn->socket_path);
-        if (f->python_sdk_dir)
+        if (f->python_sdk_dir && runs_python(s))
             arg2(l, "--ro", f->python_sdk_dir);
         for (size_t i = 0; i < s->binds.count; i++)
             arg2(l, "--ro", s->binds.paths[i]);

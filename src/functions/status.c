@@ -47,6 +47,11 @@ static json_t *isolation_status(const fn_t *fn)
             json_array_append_new(ns, json_string("network"));
     }
     json_object_set_new(o, "namespaces", ns);
+    json_object_set_new(o, "network",
+                        json_string(!s->sandbox  ? "the host's"
+                                    : s->network ? "the host's (\"network\": true)"
+                                                 : "none: an empty namespace of its own, shared "
+                                                   "by its instances"));
     json_object_set_new(o, "code", s->code_dir ? json_string(s->code_dir) : json_null());
     json_object_set_new(o, "no_new_privs", json_true());
     json_object_set_new(o, "capabilities", json_string("none (empty bounding set)"));

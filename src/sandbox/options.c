@@ -27,13 +27,13 @@ static unsigned long number(const char *text)
     return v;
 }
 
-static void add_bind(options_t *o, const char *src, const char *dst, bool rw)
+static void add_bind(options_t *o, const char *src, const char *dst, bool rw, bool device)
 {
     if (o->bind_count == SANDBOX_MAX_BINDS)
         sandbox_fail("more than %d paths to bind", SANDBOX_MAX_BINDS);
     if (src[0] != '/' || dst[0] != '/')
         sandbox_fail("%s: paths to bind must be absolute", src);
-    o->binds[o->bind_count++] = (bind_t){src, dst, rw};
+    o->binds[o->bind_count++] = (bind_t){src, dst, rw, device};
 }
 
 /* "SRC:DST:MODE" or "PATH:MODE" into its parts (the string is modified). */
@@ -59,6 +59,7 @@ static bool split_mode(char *spec, char **first, char **second, bool *rw)
 
 void options_parse(int argc, char **argv, options_t *o)
 {
+    o->netns_fd = -1;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -89,20 +90,22 @@ void options_parse(int argc, char **argv, options_t *o)
             o->memory_mb = number(v);
         } else if (strcmp(a, "--nproc") == 0) {
             o->nproc = number(v);
+        } else if (strcmp(a, "--netns-fd") == 0) {
+            o->netns_fd = (int)number(v);
         } else if (strcmp(a, "--root") == 0) {
             o->root = v;
         } else if (strcmp(a, "--code") == 0) {
-            add_bind(o, v, v, false);
+            add_bind(o, v, v, false, false);
             o->code = v;
         } else if (strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) {
-            add_bind(o, v, v, strcmp(a, "--rw") == 0);
+            add_bind(o, v, v, strcmp(a, "--rw") == 0, false);
         } else if (strcmp(a, "--volume") == 0 || strcmp(a, "--device") == 0) {
             bool volume = strcmp(a, "--volume") == 0;
             char *spec = strdup(v), *src, *dst;
             bool rw;
             if (!spec || !split_mode(spec, &src, volume ? &dst : NULL, &rw))
                 usage();
-            add_bind(o, src, volume ? dst : src, rw);
+            add_bind(o, src, volume ? dst : src, rw, !volume);
         } else {
             usage();
         }

@@ -38,9 +38,33 @@ static void mkdirs(const char *path, mode_t mode)
     mkdir(tmp, mode);
 }
 
+/* The device node `path` of the host, made again at `root`+`path` with
+ * its mode and owner (cheaper than a bind; what it may be opened for, the
+ * devices cgroup decides). */
+static void make_device(const char *root, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        sandbox_die(path);
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+        sandbox_fail("%s: not a device node", path);
+    char target[PATH_BYTES];
+    join(target, root, path);
+    char parent[PATH_BYTES];
+    snprintf(parent, sizeof parent, "%s", target);
+    char *slash = strrchr(parent, '/');
+    if (slash) {
+        *slash = '\0';
+        mkdirs(parent, 0755);
+    }
+    if (mknod(target, st.st_mode, st.st_rdev) != 0 || chmod(target, st.st_mode & 07777) != 0 ||
+        chown(target, st.st_uid, st.st_gid) != 0)
+        sandbox_die(target);
+}
+
 /* Bind host `src` at `root`+`dst`, read-only unless rw; never set-user-id,
- * and device nodes only where they were asked for (/dev). */
-static void bind_path(const char *root, const char *src, const char *dst, bool rw, bool devices)
+ * never device nodes. */
+static void bind_path(const char *root, const char *src, const char *dst, bool rw)
 {
     char target[PATH_BYTES];
     join(target, root, dst);
@@ -63,11 +87,9 @@ static void bind_path(const char *root, const char *src, const char *dst, bool r
     }
     if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) != 0)
         sandbox_die(src);
-    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID;
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV;
     if (!rw)
         flags |= MS_RDONLY;
-    if (!devices)
-        flags |= MS_NODEV;
     if (mount(NULL, target, NULL, flags, NULL) != 0)
         sandbox_die(target);
 }
@@ -91,7 +113,7 @@ static void system_dir(const char *root, const char *dir)
             sandbox_die(target);
         return;
     }
-    bind_path(root, dir, dir, false, false);
+    bind_path(root, dir, dir, false);
 }
 
 static void mount_fs(const char *root, const char *dir, mode_t mode, const char *type,
@@ -120,15 +142,18 @@ void root_build(const options_t *o, const char *root)
     static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                                           "/dev/urandom"};
     for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++)
-        bind_path(root, devices[i], devices[i], true, true);
+        make_device(root, devices[i]);
     char path[PATH_BYTES];
     join(path, root, "/dev/shm");
     mkdir(path, 01777);
     if (o->sysfs)
-        bind_path(root, "/sys", "/sys", false, false);
+        bind_path(root, "/sys", "/sys", false);
     for (int i = 0; i < o->bind_count; i++) {
         const bind_t *b = &o->binds[i];
-        bind_path(root, b->src, b->dst, b->rw, strncmp(b->dst, "/dev/", 5) == 0);
+        if (b->device)
+            make_device(root, b->src);
+        else
+            bind_path(root, b->src, b->dst, b->rw);
     }
     /* Enter it: the old root goes away entirely. */
     join(path, root, "/.old");

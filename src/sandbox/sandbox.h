@@ -13,6 +13,9 @@
  *                         fresh root (below); without it, only the user,
  *                         cgroups, rlimits and the confinement change
  *   --network             keep the host's network (else an empty one)
+ *   --netns-fd N          the empty network namespace to enter (an open
+ *                         descriptor, shared by a function's instances);
+ *                         without it, a new one
  *   --ro PATH | --rw PATH         bind a host path at the same place
  *   --code DIR                    the function's own files: bound read-only
  *                                 at the same place, and its working
@@ -34,13 +37,13 @@
  *
  * The fresh root holds /usr, /lib*, /bin, /sbin and /etc read-only (as the
  * host has them: real directories bound, symlinks copied), a private
- * writable /tmp, /proc of the new PID namespace, a minimal /dev (null,
- * zero, full, random, urandom, and the declared devices), the code
+ * writable /tmp, /proc of the new PID namespace, a minimal /dev (nodes of
+ * null, zero, full, random, urandom and the declared devices), the code
  * directory and the declared paths — nothing else of the host. This
  * program forks: the child becomes PID 1 of the new namespace, builds the
- * root, and runs the function as its own child; the parent mirrors the
- * function's end so sedged sees its status (a death by signal is
- * re-raised).
+ * root, joins the cgroups, and runs the function as its own child; the
+ * parent mirrors the function's end so sedged sees its status (a death by
+ * signal is re-raised).
  *
  * Before exec the function's process is confined (confine.c): an empty
  * capability bounding set and no capabilities, no_new_privs, and a seccomp
@@ -67,6 +70,7 @@
 typedef struct {
     const char *src, *dst;
     bool rw;
+    bool device; /* a device node: made with mknod, not bound */
 } bind_t;
 
 typedef struct {
@@ -77,6 +81,7 @@ typedef struct {
     int cgroup_count;
     unsigned long memory_mb, nproc;
     bool isolate, network, sysfs, standby;
+    int netns_fd; /* -1: make a new network namespace */
     const char *root;
     const char *code;
     bind_t binds[SANDBOX_MAX_BINDS];
@@ -96,7 +101,6 @@ void root_build(const options_t *o, const char *root);
 
 /* confine.c, in the order they run, in the process that becomes the
  * function. */
-void confine_prepare(void);                       /* the seccomp filter, built */
 void confine_drop_privileges(const options_t *o); /* capabilities, user, no_new_privs */
 char **confine_read_environment(int fd);          /* after the drop: the function's env */
 void confine_seccomp_load(void);                  /* the last step before exec */

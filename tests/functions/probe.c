@@ -7,6 +7,7 @@
  *                      "ok", or the errno's name ("EPERM", "ENOSYS", ...)
  *   open:PATH:r|w|rw   open PATH that way (and close it): "ok" or the errno
  *   mknod:PATH         make a character device node (1:3) at PATH
+ *   readlink:PATH      the link's target, e.g. of /proc/self/ns/net
  *
  * Every call is one that an unconfined process of the same user could make
  * successfully (or fail with another errno than EPERM) on this machine, so
@@ -259,6 +260,11 @@ static sedge_err handle(const sedge_event *ev, sedge_result *res, void *ctx)
         answer(res, errno_name(fd < 0 ? errno : 0));
         if (fd >= 0)
             close(fd);
+    } else if (arg && strcmp(cmd, "readlink") == 0) {
+        char target[256];
+        ssize_t n = readlink(arg, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = '\0';
+        answer(res, n > 0 ? target : errno_name(errno));
     } else if (arg && strcmp(cmd, "mknod") == 0) {
         int rc = mknod(arg, S_IFCHR | 0600, makedev(1, 3));
         answer(res, errno_name(rc < 0 ? errno : 0));

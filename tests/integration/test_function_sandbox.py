@@ -198,6 +198,27 @@ def test_volume_in_or_around_the_data_directory_is_refused(fsedge, public_tmp):
             (source, err)
 
 
+def test_each_function_has_its_own_empty_network(fsedge):
+    """Without "network": true a sandboxed function gets an empty network
+    namespace, made once for the function and shared by its instances (a
+    network namespace is the dearest part of a sandbox to make), never by
+    another function, nor the host's."""
+    deploy_ok(fsedge, group([probe("a", idle_timeout_s=1, standby=False),
+                             probe("b"), probe("host", network=True)]))
+    net = "readlink:/proc/self/ns/net"
+    first = invoke_ok(fsedge, "a", net)
+    assert first.startswith("net:["), first
+    pid = function(fsedge, "a")["instances"][0]["pid"]
+    fh.wait_function(fsedge, "a", lambda f: not f["instances"], timeout=10,
+                     what="the idle instance to be reaped")
+    assert invoke_ok(fsedge, "a", net) == first
+    assert function(fsedge, "a")["instances"][0]["pid"] != pid
+    assert invoke_ok(fsedge, "b", net) != first
+    assert invoke_ok(fsedge, "host", net) == os.readlink("/proc/self/ns/net")
+    assert first != os.readlink("/proc/self/ns/net")
+    assert "shared by its instances" in function(fsedge, "a")["isolation"]["network"]
+
+
 # ------------------------------------------------------------ items 8, 9: what it needs
 
 def test_c_function_linked_with_libsedge_so_loads_in_the_sandbox(fsedge):
