@@ -1,6 +1,8 @@
 /* base: errors, byte views and buffers, logging, clocks. */
 #include "base.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,10 +122,29 @@ log_level_t log_get_level(void)
     return current_level;
 }
 
-void log_write(log_level_t level, const char *tag, const char *fmt, ...)
+/* Repeated lines are rate-limited per call site (its format string): at
+ * most LOG_BURST lines from one site in a LOG_WINDOW_MS window; the rest
+ * are counted, and the count is logged once the window is over. A full
+ * disk or a reconnecting fleet then costs a few lines, not a flood. Debug
+ * lines, asked for explicitly, are never limited. */
+#define LOG_BURST 20u
+#define LOG_WINDOW_MS 10000u
+#define LOG_SITES 64u
+
+typedef struct {
+    const char *fmt; /* the call site; NULL: free */
+    const char *tag;
+    log_level_t level;
+    uint64_t window_start_ms;
+    uint32_t lines;      /* in this window */
+    uint32_t suppressed; /* in this window, not written */
+} log_site_t;
+
+static log_site_t log_sites[LOG_SITES];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void write_line(log_level_t level, const char *tag, const char *fmt, va_list ap)
 {
-    if (level > current_level)
-        return;
     static const char letters[] = "EWID";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -136,15 +157,66 @@ void log_write(log_level_t level, const char *tag, const char *fmt, ...)
                      ts.tv_nsec / 1000000, letters[level], tag);
     if (n < 0)
         return;
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+static void write_fmt(log_level_t level, const char *tag, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void write_fmt(log_level_t level, const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, tag, fmt, ap);
+    va_end(ap);
+}
+
+/* A site's window is over: say how many of its lines were left out. */
+static void site_summarise(log_site_t *site)
+{
+    if (site->suppressed)
+        write_fmt(site->level, site->tag, "(%u more lines like \"%.120s\" in %u s, not shown)",
+                  site->suppressed, site->fmt, LOG_WINDOW_MS / 1000);
+    site->suppressed = 0;
+    site->lines = 0;
+}
+
+/* Whether a line from `fmt` may be written now; the caller holds log_lock. */
+static bool site_admits(log_level_t level, const char *tag, const char *fmt, uint64_t now)
+{
+    for (size_t i = 0; i < LOG_SITES; i++) /* windows that ended meanwhile */
+        if (log_sites[i].fmt && now - log_sites[i].window_start_ms >= LOG_WINDOW_MS &&
+            log_sites[i].suppressed)
+            site_summarise(&log_sites[i]);
+    log_site_t *site = &log_sites[((uintptr_t)fmt >> 3) % LOG_SITES];
+    if (site->fmt != fmt || now - site->window_start_ms >= LOG_WINDOW_MS) {
+        if (site->fmt != fmt)
+            site_summarise(site);
+        *site = (log_site_t){fmt, tag, level, now, 0, 0};
+    }
+    if (site->lines < LOG_BURST) {
+        site->lines++;
+        return true;
+    }
+    site->suppressed++;
+    return false;
+}
+
+void log_write(log_level_t level, const char *tag, const char *fmt, ...)
+{
+    if (level > current_level)
+        return;
+    pthread_mutex_lock(&log_lock);
+    if (level == LOG_DEBUG || site_admits(level, tag, fmt, clock_mono_ms())) {
+        va_list ap;
+        va_start(ap, fmt);
+        write_line(level, tag, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&log_lock);
 }
 
 uint64_t clock_mono_ms(void)

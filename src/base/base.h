@@ -77,7 +77,10 @@ void buf_free(buf_t *b);
 char *base64_encode(bytes_t in);
 NODISCARD sedge_err base64_decode(const char *text, buf_t *out);
 
-/* Logging. Each .c file defines LOG_TAG before using the macros. */
+/* Logging to stderr, one line per call. Each .c file defines LOG_TAG
+ * before using the macros. Lines repeated from one call site are
+ * rate-limited (a burst, then a count of those left out); debug lines are
+ * not. Safe to call from any thread. */
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);

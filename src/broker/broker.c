@@ -11,8 +11,8 @@
 
 #define LOG_TAG "broker"
 
-/* A connection must send CONNECT (after TLS, if any) within this time. */
-#define CONNECT_TIMEOUT_MS 10000u
+/* At shutdown, clients get this long to read their last output. */
+#define SHUTDOWN_GRACE_MS 2000u
 
 /* Deadlines closer together than this are served by one timer firing, so
  * that many sessions expiring one after another cost a bounded number of
@@ -32,6 +32,11 @@ void broker_limits_default(broker_limits_t *l)
         .sys_interval_s = 10,
         .max_output_bytes = 4u << 20,
         .slow_reader_timeout_s = 60,
+        .connect_timeout_s = 10,
+        .max_connect_bytes = 65536,
+        .max_buffered_bytes = 256u << 20,
+        .max_subscriptions = 10000,
+        .max_filters_per_packet = 1000,
     };
 }
 
@@ -78,9 +83,9 @@ static void check_clients(broker_t *b, uint64_t now)
             now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500u) {
             client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
         } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
-                   now - c->last_rx_ms > CONNECT_TIMEOUT_MS) {
-            LOGW("closing %s: no CONNECT within %u s", client_peer(c).text,
-                 CONNECT_TIMEOUT_MS / 1000);
+                   now - c->last_rx_ms >= (uint64_t)b->limits.connect_timeout_s * 1000u) {
+            LOGW("closing %s: no CONNECT within %u s of accepting it", client_peer(c).text,
+                 b->limits.connect_timeout_s);
             client_close(c);
         } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s &&
                    now - c->io->last_tx_progress_ms >
@@ -118,6 +123,8 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     b->limits = *limits;
     if (b->limits.max_inflight == 0)
         b->limits.max_inflight = 1;
+    if (b->limits.connect_timeout_s == 0)
+        b->limits.connect_timeout_s = 1;
     b->store = store;
     b->next_msg_id = 1;
     b->next_queue_seq = 1;
@@ -166,6 +173,7 @@ void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
 void broker_get_stats(broker_t *b, broker_stats_t *out)
 {
     *out = b->stats;
+    out->buffered_bytes = b->buffered_bytes;
 }
 
 static void wait_for_commit(broker_t *b, session_t *s)
@@ -179,12 +187,10 @@ static void wait_for_commit(broker_t *b, session_t *s)
 
 void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
 {
-    b->settled_batch = seq;
-    if (result)
-        LOGE("the store failed to commit batch %llu (%s): acknowledgements waiting for it "
-             "report an error",
-             (unsigned long long)seq, sedge_strerror(result));
-    broker_release_held(b, seq, result ? seq : 0);
+    if (result) /* only the last commit, at store_close: nothing waits any more */
+        return;
+    b->committed_batch = seq;
+    broker_release_held(b, seq);
     /* Sessions whose next messages waited for this commit: send them. */
     session_t *list = b->commit_waiters;
     b->commit_waiters = NULL;
@@ -226,21 +232,43 @@ size_t broker_recheck_connections(broker_t *b)
     client_t *c = b->clients;
     while (c) {
         client_t *next = c->next;
+        const char *why = NULL;
         if (c->state == CLIENT_CONNECTED &&
             !b->hooks.may_connect(b->hooks_ctx,
-                                  (bytes_t){(const uint8_t *)c->identity, c->identity_len})) {
-            client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "no longer a member of the group");
+                                  (bytes_t){(const uint8_t *)c->identity, c->identity_len}))
+            why = "no longer a member of the group";
+        else if (c->state != CLIENT_TLS_HANDSHAKE && client_certificate_revoked(c))
+            why = "certificate revoked by the group";
+        if (why) {
+            c->send_will = false; /* its words are not to be trusted any more */
+            client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, why);
             n++;
         }
         c = next;
     }
+    /* Delayed wills of offline sessions whose owners lost the right. */
+    for (session_t *s = b->offline; s; s = s->offline_next)
+        if (s->will && !b->hooks.may_connect(b->hooks_ctx, (bytes_t){(const uint8_t *)s->owner,
+                                                                     s->owner_len})) {
+            LOGI("will of '%s' dropped: '%s' is no longer allowed to connect", s->client_id,
+                 s->owner);
+            will_cancel(b, s);
+        }
     return n;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    broker_handle_closed(h->data);
 }
 
 void broker_handle_closed(broker_t *b)
 {
     if (b->handles_open)
         b->handles_open--;
+    /* Every client is gone before the grace period ended: stop waiting. */
+    if (b->shutting_down && b->handles_open == 1 && uv_is_active((uv_handle_t *)&b->shutdown_timer))
+        uv_close((uv_handle_t *)&b->shutdown_timer, on_timer_closed);
     if (b->shutting_down && b->handles_open == 0 && b->shutdown_done) {
         void (*done)(void *) = b->shutdown_done;
         b->shutdown_done = NULL;
@@ -248,9 +276,17 @@ void broker_handle_closed(broker_t *b)
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
+
+/* The grace period is over: clients that have not read their last words
+ * are cut off, so that a peer that stops reading cannot hold the stop. */
+static void shutdown_grace_cb(uv_timer_t *t)
 {
-    broker_handle_closed(h->data);
+    broker_t *b = t->data;
+    if (b->closing)
+        LOGW("stopping: closing connections whose peers did not read their last output");
+    closing_cut_all(b);
+    lingering_close_all(b);
+    uv_close((uv_handle_t *)t, on_timer_closed);
 }
 
 void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
@@ -274,6 +310,12 @@ void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&b->tick, on_timer_closed);
     uv_close((uv_handle_t *)&b->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&b->flush_prepare, on_timer_closed);
+    if (b->closing) {
+        uv_timer_init(b->loop, &b->shutdown_timer);
+        b->shutdown_timer.data = b;
+        b->handles_open++;
+        uv_timer_start(&b->shutdown_timer, shutdown_grace_cb, SHUTDOWN_GRACE_MS, 0);
+    }
 }
 
 void broker_free(broker_t *b)

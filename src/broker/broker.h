@@ -31,6 +31,7 @@ typedef struct {
     const char *ca_file;
     const char *cert_file;
     const char *key_file;
+    const char *crl_file; /* TLS: PEM CRLs from the CA, reloaded on SIGHUP; NULL: none */
 } listener_config_t;
 
 typedef struct {
@@ -44,6 +45,11 @@ typedef struct {
     uint32_t sys_interval_s;        /* $SYS publishing period; 0 = off */
     size_t max_output_bytes;        /* unsent bytes per client before QoS 0 drops */
     uint32_t slow_reader_timeout_s; /* no write progress for this long: disconnect */
+    uint32_t connect_timeout_s;     /* from accept to CONNECT (TLS handshake included) */
+    uint32_t max_connect_bytes;     /* largest packet before CONNECT is accepted */
+    size_t max_buffered_bytes;      /* input and output buffered by all connections */
+    uint32_t max_subscriptions;     /* per session */
+    uint32_t max_filters_per_packet; /* in one SUBSCRIBE or UNSUBSCRIBE */
 } broker_limits_t;
 
 void broker_limits_default(broker_limits_t *l);
@@ -53,6 +59,7 @@ typedef struct {
     uint64_t connections; /* open now */
     uint64_t connections_total;
     uint64_t sessions; /* known now, online or not */
+    uint64_t sessions_online; /* of those, with a connection (CONNECT accepted) */
     uint64_t sessions_persistent;
     uint64_t subscriptions;
     uint64_t retained;
@@ -64,6 +71,7 @@ typedef struct {
     uint64_t queued;       /* QoS 1/2 messages waiting in sessions */
     uint64_t refused_connections;
     uint64_t protocol_errors;
+    uint64_t buffered_bytes; /* input and output held by connections now */
 } broker_stats_t;
 
 /* A message as services see it: views valid during the call. `source` is
@@ -84,6 +92,10 @@ typedef struct {
 typedef struct {
     /* May this identity connect at all? */
     bool (*may_connect)(void *ctx, bytes_t identity);
+    /* May a TLS client use this certificate (SHA-256 of its DER encoding,
+     * big-endian serial number)? Asked at the handshake and again by
+     * broker_recheck_connections. */
+    bool (*may_use_certificate)(void *ctx, const uint8_t sha256[32], bytes_t serial);
     /* May it subscribe to this filter? */
     bool (*may_subscribe)(void *ctx, bytes_t identity, bytes_t filter);
     /* Where may a message from `source` on `topic` go? NULL: nowhere — the
@@ -123,9 +135,14 @@ NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);
  * consulted: a true answer may still reach nobody.) */
 bool broker_has_subscribers(broker_t *b, bytes_t topic);
 
-/* Disconnect every client whose identity is not accepted by may_connect any
- * more (after a deployment), within this loop turn. Returns how many. */
+/* Disconnect every client whose identity or certificate is not accepted by
+ * may_connect / may_use_certificate any more (after a deployment), within
+ * this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);
+
+/* Reload the CRL files of the TLS listeners (SIGHUP) and disconnect the
+ * clients whose certificates they revoke. Returns how many. */
+size_t broker_reload_crls(broker_t *b);
 
 /* Stop listening and close every connection (v5 clients get DISCONNECT
  * 0x8B); `done` runs once all are closed. */

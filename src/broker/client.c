@@ -117,6 +117,7 @@ void client_free_state(client_t *c)
 {
     free_aliases(c);
     if (c->io) {
+        c->broker->buffered_bytes -= c->io->in.len + c->io->out.len;
         buf_free(&c->io->in);
         buf_free(&c->io->out);
         free(c->io);
@@ -125,4 +126,24 @@ void client_free_state(client_t *c)
     if (c->identity)
         free(c->identity - SOURCE_PREFIX_LEN);
     c->identity = NULL;
+}
+
+void client_list_push(client_t **head, client_t *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+void client_list_remove(client_t **head, client_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (*head == c)
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
 }

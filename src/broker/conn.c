@@ -62,7 +62,23 @@ uint8_t *client_out_reserve(client_t *c, size_t len)
 void client_out_commit(client_t *c, size_t len)
 {
     c->io->out.len += len;
+    c->broker->buffered_bytes += len;
     mark_for_flush(c);
+}
+
+/* Output bytes leave `out` (sent, handed to a write, or discarded). */
+static void out_consumed(client_t *c, size_t n)
+{
+    c->broker->buffered_bytes -= n;
+}
+
+/* Drop what is waiting to be sent: the peer is gone. */
+static void out_discard(client_t *c)
+{
+    if (!c->io)
+        return;
+    out_consumed(c, c->io->out.len);
+    c->io->out.len = 0;
 }
 
 void client_send(client_t *c, const uint8_t *data, size_t len)
@@ -83,10 +99,40 @@ void client_close_handle(client_t *c)
         uv_close(&c->h.handle, on_closed);
 }
 
+/* Closed clients whose last output is still being written: the broker
+ * keeps them in a list so that a shutdown can cut them off. */
+static void closing_link(client_t *c)
+{
+    broker_t *b = c->broker;
+    if (c->in_closing_list)
+        return;
+    c->in_closing_list = true;
+    client_list_push(&b->closing, c);
+}
+
+static void closing_unlink(client_t *c)
+{
+    if (!c->in_closing_list)
+        return;
+    client_list_remove(&c->broker->closing, c);
+    c->in_closing_list = false;
+}
+
+void closing_cut_all(broker_t *b)
+{
+    while (b->closing) {
+        client_t *c = b->closing;
+        closing_unlink(c);
+        c->linger = LINGER_NONE;
+        client_close_handle(c);
+    }
+}
+
 /* All output is written: close, or linger first if the broker had the
  * last word (linger.c). */
 static void finish_close(client_t *c)
 {
+    closing_unlink(c);
     if (c->linger == LINGER_ACTIVE || uv_is_closing(&c->h.handle))
         return;
     if (c->linger == LINGER_WANTED && !c->broker->shutting_down && linger_start(c) == SEDGE_OK)
@@ -99,6 +145,7 @@ static void write_cb(uv_write_t *req, int status)
 {
     write_op_t *w = (write_op_t *)req;
     client_t *c = w->client;
+    c->broker->buffered_bytes -= w->data.len;
     buf_free(&w->data);
     free(w);
     client_io_t *io = c->io; /* kept while writing */
@@ -107,7 +154,7 @@ static void write_cb(uv_write_t *req, int status)
     if (status < 0) {
         if (c->state != CLIENT_CLOSING)
             LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(status));
-        io->out.len = 0;
+        out_discard(c);
         c->linger = LINGER_NONE; /* the peer is gone */
         client_close(c);
         finish_close(c);
@@ -137,8 +184,7 @@ static void drain_tls(client_t *c, buf_t *out)
 static void write_failed(client_t *c, int rc)
 {
     LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(rc));
-    if (c->io)
-        c->io->out.len = 0;
+    out_discard(c);
     client_close(c);
     finish_close(c);
 }
@@ -152,8 +198,10 @@ static void flush(client_t *c)
     if (c->ssl) {
         if (io && io->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
             int n = SSL_write(c->ssl, io->out.data, (int)io->out.len);
-            if (n > 0)
+            if (n > 0) {
                 buf_consume(&io->out, (size_t)n);
+                out_consumed(c, (size_t)n);
+            }
             if (!io->out.len)
                 buf_free(&io->out);
         }
@@ -161,6 +209,7 @@ static void flush(client_t *c)
     } else if (io) {
         data = io->out;
         io->out = (buf_t){0};
+        out_consumed(c, data.len);
     }
     if (!data.len) {
         buf_free(&data);
@@ -198,6 +247,7 @@ static void flush(client_t *c)
         return;
     }
     c->io->writing = w;
+    c->broker->buffered_bytes += w->data.len;
 }
 
 void broker_flush_all(broker_t *b)
@@ -214,10 +264,27 @@ void broker_flush_all(broker_t *b)
     }
 }
 
+/* A client freed this turn may still be queued for the end-of-turn flush
+ * (a CONNECT and a DISCONNECT in one read): take it off first. */
+static void unlink_from_flush_list(client_t *c)
+{
+    if (!c->in_flush_list)
+        return;
+    client_t **link = &c->broker->flush_list;
+    while (*link && *link != c)
+        link = &(*link)->flush_next;
+    if (*link)
+        *link = c->flush_next;
+    c->in_flush_list = false;
+    c->flush_next = NULL;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     client_t *c = h->data;
     broker_t *b = c->broker;
+    unlink_from_flush_list(c);
+    closing_unlink(c);
     if (c->ssl)
         SSL_free(c->ssl); /* frees the BIOs too */
     held_free_all(c);
@@ -235,13 +302,7 @@ void client_close(client_t *c)
     bool was_connected = c->state == CLIENT_CONNECTED;
     c->state = CLIENT_CLOSING;
     uv_read_stop(&c->h.stream);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        b->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
+    client_list_remove(&b->clients, c);
     b->stats.connections--;
     if (was_connected)
         will_on_close(b, c);
@@ -256,6 +317,8 @@ void client_close(client_t *c)
     flush(c);
     if (!writing(c))
         finish_close(c);
+    else if (!uv_is_closing(&c->h.handle))
+        closing_link(c);
 }
 
 void client_disconnect(client_t *c, uint8_t reason, const char *why)
@@ -357,7 +420,11 @@ static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
 static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
 {
     size_t used = 0;
-    uint32_t limit = c->broker->limits.max_packet_bytes;
+    const broker_limits_t *lim = &c->broker->limits;
+    /* Before CONNECT nobody is authenticated: a CONNECT is small. */
+    uint32_t limit = c->state == CLIENT_AWAIT_CONNECT && lim->max_connect_bytes < lim->max_packet_bytes
+                         ? lim->max_connect_bytes
+                         : lim->max_packet_bytes;
     while (used < len && c->state != CLIENT_CLOSING && !c->reading_paused) {
         mqtt_frame_t f;
         const char *why = "malformed packet";
@@ -390,6 +457,7 @@ static void dispatch_buffered(client_t *c)
         return;
     size_t used = dispatch_packets(c, io->in.data, io->in.len);
     buf_consume(&io->in, used);
+    c->broker->buffered_bytes -= used;
     if (!io->in.len)
         buf_free(&io->in);
 }
@@ -398,11 +466,19 @@ static void dispatch_buffered(client_t *c)
  * reading is paused). */
 static sedge_err buffer_input(client_t *c, const uint8_t *data, size_t len)
 {
+    broker_t *b = c->broker;
+    if (b->buffered_bytes + len > b->limits.max_buffered_bytes) {
+        b->stats.msgs_dropped++;
+        client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                          "the memory all connections may buffer (max_buffered_bytes) is in use");
+        return SEDGE_ERR_FULL;
+    }
     if (!client_io(c) || buf_append(&c->io->in, data, len)) {
         LOGE("client '%s': out of memory buffering input", client_name(c).text);
         client_close(c);
         return SEDGE_ERR_NOMEM;
     }
+    b->buffered_bytes += len;
     return SEDGE_OK;
 }
 
@@ -462,8 +538,16 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         char cn[256];
         int cn_len = cert ? certificate_cn(cert, cn, sizeof cn) : -1;
         X509_free(cert);
-        if (cn_len <= 0) {
-            LOGW("TLS client %s: certificate has no common name; closing", client_peer(c).text);
+        if (cn_len <= 0 || memchr(cn, 0, (size_t)cn_len)) {
+            LOGW("TLS client %s: certificate has no common name (or one with a NUL); closing",
+                 client_peer(c).text);
+            client_close(c);
+            return;
+        }
+        if (client_certificate_revoked(c)) {
+            LOGW("TLS client %s ('%s'): certificate revoked by the deployed group; closing",
+                 client_peer(c).text, cn);
+            c->broker->stats.refused_connections++;
             client_close(c);
             return;
         }
@@ -519,7 +603,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         client_close(c);
         return;
     }
-    c->last_rx_ms = clock_mono_ms();
+    /* Before CONNECT the clock is not reset by what arrives: the deadline
+     * to authenticate counts from accept, so a byte every few seconds
+     * cannot hold a connection open. */
+    if (c->state >= CLIENT_CONNACK_HELD)
+        c->last_rx_ms = clock_mono_ms();
     if (c->ssl)
         tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
     else
@@ -536,10 +624,7 @@ void client_accepted(listener_t *l, client_t *c)
     c->max_packet_out = MQTT_MAX_PACKET_SIZE;
     c->receive_max_out = 65535;
     c->state = CLIENT_AWAIT_CONNECT;
-    c->next = b->clients;
-    if (b->clients)
-        b->clients->prev = c;
-    b->clients = c;
+    client_list_push(&b->clients, c);
     b->stats.connections++;
     b->stats.connections_total++;
     b->handles_open++;

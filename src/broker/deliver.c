@@ -48,6 +48,14 @@ static void collect(void *ctx, sub_t *sub)
     b->matched[b->matched_count++] = sub;
 }
 
+/* A shared group's member is picked among those the route reaches: a
+ * member it does not reach must not take the message from the others. */
+static bool member_reachable(void *ctx, const sub_t *sub)
+{
+    match_ctx_t *mc = ctx;
+    return broker_reaches(mc->broker, mc->msg, sub->session);
+}
+
 /* Merge the matched subscriptions into one delivery per session (shared
  * ones stay separate). Returns the number of deliveries. */
 static size_t merge_matches(broker_t *b)
@@ -110,7 +118,7 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
 {
     match_ctx_t mc = {b, m, from};
     b->matched_count = 0;
-    tree_match(&b->tree, m->topic, collect, &mc);
+    tree_match(&b->tree, m->topic, collect, member_reachable, &mc);
     size_t n = merge_matches(b);
     size_t reached = 0;
     for (size_t i = 0; i < n; i++) {
@@ -130,7 +138,8 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
         if (!c || c->state != CLIENT_CONNECTED) {
             continue; /* QoS 0 is not kept for offline sessions */
         }
-        if (client_output_pending(c) > b->limits.max_output_bytes) {
+        if (client_output_pending(c) > b->limits.max_output_bytes ||
+            b->buffered_bytes > b->limits.max_buffered_bytes) {
             b->stats.msgs_dropped++;
             continue;
         }
@@ -221,6 +230,13 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
 
 void retain_message(broker_t *b, msg_t *m, bool durable)
 {
+    if (durable && store_failing(b->store)) {
+        /* The retained message stays as it was while the store cannot
+         * commit; the publisher is told (a refusal). */
+        b->stats.msgs_dropped++;
+        b->queue_refusals++;
+        return;
+    }
     tree_node_t *n =
         m->payload.len ? tree_ensure(&b->tree, m->topic) : tree_find(&b->tree, m->topic);
     if (!n)
@@ -263,6 +279,6 @@ static void note_match(void *ctx, sub_t *s)
 bool broker_has_subscribers(broker_t *b, bytes_t topic)
 {
     bool found = false;
-    tree_match(&b->tree, topic, note_match, &found);
+    tree_match(&b->tree, topic, note_match, NULL, &found);
     return found;
 }

@@ -4,9 +4,10 @@
  * and the CONNACK.
  *
  * Identity: on TLS it is the certificate's CN, on TCP and unix sockets the
- * client id. A session belongs to the identity that created it; another
- * identity using the same client id is refused rather than allowed to take
- * it over.
+ * client id. A session belongs to the identity that created it: client ids
+ * are namespaced by identity, so another thing using the same client id
+ * gets a session of its own and can neither take this one over nor block
+ * it.
  */
 #include "internal.h"
 
@@ -211,18 +212,22 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         expiry_capped = v == MQTT_V5;
     }
 
-    session_t *s = session_find(b, client_id);
-    if (s &&
-        !(s->owner_len == identity.len && memcmp(s->owner, identity.data, identity.len) == 0)) {
+    /* The session of this client id for this identity: on TLS another
+     * thing's session of the same client id is another session. */
+    buf_t key_buf = {0};
+    bytes_t key = session_key_of(identity, client_id, &key_buf);
+    if (!key.data) {
         free(assigned);
-        return refuse(c, v, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
-                      "client id belongs to another identity");
+        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
+                      "out of memory");
     }
+    session_t *s = session_find(b, key);
     if (s && s->client) {
         client_t *old = s->client;
         client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-        s = session_find(b, client_id); /* gone if it expired on that close */
+        s = session_find(b, key); /* gone if it expired on that close */
     }
+    buf_free(&key_buf);
     if (s && conn.clean_start) {
         will_publish_now(b, s);
         session_destroy(b, s);
@@ -253,6 +258,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     if (c->max_packet_out > b->limits.max_packet_bytes)
         c->max_packet_out = b->limits.max_packet_bytes;
     c->keep_alive = conn.keep_alive;
+    c->last_rx_ms = clock_mono_ms(); /* keep alive counts from here */
     bool keepalive_override = false;
     if (b->limits.max_keepalive &&
         (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) && v == MQTT_V5) {
@@ -304,7 +310,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         free(assigned);
         c->state = CLIENT_CONNACK_HELD;
         client_pause_reading(c);
-        held_packet(c, HELD_CONNACK, &pkt, store_open_batch(b->store), NULL, 0);
+        held_packet(c, HELD_CONNACK, &pkt, store_pending_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
              "alive %u s)",
              s->client_id, client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",

@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,26 @@ static void refuse_publish(client_t *c, const mqtt_publish_t *p, uint8_t reason)
     held_ack(c, type, p->packet_id, c->version == MQTT_V5 ? reason : 0, 0);
     if (p->qos == 2 && c->version != MQTT_V5 && c->session)
         session_qos2_add(c->session, p->packet_id);
+}
+
+/* A QoS 1/2 message that could not be kept: a v5 publisher gets 0x97;
+ * MQTT 3.1.1 has no negative acknowledgement, and what was not kept must
+ * not be acknowledged as kept, so a 3.1.1 publisher is disconnected
+ * without one and resends after reconnecting. */
+static sedge_err refuse_unkept(client_t *c, const mqtt_publish_t *p, const char *why)
+{
+    if (c->version == MQTT_V5) {
+        refuse_publish(c, p, MQTT_RC_QUOTA_EXCEEDED);
+        return SEDGE_OK;
+    }
+    c->broker->stats.msgs_dropped++;
+    char text[256];
+    snprintf(text, sizeof text,
+             "%s: the message was not acknowledged (MQTT 3.1.1 has no negative PUBACK); it is "
+             "resent on reconnection",
+             why);
+    client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED, text);
+    return SEDGE_ERR_FULL;
 }
 
 bool broker_route(broker_t *b, msg_t *m, session_t *from)
@@ -120,8 +141,11 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
                                   "invalid topic name (empty, or with a wildcard)");
 
     if (p.qos == 2 && session_qos2_pending(s, p.packet_id)) {
-        /* A resend of one we have: acknowledge again, deliver nothing. */
-        held_ack(c, MQTT_PUBREC, p.packet_id, 0, 0);
+        /* A resend of one we have: acknowledge again, deliver nothing —
+         * once what the first one wrote is durable (its PUBREC may have
+         * been held by a connection that is gone). */
+        held_ack(c, MQTT_PUBREC, p.packet_id, 0,
+                 s->persistent ? store_pending_batch(b->store) : 0);
         return SEDGE_OK;
     }
     if (p.qos > 0 && c->inflight_in >= b->limits.max_inflight && c->version == MQTT_V5)
@@ -139,6 +163,11 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
         refuse_publish(c, &p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
         return SEDGE_OK;
     }
+    /* While the store cannot commit, nothing new is taken that may need
+     * it: what it holds already waits for the retry, and that stays
+     * bounded. QoS 0 flows on. */
+    if (p.qos > 0 && store_failing(b->store))
+        return refuse_unkept(c, &p, "the store cannot commit (disk full?)");
 
     /* The message, borrowed from the receive buffer. */
     uint8_t props_stack[256];
@@ -177,28 +206,31 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
 
     if (p.qos == 0)
         return SEDGE_OK;
+    if (b->queue_refusals != refusals_before && c->version != MQTT_V5)
+        return refuse_unkept(c, &p, "a subscriber's queue or a service is full");
     c->inflight_in++;
     if (p.qos == 2) {
         if (session_qos2_add(s, p.packet_id))
             return protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
         if (s->persistent)
-            store_put_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+            store_put_inbound(b->store, session_key(s),
                               p.packet_id);
     }
     bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
-    /* A subscriber's full queue refused it, or a service its payload: a v5
-     * publisher is told. */
+    /* A subscriber's full queue (or a service out of room) refused it, or
+     * a service its payload: a v5 publisher is told, and the exchange ends
+     * at this PUBREC. */
     uint8_t reason = c->version != MQTT_V5                   ? MQTT_RC_SUCCESS
                      : b->payload_refusals != invalid_before ? MQTT_RC_PAYLOAD_FORMAT_INVALID
                      : b->queue_refusals != refusals_before  ? MQTT_RC_QUOTA_EXCEEDED
                                                              : MQTT_RC_SUCCESS;
     if (reason && p.qos == 2) {
-        session_qos2_remove(s, p.packet_id); /* the exchange ends at this PUBREC */
+        session_qos2_remove(s, p.packet_id);
         if (s->persistent)
-            store_del_inbound(b->store, (bytes_t){(uint8_t *)s->client_id, s->client_id_len},
+            store_del_inbound(b->store, session_key(s),
                               p.packet_id);
     }
     held_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, reason,
-             durable ? store_open_batch(b->store) : 0);
+             durable ? store_pending_batch(b->store) : 0);
     return SEDGE_OK;
 }

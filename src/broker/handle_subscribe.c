@@ -14,16 +14,6 @@
 
 #define LOG_TAG "broker"
 
-#define TREE_MAX_LEVELS 256
-
-static size_t count_levels(bytes_t filter)
-{
-    size_t n = 1;
-    for (size_t i = 0; i < filter.len; i++)
-        n += filter.data[i] == '/';
-    return n;
-}
-
 typedef struct {
     broker_t *broker;
     session_t *session;
@@ -71,7 +61,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     *send_retained_for = NULL;
     bytes_t group, inner;
     bool shared = mqtt_shared_split(e->filter, &group, &inner);
-    if (!mqtt_topic_filter_valid(e->filter) || count_levels(e->filter) > TREE_MAX_LEVELS) {
+    if (!mqtt_topic_filter_valid(e->filter) || mqtt_topic_levels(e->filter) > MQTT_MAX_FILTER_LEVELS) {
         LOGD("client '%s': invalid topic filter '%.*s'", c->identity, (int)e->filter.len,
              (const char *)e->filter.data);
         return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT311_SUBACK_FAILURE;
@@ -88,6 +78,13 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     }
     sub_t *sub = session_find_sub(s, e->filter);
     bool existed = sub != NULL;
+    if (!existed && s->sub_count >= b->limits.max_subscriptions) {
+        LOGW("client '%s': subscription to '%.*s' refused: the session has max_subscriptions "
+             "(%u)",
+             c->identity, (int)e->filter.len, (const char *)e->filter.data,
+             b->limits.max_subscriptions);
+        return v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT311_SUBACK_FAILURE;
+    }
     if (existed) {
         /* Replaces the old subscription's options (MQTT 3.8.4). */
         sub->qos = e->qos;
@@ -95,16 +92,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
         sub->retain_as_published = e->retain_as_published;
         sub->retain_handling = e->retain_handling;
         sub->sub_id = sub_id;
-        if (s->persistent) {
-            store_sub_t row = {
-                .client_id = {(const uint8_t *)s->client_id, s->client_id_len},
-                .filter = e->filter,
-                .options = (uint8_t)(e->qos | (e->no_local ? 0x04 : 0) |
-                                     (e->retain_as_published ? 0x08 : 0) | e->retain_handling << 4),
-                .sub_id = sub_id,
-            };
-            store_put_sub(b->store, &row);
-        }
+        session_save_sub(b, s, sub);
     } else {
         sub = calloc(1, sizeof *sub);
         if (!sub || !(sub->filter = bytes_dup_cstr(e->filter))) {
@@ -154,10 +142,20 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
     size_t cursor = 0, i = 0;
     mqtt_sub_entry_t e;
     err = SEDGE_OK;
+    /* Past max_filters_per_packet each filter is refused on its own, so
+     * that one packet cannot hold the loop for long. */
     while (!err && mqtt_sub_entry_next(&sp, MQTT_SUBSCRIBE, &cursor, &e)) {
-        reasons[i] = subscribe_one(c, &e, sub_id, &retained_for[i], &err);
+        retained_for[i] = NULL;
+        if (i < b->limits.max_filters_per_packet)
+            reasons[i] = subscribe_one(c, &e, sub_id, &retained_for[i], &err);
+        else
+            reasons[i] = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT311_SUBACK_FAILURE;
         i++;
     }
+    if (i > b->limits.max_filters_per_packet)
+        LOGW("client '%s': %zu filters in one SUBSCRIBE; those past max_filters_per_packet (%u) "
+             "refused",
+             c->identity, i, b->limits.max_filters_per_packet);
     if (!err) {
         /* The SUBACK, then the retained messages (MQTT 3.8.4); for a
          * persistent session, once the subscriptions are committed. */
@@ -176,7 +174,7 @@ sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f)
         } else {
             pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_SUBACK, sp.packet_id, NULL,
                                          reasons, sp.count);
-            uint64_t batch = c->session->persistent ? store_open_batch(b->store) : 0;
+            uint64_t batch = c->session->persistent ? store_pending_batch(b->store) : 0;
             held_packet(c, HELD_SUBACK, &pkt, batch, filters, nf);
         }
     }
@@ -203,23 +201,31 @@ sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f)
     size_t cursor = 0, i = 0;
     mqtt_sub_entry_t e;
     while (mqtt_sub_entry_next(&up, MQTT_UNSUBSCRIBE, &cursor, &e)) {
+        if (i >= b->limits.max_filters_per_packet) {
+            reasons[i++] = MQTT_RC_UNSPECIFIED; /* past max_filters_per_packet */
+            continue;
+        }
         sub_t *sub = session_find_sub(c->session, e.filter);
         if (sub)
             session_remove_sub(b, c->session, sub);
         reasons[i++] = sub ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
+    /* For a persistent session, UNSUBACK once the removals are committed:
+     * else the subscription could come back after a crash. */
+    buf_t pkt = {0};
     size_t n = mqtt_encode_suback(NULL, 0, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
                                   up.count);
-    uint8_t *pkt = malloc(n);
-    if (pkt) {
-        mqtt_encode_suback(pkt, n, c->version, MQTT_UNSUBACK, up.packet_id, NULL, reasons,
-                           up.count);
-        client_send(c, pkt, n);
-        free(pkt);
+    if (buf_reserve(&pkt, n)) {
+        err = protocol_violation(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");
+    } else {
+        pkt.len = mqtt_encode_suback(pkt.data, n, c->version, MQTT_UNSUBACK, up.packet_id, NULL,
+                                     reasons, up.count);
+        uint64_t batch = c->session->persistent ? store_pending_batch(b->store) : 0;
+        held_packet(c, HELD_SUBACK, &pkt, batch, NULL, 0);
     }
     if (reasons != reasons_stack)
         free(reasons);
-    return SEDGE_OK;
+    return err;
 }
 
 sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f)

@@ -5,11 +5,11 @@
  * in one FIFO so that they leave in the order their requests came in.
  *
  * An entry names the batch it needs (0: none, it only waits its turn).
- * When a batch settles, every client that holds something is looked at
+ * When a batch commits, every client that holds something is looked at
  * once (the broker keeps a list of them), and entries at the head whose
- * batch has settled are sent. If the batch failed, what was promised is not
- * durable: an MQTT 5 PUBACK/PUBREC carries 0x80 instead of success, and
- * anything else closes the connection so the client retries.
+ * batch has committed are sent. A commit that fails is retried by the
+ * store until it succeeds, so a reply here only ever waits longer: nothing
+ * leaves before what it promises is durable.
  */
 #include "internal.h"
 
@@ -82,9 +82,10 @@ void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uin
         h->reason = reason;
     }
     if (!h || append(c, h)) {
-        /* Without memory to wait, answer now: the store still commits. */
+        /* Without memory to wait, no answer: answering now could promise
+         * what is not durable yet. The client resends after reconnecting. */
         free(h);
-        send_ack(c, type, packet_id, reason);
+        client_disconnect(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory holding a reply");
         return;
     }
     if (c->version == MQTT_V311 && c->inflight_in >= c->broker->limits.max_inflight)
@@ -140,27 +141,15 @@ void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, c
 }
 
 /* Send what is due at the head of one client's FIFO. */
-static void release(client_t *c, uint64_t settled, uint64_t failed)
+static void release(client_t *c, uint64_t committed)
 {
     held_t *h;
-    while ((h = first_held(c)) && h->batch <= settled && c->state != CLIENT_CLOSING) {
+    while ((h = first_held(c)) && h->batch <= committed && c->state != CLIENT_CLOSING) {
         c->io->held_head = h->next;
         if (!h->next)
             c->io->held_tail = NULL;
-        bool lost = h->batch && h->batch == failed;
         if (h->kind == HELD_ACK) {
-            if (lost && c->version != MQTT_V5) {
-                held_free(h);
-                client_disconnect(c, MQTT_RC_UNSPECIFIED,
-                                  "the store could not save a message; reconnect and resend");
-                return;
-            }
-            send_ack(c, h->type, h->packet_id, lost ? MQTT_RC_UNSPECIFIED : h->reason);
-        } else if (lost) {
-            held_free(h);
-            client_disconnect(c, MQTT_RC_UNSPECIFIED,
-                              "the store could not save the session; reconnect and retry");
-            return;
+            send_ack(c, h->type, h->packet_id, h->reason);
         } else {
             client_send(c, h->packet.data, h->packet.len);
             after_packet(c, h);
@@ -173,7 +162,7 @@ static void release(client_t *c, uint64_t settled, uint64_t failed)
         client_resume_reading(c);
 }
 
-void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed)
+void broker_release_held(broker_t *b, uint64_t committed)
 {
     client_t *list = b->ack_waiters;
     b->ack_waiters = NULL;
@@ -183,7 +172,7 @@ void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed)
         c->in_ack_wait = false;
         c->ack_wait_next = NULL;
         if (c->state != CLIENT_CLOSING)
-            release(c, settled, failed);
+            release(c, committed);
     }
 }
 

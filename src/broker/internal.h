@@ -120,9 +120,11 @@ void tree_prune(tree_t *t, tree_node_t *n);
 sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
 void tree_remove_sub(tree_t *t, sub_t *s);
 /* Every subscription matching `topic`: `fn` gets each plain one and one
- * chosen member of each matching shared group. */
+ * member of each matching shared group, picked in turn among those
+ * `accept` takes (the members the message may reach; NULL: all). */
 typedef void (*tree_match_fn)(void *ctx, sub_t *s);
-void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, void *ctx);
+typedef bool (*tree_accept_fn)(void *ctx, const sub_t *s);
+void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, tree_accept_fn accept, void *ctx);
 /* Every retained message matching `filter` (not shared). */
 typedef void (*tree_retained_fn)(void *ctx, msg_t *m);
 void tree_match_retained(tree_t *t, bytes_t filter, tree_retained_fn fn, void *ctx);
@@ -159,8 +161,10 @@ struct session {
     /* Grouped by size, so that an idle session stays small. */
     session_t *index_next; /* in the broker's session index */
     client_t *client;      /* NULL while offline */
-    char *owner;           /* identity that created it: `client_id` or after it */
+    const char *client_id; /* in `text`, NUL-terminated */
+    const char *owner;     /* identity it belongs to: `text`, the same as client_id or not */
     sub_t **subs;
+    map_t *sub_index; /* filter -> sub_t, once there are more than a few */
     /* Outgoing QoS 1/2: one list in order; entries before `unsent` were
      * sent and wait for their acknowledgement. */
     out_msg_t *head, *tail, *unsent;
@@ -183,13 +187,15 @@ struct session {
     bool persistent; /* lives in the store */
     bool queue_full_logged;
     bool in_commit_wait;
-    char client_id[]; /* NUL-terminated; then the owner, when it differs */
+    /* Its key (session_key): the client id, or when the owner differs
+     * (a TLS identity using another client id) owner NUL client id. */
+    char text[];
 };
 
 /* A reply held until a store batch commits (held.c). */
 typedef enum {
-    HELD_ACK,     /* PUBACK or PUBREC, encoded when released */
-    HELD_SUBACK,  /* then the retained messages of `filters` */
+    HELD_ACK,     /* PUBACK, PUBREC, PUBREL or PUBCOMP, encoded when released */
+    HELD_SUBACK,  /* or UNSUBACK; then the retained messages of `filters`, if any */
     HELD_CONNACK, /* then the connection starts */
 } held_kind_t;
 
@@ -197,7 +203,7 @@ typedef struct held {
     struct held *next;
     uint64_t batch;
     held_kind_t kind;
-    uint8_t type; /* HELD_ACK: MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t type; /* HELD_ACK: its packet type */
     uint8_t reason;
     uint16_t packet_id;
     buf_t packet;   /* SUBACK, CONNACK: the encoded packet */
@@ -215,8 +221,10 @@ typedef struct listener {
         uv_pipe_t pipe;
     } h;
     SSL_CTX *ssl_ctx;
-    char *name; /* for logs */
-    char *path; /* unix socket path to unlink */
+    char *name;     /* for logs */
+    char *path;     /* unix socket path to unlink */
+    char *ca_file;  /* TLS: the CA, and the CRLs reloaded on SIGHUP */
+    char *crl_file; /* NULL: no CRL */
 } listener_t;
 
 /* A v5 connection's topic aliases. */
@@ -263,7 +271,7 @@ struct client {
     } h;
     broker_t *broker;
     listener_t *listener;
-    client_t *next, *prev;   /* all clients; while lingering, those lingering */
+    client_t *next, *prev;   /* all clients; once closed, those closing or lingering */
     client_t *flush_next;    /* clients with output to flush this turn */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     session_t *session;
@@ -275,7 +283,7 @@ struct client {
     will_t *will;             /* this connection's will, or NULL */
     topic_aliases_t *aliases; /* allocated on first use */
     SSL *ssl;                 /* TLS, with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
-    uint64_t last_rx_ms;      /* while lingering: when it began */
+    uint64_t last_rx_ms;      /* connected: last input; before CONNECT: accept; lingering: its start */
     union {
         struct sockaddr sa;
         struct sockaddr_in v4;
@@ -292,6 +300,7 @@ struct client {
     uint8_t state; /* client_state_t */
     uint8_t version;
     bool in_flush_list;
+    bool in_closing_list;
     bool in_ack_wait;
     bool reading_paused;
     bool send_will; /* on close: publish the will */
@@ -307,6 +316,7 @@ struct broker {
     void *hooks_ctx;
     listener_t *listeners;
     client_t *clients;
+    client_t *closing;   /* closed, their last output still being written */
     client_t *lingering; /* closed, waiting for the peer to close (linger.c) */
     size_t lingering_count;
     client_t *flush_list;
@@ -318,7 +328,7 @@ struct broker {
     uint64_t durable_writes;   /* messages written for sessions or retain */
     uint64_t queue_refusals;   /* messages a full session queue refused */
     uint64_t payload_refusals; /* messages a service refused for their payload */
-    uint64_t settled_batch;    /* newest batch committed or failed */
+    uint64_t committed_batch;  /* every batch up to it is durable */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
@@ -339,10 +349,12 @@ struct broker {
     uv_timer_t deadline;
     uint64_t deadline_ms; /* when it fires; 0 when not armed */
     uint64_t last_sys_ms;
-    uint8_t *read_buf; /* shared by every connection's reads */
+    size_t buffered_bytes; /* input and output held by all connections (max_buffered_bytes) */
+    uint8_t *read_buf;     /* shared by every connection's reads */
     size_t read_buf_len;
     broker_stats_t stats;
     bool shutting_down;
+    uv_timer_t shutdown_timer; /* bounds how long the shutdown waits for clients */
     void (*shutdown_done)(void *);
     void *shutdown_ctx;
     size_t handles_open;
@@ -369,6 +381,10 @@ NODISCARD sedge_err client_set_identity(client_t *c, bytes_t identity);
 bytes_t client_source(const client_t *c);
 /* Free what the client owns besides its handle, TLS and held replies. */
 void client_free_state(client_t *c);
+/* The broker's lists of clients (all, closing, lingering) through
+ * next/prev: a client is on one at a time. */
+void client_list_push(client_t **head, client_t *c);
+void client_list_remove(client_t **head, client_t *c);
 
 /* conn.c */
 void client_accepted(listener_t *l, client_t *c);
@@ -382,6 +398,8 @@ void client_out_commit(client_t *c, size_t len);
  * logging why. */
 void client_disconnect(client_t *c, uint8_t reason, const char *why);
 void client_close(client_t *c);
+/* Close every closed client still writing its last output (shutdown). */
+void closing_cut_all(broker_t *b);
 /* Close the socket now; the client is freed when libuv is done with it. */
 void client_close_handle(client_t *c);
 /* libuv's allocation callback for reads: the broker's shared read buffer. */
@@ -424,8 +442,8 @@ void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uin
 /* Takes `packet`'s bytes and the filters array (each malloc'd). */
 void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, char **filters,
                  size_t filter_count);
-/* A batch settled: release what waited for it (`failed`: it did not commit). */
-void broker_release_held(broker_t *b, uint64_t settled, uint64_t failed);
+/* Every batch up to `committed` is durable: release what waited for them. */
+void broker_release_held(broker_t *b, uint64_t committed);
 /* The client is going away: free its held replies and take it out of the
  * broker's list of clients waiting for a commit. */
 void held_free_all(client_t *c);
@@ -451,8 +469,15 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
  * `durable` writes it through the store ($SYS messages are not). */
 void retain_message(broker_t *b, msg_t *m, bool durable);
 
-/* session.c */
-session_t *session_find(broker_t *b, bytes_t client_id);
+/* session.c. Sessions are keyed by client id within their owner's
+ * identity: on TLS another thing using the same client id has another
+ * session, and can neither take over nor block this one. */
+session_t *session_find(broker_t *b, bytes_t key);
+/* The key of `owner`'s session `client_id`, built in `scratch` when it
+ * differs from the client id; empty on NOMEM. */
+bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch);
+/* The session's key: what the index and the store know it by. */
+bytes_t session_key(const session_t *s);
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
 /* At broker shutdown: free every session, leaving the store as it is. */
 void sessions_free_all(broker_t *b);
@@ -472,6 +497,8 @@ void session_persist_state(broker_t *b, session_t *s, out_msg_t *o);
 void session_save(broker_t *b, session_t *s);
 sub_t *session_find_sub(session_t *s, bytes_t filter);
 sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
+/* Write a persistent session's subscription (after its options changed). */
+void session_save_sub(broker_t *b, session_t *s, const sub_t *sub);
 void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
 bool session_qos2_pending(session_t *s, uint16_t packet_id);
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
@@ -501,6 +528,13 @@ sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
+
+/* revoke.c */
+/* Does the deployed group revoke the client's certificate? */
+bool client_certificate_revoked(client_t *c);
+/* A TLS listener's trust: its CA, and the CRLs of crl_file (NULL: none). */
+NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_file,
+                                         X509_STORE **out);
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);

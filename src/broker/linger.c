@@ -15,15 +15,8 @@
 
 static void unlink_lingering(client_t *c)
 {
-    broker_t *b = c->broker;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (b->lingering == c)
-        b->lingering = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    b->lingering_count--;
+    client_list_remove(&c->broker->lingering, c);
+    c->broker->lingering_count--;
 }
 
 static void linger_end(client_t *c)
@@ -71,11 +64,7 @@ sedge_err linger_start(client_t *c)
     c->linger = LINGER_ACTIVE;
     b->lingering_count++;
     c->last_rx_ms = clock_mono_ms();
-    c->prev = NULL;
-    c->next = b->lingering;
-    if (b->lingering)
-        b->lingering->prev = c;
-    b->lingering = c;
+    client_list_push(&b->lingering, c);
     return SEDGE_OK;
 }
 

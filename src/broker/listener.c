@@ -1,8 +1,9 @@
 /*
  * listener: the sockets the broker accepts connections on — TCP (loopback
  * only: it trusts the client id), TLS (a client certificate signed by the
- * configured CA is required; its CN is the client's identity) and unix
- * sockets (trusted local processes).
+ * configured CA, and not revoked by its CRL file when there is one, is
+ * required; its CN is the client's identity) and unix sockets (trusted
+ * local processes).
  */
 #include "internal.h"
 
@@ -111,10 +112,10 @@ static SSL_CTX *server_tls_context(const listener_config_t *cfg)
         log_ssl_error("private key does not match certificate", cfg->cert_file);
         goto fail;
     }
-    if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
-        log_ssl_error("cannot load CA", cfg->ca_file);
+    X509_STORE *trust;
+    if (listener_trust_store(cfg->ca_file, cfg->crl_file, &trust))
         goto fail;
-    }
+    SSL_CTX_set_cert_store(ctx, trust);
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
     if (names)
         SSL_CTX_set_client_CA_list(ctx, names);
@@ -131,6 +132,8 @@ static void free_listener(listener_t *l)
         SSL_CTX_free(l->ssl_ctx);
     free(l->name);
     free(l->path);
+    free(l->ca_file);
+    free(l->crl_file);
     free(l);
 }
 
@@ -182,6 +185,12 @@ sedge_err broker_listen(broker_t *b, const listener_config_t *cfg)
         if (cfg->type == LISTENER_TLS && !(l->ssl_ctx = server_tls_context(cfg))) {
             free_listener(l);
             return SEDGE_ERR_TLS;
+        }
+        if (cfg->type == LISTENER_TLS &&
+            (!(l->ca_file = strdup(cfg->ca_file)) ||
+             (cfg->crl_file && !(l->crl_file = strdup(cfg->crl_file))))) {
+            free_listener(l);
+            return SEDGE_ERR_NOMEM;
         }
         uv_tcp_init(b->loop, &l->h.tcp);
         rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&addr, 0);

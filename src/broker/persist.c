@@ -26,7 +26,16 @@ static bytes_t id_key(const uint64_t *id)
 static sedge_err load_session(void *ctx, const store_session_t *v)
 {
     loader_t *l = ctx;
-    session_t *s = session_create(l->b, v->client_id, v->owner);
+    /* The key is the client id, or owner NUL client id (session.c). */
+    bytes_t client_id = v->client_id, owner = v->owner;
+    const uint8_t *nul = memchr(v->client_id.data, 0, v->client_id.len);
+    if (nul) {
+        owner = (bytes_t){v->client_id.data, (size_t)(nul - v->client_id.data)};
+        client_id = (bytes_t){nul + 1, v->client_id.len - owner.len - 1};
+    } else {
+        owner = client_id;
+    }
+    session_t *s = session_create(l->b, client_id, owner);
     if (!s)
         return SEDGE_ERR_NOMEM;
     s->persistent = true;

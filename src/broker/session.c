@@ -21,29 +21,37 @@
 /* The session index: client id -> session, chained through
  * `index_next`, so a session costs one pointer in it plus its share of
  * the bucket array (at most two pointers: it doubles when full). */
-static session_t **index_bucket(const session_index_t *ix, bytes_t client_id)
+static session_t **index_bucket(const session_index_t *ix, bytes_t key)
 {
-    uint64_t h = hash_bytes(ix->seed, client_id.data, client_id.len);
+    uint64_t h = hash_bytes(ix->seed, key.data, key.len);
     return &ix->buckets[h & (ix->bucket_count - 1)];
 }
 
-static bool has_id(const session_t *s, bytes_t client_id)
+bytes_t session_key(const session_t *s)
 {
-    return s->client_id_len == client_id.len &&
-           memcmp(s->client_id, client_id.data, client_id.len) == 0;
+    if (s->owner == s->client_id)
+        return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+    return (bytes_t){(const uint8_t *)s->owner, (size_t)s->owner_len + 1 + s->client_id_len};
 }
 
-static bytes_t session_key(const session_t *s)
+bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch)
 {
-    return (bytes_t){(const uint8_t *)s->client_id, s->client_id_len};
+    if (bytes_eq(owner, client_id))
+        return client_id;
+    scratch->len = 0;
+    uint8_t nul = 0;
+    if (buf_append(scratch, owner.data, owner.len) || buf_append(scratch, &nul, 1) ||
+        buf_append(scratch, client_id.data, client_id.len))
+        return (bytes_t){0};
+    return (bytes_t){scratch->data, scratch->len};
 }
 
-session_t *session_find(broker_t *b, bytes_t client_id)
+session_t *session_find(broker_t *b, bytes_t key)
 {
     if (!b->sessions.bucket_count)
         return NULL;
-    session_t *s = *index_bucket(&b->sessions, client_id);
-    while (s && !has_id(s, client_id))
+    session_t *s = *index_bucket(&b->sessions, key);
+    while (s && !bytes_eq(session_key(s), key))
         s = s->index_next;
     return s;
 }
@@ -115,19 +123,22 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
 {
     if (client_id.len > UINT16_MAX || owner.len > UINT16_MAX)
         return NULL;
-    /* Most often a client's identity is its client id: share the string. */
+    /* The text is the session's key: the client id when it is its owner's
+     * identity (always so on TCP), else owner NUL client id. */
     bool own_owner = !bytes_eq(owner, client_id);
-    size_t text_len = client_id.len + 1 + (own_owner ? owner.len + 1 : 0);
-    session_t *s = calloc(1, offsetof(session_t, client_id) + text_len);
+    size_t text_len = (own_owner ? owner.len + 1 : 0) + client_id.len + 1;
+    session_t *s = calloc(1, offsetof(session_t, text) + text_len);
     if (!s)
         return NULL;
-    memcpy(s->client_id, client_id.data, client_id.len);
-    s->client_id_len = (uint16_t)client_id.len;
-    s->owner = s->client_id;
+    char *id = s->text;
     if (own_owner) {
-        s->owner = s->client_id + client_id.len + 1;
-        memcpy(s->owner, owner.data, owner.len);
+        memcpy(s->text, owner.data, owner.len);
+        id = s->text + owner.len + 1;
     }
+    memcpy(id, client_id.data, client_id.len);
+    s->client_id = id;
+    s->client_id_len = (uint16_t)client_id.len;
+    s->owner = s->text;
     s->owner_len = (uint16_t)owner.len;
     if (index_add(&b->sessions, s)) {
         free(s);
@@ -140,6 +151,40 @@ session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner)
     return s;
 }
 
+/* A session with more subscriptions than this finds them through a hash
+ * index instead of a scan, so a SUBSCRIBE of N filters costs O(N), not
+ * O(N^2). Small sessions (nearly all) carry no index. */
+#define SUB_INDEX_MIN 8
+
+static bytes_t sub_key(const sub_t *sub)
+{
+    return (bytes_t){(const uint8_t *)sub->filter, sub->filter_len};
+}
+
+static void drop_sub_index(session_t *s)
+{
+    if (!s->sub_index)
+        return;
+    map_free(s->sub_index);
+    free(s->sub_index);
+    s->sub_index = NULL;
+}
+
+/* Index every subscription; without memory the session scans instead. */
+static void build_sub_index(broker_t *b, session_t *s)
+{
+    s->sub_index = calloc(1, sizeof *s->sub_index);
+    if (!s->sub_index)
+        return;
+    s->sub_index->seed = b->sessions.seed ^ (uint64_t)(uintptr_t)s;
+    for (size_t i = 0; i < s->sub_count; i++) {
+        if (map_put(s->sub_index, sub_key(s->subs[i]), s->subs[i])) {
+            drop_sub_index(s);
+            return;
+        }
+    }
+}
+
 static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
 {
     if (s->persistent) {
@@ -150,10 +195,29 @@ static void free_entry(broker_t *b, session_t *s, out_msg_t *o)
     free(o);
 }
 
+/* A session waiting for a commit is on the broker's list of them; one
+ * destroyed before the commit comes (a clean-start takeover, a v5
+ * DISCONNECT with expiry 0) must leave it. */
+static void leave_commit_wait(broker_t *b, session_t *s)
+{
+    if (!s->in_commit_wait)
+        return;
+    session_t **link = &b->commit_waiters;
+    while (*link && *link != s)
+        link = &(*link)->commit_wait_next;
+    if (*link)
+        *link = s->commit_wait_next;
+    s->in_commit_wait = false;
+    s->commit_wait_next = NULL;
+}
+
 void session_destroy(broker_t *b, session_t *s)
 {
-    if (s->client)
+    leave_commit_wait(b, s);
+    if (s->client) {
         s->client->session = NULL;
+        b->stats.sessions_online--;
+    }
     for (size_t i = 0; i < s->sub_count; i++) {
         tree_remove_sub(&b->tree, s->subs[i]);
         free(s->subs[i]->filter);
@@ -161,6 +225,7 @@ void session_destroy(broker_t *b, session_t *s)
         b->stats.subscriptions--;
     }
     free(s->subs);
+    drop_sub_index(s);
     for (out_msg_t *o = s->head, *next; o; o = next) {
         next = o->next;
         free_entry(b, s, o);
@@ -211,8 +276,10 @@ void session_save(broker_t *b, session_t *s)
 void session_attach(session_t *s, client_t *c)
 {
     broker_t *b = c->broker;
-    if (!s->client)
+    if (!s->client) {
         offline_unlink(b, s);
+        b->stats.sessions_online++;
+    }
     s->client = c;
     c->session = s;
 }
@@ -223,6 +290,7 @@ void session_detach(broker_t *b, session_t *s)
         return;
     s->client->session = NULL;
     s->client = NULL;
+    b->stats.sessions_online--;
     s->disconnected_ms = clock_mono_ms();
     offline_link(b, s);
     session_save(b, s);
@@ -282,6 +350,12 @@ static void assign_packet_ids(broker_t *b, session_t *s, out_msg_t *persisted_la
 bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count)
 {
+    if (s->persistent && store_failing(b->store)) {
+        /* Not kept while the store cannot commit (see handle_publish). */
+        b->stats.msgs_dropped++;
+        b->queue_refusals++;
+        return false;
+    }
     if (s->queued >= b->limits.max_queued_messages) {
         b->stats.msgs_dropped++;
         b->queue_refusals++;
@@ -384,7 +458,7 @@ void session_pump(broker_t *b, session_t *s)
     int64_t now = clock_wall_s();
     while (s->unsent && s->inflight < window) {
         out_msg_t *o = s->unsent;
-        if (s->persistent && o->ready_batch > b->settled_batch) {
+        if (s->persistent && o->ready_batch > b->committed_batch) {
             broker_wait_commit(b, s);
             break;
         }
@@ -410,17 +484,13 @@ void session_resend_inflight(broker_t *b, session_t *s)
 {
     client_t *c = s->client;
     for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next) {
-        if (o->state == OUT_RELEASED) {
-            mqtt_ack_t rel = {.packet_id = o->packet_id};
-            uint8_t pkt[8];
-            size_t n = mqtt_encode_ack(pkt, sizeof pkt, c->version, MQTT_PUBREL, &rel);
-            client_send(c, pkt, n);
-        } else {
+        if (o->state == OUT_RELEASED)
+            held_ack(c, MQTT_PUBREL, o->packet_id, 0,
+                     o->ready_batch > b->committed_batch ? o->ready_batch : 0);
+        else
             send_publish(c, o->msg, o->qos, o->retain, o->packet_id, true, o->sub_ids,
                          o->sub_id_count);
-        }
     }
-    (void)b;
 }
 
 out_msg_t *session_find_inflight(session_t *s, uint16_t packet_id)
@@ -442,6 +512,8 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o)
 
 sub_t *session_find_sub(session_t *s, bytes_t filter)
 {
+    if (s->sub_index)
+        return map_get(s->sub_index, filter);
     for (size_t i = 0; i < s->sub_count; i++) {
         sub_t *sub = s->subs[i];
         if (sub->filter_len == filter.len && memcmp(sub->filter, filter.data, filter.len) == 0)
@@ -456,7 +528,7 @@ static uint8_t sub_options_byte(const sub_t *sub)
                      sub->retain_handling << 4);
 }
 
-static void persist_sub(broker_t *b, session_t *s, const sub_t *sub)
+void session_save_sub(broker_t *b, session_t *s, const sub_t *sub)
 {
     if (!s->persistent)
         return;
@@ -489,7 +561,11 @@ sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub)
     sub->session = s;
     s->subs[s->sub_count++] = sub;
     b->stats.subscriptions++;
-    persist_sub(b, s, sub);
+    if (s->sub_index && map_put(s->sub_index, sub_key(sub), sub))
+        drop_sub_index(s); /* an index missing one would lie: scan instead */
+    else if (!s->sub_index && s->sub_count > SUB_INDEX_MIN)
+        build_sub_index(b, s);
+    session_save_sub(b, s, sub);
     return SEDGE_OK;
 }
 
@@ -501,9 +577,10 @@ void session_remove_sub(broker_t *b, session_t *s, sub_t *sub)
             break;
         }
     }
+    if (s->sub_index)
+        map_del(s->sub_index, sub_key(sub));
     if (s->persistent)
-        store_del_sub(b->store, session_key(s),
-                      (bytes_t){(const uint8_t *)sub->filter, sub->filter_len});
+        store_del_sub(b->store, session_key(s), sub_key(sub));
     tree_remove_sub(&b->tree, sub);
     free(sub->filter);
     free(sub);
@@ -590,7 +667,7 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent)
     b->stats.sessions_persistent++;
     session_save(b, s);
     for (size_t i = 0; i < s->sub_count; i++)
-        persist_sub(b, s, s->subs[i]);
+        session_save_sub(b, s, s->subs[i]);
     for (out_msg_t *o = s->head; o; o = o->next) {
         msg_store_ref(b, o->msg);
         session_persist_state(b, s, o);

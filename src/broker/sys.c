@@ -39,9 +39,11 @@ void sys_publish(broker_t *b)
              (long long)(clock_wall_s() - (int64_t)st.started_at));
     publish_value(b, "$SYS/broker/version", "sedge " SEDGE_VERSION);
     publish_value(b, "$SYS/broker/uptime", uptime);
-    publish_u64(b, "$SYS/broker/clients/connected", st.connections);
+    /* Clients, as Mosquitto counts them: sessions, with or without a
+     * connection; a socket that has not sent CONNECT is not a client. */
+    publish_u64(b, "$SYS/broker/clients/connected", st.sessions_online);
     publish_u64(b, "$SYS/broker/clients/total", st.sessions);
-    publish_u64(b, "$SYS/broker/clients/disconnected", st.sessions - st.connections);
+    publish_u64(b, "$SYS/broker/clients/disconnected", st.sessions - st.sessions_online);
     publish_u64(b, "$SYS/broker/clients/persistent", st.sessions_persistent);
     publish_u64(b, "$SYS/broker/connections/total", st.connections_total);
     publish_u64(b, "$SYS/broker/connections/refused", st.refused_connections);

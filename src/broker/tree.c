@@ -11,7 +11,7 @@
  * Matching a topic follows, at each level, the exact child, the '+' child
  * (recursively) and the '#' child; a topic whose first level starts with
  * '$' is not matched by a first-level wildcard. Filters are limited to
- * TREE_MAX_LEVELS levels, which bounds that recursion.
+ * MQTT_MAX_FILTER_LEVELS levels, which bounds that recursion.
  */
 #include "internal.h"
 
@@ -240,55 +240,71 @@ void tree_remove_sub(tree_t *t, sub_t *s)
     tree_prune(t, n);
 }
 
-/* One member of a shared group, in turn, preferring members online. */
-static sub_t *group_pick(shared_group_t *g)
+typedef struct {
+    tree_match_fn fn;
+    tree_accept_fn accept;
+    void *ctx;
+} matcher_t;
+
+/* One member of a shared group, in turn, among those the message may
+ * reach, preferring members online; NULL when it reaches none. */
+static sub_t *group_pick(shared_group_t *g, const matcher_t *mt)
 {
+    sub_t *offline = NULL;
     for (size_t tries = 0; tries < g->count; tries++) {
         sub_t *s = g->members[g->next_pick++ % g->count];
+        if (mt->accept && !mt->accept(mt->ctx, s))
+            continue;
         if (s->session->client)
             return s;
+        if (!offline)
+            offline = s;
     }
-    return g->members[g->next_pick++ % g->count];
+    return offline;
 }
 
-static void node_subs(tree_node_t *n, tree_match_fn fn, void *ctx)
+static void node_subs(tree_node_t *n, const matcher_t *mt)
 {
     for (size_t i = 0; i < n->sub_count; i++)
-        fn(ctx, n->subs[i]);
-    for (shared_group_t *g = n->groups; g; g = g->next)
-        fn(ctx, group_pick(g));
+        mt->fn(mt->ctx, n->subs[i]);
+    for (shared_group_t *g = n->groups; g; g = g->next) {
+        sub_t *member = group_pick(g, mt);
+        if (member)
+            mt->fn(mt->ctx, member);
+    }
 }
 
 static void match_from(tree_t *t, tree_node_t *n, bytes_t topic, size_t pos, bool done,
-                       tree_match_fn fn, void *ctx)
+                       const matcher_t *mt)
 {
     bytes_t level;
     while (n) {
         bool at_root = n == &t->root;
         if (!next_level(topic, &pos, &level, &done)) {
             /* The topic ended at n: n's own filters match, and "n/#". */
-            node_subs(n, fn, ctx);
+            node_subs(n, mt);
             tree_node_t *hash = child_find(t, n, (const uint8_t *)"#", 1);
             if (hash)
-                node_subs(hash, fn, ctx);
+                node_subs(hash, mt);
             return;
         }
         bool dollar = at_root && level.len && level.data[0] == '$';
         if (!dollar) {
             tree_node_t *hash = child_find(t, n, (const uint8_t *)"#", 1);
             if (hash)
-                node_subs(hash, fn, ctx);
+                node_subs(hash, mt);
             tree_node_t *plus = child_find(t, n, (const uint8_t *)"+", 1);
             if (plus)
-                match_from(t, plus, topic, pos, done, fn, ctx);
+                match_from(t, plus, topic, pos, done, mt);
         }
         n = child_find(t, n, level.data, level.len);
     }
 }
 
-void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, void *ctx)
+void tree_match(tree_t *t, bytes_t topic, tree_match_fn fn, tree_accept_fn accept, void *ctx)
 {
-    match_from(t, &t->root, topic, 0, false, fn, ctx);
+    matcher_t mt = {fn, accept, ctx};
+    match_from(t, &t->root, topic, 0, false, &mt);
 }
 
 static bool is_wildcard_node(const tree_node_t *n)

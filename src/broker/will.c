@@ -9,12 +9,26 @@
 
 #define LOG_TAG "broker"
 
+/* May the will's author still speak? A thing revoked or removed from the
+ * group since it connected may not: its will is dropped. */
+static bool author_allowed(broker_t *b, const session_t *from)
+{
+    return !from || !b->hooks.may_connect ||
+           b->hooks.may_connect(b->hooks_ctx, (bytes_t){(const uint8_t *)from->owner, from->owner_len});
+}
+
 /* Publishes and frees the will. */
 static void publish_will(broker_t *b, will_t *w, session_t *from)
 {
     msg_t *m = w->msg;
     uint32_t expiry_interval = w->expiry_interval;
     free(w);
+    if (!author_allowed(b, from)) {
+        LOGI("will of '%s' on %.*s dropped: '%s' is no longer allowed to connect", from->client_id,
+             (int)m->topic.len, (const char *)m->topic.data, from->owner);
+        msg_release(b, m);
+        return;
+    }
     if (expiry_interval)
         m->expires_at = clock_wall_s() + expiry_interval;
     LOGD("publishing will on %.*s", (int)m->topic.len, (const char *)m->topic.data);

@@ -98,8 +98,10 @@ static void check_keys(loader_t *l, json_t *obj, const char *path, const char *c
     }
 }
 
-static bool get_uint(loader_t *l, json_t *obj, const char *key, const char *path, uint64_t max,
-                     uint64_t *out)
+/* An integer from min to max at obj.key; false (a problem noted when the
+ * key is there) otherwise. */
+static bool get_uint_range(loader_t *l, json_t *obj, const char *key, const char *path,
+                           uint64_t min, uint64_t max, uint64_t *out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v)
@@ -107,11 +109,22 @@ static bool get_uint(loader_t *l, json_t *obj, const char *key, const char *path
     char full[256];
     snprintf(full, sizeof full, "%s.%s", path, key);
     if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
-        problem(l, full, key, "expected an integer from 0 to %llu", (unsigned long long)max);
+        problem(l, full, key, "expected an integer from %llu to %llu", (unsigned long long)min,
+                (unsigned long long)max);
+        return false;
+    }
+    if ((uint64_t)json_integer_value(v) < min) {
+        problem(l, full, key, "must be at least %llu", (unsigned long long)min);
         return false;
     }
     *out = (uint64_t)json_integer_value(v);
     return true;
+}
+
+static bool get_uint(loader_t *l, json_t *obj, const char *key, const char *path, uint64_t max,
+                     uint64_t *out)
+{
+    return get_uint_range(l, obj, key, path, 0, max, out);
 }
 
 static const char *get_string(loader_t *l, json_t *obj, const char *key, const char *path)
@@ -140,6 +153,11 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
                                        "sys_interval_s",
                                        "max_output_bytes",
                                        "slow_reader_timeout_s",
+                                       "connect_timeout_s",
+                                       "max_connect_bytes",
+                                       "max_buffered_bytes",
+                                       "max_subscriptions",
+                                       "max_filters_per_packet",
                                        NULL};
     if (!json_is_object(o)) {
         problem(l, "limits", "limits", "expected an object");
@@ -149,20 +167,12 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
     uint64_t v;
     if (get_uint(l, o, "max_connections", "limits", 10000000, &v))
         lim->max_connections = (uint32_t)v;
-    if (get_uint(l, o, "max_packet_bytes", "limits", 268435455, &v)) {
-        if (v < 64)
-            problem(l, "limits.max_packet_bytes", "max_packet_bytes", "must be at least 64");
-        else
-            lim->max_packet_bytes = (uint32_t)v;
-    }
+    if (get_uint_range(l, o, "max_packet_bytes", "limits", 64, 268435455, &v))
+        lim->max_packet_bytes = (uint32_t)v;
     if (get_uint(l, o, "max_queued_messages", "limits", 100000000, &v))
         lim->max_queued_messages = (uint32_t)v;
-    if (get_uint(l, o, "max_inflight", "limits", 65535, &v)) {
-        if (v == 0)
-            problem(l, "limits.max_inflight", "max_inflight", "must be at least 1");
-        else
-            lim->max_inflight = (uint16_t)v;
-    }
+    if (get_uint_range(l, o, "max_inflight", "limits", 1, 65535, &v))
+        lim->max_inflight = (uint16_t)v;
     if (get_uint(l, o, "topic_alias_maximum", "limits", 65535, &v))
         lim->topic_alias_maximum = (uint16_t)v;
     if (get_uint(l, o, "max_keepalive", "limits", 65535, &v))
@@ -175,11 +185,22 @@ static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
         lim->max_output_bytes = (size_t)v;
     if (get_uint(l, o, "slow_reader_timeout_s", "limits", 86400, &v))
         lim->slow_reader_timeout_s = (uint32_t)v;
+    if (get_uint_range(l, o, "connect_timeout_s", "limits", 1, 3600, &v))
+        lim->connect_timeout_s = (uint32_t)v;
+    if (get_uint_range(l, o, "max_connect_bytes", "limits", 64, 268435455, &v))
+        lim->max_connect_bytes = (uint32_t)v;
+    if (get_uint_range(l, o, "max_buffered_bytes", "limits", 65536, (uint64_t)1 << 40, &v))
+        lim->max_buffered_bytes = (size_t)v;
+    if (get_uint_range(l, o, "max_subscriptions", "limits", 1, 100000000, &v))
+        lim->max_subscriptions = (uint32_t)v;
+    if (get_uint_range(l, o, "max_filters_per_packet", "limits", 1, 65535, &v))
+        lim->max_filters_per_packet = (uint32_t)v;
 }
 
 static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
 {
-    static const char *const keys[] = {"type", "bind", "ca_file", "cert_file", "key_file", NULL};
+    static const char *const keys[] = {"type",     "bind",     "ca_file", "cert_file",
+                                       "key_file", "crl_file", NULL};
     char path[64];
     snprintf(path, sizeof path, "listeners[%zu]", i);
     if (!json_is_object(o)) {
@@ -226,6 +247,12 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
                 problem(l, full, NULL, "missing (a tls listener needs it)");
             }
         }
+        const char *crl = get_string(l, o, "crl_file", path);
+        if (crl)
+            lc->crl_file = resolve(l, crl);
+    } else if (json_object_get(o, "crl_file")) {
+        snprintf(full, sizeof full, "%s.crl_file", path);
+        problem(l, full, "crl_file", "only a tls listener has CRLs");
     }
     c->listener_count++;
 }
@@ -360,7 +387,7 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
         load_limits(l, limits, &c->limits);
     json_t *store = json_object_get(root, "store");
     if (store) {
-        static const char *const store_keys[] = {"synchronous", NULL};
+        static const char *const store_keys[] = {"synchronous", "busy_timeout_ms", NULL};
         if (!json_is_object(store))
             problem(l, "store", "store", "expected an object");
         else {
@@ -374,6 +401,9 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
                 problem(l, "store.synchronous", "synchronous",
                         "'%s' is not full (survives power loss) or normal (survives crashes)",
                         sync);
+            uint64_t v;
+            if (get_uint_range(l, store, "busy_timeout_ms", "store", 1, 3600000, &v))
+                c->store_busy_timeout_ms = (uint32_t)v;
         }
     }
     json_t *shadow = json_object_get(root, "shadow");
@@ -384,13 +414,8 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
         else {
             check_keys(l, shadow, "shadow", shadow_keys);
             uint64_t v;
-            if (get_uint(l, shadow, "max_document_bytes", "shadow", 30720, &v)) {
-                if (v < 64)
-                    problem(l, "shadow.max_document_bytes", "max_document_bytes",
-                            "must be at least 64");
-                else
-                    c->shadow_max_bytes = (size_t)v;
-            }
+            if (get_uint_range(l, shadow, "max_document_bytes", "shadow", 64, 30720, &v))
+                c->shadow_max_bytes = (size_t)v;
         }
     }
     json_t *functions = json_object_get(root, "functions");
@@ -529,6 +554,7 @@ void config_free(config_t *c)
         free((char *)c->listeners[i].ca_file);
         free((char *)c->listeners[i].cert_file);
         free((char *)c->listeners[i].key_file);
+        free((char *)c->listeners[i].crl_file);
     }
     memset(c, 0, sizeof *c);
 }

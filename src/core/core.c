@@ -149,6 +149,7 @@ static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
     json_object_set_new(r, "bytes_in", json_integer((json_int_t)b.bytes_in));
     json_object_set_new(r, "bytes_out", json_integer((json_int_t)b.bytes_out));
     json_object_set_new(r, "protocol_errors", json_integer((json_int_t)b.protocol_errors));
+    json_object_set_new(r, "buffered_bytes", json_integer((json_int_t)b.buffered_bytes));
     json_object_set_new(r, "store_bytes", json_integer((json_int_t)s.bytes_on_disk));
     json_object_set_new(r, "store_commits", json_integer((json_int_t)s.batches));
     json_object_set_new(r, "store_failures", json_integer((json_int_t)s.failures));
@@ -593,6 +594,8 @@ static void print_welcome(const core_t *c)
             d, d, d, d);
 }
 
+static void core_abort(core_t *c);
+
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
     core_t *c = calloc(1, sizeof *c);
@@ -626,7 +629,11 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         goto fail;
     char *db = data_path(c, "sedge.db");
     store_options_t so = {
-        .path = db, .synchronous_full = c->cfg.store_sync_full, .on_commit = on_commit, .ctx = c};
+        .path = db,
+        .synchronous_full = c->cfg.store_sync_full,
+        .busy_timeout_ms = c->cfg.store_busy_timeout_ms,
+        .on_commit = on_commit,
+        .ctx = c};
     err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
     free(db);
     if (err)
@@ -704,7 +711,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     *out = c;
     return SEDGE_OK;
 fail:
-    core_free(c);
+    core_abort(c);
     return err;
 }
 
@@ -723,12 +730,50 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
     c->stop_ctx = ctx;
-    c->stopping_parts = c->uplink ? 4 : 3;
-    functions_stop(c->functions, part_stopped, c);
-    broker_shutdown(c->broker, part_stopped, c);
-    admin_close(c->admin, part_stopped, c);
-    if (c->uplink)
+    /* One more than the parts, released at the end, so that a part that
+     * stops at once does not end the stop before the others have begun. */
+    c->stopping_parts = 1;
+    if (c->functions) {
+        c->stopping_parts++;
+        functions_stop(c->functions, part_stopped, c);
+    }
+    if (c->broker) {
+        c->stopping_parts++;
+        broker_shutdown(c->broker, part_stopped, c);
+    }
+    if (c->admin) {
+        c->stopping_parts++;
+        admin_close(c->admin, part_stopped, c);
+    }
+    if (c->uplink) {
+        c->stopping_parts++;
         uplink_stop(c->uplink, part_stopped, c);
+    }
+    part_stopped(c);
+}
+
+void core_reload(core_t *c)
+{
+    size_t cut = broker_reload_crls(c->broker);
+    if (cut)
+        LOGI("disconnected %zu clients whose certificates the CRLs now revoke", cut);
+}
+
+static void aborted(void *ctx)
+{
+    *(bool *)ctx = true;
+}
+
+/* A start that failed half-way: stop the parts that started, let the loop
+ * close their handles (a handle freed while still in the loop would be
+ * used after free), then free everything. */
+static void core_abort(core_t *c)
+{
+    bool done = false;
+    core_stop(c, aborted, &done);
+    while (!done && uv_run(c->loop, UV_RUN_ONCE))
+        ;
+    core_free(c);
 }
 
 void core_free(core_t *c)

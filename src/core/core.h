@@ -17,6 +17,9 @@ NODISCARD sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out);
 /* Graceful stop: clients are told, the store is flushed; `done` runs when
  * the loop has nothing of the core's left. */
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx);
+/* SIGHUP: reload what can be reloaded without a restart (the TLS
+ * listeners' CRLs) and apply it to open connections. */
+void core_reload(core_t *c);
 void core_free(core_t *c);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * sedged: the Sedge daemon. Runs in the foreground, logs to stderr, stops
- * cleanly on SIGTERM or SIGINT, and tells systemd it is ready when
- * NOTIFY_SOCKET is set.
+ * cleanly on SIGTERM or SIGINT, reloads the TLS listeners' CRLs on SIGHUP,
+ * and tells systemd it is ready when NOTIFY_SOCKET is set.
  */
 #include "core.h"
 
@@ -49,7 +49,7 @@ static void notify_ready(void)
 
 typedef struct {
     core_t *core;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 } app_t;
 
@@ -58,6 +58,17 @@ static void stopped(void *ctx)
     app_t *app = ctx;
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    app_t *app = h->data;
+    if (app->core && !app->stopping) {
+        LOGI("SIGHUP: reloading the CRLs");
+        core_reload(app->core);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -111,18 +122,22 @@ int main(int argc, char **argv)
      * handled (once the loop runs) instead of killing the process. */
     uv_signal_init(loop, &app.sigterm);
     uv_signal_init(loop, &app.sigint);
-    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_init(loop, &app.sighup);
+    app.sigterm.data = app.sigint.data = app.sighup.data = &app;
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sighup, on_sighup, SIGHUP);
     if (core_start(loop, &cfg, &app.core)) {
         uv_close((uv_handle_t *)&app.sigterm, NULL);
         uv_close((uv_handle_t *)&app.sigint, NULL);
+        uv_close((uv_handle_t *)&app.sighup, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
         return 1;
     }
     notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     core_free(app.core);
+    uv_run(loop, UV_RUN_DEFAULT); /* the close callbacks of what core_free closed */
     uv_loop_close(loop);
     LOGI("stopped");
     return 0;

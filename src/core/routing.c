@@ -140,6 +140,12 @@ static bool may_connect(void *ctx, bytes_t identity)
     return !r->router || router_may_connect(r->router, identity);
 }
 
+static bool may_use_certificate(void *ctx, const uint8_t sha256[32], bytes_t serial)
+{
+    routing_t *r = ctx;
+    return !r->router || !group_cert_revoked(router_group(r->router), sha256, serial);
+}
+
 static bool may_subscribe(void *ctx, bytes_t identity, bytes_t filter)
 {
     routing_t *r = ctx;
@@ -216,6 +222,7 @@ sedge_err routing_create(broker_t *b, routing_t **out)
     r->broker = b;
     broker_hooks_t hooks = {
         .may_connect = may_connect,
+        .may_use_certificate = may_use_certificate,
         .may_subscribe = may_subscribe,
         .route = route,
         .reaches = reaches,

@@ -227,7 +227,11 @@ static void check_routes(check_t *c, json_t *routes, json_t *things, json_t *fun
                         filter);
                 ok = false;
             } else if (!mqtt_topic_filter_valid(f)) {
-                problem(c, "%s.filter: \"%s\" is not a valid MQTT topic filter", path, filter);
+                problem(c, "%s.filter: \"%.200s\" is not a valid MQTT topic filter", path, filter);
+                ok = false;
+            } else if (mqtt_topic_levels(f) > MQTT_MAX_FILTER_LEVELS) {
+                problem(c, "%s.filter: %zu levels; a route filter has at most %d", path,
+                        mqtt_topic_levels(f), MQTT_MAX_FILTER_LEVELS);
                 ok = false;
             }
         }
@@ -610,6 +614,86 @@ static bool valid_any_name(const char *s, size_t len)
     return len > 0 && len <= GROUP_MAX_NAME && group_valid_thing_name(s, len);
 }
 
+/* Hex digits (colons between bytes allowed, as OpenSSL prints them) into
+ * bytes; the count, or -1 when malformed or longer than `cap`. */
+static int parse_hex(const char *text, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    int half = -1;
+    for (const char *p = text; *p; p++) {
+        if (*p == ':' && half < 0)
+            continue;
+        int v = *p >= '0' && *p <= '9'   ? *p - '0'
+                : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+                : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10
+                                         : -1;
+        if (v < 0)
+            return -1;
+        if (half < 0) {
+            half = v;
+            continue;
+        }
+        if (n == cap)
+            return -1;
+        out[n++] = (uint8_t)(half << 4 | v);
+        half = -1;
+    }
+    return half < 0 ? (int)n : -1;
+}
+
+static void check_revoked_certs(check_t *c, json_t *list, group_t *g)
+{
+    g->revoked_certs = calloc(json_array_size(list) + 1, sizeof *g->revoked_certs);
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const char *text = json_string_value(item);
+        revoked_cert_t rc = {0};
+        int n = -1;
+        if (text && strncmp(text, "sha256:", 7) == 0) {
+            n = parse_hex(text + 7, rc.bytes, sizeof rc.bytes);
+            if (n != 32)
+                n = -1;
+        } else if (text && strncmp(text, "serial:", 7) == 0) {
+            rc.by_serial = true;
+            n = parse_hex(text + 7, rc.bytes, 20); /* RFC 5280: at most 20 octets */
+            int skip = 0;
+            while (skip < n - 1 && rc.bytes[skip] == 0)
+                skip++;
+            if (n > 0) {
+                memmove(rc.bytes, rc.bytes + skip, (size_t)(n - skip));
+                n -= skip;
+            }
+        }
+        if (n <= 0) {
+            problem(c,
+                    "revoked_certificates[%zu]: expected \"sha256:\" and the certificate's "
+                    "fingerprint (64 hex digits) or \"serial:\" and its serial number in hex",
+                    i);
+            continue;
+        }
+        rc.len = (uint8_t)n;
+        if (g->revoked_certs)
+            g->revoked_certs[g->revoked_cert_count++] = rc;
+    }
+}
+
+bool group_cert_revoked(const group_t *g, const uint8_t sha256[32], bytes_t serial)
+{
+    while (serial.len > 1 && serial.data[0] == 0) {
+        serial.data++;
+        serial.len--;
+    }
+    for (size_t i = 0; i < g->revoked_cert_count; i++) {
+        const revoked_cert_t *rc = &g->revoked_certs[i];
+        if (rc->by_serial ? serial.len == rc->len && memcmp(serial.data, rc->bytes, rc->len) == 0
+                          : memcmp(sha256, rc->bytes, 32) == 0)
+            return true;
+    }
+    return false;
+}
+
 static char *sha256_hex(const char *text, size_t len)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -665,7 +749,7 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
     }
     static const char *const keys[] = {"group",     "description", "things",     "routes",
                                        "functions", "resources",   "connectors", "revoked",
-                                       "shadows",   NULL};
+                                       "shadows",   "revoked_certificates",      NULL};
     check_keys(&c, doc, "", keys);
     group_t *g = calloc(1, sizeof *g);
     if (g)
@@ -684,8 +768,8 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
     else
         g->name = strdup(json_string_value(name));
 
-    const char *sections[] = {"things",    "routes",     "functions",
-                              "resources", "connectors", "revoked"};
+    const char *sections[] = {"things",     "routes",  "functions",           "resources",
+                              "connectors", "revoked", "revoked_certificates"};
     for (size_t i = 0; i < ARRAY_LEN(sections); i++) {
         json_t *s = json_object_get(doc, sections[i]);
         if (s && !json_is_array(s))
@@ -738,6 +822,9 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
                 g->revoked[g->revoked_count++] = strdup(json_string_value(r));
         }
     }
+    json_t *revoked_certs = json_object_get(doc, "revoked_certificates");
+    if (json_is_array(revoked_certs))
+        check_revoked_certs(&c, revoked_certs, g);
     g->checksum = sha256_hex(text, len);
 done:
     json_decref(things);
@@ -772,6 +859,7 @@ void group_free(group_t *g)
     for (size_t i = 0; i < g->revoked_count; i++)
         free(g->revoked[i]);
     free(g->revoked);
+    free(g->revoked_certs);
     json_decref(g->doc);
     free(g->name);
     free(g->checksum);

@@ -45,6 +45,14 @@ typedef struct {
     char *text; /* "source -> filter -> target", for status and logs */
 } route_t;
 
+/* A certificate the group revokes: by the SHA-256 of its DER encoding,
+ * or by its serial number (big-endian, without leading zero bytes). */
+typedef struct {
+    bool by_serial;
+    uint8_t len;
+    uint8_t bytes[32];
+} revoked_cert_t;
+
 typedef struct {
     char *name;
     char *checksum; /* sha256 of the document text, hex */
@@ -54,6 +62,8 @@ typedef struct {
     size_t route_count;
     char **revoked;
     size_t revoked_count;
+    revoked_cert_t *revoked_certs; /* "revoked_certificates" */
+    size_t revoked_cert_count;
     json_t *doc; /* the whole document, for the sections services read */
 } group_t;
 
@@ -68,6 +78,9 @@ void endpoint_format(const endpoint_t *e, char *buf, size_t len);
 
 bool group_has_thing(const group_t *g, bytes_t name);
 bool group_is_revoked(const group_t *g, bytes_t name);
+/* Does the group revoke the certificate with this SHA-256 fingerprint or
+ * this serial number (big-endian bytes)? */
+bool group_cert_revoked(const group_t *g, const uint8_t sha256[32], bytes_t serial);
 /* The function and connector sections, as validated JSON (borrowed). */
 json_t *group_functions(const group_t *g);
 

@@ -361,6 +361,12 @@ bool mqtt_topic_name_valid(bytes_t topic);
  * `$share/GROUP/FILTER` is valid when GROUP is non-empty without wildcards
  * or `/` and FILTER is a valid filter. */
 bool mqtt_topic_filter_valid(bytes_t filter);
+/* Filters (subscriptions and routes) have at most this many levels, which
+ * bounds the recursion of matching over '+' levels. Topic names are not
+ * limited this way: they are walked without recursion. */
+#define MQTT_MAX_FILTER_LEVELS 256
+/* The number of levels of a topic or filter ("a/b" has 2, "" has 1). */
+size_t mqtt_topic_levels(bytes_t topic);
 /* Split `$share/GROUP/FILTER`; false when `filter` is not a shared one. */
 bool mqtt_shared_split(bytes_t filter, bytes_t *group, bytes_t *inner);
 /* Does `filter` (not shared) match `topic`? Topics starting with `$` are

@@ -84,6 +84,14 @@ bool mqtt_shared_split(bytes_t filter, bytes_t *group, bytes_t *inner)
     return true;
 }
 
+size_t mqtt_topic_levels(bytes_t topic)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < topic.len; i++)
+        n += topic.data[i] == '/';
+    return n;
+}
+
 bool mqtt_topic_filter_valid(bytes_t filter)
 {
     bytes_t group, inner;

@@ -4,7 +4,10 @@
  * Each trie node is one filter level; a node's exact children are in a
  * hash map, its '+' and '#' children in their own fields. Matching a topic
  * follows, at each level, the exact child, '+' and '#', as MQTT matching
- * does ('$' topics are not matched by a first-level wildcard).
+ * does ('$' topics are not matched by a first-level wildcard). Only '+'
+ * levels recurse, and the group refuses filters of more than
+ * MQTT_MAX_FILTER_LEVELS levels, so the depth is bounded whatever the
+ * topic.
  */
 #include "router.h"
 

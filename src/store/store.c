@@ -129,6 +129,12 @@ typedef struct waiter {
     void *ctx;
 } waiter_t;
 
+/* A commit that fails (disk full, the database locked by another process
+ * past the busy timeout, an I/O error) is retried after this delay,
+ * doubling up to the maximum while it keeps failing. */
+#define RETRY_FIRST_MS 50u
+#define RETRY_MAX_MS 5000u
+
 struct store {
     uv_loop_t *loop;
     waiter_t *waiters, *waiters_tail; /* in batch order */
@@ -137,6 +143,11 @@ struct store {
     store_options_t opts;
     sqlite3_stmt *stmts[OP_COUNT][MAX_STMTS];
     uv_check_t submit_check;
+    uv_timer_t retry_timer;
+    uint64_t retry_delay_ms; /* 0 while commits succeed */
+    bool retry_waiting;      /* a failed batch waits for the retry timer */
+    bool failing;            /* the last commit failed; cleared by the next success */
+    int handles_open;        /* closed at store_close; freed when both are */
     batch_t batches[2];
     batch_t *open;      /* filling */
     batch_t *in_flight; /* committing on the worker, or NULL */
@@ -207,14 +218,15 @@ static uint64_t append_op(store_t *s, int op, const param_t *params)
             batch_put_bytes(b, params[i].b, &ok);
     }
     if (!ok) {
-        /* Out of memory: the write is dropped and the batch reported failed
-         * so that nothing waiting on it is acknowledged. */
+        /* The state in memory is ahead of the store and cannot be written:
+         * carrying on would acknowledge what is not durable. End here; a
+         * restart resumes from what was committed (the Redis way). */
         b->ops.len = mark;
-        b->result = SEDGE_ERR_NOMEM;
-        LOGE("out of memory queueing a write; batch %llu will fail", (unsigned long long)b->seq);
-    } else {
-        b->count++;
+        LOGE("out of memory queueing a write to the store: stopping so that nothing "
+             "unsaved is acknowledged");
+        abort();
     }
+    b->count++;
     return b->seq;
 }
 
@@ -340,6 +352,16 @@ static void batch_reset(batch_t *b, uint64_t seq)
         buf_free(&b->ops);
 }
 
+/* Has batch `seq` settled? Committed ones have; so has the open batch
+ * while nothing is written to it and nothing before it is pending, having
+ * nothing to wait for (it keeps its number for the writes that come). */
+static bool settled(const store_t *s, uint64_t seq)
+{
+    if (seq <= s->committed_seq)
+        return true;
+    return seq == s->open->seq && !s->open->count && !s->in_flight && !s->retry_waiting;
+}
+
 static void finish_batch(store_t *s, batch_t *b, sedge_err result)
 {
     s->stats.batches++;
@@ -351,10 +373,9 @@ static void finish_batch(store_t *s, batch_t *b, sedge_err result)
     } else {
         s->committed_seq = b->seq;
     }
-    uint64_t seq = b->seq;
     if (s->opts.on_commit)
-        s->opts.on_commit(s->opts.ctx, seq, result);
-    while (s->waiters && s->waiters->seq <= seq) {
+        s->opts.on_commit(s->opts.ctx, b->seq, result);
+    while (s->waiters && (result ? s->waiters->seq <= b->seq : settled(s, s->waiters->seq))) {
         waiter_t *w = s->waiters;
         s->waiters = w->next;
         if (!s->waiters)
@@ -367,7 +388,7 @@ static void finish_batch(store_t *s, batch_t *b, sedge_err result)
 sedge_err store_when_settled(store_t *s, uint64_t seq, void (*fn)(void *ctx, sedge_err result),
                              void *ctx)
 {
-    if (seq < s->open->seq && (!s->in_flight || seq < s->in_flight->seq)) {
+    if (settled(s, seq)) {
         fn(ctx, SEDGE_OK);
         return SEDGE_OK;
     }
@@ -391,21 +412,67 @@ static void work_cb(uv_work_t *req)
 
 static void submit(store_t *s);
 
+static void retry_cb(uv_timer_t *t)
+{
+    store_t *s = t->data;
+    s->retry_waiting = false;
+    submit(s);
+}
+
+/* A batch did not commit. Its writes stay in memory in front of those made
+ * since, in one batch that takes the newer number, and the commit is tried
+ * again later: what waits for them (acknowledgements, replies) keeps
+ * waiting, and nothing is reported durable that is not. */
+static void retry_later(store_t *s, batch_t *failed, sedge_err result)
+{
+    batch_t *open = s->open;
+    if (buf_append(&failed->ops, open->ops.data, open->ops.len)) {
+        LOGE("out of memory keeping writes that failed to commit: stopping so that nothing "
+             "unsaved is acknowledged");
+        abort();
+    }
+    failed->count += open->count;
+    failed->seq = open->seq;
+    failed->result = SEDGE_OK;
+    batch_reset(open, 0);
+    s->open = failed;
+    s->stats.failures++;
+    s->failing = true;
+    s->retry_delay_ms = s->retry_delay_ms ? s->retry_delay_ms * 2 : RETRY_FIRST_MS;
+    if (s->retry_delay_ms > RETRY_MAX_MS)
+        s->retry_delay_ms = RETRY_MAX_MS;
+    LOGE("the store could not commit %zu writes (%s); they are kept and retried every %llu ms "
+         "at most, and what waits for them (acknowledgements, replies) waits too",
+         failed->count, sedge_strerror(result), (unsigned long long)RETRY_MAX_MS);
+    s->retry_waiting = true;
+    uv_timer_start(&s->retry_timer, retry_cb, s->retry_delay_ms, 0);
+}
+
 static void after_work_cb(uv_work_t *req, int status)
 {
     batch_t *b = req->data;
     store_t *s = b->store;
     s->in_flight = NULL;
-    finish_batch(s, b, status == UV_ECANCELED ? SEDGE_ERR_STORE : b->result);
+    sedge_err result = status == UV_ECANCELED ? SEDGE_ERR_STORE : b->result;
+    if (result) {
+        retry_later(s, b, result);
+        return;
+    }
+    if (s->failing) {
+        LOGI("the store commits again");
+        s->retry_delay_ms = 0;
+        s->failing = false;
+    }
+    finish_batch(s, b, SEDGE_OK);
     batch_reset(b, 0);
-    if (s->open->count || s->open->result)
+    if (s->open->count)
         submit(s);
 }
 
 /* Hand the open batch to the worker and open the other one. */
 static void submit(store_t *s)
 {
-    if (s->in_flight || (!s->open->count && !s->open->result) || s->closing)
+    if (s->in_flight || !s->open->count || s->closing || s->retry_waiting)
         return;
     batch_t *b = s->open;
     batch_t *next = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
@@ -417,8 +484,7 @@ static void submit(store_t *s)
     if (rc) {
         LOGE("cannot queue a commit: %s", uv_strerror(rc));
         s->in_flight = NULL;
-        finish_batch(s, b, SEDGE_ERR_STORE);
-        batch_reset(b, 0);
+        retry_later(s, b, SEDGE_ERR_STORE);
     }
 }
 
@@ -431,6 +497,18 @@ uint64_t store_open_batch(const store_t *s)
 {
     return s->open->seq;
 }
+bool store_failing(const store_t *s)
+{
+    return s->failing;
+}
+
+uint64_t store_pending_batch(const store_t *s)
+{
+    if (s->open->count)
+        return s->open->seq;
+    return s->in_flight ? s->in_flight->seq : 0;
+}
+
 uint64_t store_committed_batch(const store_t *s)
 {
     return s->committed_seq;
@@ -441,8 +519,12 @@ sedge_err store_flush_sync(store_t *s)
     if (s->in_flight)
         return SEDGE_ERR_BUSY;
     batch_t *b = s->open;
-    if (!b->count && !b->result)
+    if (!b->count)
         return SEDGE_OK;
+    if (s->retry_waiting) {
+        uv_timer_stop(&s->retry_timer);
+        s->retry_waiting = false;
+    }
     sedge_err err = apply_batch(s, b);
     uint64_t seq = b->seq;
     finish_batch(s, b, err);
@@ -461,6 +543,85 @@ void store_get_stats(store_t *s, store_stats_t *out)
     snprintf(path, sizeof path, "%s-wal", s->path);
     if (stat(path, &st) == 0)
         out->bytes_on_disk += (uint64_t)st.st_size;
+}
+
+static bytes_t column_bytes(sqlite3_stmt *st, int col);
+
+/* Version 1: a session whose owner differs from its client id (a TLS
+ * identity using another client id) is keyed by owner NUL client id, in
+ * every table that names it, so that two identities' sessions of one
+ * client id never meet. */
+static sedge_err migrate_session_keys(store_t *s)
+{
+    static const char *const renames[] = {
+        "UPDATE session SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE sub SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE queued SET client_id = ?2 WHERE client_id = ?1",
+        "UPDATE inbound SET client_id = ?2 WHERE client_id = ?1",
+    };
+    sqlite3_stmt *rows = NULL, *rename[ARRAY_LEN(renames)] = {0};
+    sedge_err err = SEDGE_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT client_id, owner FROM session WHERE owner != client_id "
+                           "AND instr(client_id, char(0)) = 0",
+                           -1, &rows, NULL) != SQLITE_OK)
+        err = sql_error(s, "migrating session keys");
+    for (size_t i = 0; !err && i < ARRAY_LEN(renames); i++)
+        if (sqlite3_prepare_v2(s->db, renames[i], -1, &rename[i], NULL) != SQLITE_OK)
+            err = sql_error(s, renames[i]);
+    buf_t key = {0};
+    while (!err && sqlite3_step(rows) == SQLITE_ROW) {
+        bytes_t id = column_bytes(rows, 0), owner = column_bytes(rows, 1);
+        uint8_t nul = 0;
+        key.len = 0;
+        if (buf_append(&key, owner.data, owner.len) || buf_append(&key, &nul, 1) ||
+            buf_append(&key, id.data, id.len)) {
+            err = SEDGE_ERR_NOMEM;
+            break;
+        }
+        /* The old key is copied: renaming the session row moves it. */
+        char *old = bytes_dup_cstr(id);
+        if (!old) {
+            err = SEDGE_ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; !err && i < ARRAY_LEN(renames); i++) {
+            sqlite3_bind_text(rename[i], 1, old, (int)id.len, SQLITE_STATIC);
+            sqlite3_bind_text(rename[i], 2, (const char *)key.data, (int)key.len, SQLITE_STATIC);
+            if (sqlite3_step(rename[i]) != SQLITE_DONE)
+                err = sql_error(s, renames[i]);
+            sqlite3_reset(rename[i]);
+        }
+        free(old);
+    }
+    buf_free(&key);
+    sqlite3_finalize(rows);
+    for (size_t i = 0; i < ARRAY_LEN(renames); i++)
+        sqlite3_finalize(rename[i]);
+    return err;
+}
+
+/* Bring an older database's schema up to date, in one transaction. */
+static sedge_err migrate(store_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version >= 1)
+        return SEDGE_OK;
+    sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
+    if (!err)
+        err = migrate_session_keys(s);
+    if (!err)
+        err = exec_sql(s, "PRAGMA user_version = 1");
+    if (err) {
+        exec_sql(s, "ROLLBACK");
+        return err;
+    }
+    return exec_sql(s, "COMMIT");
 }
 
 sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out)
@@ -485,11 +646,11 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
         LOGE("cannot open %s: %s", opts->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_timeout(s->db, opts->busy_timeout_ms ? (int)opts->busy_timeout_ms : 5000);
     if ((err = exec_sql(s, "PRAGMA journal_mode = WAL")) ||
         (err = exec_sql(s, opts->synchronous_full ? "PRAGMA synchronous = FULL"
                                                   : "PRAGMA synchronous = NORMAL")) ||
-        (err = exec_sql(s, schema)))
+        (err = exec_sql(s, schema)) || (err = migrate(s)))
         goto fail;
     for (int op = 0; op < OP_COUNT; op++) {
         for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
@@ -504,6 +665,10 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     s->submit_check.data = s;
     uv_check_start(&s->submit_check, submit_check_cb);
     uv_unref((uv_handle_t *)&s->submit_check);
+    uv_timer_init(loop, &s->retry_timer);
+    s->retry_timer.data = s;
+    uv_unref((uv_handle_t *)&s->retry_timer); /* a retry does not keep a stopping loop alive */
+    s->handles_open = 2;
     *out = s;
     return SEDGE_OK;
 fail:
@@ -520,7 +685,9 @@ fail:
 
 static void free_store(uv_handle_t *h)
 {
-    free(h->data);
+    store_t *s = h->data;
+    if (--s->handles_open == 0)
+        free(s);
 }
 
 void store_close(store_t *s)
@@ -543,8 +710,8 @@ void store_close(store_t *s)
     buf_free(&s->deferred_msgs);
     free(s->path);
     uv_check_stop(&s->submit_check);
-    s->submit_check.data = s;
     uv_close((uv_handle_t *)&s->submit_check, free_store);
+    uv_close((uv_handle_t *)&s->retry_timer, free_store);
 }
 
 /* Typed writes. */

@@ -29,14 +29,18 @@
 
 typedef struct store store_t;
 
-/* Runs on the loop thread when batch `seq` is committed (SEDGE_OK) or has
- * failed (its writes are lost; SEDGE_ERR_STORE or SEDGE_ERR_FULL when the
- * disk is full). */
+/* Runs on the loop thread when every batch up to `seq` is committed. A
+ * commit that fails (disk full, a lock held too long, an I/O error) is not
+ * reported: its writes are kept and retried, with a growing delay, until
+ * they commit, so what waits for them waits longer and nothing is reported
+ * durable that is not (see store_failing). `result` is an error only for
+ * the last commit at store_close. */
 typedef void (*store_commit_cb)(void *ctx, uint64_t seq, sedge_err result);
 
 typedef struct {
-    const char *path;      /* database file */
-    bool synchronous_full; /* fsync every commit (power-loss safe) */
+    const char *path;         /* database file */
+    bool synchronous_full;    /* fsync every commit (power-loss safe) */
+    uint32_t busy_timeout_ms; /* wait for another process's lock; 0: 5000 */
     store_commit_cb on_commit;
     void *ctx;
 } store_options_t;
@@ -47,6 +51,13 @@ void store_close(store_t *s);
 
 /* The batch the next write joins; 0 never names a batch. */
 uint64_t store_open_batch(const store_t *s);
+/* The batch to wait for so that every write made so far is durable; 0
+ * when all of them already are. */
+uint64_t store_pending_batch(const store_t *s);
+/* The last commit failed and is being retried. Owners refuse new durable
+ * work meanwhile (with a reason the sender sees), so that what waits for
+ * the retry stays bounded. */
+bool store_failing(const store_t *s);
 /* The newest batch known durable. */
 uint64_t store_committed_batch(const store_t *s);
 /* Commit the open batch now, on the calling thread (start-up, shutdown). */

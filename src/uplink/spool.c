@@ -193,6 +193,10 @@ sedge_err spool_append(spool_t *s, bytes_t topic, bytes_t payload, uint8_t qos, 
 {
     uint64_t size = topic.len + payload.len;
     *batch = 0;
+    if (s->o.storage == SPOOL_DISK && store_failing(s->o.store)) {
+        s->stats.dropped++; /* refused while the store cannot commit */
+        return SEDGE_ERR_FULL;
+    }
     if (size > s->o.max_bytes) {
         s->stats.dropped++;
         return SEDGE_ERR_FULL;

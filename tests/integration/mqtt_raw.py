@@ -206,22 +206,21 @@ def sub_options(qos=0, no_local=False, retain_as_published=False, retain_handlin
 def subscribe(packet_id, filters, version=5, props=None, flags=0x02):
     """SUBSCRIBE. `filters`: a list of (filter, options byte) or of filters
     (QoS 0)."""
-    body = struct.pack("!H", packet_id)
+    parts = [struct.pack("!H", packet_id)]
     if version == 5:
-        body += encode_props(props)
+        parts.append(encode_props(props))
     for item in filters:
         flt, opts = item if isinstance(item, tuple) else (item, 0)
-        body += string(flt) + bytes([opts])
-    return packet(SUBSCRIBE, flags, body)
+        parts.append(string(flt) + bytes([opts]))
+    return packet(SUBSCRIBE, flags, b"".join(parts))
 
 
 def unsubscribe(packet_id, filters, version=5, props=None):
-    body = struct.pack("!H", packet_id)
+    parts = [struct.pack("!H", packet_id)]
     if version == 5:
-        body += encode_props(props)
-    for flt in filters:
-        body += string(flt)
-    return packet(UNSUBSCRIBE, 0x02, body)
+        parts.append(encode_props(props))
+    parts.extend(string(flt) for flt in filters)
+    return packet(UNSUBSCRIBE, 0x02, b"".join(parts))
 
 
 def pingreq():

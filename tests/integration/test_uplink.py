@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+import mqtt_raw
+
 pytest.register_assert_rewrite("cloud")
 from cloud import (cloud_sedge, deploy_ok, numbered, publish_many,  # noqa: E402
                    sensor_group, sequence_report, spool, wait_spool)
@@ -262,15 +264,22 @@ def test_reject_new_refuses_when_full_and_counts(make_sedge, cloud, version):
     c = thing(s, version=version)
     # topic (9 bytes) + payload (91 bytes): ten fit in 1024 bytes.
     msgs = numbered(["sensors/a"], 14, size=91)
-    reasons = [c.publish(t, p, qos=1).reason for t, p in msgs]
     if version == 5:
+        reasons = [c.publish(t, p, qos=1).reason for t, p in msgs]
         assert reasons == [0] * 10 + [0x97] * 4, ["0x%02x" % r for r in reasons]
+        c.ping()  # the connection stays up
+        refused = 4
     else:
-        assert reasons == [0] * 14  # 3.1.1 has no negative PUBACK
-    c.ping()  # the connection stays up
+        # 3.1.1 has no negative PUBACK: what the spool cannot keep is not
+        # acknowledged; the publisher is disconnected and resends later.
+        assert [c.publish(t, p, qos=1).reason for t, p in msgs[:10]] == [0] * 10
+        c.send(mqtt_raw.publish(msgs[10][0], msgs[10][1], qos=1, packet_id=999, version=4))
+        assert not [p for p in c.wait_closed() if p.type == mqtt_raw.PUBACK]
+        c = thing(s, version=version)
+        refused = 1
     st = spool(s)
     assert st["queued"] == 10, st
-    assert st["dropped"] == 4, st
+    assert st["dropped"] == refused, st
     assert st["bytes"] <= 1024, st
     cloud.start()
     wait_spool(s, lambda st: st["sent"] == 10 and st["queued"] == 0, timeout=DRAIN_TIMEOUT)
@@ -687,39 +696,58 @@ def small_fs(tmp_path):
 def sedge_on_small_fs(make_sedge, cloud, small_fs):
     """The cloud stopped (an observer's session waiting in it) and a
     sedged whose data directory is on the small filesystem, which a thing
-    s1 fills with 4 KB messages routed to the cloud. Returns (observer,
-    sedged, numbers acknowledged, [(number, reason)] refused)."""
+    s1 fills with 4 KB messages routed to the cloud. The message whose
+    commit fails first is kept and retried by the store: its PUBACK waits
+    (pending); while the store cannot commit, new ones are refused.
+    Returns (observer, sedged, numbers acknowledged, [(number, reason)]
+    refused, numbers pending)."""
     obs = observer(cloud)
     cloud.stop()
     s = cloud_sedge(make_sedge, cloud, extra={"data_dir": str(small_fs / "data")})
-    deploy_ok(s, sensor_group())
+    deploy_ok(s, sensor_group(things=("s1", "s2"), extra_routes=[
+        {"source": "thing:s2", "filter": "sensors/#", "target": "cloud"}]))
     c = thing(s)
-    accepted, refused = [], []
+    accepted, refused, pending = [], [], []
     for i in range(1500):  # 6 MB: more than the filesystem holds
-        r = c.publish("sensors/a", b"%d " % i + b"x" * 4000, qos=1).reason
+        c.send(mqtt_raw.publish("sensors/a", b"%d " % i + b"x" * 4000, qos=1, packet_id=i + 1))
+        try:
+            r = c._recv_matching(lambda p: p.type == mqtt_raw.PUBACK and p.packet_id == i + 1,
+                                 timeout=2.0).reason
+        except TimeoutError:
+            # Its commit failed: the store retries it, and the PUBACK (and
+            # any after it on this connection, acknowledgements being in
+            # order) waits until it commits.
+            pending.append(i)
+            break
         if r == 0:
             accepted.append(i)
         else:
             refused.append((i, r))
-        if len(refused) >= 20:
-            break
-    assert refused, "3 MB took %d messages of 4 KB without a refusal" % len(accepted)
+    assert pending, "3 MB took %d messages of 4 KB" % len(accepted)
+    # Meanwhile new messages are refused at once.
+    c2 = thing(s, "s2")
+    for i in range(pending[0] + 1, pending[0] + 21):
+        refused.append((i, c2.publish("sensors/a", b"%d " % i + b"x" * 4000, qos=1).reason))
     assert accepted, refused
     assert all(r >= 0x80 for _, r in refused), refused
     assert s.running(), "sedged died when the disk filled"
-    c.ping()
+    assert s.status()["store_failures"] >= 1
+    c2.ping()
+    c2.close()
     c.close()
-    return obs, s, accepted, refused
+    return obs, s, accepted, refused, pending
 
 
 def test_full_disk_refuses_spooling_and_counts_the_refusals(make_sedge, cloud, small_fs):
-    obs, s, accepted, refused = sedge_on_small_fs(make_sedge, cloud, small_fs)
+    obs, s, accepted, refused, pending = sedge_on_small_fs(make_sedge, cloud, small_fs)
     st = spool(s)
     status = s.status()
     print("disk full after %d messages; spool %r; store failures %d"
           % (len(accepted), st, status["store_failures"]))
-    # What the spool holds is what it could store; the refusals are counted.
-    assert st["queued"] == len(accepted) and st["dropped"] >= len(refused), (
+    # What the spool holds is what it stored and what waits for the store's
+    # retry; the refusals are counted.
+    assert st["queued"] == len(accepted) + len(pending), st
+    assert status["messages_dropped"] >= len(refused), (
         "after %d stored and %d refused (PUBACK %s) messages, sedgectl spool says queued %d, "
         "appended %d, dropped %d (store failures %d)" % (
             len(accepted), len(refused), sorted({"0x%02x" % r for _, r in refused}),
@@ -728,7 +756,7 @@ def test_full_disk_refuses_spooling_and_counts_the_refusals(make_sedge, cloud, s
 
 def test_full_disk_keeps_the_store_intact_and_the_core_restarts(make_sedge, cloud, small_fs):
     import sqlite3
-    obs, s, accepted, refused = sedge_on_small_fs(make_sedge, cloud, small_fs)
+    obs, s, accepted, refused, pending = sedge_on_small_fs(make_sedge, cloud, small_fs)
     # kill -9 and restart on the same, still full, filesystem.
     s.kill9()
     s.start()

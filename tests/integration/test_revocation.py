@@ -1,0 +1,117 @@
+"""Revoked certificates: by the group document ("revoked_certificates",
+SHA-256 fingerprints or serial numbers) and by a TLS listener's CRL file
+(reloaded on SIGHUP). Either is enforced at the handshake and cuts clients
+already connected (issue 10 item 13: revocation was by thing name only).
+"""
+
+import datetime
+import hashlib
+import signal
+import ssl
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+import mqtt_raw as raw
+from conftest import TIMEOUT, issue_cert, wait_for
+from groups_helpers import deploy, deploy_ok, group_doc
+
+
+def fingerprint(pem_path):
+    der = ssl.PEM_cert_to_DER_cert(pem_path.read_text())
+    return hashlib.sha256(der).hexdigest()
+
+
+def serial(pem_path):
+    return x509.load_pem_x509_certificate(pem_path.read_bytes()).serial_number
+
+
+def refused_at_handshake(sedge, cert):
+    """The TLS connection with `cert` is closed without a CONNACK."""
+    try:
+        c = sedge.raw(cert=cert)
+        c.send(raw.connect(cert))
+        got = c.wait_closed()
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError, raw.ConnectionClosed):
+        return True
+    return not [p for p in got if p.type == raw.CONNACK]
+
+
+GROUP = group_doc("certs", ["lamp", "bob"], [("thing:bob", "c/#", "thing:lamp")])
+
+
+@pytest.mark.parametrize("by", ["sha256", "serial"])
+def test_a_certificate_revoked_by_the_group_is_cut_and_refused(tls_sedge, by):
+    s = tls_sedge
+    deploy_ok(s, GROUP)
+    pem, _ = s.issue_cert("lamp")
+    lamp = s.raw(cert="lamp")
+    assert lamp.connect("lamp").reason == 0
+    entry = ("sha256:" + fingerprint(pem)) if by == "sha256" else "serial:%x" % serial(pem)
+    deploy_ok(s, dict(GROUP, revoked_certificates=[entry]))
+    assert [p.reason for p in lamp.wait_closed() if p.type == raw.DISCONNECT] == [0x87]
+    assert refused_at_handshake(s, "lamp")
+    s.wait_log("certificate revoked by the deployed group")
+    # The thing itself is not revoked: a new certificate for it connects.
+    issue_cert(s.certs, "lamp")
+    again = s.raw(cert="lamp")
+    assert again.connect("lamp").reason == 0
+    bob = s.raw(cert="bob")
+    assert bob.connect("bob").reason == 0
+
+
+def test_malformed_revoked_certificates_are_refused_at_deploy(tls_sedge):
+    r = deploy(tls_sedge, dict(GROUP, revoked_certificates=["sha256:abc", "md5:00", 7,
+                                                             "serial:zz"]))
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    for i in range(4):
+        assert "revoked_certificates[%d]" % i in out, out
+
+
+def write_crl(sedge, revoked_serials, path):
+    ca_key = serialization.load_pem_private_key((sedge.certs / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((sedge.certs / "ca.pem").read_bytes())
+    now = datetime.datetime.utcnow()
+    b = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+         .last_update(now - datetime.timedelta(minutes=1))
+         .next_update(now + datetime.timedelta(days=1)))
+    for n in revoked_serials:
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(n).revocation_date(now).build())
+    crl = b.sign(ca_key, hashes.SHA256())
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_listeners_crl_is_enforced_and_reloaded_on_sighup(make_sedge):
+    s = make_sedge(tls=True, start=False)
+    lamp_pem, _ = s.issue_cert("lamp")
+    old_pem, _ = s.issue_cert("old")
+    crl = s.certs / "crl.pem"
+    write_crl(s, [serial(old_pem)], crl)
+    cfg = s.config()
+    cfg["listeners"][1]["crl_file"] = "certs/crl.pem"
+    s.config = lambda: cfg
+    s.write_config()
+    s.start()
+    assert refused_at_handshake(s, "old")
+    lamp = s.raw(cert="lamp")
+    assert lamp.connect("lamp").reason == 0
+    bob = s.raw(cert="bob")
+    assert bob.connect("bob").reason == 0
+    # Revoke lamp in a new CRL; SIGHUP reloads it and cuts lamp.
+    write_crl(s, [serial(old_pem), serial(lamp_pem)], crl)
+    mark = s.log_mark()
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log("CRLs reloaded", since=mark)
+    assert [p.reason for p in lamp.wait_closed() if p.type == raw.DISCONNECT] == [0x87]
+    assert refused_at_handshake(s, "lamp")
+    assert bob.ping().type == raw.PINGRESP
+    # A broken CRL file keeps the previous CRLs.
+    crl.write_text("not a CRL")
+    mark = s.log_mark()
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log("keeps its previous CRLs", since=mark)
+    assert refused_at_handshake(s, "lamp")
+    assert bob.ping().type == raw.PINGRESP
