@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(void)
+__attribute__((noreturn)) static void usage(void)
 {
     sandbox_fail("usage: sedge-sandbox [--uid U --gid G] [--cgroup DIR]... [--isolate] "
                  "[--network] [--ro P] [--rw P] [--code DIR] [--volume S:D:ro|rw] "
