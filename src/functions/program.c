@@ -306,7 +306,8 @@ static sedge_err check_library(check_t *c, const elf_dynamic_t *d, const char *o
             snprintf(c->err, c->errlen,
                      "%s needs %s, which it cannot find: link it with -Wl,-rpath,%.300s (where "
                      "sedged's copy is), install the SDK (cmake --install), or link libsedge.a",
-                     program, name, c->view->sdk_library_dir);
+                     program, name,
+                     c->view->sdk_library_dir ? c->view->sdk_library_dir : "sedged's directory");
         else
             snprintf(c->err, c->errlen,
                      "%s needs the shared library %s, which is not installed (searched its "

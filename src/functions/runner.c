@@ -499,6 +499,8 @@ static void instance_spawn(fn_t *fn, bool standby)
         if (standby)
             fn->standby_failures = STANDBY_FAILURES_MAX;
         start_failed(fn, why);
+        if (s->lifecycle == LIFECYCLE_LONG_LIVED && !f->applying && !fn->retired)
+            schedule_restart(fn); /* the sandbox may come back */
         return;
     }
     in->pid = in->proc.pid;

@@ -54,7 +54,10 @@ static json_t *isolation_status(const fn_t *fn)
                                                    "by its instances"));
     json_object_set_new(o, "code", s->code_dir ? json_string(s->code_dir) : json_null());
     json_object_set_new(o, "no_new_privs", json_true());
-    json_object_set_new(o, "capabilities", json_string("none (empty bounding set)"));
+    json_object_set_new(o, "capabilities",
+                        json_string(geteuid() == 0 ? "none (empty bounding set)"
+                                                   : "none (sedged is not root: functions run "
+                                                     "as its user, which holds none)"));
     json_object_set_new(o, "seccomp",
                         json_string("filter: mount, ptrace, kernel modules, kexec, bpf, keyrings, "
                                     "new user namespaces, setns and more fail with EPERM"));
