@@ -246,7 +246,9 @@ the exec and the function's connection). The sandbox alone: bench/invoke_bench
 --mode spawn --env-on-stdin of sedge-sandbox as nobody running the echo (which
 exits at once, finding no SEDGE_SOCKET): confined only, then also in its own
 namespaces and root, and keeping the host's network; fork+exec+wait, so
-the teardown is in these figures, not in a cold start. Rate: $FN_CLIENTS connections invoking back to back for ${FN_SECS} s, median of $REPEAT.
+the teardown is in these figures, not in a cold start; and run this way the
+sandbox makes its own network and IPC namespaces, which sedged makes once
+per function and shares among its instances. Rate: $FN_CLIENTS connections invoking back to back for ${FN_SECS} s, median of $REPEAT.
 Reference: fork+exec+waitpid of the same program with only PATH in its
 environment (it finds no SEDGE_SOCKET and exits at once), 300 (C) or 30 (Python)
 times after a few untimed, or $FN_CLIENTS in parallel for ${FN_SECS} s — the cost of a

@@ -98,6 +98,11 @@ bool program_visible(const program_view_t *view, const char *path);
 NODISCARD sedge_err program_binds_add(program_binds_t *b, const char *path);
 void program_binds_free(program_binds_t *b);
 
+/* Namespaces a function's sandboxed instances share (sharedns.c). */
+typedef struct {
+    int net_fd, ipc_fd; /* -1: none made */
+} sharedns_t;
+
 typedef struct invocation {
     struct invocation *next;
     uint64_t id;
@@ -169,7 +174,7 @@ struct fn {
     size_t queue_len;
     uint64_t queue_bytes;  /* payloads waiting: at most memory_mb */
     char socket_path[108]; /* its own function socket */
-    int netns_fd;          /* its instances' network namespace, or -1 */
+    sharedns_t shared_ns;  /* its instances' network and IPC namespaces */
     bool retired;          /* no longer in the group: stopping */
     char state[512];
     /* long-lived restarts */
@@ -247,8 +252,8 @@ typedef struct {
     size_t argc, cap;
     char *kept[48]; /* strings made for argv */
     size_t kept_count;
-    buf_t env;  /* written to the sandbox's stdin */
-    bool netns; /* the function's network namespace goes as fd 3 */
+    buf_t env;      /* written to the sandbox's stdin */
+    bool shared_ns; /* the function's namespaces go as fds 3 and 4 */
     bool failed;
 } launch_t;
 
@@ -257,9 +262,11 @@ void launch_free(launch_t *l);
 /* The devices an instance may open: the basic ones and its declared ones. */
 size_t launch_device_rules(const spec_t *s, device_rule_t *rules, size_t cap);
 
-/* netns.c: a new, empty network namespace as an O_CLOEXEC descriptor, or
- * -1 (no privilege, no kernel support). */
-int netns_create(void);
+/* sharedns.c: new network and IPC namespaces for a function's instances,
+ * as O_CLOEXEC descriptors; false (and -1s) without privilege or kernel
+ * support. */
+NODISCARD bool sharedns_create(sharedns_t *ns);
+void sharedns_close(sharedns_t *ns);
 
 /* logfile.c */
 logfile_t *logfile_open(const char *dir, const char *name);

@@ -131,11 +131,13 @@ sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launc
     if (s->sandbox) {
         arg(l, "--isolate");
         arg2(l, "--root", in->root_dir);
-        if (s->network) {
+        if (s->network)
             arg(l, "--network");
-        } else if (fn->netns_fd >= 0) {
-            arg2(l, "--netns-fd", "3"); /* the function's own: see netns.c */
-            l->netns = true;
+        if (fn->shared_ns.ipc_fd >= 0) { /* the function's own: see sharedns.c */
+            if (!s->network)
+                arg2(l, "--netns-fd", "3");
+            arg2(l, "--ipcns-fd", "4");
+            l->shared_ns = true;
         }
         if (s->sysfs)
             arg(l, "--sysfs");

@@ -431,8 +431,8 @@ static void instance_spawn(fn_t *fn, bool standby)
                       &in->cgroup))
         LOGW("function %s: cannot create its cgroup; limits fall back to rlimits", s->name);
     fn->devices_enforced = in->cgroup.devices_enforced;
-    if (s->sandbox && !s->network && fn->netns_fd < 0 && (fn->netns_fd = netns_create()) < 0)
-        LOGW("function %s: cannot make a network namespace for its instances; each makes its "
+    if (s->sandbox && fn->shared_ns.ipc_fd < 0 && !sharedns_create(&fn->shared_ns))
+        LOGW("function %s: cannot make namespaces for its instances to share; each makes its "
              "own",
              s->name);
     if (s->sandbox) {
@@ -457,11 +457,13 @@ static void instance_spawn(fn_t *fn, bool standby)
     uv_pipe_init(f->o.loop, &in->err, 0);
     uv_timer_init(f->o.loop, &in->timer);
     in->go.data = in->out.data = in->err.data = in->timer.data = in->proc.data = in;
-    uv_stdio_container_t stdio[4] = {
+    uv_stdio_container_t stdio[5] = {
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&in->go},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->out},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->err},
-        {.flags = UV_INHERIT_FD, .data.fd = fn->netns_fd}, /* fd 3: --netns-fd 3 */
+        /* fd 3: --netns-fd 3 (not with the host's network), fd 4: --ipcns-fd 4 */
+        {.flags = s->network ? UV_IGNORE : UV_INHERIT_FD, .data.fd = fn->shared_ns.net_fd},
+        {.flags = UV_INHERIT_FD, .data.fd = fn->shared_ns.ipc_fd},
     };
     uv_process_options_t po = {
         .exit_cb = on_exit_cb,
@@ -469,7 +471,7 @@ static void instance_spawn(fn_t *fn, bool standby)
         .args = launch.argv,
         .env = no_env,
         .flags = UV_PROCESS_DETACHED,
-        .stdio_count = launch.netns ? 4 : 3,
+        .stdio_count = launch.shared_ns ? 5 : 3,
         .stdio = stdio,
     };
     in->open_handles = 5;
@@ -688,8 +690,7 @@ static void retire(fn_t *fn, const char *why)
 
 static void fn_free(fn_t *fn)
 {
-    if (fn->netns_fd >= 0)
-        close(fn->netns_fd);
+    sharedns_close(&fn->shared_ns);
     spec_free(&fn->spec);
     logfile_close(fn->log);
     free(fn);
@@ -812,7 +813,7 @@ void functions_apply(functions_t *f, const group_t *g,
         }
         fn->owner = f;
         fn->spec = specs[i];
-        fn->netns_fd = -1;
+        fn->shared_ns = (sharedns_t){-1, -1};
         fn->log = logfile_open(f->data_dir, fn->spec.name);
         snprintf(fn->state, sizeof fn->state, "idle");
         fn->next = f->fns;

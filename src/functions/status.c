@@ -50,8 +50,15 @@ static json_t *isolation_status(const fn_t *fn)
     json_object_set_new(o, "network",
                         json_string(!s->sandbox  ? "the host's"
                                     : s->network ? "the host's (\"network\": true)"
-                                                 : "none: an empty namespace of its own, shared "
-                                                   "by its instances"));
+                                                 : "none: an empty namespace of its own"));
+    /* Made once for the function (sharedns.c); the rest per instance. */
+    json_t *shared = json_array();
+    if (s->sandbox && fn->shared_ns.ipc_fd >= 0) {
+        if (!s->network)
+            json_array_append_new(shared, json_string("network"));
+        json_array_append_new(shared, json_string("ipc"));
+    }
+    json_object_set_new(o, "shared_by_its_instances", shared);
     json_object_set_new(o, "code", s->code_dir ? json_string(s->code_dir) : json_null());
     json_object_set_new(o, "no_new_privs", json_true());
     json_object_set_new(o, "capabilities",

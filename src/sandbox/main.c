@@ -107,6 +107,10 @@ static void exec_function(const options_t *o)
     const char *dir = o->code ? o->code : o->isolate ? "/tmp" : NULL;
     if (dir && chdir(dir) != 0)
         sandbox_die(dir);
+    /* Only 0, 1 and 2 go on: nothing sedged handed this program (the
+     * shared namespaces) reaches the function. */
+    if (close_range(3, ~0U, 0) != 0)
+        sandbox_die("closing descriptors");
     confine_seccomp_load();
     if (o->standby)
         wait_for_go();
@@ -171,8 +175,6 @@ int main(int argc, char **argv)
      * directories made for the new root must be traversable by its user. */
     umask(022);
     if (!o.isolate) {
-        if (o.netns_fd >= 0)
-            close(o.netns_fd); /* not for the function */
         int cgroups[SANDBOX_MAX_CGROUPS];
         open_cgroups(&o, cgroups);
         join_cgroups(&o, cgroups);
@@ -199,14 +201,17 @@ int main(int argc, char **argv)
         sandbox_die("fork");
     if (child_pid == 0) {
         close(report[0]);
-        int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+        int flags = CLONE_NEWNS | CLONE_NEWUTS;
         if (!o.network && o.netns_fd < 0)
             flags |= CLONE_NEWNET;
+        if (o.ipcns_fd < 0)
+            flags |= CLONE_NEWIPC;
         if (unshare(flags) != 0)
             sandbox_die("creating namespaces");
-        if (!o.network && o.netns_fd >= 0 &&
-            (setns(o.netns_fd, CLONE_NEWNET) != 0 || close(o.netns_fd) != 0))
+        if (!o.network && o.netns_fd >= 0 && setns(o.netns_fd, CLONE_NEWNET) != 0)
             sandbox_die("entering the function's network namespace");
+        if (o.ipcns_fd >= 0 && setns(o.ipcns_fd, CLONE_NEWIPC) != 0)
+            sandbox_die("entering the function's IPC namespace");
         if (sethostname("sedge-function", 14) != 0)
             sandbox_die("sethostname");
         int cgroups[SANDBOX_MAX_CGROUPS];
@@ -217,8 +222,6 @@ int main(int argc, char **argv)
         join_cgroups(&o, cgroups);
         init_process(&o, report[1]);
     }
-    if (o.netns_fd >= 0)
-        close(o.netns_fd);
     close(report[1]);
     forward_signals();
     int status;

@@ -59,7 +59,7 @@ static bool split_mode(char *spec, char **first, char **second, bool *rw)
 
 void options_parse(int argc, char **argv, options_t *o)
 {
-    o->netns_fd = -1;
+    o->netns_fd = o->ipcns_fd = -1;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -92,6 +92,8 @@ void options_parse(int argc, char **argv, options_t *o)
             o->nproc = number(v);
         } else if (strcmp(a, "--netns-fd") == 0) {
             o->netns_fd = (int)number(v);
+        } else if (strcmp(a, "--ipcns-fd") == 0) {
+            o->ipcns_fd = (int)number(v);
         } else if (strcmp(a, "--root") == 0) {
             o->root = v;
         } else if (strcmp(a, "--code") == 0) {

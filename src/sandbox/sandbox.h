@@ -16,6 +16,7 @@
  *   --netns-fd N          the empty network namespace to enter (an open
  *                         descriptor, shared by a function's instances);
  *                         without it, a new one
+ *   --ipcns-fd N          the same for the IPC namespace
  *   --ro PATH | --rw PATH         bind a host path at the same place
  *   --code DIR                    the function's own files: bound read-only
  *                                 at the same place, and its working
@@ -82,6 +83,7 @@ typedef struct {
     unsigned long memory_mb, nproc;
     bool isolate, network, sysfs, standby;
     int netns_fd; /* -1: make a new network namespace */
+    int ipcns_fd; /* -1: make a new IPC namespace */
     const char *root;
     const char *code;
     bind_t binds[SANDBOX_MAX_BINDS];

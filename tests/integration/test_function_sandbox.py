@@ -202,7 +202,7 @@ def test_each_function_has_its_own_empty_network(fsedge):
     """Without "network": true a sandboxed function gets an empty network
     namespace, made once for the function and shared by its instances (a
     network namespace is the dearest part of a sandbox to make), never by
-    another function, nor the host's."""
+    another function, nor the host's; the same for its IPC namespace."""
     deploy_ok(fsedge, group([probe("a", idle_timeout_s=1, standby=False),
                              probe("b"), probe("host", network=True)]))
     net = "readlink:/proc/self/ns/net"
@@ -216,7 +216,14 @@ def test_each_function_has_its_own_empty_network(fsedge):
     assert invoke_ok(fsedge, "b", net) != first
     assert invoke_ok(fsedge, "host", net) == os.readlink("/proc/self/ns/net")
     assert first != os.readlink("/proc/self/ns/net")
-    assert "shared by its instances" in function(fsedge, "a")["isolation"]["network"]
+    iso = function(fsedge, "a")["isolation"]
+    assert iso["network"] == "none: an empty namespace of its own", iso
+    assert iso["shared_by_its_instances"] == ["network", "ipc"], iso
+    assert function(fsedge, "host")["isolation"]["shared_by_its_instances"] == ["ipc"]
+    # The IPC namespace too: shared by a function's instances only.
+    ipc = "readlink:/proc/self/ns/ipc"
+    assert invoke_ok(fsedge, "a", ipc) != invoke_ok(fsedge, "b", ipc)
+    assert invoke_ok(fsedge, "a", ipc) != os.readlink("/proc/self/ns/ipc")
 
 
 # ------------------------------------------------------------ items 8, 9: what it needs
