@@ -6,13 +6,16 @@
  * instance started with the deployment, invocations queued in order,
  * restarted with backoff when it dies), each invocation under a timeout,
  * each instance under memory and process limits (cgroups, else rlimits),
- * sandboxed in its own namespaces with only the declared resources.
+ * sandboxed in its own namespaces with only its code directory and
+ * declared resources, confined (no capabilities, no_new_privs, seccomp)
+ * and allowed only its declared devices.
  *
- * Instances talk to the core over the function socket (docs/
+ * Instances talk to the core over their function's own socket (docs/
  * function-ipc.md) with a per-instance credential checked against the
- * peer's SO_PEERCRED. What a function may publish, and which shadows it may
- * use, the group's routes decide (source function:NAME) — the core answers
- * those requests through the callbacks given here.
+ * peer's SO_PEERCRED. What a function may publish, which shadows it may
+ * use and which functions it may invoke, the group's routes decide (source
+ * function:NAME) — the core answers those requests through the callbacks
+ * given here.
  */
 #ifndef SEDGE_FUNCTIONS_H
 #define SEDGE_FUNCTIONS_H
