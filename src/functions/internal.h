@@ -3,11 +3,15 @@
  * entry of the group's "functions" with its queue and statistics; an
  * instance (instance_t) is one running process of it; an invocation
  * (invocation_t) is one event waiting for or being handled by an instance;
- * a connection (fconn_t) is one accepted socket of the function socket.
+ * a connection (fconn_t) is one accepted connection of a function's socket.
  *
- * Files: spec.c (the group document's function entries), logfile.c
- * (captured output with rotation), ipc.c (the socket and its frames),
- * runner.c (instances, queues, invocations, apply), cgroup.c.
+ * Files: spec.c (the group document's function entries, checked on this
+ * machine), program.c (whether a program can start, and in its sandbox),
+ * launch.c (sedge-sandbox's command line and the function's environment),
+ * logfile.c (captured output with rotation), ipc.c (the sockets and their
+ * frames), runner.c (instances, queues, invocations, apply), status.c
+ * (sedgectl functions), cgroup.c and devices.c (limits, device
+ * allow-lists), sharedns.c (namespaces a function's instances share).
  */
 #ifndef SEDGE_FUNCTIONS_INTERNAL_H
 #define SEDGE_FUNCTIONS_INTERNAL_H
