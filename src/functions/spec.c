@@ -234,6 +234,14 @@ static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_
                  where, s->name, s->uid, s->gid);
         return SEDGE_ERR_DENIED;
     }
+    if (s->has_user && s->uid == 0 && !s->sandbox) {
+        snprintf(err, errlen,
+                 "%s.isolation: function %s runs as root, which needs the sandbox: without it, "
+                 "root's files on the host (the kernel's settings in /proc/sys among them) "
+                 "would be its own, capabilities or not",
+                 where, s->name);
+        return SEDGE_ERR_DENIED;
+    }
     if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
         snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root",
                  where, s->name, s->uid, s->gid);

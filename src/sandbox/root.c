@@ -116,6 +116,25 @@ static void system_dir(const char *root, const char *dir)
     bind_path(root, dir, dir, false);
 }
 
+/* A function running as root holds no capability, but root owns the
+ * kernel's settings in /proc (sysctls, IRQ affinities, sysrq) and their
+ * modes alone would let it write them: they are made read-only. */
+static void protect_kernel_settings(const char *root)
+{
+    static const char *const paths[] = {"/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs",
+                                        "/proc/sysrq-trigger"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char target[PATH_BYTES];
+        join(target, root, paths[i]);
+        if (access(target, F_OK) != 0)
+            continue;
+        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) != 0 ||
+            mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                  NULL) != 0)
+            sandbox_die(paths[i]);
+    }
+}
+
 static void mount_fs(const char *root, const char *dir, mode_t mode, const char *type,
                      unsigned long flags, const char *data)
 {
@@ -138,6 +157,8 @@ void root_build(const options_t *o, const char *root)
         system_dir(root, dirs[i]);
     mount_fs(root, "/tmp", 01777, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
     mount_fs(root, "/proc", 0555, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    if (o->have_user && o->uid == 0)
+        protect_kernel_settings(root);
     mount_fs(root, "/dev", 0755, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k");
     static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                                           "/dev/urandom"};
