@@ -234,7 +234,7 @@ static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_
                  where, s->name, s->uid, s->gid);
         return SEDGE_ERR_DENIED;
     }
-    if (s->has_user && s->uid == 0 && !s->sandbox) {
+    if (s->has_user && (s->uid == 0 || s->gid == 0) && !s->sandbox) {
         snprintf(err, errlen,
                  "%s.isolation: function %s runs as root, which needs the sandbox: without it, "
                  "root's files on the host (the kernel's settings in /proc/sys among them) "

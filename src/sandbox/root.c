@@ -157,7 +157,7 @@ void root_build(const options_t *o, const char *root)
         system_dir(root, dirs[i]);
     mount_fs(root, "/tmp", 01777, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
     mount_fs(root, "/proc", 0555, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-    if (o->have_user && o->uid == 0)
+    if (o->have_user && (o->uid == 0 || o->gid == 0))
         protect_kernel_settings(root);
     mount_fs(root, "/dev", 0755, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k");
     static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
