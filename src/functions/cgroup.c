@@ -5,6 +5,7 @@
 #include "cgroup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +48,11 @@ static bool write_text(const char *dir, const char *file, const char *text)
     char path[600];
     if (!join_path(path, sizeof path, dir, file))
         return false;
-    FILE *f = fopen(path, "w");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
-    bool ok = fputs(text, f) >= 0;
-    return fclose(f) == 0 && ok;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    return close(fd) == 0 && ok;
 }
 
 /* The path of our own cgroup for a v1 controller or v2 (""), from

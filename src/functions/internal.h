@@ -102,6 +102,13 @@ bool program_visible(const program_view_t *view, const char *path);
 NODISCARD sedge_err program_binds_add(program_binds_t *b, const char *path);
 void program_binds_free(program_binds_t *b);
 
+/* A started sedge-sandbox (spawn.c): its pid, a pidfd to watch for its
+ * end, and the core's ends of its stdin, stdout and stderr. */
+typedef struct {
+    int pid, pidfd;
+    int stdin_fd, stdout_fd, stderr_fd;
+} spawned_t;
+
 /* Namespaces a function's sandboxed instances share (sharedns.c). */
 typedef struct {
     int net_fd, ipc_fd; /* -1: none made */
@@ -138,8 +145,9 @@ typedef enum {
 typedef struct instance {
     struct instance *next;
     fn_t *fn;
-    uv_process_t proc;
-    uv_pipe_t go; /* standby: one byte on it starts the function */
+    spawned_t process;    /* sedge-sandbox: pid, pidfd */
+    uv_poll_t exit_watch; /* its pidfd: readable when it ended */
+    uv_pipe_t go;         /* standby: one byte on it starts the function */
     uv_pipe_t out, err;
     uv_timer_t timer; /* start, invocation timeout, idle */
     int open_handles;
@@ -265,6 +273,14 @@ NODISCARD sedge_err launch_build(const fn_t *fn, const instance_t *in, bool stan
 void launch_free(launch_t *l);
 /* The devices an instance may open: the basic ones and its declared ones. */
 size_t launch_device_rules(const spec_t *s, device_rule_t *rules, size_t cap);
+
+/* spawn.c: start `program` (sedge-sandbox) with `argv`, an empty
+ * environment, its own session, and shared_fds (-1: none) as fds 3 and 4.
+ * On failure *error is the errno. */
+NODISCARD sedge_err spawn_sandbox(const char *program, char *const argv[], const int shared_fds[2],
+                                  spawned_t *out, int *error);
+/* Once its pidfd is readable: its exit status or signal (false: not yet). */
+bool spawn_reap(const spawned_t *s, int64_t *status, int *term_signal);
 
 /* sharedns.c: new network and IPC namespaces for a function's instances,
  * as O_CLOEXEC descriptors; false (and -1s) without privilege or kernel

@@ -204,6 +204,8 @@ static void instance_handle_closed(uv_handle_t *h)
         }
     }
     fn->instance_count--;
+    if (in->process.pidfd >= 0)
+        close(in->process.pidfd);
     cgroup_destroy(&in->cgroup);
     if (in->root_dir[0])
         rmdir(in->root_dir); /* left behind when the sandbox was killed */
@@ -216,10 +218,11 @@ static void instance_handle_closed(uv_handle_t *h)
 
 static void close_instance_handles(instance_t *in)
 {
-    uv_handle_t *handles[] = {(uv_handle_t *)&in->proc, (uv_handle_t *)&in->go,
-                              (uv_handle_t *)&in->out, (uv_handle_t *)&in->err,
-                              (uv_handle_t *)&in->timer};
-    for (size_t i = 0; i < ARRAY_LEN(handles); i++)
+    uv_handle_t *handles[] = {(uv_handle_t *)&in->go, (uv_handle_t *)&in->out,
+                              (uv_handle_t *)&in->err, (uv_handle_t *)&in->timer,
+                              (uv_handle_t *)&in->exit_watch};
+    size_t count = in->process.pidfd >= 0 ? 5 : 4; /* the watch exists once spawned */
+    for (size_t i = 0; i < count; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], instance_handle_closed);
 }
@@ -250,9 +253,8 @@ static void schedule_restart(fn_t *fn)
     uv_timer_start(&fn->restart_timer, restart_cb, delay, 0);
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
+static void instance_exited(instance_t *in, int64_t status, int term_signal)
 {
-    instance_t *in = p->data;
     fn_t *fn = in->fn;
     struct functions *f = fn->owner;
     in->exited = true;
@@ -319,6 +321,20 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
         return;
     }
     dispatch(fn);
+}
+
+/* The sandbox's pidfd became readable: it ended. */
+static void on_exit_ready(uv_poll_t *watch, int status, int events)
+{
+    (void)status;
+    (void)events;
+    instance_t *in = watch->data;
+    int64_t code;
+    int term_signal;
+    if (in->exited || !spawn_reap(&in->process, &code, &term_signal))
+        return;
+    uv_poll_stop(watch);
+    instance_exited(in, code, term_signal);
 }
 
 static void instance_timer_cb(uv_timer_t *t)
@@ -449,51 +465,46 @@ static void instance_spawn(fn_t *fn, bool standby)
         start_failed(fn, "out of memory starting an instance");
         return;
     }
-    /* The sandbox runs with an empty environment: the function's comes
-     * on its stdin, read once the sandbox has given up root. */
-    char *no_env[] = {NULL};
     uv_pipe_init(f->o.loop, &in->go, 0);
     uv_pipe_init(f->o.loop, &in->out, 0);
     uv_pipe_init(f->o.loop, &in->err, 0);
     uv_timer_init(f->o.loop, &in->timer);
-    in->go.data = in->out.data = in->err.data = in->timer.data = in->proc.data = in;
-    uv_stdio_container_t stdio[5] = {
-        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&in->go},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->err},
-        /* fd 3: --netns-fd 3 (not with the host's network), fd 4: --ipcns-fd 4 */
-        {.flags = s->network ? UV_IGNORE : UV_INHERIT_FD, .data.fd = fn->shared_ns.net_fd},
-        {.flags = UV_INHERIT_FD, .data.fd = fn->shared_ns.ipc_fd},
-    };
-    uv_process_options_t po = {
-        .exit_cb = on_exit_cb,
-        .file = f->sandbox_program,
-        .args = launch.argv,
-        .env = no_env,
-        .flags = UV_PROCESS_DETACHED,
-        .stdio_count = launch.shared_ns ? 5 : 3,
-        .stdio = stdio,
-    };
-    in->open_handles = 5;
+    in->go.data = in->out.data = in->err.data = in->timer.data = in->exit_watch.data = in;
+    in->process = (spawned_t){0, -1, -1, -1, -1};
+    in->open_handles = 4;
     in->state = standby ? INSTANCE_STANDBY : INSTANCE_STARTING;
     in->next = fn->instances;
     fn->instances = in;
     fn->instance_count++;
     f->handles++;
-    int rc = uv_spawn(f->o.loop, &in->proc, &po);
-    bool spawned = rc == 0;
-    if (spawned && !control_send(in, &launch.env))
-        rc = UV_ENOMEM;
+    /* fd 3: --netns-fd 3 (not with the host's network), fd 4: --ipcns-fd 4 */
+    int shared[2] = {launch.shared_ns && !s->network ? fn->shared_ns.net_fd : -1,
+                     launch.shared_ns ? fn->shared_ns.ipc_fd : -1};
+    int error = 0;
+    bool spawned =
+        spawn_sandbox(f->sandbox_program, launch.argv, shared, &in->process, &error) == SEDGE_OK;
+    if (spawned) {
+        uv_pipe_open(&in->go, in->process.stdin_fd);
+        uv_pipe_open(&in->out, in->process.stdout_fd);
+        uv_pipe_open(&in->err, in->process.stderr_fd);
+        uv_poll_init(f->o.loop, &in->exit_watch, in->process.pidfd);
+        uv_poll_start(&in->exit_watch, UV_READABLE, on_exit_ready);
+        in->open_handles = 5;
+        /* The sandbox runs with an empty environment: the function's comes
+         * on its stdin, read once the sandbox has given up root. */
+        if (!control_send(in, &launch.env))
+            error = ENOMEM;
+    }
     launch_free(&launch);
-    if (rc) {
+    if (error) {
         char why[600];
         snprintf(why, sizeof why, "cannot run the sandbox %.400s: %s", f->sandbox_program,
-                 uv_strerror(rc));
+                 strerror(error));
         LOGE("function %s: %s", s->name, why);
         in->state = INSTANCE_STOPPING;
         in->stop_requested = true;
         if (spawned) {
-            kill(-in->proc.pid, SIGKILL); /* its exit closes the handles */
+            kill(-in->process.pid, SIGKILL); /* its end closes the handles */
         } else {
             in->exited = true;
             close_instance_handles(in);
@@ -505,7 +516,7 @@ static void instance_spawn(fn_t *fn, bool standby)
             schedule_restart(fn); /* the sandbox may come back */
         return;
     }
-    in->pid = in->proc.pid;
+    in->pid = in->process.pid;
     in->oom_before = cgroup_oom_kills(&in->cgroup);
     uv_read_start((uv_stream_t *)&in->out, output_alloc, on_output);
     uv_read_start((uv_stream_t *)&in->err, output_alloc, on_output);
