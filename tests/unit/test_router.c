@@ -497,8 +497,8 @@ static void test_any_thing_to_shadow_means_each_thing_its_own_shadows(void **sta
     assert_int_equal(matched(&f, "thing:switch", "$aws/things/lamp/shadow/delete", NULL), BIT(2));
     /* The replies: each thing its own. */
     route_match_t m;
-    assert_true(router_match(f.r, lit("shadow"), lit("$aws/things/lamp/shadow/update/accepted"),
-                             &m));
+    assert_true(
+        router_match(f.r, lit("shadow"), lit("$aws/things/lamp/shadow/update/accepted"), &m));
     assert_true(route_match_reaches_thing(&m, lit("lamp")));
     assert_false(route_match_reaches_thing(&m, lit("lamp2")));
     assert_true(may_subscribe(&f, "lamp2", "$aws/things/lamp2/shadow/#"));
