@@ -3,6 +3,7 @@
 #   make run    install what is missing, build, start sedged on the embedded default
 #   make test   install, build, run every test (unit, integration, sanitizers, fuzz)
 #   make bench  the side-by-side benchmarks against mosquitto
+#   make soak   kill -9 cycles under QoS 1/2 load (SOAK_CYCLES, default 50)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all build deps run test unit integration asan fuzz bench format clean
+.PHONY: all build deps run test unit integration asan fuzz bench soak format clean
 
 all: build
 
@@ -46,6 +47,10 @@ test: deps build unit integration asan fuzz
 
 bench: deps build
 	sh bench/run.sh $(BUILD)
+
+SOAK_CYCLES ?= 50
+soak: deps build
+	/usr/bin/python3 tests/soak/soak.py --build $(BUILD) --cycles $(SOAK_CYCLES)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

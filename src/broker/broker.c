@@ -185,12 +185,14 @@ static void wait_for_commit(broker_t *b, session_t *s)
     b->commit_waiters = s;
 }
 
-void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
+/* The store committed what the broker waited for (store_when_settled,
+ * the one way the store's commits are heard): release what was held. */
+static void batch_settled(void *ctx, sedge_err result)
 {
+    broker_t *b = ctx;
     if (result) /* only the last commit, at store_close: nothing waits any more */
         return;
-    b->committed_batch = seq;
-    broker_release_held(b, seq);
+    broker_release_held(b, store_committed_batch(b->store));
     /* Sessions whose next messages waited for this commit: send them. */
     session_t *list = b->commit_waiters;
     b->commit_waiters = NULL;
@@ -203,9 +205,26 @@ void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result)
     }
 }
 
-void broker_wait_commit(broker_t *b, session_t *s)
+void broker_await_batch(broker_t *b, uint64_t batch)
+{
+    if (batch <= b->awaited_batch || batch_durable(b, batch))
+        return;
+    b->awaited_batch = batch;
+    if (store_when_settled(b->store, batch, batch_settled, b))
+        LOGE("out of memory waiting for batch %llu: what waits for it is released by the next "
+             "commit",
+             (unsigned long long)batch);
+}
+
+bool batch_durable(const broker_t *b, uint64_t batch)
+{
+    return batch <= store_committed_batch(b->store);
+}
+
+void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch)
 {
     wait_for_commit(b, s);
+    broker_await_batch(b, batch);
 }
 
 sedge_err broker_publish(broker_t *b, const broker_message_t *pm)

@@ -124,9 +124,6 @@ NODISCARD sedge_err broker_listen(broker_t *b, const listener_config_t *cfg);
 void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx);
 void broker_get_stats(broker_t *b, broker_stats_t *out);
 
-/* Forward the store's commit notifications (see store_options_t). */
-void broker_on_commit(broker_t *b, uint64_t seq, sedge_err result);
-
 /* Publish a message from a service, routed like any other (the buffers
  * are copied). SEDGE_ERR_DENIED when no route lets it flow. */
 NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);

@@ -429,17 +429,14 @@ static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
         mqtt_frame_t f;
         const char *why = "malformed packet";
         sedge_err err = mqtt_frame_parse(data + used, len - used, &f, &why);
-        if (err == SEDGE_ERR_AGAIN) {
-            if (f.size > limit)
-                protocol_violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
-            break;
-        }
-        if (err) {
-            protocol_violation(c, MQTT_RC_MALFORMED, why);
+        if (err == SEDGE_ERR_AGAIN && f.size <= limit)
+            break; /* the rest of the packet is still to come */
+        if (err && err != SEDGE_ERR_AGAIN) {
+            err = protocol_violation(c, MQTT_RC_MALFORMED, why);
             break;
         }
         if (f.size > limit) {
-            protocol_violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
+            err = protocol_violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
             break;
         }
         c->broker->stats.bytes_in += f.size;

@@ -64,7 +64,7 @@ sedge_err handle_ack(client_t *c, const mqtt_frame_t *f)
                 o->ready_batch = store_set_queued_state(b->store, o->seq, o->packet_id, OUT_RELEASED);
         }
         held_ack(c, MQTT_PUBREL, a.packet_id, 0,
-                 o->ready_batch > b->committed_batch ? o->ready_batch : 0);
+                 batch_durable(b, o->ready_batch) ? 0 : o->ready_batch);
         break;
     case MQTT_PUBCOMP:
         if (o && o->state == OUT_RELEASED)

@@ -102,32 +102,202 @@ static bool payload_format_ok(const mqtt_props_t *p, bytes_t payload)
     return mqtt_utf8_valid(payload.data, payload.len);
 }
 
-static char *assign_client_id(size_t *len)
+/* "sedge-" and 16 hex digits: an id for a client that sent none. */
+#define ASSIGNED_ID_LEN 22
+
+static bool assign_client_id(char out[ASSIGNED_ID_LEN + 1])
 {
     uint8_t rnd[8];
     if (RAND_bytes(rnd, sizeof rnd) != 1)
-        return NULL;
-    char *id = malloc(6 + 2 * sizeof rnd + 1);
-    if (!id)
-        return NULL;
-    memcpy(id, "sedge-", 6);
+        return false;
+    memcpy(out, "sedge-", 6);
     for (size_t i = 0; i < sizeof rnd; i++)
-        snprintf(id + 6 + 2 * i, 3, "%02x", rnd[i]);
-    *len = 6 + 2 * sizeof rnd;
-    return id;
+        snprintf(out + 6 + 2 * i, 3, "%02x", rnd[i]);
+    return true;
+}
+
+/* Why a CONNECT is refused, in both protocol versions' terms. */
+typedef struct {
+    uint8_t v5_reason;
+    uint8_t v311_code;
+    const char *why; /* NULL: not refused */
+} refusal_t;
+
+#define ACCEPTED ((refusal_t){0, 0, NULL})
+#define OUT_OF_MEMORY                                                                              \
+    ((refusal_t){MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE, "out of memory"})
+
+/* What handling one CONNECT works out on its way. */
+typedef struct {
+    mqtt_connect_t conn;
+    uint8_t version;
+    bytes_t client_id; /* as sent, or `assigned` */
+    char assigned[ASSIGNED_ID_LEN + 1];
+    uint32_t expiry; /* seconds, after the broker's cap */
+    bool expiry_capped;
+    bool keepalive_override;
+    bool session_present;
+} connecting_t;
+
+/* The client id (one is assigned when it sent none), the identity it acts
+ * as, whether that identity may connect, and its will. */
+static refusal_t check_client(client_t *c, connecting_t *cx)
+{
+    broker_t *b = c->broker;
+    const mqtt_connect_t *conn = &cx->conn;
+    if (cx->version == MQTT_V5 && mqtt_props_has(&conn->props, MQTT_PROP_AUTH_METHOD))
+        return (refusal_t){MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported"};
+    cx->client_id = conn->client_id;
+    if (cx->client_id.len > MAX_CLIENT_ID_LEN)
+        return (refusal_t){MQTT_RC_CLIENT_ID_INVALID, MQTT311_CONNACK_ID_REJECTED,
+                           "client id longer than 256 bytes"};
+    if (cx->client_id.len == 0) {
+        /* A fresh id even for a certificate's owner: a thing may hold
+         * several connections (mosquitto_sub and mosquitto_pub with the
+         * same certificate), each with a session of its own. */
+        if (cx->version == MQTT_V311 && !conn->clean_start)
+            return (refusal_t){0, MQTT311_CONNACK_ID_REJECTED,
+                               "empty client id needs clean session"};
+        if (!assign_client_id(cx->assigned))
+            return OUT_OF_MEMORY;
+        cx->client_id = (bytes_t){(const uint8_t *)cx->assigned, ASSIGNED_ID_LEN};
+    }
+    /* The identity: the certificate's CN on TLS, else the client id. */
+    if (!c->identity && client_set_identity(c, cx->client_id))
+        return OUT_OF_MEMORY;
+    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
+    if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity))
+        return (refusal_t){MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                           "not a member of the deployed group"};
+    if (!conn->will)
+        return ACCEPTED;
+    if (!mqtt_topic_name_valid(conn->will_topic) || bytes_has_prefix(conn->will_topic, "$SYS"))
+        return (refusal_t){MQTT_RC_TOPIC_NAME_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
+                           "invalid will topic"};
+    if (!payload_format_ok(&conn->will_props, conn->will_payload))
+        return (refusal_t){MQTT_RC_PAYLOAD_FORMAT_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
+                           "will payload is not UTF-8 as its format says"};
+    return build_will(c, conn) ? OUT_OF_MEMORY : ACCEPTED;
+}
+
+/* Session expiry: 3.1.1 clean session 0 keeps the session for ever. */
+static void session_expiry(const broker_t *b, connecting_t *cx)
+{
+    const mqtt_connect_t *conn = &cx->conn;
+    if (cx->version == MQTT_V5)
+        cx->expiry = mqtt_props_has(&conn->props, MQTT_PROP_SESSION_EXPIRY)
+                         ? conn->props.session_expiry
+                         : 0;
+    else
+        cx->expiry = conn->clean_start ? 0 : UINT32_MAX;
+    if (cx->expiry > b->limits.max_session_expiry) {
+        cx->expiry = b->limits.max_session_expiry;
+        cx->expiry_capped = cx->version == MQTT_V5;
+    }
+}
+
+/* The session of this client id for this identity — resumed, taken over
+ * from another connection, or new — attached to the client. */
+static refusal_t take_session(client_t *c, connecting_t *cx, session_t **out)
+{
+    broker_t *b = c->broker;
+    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
+    buf_t key_buf = {0};
+    bytes_t key = session_key_of(identity, cx->client_id, &key_buf);
+    if (!key.data)
+        return OUT_OF_MEMORY;
+    session_t *s = session_find(b, key);
+    if (s && s->client) {
+        client_disconnect(s->client, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+        s = session_find(b, key); /* gone if it expired on that close */
+    }
+    buf_free(&key_buf);
+    if (s && cx->conn.clean_start) {
+        will_publish_now(b, s);
+        session_destroy(b, s);
+        s = NULL;
+    }
+    cx->session_present = s != NULL;
+    if (!s && !(s = session_create(b, cx->client_id, identity)))
+        return OUT_OF_MEMORY;
+    will_cancel(b, s);
+    s->version = cx->version;
+    s->expiry_interval = cx->expiry;
+    session_attach(s, c);
+    session_set_persistent(b, s, cx->expiry > 0);
+    session_save(b, s);
+    *out = s;
+    return ACCEPTED;
+}
+
+/* The limits the client announced, and its keep alive. */
+static void take_client_limits(client_t *c, connecting_t *cx)
+{
+    broker_t *b = c->broker;
+    const mqtt_connect_t *conn = &cx->conn;
+    if (cx->version == MQTT_V5) {
+        if (mqtt_props_has(&conn->props, MQTT_PROP_RECEIVE_MAXIMUM))
+            c->receive_max_out = conn->props.receive_maximum;
+        if (mqtt_props_has(&conn->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+            c->max_packet_out = conn->props.maximum_packet_size;
+        if (mqtt_props_has(&conn->props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+            c->topic_alias_max_out = conn->props.topic_alias_maximum;
+    }
+    if (c->max_packet_out > b->limits.max_packet_bytes)
+        c->max_packet_out = b->limits.max_packet_bytes;
+    c->keep_alive = conn->keep_alive;
+    c->last_rx_ms = clock_mono_ms(); /* keep alive counts from here */
+    if (b->limits.max_keepalive && cx->version == MQTT_V5 &&
+        (conn->keep_alive == 0 || conn->keep_alive > b->limits.max_keepalive)) {
+        c->keep_alive = b->limits.max_keepalive;
+        cx->keepalive_override = true;
+    }
+}
+
+/* The CONNACK, with what a v5 client must know of the broker's limits. */
+static mqtt_connack_t connack_for(const client_t *c, const connecting_t *cx)
+{
+    const broker_t *b = c->broker;
+    mqtt_connack_t ack = {.session_present = cx->session_present, .reason = 0};
+    if (cx->version != MQTT_V5)
+        return ack;
+    mqtt_props_t *p = &ack.props;
+    if (b->limits.max_inflight < 65535) {
+        p->receive_maximum = b->limits.max_inflight;
+        mqtt_props_set(p, MQTT_PROP_RECEIVE_MAXIMUM);
+    }
+    if (b->limits.max_packet_bytes < MQTT_MAX_PACKET_SIZE) {
+        p->maximum_packet_size = b->limits.max_packet_bytes;
+        mqtt_props_set(p, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+    }
+    p->topic_alias_maximum = b->limits.topic_alias_maximum;
+    mqtt_props_set(p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+    if (!cx->conn.client_id.len) {
+        p->assigned_client_id = cx->client_id;
+        mqtt_props_set(p, MQTT_PROP_ASSIGNED_CLIENT_ID);
+    }
+    if (cx->keepalive_override) {
+        p->server_keep_alive = c->keep_alive;
+        mqtt_props_set(p, MQTT_PROP_SERVER_KEEP_ALIVE);
+    }
+    if (cx->expiry_capped) {
+        p->session_expiry = cx->expiry;
+        mqtt_props_set(p, MQTT_PROP_SESSION_EXPIRY);
+    }
+    return ack;
 }
 
 sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
 {
     broker_t *b = c->broker;
-    mqtt_connect_t conn;
+    connecting_t cx = {0};
     const char *why = "malformed CONNECT";
-    sedge_err err = mqtt_decode_connect(f, &conn, &why);
+    sedge_err err = mqtt_decode_connect(f, &cx.conn, &why);
     if (err == SEDGE_ERR_UNSUPPORTED)
         return refuse(c, MQTT_V311, MQTT_RC_UNSUPPORTED_VERSION, MQTT311_CONNACK_BAD_VERSION, why);
     if (err) {
         b->stats.protocol_errors++;
-        if (conn.version == MQTT_V5)
+        if (cx.conn.version == MQTT_V5)
             return refuse(c, MQTT_V5,
                           err == SEDGE_ERR_PROTOCOL ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED, 0,
                           why);
@@ -135,195 +305,48 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
         client_close(c);
         return err;
     }
-    uint8_t v = conn.version;
-    c->version = v;
-    c->request_problem_info = v != MQTT_V5 ||
-                              !mqtt_props_has(&conn.props, MQTT_PROP_REQUEST_PROBLEM_INFO) ||
-                              conn.props.request_problem_info;
-
-    if (v == MQTT_V5 && mqtt_props_has(&conn.props, MQTT_PROP_AUTH_METHOD))
-        return refuse(c, v, MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported");
-
-    /* The client id, and the identity it acts as. */
-    bytes_t client_id = conn.client_id;
-    char *assigned = NULL;
-    size_t assigned_len = 0;
-    if (client_id.len > MAX_CLIENT_ID_LEN)
-        return refuse(c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT311_CONNACK_ID_REJECTED,
-                      "client id longer than 256 bytes");
-    if (client_id.len == 0) {
-        /* A fresh id even for a certificate's owner: a thing may hold
-         * several connections (mosquitto_sub and mosquitto_pub with the
-         * same certificate), and sharing its CN as the id would make each
-         * take the other's session over. */
-        if (v == MQTT_V311 && !conn.clean_start) {
-            return refuse(c, v, 0, MQTT311_CONNACK_ID_REJECTED,
-                          "empty client id needs clean session");
-        } else {
-            assigned = assign_client_id(&assigned_len);
-        }
-        if (!assigned)
-            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                          "out of memory");
-        client_id = (bytes_t){(const uint8_t *)assigned, assigned_len};
+    cx.version = c->version = cx.conn.version;
+    c->request_problem_info = cx.version != MQTT_V5 ||
+                              !mqtt_props_has(&cx.conn.props, MQTT_PROP_REQUEST_PROBLEM_INFO) ||
+                              cx.conn.props.request_problem_info;
+    session_t *s = NULL;
+    refusal_t no = check_client(c, &cx);
+    if (!no.why) {
+        session_expiry(b, &cx);
+        no = take_session(c, &cx, &s);
     }
-    /* The identity: the certificate's CN on TLS, else the client id. */
-    if (!c->identity && client_set_identity(c, client_id)) {
-        free(assigned);
-        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                      "out of memory");
-    }
-    bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
-
-    if (b->hooks.may_connect && !b->hooks.may_connect(b->hooks_ctx, identity)) {
-        free(assigned);
-        return refuse(c, v, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
-                      "not a member of the deployed group");
-    }
-
-    if (conn.will) {
-        if (!mqtt_topic_name_valid(conn.will_topic) || bytes_has_prefix(conn.will_topic, "$SYS")) {
-            free(assigned);
-            return refuse(c, v, MQTT_RC_TOPIC_NAME_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
-                          "invalid will topic");
-        }
-        if (!payload_format_ok(&conn.will_props, conn.will_payload)) {
-            free(assigned);
-            return refuse(c, v, MQTT_RC_PAYLOAD_FORMAT_INVALID, MQTT311_CONNACK_NOT_AUTHORIZED,
-                          "will payload is not UTF-8 as its format says");
-        }
-        if (build_will(c, &conn)) {
-            free(assigned);
-            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                          "out of memory");
-        }
-    }
-
-    /* Session expiry: 3.1.1 clean session 0 keeps the session forever. */
-    uint32_t expiry;
-    bool expiry_capped = false;
-    if (v == MQTT_V5)
-        expiry =
-            mqtt_props_has(&conn.props, MQTT_PROP_SESSION_EXPIRY) ? conn.props.session_expiry : 0;
-    else
-        expiry = conn.clean_start ? 0 : UINT32_MAX;
-    if (expiry > b->limits.max_session_expiry) {
-        expiry = b->limits.max_session_expiry;
-        expiry_capped = v == MQTT_V5;
-    }
-
-    /* The session of this client id for this identity: on TLS another
-     * thing's session of the same client id is another session. */
-    buf_t key_buf = {0};
-    bytes_t key = session_key_of(identity, client_id, &key_buf);
-    if (!key.data) {
-        free(assigned);
-        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                      "out of memory");
-    }
-    session_t *s = session_find(b, key);
-    if (s && s->client) {
-        client_t *old = s->client;
-        client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-        s = session_find(b, key); /* gone if it expired on that close */
-    }
-    buf_free(&key_buf);
-    if (s && conn.clean_start) {
-        will_publish_now(b, s);
-        session_destroy(b, s);
-        s = NULL;
-    }
-    bool session_present = s != NULL;
-    if (!s && !(s = session_create(b, client_id, identity))) {
-        free(assigned);
-        return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                      "out of memory");
-    }
-    will_cancel(b, s);
-    s->version = v;
-    s->expiry_interval = expiry;
-    session_attach(s, c);
-    session_set_persistent(b, s, expiry > 0);
-    session_save(b, s);
-
-    /* What the client announced. */
-    if (v == MQTT_V5) {
-        if (mqtt_props_has(&conn.props, MQTT_PROP_RECEIVE_MAXIMUM))
-            c->receive_max_out = conn.props.receive_maximum;
-        if (mqtt_props_has(&conn.props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
-            c->max_packet_out = conn.props.maximum_packet_size;
-        if (mqtt_props_has(&conn.props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
-            c->topic_alias_max_out = conn.props.topic_alias_maximum;
-    }
-    if (c->max_packet_out > b->limits.max_packet_bytes)
-        c->max_packet_out = b->limits.max_packet_bytes;
-    c->keep_alive = conn.keep_alive;
-    c->last_rx_ms = clock_mono_ms(); /* keep alive counts from here */
-    bool keepalive_override = false;
-    if (b->limits.max_keepalive &&
-        (conn.keep_alive == 0 || conn.keep_alive > b->limits.max_keepalive) && v == MQTT_V5) {
-        c->keep_alive = b->limits.max_keepalive;
-        keepalive_override = true;
-    }
-
-    mqtt_connack_t ack = {.session_present = session_present, .reason = 0};
-    if (v == MQTT_V5) {
-        mqtt_props_t *p = &ack.props;
-        if (b->limits.max_inflight < 65535) {
-            p->receive_maximum = b->limits.max_inflight;
-            mqtt_props_set(p, MQTT_PROP_RECEIVE_MAXIMUM);
-        }
-        if (b->limits.max_packet_bytes < MQTT_MAX_PACKET_SIZE) {
-            p->maximum_packet_size = b->limits.max_packet_bytes;
-            mqtt_props_set(p, MQTT_PROP_MAXIMUM_PACKET_SIZE);
-        }
-        p->topic_alias_maximum = b->limits.topic_alias_maximum;
-        mqtt_props_set(p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
-        if (assigned && !conn.client_id.len) {
-            p->assigned_client_id = client_id;
-            mqtt_props_set(p, MQTT_PROP_ASSIGNED_CLIENT_ID);
-        }
-        if (keepalive_override) {
-            p->server_keep_alive = c->keep_alive;
-            mqtt_props_set(p, MQTT_PROP_SERVER_KEEP_ALIVE);
-        }
-        if (expiry_capped) {
-            p->session_expiry = expiry;
-            mqtt_props_set(p, MQTT_PROP_SESSION_EXPIRY);
-        }
-    }
+    if (no.why)
+        return refuse(c, cx.version, no.v5_reason, no.v311_code, no.why);
+    take_client_limits(c, &cx);
+    mqtt_connack_t ack = connack_for(c, &cx);
     c->send_will = c->will != NULL;
     /* QoS 2 messages of the session still waiting for PUBREL count against
      * this connection's receive maximum. */
     c->inflight_in = (uint32_t)s->qos2_in_count;
-    if (s->persistent && !session_present) {
+    const char *version_name = cx.version == MQTT_V5 ? "5.0" : "3.1.1";
+    if (s->persistent && !cx.session_present) {
         /* A new persistent session exists once its row is committed: the
          * CONNACK waits for that, and nothing else flows before it. */
         buf_t pkt = {0};
-        size_t n = mqtt_encode_connack(NULL, 0, v, &ack);
-        if (buf_reserve(&pkt, n)) {
-            free(assigned);
-            return refuse(c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_SERVER_UNAVAILABLE,
-                          "out of memory");
-        }
-        pkt.len = mqtt_encode_connack(pkt.data, n, v, &ack);
-        free(assigned);
+        size_t n = mqtt_encode_connack(NULL, 0, cx.version, &ack);
+        if (buf_reserve(&pkt, n))
+            return refuse(c, cx.version, OUT_OF_MEMORY.v5_reason, OUT_OF_MEMORY.v311_code,
+                          OUT_OF_MEMORY.why);
+        pkt.len = mqtt_encode_connack(pkt.data, n, cx.version, &ack);
         c->state = CLIENT_CONNACK_HELD;
         client_pause_reading(c);
         held_packet(c, HELD_CONNACK, &pkt, store_pending_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
              "alive %u s)",
-             s->client_id, client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
-             c->keep_alive);
+             s->client_id, client_peer(c).text, c->identity, version_name, c->keep_alive);
         return SEDGE_OK;
     }
-    send_connack(c, v, &ack);
-    free(assigned);
+    send_connack(c, cx.version, &ack);
     c->state = CLIENT_CONNECTED;
     LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
-         client_peer(c).text, c->identity, v == MQTT_V5 ? "5.0" : "3.1.1",
-         session_present ? "session resumed" : "new session", c->keep_alive);
-    if (session_present)
+         client_peer(c).text, c->identity, version_name,
+         cx.session_present ? "session resumed" : "new session", c->keep_alive);
+    if (cx.session_present)
         session_resend_inflight(b, s);
     session_pump(b, s);
     return SEDGE_OK;

@@ -58,8 +58,11 @@ static void refuse_publish(client_t *c, const mqtt_publish_t *p, uint8_t reason)
     /* 3.1.1 has no negative acknowledgement: the message is acknowledged
      * and dropped (and counted), and the connection stays up. */
     held_ack(c, type, p->packet_id, c->version == MQTT_V5 ? reason : 0, 0);
-    if (p->qos == 2 && c->version != MQTT_V5 && c->session)
-        session_qos2_add(c->session, p->packet_id);
+    /* The 3.1.1 exchange goes on to PUBREL; without memory to remember the
+     * identifier, its resend is simply refused again. */
+    if (p->qos == 2 && c->version != MQTT_V5 && c->session &&
+        session_qos2_add(c->session, p->packet_id))
+        LOGW("client '%s': out of memory remembering QoS 2 packet %u", c->identity, p->packet_id);
 }
 
 /* A QoS 1/2 message that could not be kept: a v5 publisher gets 0x97;

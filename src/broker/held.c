@@ -55,6 +55,8 @@ static sedge_err append(client_t *c, held_t *h)
         io->held_head = h;
     io->held_tail = h;
     wait_for_commit(c);
+    if (h->batch)
+        broker_await_batch(c->broker, h->batch);
     return SEDGE_OK;
 }
 
@@ -69,6 +71,8 @@ static void held_free(held_t *h)
 
 void held_ack(client_t *c, uint8_t type, uint16_t packet_id, uint8_t reason, uint64_t batch)
 {
+    if (batch && batch_durable(c->broker, batch))
+        batch = 0;
     if (!batch && !first_held(c)) {
         send_ack(c, type, packet_id, reason);
         return;
@@ -112,6 +116,8 @@ static void after_packet(client_t *c, held_t *h)
 void held_packet(client_t *c, held_kind_t kind, buf_t *packet, uint64_t batch, char **filters,
                  size_t filter_count)
 {
+    if (batch && batch_durable(c->broker, batch))
+        batch = 0;
     held_t *h = calloc(1, sizeof *h);
     if (!h) {
         client_disconnect(c, MQTT_RC_IMPLEMENTATION_ERROR, "out of memory");

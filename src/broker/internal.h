@@ -110,14 +110,14 @@ typedef struct {
     uint64_t seed;
 } tree_t;
 
-sedge_err tree_init(tree_t *t);
+NODISCARD sedge_err tree_init(tree_t *t);
 void tree_free(broker_t *b, tree_t *t);
 /* The node for a filter or topic, created on demand. */
 tree_node_t *tree_ensure(tree_t *t, bytes_t path);
 tree_node_t *tree_find(tree_t *t, bytes_t path);
 /* Free nodes left with nothing, from `n` up. */
 void tree_prune(tree_t *t, tree_node_t *n);
-sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
+NODISCARD sedge_err tree_add_sub(tree_t *t, sub_t *s, bytes_t node_path, bytes_t group);
 void tree_remove_sub(tree_t *t, sub_t *s);
 /* Every subscription matching `topic`: `fn` gets each plain one and one
  * member of each matching shared group, picked in turn among those
@@ -328,7 +328,7 @@ struct broker {
     uint64_t durable_writes;   /* messages written for sessions or retain */
     uint64_t queue_refusals;   /* messages a full session queue refused */
     uint64_t payload_refusals; /* messages a service refused for their payload */
-    uint64_t committed_batch;  /* every batch up to it is durable */
+    uint64_t awaited_batch;    /* newest batch the store will tell us of */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
@@ -428,13 +428,13 @@ void lingering_close_all(broker_t *b);
 
 /* handle_*.c: one per packet family; each returns an error only when the
  * connection must close (having logged and answered as appropriate). */
-sedge_err handle_connect(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_publish(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
-sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_connect(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_publish(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_subscribe(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_unsubscribe(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_ack(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f);
+NODISCARD sedge_err handle_auth(client_t *c, const mqtt_frame_t *f);
 
 /* held.c: replies that wait for the store. A reply with batch 0 needs no
  * commit but still waits behind earlier held ones, so order is kept. */
@@ -450,7 +450,7 @@ void held_free_all(client_t *c);
 /* Send the retained messages matching a subscription of the client's. */
 void send_retained_for(client_t *c, sub_t *sub);
 /* A protocol failure: v5 DISCONNECT with the reason, a log line, close. */
-sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
+NODISCARD sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why);
 
 /* handle_connect.c: the properties a PUBLISH or will passes on to its
  * receivers, in wire form; returns the bytes needed. */
@@ -479,6 +479,10 @@ bytes_t session_key_of(bytes_t owner, bytes_t client_id, buf_t *scratch);
 /* The session's key: what the index and the store know it by. */
 bytes_t session_key(const session_t *s);
 session_t *session_create(broker_t *b, bytes_t client_id, bytes_t owner);
+/* Loading from the store: append an entry as it was stored (in order of
+ * seq), then settle the queue once every entry is in. */
+void session_restore_entry(broker_t *b, session_t *s, out_msg_t *o);
+void session_restore_done(session_t *s);
 /* At broker shutdown: free every session, leaving the store as it is. */
 void sessions_free_all(broker_t *b);
 void session_destroy(broker_t *b, session_t *s);
@@ -496,12 +500,12 @@ void session_complete(broker_t *b, session_t *s, out_msg_t *o);
 void session_persist_state(broker_t *b, session_t *s, out_msg_t *o);
 void session_save(broker_t *b, session_t *s);
 sub_t *session_find_sub(session_t *s, bytes_t filter);
-sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
+NODISCARD sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub);
 /* Write a persistent session's subscription (after its options changed). */
 void session_save_sub(broker_t *b, session_t *s, const sub_t *sub);
 void session_remove_sub(broker_t *b, session_t *s, sub_t *sub);
 bool session_qos2_pending(session_t *s, uint16_t packet_id);
-sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
+NODISCARD sedge_err session_qos2_add(session_t *s, uint16_t packet_id);
 void session_qos2_remove(session_t *s, uint16_t packet_id);
 /* When an offline session's own clock next needs the broker: its delayed
  * will or its expiry, whichever is first; UINT64_MAX for never. */
@@ -524,7 +528,7 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent);
 void sys_publish(broker_t *b);
 
 /* persist.c */
-sedge_err persist_load(broker_t *b);
+NODISCARD sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
@@ -538,8 +542,13 @@ NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_fi
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);
-/* Pump the session again once the next batch settles. */
-void broker_wait_commit(broker_t *b, session_t *s);
+/* Pump the session again once `batch` has committed. */
+void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
+/* Have the store tell the broker when `batch` has committed (once per
+ * batch), to release what is held for it. */
+void broker_await_batch(broker_t *b, uint64_t batch);
+/* Is every write of `batch` durable? */
+bool batch_durable(const broker_t *b, uint64_t batch);
 /* Route a message built by the broker or a service: ask the router, then
  * retain, deliver and hand it to the services. False when refused. */
 bool broker_route(broker_t *b, msg_t *m, session_t *from);

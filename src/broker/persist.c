@@ -121,32 +121,16 @@ static sedge_err load_queued(void *ctx, const store_queued_t *v)
     o->seq = v->seq;
     o->qos = v->qos;
     o->packet_id = v->packet_id;
-    o->state = v->state == OUT_RELEASED ? OUT_RELEASED : OUT_SENT;
+    /* With an identifier it may have been sent: it is in flight and is
+     * resent, with its identifier, when the client resumes. */
+    o->state = !v->packet_id ? OUT_QUEUED : v->state == OUT_RELEASED ? OUT_RELEASED : OUT_SENT;
     o->retain = v->retain;
     o->sub_id_count = (uint8_t)ids;
     if (ids)
         memcpy(o->sub_ids, v->sub_ids.data, ids * sizeof(uint32_t));
-    o->prev = s->tail;
-    if (s->tail)
-        s->tail->next = o;
-    else
-        s->head = o;
-    s->tail = o;
-    s->queued++;
-    b->stats.queued++;
+    session_restore_entry(b, s, o);
     if (v->seq >= l->b->next_queue_seq)
         l->b->next_queue_seq = v->seq + 1;
-    if (o->packet_id) {
-        /* It may have been sent: it is in flight and is resent, with its
-         * identifier, when the client resumes. */
-        s->inflight++;
-        if (v->packet_id >= s->next_packet_id)
-            s->next_packet_id = (uint16_t)(v->packet_id + 1 ? v->packet_id + 1 : 1);
-    } else {
-        o->state = OUT_QUEUED;
-        if (!s->unsent)
-            s->unsent = o;
-    }
     l->queued++;
     return SEDGE_OK;
 }
@@ -176,24 +160,6 @@ static sedge_err load_inbound(void *ctx, bytes_t client_id, uint16_t packet_id)
     return s ? session_qos2_add(s, packet_id) : SEDGE_OK;
 }
 
-/* An entry with a packet identifier after one without would break the
- * queue's order (sent entries first): make it unsent too. */
-static void settle_queue(session_t *s)
-{
-    bool seen_unsent = false;
-    for (out_msg_t *o = s->head; o; o = o->next) {
-        if (!o->packet_id || o->state == OUT_QUEUED) {
-            if (!seen_unsent)
-                s->unsent = o;
-            seen_unsent = true;
-        } else if (seen_unsent && o->state != OUT_RELEASED) {
-            o->state = OUT_QUEUED;
-            o->packet_id = 0;
-            s->inflight--;
-        }
-    }
-}
-
 sedge_err persist_load(broker_t *b)
 {
     loader_t l = {.b = b};
@@ -208,7 +174,7 @@ sedge_err persist_load(broker_t *b)
         LOGE("loading the broker's state failed: %s", sedge_strerror(err));
     }
     for (session_t *s = b->offline; s; s = s->offline_next)
-        settle_queue(s);
+        session_restore_done(s);
     size_t pos = 0;
     msg_t *m;
     while ((m = map_next(&l.msgs, &pos)))

@@ -458,8 +458,8 @@ void session_pump(broker_t *b, session_t *s)
     int64_t now = clock_wall_s();
     while (s->unsent && s->inflight < window) {
         out_msg_t *o = s->unsent;
-        if (s->persistent && o->ready_batch > b->committed_batch) {
-            broker_wait_commit(b, s);
+        if (s->persistent && !batch_durable(b, o->ready_batch)) {
+            broker_wait_commit(b, s, o->ready_batch);
             break;
         }
         if (msg_expired(o->msg, now)) {
@@ -486,7 +486,7 @@ void session_resend_inflight(broker_t *b, session_t *s)
     for (out_msg_t *o = s->head; o && o != s->unsent; o = o->next) {
         if (o->state == OUT_RELEASED)
             held_ack(c, MQTT_PUBREL, o->packet_id, 0,
-                     o->ready_batch > b->committed_batch ? o->ready_batch : 0);
+                     batch_durable(b, o->ready_batch) ? 0 : o->ready_batch);
         else
             send_publish(c, o->msg, o->qos, o->retain, o->packet_id, true, o->sub_ids,
                          o->sub_id_count);
@@ -674,4 +674,56 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent)
     }
     for (uint32_t i = 0; i < s->qos2_in_count; i++)
         store_put_inbound(b->store, session_key(s), s->qos2_in[i]);
+}
+
+void session_restore_entry(broker_t *b, session_t *s, out_msg_t *o)
+{
+    o->next = NULL;
+    o->prev = s->tail;
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    s->queued++;
+    b->stats.queued++;
+    if (o->state != OUT_QUEUED) {
+        s->inflight++;
+        if (o->packet_id >= s->next_packet_id)
+            s->next_packet_id = (uint16_t)(o->packet_id + 1 ? o->packet_id + 1 : 1);
+    }
+}
+
+/* The queue keeps the entries in flight first. A QoS 1 entry's packet
+ * identifier is not always written (it may come back with a new one), so
+ * after a restart an entry with an identifier can follow one without. It
+ * keeps its identifier — the client may hold it as pending (QoS 2): sent
+ * again with another, it would be a second delivery, and its identifier,
+ * free in our eyes, would make the client drop the next message given it —
+ * and moves ahead of the entries without one, keeping the order among
+ * each. */
+void session_restore_done(session_t *s)
+{
+    out_msg_t *sent_head = NULL, *sent_tail = NULL, *rest_head = NULL, *rest_tail = NULL;
+    for (out_msg_t *o = s->head, *next; o; o = next) {
+        next = o->next;
+        bool in_flight = o->state != OUT_QUEUED;
+        out_msg_t **head = in_flight ? &sent_head : &rest_head;
+        out_msg_t **tail = in_flight ? &sent_tail : &rest_tail;
+        o->prev = *tail;
+        o->next = NULL;
+        if (*tail)
+            (*tail)->next = o;
+        else
+            *head = o;
+        *tail = o;
+    }
+    if (sent_tail) {
+        sent_tail->next = rest_head;
+        if (rest_head)
+            rest_head->prev = sent_tail;
+    }
+    s->head = sent_head ? sent_head : rest_head;
+    s->tail = rest_tail ? rest_tail : sent_tail;
+    s->unsent = rest_head;
 }

@@ -113,15 +113,6 @@ static sedge_err ensure_demo_ca(core_t *c)
     return rc;
 }
 
-static void on_commit(void *ctx, uint64_t seq, sedge_err result)
-{
-    core_t *c = ctx;
-    if (result && c->uplink)
-        uplink_store_failed(c->uplink, seq);
-    if (c->broker)
-        broker_on_commit(c->broker, seq, result);
-}
-
 static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
 {
     (void)request;
@@ -631,9 +622,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     store_options_t so = {
         .path = db,
         .synchronous_full = c->cfg.store_sync_full,
-        .busy_timeout_ms = c->cfg.store_busy_timeout_ms,
-        .on_commit = on_commit,
-        .ctx = c};
+        .busy_timeout_ms = c->cfg.store_busy_timeout_ms};
     err = db ? store_open(loop, &so, &c->store) : SEDGE_ERR_NOMEM;
     free(db);
     if (err)

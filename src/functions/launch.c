@@ -50,7 +50,7 @@ static void arg2(launch_t *l, const char *option, const char *value)
     arg(l, value);
 }
 
-static sedge_err env_add(buf_t *b, const char *kv)
+NODISCARD static sedge_err env_add(buf_t *b, const char *kv)
 {
     return buf_append(b, kv, strlen(kv) + 1);
 }
@@ -58,7 +58,7 @@ static sedge_err env_add(buf_t *b, const char *kv)
 /* The function's environment: the core's variables, then the document's
  * (validated: no loader variables, no SEDGE_ ones), whose PATH, HOME or
  * LANG replace the defaults. */
-static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t *out)
+NODISCARD static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t *out)
 {
     struct functions *f = fn->owner;
     const spec_t *s = &fn->spec;

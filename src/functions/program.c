@@ -288,7 +288,8 @@ static bool find_library(check_t *c, const elf_dynamic_t *d, const char *origin,
     return false;
 }
 
-static sedge_err check_file(check_t *c, const char *path, const char *needed_by, int depth);
+NODISCARD static sedge_err check_file(check_t *c, const char *path, const char *needed_by,
+                                      int depth);
 
 static bool same_file(const char *a, const char *b)
 {
@@ -297,8 +298,8 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-static sedge_err check_library(check_t *c, const elf_dynamic_t *d, const char *origin,
-                               const char *name, const char *program)
+NODISCARD static sedge_err check_library(check_t *c, const elf_dynamic_t *d, const char *origin,
+                                         const char *name, const char *program)
 {
     char path[1024];
     if (!find_library(c, d, origin, name, path, sizeof path)) {
@@ -331,7 +332,7 @@ static sedge_err check_library(check_t *c, const elf_dynamic_t *d, const char *o
     return check_file(c, path, program, MAX_SCRIPT_DEPTH);
 }
 
-static sedge_err check_elf(check_t *c, int fd, const char *path, const char *needed_by)
+NODISCARD static sedge_err check_elf(check_t *c, int fd, const char *path, const char *needed_by)
 {
     elf_header_t h;
     if (!elf_header(fd, &h) || h.phnum > MAX_PROGRAM_HEADERS) {
@@ -396,7 +397,7 @@ static sedge_err check_elf(check_t *c, int fd, const char *path, const char *nee
 }
 
 /* "#!INTERPRETER [ARG]": the interpreter must exist, and start. */
-static sedge_err check_script(check_t *c, int fd, const char *path, int depth)
+NODISCARD static sedge_err check_script(check_t *c, int fd, const char *path, int depth)
 {
     char line[256];
     ssize_t n = pread(fd, line, sizeof line - 1, 0);
@@ -423,7 +424,8 @@ static sedge_err check_script(check_t *c, int fd, const char *path, int depth)
     return check_file(c, interp, NULL, depth - 1);
 }
 
-static sedge_err check_file(check_t *c, const char *path, const char *needed_by, int depth)
+NODISCARD static sedge_err check_file(check_t *c, const char *path, const char *needed_by,
+                                      int depth)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

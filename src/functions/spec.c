@@ -86,8 +86,8 @@ static const char *code_path(json_t *e)
                                 : json_string_value(json_object_get(code, "path"));
 }
 
-static sedge_err parse_code(spec_t *s, json_t *e, const char *where, const spec_context_t *ctx,
-                            char *err, size_t errlen)
+NODISCARD static sedge_err parse_code(spec_t *s, json_t *e, const char *where,
+                                      const spec_context_t *ctx, char *err, size_t errlen)
 {
     const char *dir = code_path(e);
     if (!dir)
@@ -108,8 +108,8 @@ static sedge_err parse_code(spec_t *s, json_t *e, const char *where, const spec_
     return SEDGE_OK;
 }
 
-static sedge_err parse_program(spec_t *s, json_t *e, const char *where, const spec_context_t *ctx,
-                               char *err, size_t errlen)
+NODISCARD static sedge_err parse_program(spec_t *s, json_t *e, const char *where,
+                                         const spec_context_t *ctx, char *err, size_t errlen)
 {
     json_t *exec = json_object_get(e, "exec");
     s->argc = json_array_size(exec);
@@ -157,8 +157,8 @@ static sedge_err parse_program(spec_t *s, json_t *e, const char *where, const sp
     return rc;
 }
 
-static sedge_err parse_resources(spec_t *s, json_t *e, const char *where, const spec_context_t *ctx,
-                                 char *err, size_t errlen)
+NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *where,
+                                           const spec_context_t *ctx, char *err, size_t errlen)
 {
     json_t *res = json_object_get(e, "resources");
     s->resources = calloc(json_array_size(res) + 1, sizeof *s->resources);
@@ -215,8 +215,8 @@ static sedge_err parse_resources(spec_t *s, json_t *e, const char *where, const 
     return SEDGE_OK;
 }
 
-static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_root, char *err,
-                            size_t errlen)
+NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_root,
+                                      char *err, size_t errlen)
 {
     const char *run_as = str_or(e, "run_as", NULL);
     bool root = geteuid() == 0;
@@ -257,7 +257,7 @@ static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_
     return SEDGE_OK;
 }
 
-static sedge_err parse_env(spec_t *s, json_t *e)
+NODISCARD static sedge_err parse_env(spec_t *s, json_t *e)
 {
     json_t *env = json_object_get(e, "env");
     s->env = calloc(json_object_size(env) + 1, sizeof *s->env);

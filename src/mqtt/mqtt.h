@@ -224,7 +224,7 @@ typedef struct {
  * reserved packet type, or fixed-header flags the protocol forbids
  * (including PUBLISH QoS 3).
  */
-sedge_err mqtt_frame_parse(const uint8_t *buf, size_t len, mqtt_frame_t *out, const char **why);
+NODISCARD sedge_err mqtt_frame_parse(const uint8_t *buf, size_t len, mqtt_frame_t *out, const char **why);
 
 typedef struct {
     uint8_t version; /* MQTT_V311 or MQTT_V5 (or MQTT_V31 on refusal) */
@@ -246,7 +246,7 @@ typedef struct {
 
 /* SEDGE_ERR_UNSUPPORTED: a protocol name/level this codec does not speak;
  * out->version holds the level asked for so the server can refuse it. */
-sedge_err mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out, const char **why);
+NODISCARD sedge_err mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out, const char **why);
 size_t mqtt_encode_connect(uint8_t *out, size_t cap, const mqtt_connect_t *c);
 
 typedef struct {
@@ -255,7 +255,7 @@ typedef struct {
     mqtt_props_t props;
 } mqtt_connack_t;
 
-sedge_err mqtt_decode_connack(const mqtt_frame_t *f, uint8_t version, mqtt_connack_t *out,
+NODISCARD sedge_err mqtt_decode_connack(const mqtt_frame_t *f, uint8_t version, mqtt_connack_t *out,
                               const char **why);
 size_t mqtt_encode_connack(uint8_t *out, size_t cap, uint8_t version, const mqtt_connack_t *c);
 
@@ -269,7 +269,7 @@ typedef struct {
     bytes_t payload;
 } mqtt_publish_t;
 
-sedge_err mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out,
+NODISCARD sedge_err mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out,
                               const char **why);
 size_t mqtt_encode_publish(uint8_t *out, size_t cap, uint8_t version, const mqtt_publish_t *p);
 /* Bytes the PUBLISH takes without its properties, for size limits. */
@@ -282,7 +282,7 @@ typedef struct {
     mqtt_props_t props;
 } mqtt_ack_t;
 
-sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out,
+NODISCARD sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out,
                           const char **why);
 size_t mqtt_encode_ack(uint8_t *out, size_t cap, uint8_t version, uint8_t type,
                        const mqtt_ack_t *a);
@@ -304,9 +304,9 @@ typedef struct {
     uint8_t retain_handling;
 } mqtt_sub_entry_t;
 
-sedge_err mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
+NODISCARD sedge_err mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
                                 const char **why);
-sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
+NODISCARD sedge_err mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out,
                                   const char **why);
 /* `*cursor` starts at 0; false when there are no more entries. For an
  * UNSUBSCRIBE only `filter` is set. */
@@ -323,7 +323,7 @@ typedef struct {
     bytes_t reasons;
 } mqtt_suback_t;
 
-sedge_err mqtt_decode_suback(const mqtt_frame_t *f, uint8_t version, mqtt_suback_t *out,
+NODISCARD sedge_err mqtt_decode_suback(const mqtt_frame_t *f, uint8_t version, mqtt_suback_t *out,
                              const char **why);
 size_t mqtt_encode_suback(uint8_t *out, size_t cap, uint8_t version, uint8_t type,
                           uint16_t packet_id, const mqtt_props_t *props, const uint8_t *reasons,
@@ -336,9 +336,9 @@ typedef struct {
     mqtt_props_t props;
 } mqtt_reason_packet_t;
 
-sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
+NODISCARD sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
                                  const char **why);
-sedge_err mqtt_decode_auth(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
+NODISCARD sedge_err mqtt_decode_auth(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
                            const char **why);
 size_t mqtt_encode_disconnect(uint8_t *out, size_t cap, uint8_t version,
                               const mqtt_reason_packet_t *d);
@@ -346,7 +346,7 @@ size_t mqtt_encode_auth(uint8_t *out, size_t cap, const mqtt_reason_packet_t *a)
 
 /* PINGREQ and PINGRESP (2 bytes). A PINGREQ/PINGRESP body must be empty;
  * mqtt_decode_empty checks that. */
-sedge_err mqtt_decode_empty(const mqtt_frame_t *f, const char **why);
+NODISCARD sedge_err mqtt_decode_empty(const mqtt_frame_t *f, const char **why);
 size_t mqtt_encode_empty(uint8_t *out, size_t cap, uint8_t type);
 
 /* Topics. */

@@ -69,7 +69,7 @@ typedef enum {
 } props_context_t;
 
 /* Read a length-prefixed property block. */
-sedge_err props_read(reader_t *r, props_context_t ctx, mqtt_props_t *out, const char **why);
+NODISCARD sedge_err props_read(reader_t *r, props_context_t ctx, mqtt_props_t *out, const char **why);
 /* Bytes of the property block without its length prefix. */
 size_t props_body_size(const mqtt_props_t *p);
 /* Length prefix and block; an absent (NULL) set is an empty block. */

@@ -373,8 +373,6 @@ static void finish_batch(store_t *s, batch_t *b, sedge_err result)
     } else {
         s->committed_seq = b->seq;
     }
-    if (s->opts.on_commit)
-        s->opts.on_commit(s->opts.ctx, b->seq, result);
     while (s->waiters && (result ? s->waiters->seq <= b->seq : settled(s, s->waiters->seq))) {
         waiter_t *w = s->waiters;
         s->waiters = w->next;

@@ -29,20 +29,10 @@
 
 typedef struct store store_t;
 
-/* Runs on the loop thread when every batch up to `seq` is committed. A
- * commit that fails (disk full, a lock held too long, an I/O error) is not
- * reported: its writes are kept and retried, with a growing delay, until
- * they commit, so what waits for them waits longer and nothing is reported
- * durable that is not (see store_failing). `result` is an error only for
- * the last commit at store_close. */
-typedef void (*store_commit_cb)(void *ctx, uint64_t seq, sedge_err result);
-
 typedef struct {
     const char *path;         /* database file */
     bool synchronous_full;    /* fsync every commit (power-loss safe) */
     uint32_t busy_timeout_ms; /* wait for another process's lock; 0: 5000 */
-    store_commit_cb on_commit;
-    void *ctx;
 } store_options_t;
 
 NODISCARD sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out);
@@ -185,8 +175,13 @@ typedef sedge_err (*store_spooled_fn)(void *ctx, const store_spooled_t *v);
 NODISCARD sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit,
                                        store_spooled_fn fn, void *ctx);
 
-/* Call fn(ctx, result) on the loop thread once batch `seq` has settled
- * (committed or failed); at once if it already has. */
+/* Call fn(ctx, result) on the loop thread once batch `seq` has committed;
+ * at once if it already has. This is how every owner hears of commits.
+ * A commit that fails (disk full, a lock held too long, an I/O error) is
+ * not reported: its writes are kept and retried, with a growing delay,
+ * until they commit, so what waits for them waits longer and nothing is
+ * reported durable that is not (see store_failing). `result` is an error
+ * only for the last commit, at store_close. */
 NODISCARD sedge_err store_when_settled(store_t *s, uint64_t seq,
                                        void (*fn)(void *ctx, sedge_err result), void *ctx);
 

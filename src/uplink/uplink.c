@@ -377,9 +377,11 @@ static void handle_packet(uplink_t *u, const mqtt_frame_t *f)
     }
     case MQTT_PINGRESP: u->ping_sent_ms = 0; break;
     case MQTT_DISCONNECT: {
-        mqtt_reason_packet_t d;
-        mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why);
-        set_error(u, "the cloud disconnected: %s", mqtt_reason_name(d.reason));
+        mqtt_reason_packet_t d = {0};
+        if (mqtt_decode_disconnect(f, u->cfg.protocol, &d, &why))
+            set_error(u, "the cloud disconnected with a malformed DISCONNECT (%s)", why);
+        else
+            set_error(u, "the cloud disconnected: %s", mqtt_reason_name(d.reason));
         link_down(u, u->last_error);
         break;
     }

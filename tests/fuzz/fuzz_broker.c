@@ -50,13 +50,6 @@ static void done_cb(void *ctx)
     *(int *)ctx = 1;
 }
 
-static void on_commit(void *ctx, uint64_t seq, sedge_err result)
-{
-    broker_t **b = ctx;
-    if (*b)
-        broker_on_commit(*b, seq, result);
-}
-
 static int connect_client(void)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -95,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     broker_t *b = NULL;
     store_t *store = NULL;
-    store_options_t so = {.path = ":memory:", .on_commit = on_commit, .ctx = &b};
+    store_options_t so = {.path = ":memory:"};
     if (store_open(&loop, &so, &store)) {
         uv_loop_close(&loop);
         return 0;

@@ -319,3 +319,47 @@ def test_while_the_store_cannot_commit_new_durable_messages_are_refused(make_sed
     assert v5.publish("cf/t", b"accepted again", qos=1).reason == 0
     assert sub.recv_publish().payload == b"accepted again"
     sedge.wait_log("the store commits again")
+
+
+def test_a_qos2_message_in_flight_keeps_its_packet_id_across_a_crash(sedge):
+    # Found by make soak: the packet identifier a QoS 1 entry gets when the
+    # window opens is not stored, and at restart a QoS 2 entry after it
+    # lost its identifier and was sent with a new one: a second delivery
+    # (the receiver held the old one as pending), and the old one, free in
+    # the broker's eyes, made the receiver drop the next message given it.
+    sub = sedge.raw()
+    props = dict(SESSION, receive_maximum=2)
+    assert sub.connect("pid-sub", clean=False, props=props).reason == 0
+    sub.subscribe([("pid/#", raw.sub_options(qos=2))])
+    pub = sedge.raw()
+    pub.connect("pid-pub")
+    for topic, qos in (("pid/x1", 1), ("pid/x2", 1), ("pid/b", 1), ("pid/c", 2)):
+        pub.publish(topic, topic.encode(), qos=qos)
+    # The window (2) is full: b and c wait, without packet identifiers.
+    for _ in range(2):
+        p = sub.expect(raw.PUBLISH)
+        sub.send(raw.ack(raw.PUBACK, p.packet_id))
+    # Now b gets an identifier (not stored: QoS 1), then c (stored).
+    got = {}
+    for _ in range(2):
+        p = sub.expect(raw.PUBLISH)
+        got[p.qos] = p
+    receiver = Qos2Receiver()
+    receiver.delivered.append(got[2].payload)  # delivered, identifier held,
+    receiver.pending.add(got[2].packet_id)      # not acknowledged at the crash
+    sedge.kill9()
+    sedge.start()
+    sub = sedge.raw()
+    assert sub.connect("pid-sub", clean=False, props=props).session_present
+    again = []
+    for _ in range(2):
+        p = sub.expect(raw.PUBLISH)
+        again.append(p)
+        if p.qos == 2:
+            receiver.on_publish(sub, p)
+        else:
+            sub.send(raw.ack(raw.PUBACK, p.packet_id))
+    resent = [p for p in again if p.qos == 2]
+    assert resent and resent[0].packet_id == got[2].packet_id and resent[0].dup, again
+    receiver.run(sub, 1.0)
+    assert receiver.delivered == [b"pid/c"]

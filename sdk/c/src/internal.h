@@ -129,16 +129,16 @@ bool sdk_running(void);
 void sdk_set_running(bool running);
 
 /* A failed reply's code and message as a sedge_err; sets the last error. */
-sedge_err sdk_reply_error(const sdk_frame *reply);
+SDK_NODISCARD sedge_err sdk_reply_error(const sdk_frame *reply);
 /* A reply's code word, or the core's error sentence, as a sedge_err;
  * SEDGE_ERR_FAILED when it is none of the known ones. */
-sedge_err sdk_code_from_word(const char *word);
-sedge_err sdk_code_from_number(int64_t code);
+SDK_NODISCARD sedge_err sdk_code_from_word(const char *word);
+SDK_NODISCARD sedge_err sdk_code_from_number(int64_t code);
 
 /* The last error's message (sedge_last_error). */
 void sdk_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Returns err after recording its message. */
-sedge_err sdk_error(sedge_err err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+SDK_NODISCARD sedge_err sdk_error(sedge_err err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A copy of bytes into a caller-owned sedge_buf, NUL-terminated beyond len. */
 SDK_NODISCARD sedge_err sdk_buf_copy_out(sedge_buf *out, const uint8_t *data, size_t len);
