@@ -14,7 +14,10 @@
  * spawn: each client runs fork, execve of the program given after --,
  * waitpid, with a near-empty environment (PATH only), so a Sedge function
  * finds no SEDGE_SOCKET and exits at once; its output goes to /dev/null.
- * That is the cost of a process per invocation, without any work.
+ * That is the cost of a process per invocation, without any work. With
+ * --env-on-stdin the program's stdin is a pipe carrying an empty
+ * environment as sedged sends it to sedge-sandbox (a u32 length of 0), so
+ * that the sandbox itself can be timed the same way.
  *
  * Prints one key=value line, like loadgen, for bench/run.sh and people.
  */
@@ -56,6 +59,7 @@ static struct {
     double timeout_s;
     const char *label;
     char **command;
+    bool env_on_stdin;
 } opt = {.mode = MODE_INVOKE,
          .function = "echo",
          .payload = 64,
@@ -223,14 +227,27 @@ static void *spawn_client(void *arg)
 {
     client_t *c = arg;
     for (uint64_t done = 0; more(done); done++) {
+        int in[2] = {devnull, -1};
+        if (opt.env_on_stdin && pipe2(in, O_CLOEXEC) != 0) {
+            client_error(c, "pipe: %s", strerror(errno));
+            atomic_store(&g_failed, 1);
+            return NULL;
+        }
         uint64_t t0 = now_ns();
         pid_t pid = fork();
         if (pid == 0) {
-            dup2(devnull, 0);
+            dup2(in[0], 0);
             dup2(devnull, 1);
             dup2(devnull, 2);
             execve(opt.command[0], opt.command, spawn_env);
             _exit(127);
+        }
+        if (opt.env_on_stdin) {
+            static const uint8_t empty_env[4] = {0};
+            ssize_t w = write(in[1], empty_env, sizeof empty_env);
+            (void)w; /* a program that does not read it gets EPIPE: fine */
+            close(in[0]);
+            close(in[1]);
         }
         if (pid < 0) {
             client_error(c, "fork: %s", strerror(errno));
@@ -272,6 +289,8 @@ static void usage(FILE *out)
             "  --payload BYTES  invocation payload size (64); the reply must be echo:PAYLOAD\n"
             "  --timeout S      give up after S seconds (60)\n"
             "  --label TEXT     copied into the output line\n"
+            "  --env-on-stdin   spawn: give the program an empty environment frame on\n"
+            "                   stdin, as sedged gives sedge-sandbox\n"
             "Exit status: 0 when every operation succeeded, 1 otherwise, 2 on bad usage.\n");
 }
 
@@ -287,12 +306,19 @@ static void on_alarm(int sig)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},     {"socket", required_argument, NULL, 's'},
-        {"function", required_argument, NULL, 'f'}, {"payload", required_argument, NULL, 'p'},
-        {"clients", required_argument, NULL, 'c'},  {"count", required_argument, NULL, 'n'},
-        {"warmup", required_argument, NULL, 'w'},   {"duration", required_argument, NULL, 'd'},
-        {"timeout", required_argument, NULL, 't'},  {"label", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"mode", required_argument, NULL, 'm'},
+        {"socket", required_argument, NULL, 's'},
+        {"function", required_argument, NULL, 'f'},
+        {"payload", required_argument, NULL, 'p'},
+        {"clients", required_argument, NULL, 'c'},
+        {"count", required_argument, NULL, 'n'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"duration", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 't'},
+        {"label", required_argument, NULL, 'l'},
+        {"env-on-stdin", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -315,6 +341,7 @@ int main(int argc, char **argv)
         case 'd': opt.duration_s = strtod(optarg, &end); break;
         case 't': opt.timeout_s = strtod(optarg, &end); break;
         case 'l': opt.label = optarg; break;
+        case 'e': opt.env_on_stdin = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

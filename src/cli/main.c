@@ -526,6 +526,46 @@ static int cmd_spool(cli_t *cli)
     return 0;
 }
 
+/* "isolation  sandbox: namespaces mount pid ...; no_new_privs; ..." and
+ * what the kernel reported of the last instance. */
+static void print_isolation(json_t *iso)
+{
+    if (!iso)
+        return;
+    printf("  isolation  %s", json_string_value(json_object_get(iso, "mode")));
+    json_t *ns = json_object_get(iso, "namespaces");
+    if (json_array_size(ns)) {
+        printf(": namespaces");
+        size_t k;
+        json_t *v;
+        json_array_foreach(ns, k, v) printf(" %s", json_string_value(v));
+        printf(";");
+    } else {
+        printf(": no namespaces;");
+    }
+    json_t *devices = json_object_get(iso, "devices");
+    printf(" no_new_privs; capabilities %s; seccomp filter; devices by %s",
+           json_string_value(json_object_get(iso, "capabilities")),
+           json_string_value(json_object_get(devices, "enforced_by")));
+    json_t *dev;
+    size_t k;
+    json_array_foreach(json_object_get(devices, "allowed"), k, dev)
+    {
+        const char *path = json_string_value(json_object_get(dev, "path"));
+        if (k >= 5) /* past the basic ones: the declared devices */
+            printf("%s%s %s", k == 5 ? ": " : ", ", path,
+                   json_string_value(json_object_get(dev, "access")));
+    }
+    printf("\n");
+    json_t *seen = json_object_get(iso, "observed");
+    if (json_is_object(seen))
+        printf("  observed   no_new_privs %s, seccomp %s, capabilities %s, bounding set %s\n",
+               json_is_true(json_object_get(seen, "no_new_privs")) ? "on" : "OFF",
+               json_is_true(json_object_get(seen, "seccomp")) ? "filter" : "NONE",
+               json_is_true(json_object_get(seen, "no_capabilities")) ? "none" : "SOME",
+               json_is_true(json_object_get(seen, "empty_bounding_set")) ? "empty" : "NOT EMPTY");
+}
+
 static int cmd_functions(cli_t *cli)
 {
     int rc;
@@ -566,6 +606,7 @@ static int cmd_functions(cli_t *cli)
                num(lim, "max_queue"), json_string_value(json_object_get(lim, "isolation")),
                json_string_value(json_object_get(lim, "run_as")),
                json_string_value(json_object_get(lim, "enforced_by")));
+        print_isolation(json_object_get(f, "isolation"));
     }
     json_decref(r);
     return 0;

@@ -497,7 +497,7 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
     }
     json_t *functions = json_object_get(root, "functions");
     if (functions) {
-        static const char *const fn_keys[] = {"allow_root", NULL};
+        static const char *const fn_keys[] = {"allow_root", "max_frame_bytes", NULL};
         if (!json_is_object(functions))
             problem(l, "functions", "functions", "expected an object");
         else {
@@ -506,6 +506,14 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
             if (v && !json_is_boolean(v))
                 problem(l, "functions.allow_root", "allow_root", "expected true or false");
             c->functions_allow_root = json_is_true(v);
+            uint64_t max;
+            if (get_uint(l, functions, "max_frame_bytes", "functions", 1u << 30, &max)) {
+                if (max < 65536)
+                    problem(l, "functions.max_frame_bytes", "max_frame_bytes",
+                            "must be at least 65536");
+                else
+                    c->functions_max_frame_bytes = (size_t)max;
+            }
         }
     }
     const char *level = get_string(l, root, "log_level", "");
@@ -534,6 +542,7 @@ static sedge_err base_config(config_t *out)
     out->data_dir = strdup("sedge-data");
     out->store_sync_full = true;
     out->shadow_max_bytes = 8192;
+    out->functions_max_frame_bytes = 16u << 20;
     out->cloud = (uplink_config_t){
         .protocol = 4,
         .keepalive_s = 60,

@@ -20,9 +20,10 @@ typedef struct {
     size_t listener_count;
     broker_limits_t limits;
     bool store_sync_full;
-    uint32_t store_busy_timeout_ms; /* 0: the store's default */
-    size_t shadow_max_bytes;   /* largest shadow state document */
-    bool functions_allow_root; /* may functions run as uid 0 */
+    uint32_t store_busy_timeout_ms;   /* 0: the store's default */
+    size_t shadow_max_bytes;          /* largest shadow state document */
+    bool functions_allow_root;        /* may functions run as uid 0 */
+    size_t functions_max_frame_bytes; /* largest frame on the function socket */
     bool cloud_enabled;
     uplink_config_t cloud;
     log_level_t log_level;

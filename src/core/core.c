@@ -434,8 +434,9 @@ static void core_apply(void *ctx, const group_t *g,
 }
 
 /* A message routed to function:NAME becomes an asynchronous invocation;
- * one that cannot be queued (a full queue, not JSON for a json function)
- * is refused, which an MQTT 5 publisher sees as 0x97. */
+ * one that cannot be queued is refused: an MQTT 5 publisher hears 0x99
+ * (payload format invalid) when it is not JSON for a json function, 0x97
+ * (quota exceeded) when the queue is full. */
 static int function_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
                                 int route_qos)
 {
@@ -445,15 +446,29 @@ static int function_from_broker(void *ctx, const char *endpoint, const broker_me
     snprintf(source, sizeof source, "%.*s", (int)m->source.len, (const char *)m->source.data);
     sedge_err err = functions_invoke(c->functions, endpoint + strlen("function:"), m->topic,
                                      m->payload, source, NULL, NULL);
+    if (err == SEDGE_ERR_INVALID)
+        return BROKER_ROUTED_INVALID;
     if (err && err != SEDGE_ERR_NOT_FOUND)
         return BROKER_ROUTED_REFUSED;
     return 0;
 }
 
-/* Where sedge-sandbox and the Python SDK are: beside sedged (the build
- * directory holds both; the SDK is at ../sdk/python from it), unless the
- * environment says otherwise. */
-static void program_paths(char *sandbox, size_t slen, char *pysdk, size_t plen)
+/* A function invokes another only through a route between them. */
+static bool function_may_invoke(void *ctx, const char *from, const char *to)
+{
+    core_t *c = ctx;
+    char source[96], target[96];
+    snprintf(source, sizeof source, "function:%.80s", from);
+    snprintf(target, sizeof target, "function:%.80s", to);
+    return routing_connects(c->routing, source, target);
+}
+
+/* Where sedge-sandbox, the C SDK's shared library and the Python SDK
+ * are: beside sedged (the build directory holds the first two; the Python
+ * SDK is at ../sdk/python from it), unless the environment says
+ * otherwise. */
+static void program_paths(char *sandbox, size_t slen, char *sdklib, size_t llen, char *pysdk,
+                          size_t plen)
 {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -465,6 +480,9 @@ static void program_paths(char *sandbox, size_t slen, char *pysdk, size_t plen)
     snprintf(sandbox, slen, "%s", env ? env : "");
     if (!env)
         snprintf(sandbox, slen, "%.4000s/sedge-sandbox", exe);
+    snprintf(sdklib, llen, "%.4000s/libsedge.so.0", exe);
+    if (access(sdklib, R_OK) != 0)
+        sdklib[0] = '\0';
     env = getenv("SEDGE_PYTHON_SDK");
     if (env) {
         snprintf(pysdk, plen, "%s", env);
@@ -680,15 +698,18 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = shadow_sync_start(loop, c->uplink, c->shadow, &c->sync)))
             goto fail;
     }
-    char sandbox[4096], pysdk[4096];
-    program_paths(sandbox, sizeof sandbox, pysdk, sizeof pysdk);
+    char sandbox[4096], sdklib[4096], pysdk[4096];
+    program_paths(sandbox, sizeof sandbox, sdklib, sizeof sdklib, pysdk, sizeof pysdk);
     functions_options_t fo = {.loop = loop,
                               .data_dir = c->cfg.data_dir,
                               .sandbox_program = sandbox,
                               .python_sdk_dir = pysdk[0] ? pysdk : NULL,
+                              .sdk_library = sdklib[0] ? sdklib : NULL,
                               .allow_root = c->cfg.functions_allow_root,
+                              .max_frame_bytes = c->cfg.functions_max_frame_bytes,
                               .publish = function_publish,
                               .shadow = function_shadow,
+                              .may_invoke = function_may_invoke,
                               .ctx = c};
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;

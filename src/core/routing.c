@@ -287,6 +287,21 @@ bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const char *tar
     return false;
 }
 
+bool routing_connects(routing_t *r, const char *source, const char *target)
+{
+    if (!r->router)
+        return true;
+    const group_t *g = router_group(r->router);
+    for (size_t i = 0; i < g->route_count; i++) {
+        char s_name[160], t_name[160];
+        endpoint_format(&g->routes[i].source, s_name, sizeof s_name);
+        endpoint_format(&g->routes[i].target, t_name, sizeof t_name);
+        if (strcmp(s_name, source) == 0 && strcmp(t_name, target) == 0)
+            return true;
+    }
+    return false;
+}
+
 json_t *routing_cloud_filters(routing_t *r)
 {
     json_t *list = json_array();

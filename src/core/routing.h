@@ -47,6 +47,11 @@ void routing_attach_prefix(routing_t *r, const char *prefix, service_fn fn, void
  * as "shadow")? Always true while no group is deployed. */
 bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const char *target);
 
+/* Does some route lead from `source` to `target` (endpoints such as
+ * "function:a"), whatever its filter? Always true while no group is
+ * deployed. */
+bool routing_connects(routing_t *r, const char *source, const char *target);
+
 /* The filters of the active group's routes whose source is `cloud` (a new
  * JSON array of strings). */
 json_t *routing_cloud_filters(routing_t *r);

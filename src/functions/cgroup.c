@@ -5,6 +5,7 @@
 #include "cgroup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,14 @@
 
 static cgroup_mode_t mode = CGROUP_NONE;
 static char v2_base[512];
-static char v1_memory[512], v1_pids[512];
+static char v1_memory[512], v1_pids[512], v1_devices[512];
+
+const char *cgroup_devices_name(void)
+{
+    return mode == CGROUP_V2                    ? "cgroup v2 device program"
+           : mode == CGROUP_V1 && v1_devices[0] ? "cgroup v1 devices"
+                                                : "not enforced";
+}
 
 const char *cgroup_mode_name(cgroup_mode_t m)
 {
@@ -40,11 +48,11 @@ static bool write_text(const char *dir, const char *file, const char *text)
     char path[600];
     if (!join_path(path, sizeof path, dir, file))
         return false;
-    FILE *f = fopen(path, "w");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
-    bool ok = fputs(text, f) >= 0;
-    return fclose(f) == 0 && ok;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    return close(fd) == 0 && ok;
 }
 
 /* The path of our own cgroup for a v1 controller or v2 (""), from
@@ -122,6 +130,9 @@ cgroup_mode_t cgroup_detect(void)
         char pids_own[400] = "/";
         own_cgroup("pids", pids_own, sizeof pids_own);
         snprintf(v1_pids, sizeof v1_pids, "/sys/fs/cgroup/pids%s", pids_own);
+        char devices_own[400] = "/";
+        own_cgroup("devices", devices_own, sizeof devices_own);
+        snprintf(v1_devices, sizeof v1_devices, "/sys/fs/cgroup/devices%s", devices_own);
         if (usable(v1_memory)) {
             mode = CGROUP_V1;
             snprintf(v1_memory + strlen(v1_memory), sizeof v1_memory - strlen(v1_memory), "/sedge");
@@ -129,6 +140,11 @@ cgroup_mode_t cgroup_detect(void)
                 snprintf(v1_pids + strlen(v1_pids), sizeof v1_pids - strlen(v1_pids), "/sedge");
             else
                 v1_pids[0] = '\0';
+            if (usable(v1_devices))
+                snprintf(v1_devices + strlen(v1_devices), sizeof v1_devices - strlen(v1_devices),
+                         "/sedge");
+            else
+                v1_devices[0] = '\0';
             return mode;
         }
     }
@@ -136,7 +152,8 @@ cgroup_mode_t cgroup_detect(void)
     return mode;
 }
 
-sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pids, cgroup_t *out)
+sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pids,
+                        const device_rule_t *devices, size_t device_count, cgroup_t *out)
 {
     memset(out, 0, sizeof *out);
     char value[32];
@@ -154,6 +171,7 @@ sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pi
             snprintf(value, sizeof value, "%u", max_pids);
             write_text(out->paths[0], "pids.max", value);
         }
+        out->devices_enforced = devices_v2_attach(out->paths[0], devices, device_count) == SEDGE_OK;
         return SEDGE_OK;
     }
     if (mode == CGROUP_V1) {
@@ -176,6 +194,13 @@ sedge_err cgroup_create(const char *name, uint64_t memory_bytes, uint32_t max_pi
                     write_text(out->paths[1], "pids.max", value);
                 }
             }
+        }
+        char *dev = out->paths[out->count];
+        if (v1_devices[0] &&
+            snprintf(dev, sizeof out->paths[0], "%.400s/%.100s", v1_devices, name) > 0 &&
+            (mkdir(dev, 0755) == 0 || errno == EEXIST)) {
+            out->count++;
+            out->devices_enforced = devices_v1_apply(dev, devices, device_count) == SEDGE_OK;
         }
         return SEDGE_OK;
     }

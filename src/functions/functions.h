@@ -6,13 +6,16 @@
  * instance started with the deployment, invocations queued in order,
  * restarted with backoff when it dies), each invocation under a timeout,
  * each instance under memory and process limits (cgroups, else rlimits),
- * sandboxed in its own namespaces with only the declared resources.
+ * sandboxed in its own namespaces with only its code directory and
+ * declared resources, confined (no capabilities, no_new_privs, seccomp)
+ * and allowed only its declared devices.
  *
- * Instances talk to the core over the function socket (docs/
+ * Instances talk to the core over their function's own socket (docs/
  * function-ipc.md) with a per-instance credential checked against the
- * peer's SO_PEERCRED. What a function may publish, and which shadows it may
- * use, the group's routes decide (source function:NAME) — the core answers
- * those requests through the callbacks given here.
+ * peer's SO_PEERCRED. What a function may publish, which shadows it may
+ * use and which functions it may invoke, the group's routes decide (source
+ * function:NAME) — the core answers those requests through the callbacks
+ * given here.
  */
 #ifndef SEDGE_FUNCTIONS_H
 #define SEDGE_FUNCTIONS_H
@@ -36,7 +39,10 @@ typedef struct {
     const char *data_dir;
     const char *sandbox_program; /* sedge-sandbox */
     const char *python_sdk_dir;  /* added to PYTHONPATH; may be NULL */
+    const char *sdk_library;     /* sedged's libsedge.so.0, shown to C functions that
+                                    need it; may be NULL */
     bool allow_root;             /* may functions run as uid 0? */
+    size_t max_frame_bytes;      /* largest frame a function may send */
     /* Publish as function:NAME; SEDGE_ERR_DENIED when no route allows it. */
     sedge_err (*publish)(void *ctx, const char *function, bytes_t topic, bytes_t payload,
                          uint8_t qos);
@@ -44,6 +50,9 @@ typedef struct {
      * routes do not let the function reach that shadow). */
     void (*shadow)(void *ctx, const char *function, shadow_op_t op, bytes_t thing, bytes_t name,
                    bytes_t payload, shadow_done_fn done, void *done_ctx);
+    /* May function `from` invoke function `to`? (a route function:FROM ->
+     * function:TO) */
+    bool (*may_invoke)(void *ctx, const char *from, const char *to);
     void *ctx;
 } functions_options_t;
 

@@ -3,11 +3,15 @@
  * entry of the group's "functions" with its queue and statistics; an
  * instance (instance_t) is one running process of it; an invocation
  * (invocation_t) is one event waiting for or being handled by an instance;
- * a connection (fconn_t) is one accepted socket of the function socket.
+ * a connection (fconn_t) is one accepted connection of a function's socket.
  *
- * Files: spec.c (the group document's function entries), logfile.c
- * (captured output with rotation), ipc.c (the socket and its frames),
- * runner.c (instances, queues, invocations, apply), cgroup.c.
+ * Files: spec.c (the group document's function entries, checked on this
+ * machine), program.c (whether a program can start, and in its sandbox),
+ * launch.c (sedge-sandbox's command line and the function's environment),
+ * logfile.c (captured output with rotation), ipc.c (the sockets and their
+ * frames), runner.c (instances, queues, invocations, apply), status.c
+ * (sedgectl functions), cgroup.c and devices.c (limits, device
+ * allow-lists), sharedns.c (namespaces a function's instances share).
  */
 #ifndef SEDGE_FUNCTIONS_INTERNAL_H
 #define SEDGE_FUNCTIONS_INTERNAL_H
@@ -20,15 +24,26 @@
 typedef enum { LIFECYCLE_ON_DEMAND, LIFECYCLE_LONG_LIVED } lifecycle_t;
 
 typedef struct {
-    char *type; /* device or volume */
-    char *source, *dest;
+    bool device;  /* else a volume */
+    char *source; /* the host path (a volume's, resolved) */
+    char *dest;   /* where the function sees it */
     bool rw;
+    bool block; /* devices: a block device, else a character one */
+    unsigned major, minor;
 } resource_t;
+
+/* Host files the sandbox adds for a program (sedged's libsedge). */
+typedef struct {
+    char *paths[4];
+    size_t count;
+} program_binds_t;
 
 typedef struct {
     char *name;
-    char **argv;
+    char **argv; /* argv[0] resolved: the program's absolute path */
     size_t argc;
+    char *code_dir; /* "code", resolved; NULL when none */
+    program_binds_t binds;
     lifecycle_t lifecycle;
     uint64_t timeout_ms;
     uint32_t memory_mb;
@@ -42,7 +57,8 @@ typedef struct {
     bool network;
     bool sysfs;
     bool json_encoding;
-    char **env; /* "K=V" */
+    bool standby; /* on-demand: keep an instance prepared */
+    char **env;   /* "K=V" */
     size_t env_count;
     resource_t *resources;
     size_t resource_count;
@@ -50,11 +66,53 @@ typedef struct {
     json_t *source; /* the entry as deployed, to see whether it changed */
 } spec_t;
 
-/* Fill a spec from a validated group entry; `err` names what is wrong
- * with it at run time (an unreadable program, root not allowed...). */
-NODISCARD sedge_err spec_parse(json_t *entry, bool allow_root, spec_t *out, char *err,
-                               size_t errlen);
+/* What the machine's checks of a spec need to know of the core. */
+typedef struct {
+    bool allow_root;
+    const char *data_dir;        /* never shown to a function */
+    const char *sdk_library;     /* sedged's libsedge.so.0, or NULL */
+    const char *sdk_library_dir; /* its directory */
+} spec_context_t;
+
+/* Fill a spec from the validated group entry functions[index]; `err`
+ * names (by its JSON path) what is wrong with it on this machine: a
+ * program that cannot start, a resource that is not there, root not
+ * allowed... */
+/* Is one of the two real paths the other or inside it? */
+bool paths_overlap(const char *a, const char *b);
+
+NODISCARD sedge_err spec_parse(json_t *entry, size_t index, const spec_context_t *ctx, spec_t *out,
+                               char *err, size_t errlen);
 void spec_free(spec_t *s);
+
+/* program.c: can the program start — and in a sandbox, does it see what
+ * it needs? */
+typedef struct {
+    bool sandbox;
+    const char *code_dir;        /* real path, or NULL */
+    const char *sdk_library;     /* sedged's libsedge.so.0, or NULL */
+    const char *sdk_library_dir; /* its directory, for messages */
+    program_binds_t *binds;      /* receives the files the sandbox must add */
+} program_view_t;
+
+NODISCARD sedge_err program_check(const char *program, const program_view_t *view, char *err,
+                                  size_t errlen);
+/* Does the sandbox show this host path (system directories, code)? */
+bool program_visible(const program_view_t *view, const char *path);
+NODISCARD sedge_err program_binds_add(program_binds_t *b, const char *path);
+void program_binds_free(program_binds_t *b);
+
+/* A started sedge-sandbox (spawn.c): its pid, a pidfd to watch for its
+ * end, and the core's ends of its stdin, stdout and stderr. */
+typedef struct {
+    int pid, pidfd;
+    int stdin_fd, stdout_fd, stderr_fd;
+} spawned_t;
+
+/* Namespaces a function's sandboxed instances share (sharedns.c). */
+typedef struct {
+    int net_fd, ipc_fd; /* -1: none made */
+} sharedns_t;
 
 typedef struct invocation {
     struct invocation *next;
@@ -69,6 +127,13 @@ typedef struct invocation {
 typedef struct fconn fconn_t;
 typedef struct fn fn_t;
 
+/* What the kernel reported of an instance's function process when it
+ * connected (/proc/PID/status): the sandbox's confinement, observed. */
+typedef struct {
+    bool observed;
+    bool no_new_privs, seccomp_filter, no_capabilities, empty_bounding_set;
+} confinement_t;
+
 typedef enum {
     INSTANCE_STANDBY,  /* set up (cgroup, sandbox) and waiting to be used */
     INSTANCE_STARTING, /* spawned, not connected yet */
@@ -80,8 +145,9 @@ typedef enum {
 typedef struct instance {
     struct instance *next;
     fn_t *fn;
-    uv_process_t proc;
-    uv_pipe_t go; /* standby: one byte on it starts the function */
+    spawned_t process;    /* sedge-sandbox: pid, pidfd */
+    uv_poll_t exit_watch; /* its pidfd: readable when it ended */
+    uv_pipe_t go;         /* standby: one byte on it starts the function */
     uv_pipe_t out, err;
     uv_timer_t timer; /* start, invocation timeout, idle */
     int open_handles;
@@ -100,6 +166,7 @@ typedef struct instance {
     int64_t exit_status;
     int term_signal;
     uint64_t invocations;
+    confinement_t confinement;
     char root_dir[560];        /* the sandbox's root mount point, removed at the end */
     char last_error_line[256]; /* from stderr, to explain a failed start */
     buf_t partial[2];          /* an unfinished line of stdout, of stderr */
@@ -117,7 +184,10 @@ struct fn {
     uint32_t standby_failures; /* in a row: past a few, no more are prepared */
     invocation_t *queue_head, *queue_tail;
     size_t queue_len;
-    bool retired; /* no longer in the group: stopping */
+    uint64_t queue_bytes;  /* payloads waiting: at most memory_mb */
+    char socket_path[108]; /* its own function socket */
+    sharedns_t shared_ns;  /* its instances' network and IPC namespaces */
+    bool retired;          /* no longer in the group: stopping */
     char state[512];
     /* long-lived restarts */
     uint32_t restart_attempts;
@@ -125,6 +195,10 @@ struct fn {
     bool restart_timer_open;
     logfile_t *log;
     uint64_t invocations, errors, timeouts, oom_kills, crashes, refused, publish_refused;
+    uint64_t invalid;           /* payloads refused for not being JSON */
+    uint64_t invalid_logged_ms; /* when a refusal was last logged */
+    confinement_t confinement;  /* as observed of its last instance */
+    bool devices_enforced;      /* its last instance's allow-list is in force */
 };
 
 typedef struct {
@@ -141,8 +215,13 @@ struct functions {
     char *data_dir;
     char *sandbox_program;
     char *python_sdk_dir;
-    char socket_path[512];
-    uv_pipe_t server;
+    char *sdk_library;     /* real path of sedged's libsedge.so.0, or NULL */
+    char *sdk_library_dir; /* the directory it was found in */
+    char socket_dir[500];
+    struct listener *listeners; /* one socket per function name */
+    uv_timer_t hello_timer;     /* closes connections slow to say hello */
+    size_t unauthenticated;     /* connections without a hello yet */
+    uint64_t refused_peers;
     fn_t *fns;
     fconn_t *conns;
     uint64_t next_invocation;
@@ -163,13 +242,51 @@ void instance_result(instance_t *in, uint64_t id, bool ok, const char *error, by
 void instance_disconnected(instance_t *in);
 
 /* ipc.c */
-NODISCARD sedge_err ipc_listen(struct functions *f);
+NODISCARD sedge_err ipc_start(struct functions *f);
+/* The socket of `fn` (made, or kept from a function of the same name),
+ * owned by its user; sets fn->socket_path. */
+NODISCARD sedge_err ipc_listen_function(struct functions *f, fn_t *fn, char *err, size_t errlen);
+/* Close the sockets of functions no longer deployed. */
+void ipc_prune(struct functions *f);
 void ipc_close(struct functions *f);
+/* What a connection holds in the core: its input buffer and unsent output. */
+size_t ipc_buffered_bytes(const fconn_t *c);
 /* Send an invocation to a connected instance. */
 void ipc_send_invoke(fconn_t *c, const invocation_t *inv);
 void ipc_close_conn(fconn_t *c);
 /* Let the function's process behind `c` be: its instance is gone. */
 void ipc_forget_instance(fconn_t *c);
+
+/* launch.c: sedge-sandbox's command line and the function's environment
+ * for one instance. */
+typedef struct {
+    char **argv;
+    size_t argc, cap;
+    char *kept[48]; /* strings made for argv */
+    size_t kept_count;
+    buf_t env;      /* written to the sandbox's stdin */
+    bool shared_ns; /* the function's namespaces go as fds 3 and 4 */
+    bool failed;
+} launch_t;
+
+NODISCARD sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launch_t *out);
+void launch_free(launch_t *l);
+/* The devices an instance may open: the basic ones and its declared ones. */
+size_t launch_device_rules(const spec_t *s, device_rule_t *rules, size_t cap);
+
+/* spawn.c: start `program` (sedge-sandbox) with `argv`, an empty
+ * environment, its own session, and shared_fds (-1: none) as fds 3 and 4.
+ * On failure *error is the errno. */
+NODISCARD sedge_err spawn_sandbox(const char *program, char *const argv[], const int shared_fds[2],
+                                  spawned_t *out, int *error);
+/* Once its pidfd is readable: its exit status or signal (false: not yet). */
+bool spawn_reap(const spawned_t *s, int64_t *status, int *term_signal);
+
+/* sharedns.c: new network and IPC namespaces for a function's instances,
+ * as O_CLOEXEC descriptors; false (and -1s) without privilege or kernel
+ * support. */
+NODISCARD bool sharedns_create(sharedns_t *ns);
+void sharedns_close(sharedns_t *ns);
 
 /* logfile.c */
 logfile_t *logfile_open(const char *dir, const char *name);

@@ -20,6 +20,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #define RESTART_MAX_MS 60000
 
 #define STANDBY_FAILURES_MAX 3
+#define INVALID_LOG_INTERVAL_MS 10000
 
 static void dispatch(fn_t *fn);
 static void instance_stop(instance_t *in, const char *why);
@@ -78,6 +80,30 @@ static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const cha
     invocation_free(inv);
 }
 
+static void queue_push(fn_t *fn, invocation_t *inv)
+{
+    inv->next = NULL;
+    if (fn->queue_tail)
+        fn->queue_tail->next = inv;
+    else
+        fn->queue_head = inv;
+    fn->queue_tail = inv;
+    fn->queue_len++;
+    fn->queue_bytes += inv->payload.len;
+}
+
+static invocation_t *queue_pop(fn_t *fn)
+{
+    invocation_t *inv = fn->queue_head;
+    fn->queue_head = inv->next;
+    if (!fn->queue_head)
+        fn->queue_tail = NULL;
+    fn->queue_len--;
+    fn->queue_bytes -= inv->payload.len;
+    inv->next = NULL;
+    return inv;
+}
+
 static void apply_timer_closed(uv_handle_t *h)
 {
     free(h->data); /* the apply_t the timer belongs to */
@@ -102,6 +128,26 @@ static void apply_step(struct functions *f, const char *failure)
         a->done(a->token, SEDGE_ERR_INVALID, a->failure);
     else
         a->done(a->token, SEDGE_OK, NULL);
+}
+
+/* No instance could be started: what waits for one fails now, with the
+ * reason, instead of waiting for one that will not come. */
+static void start_failed(fn_t *fn, const char *why)
+{
+    struct functions *f = fn->owner;
+    snprintf(fn->state, sizeof fn->state, "failed to start: %.400s", why);
+    char reason[460];
+    snprintf(reason, sizeof reason, "failed to start: %.400s", why);
+    while (fn->queue_head && fn->spec.lifecycle == LIFECYCLE_ON_DEMAND) {
+        invocation_t *inv = queue_pop(fn);
+        invocation_end(fn, inv, SEDGE_ERR_FAILED, reason, (bytes_t){0});
+    }
+    if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
+        char failure[512];
+        snprintf(failure, sizeof failure, "function %s failed to start: %.400s", fn->spec.name,
+                 why);
+        apply_step(f, failure);
+    }
 }
 
 /* Output of an instance, line by line into the function's log. */
@@ -158,6 +204,8 @@ static void instance_handle_closed(uv_handle_t *h)
         }
     }
     fn->instance_count--;
+    if (in->process.pidfd >= 0)
+        close(in->process.pidfd);
     cgroup_destroy(&in->cgroup);
     if (in->root_dir[0])
         rmdir(in->root_dir); /* left behind when the sandbox was killed */
@@ -170,10 +218,11 @@ static void instance_handle_closed(uv_handle_t *h)
 
 static void close_instance_handles(instance_t *in)
 {
-    uv_handle_t *handles[] = {(uv_handle_t *)&in->proc, (uv_handle_t *)&in->go,
-                              (uv_handle_t *)&in->out, (uv_handle_t *)&in->err,
-                              (uv_handle_t *)&in->timer};
-    for (size_t i = 0; i < ARRAY_LEN(handles); i++)
+    uv_handle_t *handles[] = {(uv_handle_t *)&in->go, (uv_handle_t *)&in->out,
+                              (uv_handle_t *)&in->err, (uv_handle_t *)&in->timer,
+                              (uv_handle_t *)&in->exit_watch};
+    size_t count = in->process.pidfd >= 0 ? 5 : 4; /* the watch exists once spawned */
+    for (size_t i = 0; i < count; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], instance_handle_closed);
 }
@@ -204,9 +253,8 @@ static void schedule_restart(fn_t *fn)
     uv_timer_start(&fn->restart_timer, restart_cb, delay, 0);
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
+static void instance_exited(instance_t *in, int64_t status, int term_signal)
 {
-    instance_t *in = p->data;
     fn_t *fn = in->fn;
     struct functions *f = fn->owner;
     in->exited = true;
@@ -259,25 +307,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     }
     in->state = INSTANCE_STOPPING;
     if (never_started) {
-        snprintf(fn->state, sizeof fn->state, "failed to start: %s", why);
-        /* What waited for this instance fails with the reason, instead of
-         * starting another one at once (which would fail the same way). */
-        char reason[460];
-        snprintf(reason, sizeof reason, "failed to start: %.400s", why);
-        while (fn->queue_head && fn->spec.lifecycle == LIFECYCLE_ON_DEMAND) {
-            invocation_t *inv = fn->queue_head;
-            fn->queue_head = inv->next;
-            if (!fn->queue_head)
-                fn->queue_tail = NULL;
-            fn->queue_len--;
-            invocation_end(fn, inv, SEDGE_ERR_FAILED, reason, (bytes_t){0});
-        }
-        if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
-            char failure[512];
-            snprintf(failure, sizeof failure, "function %s failed to start: %s", fn->spec.name,
-                     why);
-            apply_step(f, failure);
-        }
+        /* Not another one at once: it would fail the same way. */
+        start_failed(fn, why);
     } else if (!expected) {
         snprintf(fn->state, sizeof fn->state, "%s", why);
     }
@@ -290,6 +321,20 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
         return;
     }
     dispatch(fn);
+}
+
+/* The sandbox's pidfd became readable: it ended. */
+static void on_exit_ready(uv_poll_t *watch, int status, int events)
+{
+    (void)status;
+    (void)events;
+    instance_t *in = watch->data;
+    int64_t code;
+    int term_signal;
+    if (in->exited || !spawn_reap(&in->process, &code, &term_signal))
+        return;
+    uv_poll_stop(watch);
+    instance_exited(in, code, term_signal);
 }
 
 static void instance_timer_cb(uv_timer_t *t)
@@ -342,17 +387,37 @@ static void instance_stop(instance_t *in, const char *why)
     uv_timer_start(&in->timer, instance_timer_cb, 3000, 0);
 }
 
-static void add_arg(char **argv, size_t *n, size_t cap, const char *a)
+typedef struct {
+    uv_write_t req;
+    buf_t data;
+} control_write_t;
+
+static void control_written(uv_write_t *req, int status)
 {
-    if (*n + 1 < cap)
-        argv[(*n)++] = (char *)a;
+    (void)status; /* a sandbox that is gone no longer reads */
+    control_write_t *w = (control_write_t *)req;
+    buf_free(&w->data);
+    free(w);
 }
 
-/* A directory the sandbox may show: not the data directory or above it. */
-static bool may_expose(struct functions *f, const char *dir)
+/* Send bytes to the sandbox's stdin (the environment, then the word to
+ * go), in order; takes `data`. */
+static bool control_send(instance_t *in, buf_t *data)
 {
-    size_t n = strlen(dir);
-    return strncmp(f->data_dir, dir, n) != 0 && strncmp(dir, f->data_dir, strlen(f->data_dir)) != 0;
+    control_write_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        buf_free(data);
+        return false;
+    }
+    w->data = *data;
+    *data = (buf_t){0};
+    uv_buf_t b = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
+    if (uv_write(&w->req, (uv_stream_t *)&in->go, &b, 1, control_written)) {
+        buf_free(&w->data);
+        free(w);
+        return false;
+    }
+    return true;
 }
 
 static void instance_spawn(fn_t *fn, bool standby)
@@ -361,7 +426,7 @@ static void instance_spawn(fn_t *fn, bool standby)
     spec_t *s = &fn->spec;
     instance_t *in = calloc(1, sizeof *in);
     if (!in) {
-        snprintf(fn->state, sizeof fn->state, "out of memory starting an instance");
+        start_failed(fn, "out of memory starting an instance");
         return;
     }
     in->fn = fn;
@@ -375,156 +440,83 @@ static void instance_spawn(fn_t *fn, bool standby)
      * groups. */
     snprintf(cg_name, sizeof cg_name, "%d-%.80s-%llu", (int)getpid(), s->name,
              (unsigned long long)in->seq);
+    device_rule_t rules[16];
+    size_t rule_count = launch_device_rules(s, rules, ARRAY_LEN(rules));
     if (cgroup_mode() != CGROUP_NONE &&
-        cgroup_create(cg_name, (uint64_t)s->memory_mb << 20, s->max_processes, &in->cgroup))
+        cgroup_create(cg_name, (uint64_t)s->memory_mb << 20, s->max_processes, rules, rule_count,
+                      &in->cgroup))
         LOGW("function %s: cannot create its cgroup; limits fall back to rlimits", s->name);
-
-    /* Arguments for sedge-sandbox. */
-    char *argv[160];
-    size_t n = 0;
-    char uid[16], gid[16], mem[16], nproc[16];
-    char dirs[8][512];
-    char binds[16][600];
-    size_t nd = 0, nb = 0;
-    add_arg(argv, &n, ARRAY_LEN(argv), f->sandbox_program);
-    if (s->has_user) {
-        snprintf(uid, sizeof uid, "%u", s->uid);
-        snprintf(gid, sizeof gid, "%u", s->gid);
-        add_arg(argv, &n, ARRAY_LEN(argv), "--uid");
-        add_arg(argv, &n, ARRAY_LEN(argv), uid);
-        add_arg(argv, &n, ARRAY_LEN(argv), "--gid");
-        add_arg(argv, &n, ARRAY_LEN(argv), gid);
-    }
-    for (int i = 0; i < in->cgroup.count; i++) {
-        add_arg(argv, &n, ARRAY_LEN(argv), "--cgroup");
-        add_arg(argv, &n, ARRAY_LEN(argv), in->cgroup.paths[i]);
-    }
-    if (!in->cgroup.count) {
-        snprintf(mem, sizeof mem, "%u", s->memory_mb);
-        snprintf(nproc, sizeof nproc, "%u", s->max_processes);
-        add_arg(argv, &n, ARRAY_LEN(argv), "--memory-mb");
-        add_arg(argv, &n, ARRAY_LEN(argv), mem);
-        add_arg(argv, &n, ARRAY_LEN(argv), "--nproc");
-        add_arg(argv, &n, ARRAY_LEN(argv), nproc);
-    }
-    if (standby)
-        add_arg(argv, &n, ARRAY_LEN(argv), "--standby");
+    fn->devices_enforced = in->cgroup.devices_enforced;
+    if (s->sandbox && fn->shared_ns.ipc_fd < 0 && !sharedns_create(&fn->shared_ns))
+        LOGW("function %s: cannot make namespaces for its instances to share; each makes its "
+             "own",
+             s->name);
     if (s->sandbox) {
-        add_arg(argv, &n, ARRAY_LEN(argv), "--isolate");
         char run_dir[540];
         snprintf(run_dir, sizeof run_dir, "%.500s/run", f->data_dir);
         mkdir(run_dir, 0700);
         snprintf(in->root_dir, sizeof in->root_dir, "%s/root-%llu", run_dir,
                  (unsigned long long)in->seq);
-        add_arg(argv, &n, ARRAY_LEN(argv), "--root");
-        add_arg(argv, &n, ARRAY_LEN(argv), in->root_dir);
-        if (s->network)
-            add_arg(argv, &n, ARRAY_LEN(argv), "--network");
-        if (s->sysfs)
-            add_arg(argv, &n, ARRAY_LEN(argv), "--sysfs");
-        add_arg(argv, &n, ARRAY_LEN(argv), "--rw");
-        add_arg(argv, &n, ARRAY_LEN(argv), f->socket_path);
-        /* The function's own files: directories of absolute paths in its
-         * command line, and the Python SDK. */
-        for (size_t i = 0; i < s->argc && nd < ARRAY_LEN(dirs); i++) {
-            const char *slash = s->argv[i][0] == '/' ? strrchr(s->argv[i], '/') : NULL;
-            if (!slash || access(s->argv[i], F_OK) != 0)
-                continue;
-            snprintf(dirs[nd], sizeof dirs[nd], "%.*s", (int)(slash - s->argv[i]), s->argv[i]);
-            if (!dirs[nd][0] || !may_expose(f, dirs[nd]) || strncmp(dirs[nd], "/usr", 4) == 0 ||
-                strcmp(dirs[nd], "/bin") == 0)
-                continue;
-            add_arg(argv, &n, ARRAY_LEN(argv), "--ro");
-            add_arg(argv, &n, ARRAY_LEN(argv), dirs[nd++]);
-        }
-        if (f->python_sdk_dir && may_expose(f, f->python_sdk_dir)) {
-            add_arg(argv, &n, ARRAY_LEN(argv), "--ro");
-            add_arg(argv, &n, ARRAY_LEN(argv), f->python_sdk_dir);
-        }
     }
-    for (size_t i = 0; i < s->resource_count && nb < ARRAY_LEN(binds); i++) {
-        resource_t *r = &s->resources[i];
-        bool device = strcmp(r->type, "device") == 0;
-        if (!s->sandbox)
-            continue; /* without a sandbox the host is visible anyway */
-        if (device)
-            snprintf(binds[nb], sizeof binds[nb], "%.500s:%s", r->source, r->rw ? "rw" : "ro");
-        else
-            snprintf(binds[nb], sizeof binds[nb], "%.280s:%.280s:%s", r->source, r->dest,
-                     r->rw ? "rw" : "ro");
-        add_arg(argv, &n, ARRAY_LEN(argv), device ? "--device" : "--volume");
-        add_arg(argv, &n, ARRAY_LEN(argv), binds[nb++]);
+    launch_t launch;
+    if (launch_build(fn, in, standby, &launch)) {
+        cgroup_destroy(&in->cgroup);
+        free(in);
+        start_failed(fn, "out of memory starting an instance");
+        return;
     }
-    add_arg(argv, &n, ARRAY_LEN(argv), "--");
-    for (size_t i = 0; i < s->argc; i++)
-        add_arg(argv, &n, ARRAY_LEN(argv), s->argv[i]);
-    argv[n] = NULL;
-
-    /* Environment. */
-    char *env[96];
-    size_t ne = 0;
-    char e_socket[600], e_fn[128], e_token[64], e_enc[32], e_py[600];
-    snprintf(e_socket, sizeof e_socket, "SEDGE_SOCKET=%s", f->socket_path);
-    snprintf(e_fn, sizeof e_fn, "SEDGE_FUNCTION=%.100s", s->name);
-    snprintf(e_token, sizeof e_token, "SEDGE_TOKEN=%s", in->token);
-    snprintf(e_enc, sizeof e_enc, "SEDGE_ENCODING=%s", s->json_encoding ? "json" : "binary");
-    env[ne++] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    env[ne++] = "HOME=/tmp";
-    env[ne++] = "LANG=C.UTF-8";
-    env[ne++] = "PYTHONUNBUFFERED=1";
-    env[ne++] = e_socket;
-    env[ne++] = e_fn;
-    env[ne++] = e_token;
-    env[ne++] = e_enc;
-    if (f->python_sdk_dir) {
-        snprintf(e_py, sizeof e_py, "PYTHONPATH=%.580s", f->python_sdk_dir);
-        env[ne++] = e_py;
-    }
-    for (size_t i = 0; i < s->env_count && ne + 1 < ARRAY_LEN(env); i++)
-        env[ne++] = s->env[i];
-    env[ne] = NULL;
-
     uv_pipe_init(f->o.loop, &in->go, 0);
     uv_pipe_init(f->o.loop, &in->out, 0);
     uv_pipe_init(f->o.loop, &in->err, 0);
     uv_timer_init(f->o.loop, &in->timer);
-    in->go.data = in->out.data = in->err.data = in->timer.data = in->proc.data = in;
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&in->go},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&in->err},
-    };
-    uv_process_options_t po = {
-        .exit_cb = on_exit_cb,
-        .file = f->sandbox_program,
-        .args = argv,
-        .env = env,
-        .flags = UV_PROCESS_DETACHED,
-        .stdio_count = 3,
-        .stdio = stdio,
-    };
-    in->open_handles = 5;
+    in->go.data = in->out.data = in->err.data = in->timer.data = in->exit_watch.data = in;
+    in->process = (spawned_t){0, -1, -1, -1, -1};
+    in->open_handles = 4;
     in->state = standby ? INSTANCE_STANDBY : INSTANCE_STARTING;
     in->next = fn->instances;
     fn->instances = in;
     fn->instance_count++;
     f->handles++;
-    int rc = uv_spawn(f->o.loop, &in->proc, &po);
-    if (rc) {
-        snprintf(fn->state, sizeof fn->state, "failed to start: %s", uv_strerror(rc));
-        LOGE("function %s: cannot start %s: %s", s->name, f->sandbox_program, uv_strerror(rc));
-        in->exited = true;
+    /* fd 3: --netns-fd 3 (not with the host's network), fd 4: --ipcns-fd 4 */
+    int shared[2] = {launch.shared_ns && !s->network ? fn->shared_ns.net_fd : -1,
+                     launch.shared_ns ? fn->shared_ns.ipc_fd : -1};
+    int error = 0;
+    bool spawned =
+        spawn_sandbox(f->sandbox_program, launch.argv, shared, &in->process, &error) == SEDGE_OK;
+    if (spawned) {
+        uv_pipe_open(&in->go, in->process.stdin_fd);
+        uv_pipe_open(&in->out, in->process.stdout_fd);
+        uv_pipe_open(&in->err, in->process.stderr_fd);
+        uv_poll_init(f->o.loop, &in->exit_watch, in->process.pidfd);
+        uv_poll_start(&in->exit_watch, UV_READABLE, on_exit_ready);
+        in->open_handles = 5;
+        /* The sandbox runs with an empty environment: the function's comes
+         * on its stdin, read once the sandbox has given up root. */
+        if (!control_send(in, &launch.env))
+            error = ENOMEM;
+    }
+    launch_free(&launch);
+    if (error) {
+        char why[600];
+        snprintf(why, sizeof why, "cannot run the sandbox %.400s: %s", f->sandbox_program,
+                 strerror(error));
+        LOGE("function %s: %s", s->name, why);
         in->state = INSTANCE_STOPPING;
-        close_instance_handles(in);
-        if (s->lifecycle == LIFECYCLE_LONG_LIVED && f->applying) {
-            char failure[300];
-            snprintf(failure, sizeof failure, "function %s failed to start: %s", s->name,
-                     uv_strerror(rc));
-            apply_step(f, failure);
+        in->stop_requested = true;
+        if (spawned) {
+            kill(-in->process.pid, SIGKILL); /* its end closes the handles */
+        } else {
+            in->exited = true;
+            close_instance_handles(in);
         }
+        if (standby)
+            fn->standby_failures = STANDBY_FAILURES_MAX;
+        start_failed(fn, why);
+        if (s->lifecycle == LIFECYCLE_LONG_LIVED && !f->applying && !fn->retired)
+            schedule_restart(fn); /* the sandbox may come back */
         return;
     }
-    in->pid = in->proc.pid;
+    in->pid = in->process.pid;
     in->oom_before = cgroup_oom_kills(&in->cgroup);
     uv_read_start((uv_stream_t *)&in->out, output_alloc, on_output);
     uv_read_start((uv_stream_t *)&in->err, output_alloc, on_output);
@@ -543,8 +535,8 @@ static void instance_launch(instance_t *in)
 {
     fn_t *fn = in->fn;
     fn->standby = NULL;
-    uv_buf_t go = uv_buf_init("g", 1);
-    if (uv_try_write((uv_stream_t *)&in->go, &go, 1) != 1) {
+    buf_t go = {0};
+    if (buf_append(&go, "g", 1) || !control_send(in, &go)) {
         instance_stop(in, "could not be started");
         return;
     }
@@ -625,13 +617,7 @@ static void dispatch(fn_t *fn)
                 idle = in;
         if (!idle)
             break;
-        invocation_t *inv = fn->queue_head;
-        fn->queue_head = inv->next;
-        if (!fn->queue_head)
-            fn->queue_tail = NULL;
-        fn->queue_len--;
-        inv->next = NULL;
-        assign(idle, inv);
+        assign(idle, queue_pop(fn));
     }
     /* Start instances for waiting work (or the long-lived one). */
     bool want = fn->spec.lifecycle == LIFECYCLE_LONG_LIVED ? live == 0 : fn->queue_len > starting;
@@ -643,7 +629,7 @@ static void dispatch(fn_t *fn)
             instance_spawn(fn, false);
     }
     /* A spare for the next start, unless preparing them keeps failing. */
-    if (fn->spec.lifecycle == LIFECYCLE_ON_DEMAND && !fn->standby &&
+    if (fn->spec.lifecycle == LIFECYCLE_ON_DEMAND && fn->spec.standby && !fn->standby &&
         fn->standby_failures < STANDBY_FAILURES_MAX)
         instance_spawn(fn, true);
 }
@@ -661,15 +647,28 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         json_t *j = json_loadb((const char *)payload.data, payload.len, JSON_DECODE_ANY, &jerr);
         if (!j) {
             fn->errors++;
+            fn->invalid++;
+            uint64_t now = clock_mono_ms();
+            if (fn->invalid == 1 || now - fn->invalid_logged_ms >= INVALID_LOG_INTERVAL_MS) {
+                fn->invalid_logged_ms = now;
+                LOGW("function %s: payload from %s refused: not JSON (line %d, column %d: %s), "
+                     "and the function's encoding is json (%llu refused so far; one line per "
+                     "%d s at most)",
+                     fn->spec.name, source, jerr.line, jerr.column, jerr.text,
+                     (unsigned long long)fn->invalid, INVALID_LOG_INTERVAL_MS / 1000);
+            }
             return SEDGE_ERR_INVALID;
         }
         json_decref(j);
     }
-    if (fn->queue_len >= fn->spec.max_queue) {
+    uint64_t room = (uint64_t)fn->spec.memory_mb << 20;
+    bool bytes_full = fn->queue_bytes + payload.len > room && fn->queue_len > 0;
+    if (fn->queue_len >= fn->spec.max_queue || bytes_full) {
         fn->refused++;
         if (fn->refused == 1 || fn->refused % 1000 == 0)
-            LOGW("function %s: queue full (max_queue %u): invocation refused (%llu so far)",
-                 fn->spec.name, fn->spec.max_queue, (unsigned long long)fn->refused);
+            LOGW("function %s: queue full (%s): invocation refused (%llu so far)", fn->spec.name,
+                 bytes_full ? "its queued payloads would pass memory_mb" : "max_queue",
+                 (unsigned long long)fn->refused);
         return SEDGE_ERR_FULL;
     }
     invocation_t *inv = calloc(1, sizeof *inv);
@@ -682,12 +681,7 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
     inv->id = ++f->next_invocation;
     inv->done = done;
     inv->done_ctx = ctx;
-    if (fn->queue_tail)
-        fn->queue_tail->next = inv;
-    else
-        fn->queue_head = inv;
-    fn->queue_tail = inv;
-    fn->queue_len++;
+    queue_push(fn, inv);
     dispatch(fn);
     return SEDGE_OK;
 }
@@ -696,13 +690,8 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
 static void retire(fn_t *fn, const char *why)
 {
     fn->retired = true;
-    while (fn->queue_head) {
-        invocation_t *inv = fn->queue_head;
-        fn->queue_head = inv->next;
-        fn->queue_len--;
-        invocation_end(fn, inv, SEDGE_ERR_CLOSED, why, (bytes_t){0});
-    }
-    fn->queue_tail = NULL;
+    while (fn->queue_head)
+        invocation_end(fn, queue_pop(fn), SEDGE_ERR_CLOSED, why, (bytes_t){0});
     fn->standby = NULL;
     for (instance_t *in = fn->instances; in; in = in->next)
         instance_stop(in, why);
@@ -712,6 +701,7 @@ static void retire(fn_t *fn, const char *why)
 
 static void fn_free(fn_t *fn)
 {
+    sharedns_close(&fn->shared_ns);
     spec_free(&fn->spec);
     logfile_close(fn->log);
     free(fn);
@@ -775,9 +765,17 @@ void functions_apply(functions_t *f, const group_t *g,
     /* Check everything first; change nothing if any function is wrong. */
     size_t parsed = 0;
     sedge_err rc = SEDGE_OK;
+    if (count && access(f->sandbox_program, X_OK) != 0) {
+        snprintf(err, sizeof err,
+                 "functions: cannot run the function sandbox %.300s: %s (it is built beside "
+                 "sedged; SEDGE_SANDBOX names another)",
+                 f->sandbox_program, strerror(errno));
+        rc = SEDGE_ERR_NOT_FOUND;
+    }
+    spec_context_t ctx = {f->o.allow_root, f->data_dir, f->sdk_library, f->sdk_library_dir};
     for (; parsed < count && !rc; parsed++)
-        rc = spec_parse(json_array_get(list, parsed), f->o.allow_root, &specs[parsed], err,
-                        sizeof err);
+        rc =
+            spec_parse(json_array_get(list, parsed), parsed, &ctx, &specs[parsed], err, sizeof err);
     if (rc) {
         for (size_t i = 0; i < parsed; i++)
             spec_free(&specs[i]);
@@ -813,6 +811,7 @@ void functions_apply(functions_t *f, const group_t *g,
     a->timer.data = a;
     f->applying = a;
     a->waiting = 1; /* held until every function is set up */
+    char failure[512] = "";
     for (size_t i = 0; i < count; i++) {
         if (keep[i]) {
             spec_free(&specs[i]);
@@ -825,18 +824,26 @@ void functions_apply(functions_t *f, const group_t *g,
         }
         fn->owner = f;
         fn->spec = specs[i];
+        fn->shared_ns = (sharedns_t){-1, -1};
         fn->log = logfile_open(f->data_dir, fn->spec.name);
         snprintf(fn->state, sizeof fn->state, "idle");
         fn->next = f->fns;
         f->fns = fn;
+        if (ipc_listen_function(f, fn, err, sizeof err)) {
+            snprintf(fn->state, sizeof fn->state, "%s", err);
+            if (!failure[0])
+                snprintf(failure, sizeof failure, "%s", err);
+            continue;
+        }
         if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED)
             a->waiting++;
         dispatch(fn); /* starts a long-lived one; prepares an on-demand one's spare */
     }
     free(specs);
     free(keep);
+    ipc_prune(f);
     uv_timer_start(&a->timer, apply_timeout_cb, APPLY_TIMEOUT_MS, 0);
-    apply_step(f, NULL);
+    apply_step(f, failure[0] ? failure : NULL);
 }
 
 sedge_err functions_start(const functions_options_t *opts, functions_t **out)
@@ -848,15 +855,31 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     f->data_dir = strdup(opts->data_dir);
     f->sandbox_program = strdup(opts->sandbox_program);
     f->python_sdk_dir = opts->python_sdk_dir ? strdup(opts->python_sdk_dir) : NULL;
+    f->sdk_library = opts->sdk_library ? realpath(opts->sdk_library, NULL) : NULL;
     f->is_root = geteuid() == 0;
     if (!f->data_dir || !f->sandbox_program) {
         functions_free(f);
         return SEDGE_ERR_NOMEM;
     }
+    if (f->sdk_library) {
+        f->sdk_library_dir = strdup(opts->sdk_library);
+        char *slash = f->sdk_library_dir ? strrchr(f->sdk_library_dir, '/') : NULL;
+        if (slash)
+            *slash = '\0';
+    }
+    /* What the sandbox shows of the core's own files never includes its
+     * data directory. */
+    if (f->python_sdk_dir && paths_overlap(f->python_sdk_dir, f->data_dir)) {
+        LOGW("the Python SDK %s overlaps the data directory: not shown to functions",
+             f->python_sdk_dir);
+        free(f->python_sdk_dir);
+        f->python_sdk_dir = NULL;
+    }
     cgroup_mode_t m = cgroup_detect();
-    LOGI("function limits enforced by %s%s", cgroup_mode_name(m),
+    LOGI("function limits enforced by %s, devices by %s%s", cgroup_mode_name(m),
+         cgroup_devices_name(),
          f->is_root ? "" : " (sedged is not root: no sandbox, functions run as sedged's user)");
-    sedge_err err = ipc_listen(f);
+    sedge_err err = ipc_start(f);
     if (err) {
         functions_free(f);
         return err;
@@ -897,63 +920,9 @@ void functions_free(functions_t *f)
     free(f->data_dir);
     free(f->sandbox_program);
     free(f->python_sdk_dir);
+    free(f->sdk_library);
+    free(f->sdk_library_dir);
     free(f);
-}
-
-static const char *lifecycle_name(lifecycle_t l)
-{
-    return l == LIFECYCLE_LONG_LIVED ? "long-lived" : "on-demand";
-}
-
-json_t *functions_status(functions_t *f)
-{
-    json_t *list = json_array();
-    for (fn_t *fn = f->fns; fn; fn = fn->next) {
-        if (fn->retired)
-            continue;
-        spec_t *s = &fn->spec;
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(s->name));
-        json_object_set_new(o, "lifecycle", json_string(lifecycle_name(s->lifecycle)));
-        json_object_set_new(o, "state", json_string(fn->state));
-        json_t *instances = json_array();
-        for (instance_t *in = fn->instances; in; in = in->next) {
-            static const char *const names[] = {"standby", "starting", "idle", "busy", "stopping"};
-            if (in->state == INSTANCE_STANDBY)
-                continue; /* listed apart: it is not running the function */
-            json_array_append_new(instances, json_pack("{s:i,s:s,s:I}", "pid", in->pid, "state",
-                                                       names[in->state], "invocations",
-                                                       (json_int_t)in->invocations));
-        }
-        json_object_set_new(o, "instances", instances);
-        json_object_set_new(o, "standby",
-                            fn->standby ? json_integer(fn->standby->pid) : json_null());
-        json_object_set_new(o, "queue", json_integer((json_int_t)fn->queue_len));
-        json_object_set_new(o, "invocations", json_integer((json_int_t)fn->invocations));
-        json_object_set_new(o, "errors", json_integer((json_int_t)fn->errors));
-        json_object_set_new(o, "timeouts", json_integer((json_int_t)fn->timeouts));
-        json_object_set_new(o, "oom_kills", json_integer((json_int_t)fn->oom_kills));
-        json_object_set_new(o, "crashes", json_integer((json_int_t)fn->crashes));
-        json_object_set_new(o, "refused", json_integer((json_int_t)fn->refused));
-        json_object_set_new(o, "publish_refused", json_integer((json_int_t)fn->publish_refused));
-        json_t *limits = json_object();
-        json_object_set_new(limits, "enforced_by", json_string(cgroup_mode_name(cgroup_mode())));
-        json_object_set_new(limits, "memory_mb", json_integer(s->memory_mb));
-        json_object_set_new(limits, "max_processes", json_integer(s->max_processes));
-        json_object_set_new(limits, "timeout_s", json_real((double)s->timeout_ms / 1000.0));
-        json_object_set_new(limits, "max_instances", json_integer(s->max_instances));
-        json_object_set_new(limits, "max_queue", json_integer(s->max_queue));
-        json_object_set_new(limits, "isolation", json_string(s->sandbox ? "sandbox" : "none"));
-        char run_as[32];
-        if (s->has_user)
-            snprintf(run_as, sizeof run_as, "%u:%u", s->uid, s->gid);
-        else
-            snprintf(run_as, sizeof run_as, "%u:%u", (unsigned)geteuid(), (unsigned)getegid());
-        json_object_set_new(limits, "run_as", json_string(run_as));
-        json_object_set_new(o, "limits", limits);
-        json_array_append_new(list, o);
-    }
-    return list;
 }
 
 sedge_err functions_log_path(functions_t *f, const char *name, char *path, size_t len)

@@ -1,13 +1,18 @@
 /*
  * spec: a function's settings from its (already validated) group entry,
  * with the defaults, and the checks only the running machine can make:
- * that the program can be run, and that root is allowed.
+ * that the program can start and, sandboxed, sees what it needs; that the
+ * code directory, volumes and devices are there and are what they claim
+ * (a device is a device node; nothing overlaps the core's data
+ * directory); and that root is allowed. Errors name the entry's JSON path.
  */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Defaults. Memory is higher than Greengrass's 16 MB, which a Python
@@ -18,6 +23,7 @@
 #define DEFAULT_MAX_QUEUE 1000
 #define DEFAULT_MAX_PROCESSES 64
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define NOBODY 65534
 
 static uint64_t uint_or(json_t *o, const char *key, uint64_t dflt)
@@ -38,38 +44,253 @@ static const char *str_or(json_t *o, const char *key, const char *dflt)
     return v ? v : dflt;
 }
 
-/* Can `program` be run? Searched on PATH when it has no '/'. */
-static bool runnable(const char *program)
+bool paths_overlap(const char *a, const char *b)
 {
-    if (strchr(program, '/'))
-        return access(program, X_OK) == 0;
-    const char *path = getenv("PATH");
-    char dir[4096];
-    while (path && *path) {
-        const char *colon = strchr(path, ':');
-        size_t n = colon ? (size_t)(colon - path) : strlen(path);
-        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, path, program);
-        if (access(dir, X_OK) == 0)
-            return true;
-        path = colon ? colon + 1 : NULL;
-    }
-    return false;
+    size_t na = strlen(a), nb = strlen(b);
+    size_t n = na < nb ? na : nb;
+    if (strncmp(a, b, n) != 0)
+        return false;
+    const char *longer = na > nb ? a : b;
+    return na == nb || longer[n] == '/' || n == 1; /* n == 1: one of them is "/" */
 }
 
-sedge_err spec_parse(json_t *e, bool allow_root, spec_t *s, char *err, size_t errlen)
+/* The program `name` is run as: a name without '/' found on PATH, a
+ * relative path inside the code directory, or an absolute path. */
+static char *resolve_program(const char *name, const char *path_var, const char *code_dir)
 {
-    memset(s, 0, sizeof *s);
-    s->source = json_incref(e);
-    s->name = strdup(str_or(e, "name", ""));
+    char candidate[4096];
+    if (name[0] == '/')
+        return strdup(name);
+    if (strchr(name, '/')) {
+        if (!code_dir)
+            return NULL;
+        snprintf(candidate, sizeof candidate, "%s/%s", code_dir, name);
+        return strdup(candidate);
+    }
+    for (const char *p = path_var; p && *p;) {
+        size_t n = strcspn(p, ":");
+        int w = snprintf(candidate, sizeof candidate, "%.*s/%s", (int)n, p, name);
+        if (w > 0 && (size_t)w < sizeof candidate && access(candidate, X_OK) == 0)
+            return strdup(candidate);
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return NULL;
+}
+
+static const char *code_path(json_t *e)
+{
+    json_t *code = json_object_get(e, "code");
+    return json_is_string(code) ? json_string_value(code)
+                                : json_string_value(json_object_get(code, "path"));
+}
+
+NODISCARD static sedge_err parse_code(spec_t *s, json_t *e, const char *where,
+                                      const spec_context_t *ctx, char *err, size_t errlen)
+{
+    const char *dir = code_path(e);
+    if (!dir)
+        return SEDGE_OK;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s.code: %s is not a directory on this machine", where, dir);
+        return SEDGE_ERR_NOT_FOUND;
+    }
+    char *real = realpath(dir, NULL);
+    if (!real || paths_overlap(real, ctx->data_dir)) {
+        snprintf(err, errlen, "%s.code: %s overlaps the core's data directory %s", where, dir,
+                 ctx->data_dir);
+        free(real);
+        return SEDGE_ERR_DENIED;
+    }
+    s->code_dir = real;
+    return SEDGE_OK;
+}
+
+NODISCARD static sedge_err parse_program(spec_t *s, json_t *e, const char *where,
+                                         const spec_context_t *ctx, char *err, size_t errlen)
+{
     json_t *exec = json_object_get(e, "exec");
     s->argc = json_array_size(exec);
     s->argv = calloc(s->argc + 1, sizeof *s->argv);
-    if (!s->name || !s->argv) {
+    if (!s->argv)
+        return SEDGE_ERR_NOMEM;
+    for (size_t i = 0; i < s->argc; i++)
+        if (!(s->argv[i] = strdup(json_string_value(json_array_get(exec, i)))))
+            return SEDGE_ERR_NOMEM;
+    if (!s->argc) {
+        snprintf(err, errlen, "%s.exec: no program", where);
+        return SEDGE_ERR_INVALID;
+    }
+    const char *path_var = json_string_value(json_object_get(json_object_get(e, "env"), "PATH"));
+    char *program = resolve_program(s->argv[0], path_var ? path_var : DEFAULT_PATH, s->code_dir);
+    struct stat st;
+    if (!program || stat(program, &st) != 0 || !S_ISREG(st.st_mode) || access(program, X_OK) != 0) {
+        snprintf(err, errlen, "%s.exec[0]: function %s: cannot run %s: no such executable%s", where,
+                 s->name, s->argv[0], strchr(s->argv[0], '/') || !program ? "" : " on PATH");
+        free(program);
+        return SEDGE_ERR_NOT_FOUND;
+    }
+    free(s->argv[0]);
+    s->argv[0] = program;
+    program_view_t view = {s->sandbox, s->code_dir, ctx->sdk_library, ctx->sdk_library_dir,
+                           &s->binds};
+    if (s->sandbox && !program_visible(&view, program)) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", program);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(err, errlen,
+                 "%s.exec[0]: %s is outside the system directories%s, so the sandbox does not "
+                 "show it: declare the directory with the function's files, e.g. \"code\": "
+                 "\"%s\"",
+                 where, program, s->code_dir ? " and the function's code directory" : "",
+                 dir[0] ? dir : "/");
+        return SEDGE_ERR_NOT_FOUND;
+    }
+    char why[900];
+    sedge_err rc = program_check(program, &view, why, sizeof why);
+    if (rc)
+        snprintf(err, errlen, "%s.exec[0]: function %s cannot start: %s", where, s->name, why);
+    return rc;
+}
+
+NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *where,
+                                           const spec_context_t *ctx, char *err, size_t errlen)
+{
+    json_t *res = json_object_get(e, "resources");
+    s->resources = calloc(json_array_size(res) + 1, sizeof *s->resources);
+    if (!s->resources)
+        return SEDGE_ERR_NOMEM;
+    size_t i;
+    json_t *r;
+    json_array_foreach(res, i, r)
+    {
+        resource_t *rs = &s->resources[s->resource_count++];
+        rs->device = strcmp(str_or(r, "type", "volume"), "device") == 0;
+        const char *source = str_or(r, rs->device ? "path" : "source", "");
+        rs->dest = strdup(str_or(r, rs->device ? "path" : "dest", ""));
+        rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
+        struct stat st;
+        char *real = realpath(source, NULL);
+        if (!rs->dest || !real || stat(real, &st) != 0) {
+            snprintf(err, errlen, "%s.resources[%zu]: function %s: resource %s does not exist",
+                     where, i, s->name, source);
+            free(real);
+            return SEDGE_ERR_NOT_FOUND;
+        }
+        if (rs->device) {
+            rs->source = strdup(source);
+            free(real);
+            if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                snprintf(err, errlen, "%s.resources[%zu].path: %s is not a device node", where, i,
+                         source);
+                return SEDGE_ERR_INVALID;
+            }
+            rs->block = S_ISBLK(st.st_mode);
+            rs->major = major(st.st_rdev);
+            rs->minor = minor(st.st_rdev);
+        } else {
+            rs->source = real;
+            if (paths_overlap(real, ctx->data_dir)) {
+                snprintf(err, errlen,
+                         "%s.resources[%zu].source: %s overlaps the core's data directory %s "
+                         "(its keys and store are never shown to functions)",
+                         where, i, source, ctx->data_dir);
+                return SEDGE_ERR_DENIED;
+            }
+            if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+                snprintf(err, errlen,
+                         "%s.resources[%zu].source: %s is neither a directory nor a file (a "
+                         "device node is a \"device\" resource)",
+                         where, i, source);
+                return SEDGE_ERR_INVALID;
+            }
+        }
+        if (!rs->source)
+            return SEDGE_ERR_NOMEM;
+    }
+    return SEDGE_OK;
+}
+
+NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, bool allow_root,
+                                      char *err, size_t errlen)
+{
+    const char *run_as = str_or(e, "run_as", NULL);
+    bool root = geteuid() == 0;
+    if (run_as) {
+        sscanf(run_as, "%u:%u", &s->uid, &s->gid);
+        s->has_user = true;
+    } else if (root) {
+        s->uid = s->gid = NOBODY;
+        s->has_user = true;
+    }
+    if (s->has_user && (s->uid == 0 || s->gid == 0) && !allow_root) {
+        snprintf(err, errlen,
+                 "%s.run_as: function %s: run_as %u:%u is root, which the core's config does "
+                 "not allow (functions.allow_root)",
+                 where, s->name, s->uid, s->gid);
+        return SEDGE_ERR_DENIED;
+    }
+    if (s->has_user && (s->uid == 0 || s->gid == 0) && !s->sandbox) {
+        snprintf(err, errlen,
+                 "%s.isolation: function %s runs as root, which needs the sandbox: without it, "
+                 "root's files on the host (the kernel's settings in /proc/sys among them) "
+                 "would be its own, capabilities or not",
+                 where, s->name);
+        return SEDGE_ERR_DENIED;
+    }
+    if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
+        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root",
+                 where, s->name, s->uid, s->gid);
+        return SEDGE_ERR_DENIED;
+    }
+    if (s->sandbox && !root) {
+        snprintf(err, errlen,
+                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root (or "
+                 "set isolation: none)",
+                 where, s->name);
+        return SEDGE_ERR_DENIED;
+    }
+    return SEDGE_OK;
+}
+
+NODISCARD static sedge_err parse_env(spec_t *s, json_t *e)
+{
+    json_t *env = json_object_get(e, "env");
+    s->env = calloc(json_object_size(env) + 1, sizeof *s->env);
+    if (!s->env)
+        return SEDGE_ERR_NOMEM;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        size_t n = strlen(k) + json_string_length(v) + 2;
+        char *kv = malloc(n);
+        if (!kv)
+            return SEDGE_ERR_NOMEM;
+        snprintf(kv, n, "%s=%s", k, json_string_value(v));
+        s->env[s->env_count++] = kv;
+    }
+    return SEDGE_OK;
+}
+
+sedge_err spec_parse(json_t *e, size_t index, const spec_context_t *ctx, spec_t *s, char *err,
+                     size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    char where[32];
+    snprintf(where, sizeof where, "functions[%zu]", index);
+    s->source = json_incref(e);
+    s->name = strdup(str_or(e, "name", ""));
+    json_t *config = json_object_get(e, "config");
+    s->config = config ? json_dumps(config, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    if (!s->name || !s->config) {
         snprintf(err, errlen, "out of memory");
         return SEDGE_ERR_NOMEM;
     }
-    for (size_t i = 0; i < s->argc; i++)
-        s->argv[i] = strdup(json_string_value(json_array_get(exec, i)));
     s->lifecycle = strcmp(str_or(e, "lifecycle", "on-demand"), "long-lived") == 0
                        ? LIFECYCLE_LONG_LIVED
                        : LIFECYCLE_ON_DEMAND;
@@ -86,89 +307,35 @@ sedge_err spec_parse(json_t *e, bool allow_root, spec_t *s, char *err, size_t er
     s->sandbox = strcmp(str_or(e, "isolation", "sandbox"), "sandbox") == 0;
     s->network = bool_or(e, "network", false);
     s->sysfs = bool_or(e, "sysfs", false);
+    s->standby = bool_or(e, "standby", true);
     s->json_encoding = strcmp(str_or(e, "encoding", "json"), "json") == 0;
-    const char *run_as = str_or(e, "run_as", NULL);
-    bool root = geteuid() == 0;
-    if (run_as) {
-        sscanf(run_as, "%u:%u", &s->uid, &s->gid);
-        s->has_user = true;
-    } else if (root) {
-        s->uid = s->gid = NOBODY;
-        s->has_user = true;
-    }
-    if (s->has_user && (s->uid == 0 || s->gid == 0) && !allow_root) {
-        snprintf(err, errlen,
-                 "function %s: run_as %u:%u is root, which the core's config does not allow "
-                 "(functions.allow_root)",
-                 s->name, s->uid, s->gid);
-        return SEDGE_ERR_DENIED;
-    }
-    if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
-        snprintf(err, errlen, "function %s: run_as %u:%u needs sedged to run as root", s->name,
-                 s->uid, s->gid);
-        return SEDGE_ERR_DENIED;
-    }
-    if (s->sandbox && !root) {
-        snprintf(err, errlen,
-                 "function %s: isolation sandbox needs sedged to run as root (or set isolation: "
-                 "none)",
-                 s->name);
-        return SEDGE_ERR_DENIED;
-    }
-    json_t *env = json_object_get(e, "env");
-    s->env = calloc(json_object_size(env) + 1, sizeof *s->env);
-    const char *k;
-    json_t *v;
-    json_object_foreach(env, k, v)
-    {
-        size_t n = strlen(k) + json_string_length(v) + 2;
-        char *kv = malloc(n);
-        if (kv) {
-            snprintf(kv, n, "%s=%s", k, json_string_value(v));
-            s->env[s->env_count++] = kv;
-        }
-    }
-    json_t *res = json_object_get(e, "resources");
-    s->resources = calloc(json_array_size(res) + 1, sizeof *s->resources);
-    size_t i;
-    json_t *r;
-    json_array_foreach(res, i, r)
-    {
-        resource_t *rs = &s->resources[s->resource_count++];
-        rs->type = strdup(str_or(r, "type", "volume"));
-        bool device = strcmp(rs->type, "device") == 0;
-        rs->source = strdup(str_or(r, device ? "path" : "source", ""));
-        rs->dest = strdup(str_or(r, device ? "path" : "dest", ""));
-        rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
-        if (access(rs->source, F_OK) != 0) {
-            snprintf(err, errlen, "function %s: resource %s does not exist", s->name, rs->source);
-            return SEDGE_ERR_NOT_FOUND;
-        }
-    }
-    json_t *config = json_object_get(e, "config");
-    s->config = config ? json_dumps(config, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
-    if (s->argc == 0 || !s->argv[0] || !runnable(s->argv[0])) {
-        snprintf(err, errlen, "function %s: cannot run %s: no such executable", s->name,
-                 s->argc ? s->argv[0] : "(nothing)");
-        return SEDGE_ERR_NOT_FOUND;
+    sedge_err rc;
+    if ((rc = parse_user(s, e, where, ctx->allow_root, err, errlen)) || (rc = parse_env(s, e)) ||
+        (rc = parse_code(s, e, where, ctx, err, errlen)) ||
+        (rc = parse_resources(s, e, where, ctx, err, errlen)) ||
+        (rc = parse_program(s, e, where, ctx, err, errlen))) {
+        if (rc == SEDGE_ERR_NOMEM)
+            snprintf(err, errlen, "out of memory");
+        return rc;
     }
     return SEDGE_OK;
 }
 
 void spec_free(spec_t *s)
 {
-    for (size_t i = 0; i < s->argc; i++)
+    for (size_t i = 0; s->argv && i < s->argc; i++)
         free(s->argv[i]);
     free(s->argv);
     for (size_t i = 0; i < s->env_count; i++)
         free(s->env[i]);
     free(s->env);
     for (size_t i = 0; i < s->resource_count; i++) {
-        free(s->resources[i].type);
         free(s->resources[i].source);
         free(s->resources[i].dest);
     }
     free(s->resources);
+    program_binds_free(&s->binds);
+    free(s->code_dir);
     free(s->config);
     free(s->name);
     json_decref(s->source);

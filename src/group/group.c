@@ -340,6 +340,11 @@ static void check_function_resources(check_t *c, json_t *list, const char *fpath
                 problem_unplain(c, path, "path", p);
             else if (p && strncmp(p, "/dev/", 5) != 0)
                 problem(c, "%s.path: a device must be under /dev, not \"%s\"", path, p);
+            else if (p && (!p[5] || p[strlen(p) - 1] == '/'))
+                problem(c,
+                        "%s.path: \"%s\" is a directory; a device resource names one device "
+                        "node",
+                        path, p);
         } else if (strcmp(type, "volume") == 0) {
             const char *src = string_at(c, r, "source", path, true);
             const char *dst = string_at(c, r, "dest", path, true);
@@ -381,13 +386,102 @@ static bool valid_run_as(const char *s)
     return p && *p == ':' && (p = parse_id(p + 1)) && *p == '\0';
 }
 
+/* Variables the dynamic loader or the C library act on before a program's
+ * own code runs: glibc's list of variables it ignores in privileged
+ * programs (sysdeps/generic/unsecvars.h), with every LD_ variable. */
+static bool env_name_unsafe(const char *name)
+{
+    static const char *const unsafe[] = {
+        "GCONV_PATH",  "GETCONF_DIR",  "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN",
+        "LOCPATH",     "MALLOC_TRACE", "NIS_PATH",       "NLSPATH",     "RESOLV_HOST_CONF",
+        "RES_OPTIONS", "TMPDIR",       "TZDIR",          NULL};
+    if (strncmp(name, "LD_", 3) == 0)
+        return true;
+    for (size_t i = 0; unsafe[i]; i++)
+        if (strcmp(name, unsafe[i]) == 0)
+            return true;
+    return false;
+}
+
+static void check_function_env(check_t *c, json_t *env, const char *path)
+{
+    if (!json_is_object(env)) {
+        problem(c, "%s.env: expected an object of strings", path);
+        return;
+    }
+    if (json_object_size(env) > GROUP_MAX_ENV)
+        problem(c, "%s.env: at most %d variables", path, GROUP_MAX_ENV);
+    size_t bytes = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        int shown = KEY_SHOWN;
+        const char *cut = strlen(k) > KEY_SHOWN ? "..." : "";
+        if (!json_is_string(v))
+            problem(c, "%s.env.%.*s%s: expected a string", path, shown, k, cut);
+        else
+            bytes += strlen(k) + json_string_length(v) + 2;
+        if (!k[0] || strchr(k, '='))
+            problem(c, "%s.env: invalid variable name \"%s\"", path, k);
+        else if (env_name_unsafe(k))
+            problem(c,
+                    "%s.env.%.*s%s: refused: the dynamic loader or the C library acts on it "
+                    "before the function's own code runs (remove it; set it inside the "
+                    "function if it must)",
+                    path, shown, k, cut);
+        else if (strncmp(k, "SEDGE_", 6) == 0)
+            problem(c, "%s.env.%.*s%s: refused: SEDGE_ variables are set by the core", path, shown,
+                    k, cut);
+    }
+    if (bytes > GROUP_MAX_ENV_BYTES)
+        problem(c, "%s.env: %zu bytes of variables, over the limit of %d", path, bytes,
+                GROUP_MAX_ENV_BYTES);
+}
+
+/* "code": "/dir" or {"path": "/dir"}: the directory with the function's own
+ * files. {"url", "sha256"} (an artifact to fetch) is the form over-the-air
+ * updates will add. */
+static void check_function_code(check_t *c, json_t *code, const char *path)
+{
+    static const char *const keys[] = {"path", "url", "sha256", NULL};
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.code", path);
+    const char *dir = NULL;
+    if (json_is_object(code)) {
+        check_keys(c, code, sub, keys);
+        if (json_object_get(code, "url") || json_object_get(code, "sha256")) {
+            problem(c,
+                    "%s: code fetched from a url is not supported yet; give a local directory "
+                    "(\"code\": \"/path/dir\")",
+                    sub);
+            return;
+        }
+        dir = string_at(c, code, "path", sub, true);
+    } else if (json_is_string(code) && json_string_length(code)) {
+        dir = json_string_value(code);
+    } else {
+        problem(c, "%s: expected a directory (\"/path/dir\" or {\"path\": \"/path/dir\"})", sub);
+        return;
+    }
+    if (!dir)
+        return;
+    if (dir[0] != '/')
+        problem(c, "%s: \"%s\" must be an absolute path", sub, dir);
+    else if (!path_is_plain(dir))
+        problem(c, "%s: \"%s\" may not contain \".\", \"..\" or empty levels", sub, dir);
+    else if (strcmp(dir, "/") == 0 || path_starts_with_level(dir, "proc") ||
+             path_starts_with_level(dir, "dev") || path_starts_with_level(dir, "sys"))
+        problem(c, "%s: \"%s\" may not be a function's code directory", sub, dir);
+}
+
 static void check_functions(check_t *c, json_t *functions)
 {
     static const char *const keys[] = {
         "name",           "exec",      "lifecycle", "timeout_s", "memory_mb",
         "max_instances",  "max_queue", "run_as",    "isolation", "env",
         "encoding",       "resources", "sysfs",     "network",   "max_processes",
-        "idle_timeout_s", "config",    NULL};
+        "idle_timeout_s", "config",    "code",      "standby",   NULL};
     size_t i;
     json_t *f;
     json_array_foreach(functions, i, f)
@@ -442,24 +536,13 @@ static void check_functions(check_t *c, json_t *functions)
         if (encoding && strcmp(encoding, "json") && strcmp(encoding, "binary"))
             problem(c, "%s.encoding: \"%s\" is not json or binary", path, encoding);
         json_t *env = json_object_get(f, "env");
-        if (env) {
-            if (!json_is_object(env))
-                problem(c, "%s.env: expected an object of strings", path);
-            else {
-                const char *k;
-                json_t *v;
-                json_object_foreach(env, k, v)
-                {
-                    if (!json_is_string(v))
-                        problem(c, "%s.env.%.*s%s: expected a string", path, KEY_SHOWN, k,
-                                strlen(k) > KEY_SHOWN ? "..." : "");
-                    if (!k[0] || strchr(k, '='))
-                        problem(c, "%s.env: invalid variable name \"%s\"", path, k);
-                }
-            }
-        }
-        const char *bools[] = {"sysfs", "network"};
-        for (size_t k = 0; k < 2; k++) {
+        if (env)
+            check_function_env(c, env, path);
+        json_t *code = json_object_get(f, "code");
+        if (code)
+            check_function_code(c, code, path);
+        const char *bools[] = {"sysfs", "network", "standby"};
+        for (size_t k = 0; k < ARRAY_LEN(bools); k++) {
             json_t *v = json_object_get(f, bools[k]);
             if (v && !json_is_boolean(v))
                 problem(c, "%s.%s: expected true or false", path, bools[k]);

@@ -15,6 +15,8 @@
 
 #define GROUP_MAX_BYTES_DEFAULT (4u << 20)
 #define GROUP_MAX_NAME 128
+#define GROUP_MAX_ENV 64               /* variables in a function's "env" */
+#define GROUP_MAX_ENV_BYTES (32 << 10) /* their names and values together */
 
 typedef enum {
     ENDPOINT_THING,     /* thing:NAME */

@@ -295,8 +295,22 @@ static bool source_matches(const endpoint_t *e, bytes_t source)
 typedef struct {
     router_t *r;
     bytes_t source;
+    bytes_t topic;
     size_t found;
 } match_t;
+
+/* `thing:*` to `shadow` means each thing, its own shadows: a thing's
+ * topic ($aws/things/NAME/...) must name the thing that sends it. (A route
+ * from thing:NAME names the thing and reaches any shadow its filter
+ * covers.) */
+static bool own_shadow(const route_t *rt, bytes_t source, bytes_t topic)
+{
+    if (rt->source.kind != ENDPOINT_ANY_THING || rt->target.kind != ENDPOINT_SHADOW)
+        return true;
+    bytes_t named = topic_thing(topic);
+    bytes_t thing = {source.data + 6, source.len - 6}; /* after "thing:" */
+    return !named.len || bytes_eq(named, thing);
+}
 
 static void collect(match_t *m, rnode_t *n)
 {
@@ -304,7 +318,8 @@ static void collect(match_t *m, rnode_t *n)
     for (size_t i = 0; i < n->count; i++) {
         entry_t *e = n->entries[i];
         size_t idx = (size_t)(e - r->entries);
-        if (r->seen[idx] == r->epoch || !source_matches(&e->route->source, m->source))
+        if (r->seen[idx] == r->epoch || !source_matches(&e->route->source, m->source) ||
+            !own_shadow(e->route, m->source, m->topic))
             continue;
         r->seen[idx] = r->epoch;
         r->found[m->found++] = e->route;
@@ -337,7 +352,7 @@ static void match_from(match_t *m, rnode_t *n, bytes_t topic, size_t pos, bool d
 
 bool router_match(router_t *r, bytes_t source, bytes_t topic, route_match_t *out)
 {
-    match_t m = {r, source, 0};
+    match_t m = {r, source, topic, 0};
     r->epoch++;
     match_from(&m, &r->root, topic, 0, false, true);
     out->routes = r->found;

@@ -11,6 +11,9 @@
  * Sources are endpoint strings: "thing:NAME", "function:NAME",
  * "connector:NAME", "cloud", "shadow". A route to `shadow` also lets the
  * service answer its source on the same filter (an implicit reverse route).
+ * From `thing:*`, a route to `shadow` lets each thing use only its own
+ * shadows ($aws/things/ITS-NAME/...), both ways; a route from thing:NAME
+ * reaches whatever shadows its filter covers.
  */
 #ifndef SEDGE_ROUTER_H
 #define SEDGE_ROUTER_H

@@ -8,7 +8,8 @@
  * filters that are not shared subscriptions; a sha256 checksum), and the
  * router built from it must agree with a linear scan of the routes using
  * mqtt_topic_matches on topics made from the routes' own filters: every
- * route matches a topic made from its filter when sent by its source, the
+ * route matches a topic made from its filter when sent by its source (a
+ * thing:* route to the shadow only for the thing the topic names), the
  * shadow answers routes to it, and a thing may subscribe to the filters of
  * the routes that reach it.
  */
@@ -142,6 +143,29 @@ static bool source_is(const endpoint_t *e, const char *sender)
     return strcmp(s, sender) == 0;
 }
 
+/* The thing a topic belongs to ($aws/things/NAME/...), into out; "" when
+ * none. */
+static void topic_thing(const char *topic, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (strncmp(topic, "$aws/things/", 12) != 0)
+        return;
+    const char *name = topic + 12;
+    size_t n = strcspn(name, "/");
+    if (n < cap)
+        snprintf(out, cap, "%.*s", (int)n, name);
+}
+
+/* thing:* -> shadow: each thing, its own shadows (issue 11 item 6). */
+static bool own_shadow(const route_t *r, const char *sender, const char *topic)
+{
+    if (r->source.kind != ENDPOINT_ANY_THING || r->target.kind != ENDPOINT_SHADOW)
+        return true;
+    char named[200];
+    topic_thing(topic, named, sizeof named);
+    return !named[0] || strcmp(sender + 6, named) == 0;
+}
+
 static bool answers_to_shadow(const route_t *r)
 {
     return r->target.kind == ENDPOINT_SHADOW &&
@@ -164,7 +188,7 @@ static bool check_match(const group_t *g, router_t *rt, const char *sender, cons
         bytes_t f = {(const uint8_t *)r->filter, r->filter_len};
         if (!mqtt_topic_matches(f, t))
             continue;
-        want += source_is(&r->source, sender);
+        want += source_is(&r->source, sender) && own_shadow(r, sender, topic);
         want += strcmp(sender, "shadow") == 0 && answers_to_shadow(r);
     }
     CHECK(m.count == want);
@@ -177,7 +201,7 @@ static bool check_match(const group_t *g, router_t *rt, const char *sender, cons
         found |= r == must;
         bool in_group = r >= g->routes && r < g->routes + g->route_count;
         if (in_group)
-            CHECK(source_is(&r->source, sender));
+            CHECK(source_is(&r->source, sender) && own_shadow(r, sender, topic));
         else
             CHECK(r->source.kind == ENDPOINT_SHADOW && strcmp(sender, "shadow") == 0 && r->text);
     }
@@ -201,7 +225,16 @@ static void check_router(const group_t *g)
         static const char *const words[] = {"w", "$w", ""};
         for (size_t k = 0; k < 3; k++) {
             topic_of(r->filter, words[k], topic, sizeof topic);
+            char named[200];
+            topic_thing(topic, named, sizeof named);
+            if (r->source.kind == ENDPOINT_ANY_THING && r->target.kind == ENDPOINT_SHADOW &&
+                named[0])
+                snprintf(sender, sizeof sender, "thing:%s", named); /* its own shadow */
             bool hit = check_match(g, rt, sender, topic, r);
+            if (r->source.kind == ENDPOINT_ANY_THING && r->target.kind == ENDPOINT_SHADOW &&
+                named[0])
+                CHECK(!check_match(g, rt, "thing:someone-else", topic, r) ||
+                      strcmp(named, "someone-else") == 0);
             bytes_t f = {(const uint8_t *)r->filter, r->filter_len}, t = bytes_of_cstr(topic);
             if (mqtt_topic_name_valid(t) && mqtt_topic_matches(f, t))
                 CHECK(hit);

@@ -10,7 +10,15 @@ it is a function that speaks the function socket protocol
                              report on stderr what the core answered and
                              whether it closed the connection, then exit 0
     "garbage-stay:KIND"      the same, then stay alive instead of exiting
+    "unread:N"               send N config requests without reading the
+                             answers, report how the connection ended,
+                             then stay alive
     any other payload        answer "fine:" + payload
+
+With BAD_IPC_AT_START="idle:N" in its environment it first opens N more
+connections to its socket that never say hello, with "big" one whose
+first frame claims 16 MiB, reports what happened to them on stderr, and
+only then says hello on a connection of its own.
 
 The rest are helpers the tests use: group documents, deployments,
 invocations, `sedgectl functions --json`, and the host processes that
@@ -61,7 +69,8 @@ def read_frame(sock):
 
 
 def read_until_eof(sock, timeout=5.0):
-    """Frames until the peer closes: (frames, closed)."""
+    """Frames until the peer closes (or resets, closing with what we sent
+    unread): (frames, closed)."""
     sock.settimeout(timeout)
     frames = []
     try:
@@ -70,8 +79,19 @@ def read_until_eof(sock, timeout=5.0):
             if f is None:
                 return frames, True
             frames.append(f[0])
+    except ConnectionResetError:
+        return frames, True
     except (socket.timeout, OSError, ValueError):
         return frames, False
+
+
+def send_ignoring_close(sock, data):
+    """Send what the core may refuse to read: it closes a connection that is
+    not a function's at once."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 # Malformed frames, each one a violation docs/function-ipc.md says gets
@@ -79,6 +99,7 @@ def read_until_eof(sock, timeout=5.0):
 GARBAGE = {
     "short": struct.pack(">I", 2) + b"xx",                         # length below 4
     "huge": struct.pack(">I", 0xFFFFFFF0) + b"\x00" * 32,           # over 16 MiB
+    "over-16mib": struct.pack(">I", (16 << 20) + 1) + b"\x00" * 32,  # over memory_mb 16
     "header-overrun": struct.pack(">II", 8, 1000) + b"abcd",       # header_len > length
     "not-json": frame(b"{this is not json"),
     "not-object": frame(b"[1, 2, 3]"),
@@ -91,7 +112,49 @@ GARBAGE = {
 }
 
 
+def _outcome(sock, timeout):
+    """How a connection the core should close ended: its frames' errors, or
+    "open" when it is still open after `timeout`."""
+    frames, closed = read_until_eof(sock, timeout)
+    errors = [f.get("error", "") for f in frames]
+    return ("closed: " + "; ".join(errors)) if closed else "open"
+
+
+def _silent_connections(how):
+    """BAD_IPC_AT_START: connections that never say hello, before ours."""
+    extra = []
+    if how.startswith("idle:"):
+        for _ in range(int(how.split(":", 1)[1])):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(os.environ["SEDGE_SOCKET"])
+            extra.append(s)
+    elif how == "big":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(os.environ["SEDGE_SOCKET"])
+        send_ignoring_close(s, struct.pack(">I", 16 << 20) + b"\0" * 64)
+        extra.append(s)
+    for i, s in enumerate(extra):
+        sys.stderr.write("bad-ipc: silent connection %d: %s\n" % (i, _outcome(s, 15.0)))
+        s.close()
+    sys.stderr.flush()
+
+
+def _unread(sock, count):
+    """Requests whose answers are never read, until the core gives up."""
+    try:
+        for i in range(count):
+            sock.sendall(frame({"op": "config", "req": i + 1}))
+        outcome = "still open after %d requests" % count
+    except OSError as e:
+        outcome = "closed by the core (%s)" % e.__class__.__name__
+    sys.stderr.write("bad-ipc: unread: %s\n" % outcome)
+    sys.stderr.flush()
+    time.sleep(3600)
+
+
 def bad_ipc_main():
+    if os.environ.get("BAD_IPC_AT_START"):
+        _silent_connections(os.environ["BAD_IPC_AT_START"])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["SEDGE_SOCKET"])
     sock.sendall(frame({"op": "hello", "function": os.environ["SEDGE_FUNCTION"],
@@ -120,6 +183,8 @@ def bad_ipc_main():
             if stay:  # ignore being closed: the core must end this process
                 time.sleep(3600)
             return 0
+        if text.startswith("unread:"):
+            _unread(sock, int(text.split(":", 1)[1]))
         sock.sendall(frame({"op": "result", "id": header["id"], "ok": True},
                            b"fine:" + payload))
 
@@ -243,23 +308,48 @@ def deployments(sedge):
     return json.loads(r.stdout)
 
 
-def _environ(pid):
+def _proc_strings(pid, name):
+    """/proc/PID/NAME (environ, cmdline) as its NUL-separated strings."""
     try:
-        with open("/proc/%s/environ" % pid, "rb") as f:
+        with open("/proc/%s/%s" % (pid, name), "rb") as f:
             return f.read().split(b"\0")
     except OSError:
         return []
 
 
-def _parent(pid):
+def _environ(pid):
+    return _proc_strings(pid, "environ")
+
+
+def _cmdline(pid):
+    return _proc_strings(pid, "cmdline")
+
+
+def proc_status(pid, key):
+    """The first number of line KEY of /proc/PID/status (None if gone)."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%s/status" % pid) as f:
             for line in f:
-                if line.startswith("PPid:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return None
+
+
+def _parent(pid):
+    return proc_status(pid, "PPid") or 0
+
+
+def write_public(path, text, directory_too=False):
+    """A file any user may read (and its directory, made 0755 if asked)."""
+    if directory_too:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.chmod(os.path.dirname(path), 0o755)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
 
 
 def _standby_pids(sedge):
@@ -274,22 +364,31 @@ def _standby_pids(sedge):
     return {f["standby"] for f in json.loads(r.stdout)["functions"] if f.get("standby")}
 
 
+def socket_path(sedge, name):
+    """The function socket of function `name` of this sedged."""
+    return os.path.join(os.path.realpath(str(sedge.data_dir)), "fn", name + ".sock")
+
+
 def function_processes(sedge, name=None):
     """Host pids of processes started for this sedged's functions (all of
     an instance: sedge-sandbox, its init and the function), optionally of
-    one function only. Instances on standby (prepared ahead, not running
-    the function) are left out."""
-    sock = os.path.realpath(str(sedge.data_dir)) + "/functions.sock"
-    want = b"SEDGE_SOCKET=" + sock.encode()
+    one function only: the function's processes carry its socket in their
+    environment (SEDGE_SOCKET, inherited, so that a process that escaped
+    its parent is still found), sedge-sandbox's have it in their command
+    line. Instances on standby (prepared ahead, not running the function)
+    are left out."""
+    sockets = os.path.join(os.path.realpath(str(sedge.data_dir)), "fn") + "/"
     standby = _standby_pids(sedge)
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         env = _environ(pid)
-        if want not in env:
+        socks = [kv[len(b"SEDGE_SOCKET="):] for kv in env if kv.startswith(b"SEDGE_SOCKET=")]
+        socks += [a for a in _cmdline(pid) if a.startswith(sockets.encode())]
+        if not any(s.startswith(sockets.encode()) for s in socks):
             continue
-        if name is not None and ("SEDGE_FUNCTION=" + name).encode() not in env:
+        if name is not None and socket_path(sedge, name).encode() not in socks:
             continue
         ancestor, hops = int(pid), 0
         while ancestor > 1 and ancestor not in standby and hops < 8:

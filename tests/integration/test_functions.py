@@ -19,7 +19,6 @@ functions with isolation "none".
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,9 +26,11 @@ import time
 
 import pytest
 
+import functions_fixtures
 import functions_helpers as fh
 import mqtt_raw
 from conftest import BUILD, REPO, SEDGECTL, SLOW, TIMEOUT
+from functions_fixtures import PYTHON, bad_ipc, fsedge, public_tmp  # noqa: F401
 from functions_helpers import (deploy, deploy_ok, fn, function, function_processes, group,
                                invoke, invoke_fails, invoke_ok, live_instances, route,
                                wait_function, wait_until)
@@ -43,22 +44,27 @@ BEHAVE = str(EXAMPLES / "behave")
 ECHO = str(EXAMPLES / "echo")
 COUNTER = str(EXAMPLES / "counter")
 PY_EXAMPLES = REPO / "examples" / "functions" / "python"
-PYTHON = "/usr/bin/python3"
-HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions_helpers.py")
 
 # Without root there is no sandbox: functions run as sedged's user.
 ISOLATION = {} if ROOT else {"isolation": "none"}
+# The directories with the functions' own files: the one place besides the
+# system directories and declared resources that a sandbox shows.
+CODE_C = str(EXAMPLES)
+CODE_PY = str(PY_EXAMPLES)
 
 
 def behave(name="behave", **kw):
     """behave takes commands ("sleep:500"), not JSON: binary encoding."""
-    entry = dict(ISOLATION, encoding="binary")
-    entry.update(kw)
-    return fn(name, [BEHAVE], **entry)
+    return functions_fixtures.behave(name, **dict(ISOLATION, **kw))
+
+
+def counter(**kw):
+    """The C counter example, long-lived."""
+    return fn("counter", [COUNTER], **dict(ISOLATION, code=CODE_C, lifecycle="long-lived", **kw))
 
 
 def echo(name="echo", **kw):
-    return fn(name, [ECHO], **dict(ISOLATION, **kw))
+    return fn(name, [ECHO], **dict(ISOLATION, code=CODE_C, **kw))
 
 
 def check_still_serving(sedge, bystander="echo"):
@@ -75,24 +81,6 @@ def built_examples():
     assert not missing, "not built (cmake --build build): %s" % missing
 
 
-@pytest.fixture
-def public_tmp():
-    """A 0755 directory (function users can traverse it), removed at the end
-    (after the sedged made in it has stopped)."""
-    d = fh.public_dir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def fsedge(public_tmp, make_sedge):
-    """A running sedged whose directory function users can traverse, so that
-    only the sandbox hides the data directory from its functions. (make_sedge
-    puts it at tmp_path / name; an absolute name replaces tmp_path, which is
-    0700.)"""
-    return make_sedge(name=os.path.join(public_tmp, "sedge"))
-
-
 # --------------------------------------------------------------- examples
 
 @pytest.mark.parametrize("lang", ["c", "python"])
@@ -101,8 +89,9 @@ def test_counter_example_through_routes_and_invoke(fsedge, lang):
     {"count": N}, which a subscribing thing receives; sedgectl invoke gets
     the next count as its result."""
     exec_ = [COUNTER] if lang == "c" else [PYTHON, str(PY_EXAMPLES / "counter.py")]
+    code = CODE_C if lang == "c" else CODE_PY
     deploy_ok(fsedge, group(
-        [fn("counter", exec_, lifecycle="long-lived", **ISOLATION), echo()],
+        [fn("counter", exec_, lifecycle="long-lived", code=code, **ISOLATION), echo()],
         [route("thing:s1", "sensors/#", "function:counter"),
          route("function:counter", "counter/#", "thing:app")]))
     app = fsedge.client("app")
@@ -126,7 +115,8 @@ def test_counter_example_through_routes_and_invoke(fsedge, lang):
 @pytest.mark.parametrize("lang", ["c", "python"])
 def test_echo_example_via_sedgectl_invoke(fsedge, lang):
     exec_ = [ECHO] if lang == "c" else [PYTHON, str(PY_EXAMPLES / "echo.py")]
-    deploy_ok(fsedge, group([fn("echo", exec_, **ISOLATION)]))
+    code = CODE_C if lang == "c" else CODE_PY
+    deploy_ok(fsedge, group([fn("echo", exec_, code=code, **ISOLATION)]))
     assert invoke_ok(fsedge, "echo", '{"hello": "world"}') == 'echo:{"hello": "world"}'
     assert invoke_ok(fsedge, "echo", '"again"') == 'echo:"again"'
     # An empty payload is a valid (empty) event.
@@ -209,7 +199,7 @@ def test_on_demand_concurrency_is_capped_at_max_instances(fsedge):
 
 
 def test_long_lived_counter_keeps_state_and_restarts_after_kill9(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([counter(),
                              echo()]))
     f = function(fsedge, "counter")
     assert f["lifecycle"] == "long-lived" and len(f["instances"]) == 1, f
@@ -259,8 +249,7 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
     """An on-demand function has one instance prepared ahead (cgroup joined,
     sandbox built, waiting to exec): the next start uses it, and a new
     spare is prepared. A long-lived function has none."""
-    deploy_ok(fsedge, group([behave(), fn("counter", [COUNTER], lifecycle="long-lived",
-                                          **ISOLATION)]))
+    deploy_ok(fsedge, group([behave(), counter()]))
     spare = wait_function(fsedge, "behave", lambda f: f["standby"], timeout=TIMEOUT,
                           what="a standby instance")["standby"]
     assert function(fsedge, "behave")["instances"] == []
@@ -273,13 +262,13 @@ def test_on_demand_function_keeps_an_instance_on_standby_and_starts_it(fsedge):
 
 
 def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
-    counter = fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)
-    deploy_ok(fsedge, group([counter, behave(lifecycle="long-lived")]))
+    kept = counter()
+    deploy_ok(fsedge, group([kept, behave(lifecycle="long-lived")]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     pid = function(fsedge, "counter")["instances"][0]["pid"]
     behave_pids = function_processes(fsedge, "behave")
     assert behave_pids
-    deploy_ok(fsedge, group([counter, echo()]))
+    deploy_ok(fsedge, group([kept, echo()]))
     fns = fh.functions(fsedge)
     assert set(fns) == {"counter", "echo"}, sorted(fns)
     assert [i["pid"] for i in fns["counter"]["instances"]] == [pid], \
@@ -288,14 +277,14 @@ def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
     wait_until(lambda: not function_processes(fsedge, "behave"),
                what="the removed function's processes to end")
     # A changed function is replaced.
-    deploy_ok(fsedge, group([dict(counter, timeout_s=5), echo()]))
+    deploy_ok(fsedge, group([dict(kept, timeout_s=5), echo()]))
     f = function(fsedge, "counter")
     assert f["limits"]["timeout_s"] == 5
     assert invoke_ok(fsedge, "counter", "{}") == "1"
 
 
 def test_stopping_sedged_stops_its_functions_and_a_restart_brings_them_back(fsedge):
-    deploy_ok(fsedge, group([fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION),
+    deploy_ok(fsedge, group([counter(),
                              behave()]))
     assert invoke_ok(fsedge, "counter", "{}") == "1"
     assert invoke_ok(fsedge, "behave", "whoami")
@@ -318,9 +307,8 @@ def test_two_cores_with_the_same_function_names_do_not_touch_each_other(public_t
     the other's instances (cgroups, processes)."""
     a = make_sedge(name=os.path.join(public_tmp, "a"))
     b = make_sedge(name=os.path.join(public_tmp, "b"))
-    counter = fn("counter", [COUNTER], lifecycle="long-lived")
-    deploy_ok(a, group([counter, behave(memory_mb=32)]))
-    deploy_ok(b, group([counter, behave(memory_mb=200)]))
+    deploy_ok(a, group([counter(), behave(memory_mb=32)]))
+    deploy_ok(b, group([counter(), behave(memory_mb=200)]))
     assert invoke_ok(a, "counter", "{}") == "1"
     assert invoke_ok(b, "counter", "{}") == "1"
     problems = []
@@ -349,7 +337,10 @@ def test_two_cores_with_the_same_function_names_do_not_touch_each_other(public_t
 
 def test_function_invokes_another_and_reads_its_config(fsedge):
     deploy_ok(fsedge, group([behave(config={"threshold": 7, "unit": "C"}),
-                             behave("slow", timeout_s=1), echo()]))
+                             behave("slow", timeout_s=1), echo()],
+                            [route("function:behave", "#", "function:echo"),
+                             route("function:behave", "#", "function:slow"),
+                             route("function:slow", "#", "function:behave")]))
     assert json.loads(invoke_ok(fsedge, "behave", "config")) == {"threshold": 7, "unit": "C"}
     assert json.loads(invoke_ok(fsedge, "slow", "config")) == {}
     assert invoke_ok(fsedge, "behave", 'invoke:echo:"hi"') == 'echo:"hi"'
@@ -363,6 +354,24 @@ def test_function_invokes_another_and_reads_its_config(fsedge):
     wait_function(fsedge, "echo", lambda f: f["invocations"] == 2)
     assert invoke_ok(fsedge, "behave", "source") == "sedgectl"
     assert invoke_ok(fsedge, "slow", "invoke:behave:source") == "function:slow"
+
+
+def test_function_invokes_another_only_through_a_route(fsedge):
+    """Issue 11 item 7: function-to-function invocations need a route
+    function:A -> function:B, like every other flow; the route's direction
+    counts, and an asynchronous invoke is refused the same way."""
+    deploy_ok(fsedge, group([behave(), behave("other"), echo()],
+                            [route("function:behave", "#", "function:echo")]))
+    assert invoke_ok(fsedge, "behave", 'invoke:echo:"hi"') == 'echo:"hi"'
+    out = invoke_ok(fsedge, "other", 'invoke:echo:"hi"')
+    assert out == "error: denied: no route from function:other to function:echo", out
+    out = invoke_ok(fsedge, "other", 'invoke-async:echo:"hi"')
+    assert out.startswith("error: denied:"), out
+    out = invoke_ok(fsedge, "behave", "invoke:other:whoami")
+    assert out.startswith("error: denied:"), out
+    f = function(fsedge, "echo")
+    assert f["invocations"] == 1, f
+    assert function(fsedge, "other")["invocations"] == 2  # its own two, none from behave
 
 
 def test_timeout_kills_the_instance_and_the_next_invocation_works(fsedge):
@@ -443,18 +452,10 @@ def ls(sedge, path, name="behave"):
 @needs_root
 def test_sandbox_shows_only_its_volume_and_runs_as_nobody(fsedge, public_tmp):
     vol = os.path.join(public_tmp, "volume")
-    os.mkdir(vol)
-    os.chmod(vol, 0o755)
-    with open(os.path.join(vol, "data.txt"), "w") as f:
-        f.write("from the volume")
-    os.chmod(os.path.join(vol, "data.txt"), 0o644)
+    fh.write_public(os.path.join(vol, "data.txt"), "from the volume", directory_too=True)
     secret_dir = os.path.join(public_tmp, "secret")
-    os.mkdir(secret_dir)
-    os.chmod(secret_dir, 0o755)
-    secret = os.path.join(secret_dir, "secret.txt")
-    with open(secret, "w") as f:
-        f.write("host secret")
-    os.chmod(secret, 0o644)
+    secret = fh.write_public(os.path.join(secret_dir, "secret.txt"), "host secret",
+                             directory_too=True)
     data_dir = os.path.realpath(str(fsedge.data_dir))
     key = os.path.join(data_dir, "ca.key")
     with open(key, "w") as f:
@@ -572,7 +573,7 @@ def test_run_as_root_with_allow_root(public_tmp, make_sedge):
 
 def test_publish_outside_routes_is_refused_and_counted(fsedge):
     deploy_ok(fsedge, group(
-        [behave(), echo(), fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)],
+        [behave(), echo(), counter()],
         [route("function:behave", "out/#", "thing:app")]))
     app = fsedge.client("app")
     app.subscribe("#", qos=0)
@@ -704,18 +705,9 @@ def test_function_hanging_at_start_fails_its_invocation(fsedge):
     check_still_serving(fsedge)
 
 
-def install_bad_ipc(directory):
-    bindir = os.path.join(directory, "bin")
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    return fh.install_program(HELPERS, bindir, "bad_ipc.py")
-
-
 @pytest.mark.parametrize("kind", sorted(fh.GARBAGE))
 def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
-    prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], encoding="binary", **ISOLATION),
-                             echo()]))
+    deploy_ok(fsedge, group([bad_ipc(public_tmp, **ISOLATION), echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     mark = fsedge.log_mark()
     invoke_fails(fsedge, "bad", "garbage:" + kind)
@@ -738,9 +730,7 @@ def test_malformed_ipc_closes_the_connection(fsedge, public_tmp, kind):
 
 
 def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, public_tmp):
-    prog = install_bad_ipc(public_tmp)
-    deploy_ok(fsedge, group([fn("bad", [PYTHON, prog], encoding="binary", **ISOLATION),
-                             echo()]))
+    deploy_ok(fsedge, group([bad_ipc(public_tmp, **ISOLATION), echo()]))
     assert invoke_ok(fsedge, "bad", "hello") == "fine:hello"
     pids = set(function_processes(fsedge, "bad"))
     mark = fsedge.log_mark()
@@ -754,10 +744,10 @@ def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, p
     check_still_serving(fsedge)
 
 
-def _connect_function_socket(sedge):
+def _connect_function_socket(sedge, name="echo"):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
-    s.connect(os.path.join(str(sedge.data_dir), "functions.sock"))
+    s.connect(fh.socket_path(sedge, name))
     return s
 
 
@@ -765,17 +755,19 @@ def test_garbage_and_forged_hello_from_outside_are_refused(fsedge):
     deploy_ok(fsedge, group([echo()]))
     assert invoke_ok(fsedge, "echo", '"x"') == 'echo:"x"'
     pid = function(fsedge, "echo")["instances"][0]["pid"]
-    # Garbage before any hello.
+    # Garbage before any hello: a process that is not the function's is
+    # refused before anything it sends is read.
     mark = fsedge.log_mark()
     s = _connect_function_socket(fsedge)
-    s.sendall(b"\xff" * 64)
+    fh.send_ignoring_close(s, b"\xff" * 64)
     frames, closed = fh.read_until_eof(s)
     s.close()
     assert closed and frames and frames[-1]["op"] == "error", frames
-    fsedge.wait_log(r"function socket: an unauthenticated peer: .*closing", since=mark)
+    fsedge.wait_log(r"function socket of echo: connection from pid %d .*refused: not a process "
+                    r"of an instance" % os.getpid(), since=mark)
     # A frame that is not hello first.
     s = _connect_function_socket(fsedge)
-    s.sendall(fh.frame({"op": "publish", "req": 1, "topic": "a", "qos": 0}, b"x"))
+    fh.send_ignoring_close(s, fh.frame({"op": "publish", "req": 1, "topic": "a", "qos": 0}, b"x"))
     frames, closed = fh.read_until_eof(s)
     s.close()
     assert closed and frames[-1]["op"] == "error", frames
@@ -789,7 +781,8 @@ def test_garbage_and_forged_hello_from_outside_are_refused(fsedge):
     assert token
     for tok in ("0" * 32, token):
         s = _connect_function_socket(fsedge)
-        s.sendall(fh.frame({"op": "hello", "function": "echo", "token": tok, "sdk": "t"}))
+        fh.send_ignoring_close(s, fh.frame({"op": "hello", "function": "echo", "token": tok,
+                                            "sdk": "t"}))
         frames, closed = fh.read_until_eof(s)
         s.close()
         assert closed, "a forged hello kept its connection"
@@ -816,6 +809,91 @@ def test_missing_executable_fails_the_deployment(fsedge):
     check_still_serving(fsedge)
 
 
+def compile_c(source, out, *flags):
+    """Build a small C program or library with the system compiler."""
+    src = out + ".c"
+    with open(src, "w") as f:
+        f.write(source)
+    r = subprocess.run(["cc", "-o", out, src] + list(flags), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    os.chmod(out, 0o755)
+    return out
+
+
+def ghost_program(directory):
+    """A program needing libghost.so.1, which lies beside it ($ORIGIN)."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    lib = compile_c("int ghost(void) { return 0; }\n", os.path.join(directory, "libghost.so.1"),
+                    "-shared", "-fPIC", "-Wl,-soname,libghost.so.1")
+    prog = compile_c("int ghost(void);\nint main(void) { return ghost(); }\n",
+                     os.path.join(directory, "needs-ghost"), lib, "-Wl,-rpath,$ORIGIN")
+    return prog, lib
+
+
+def test_missing_sandbox_program_fails_the_deployment(public_tmp, make_sedge, monkeypatch):
+    """Issue 11 item 8: without sedge-sandbox no function can start: the
+    deployment says so (it hung its invocations before)."""
+    missing = os.path.join(public_tmp, "no-such-sedge-sandbox")
+    monkeypatch.setenv("SEDGE_SANDBOX", missing)
+    s = make_sedge(name=os.path.join(public_tmp, "sedge"))
+    r = deploy(s, group([echo()]))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "cannot run the function sandbox %s" % missing in r.stderr, r.stderr
+    assert fh.functions(s) == {}
+
+
+def test_sandbox_gone_after_deploy_fails_invocations_at_once(public_tmp, make_sedge,
+                                                              monkeypatch):
+    """Issue 11 item 8: a function that cannot be started fails what waits
+    for it, with the reason, instead of keeping sedgectl invoke waiting."""
+    bindir = os.path.join(public_tmp, "sandbox-bin")
+    os.mkdir(bindir)
+    sandbox = fh.install_program(str(BUILD / "sedge-sandbox"), bindir)
+    monkeypatch.setenv("SEDGE_SANDBOX", sandbox)
+    s = make_sedge(name=os.path.join(public_tmp, "sedge"))
+    deploy_ok(s, group([echo(standby=False)]))
+    os.unlink(sandbox)
+    err = invoke_fails(s, "echo", '"x"')
+    assert "failed to start: cannot run the sandbox %s" % sandbox in err, err
+    f = function(s, "echo")
+    assert "failed to start" in f["state"] and f["errors"] == 1, f
+    err = invoke_fails(s, "echo", '"y"')
+    assert "cannot run the sandbox" in err, err
+
+
+def test_program_removed_after_deploy_fails_its_invocation(fsedge, public_tmp):
+    code = os.path.join(public_tmp, "code")
+    os.mkdir(code)
+    os.chmod(code, 0o755)
+    prog = fh.install_program(BEHAVE, code)
+    deploy_ok(fsedge, group([fn("gone", [prog], code=code, encoding="binary", standby=False,
+                                **ISOLATION), echo()]))
+    os.unlink(prog)
+    err = invoke_fails(fsedge, "gone", "whoami")
+    assert "failed to start" in err and "cannot run %s" % prog in err, err
+    check_still_serving(fsedge)
+
+
+def test_missing_shared_library_fails_the_deployment_or_the_invocation(fsedge, public_tmp):
+    """Issue 11 item 8: a library the program needs and the loader would not
+    find fails the deployment, naming it; one that goes missing later fails
+    the invocation with the loader's words."""
+    code = os.path.join(public_tmp, "code")
+    prog, lib = ghost_program(code)
+    os.unlink(lib)
+    r = deploy(fsedge, group([fn("ghost", [prog], code=code, **ISOLATION)]))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "functions[0].exec[0]: function ghost cannot start: %s needs the shared library " \
+           "libghost.so.1, which is not installed" % prog in r.stderr, r.stderr
+    prog, lib = ghost_program(code)
+    deploy_ok(fsedge, group([fn("ghost", [prog], code=code, standby=False, **ISOLATION)]))
+    os.unlink(lib)
+    err = invoke_fails(fsedge, "ghost", "{}")
+    assert "failed to start" in err and "libghost.so.1" in err, err
+
+
 def test_long_lived_function_exiting_at_once_fails_and_rolls_back(fsedge):
     deploy_ok(fsedge, group([echo()]))
     assert invoke_ok(fsedge, "echo", '"v1"') == 'echo:"v1"'
@@ -838,20 +916,29 @@ def test_long_lived_function_exiting_at_once_fails_and_rolls_back(fsedge):
 
 
 def test_json_encoding_refuses_non_json_payloads(fsedge):
+    """A json function's non-JSON payload is refused: sedgectl says so; a
+    routed one makes an MQTT 5 publisher hear 0x99 (payload format invalid,
+    not 0x97: nothing was full); each is counted and the log says whose
+    payload was refused, once per 10 s at most (issue 11 item 10)."""
     deploy_ok(fsedge, group([echo()], [route("thing:s1", "sensors/#", "function:echo")]))
-    err = invoke_fails(fsedge, "echo", "not json {")
-    assert "not JSON" in err, err
-    assert invoke_ok(fsedge, "echo", '{"a": [1, 2]}') == 'echo:{"a": [1, 2]}'
-    f = function(fsedge, "echo")
-    assert f["errors"] >= 1 and f["invocations"] == 1, f
-    # A routed non-JSON message is refused (MQTT 5: a negative PUBACK).
+    mark = fsedge.log_mark()
     raw = fsedge.raw(version=5)
     raw.connect("s1")
     ack = raw.publish("sensors/t", b"\x00\x01binary", qos=1)
-    assert ack.reason >= 0x80, ack
+    assert ack.reason == 0x99, ack
+    fsedge.wait_log(r"W functions: function echo: payload from thing:s1 refused: not JSON",
+                    since=mark)
     ack = raw.publish("sensors/t", b"[1, 2, 3]", qos=1)
     assert ack.reason == 0, ack
-    wait_function(fsedge, "echo", lambda f: f["invocations"] == 2 and f["errors"] >= 2)
+    err = invoke_fails(fsedge, "echo", "not json {")
+    assert "not JSON" in err, err
+    assert invoke_ok(fsedge, "echo", '{"a": [1, 2]}') == 'echo:{"a": [1, 2]}'
+    f = wait_function(fsedge, "echo", lambda f: f["invocations"] == 2)
+    assert f["invalid"] == 2 and f["errors"] == 2 and f["refused"] == 0, f
+    for _ in range(20):
+        raw.publish("sensors/t", b"not json", qos=0)
+    wait_function(fsedge, "echo", lambda f: f["invalid"] == 22)
+    assert len(fh.log_lines(fsedge, mark, "refused: not JSON")) == 1, fsedge.log_since(mark)
 
 
 def test_logs_show_the_function_stderr_and_sdk_log_lines(fsedge):
@@ -875,7 +962,7 @@ def test_logs_show_the_function_stderr_and_sdk_log_lines(fsedge):
 def test_functions_json_reports_limits_and_settings(fsedge):
     deploy_ok(fsedge, group([behave(timeout_s=2.5, memory_mb=48, max_instances=4, max_queue=7,
                                     max_processes=16),
-                             fn("counter", [COUNTER], lifecycle="long-lived", **ISOLATION)]))
+                             counter()]))
     fns = fh.functions(fsedge)
     b = fns["behave"]
     keys = {"name", "lifecycle", "state", "instances", "queue", "invocations", "errors",

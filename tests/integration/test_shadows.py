@@ -487,3 +487,39 @@ def test_with_a_group_a_thing_without_a_shadow_route_is_refused_and_gets_no_repl
     assert not replies, replies
     r = sedge.ctl("shadow", "get", "switch")
     assert r.returncode == 1 and "404" in r.stderr, r
+
+
+def test_with_any_thing_routed_to_shadows_each_thing_uses_only_its_own(sedge):
+    """Issue 11 item 6: `thing:* -> $aws/things/+/shadow/# -> shadow` lets
+    each thing use its own shadows, not another's (the publisher hears
+    0x87 and the shadow is untouched); a route from a named thing may grant
+    it another's."""
+    deploy_ok(sedge, group_doc("g", ["lamp", "switch", "panel"], [
+        ("thing:*", "$aws/things/+/shadow/#", "shadow"),
+        ("thing:panel", "$aws/things/lamp/shadow/update", "shadow"),
+    ]))
+    lamp = ShadowDevice(sedge, "lamp")
+    lamp.accepted("update", {"state": {"reported": {"on": False}}})
+    switch = sedge.raw(version=5)
+    assert switch.connect("switch").reason == 0
+    for op, doc in (("update", {"state": {"desired": {"on": True}}}), ("delete", {})):
+        ack = switch.publish(shadow_topic("lamp", op), json.dumps(doc), qos=1)
+        assert ack.reason == raw.RC_NOT_AUTHORIZED, (op, ack)
+        ack = switch.publish(shadow_topic("lamp", op, "cfg"), json.dumps(doc), qos=1)
+        assert ack.reason == raw.RC_NOT_AUTHORIZED, (op, ack)
+    got = lamp.accepted("get")
+    assert got["version"] == 1 and got["state"] == {"reported": {"on": False}}, got
+    # Its own shadow is fine.
+    mine = switch.publish(shadow_topic("switch", "update"),
+                          json.dumps({"state": {"reported": {"up": 1}}}), qos=1)
+    assert mine.reason == 0, mine
+    # panel is named by a route to lamp's update.
+    panel = sedge.raw(version=5)
+    assert panel.connect("panel").reason == 0
+    ack = panel.publish(shadow_topic("lamp", "update"),
+                        json.dumps({"state": {"desired": {"on": True}}}), qos=1)
+    assert ack.reason == 0, ack
+    ack = panel.publish(shadow_topic("lamp", "delete"), "{}", qos=1)
+    assert ack.reason == raw.RC_NOT_AUTHORIZED, ack
+    got = lamp.wait(lambda t, d: t.endswith("/update/accepted") and d["version"] == 2)
+    assert got[1]["state"]["desired"] == {"on": True}, got

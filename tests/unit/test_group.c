@@ -689,6 +689,84 @@ static void test_at_most_ten_resources_per_function(void **state)
     group_free(parse_ok(text));
 }
 
+/* Issue 11 item 1: nothing of the document may change how a program loads
+ * (the sandbox applies env only after dropping root, and these are refused
+ * at deploy anyway), nor override what the core sets. */
+static void test_loader_and_core_variables_are_refused_in_env(void **state)
+{
+    (void)state;
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'functions': [{'name': 'f', 'exec': ['x'], 'env': {"
+        " 'LD_PRELOAD': '/tmp/x.so', 'LD_LIBRARY_PATH': '/tmp', 'LD_AUDIT': 'a',"
+        " 'GCONV_PATH': '/tmp', 'GLIBC_TUNABLES': 'glibc.x=1', 'MALLOC_TRACE': '/tmp/t',"
+        " 'SEDGE_TOKEN': 'forged', 'LEVEL': 'high', 'PATH': '/usr/bin'}}]}",
+        "functions[0].env.LD_PRELOAD: refused: the dynamic loader or the C library acts on it "
+        "before the function's own code runs (remove it; set it inside the function if it must)",
+        "functions[0].env.LD_LIBRARY_PATH: refused: the dynamic loader or the C library acts on "
+        "it before the function's own code runs (remove it; set it inside the function if it "
+        "must)",
+        "functions[0].env.LD_AUDIT: refused: the dynamic loader or the C library acts on it "
+        "before the function's own code runs (remove it; set it inside the function if it must)",
+        "functions[0].env.GCONV_PATH: refused: the dynamic loader or the C library acts on it "
+        "before the function's own code runs (remove it; set it inside the function if it must)",
+        "functions[0].env.GLIBC_TUNABLES: refused: the dynamic loader or the C library acts on "
+        "it before the function's own code runs (remove it; set it inside the function if it "
+        "must)",
+        "functions[0].env.MALLOC_TRACE: refused: the dynamic loader or the C library acts on it "
+        "before the function's own code runs (remove it; set it inside the function if it must)",
+        "functions[0].env.SEDGE_TOKEN: refused: SEDGE_ variables are set by the core");
+}
+
+static void test_env_is_bounded(void **state)
+{
+    (void)state;
+    char text[8192] = "{'group': 'g', 'functions': [{'name': 'f', 'exec': ['x'], 'env': {";
+    for (int i = 0; i <= GROUP_MAX_ENV; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s'V%d': 'x'", i ? ", " : "", i);
+    strcat(text, "}}]}");
+    ASSERT_PROBLEMS(text, "functions[0].env: at most 64 variables");
+}
+
+/* Issue 11 item 2: a function's own files are a declared directory. */
+static void test_code_is_a_local_directory(void **state)
+{
+    (void)state;
+    group_free(parse_ok("{'group': 'g', 'functions': ["
+                        " {'name': 'a', 'exec': ['x'], 'code': '/opt/fn/a'},"
+                        " {'name': 'b', 'exec': ['x'], 'code': {'path': '/opt/fn/b'}}]}"));
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'functions': ["
+        " {'name': 'a', 'exec': ['x'], 'code': 'opt/fn'},"
+        " {'name': 'b', 'exec': ['x'], 'code': '/opt/../etc'},"
+        " {'name': 'c', 'exec': ['x'], 'code': '/'},"
+        " {'name': 'd', 'exec': ['x'], 'code': '/proc/1'},"
+        " {'name': 'e', 'exec': ['x'], 'code': 7},"
+        " {'name': 'f', 'exec': ['x'], 'code': {'url': 'https://x/f.tgz', 'sha256': 'ab'}},"
+        " {'name': 'g', 'exec': ['x'], 'code': {'path': '/a', 'mode': 'x'}},"
+        " {'name': 'h', 'exec': ['x'], 'standby': 'no'}]}",
+        "functions[0].code: \"opt/fn\" must be an absolute path",
+        "functions[1].code: \"/opt/../etc\" may not contain \".\", \"..\" or empty levels",
+        "functions[2].code: \"/\" may not be a function's code directory",
+        "functions[3].code: \"/proc/1\" may not be a function's code directory",
+        "functions[4].code: expected a directory (\"/path/dir\" or {\"path\": \"/path/dir\"})",
+        "functions[5].code: code fetched from a url is not supported yet; give a local directory "
+        "(\"code\": \"/path/dir\")",
+        "functions[6].code.mode: unknown key", "functions[7].standby: expected true or false");
+}
+
+/* Issue 11 item 3: a device resource names one device node, not /dev. */
+static void test_device_resource_is_one_node(void **state)
+{
+    (void)state;
+    ASSERT_PROBLEMS("{'group': 'g', 'functions': [{'name': 'a', 'exec': ['x'], 'resources': ["
+                    "   {'type': 'device', 'path': '/dev/'},"
+                    "   {'type': 'device', 'path': '/dev/input/'}]}]}",
+                    "functions[0].resources[0].path: \"/dev/\" is a directory; a device "
+                    "resource names one device node",
+                    "functions[0].resources[1].path: \"/dev/input/\" is a directory; a device "
+                    "resource names one device node");
+}
+
 static void test_revoked_entries_must_be_thing_names(void **state)
 {
     (void)state;
@@ -839,6 +917,10 @@ int main(void)
         cmocka_unit_test(test_function_resource_problems),
         cmocka_unit_test(test_resource_paths_may_not_climb_out),
         cmocka_unit_test(test_at_most_ten_resources_per_function),
+        cmocka_unit_test(test_loader_and_core_variables_are_refused_in_env),
+        cmocka_unit_test(test_env_is_bounded),
+        cmocka_unit_test(test_code_is_a_local_directory),
+        cmocka_unit_test(test_device_resource_is_one_node),
         cmocka_unit_test(test_revoked_entries_must_be_thing_names),
         cmocka_unit_test(test_shadow_sync_problems),
         cmocka_unit_test(test_every_problem_is_reported_at_once),

@@ -469,6 +469,43 @@ static void test_an_explicit_shadow_route_and_the_reply_route_both_match(void **
     destroy(&f);
 }
 
+/* Issue 11 item 6: with thing:* -> $aws/things/+/shadow/# -> shadow, each
+ * thing reaches its own shadows only, both ways; a route from a named
+ * thing may reach another's. */
+static void test_any_thing_to_shadow_means_each_thing_its_own_shadows(void **state)
+{
+    (void)state;
+    fixture_t f = build("{'group': 'g'," THINGS "'routes': ["
+                        " {'source': 'thing:*', 'filter': '$aws/things/+/shadow/#',"
+                        "  'target': 'shadow'},"
+                        " {'source': 'thing:switch', 'filter': '$aws/things/lamp/shadow/update',"
+                        "  'target': 'shadow'},"
+                        " {'source': 'thing:*', 'filter': '$aws/things/+/shadow/#',"
+                        "  'target': 'cloud'}]}");
+    /* Its own shadow, classic and named. */
+    assert_int_equal(matched(&f, "thing:lamp", "$aws/things/lamp/shadow/update", NULL),
+                     BIT(0) | BIT(2));
+    assert_int_equal(matched(&f, "thing:lamp", "$aws/things/lamp/shadow/name/cfg/delete", NULL),
+                     BIT(0) | BIT(2));
+    /* Another thing's: not to the shadow (the route to the cloud is not
+     * about shadows and still matches). */
+    assert_int_equal(matched(&f, "thing:lamp2", "$aws/things/lamp/shadow/update", NULL), BIT(2));
+    assert_int_equal(matched(&f, "thing:lamp", "$aws/things/lamp2/shadow/delete", NULL), BIT(2));
+    /* Unless a route from the thing by name covers it. */
+    assert_int_equal(matched(&f, "thing:switch", "$aws/things/lamp/shadow/update", NULL),
+                     BIT(1) | BIT(2));
+    assert_int_equal(matched(&f, "thing:switch", "$aws/things/lamp/shadow/delete", NULL), BIT(2));
+    /* The replies: each thing its own. */
+    route_match_t m;
+    assert_true(
+        router_match(f.r, lit("shadow"), lit("$aws/things/lamp/shadow/update/accepted"), &m));
+    assert_true(route_match_reaches_thing(&m, lit("lamp")));
+    assert_false(route_match_reaches_thing(&m, lit("lamp2")));
+    assert_true(may_subscribe(&f, "lamp2", "$aws/things/lamp2/shadow/#"));
+    assert_false(may_subscribe(&f, "lamp2", "$aws/things/lamp/shadow/update/accepted"));
+    destroy(&f);
+}
+
 /* ---- counters ---- */
 
 static void test_counters_count_matched_messages_per_route(void **state)
@@ -737,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_empty_views_match_and_overlap_nothing_they_should_not),
         cmocka_unit_test(test_a_route_to_shadow_lets_the_shadow_answer_its_source),
         cmocka_unit_test(test_an_explicit_shadow_route_and_the_reply_route_both_match),
+        cmocka_unit_test(test_any_thing_to_shadow_means_each_thing_its_own_shadows),
         cmocka_unit_test(test_counters_count_matched_messages_per_route),
         cmocka_unit_test(test_a_thousand_routes_match_like_a_linear_scan),
         cmocka_unit_test(test_filters_overlap_agrees_with_a_search_for_a_witness),
