@@ -27,6 +27,7 @@ run: deps build
 	./$(BUILD)/sedged
 
 unit: build
+	sh scripts/check_layers.sh
 	cd $(BUILD) && ctest --output-on-failure
 
 integration: build
