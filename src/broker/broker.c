@@ -249,7 +249,7 @@ sedge_err broker_publish(broker_t *b, const broker_message_t *pm)
         .payload = pm->payload,
         .source = pm->source,
     };
-    bool routed = broker_route(b, &m, NULL);
+    bool routed = broker_route(b, &m, NULL).routed;
     msg_borrowed_done(b, &m);
     return routed ? SEDGE_OK : SEDGE_ERR_DENIED;
 }

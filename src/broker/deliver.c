@@ -241,7 +241,7 @@ void retain_message(broker_t *b, msg_t *m, bool durable)
         /* The retained message stays as it was while the store cannot
          * commit; the publisher is told (a refusal). */
         b->stats.msgs_dropped++;
-        b->queue_refusals++;
+        broker_note_refused(b);
         return;
     }
     tree_node_t *n =
@@ -254,7 +254,7 @@ void retain_message(broker_t *b, msg_t *m, bool durable)
         b->stats.retained--;
         if (old->store_refs && (!m->payload.len || !durable)) {
             store_del_retained(b->store, m->topic);
-            b->durable_writes++;
+            broker_note_durable(b);
         }
         msg_store_unref(b, old);
         msg_release(b, old);

@@ -85,11 +85,17 @@ static sedge_err refuse_unkept(client_t *c, const mqtt_publish_t *p, const char 
     return SEDGE_ERR_FULL;
 }
 
-bool broker_route(broker_t *b, msg_t *m, session_t *from)
+route_outcome_t broker_route(broker_t *b, msg_t *m, session_t *from)
 {
+    route_outcome_t outcome = {0};
     m->route = NULL;
     if (b->hooks.route && !(m->route = b->hooks.route(b->hooks_ctx, m->source, m->topic)))
-        return false;
+        return outcome;
+    outcome.routed = true;
+    /* What retaining and delivering do is noted in `outcome`; a service
+     * publishing in turn routes with an outcome of its own. */
+    route_outcome_t *outer = b->outcome;
+    b->outcome = &outcome;
     b->stats.msgs_in++;
     if (m->retain)
         retain_message(b, m, true);
@@ -97,19 +103,15 @@ bool broker_route(broker_t *b, msg_t *m, session_t *from)
     if (b->hooks.on_routed) {
         broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
         int taken = b->hooks.on_routed(b->hooks_ctx, m->route, &view);
-        if (taken & BROKER_ROUTED_DURABLE)
-            b->durable_writes++;
-        if (taken & BROKER_ROUTED_REFUSED) {
-            b->queue_refusals++;
+        outcome.durable |= (taken & BROKER_ROUTED_DURABLE) != 0;
+        outcome.refused |= (taken & BROKER_ROUTED_REFUSED) != 0;
+        outcome.invalid |= (taken & BROKER_ROUTED_INVALID) != 0;
+        if (taken & (BROKER_ROUTED_REFUSED | BROKER_ROUTED_INVALID))
             b->stats.msgs_dropped++;
-        }
-        if (taken & BROKER_ROUTED_INVALID) {
-            b->payload_refusals++;
-            b->stats.msgs_dropped++;
-        }
     }
+    b->outcome = outer;
     m->route = NULL;
-    return true;
+    return outcome;
 }
 
 bool broker_reaches(broker_t *b, msg_t *m, const session_t *s)
@@ -193,14 +195,11 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     if (c->version == MQTT_V5 && mqtt_props_has(&p.props, MQTT_PROP_MESSAGE_EXPIRY))
         m.expires_at = clock_wall_s() + p.props.message_expiry;
 
-    uint64_t writes_before = b->durable_writes;
-    uint64_t refusals_before = b->queue_refusals;
-    uint64_t invalid_before = b->payload_refusals;
-    bool routed = broker_route(b, &m, s);
+    route_outcome_t outcome = broker_route(b, &m, s);
     msg_borrowed_done(b, &m);
     if (props != props_stack)
         free(props);
-    if (!routed) {
+    if (!outcome.routed) {
         LOGD("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
              (const char *)p.topic.data);
         refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
@@ -209,7 +208,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
 
     if (p.qos == 0)
         return SEDGE_OK;
-    if (b->queue_refusals != refusals_before && c->version != MQTT_V5)
+    if (outcome.refused && c->version != MQTT_V5)
         return refuse_unkept(c, &p, "a subscriber's queue or a service is full");
     c->inflight_in++;
     if (p.qos == 2) {
@@ -219,13 +218,13 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
             store_put_inbound(b->store, session_key(s),
                               p.packet_id);
     }
-    bool durable = b->durable_writes != writes_before || (p.qos == 2 && s->persistent);
+    bool durable = outcome.durable || (p.qos == 2 && s->persistent);
     /* A subscriber's full queue (or a service out of room) refused it, or
      * a service its payload: a v5 publisher is told, and the exchange ends
      * at this PUBREC. */
     uint8_t reason = c->version != MQTT_V5                   ? MQTT_RC_SUCCESS
-                     : b->payload_refusals != invalid_before ? MQTT_RC_PAYLOAD_FORMAT_INVALID
-                     : b->queue_refusals != refusals_before  ? MQTT_RC_QUOTA_EXCEEDED
+                     : outcome.invalid ? MQTT_RC_PAYLOAD_FORMAT_INVALID
+                     : outcome.refused ? MQTT_RC_QUOTA_EXCEEDED
                                                              : MQTT_RC_SUCCESS;
     if (reason && p.qos == 2) {
         session_qos2_remove(s, p.packet_id);

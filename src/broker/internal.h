@@ -337,9 +337,7 @@ struct broker {
     tree_t tree;
     uint64_t next_msg_id;
     uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
-    uint64_t durable_writes;   /* messages written for sessions or retain */
-    uint64_t queue_refusals;   /* messages a full session queue refused */
-    uint64_t payload_refusals; /* messages a service refused for their payload */
+    struct route_outcome *outcome; /* of the broker_route under way, or NULL */
     uint64_t awaited_batch;    /* newest batch the store will tell us of */
     client_t *ack_waiters;     /* clients holding acknowledgements */
     session_t *commit_waiters; /* sessions with entries waiting for a commit */
@@ -577,9 +575,27 @@ void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
 void broker_await_batch(broker_t *b, uint64_t batch);
 /* Is every write of `batch` durable? */
 bool batch_durable(const broker_t *b, uint64_t batch);
-/* Route a message built by the broker or a service: ask the router, then
- * retain, deliver and hand it to the services. False when refused. */
-bool broker_route(broker_t *b, msg_t *m, session_t *from);
+/* What routing one message came to. */
+typedef struct route_outcome {
+    bool routed;  /* false: no route lets it flow (nothing was done) */
+    bool durable; /* something was written to the store for it: acknowledge after the commit */
+    bool refused; /* a queue, the store or a service had no room for it */
+    bool invalid; /* a service refused its payload */
+} route_outcome_t;
+/* Route a message from a client (`from`: its session) or a service: ask
+ * the router, then retain, deliver and hand it to the services. */
+route_outcome_t broker_route(broker_t *b, msg_t *m, session_t *from);
+/* Note, for the broker_route under way, a store write or a refusal. */
+static inline void broker_note_durable(broker_t *b)
+{
+    if (b->outcome)
+        b->outcome->durable = true;
+}
+static inline void broker_note_refused(broker_t *b)
+{
+    if (b->outcome)
+        b->outcome->refused = true;
+}
 /* May a message reach this session (the router's decision)? Computes the
  * decision when the message carries none (retained, queued). */
 bool broker_reaches(broker_t *b, msg_t *m, const session_t *s);

@@ -86,7 +86,7 @@ void msg_store_ref(broker_t *b, msg_t *m)
         store_put_msg(b->store, &row);
     }
     m->store_refs++;
-    b->durable_writes++;
+    broker_note_durable(b);
 }
 
 void msg_store_unref(broker_t *b, msg_t *m)

@@ -353,12 +353,12 @@ bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool reta
     if (s->persistent && store_failing(b->store)) {
         /* Not kept while the store cannot commit (see handle_publish). */
         b->stats.msgs_dropped++;
-        b->queue_refusals++;
+        broker_note_refused(b);
         return false;
     }
     if (s->queued >= b->limits.max_queued_messages) {
         b->stats.msgs_dropped++;
-        b->queue_refusals++;
+        broker_note_refused(b);
         if (!s->queue_full_logged) {
             s->queue_full_logged = true;
             LOGW("session '%s': queue full (max_queued_messages %u): new messages for it are "

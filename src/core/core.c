@@ -13,7 +13,7 @@
 #include "functions/functions.h"
 #include "jobs.h"
 #include "pki/pki.h"
-#include "routing.h"
+#include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "shadow_sync.h"
 #include "store/store.h"
@@ -230,11 +230,11 @@ static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t nam
         shadow_sync_local_change(c->sync, op, thing, name, accepted);
 }
 
-static int shadow_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+static int shadow_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
                               int route_qos)
 {
     (void)route_qos;
-    (void)endpoint;
+    (void)target;
     core_t *c = ctx;
     shadow_on_message(c->shadow, m->topic, m->payload);
     return 0;
@@ -306,10 +306,10 @@ static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
     shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
 }
 
-static int cloud_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+static int cloud_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
                              int route_qos)
 {
-    (void)endpoint;
+    (void)target;
     core_t *c = ctx;
     uint64_t batch = 0;
     sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, m->retain, &batch);
@@ -437,15 +437,13 @@ static void core_apply(void *ctx, const group_t *g,
  * one that cannot be queued is refused: an MQTT 5 publisher hears 0x99
  * (payload format invalid) when it is not JSON for a json function, 0x97
  * (quota exceeded) when the queue is full. */
-static int function_from_broker(void *ctx, const char *endpoint, const broker_message_t *m,
+static int function_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
                                 int route_qos)
 {
     (void)route_qos;
     core_t *c = ctx;
-    char source[200];
-    snprintf(source, sizeof source, "%.*s", (int)m->source.len, (const char *)m->source.data);
-    sedge_err err = functions_invoke(c->functions, endpoint + strlen("function:"), m->topic,
-                                     m->payload, source, NULL, NULL);
+    sedge_err err =
+        functions_invoke(c->functions, target->name, m->topic, m->payload, m->source, NULL, NULL);
     if (err == SEDGE_ERR_INVALID)
         return BROKER_ROUTED_INVALID;
     if (err && err != SEDGE_ERR_NOT_FOUND)
@@ -457,10 +455,9 @@ static int function_from_broker(void *ctx, const char *endpoint, const broker_me
 static bool function_may_invoke(void *ctx, const char *from, const char *to)
 {
     core_t *c = ctx;
-    char source[96], target[96];
-    snprintf(source, sizeof source, "function:%.80s", from);
-    snprintf(target, sizeof target, "function:%.80s", to);
-    return routing_connects(c->routing, source, target);
+    endpoint_t source = {ENDPOINT_FUNCTION, (char *)from, strlen(from)};
+    endpoint_t target = {ENDPOINT_FUNCTION, (char *)to, strlen(to)};
+    return routing_connects(c->routing, &source, &target);
 }
 
 /* Where sedge-sandbox, the C SDK's shared library and the Python SDK
@@ -499,8 +496,9 @@ static sedge_err function_publish(void *ctx, const char *function, bytes_t topic
                                   uint8_t qos)
 {
     core_t *c = ctx;
-    char source[96];
-    snprintf(source, sizeof source, "function:%.80s", function);
+    endpoint_t fn = {ENDPOINT_FUNCTION, (char *)function, strlen(function)};
+    char source[GROUP_MAX_NAME + 16];
+    endpoint_format(&fn, source, sizeof source);
     broker_message_t m = {
         .source = bytes_of_cstr(source), .topic = topic, .payload = payload, .qos = qos};
     return broker_publish(c->broker, &m);
@@ -511,15 +509,17 @@ static void function_shadow(void *ctx, const char *function, shadow_op_t op, byt
 {
     core_t *c = ctx;
     static const char *const ops[] = {"get", "update", "delete"};
-    char source[96], topic[400];
-    snprintf(source, sizeof source, "function:%.80s", function);
+    static const endpoint_t shadow = {.kind = ENDPOINT_SHADOW};
+    endpoint_t fn = {ENDPOINT_FUNCTION, (char *)function, strlen(function)};
+    char source[GROUP_MAX_NAME + 16], topic[400];
+    endpoint_format(&fn, source, sizeof source);
     if (name.len)
         snprintf(topic, sizeof topic, "$aws/things/%.*s/shadow/name/%.*s/%s", (int)thing.len,
                  (const char *)thing.data, (int)name.len, (const char *)name.data, ops[op]);
     else
         snprintf(topic, sizeof topic, "$aws/things/%.*s/shadow/%s", (int)thing.len,
                  (const char *)thing.data, ops[op]);
-    if (!routing_allows(c->routing, bytes_of_cstr(source), bytes_of_cstr(topic), "shadow")) {
+    if (!routing_allows(c->routing, bytes_of_cstr(source), bytes_of_cstr(topic), &shadow)) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "{\"code\":403,\"message\":\"Forbidden: no route from %.80s to shadow\"}", source);
@@ -573,7 +573,7 @@ static void cmd_invoke(void *ctx, json_t *request, admin_request_t *req)
     }
     sedge_err err =
         functions_invoke(c->functions, name, BYTES_LIT(""), (bytes_t){payload.data, payload.len},
-                         "sedgectl", invoke_answered, req);
+                         BYTES_LIT("sedgectl"), invoke_answered, req);
     buf_free(&payload);
     if (err == SEDGE_ERR_NOT_FOUND)
         admin_reply_error(req, "no function named %s in the active group", name);
@@ -682,7 +682,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = shadow_open(&sopts, &c->shadow)))
         goto fail;
-    routing_attach(c->routing, "shadow", shadow_from_broker, c);
+    routing_attach(c->routing, ENDPOINT_SHADOW,
+                   &(routing_service_t){"shadow", shadow_from_broker, c});
     if (c->cfg.cloud_enabled) {
         if (!c->cfg.cloud.client_id)
             c->cfg.cloud.client_id = strdup(c->cfg.thing_name);
@@ -694,7 +695,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                                .ctx = c};
         if ((err = uplink_start(&uo, &c->uplink)))
             goto fail;
-        routing_attach(c->routing, "cloud", cloud_from_broker, c);
+        routing_attach(c->routing, ENDPOINT_CLOUD,
+                       &(routing_service_t){"cloud", cloud_from_broker, c});
         if ((err = shadow_sync_start(loop, c->uplink, c->shadow, &c->sync)))
             goto fail;
     }
@@ -713,7 +715,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;
-    routing_attach_prefix(c->routing, "function:", function_from_broker, c);
+    routing_attach(c->routing, ENDPOINT_FUNCTION,
+                   &(routing_service_t){"functions", function_from_broker, c});
     deploy_options_t dopts = {.store = c->store,
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,

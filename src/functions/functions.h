@@ -73,7 +73,7 @@ void functions_apply(functions_t *f, const group_t *g,
  * `done` reports the end. `done` NULL: asynchronous (the result is
  * dropped, failures are counted). `source`: "thing:x", "sedgectl"... */
 NODISCARD sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic,
-                                     bytes_t payload, const char *source, invoke_done_fn done,
+                                     bytes_t payload, bytes_t source, invoke_done_fn done,
                                      void *ctx);
 
 /* [{name, lifecycle, state, instances: [...], queue, invocations, errors,

@@ -396,8 +396,9 @@ static void handle_invoke(fconn_t *c, json_t *h, json_int_t req, bytes_t payload
     fn_t *fn = c->instance->fn;
     const char *target = json_string_value(json_object_get(h, "function"));
     bool async = json_is_true(json_object_get(h, "async"));
-    char source[96];
-    snprintf(source, sizeof source, "function:%.80s", fn->spec.name);
+    endpoint_t self = {ENDPOINT_FUNCTION, fn->spec.name, strlen(fn->spec.name)};
+    char source[GROUP_MAX_NAME + 16];
+    endpoint_format(&self, source, sizeof source);
     if (!target) {
         reply(c, req, false, "invalid", "invoke needs a function", (bytes_t){0});
         return;
@@ -411,7 +412,8 @@ static void handle_invoke(fconn_t *c, json_t *h, json_int_t req, bytes_t payload
     }
     pending_t *p = async ? NULL : pending_new(c, req);
     sedge_err err =
-        functions_invoke(f, target, BYTES_LIT(""), payload, source, p ? invoke_answered : NULL, p);
+        functions_invoke(f, target, BYTES_LIT(""), payload, bytes_of_cstr(source),
+                         p ? invoke_answered : NULL, p);
     if (err) {
         json_int_t ignored;
         if (p)

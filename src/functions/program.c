@@ -243,9 +243,24 @@ static bool followed(check_t *c, const char *name)
     return false;
 }
 
+/* Would the loader take this file for a library of ours? As ld.so does,
+ * a file for another machine (a multiarch directory's, say) is passed
+ * over and the search goes on; what is not ELF is left for check_elf to
+ * report. */
+static bool library_fits(const check_t *c, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    elf_header_t h;
+    bool elf = elf_header(fd, &h);
+    close(fd);
+    return !elf || !c->machine || h.machine == c->machine;
+}
+
 /* Look for `name` in a ':'-separated list, $ORIGIN being `origin`. */
-static bool search_list(const char *list, const char *origin, const char *name, char *out,
-                        size_t outlen)
+static bool search_list(const check_t *c, const char *list, const char *origin, const char *name,
+                        char *out, size_t outlen)
 {
     while (list && *list) {
         size_t n = strcspn(list, ":");
@@ -259,7 +274,7 @@ static bool search_list(const char *list, const char *origin, const char *name, 
         else
             snprintf(expanded, sizeof expanded, "%s", dir);
         int w = snprintf(out, outlen, "%s/%s", expanded, name);
-        if (w > 0 && (size_t)w < outlen && access(out, F_OK) == 0)
+        if (w > 0 && (size_t)w < outlen && library_fits(c, out))
             return true;
         list += n;
         if (*list == ':')
@@ -276,13 +291,13 @@ static bool find_library(check_t *c, const elf_dynamic_t *d, const char *origin,
         return access(out, F_OK) == 0;
     }
     const char *runpath = dyn_string(d, d->runpath);
-    if (!runpath && search_list(dyn_string(d, d->rpath), origin, name, out, outlen))
+    if (!runpath && search_list(c, dyn_string(d, d->rpath), origin, name, out, outlen))
         return true;
-    if (search_list(runpath, origin, name, out, outlen))
+    if (search_list(c, runpath, origin, name, out, outlen))
         return true;
     for (size_t i = 0; i < c->dir_count; i++) {
         int w = snprintf(out, outlen, "%s/%s", c->dirs[i], name);
-        if (w > 0 && (size_t)w < outlen && access(out, F_OK) == 0)
+        if (w > 0 && (size_t)w < outlen && library_fits(c, out))
             return true;
     }
     return false;

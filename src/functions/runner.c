@@ -635,7 +635,7 @@ static void dispatch(fn_t *fn)
 }
 
 sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, bytes_t payload,
-                           const char *source, invoke_done_fn done, void *ctx)
+                           bytes_t source, invoke_done_fn done, void *ctx)
 {
     if (f->stopping)
         return SEDGE_ERR_CLOSED;
@@ -651,10 +651,10 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
             uint64_t now = clock_mono_ms();
             if (fn->invalid == 1 || now - fn->invalid_logged_ms >= INVALID_LOG_INTERVAL_MS) {
                 fn->invalid_logged_ms = now;
-                LOGW("function %s: payload from %s refused: not JSON (line %d, column %d: %s), "
-                     "and the function's encoding is json (%llu refused so far; one line per "
+                LOGW("function %s: payload from %.*s refused: not JSON (line %d, column %d: "
+                     "%s), and the function's encoding is json (%llu refused so far; one line per "
                      "%d s at most)",
-                     fn->spec.name, source, jerr.line, jerr.column, jerr.text,
+                     fn->spec.name, (int)source.len, (const char *)source.data, jerr.line, jerr.column, jerr.text,
                      (unsigned long long)fn->invalid, INVALID_LOG_INTERVAL_MS / 1000);
             }
             return SEDGE_ERR_INVALID;
@@ -672,7 +672,7 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         return SEDGE_ERR_FULL;
     }
     invocation_t *inv = calloc(1, sizeof *inv);
-    if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = strdup(source)) ||
+    if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = bytes_dup_cstr(source)) ||
         buf_append(&inv->payload, payload.data, payload.len)) {
         if (inv)
             invocation_free(inv);

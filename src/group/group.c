@@ -183,6 +183,7 @@ void endpoint_format(const endpoint_t *e, char *buf, size_t len)
     case ENDPOINT_CONNECTOR: snprintf(buf, len, "connector:%s", e->name); break;
     case ENDPOINT_CLOUD: snprintf(buf, len, "cloud"); break;
     case ENDPOINT_SHADOW: snprintf(buf, len, "shadow"); break;
+    case ENDPOINT_KIND_COUNT: snprintf(buf, len, "?"); break;
     }
 }
 

@@ -25,6 +25,7 @@ typedef enum {
     ENDPOINT_CONNECTOR, /* connector:NAME */
     ENDPOINT_CLOUD,     /* cloud */
     ENDPOINT_SHADOW,    /* shadow */
+    ENDPOINT_KIND_COUNT
 } endpoint_kind_t;
 
 typedef struct {

@@ -288,6 +288,7 @@ static bool source_matches(const endpoint_t *e, bytes_t source)
         return source.len == plen + e->name_len && bytes_has_prefix(source, prefix) &&
                memcmp(source.data + plen, e->name, e->name_len) == 0;
     }
+    case ENDPOINT_KIND_COUNT: break;
     }
     return false;
 }

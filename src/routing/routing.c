@@ -1,6 +1,7 @@
 /*
- * routing: broker hooks over the active router, applying deployments, and
- * handing routed messages to services.
+ * routing: the broker's hooks answered from the active route table, the
+ * swap of that table at a deployment, and the hand-off of each routed
+ * message to the service of each kind of endpoint it targets.
  */
 #include "routing.h"
 
@@ -12,76 +13,90 @@
 
 #define LOG_TAG "routing"
 
-/* A message waiting for a service that has not attached. */
+/* A message waiting in an inbox. */
 typedef struct held {
     struct held *next;
     broker_message_t m;
+    int route_qos;
     uint8_t data[]; /* source, topic, payload */
 } held_t;
 
-typedef struct service {
-    struct service *next;
-    char *endpoint;
-    service_fn fn; /* NULL: not attached, messages are held */
-    void *ctx;
+/* One endpoint a route targets (a function, a connector, the cloud, the
+ * shadow service): what it was handed, and an inbox holding its messages
+ * while no service of its kind has attached (bounded, oldest dropped). */
+typedef struct inbox {
+    struct inbox *next;
+    endpoint_t endpoint; /* the name is owned */
+    char *label;         /* "function:NAME": for status and logs */
     held_t *head, *tail;
     size_t held;
     uint64_t delivered, dropped;
-} service_t;
+} inbox_t;
 
 struct routing {
     broker_t *broker;
     router_t *router; /* NULL: no group deployed, the broker is open */
     route_match_t match;
-    service_t *services;
-    char *prefix; /* a handler for endpoints starting with it */
-    service_fn prefix_fn;
-    void *prefix_ctx;
+    routing_service_t services[ENDPOINT_KIND_COUNT]; /* by the kind they serve */
+    inbox_t *inboxes;
 };
 
 /* The decision when no group is deployed: everything may flow. */
 static const char open_route = 0;
 
-static service_t *service_get(routing_t *r, const char *endpoint, bool create)
+static bool same_endpoint(const endpoint_t *a, const endpoint_t *b)
 {
-    for (service_t *s = r->services; s; s = s->next)
-        if (strcmp(s->endpoint, endpoint) == 0)
-            return s;
-    if (!create)
-        return NULL;
-    service_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->endpoint = strdup(endpoint))) {
-        free(s);
-        return NULL;
-    }
-    s->next = r->services;
-    r->services = s;
-    return s;
+    return a->kind == b->kind && a->name_len == b->name_len &&
+           (a->name_len == 0 || memcmp(a->name, b->name, a->name_len) == 0);
 }
 
-static void hold(service_t *s, const broker_message_t *m)
+static inbox_t *inbox_get(routing_t *r, const endpoint_t *e)
 {
-    if (s->held >= ROUTING_INBOX_MAX) {
-        held_t *oldest = s->head;
-        s->head = oldest->next;
-        if (!s->head)
-            s->tail = NULL;
+    for (inbox_t *in = r->inboxes; in; in = in->next)
+        if (same_endpoint(&in->endpoint, e))
+            return in;
+    inbox_t *in = calloc(1, sizeof *in);
+    char label[GROUP_MAX_NAME + 16];
+    endpoint_format(e, label, sizeof label);
+    if (!in || !(in->label = strdup(label)) ||
+        (e->name && !(in->endpoint.name = strndup(e->name, e->name_len)))) {
+        if (in)
+            free(in->label);
+        free(in);
+        return NULL;
+    }
+    in->endpoint.kind = e->kind;
+    in->endpoint.name_len = e->name_len;
+    in->next = r->inboxes;
+    r->inboxes = in;
+    return in;
+}
+
+static void hold(inbox_t *in, const broker_message_t *m, int route_qos)
+{
+    if (in->held >= ROUTING_INBOX_MAX) {
+        held_t *oldest = in->head;
+        in->head = oldest->next;
+        if (!in->head)
+            in->tail = NULL;
         free(oldest);
-        s->held--;
-        if (s->dropped++ == 0)
+        in->held--;
+        if (in->dropped++ == 0)
             LOGW("%s: no service attached and its inbox is full (%d messages): dropping the "
                  "oldest, counted in sedgectl status",
-                 s->endpoint, ROUTING_INBOX_MAX);
+                 in->label, ROUTING_INBOX_MAX);
     }
     held_t *h = malloc(sizeof *h + m->source.len + m->topic.len + m->payload.len);
     if (!h) {
-        s->dropped++;
+        in->dropped++;
         return;
     }
     uint8_t *p = h->data;
     h->next = NULL;
     h->m = *m;
-    memcpy(p, m->source.data, m->source.len);
+    h->route_qos = route_qos;
+    if (m->source.len)
+        memcpy(p, m->source.data, m->source.len);
     h->m.source = (bytes_t){p, m->source.len};
     p += m->source.len;
     memcpy(p, m->topic.data, m->topic.len);
@@ -90,48 +105,46 @@ static void hold(service_t *s, const broker_message_t *m)
     if (m->payload.len)
         memcpy(p, m->payload.data, m->payload.len);
     h->m.payload = (bytes_t){p, m->payload.len};
-    if (s->tail)
-        s->tail->next = h;
+    if (in->tail)
+        in->tail->next = h;
     else
-        s->head = h;
-    s->tail = h;
-    s->held++;
+        in->head = h;
+    in->tail = h;
+    in->held++;
 }
 
-static int to_service(routing_t *r, const char *endpoint, const broker_message_t *m, int route_qos)
+/* Hand `m` to the service of the target's kind, or hold it. */
+static int to_service(routing_t *r, const endpoint_t *target, const broker_message_t *m,
+                      int route_qos)
 {
-    service_t *s = service_get(r, endpoint, true);
-    if (!s)
-        return 0;
-    if (!s->fn && r->prefix_fn && strncmp(endpoint, r->prefix, strlen(r->prefix)) == 0) {
-        s->delivered++;
-        return r->prefix_fn(r->prefix_ctx, endpoint, m, route_qos);
-    }
-    if (!s->fn) {
-        hold(s, m);
+    inbox_t *in = inbox_get(r, target);
+    const routing_service_t *svc = &r->services[target->kind];
+    if (!svc->deliver) {
+        if (in)
+            hold(in, m, route_qos);
         return 0;
     }
-    s->delivered++;
-    return s->fn(s->ctx, endpoint, m, route_qos);
+    if (in)
+        in->delivered++;
+    return svc->deliver(svc->ctx, target, m, route_qos);
 }
 
-void routing_attach(routing_t *r, const char *endpoint, service_fn fn, void *ctx)
+void routing_attach(routing_t *r, endpoint_kind_t kind, const routing_service_t *service)
 {
-    service_t *s = service_get(r, endpoint, true);
-    if (!s)
-        return;
-    s->fn = fn;
-    s->ctx = ctx;
-    while (fn && s->head) {
-        held_t *h = s->head;
-        s->head = h->next;
-        s->held--;
-        s->delivered++;
-        fn(ctx, endpoint, &h->m, -1);
-        free(h);
+    r->services[kind] = *service;
+    for (inbox_t *in = r->inboxes; in; in = in->next) {
+        if (in->endpoint.kind != kind)
+            continue;
+        while (in->head) {
+            held_t *h = in->head;
+            in->head = h->next;
+            in->held--;
+            in->delivered++;
+            service->deliver(service->ctx, &in->endpoint, &h->m, h->route_qos);
+            free(h);
+        }
+        in->tail = NULL;
     }
-    if (!s->head)
-        s->tail = NULL;
 }
 
 static bool may_connect(void *ctx, bytes_t identity)
@@ -178,31 +191,40 @@ static int on_routed(void *ctx, const void *decision, const broker_message_t *m)
 {
     routing_t *r = ctx;
     if (decision == &open_route) {
+        static const endpoint_t shadow = {.kind = ENDPOINT_SHADOW};
         if (is_shadow_topic(m->topic) && !bytes_eq_cstr(m->source, "shadow"))
-            return to_service(r, "shadow", m, -1);
+            return to_service(r, &shadow, m, -1);
         return 0;
     }
-    /* Collect the distinct service endpoints first: a service may publish
-     * in turn, and that reuses the router's match. A target reached by a
-     * route without "qos": 0 gets the message spooled (qos -1). */
+    /* The distinct service endpoints first, in arrays of this call's own:
+     * a service may publish in turn, and that reuses the router's match.
+     * A target reached by a route without "qos": 0 gets the message
+     * spooled (qos -1). */
     const route_match_t *match = decision;
-    char targets[16][160];
-    int qos[16];
+    const route_t *targets_stack[16];
+    int qos_stack[16];
+    bool on_stack = match->count <= ARRAY_LEN(targets_stack);
+    const route_t **targets = on_stack ? targets_stack : malloc(match->count * sizeof *targets);
+    int *qos = on_stack ? qos_stack : malloc(match->count * sizeof *qos);
+    if (!targets || !qos) {
+        if (!on_stack) {
+            free(targets);
+            free(qos);
+        }
+        LOGE("out of memory routing a message on %.*s to services", (int)m->topic.len,
+             (const char *)m->topic.data);
+        return BROKER_ROUTED_REFUSED;
+    }
     size_t n = 0;
     for (size_t i = 0; i < match->count; i++) {
         const route_t *rt = match->routes[i];
-        const endpoint_t *t = &rt->target;
-        if (t->kind == ENDPOINT_THING || t->kind == ENDPOINT_ANY_THING)
+        if (rt->target.kind == ENDPOINT_THING || rt->target.kind == ENDPOINT_ANY_THING)
             continue;
-        char name[160];
-        endpoint_format(t, name, sizeof name);
         size_t k = 0;
-        while (k < n && strcmp(targets[k], name) != 0)
+        while (k < n && !same_endpoint(&targets[k]->target, &rt->target))
             k++;
         if (k == n) {
-            if (n == ARRAY_LEN(targets))
-                continue;
-            memcpy(targets[n], name, sizeof name);
+            targets[n] = rt;
             qos[n++] = rt->qos;
         } else if (rt->qos != 0) {
             qos[k] = rt->qos;
@@ -210,7 +232,11 @@ static int on_routed(void *ctx, const void *decision, const broker_message_t *m)
     }
     int flags = 0;
     for (size_t i = 0; i < n; i++)
-        flags |= to_service(r, targets[i], m, qos[i]);
+        flags |= to_service(r, &targets[i]->target, m, qos[i]);
+    if (!on_stack) {
+        free(targets);
+        free(qos);
+    }
     return flags;
 }
 
@@ -247,11 +273,8 @@ void routing_apply(void *ctx, const group_t *g,
      * before its first message. */
     for (size_t i = 0; g && i < g->route_count; i++) {
         const endpoint_t *t = &g->routes[i].target;
-        if (t->kind == ENDPOINT_THING || t->kind == ENDPOINT_ANY_THING)
-            continue;
-        char name[160];
-        endpoint_format(t, name, sizeof name);
-        service_get(r, name, true);
+        if (t->kind != ENDPOINT_THING && t->kind != ENDPOINT_ANY_THING)
+            (void)inbox_get(r, t);
     }
     router_t *old = r->router;
     r->router = next;
@@ -263,42 +286,28 @@ void routing_apply(void *ctx, const group_t *g,
     done(token, SEDGE_OK, NULL);
 }
 
-void routing_attach_prefix(routing_t *r, const char *prefix, service_fn fn, void *ctx)
-{
-    free(r->prefix);
-    r->prefix = strdup(prefix);
-    r->prefix_fn = fn;
-    r->prefix_ctx = ctx;
-}
-
-bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const char *target)
+bool routing_allows(routing_t *r, bytes_t source, bytes_t topic, const endpoint_t *target)
 {
     if (!r->router)
         return true;
     route_match_t m;
     if (!router_match(r->router, source, topic, &m))
         return false;
-    for (size_t i = 0; i < m.count; i++) {
-        char name[160];
-        endpoint_format(&m.routes[i]->target, name, sizeof name);
-        if (strcmp(name, target) == 0)
+    for (size_t i = 0; i < m.count; i++)
+        if (same_endpoint(&m.routes[i]->target, target))
             return true;
-    }
     return false;
 }
 
-bool routing_connects(routing_t *r, const char *source, const char *target)
+bool routing_connects(routing_t *r, const endpoint_t *source, const endpoint_t *target)
 {
     if (!r->router)
         return true;
     const group_t *g = router_group(r->router);
-    for (size_t i = 0; i < g->route_count; i++) {
-        char s_name[160], t_name[160];
-        endpoint_format(&g->routes[i].source, s_name, sizeof s_name);
-        endpoint_format(&g->routes[i].target, t_name, sizeof t_name);
-        if (strcmp(s_name, source) == 0 && strcmp(t_name, target) == 0)
+    for (size_t i = 0; i < g->route_count; i++)
+        if (same_endpoint(&g->routes[i].source, source) &&
+            same_endpoint(&g->routes[i].target, target))
             return true;
-    }
     return false;
 }
 
@@ -337,14 +346,14 @@ void routing_status(routing_t *r, json_t *status)
     }
     json_object_set_new(status, "routes", routes);
     json_t *services = json_object();
-    for (service_t *s = r->services; s; s = s->next) {
+    for (inbox_t *in = r->inboxes; in; in = in->next) {
         json_t *o = json_object();
-        bool by_prefix = r->prefix_fn && strncmp(s->endpoint, r->prefix, strlen(r->prefix)) == 0;
-        json_object_set_new(o, "attached", json_boolean(s->fn != NULL || by_prefix));
-        json_object_set_new(o, "waiting", json_integer((json_int_t)s->held));
-        json_object_set_new(o, "delivered", json_integer((json_int_t)s->delivered));
-        json_object_set_new(o, "dropped", json_integer((json_int_t)s->dropped));
-        json_object_set_new(services, s->endpoint, o);
+        bool attached = r->services[in->endpoint.kind].deliver != NULL;
+        json_object_set_new(o, "attached", json_boolean(attached));
+        json_object_set_new(o, "waiting", json_integer((json_int_t)in->held));
+        json_object_set_new(o, "delivered", json_integer((json_int_t)in->delivered));
+        json_object_set_new(o, "dropped", json_integer((json_int_t)in->dropped));
+        json_object_set_new(services, in->label, o);
     }
     json_object_set_new(status, "services", services);
 }
@@ -353,18 +362,18 @@ void routing_free(routing_t *r)
 {
     if (!r)
         return;
-    while (r->services) {
-        service_t *s = r->services;
-        r->services = s->next;
-        while (s->head) {
-            held_t *h = s->head;
-            s->head = h->next;
+    while (r->inboxes) {
+        inbox_t *in = r->inboxes;
+        r->inboxes = in->next;
+        while (in->head) {
+            held_t *h = in->head;
+            in->head = h->next;
             free(h);
         }
-        free(s->endpoint);
-        free(s);
+        free(in->endpoint.name);
+        free(in->label);
+        free(in);
     }
     router_free(r->router);
-    free(r->prefix);
     free(r);
 }
