@@ -40,9 +40,9 @@ void broker_limits_default(broker_limits_t *l)
     };
 }
 
-static void flush_prepare_cb(uv_prepare_t *h)
+void broker_before_wait(broker_t *b)
 {
-    broker_flush_all(h->data);
+    broker_flush_all(b);
 }
 
 static void deadline_cb(uv_timer_t *t);
@@ -148,10 +148,6 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
         free(b);
         return SEDGE_ERR_NOMEM;
     }
-    uv_prepare_init(loop, &b->flush_prepare);
-    b->flush_prepare.data = b;
-    uv_prepare_start(&b->flush_prepare, flush_prepare_cb);
-    uv_unref((uv_handle_t *)&b->flush_prepare);
     uv_timer_init(loop, &b->deadline);
     b->deadline.data = b;
     uv_unref((uv_handle_t *)&b->deadline);
@@ -159,7 +155,7 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     b->tick.data = b;
     uv_timer_start(&b->tick, tick_cb, 1000, 1000);
     uv_unref((uv_handle_t *)&b->tick);
-    b->handles_open = 3;
+    b->handles_open = 2;
     b->last_sys_ms = clock_mono_ms() - (uint64_t)b->limits.sys_interval_s * 1000u;
     *out = b;
     return SEDGE_OK;
@@ -336,10 +332,8 @@ void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
     lingering_close_all(b);
     uv_timer_stop(&b->tick);
     uv_timer_stop(&b->deadline);
-    uv_prepare_stop(&b->flush_prepare);
     uv_close((uv_handle_t *)&b->tick, on_timer_closed);
     uv_close((uv_handle_t *)&b->deadline, on_timer_closed);
-    uv_close((uv_handle_t *)&b->flush_prepare, on_timer_closed);
     if (b->closing) {
         uv_timer_init(b->loop, &b->shutdown_timer);
         b->shutdown_timer.data = b;

@@ -128,6 +128,10 @@ NODISCARD sedge_err broker_listen(broker_t *b, const listener_config_t *cfg);
 void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx);
 void broker_get_stats(broker_t *b, broker_stats_t *out);
 
+/* The end of a loop turn (core's before-wait hook): write the output
+ * this turn produced, one write per connection. */
+void broker_before_wait(broker_t *b);
+
 /* Publish a message from a service, routed like any other (the buffers
  * are copied). SEDGE_ERR_DENIED when no route lets it flow. */
 NODISCARD sedge_err broker_publish(broker_t *b, const broker_message_t *m);

@@ -352,8 +352,8 @@ struct broker {
     size_t sub_id_scratch_cap;
     uint32_t *match_slots; /* per matched subscription: its delivery */
     /* Output is flushed once per loop turn, just before the loop waits for
-     * I/O: after the previous turn's reads and this turn's timers. */
-    uv_prepare_t flush_prepare;
+     * I/O (broker_before_wait), after the previous turn's reads and this
+     * turn's timers. */
     uv_timer_t tick; /* once a second: keep alive, expiry, wills, $SYS */
     /* The next delayed will or session expiry, to the millisecond. */
     uv_timer_t deadline;

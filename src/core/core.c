@@ -32,6 +32,7 @@
 
 struct core {
     uv_loop_t *loop;
+    uv_prepare_t before_wait; /* the end of every loop turn (before_wait_cb) */
     config_t cfg;
     int lock_fd;
     store_t *store;
@@ -630,6 +631,22 @@ static void print_welcome(const core_t *c)
             d, d, d, d);
 }
 
+/* The end of every loop turn, before the loop waits for I/O, in this
+ * order (as Redis's beforeSleep): the store's batch goes to its worker
+ * first, so that the commit runs while the rest is written; then the
+ * broker's output to its clients; then the uplink's to the cloud. Nothing
+ * else runs between the turn's work and the wait. */
+static void before_wait_cb(uv_prepare_t *h)
+{
+    core_t *c = h->data;
+    if (c->store)
+        store_before_wait(c->store);
+    if (c->broker)
+        broker_before_wait(c->broker);
+    if (c->uplink)
+        uplink_before_wait(c->uplink);
+}
+
 static void core_abort(core_t *c);
 
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
@@ -640,6 +657,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         return SEDGE_ERR_NOMEM;
     }
     c->loop = loop;
+    uv_prepare_init(loop, &c->before_wait);
+    c->before_wait.data = c;
+    uv_prepare_start(&c->before_wait, before_wait_cb);
+    uv_unref((uv_handle_t *)&c->before_wait);
     c->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     c->lock_fd = -1;
@@ -767,15 +788,21 @@ fail:
     return err;
 }
 
+static void before_wait_closed(uv_handle_t *h)
+{
+    core_t *c = h->data;
+    /* The last writes are committed by store_close, once the loop has
+     * finished the batch it may still be committing. */
+    if (c->stop_done)
+        c->stop_done(c->stop_ctx);
+}
+
 static void part_stopped(void *ctx)
 {
     core_t *c = ctx;
     if (--c->stopping_parts > 0)
         return;
-    /* The last writes are committed by store_close, once the loop has
-     * finished the batch it may still be committing. */
-    if (c->stop_done)
-        c->stop_done(c->stop_ctx);
+    uv_close((uv_handle_t *)&c->before_wait, before_wait_closed);
 }
 
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)

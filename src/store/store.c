@@ -163,12 +163,11 @@ struct store {
     char *path;
     store_options_t opts;
     sqlite3_stmt *stmts[OP_COUNT][MAX_STMTS];
-    uv_check_t submit_check;
     uv_timer_t retry_timer;
     uint64_t retry_delay_ms; /* 0 while commits succeed */
     bool retry_waiting;      /* a failed batch waits for the retry timer */
     bool failing;            /* the last commit failed; cleared by the next success */
-    int handles_open;        /* closed at store_close; freed when both are */
+    int handles_open;        /* closed at store_close; freed when all are */
     batch_t batches[2];
     batch_t *open;      /* filling */
     batch_t *in_flight; /* committing on the worker, or NULL */
@@ -507,9 +506,9 @@ static void submit(store_t *s)
     }
 }
 
-static void submit_check_cb(uv_check_t *h)
+void store_before_wait(store_t *s)
 {
-    submit(h->data);
+    submit(s);
 }
 
 uint64_t store_open_batch(const store_t *s)
@@ -694,14 +693,10 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
             }
         }
     }
-    uv_check_init(loop, &s->submit_check);
-    s->submit_check.data = s;
-    uv_check_start(&s->submit_check, submit_check_cb);
-    uv_unref((uv_handle_t *)&s->submit_check);
     uv_timer_init(loop, &s->retry_timer);
     s->retry_timer.data = s;
     uv_unref((uv_handle_t *)&s->retry_timer); /* a retry does not keep a stopping loop alive */
-    s->handles_open = 2;
+    s->handles_open = 1;
     *out = s;
     return SEDGE_OK;
 fail:
@@ -742,8 +737,6 @@ void store_close(store_t *s)
     buf_free(&s->deferred_queued);
     buf_free(&s->deferred_msgs);
     free(s->path);
-    uv_check_stop(&s->submit_check);
-    uv_close((uv_handle_t *)&s->submit_check, free_store);
     uv_close((uv_handle_t *)&s->retry_timer, free_store);
 }
 

@@ -50,6 +50,10 @@ uint64_t store_pending_batch(const store_t *s);
 bool store_failing(const store_t *s);
 /* The newest batch known durable. */
 uint64_t store_committed_batch(const store_t *s);
+/* The end of a loop turn (core's before-wait hook): hand the open batch,
+ * if it holds writes, to the worker, which commits it while the next one
+ * fills. */
+void store_before_wait(store_t *s);
 /* Commit the open batch now, on the calling thread (start-up, shutdown). */
 NODISCARD sedge_err store_flush_sync(store_t *s);
 

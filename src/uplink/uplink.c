@@ -100,7 +100,6 @@ struct uplink {
     uv_timer_t keepalive_timer;
     uv_timer_t pace_timer; /* the pace allows sending again */
     uv_timer_t ack_timer;  /* the oldest unacknowledged publish is due */
-    uv_check_t flush_check;
     int handles;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -227,9 +226,9 @@ static void flush(uplink_t *u)
     c->write_pending = true;
 }
 
-static void flush_check_cb(uv_check_t *h)
+void uplink_before_wait(uplink_t *u)
 {
-    flush(h->data);
+    flush(u);
 }
 
 /* Packets. */
@@ -1147,14 +1146,11 @@ sedge_err uplink_start(const uplink_options_t *opts, uplink_t **out)
     uv_timer_init(u->loop, &u->keepalive_timer);
     uv_timer_init(u->loop, &u->pace_timer);
     uv_timer_init(u->loop, &u->ack_timer);
-    uv_check_init(u->loop, &u->flush_check);
-    u->retry_timer.data = u->keepalive_timer.data = u->flush_check.data = u;
+    u->retry_timer.data = u->keepalive_timer.data = u;
     u->pace_timer.data = u->ack_timer.data = u;
-    uv_check_start(&u->flush_check, flush_check_cb);
-    uv_unref((uv_handle_t *)&u->flush_check);
     uint64_t tick = u->cfg.keepalive_s ? (uint64_t)u->cfg.keepalive_s * 250u : 5000u;
     uv_timer_start(&u->keepalive_timer, keepalive_cb, tick, tick);
-    u->handles = 5;
+    u->handles = 4;
     const uplink_limits_t *l = &u->cfg.limits;
     LOGI("cloud uplink to %s, spool %s (max %llu bytes, %s when full); limits %s: topics of %u "
          "bytes and %u slashes, payloads of %u bytes, %u publishes/s, %u bytes/s (0: none)",
@@ -1193,7 +1189,6 @@ void uplink_stop(uplink_t *u, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&u->keepalive_timer, handle_closed);
     uv_close((uv_handle_t *)&u->pace_timer, handle_closed);
     uv_close((uv_handle_t *)&u->ack_timer, handle_closed);
-    uv_close((uv_handle_t *)&u->flush_check, handle_closed);
 }
 
 void uplink_free(uplink_t *u)

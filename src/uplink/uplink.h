@@ -100,6 +100,8 @@ NODISCARD sedge_err uplink_start(const uplink_options_t *opts, uplink_t **out);
 /* Disconnect cleanly; `done` once the handles are closed. */
 void uplink_stop(uplink_t *u, void (*done)(void *ctx), void *ctx);
 void uplink_free(uplink_t *u);
+/* The end of a loop turn (core's before-wait hook): write what was queued. */
+void uplink_before_wait(uplink_t *u);
 
 /* A message routed to the cloud, with its RETAIN flag. route_qos 0: sent
  * now if connected and the pace allows, dropped (counted) if not;

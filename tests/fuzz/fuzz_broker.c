@@ -71,6 +71,19 @@ static void drain(int fd)
         ;
 }
 
+static store_t *fuzz_store;
+static broker_t *fuzz_broker;
+
+/* What sedged's core does at the end of each loop turn. */
+static void before_wait(uv_prepare_t *h)
+{
+    (void)h;
+    if (fuzz_store)
+        store_before_wait(fuzz_store);
+    if (fuzz_broker)
+        broker_before_wait(fuzz_broker);
+}
+
 /* Run the loop until nothing is ready to run (bounded). */
 static void settle(uv_loop_t *loop, int fds[FUZZ_CLIENTS])
 {
@@ -86,8 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_t loop;
     if (uv_loop_init(&loop))
         return 0;
-    broker_t *b = NULL;
-    store_t *store = NULL;
+    broker_t *b;
+    store_t *store;
     store_options_t so = {.path = ":memory:"};
     if (store_open(&loop, &so, &store)) {
         uv_loop_close(&loop);
@@ -113,6 +126,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz_broker: cannot listen on %s\n", sock_path);
         abort();
     }
+    uv_prepare_t hook;
+    uv_prepare_init(&loop, &hook);
+    uv_prepare_start(&hook, before_wait);
+    uv_unref((uv_handle_t *)&hook);
+    fuzz_store = store;
+    fuzz_broker = b;
     int fds[FUZZ_CLIENTS];
     for (int k = 0; k < FUZZ_CLIENTS; k++)
         fds[k] = connect_client();
@@ -145,11 +164,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     broker_shutdown(b, done_cb, &stopped);
     while (!stopped && uv_run(&loop, UV_RUN_ONCE))
         ;
+    uv_close((uv_handle_t *)&hook, NULL);
+    fuzz_store = NULL;
+    fuzz_broker = NULL;
     store_close(store);
-    broker_t *gone = b;
-    b = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);
-    broker_free(gone);
+    broker_free(b);
     if (uv_loop_close(&loop)) {
         fprintf(stderr, "fuzz_broker: handles left open in the loop\n");
         abort();
