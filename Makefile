@@ -28,6 +28,7 @@ run: deps build
 
 unit: build
 	sh scripts/check_layers.sh
+	sh scripts/tidy.sh $(BUILD)
 	cd $(BUILD) && ctest --output-on-failure
 
 integration: build

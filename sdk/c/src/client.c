@@ -134,7 +134,7 @@ static sedge_err open_socket(const char *path)
 
 static sedge_err handshake(const char *function, const char *token)
 {
-    sdk_json j;
+    sdk_json_t j;
     sdk_json_begin(&j);
     sdk_json_str(&j, "op", "hello");
     sdk_json_str(&j, "function", function);
@@ -151,7 +151,7 @@ static sedge_err handshake(const char *function, const char *token)
     if (err)
         return err;
 
-    sdk_frame reply;
+    sdk_frame_t reply;
     err = sdk_frame_read(conn.fd, &reply);
     if (err)
         return err;
@@ -199,7 +199,7 @@ sedge_err sdk_connect(void)
     return err;
 }
 
-int64_t sdk_begin_request(sdk_json *j, const char *op)
+int64_t sdk_begin_request(sdk_json_t *j, const char *op)
 {
     int64_t req = conn.next_req++;
     sdk_json_begin(j);
@@ -208,7 +208,7 @@ int64_t sdk_begin_request(sdk_json *j, const char *op)
     return req;
 }
 
-sedge_err sdk_send(sdk_json *j, const void *payload, size_t payload_len)
+sedge_err sdk_send(sdk_json_t *j, const void *payload, size_t payload_len)
 {
     sedge_err err = sdk_json_end(j);
     if (err == SEDGE_ERR_INVALID)
@@ -225,7 +225,7 @@ sedge_err sdk_send(sdk_json *j, const void *payload, size_t payload_len)
     return err;
 }
 
-sedge_err sdk_receive(sdk_frame *f)
+sedge_err sdk_receive(sdk_frame_t *f)
 {
     sedge_err err = sdk_connect();
     if (err)
@@ -242,10 +242,10 @@ sedge_err sdk_receive(sdk_frame *f)
     return err;
 }
 
-sedge_err sdk_request(sdk_json *j, int64_t req, const void *payload, size_t payload_len,
-                      sdk_frame *reply)
+sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payload, size_t payload_len,
+                      sdk_frame_t *reply)
 {
-    *reply = (sdk_frame){0};
+    *reply = (sdk_frame_t){0};
     sedge_err err = sdk_send(j, payload, payload_len);
     if (err)
         return err;
@@ -317,9 +317,9 @@ static bool all_digits(const char *s)
     return true;
 }
 
-sedge_err sdk_reply_error(const sdk_frame *reply)
+sedge_err sdk_reply_error(const sdk_frame_t *reply)
 {
-    const sdk_json_field *code = sdk_header_get(&reply->header, "code");
+    const sdk_json_field_t *code = sdk_header_get(&reply->header, "code");
     const char *error = sdk_header_str(&reply->header, "error");
     sedge_err err = SEDGE_ERR_FAILED;
     bool numeric = false;
@@ -339,7 +339,7 @@ sedge_err sdk_reply_error(const sdk_frame *reply)
     /* A rejected shadow document says what was wrong in its "message".
      * The reply is not used after this, so it may be parsed in place. */
     const char *message = NULL;
-    sdk_header doc;
+    sdk_header_t doc;
     if (reply->payload_len > 0 &&
         sdk_header_parse((char *)reply->payload, reply->payload_len, &doc) == SEDGE_OK)
         message = sdk_header_str(&doc, "message");

@@ -50,9 +50,9 @@ static sedge_err read_all(int fd, uint8_t *p, size_t len, size_t *got)
     return SEDGE_OK;
 }
 
-sedge_err sdk_frame_read(int fd, sdk_frame *f)
+sedge_err sdk_frame_read(int fd, sdk_frame_t *f)
 {
-    *f = (sdk_frame){0};
+    *f = (sdk_frame_t){0};
     uint8_t prefix[4];
     size_t got;
     sedge_err err = read_all(fd, prefix, sizeof prefix, &got);
@@ -100,7 +100,7 @@ sedge_err sdk_frame_read(int fd, sdk_frame *f)
     return SEDGE_OK;
 }
 
-sedge_err sdk_frame_write(int fd, const sdk_buf *header, const void *payload, size_t payload_len)
+sedge_err sdk_frame_write(int fd, const sdk_buf_t *header, const void *payload, size_t payload_len)
 {
     if (payload_len > SDK_FRAME_MAX || header->len > SDK_FRAME_MAX - SDK_FRAME_PREFIX ||
         payload_len > SDK_FRAME_MAX - SDK_FRAME_PREFIX - header->len)
@@ -142,8 +142,8 @@ sedge_err sdk_frame_write(int fd, const sdk_buf *header, const void *payload, si
     return SEDGE_OK;
 }
 
-void sdk_frame_release(sdk_frame *f)
+void sdk_frame_release(sdk_frame_t *f)
 {
     free(f->mem);
-    *f = (sdk_frame){0};
+    *f = (sdk_frame_t){0};
 }

@@ -35,26 +35,26 @@ typedef struct {
     uint8_t *data;
     size_t len;
     size_t cap;
-} sdk_buf;
+} sdk_buf_t;
 
-SDK_NODISCARD bool sdk_buf_put(sdk_buf *b, const void *data, size_t len);
-void sdk_buf_release(sdk_buf *b);
+SDK_NODISCARD bool sdk_buf_put(sdk_buf_t *b, const void *data, size_t len);
+void sdk_buf_release(sdk_buf_t *b);
 
 /* JSON writer for one flat object. Errors are sticky: write every field,
  * then sdk_json_end() says whether the object is complete. */
 typedef struct {
-    sdk_buf out;
+    sdk_buf_t out;
     sedge_err err;
     size_t fields;
-} sdk_json;
+} sdk_json_t;
 
-void sdk_json_begin(sdk_json *j);
+void sdk_json_begin(sdk_json_t *j);
 /* `value` must be valid UTF-8 (else SEDGE_ERR_INVALID at the end). */
-void sdk_json_str(sdk_json *j, const char *key, const char *value);
-void sdk_json_int(sdk_json *j, const char *key, int64_t value);
-void sdk_json_bool(sdk_json *j, const char *key, bool value);
-SDK_NODISCARD sedge_err sdk_json_end(sdk_json *j);
-void sdk_json_release(sdk_json *j);
+void sdk_json_str(sdk_json_t *j, const char *key, const char *value);
+void sdk_json_int(sdk_json_t *j, const char *key, int64_t value);
+void sdk_json_bool(sdk_json_t *j, const char *key, bool value);
+SDK_NODISCARD sedge_err sdk_json_end(sdk_json_t *j);
+void sdk_json_release(sdk_json_t *j);
 bool sdk_utf8_valid(const uint8_t *s, size_t len);
 
 /* A flat JSON object as received: strings, integers, booleans and null are
@@ -66,70 +66,70 @@ typedef enum {
     SDK_JSON_BOOL,
     SDK_JSON_NULL,
     SDK_JSON_OTHER
-} sdk_json_type;
+} sdk_json_type_t;
 
 typedef struct {
     const char *key;
-    sdk_json_type type;
+    sdk_json_type_t type;
     const char *str; /* NUL-terminated; never contains NUL */
     int64_t num;
     bool boolean;
-} sdk_json_field;
+} sdk_json_field_t;
 
 typedef struct {
-    sdk_json_field fields[SDK_HEADER_MAX_FIELDS];
+    sdk_json_field_t fields[SDK_HEADER_MAX_FIELDS];
     size_t count;
-} sdk_header;
+} sdk_header_t;
 
 /* Parse `text` in place: strings are unescaped into the same memory, so it
  * must be writable and outlive the header. SEDGE_ERR_MALFORMED when it is
  * not one JSON object of UTF-8 text, has a duplicated key or more than
  * SDK_HEADER_MAX_FIELDS fields. */
-SDK_NODISCARD sedge_err sdk_header_parse(char *text, size_t len, sdk_header *h);
-const sdk_json_field *sdk_header_get(const sdk_header *h, const char *key);
+SDK_NODISCARD sedge_err sdk_header_parse(char *text, size_t len, sdk_header_t *h);
+const sdk_json_field_t *sdk_header_get(const sdk_header_t *h, const char *key);
 /* NULL when absent or not a string. */
-const char *sdk_header_str(const sdk_header *h, const char *key);
-bool sdk_header_int(const sdk_header *h, const char *key, int64_t *value);
-bool sdk_header_bool(const sdk_header *h, const char *key, bool *value);
+const char *sdk_header_str(const sdk_header_t *h, const char *key);
+bool sdk_header_int(const sdk_header_t *h, const char *key, int64_t *value);
+bool sdk_header_bool(const sdk_header_t *h, const char *key, bool *value);
 
 /* One received frame; owns its memory. */
 typedef struct {
     uint8_t *mem;
-    sdk_header header;
+    sdk_header_t header;
     const char *op;
     const uint8_t *payload;
     size_t payload_len;
-} sdk_frame;
+} sdk_frame_t;
 
 /* SEDGE_ERR_CLOSED at end of stream, SEDGE_ERR_IO on a socket error,
  * SEDGE_ERR_MALFORMED / SEDGE_ERR_TOO_LARGE for a bad frame; the reason is
  * in sedge_last_error(). */
-SDK_NODISCARD sedge_err sdk_frame_read(int fd, sdk_frame *f);
-SDK_NODISCARD sedge_err sdk_frame_write(int fd, const sdk_buf *header, const void *payload,
+SDK_NODISCARD sedge_err sdk_frame_read(int fd, sdk_frame_t *f);
+SDK_NODISCARD sedge_err sdk_frame_write(int fd, const sdk_buf_t *header, const void *payload,
                                         size_t payload_len);
-void sdk_frame_release(sdk_frame *f);
+void sdk_frame_release(sdk_frame_t *f);
 
 /* The connection. Connected lazily by the first call that needs it; once
  * it fails (the core closed it, or broke the protocol) it stays failed and
  * every call returns the error that ended it. */
 SDK_NODISCARD sedge_err sdk_connect(void);
 /* The next request number and a header started with op and req. */
-int64_t sdk_begin_request(sdk_json *j, const char *op);
+int64_t sdk_begin_request(sdk_json_t *j, const char *op);
 /* Send a request and wait for its reply. SEDGE_OK means a reply with this
  * req arrived (look at its "ok"); anything else ends the connection. */
-SDK_NODISCARD sedge_err sdk_request(sdk_json *j, int64_t req, const void *payload,
-                                    size_t payload_len, sdk_frame *reply);
+SDK_NODISCARD sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payload,
+                                    size_t payload_len, sdk_frame_t *reply);
 /* A frame that needs no answer (log, result). */
-SDK_NODISCARD sedge_err sdk_send(sdk_json *j, const void *payload, size_t payload_len);
+SDK_NODISCARD sedge_err sdk_send(sdk_json_t *j, const void *payload, size_t payload_len);
 /* Receive the next frame; errors end the connection. */
-SDK_NODISCARD sedge_err sdk_receive(sdk_frame *f);
+SDK_NODISCARD sedge_err sdk_receive(sdk_frame_t *f);
 /* End the connection with `err` (kept as the reason for later calls). */
 void sdk_fail(sedge_err err);
 bool sdk_running(void);
 void sdk_set_running(bool running);
 
 /* A failed reply's code and message as a sedge_err; sets the last error. */
-SDK_NODISCARD sedge_err sdk_reply_error(const sdk_frame *reply);
+SDK_NODISCARD sedge_err sdk_reply_error(const sdk_frame_t *reply);
 /* A reply's code word, or the core's error sentence, as a sedge_err;
  * SEDGE_ERR_FAILED when it is none of the known ones. */
 SDK_NODISCARD sedge_err sdk_code_from_word(const char *word);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool sdk_buf_put(sdk_buf *b, const void *data, size_t len)
+bool sdk_buf_put(sdk_buf_t *b, const void *data, size_t len)
 {
     if (len == 0)
         return true;
@@ -37,10 +37,10 @@ bool sdk_buf_put(sdk_buf *b, const void *data, size_t len)
     return true;
 }
 
-void sdk_buf_release(sdk_buf *b)
+void sdk_buf_release(sdk_buf_t *b)
 {
     free(b->data);
-    *b = (sdk_buf){0};
+    *b = (sdk_buf_t){0};
 }
 
 /* Length of the UTF-8 sequence at s (1..4), or 0 when it is not one:
@@ -91,13 +91,13 @@ bool sdk_utf8_valid(const uint8_t *s, size_t len)
 
 /* ---- writer ---- */
 
-static void put(sdk_json *j, const void *data, size_t len)
+static void put(sdk_json_t *j, const void *data, size_t len)
 {
     if (j->err == SEDGE_OK && !sdk_buf_put(&j->out, data, len))
         j->err = SEDGE_ERR_NOMEM;
 }
 
-static void put_string(sdk_json *j, const char *s)
+static void put_string(sdk_json_t *j, const char *s)
 {
     size_t len = strlen(s);
     if (!sdk_utf8_valid((const uint8_t *)s, len)) {
@@ -137,7 +137,7 @@ static void put_string(sdk_json *j, const char *s)
     put(j, "\"", 1);
 }
 
-static void put_key(sdk_json *j, const char *key)
+static void put_key(sdk_json_t *j, const char *key)
 {
     if (j->fields++ > 0)
         put(j, ",", 1);
@@ -145,19 +145,19 @@ static void put_key(sdk_json *j, const char *key)
     put(j, ":", 1);
 }
 
-void sdk_json_begin(sdk_json *j)
+void sdk_json_begin(sdk_json_t *j)
 {
-    *j = (sdk_json){0};
+    *j = (sdk_json_t){0};
     put(j, "{", 1);
 }
 
-void sdk_json_str(sdk_json *j, const char *key, const char *value)
+void sdk_json_str(sdk_json_t *j, const char *key, const char *value)
 {
     put_key(j, key);
     put_string(j, value);
 }
 
-void sdk_json_int(sdk_json *j, const char *key, int64_t value)
+void sdk_json_int(sdk_json_t *j, const char *key, int64_t value)
 {
     char num[24];
     int n = snprintf(num, sizeof num, "%" PRId64, value);
@@ -165,19 +165,19 @@ void sdk_json_int(sdk_json *j, const char *key, int64_t value)
     put(j, num, (size_t)n);
 }
 
-void sdk_json_bool(sdk_json *j, const char *key, bool value)
+void sdk_json_bool(sdk_json_t *j, const char *key, bool value)
 {
     put_key(j, key);
     put(j, value ? "true" : "false", value ? 4 : 5);
 }
 
-sedge_err sdk_json_end(sdk_json *j)
+sedge_err sdk_json_end(sdk_json_t *j)
 {
     put(j, "}", 1);
     return j->err;
 }
 
-void sdk_json_release(sdk_json *j)
+void sdk_json_release(sdk_json_t *j)
 {
     sdk_buf_release(&j->out);
 }
@@ -188,9 +188,9 @@ typedef struct {
     char *s;
     size_t len;
     size_t pos;
-} cursor;
+} cursor_t;
 
-static void skip_ws(cursor *c)
+static void skip_ws(cursor_t *c)
 {
     while (c->pos < c->len) {
         char ch = c->s[c->pos];
@@ -200,7 +200,7 @@ static void skip_ws(cursor *c)
     }
 }
 
-static bool hex4(cursor *c, uint32_t *v)
+static bool hex4(cursor_t *c, uint32_t *v)
 {
     if (c->len - c->pos < 4)
         return false;
@@ -248,7 +248,7 @@ static size_t put_utf8(char *out, uint32_t cp)
 /* The string at the cursor (on its opening quote), unescaped to where the
  * quote was and NUL-terminated. Escapes of NUL are refused: the value is
  * handed to C code as a string. */
-static bool parse_string(cursor *c, const char **out)
+static bool parse_string(cursor_t *c, const char **out)
 {
     char *dst = c->s + c->pos;
     char *w = dst;
@@ -314,7 +314,7 @@ static bool is_digit(char ch)
 
 /* A JSON number; `*integer` says whether it is an integer that fits in
  * int64 (then in *value). */
-static bool parse_number(cursor *c, bool *integer, int64_t *value)
+static bool parse_number(cursor_t *c, bool *integer, int64_t *value)
 {
     size_t start = c->pos;
     if (c->pos < c->len && c->s[c->pos] == '-')
@@ -362,7 +362,7 @@ static bool parse_number(cursor *c, bool *integer, int64_t *value)
     return true;
 }
 
-static bool literal(cursor *c, const char *word)
+static bool literal(cursor_t *c, const char *word)
 {
     size_t n = strlen(word);
     if (c->len - c->pos < n || memcmp(c->s + c->pos, word, n) != 0)
@@ -372,14 +372,14 @@ static bool literal(cursor *c, const char *word)
 }
 
 /* Any JSON value; at depth 0 its kind and scalar value go to `f`. */
-static bool parse_value(cursor *c, int depth, sdk_json_field *f)
+static bool parse_value(cursor_t *c, int depth, sdk_json_field_t *f)
 {
     if (depth > SDK_JSON_MAX_DEPTH)
         return false;
     skip_ws(c);
     if (c->pos >= c->len)
         return false;
-    sdk_json_field ignored;
+    sdk_json_field_t ignored;
     if (!f)
         f = &ignored;
     f->type = SDK_JSON_OTHER;
@@ -435,9 +435,9 @@ static bool parse_value(cursor *c, int depth, sdk_json_field *f)
     return true;
 }
 
-sedge_err sdk_header_parse(char *text, size_t len, sdk_header *h)
+sedge_err sdk_header_parse(char *text, size_t len, sdk_header_t *h)
 {
-    cursor c = {text, len, 0};
+    cursor_t c = {text, len, 0};
     h->count = 0;
     skip_ws(&c);
     if (c.pos >= c.len || c.s[c.pos] != '{')
@@ -457,8 +457,8 @@ sedge_err sdk_header_parse(char *text, size_t len, sdk_header *h)
             skip_ws(&c);
             if (c.pos >= c.len || c.s[c.pos++] != ':')
                 return SEDGE_ERR_MALFORMED;
-            sdk_json_field *f = &h->fields[h->count];
-            *f = (sdk_json_field){.key = key};
+            sdk_json_field_t *f = &h->fields[h->count];
+            *f = (sdk_json_field_t){.key = key};
             if (!parse_value(&c, 1, f))
                 return SEDGE_ERR_MALFORMED;
             h->count++;
@@ -476,7 +476,7 @@ sedge_err sdk_header_parse(char *text, size_t len, sdk_header *h)
     return c.pos == c.len ? SEDGE_OK : SEDGE_ERR_MALFORMED;
 }
 
-const sdk_json_field *sdk_header_get(const sdk_header *h, const char *key)
+const sdk_json_field_t *sdk_header_get(const sdk_header_t *h, const char *key)
 {
     for (size_t i = 0; i < h->count; i++)
         if (strcmp(h->fields[i].key, key) == 0)
@@ -484,24 +484,24 @@ const sdk_json_field *sdk_header_get(const sdk_header *h, const char *key)
     return NULL;
 }
 
-const char *sdk_header_str(const sdk_header *h, const char *key)
+const char *sdk_header_str(const sdk_header_t *h, const char *key)
 {
-    const sdk_json_field *f = sdk_header_get(h, key);
+    const sdk_json_field_t *f = sdk_header_get(h, key);
     return f && f->type == SDK_JSON_STRING ? f->str : NULL;
 }
 
-bool sdk_header_int(const sdk_header *h, const char *key, int64_t *value)
+bool sdk_header_int(const sdk_header_t *h, const char *key, int64_t *value)
 {
-    const sdk_json_field *f = sdk_header_get(h, key);
+    const sdk_json_field_t *f = sdk_header_get(h, key);
     if (!f || f->type != SDK_JSON_INT)
         return false;
     *value = f->num;
     return true;
 }
 
-bool sdk_header_bool(const sdk_header *h, const char *key, bool *value)
+bool sdk_header_bool(const sdk_header_t *h, const char *key, bool *value)
 {
-    const sdk_json_field *f = sdk_header_get(h, key);
+    const sdk_json_field_t *f = sdk_header_get(h, key);
     if (!f || f->type != SDK_JSON_BOOL)
         return false;
     *value = f->boolean;

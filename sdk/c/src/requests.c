@@ -15,7 +15,7 @@
 #include <string.h>
 
 /* The reply's verdict; on success its payload goes to `out` (may be NULL). */
-static sedge_err finish(sdk_frame *reply, sedge_buf *out)
+static sedge_err finish(sdk_frame_t *reply, sedge_buf *out)
 {
     bool ok = false;
     (void)sdk_header_bool(&reply->header, "ok", &ok);
@@ -25,9 +25,9 @@ static sedge_err finish(sdk_frame *reply, sedge_buf *out)
     return err;
 }
 
-static sedge_err ask(sdk_json *j, int64_t req, const void *payload, size_t len, sedge_buf *out)
+static sedge_err ask(sdk_json_t *j, int64_t req, const void *payload, size_t len, sedge_buf *out)
 {
-    sdk_frame reply;
+    sdk_frame_t reply;
     sedge_err err = sdk_request(j, req, payload, len, &reply);
     sdk_json_release(j);
     return err ? err : finish(&reply, out);
@@ -41,7 +41,7 @@ sedge_err sedge_publish(const char *topic, const void *payload, size_t len, int 
         return sdk_error(SEDGE_ERR_INVALID, "sedge_publish: qos must be 0 or 1, not %d", qos);
     if (!payload && len)
         return sdk_error(SEDGE_ERR_INVALID, "sedge_publish: payload is NULL but len is %zu", len);
-    sdk_json j;
+    sdk_json_t j;
     int64_t req = sdk_begin_request(&j, "publish");
     sdk_json_str(&j, "topic", topic);
     sdk_json_int(&j, "qos", qos);
@@ -55,7 +55,7 @@ static sedge_err shadow(const char *action, const char *thing, const char *name,
         *doc = (sedge_buf){0};
     if (!thing || !*thing)
         return sdk_error(SEDGE_ERR_INVALID, "sedge_shadow_%s: the thing name is empty", action);
-    sdk_json j;
+    sdk_json_t j;
     int64_t req = sdk_begin_request(&j, "shadow");
     sdk_json_str(&j, "action", action);
     sdk_json_str(&j, "thing", thing);
@@ -94,7 +94,7 @@ static sedge_err invoke(const char *function, const void *payload, size_t len, b
         return sdk_error(SEDGE_ERR_INVALID, "sedge_invoke: the function name is empty");
     if (!payload && len)
         return sdk_error(SEDGE_ERR_INVALID, "sedge_invoke: payload is NULL but len is %zu", len);
-    sdk_json j;
+    sdk_json_t j;
     int64_t req = sdk_begin_request(&j, "invoke");
     sdk_json_str(&j, "function", function);
     sdk_json_bool(&j, "async", async);
@@ -116,7 +116,7 @@ sedge_err sedge_config(sedge_buf *config)
     if (!config)
         return sdk_error(SEDGE_ERR_INVALID, "sedge_config: config is NULL");
     *config = (sedge_buf){0};
-    sdk_json j;
+    sdk_json_t j;
     int64_t req = sdk_begin_request(&j, "config");
     sedge_err err = ask(&j, req, NULL, 0, config);
     /* A function deployed without a config gets an empty object. */
@@ -150,7 +150,7 @@ sedge_err sedge_log(sedge_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sdk_json j;
+    sdk_json_t j;
     sdk_json_begin(&j);
     sdk_json_str(&j, "op", "log");
     sdk_json_str(&j, "level", names[level]);

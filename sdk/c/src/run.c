@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct sedge_result {
-    sdk_buf data;
+    sdk_buf_t data;
     char *error; /* set by sedge_result_error: the invocation failed */
     bool failed;
 };
@@ -23,11 +23,11 @@ struct sedge_result {
 typedef struct {
     sedge_event ev;
     const char *source;
-} invocation;
+} invocation_t;
 
 const char *sedge_event_source(const sedge_event *ev)
 {
-    return ev ? ((const invocation *)ev)->source : "";
+    return ev ? ((const invocation_t *)ev)->source : "";
 }
 
 sedge_err sedge_result_set(sedge_result *res, const void *data, size_t len)
@@ -57,7 +57,7 @@ sedge_err sedge_result_error(sedge_result *res, const char *message)
 
 static sedge_err send_failure(int64_t id, const char *message)
 {
-    sdk_json j;
+    sdk_json_t j;
     sdk_json_begin(&j);
     sdk_json_str(&j, "op", "result");
     sdk_json_int(&j, "id", id);
@@ -75,7 +75,7 @@ static sedge_err send_result(int64_t id, sedge_err handler_err, const sedge_resu
             return send_failure(id, res->error);
         return send_failure(id, sedge_strerror(handler_err ? handler_err : SEDGE_ERR_FAILED));
     }
-    sdk_json j;
+    sdk_json_t j;
     sdk_json_begin(&j);
     sdk_json_str(&j, "op", "result");
     sdk_json_int(&j, "id", id);
@@ -88,24 +88,24 @@ static sedge_err send_result(int64_t id, sedge_err handler_err, const sedge_resu
 }
 
 /* One invocation frame: call the handler and answer. */
-static sedge_err serve(const sdk_frame *f, sedge_handler handler, void *ctx)
+static sedge_err serve(const sdk_frame_t *f, sedge_handler handler, void *ctx)
 {
     int64_t id;
     if (strcmp(f->op, "invoke") != 0) {
         sedge_err err = sdk_error(
-            SEDGE_ERR_PROTOCOL, "the core sent op \"%s\" where an invocation was expected", f->op);
+            SEDGE_ERR_PROTOCOL, "the core sent op \"%s\" where an invocation_t was expected", f->op);
         sdk_fail(err);
         return err;
     }
     if (!sdk_header_int(&f->header, "id", &id)) {
         sedge_err err =
-            sdk_error(SEDGE_ERR_MALFORMED, "the core sent an invocation without an integer id");
+            sdk_error(SEDGE_ERR_MALFORMED, "the core sent an invocation_t without an integer id");
         sdk_fail(err);
         return err;
     }
     const char *topic = sdk_header_str(&f->header, "topic");
     const char *source = sdk_header_str(&f->header, "source");
-    invocation inv = {
+    invocation_t inv = {
         .ev = {.topic = topic ? topic : "", .payload = f->payload, .payload_len = f->payload_len},
         .source = source ? source : "",
     };
@@ -128,7 +128,7 @@ sedge_err sedge_run(sedge_handler handler, void *ctx)
         return err;
     sdk_set_running(true);
     for (;;) {
-        sdk_frame f;
+        sdk_frame_t f;
         err = sdk_receive(&f);
         if (err)
             break;
