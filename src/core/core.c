@@ -11,13 +11,11 @@
 #include "admin.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
-#include "jobs.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
 #include "shadow/shadow.h"
-#include "shadow_sync.h"
 #include "store/store.h"
-#include "uplink/uplink.h"
+#include "cloud/cloud.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,9 +38,7 @@ struct core {
     routing_t *routing;
     deploy_t *deploy;
     shadow_svc_t *shadow;
-    uplink_t *uplink;
-    jobs_t *jobs;
-    shadow_sync_t *sync;
+    cloud_t *cloud; /* NULL: no cloud configured */
     functions_t *functions;
     admin_t *admin;
     void (*stop_done)(void *);
@@ -227,8 +223,8 @@ static bool shadow_listeners(void *ctx, bytes_t topic)
 static void shadow_changed(void *ctx, shadow_op_t op, bytes_t thing, bytes_t name, bytes_t accepted)
 {
     core_t *c = ctx;
-    if (c->sync)
-        shadow_sync_local_change(c->sync, op, thing, name, accepted);
+    if (c->cloud)
+        cloud_shadow_changed(c->cloud, op, thing, name, accepted);
 }
 
 static int shadow_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
@@ -307,87 +303,10 @@ static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
     shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
 }
 
-static int cloud_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
-                             int route_qos)
-{
-    (void)target;
-    core_t *c = ctx;
-    uint64_t batch = 0;
-    sedge_err err = uplink_send(c->uplink, m->topic, m->payload, route_qos, m->retain, &batch);
-    if (err == SEDGE_ERR_FULL)
-        return BROKER_ROUTED_REFUSED;
-    /* Beyond the cloud's limits: never deliverable, so not to be resent. */
-    if (err == SEDGE_ERR_TOO_LARGE || err == SEDGE_ERR_INVALID)
-        return BROKER_ROUTED_INVALID;
-    return batch ? BROKER_ROUTED_DURABLE : 0;
-}
-
-static void cloud_to_local(void *ctx, bytes_t topic, bytes_t payload, uint8_t qos)
-{
-    core_t *c = ctx;
-    broker_message_t m = {
-        .source = BYTES_LIT("cloud"), .topic = topic, .payload = payload, .qos = qos > 1 ? 1 : qos};
-    if (broker_publish(c->broker, &m) == SEDGE_ERR_DENIED)
-        LOGD("message from the cloud on %.*s: no route", (int)topic.len, (const char *)topic.data);
-}
-
-static void cloud_link(void *ctx, bool up)
-{
-    core_t *c = ctx;
-    if (up && c->jobs)
-        jobs_link_up(c->jobs);
-    if (up && c->sync)
-        shadow_sync_link_up(c->sync);
-    if (!up && c->sync)
-        shadow_sync_link_down(c->sync);
-}
-
-static void update_cloud_subscriptions(core_t *c)
-{
-    if (!c->uplink)
-        return;
-    json_t *filters = routing_cloud_filters(c->routing);
-    size_t n = json_array_size(filters);
-    const char **list = calloc(n ? n : 1, sizeof *list);
-    for (size_t i = 0; list && i < n; i++)
-        list[i] = json_string_value(json_array_get(filters, i));
-    if (list)
-        uplink_set_subscriptions(c->uplink, list, n);
-    free(list);
-    json_decref(filters);
-}
-
-/* A new group's routes to and from the cloud must fit what the cloud
- * takes: a filter none of whose topics the cloud accepts is an error,
- * named by its place in the document. */
 static bool check_group(void *ctx, const group_t *g, buf_t *errors)
 {
     core_t *c = ctx;
-    if (!c->uplink)
-        return true;
-    bool ok = true;
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(g->doc, "routes"), i, r)
-    {
-        const char *source = json_string_value(json_object_get(r, "source"));
-        const char *target = json_string_value(json_object_get(r, "target"));
-        const char *filter = json_string_value(json_object_get(r, "filter"));
-        bool to = target && strcmp(target, "cloud") == 0;
-        bool from = source && strcmp(source, "cloud") == 0;
-        char why[200], line[600];
-        if (!filter || (!to && !from) ||
-            uplink_topic_fits(uplink_limits(c->uplink), bytes_of_cstr(filter), true, why,
-                              sizeof why))
-            continue;
-        int n = snprintf(line, sizeof line, "routes[%zu].filter: \"%.200s\" %s the cloud: %s\n", i,
-                         filter, to ? "goes to" : "comes from", why);
-        if (n > 0 &&
-            buf_append(errors, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1))
-            return false;
-        ok = false;
-    }
-    return ok;
+    return !c->cloud || cloud_check_group(c->cloud, g, errors);
 }
 
 /* Applying a deployment: the route table, then what follows from it. */
@@ -401,11 +320,8 @@ typedef struct {
 static void functions_applied(void *ctx, sedge_err err, const char *why)
 {
     apply_t *a = ctx;
-    if (!err) {
-        update_cloud_subscriptions(a->core);
-        if (a->core->sync)
-            shadow_sync_configure(a->core->sync, a->group);
-    }
+    if (!err && a->core->cloud)
+        cloud_group_applied(a->core->cloud, a->group);
     a->done(a->token, err, why);
     free(a);
 }
@@ -604,16 +520,11 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
 {
     (void)request;
     core_t *c = ctx;
-    if (!c->uplink) {
+    if (!c->cloud) {
         admin_reply_error(req, "no cloud is configured (the \"cloud\" section of the config)");
         return;
     }
-    json_t *r = uplink_status(c->uplink);
-    if (c->jobs)
-        json_object_set_new(r, "jobs", jobs_status(c->jobs));
-    if (c->sync)
-        json_object_set_new(r, "shadow_sync", shadow_sync_status(c->sync));
-    admin_reply(req, r);
+    admin_reply(req, cloud_status(c->cloud));
 }
 
 static void print_welcome(const core_t *c)
@@ -643,8 +554,8 @@ static void before_wait_cb(uv_prepare_t *h)
         store_before_wait(c->store);
     if (c->broker)
         broker_before_wait(c->broker);
-    if (c->uplink)
-        uplink_before_wait(c->uplink);
+    if (c->cloud)
+        cloud_before_wait(c->cloud);
 }
 
 static void core_abort(core_t *c);
@@ -708,17 +619,13 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     if (c->cfg.cloud_enabled) {
         if (!c->cfg.cloud.client_id)
             c->cfg.cloud.client_id = strdup(c->cfg.thing_name);
-        uplink_options_t uo = {.loop = loop,
-                               .store = c->store,
-                               .cfg = &c->cfg.cloud,
-                               .deliver = cloud_to_local,
-                               .on_link = cloud_link,
-                               .ctx = c};
-        if ((err = uplink_start(&uo, &c->uplink)))
-            goto fail;
-        routing_attach(c->routing, ENDPOINT_CLOUD,
-                       &(routing_service_t){"cloud", cloud_from_broker, c});
-        if ((err = shadow_sync_start(loop, c->uplink, c->shadow, &c->sync)))
+        cloud_options_t co = {.loop = loop,
+                              .store = c->store,
+                              .cfg = &c->cfg.cloud,
+                              .broker = c->broker,
+                              .routing = c->routing,
+                              .shadow = c->shadow};
+        if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }
     char sandbox[4096], sdklib[4096], pysdk[4096];
@@ -745,21 +652,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
-    if (c->uplink) {
-        jobs_options_t jo = {.loop = loop,
-                             .uplink = c->uplink,
-                             .deploy = c->deploy,
-                             .store = c->store,
-                             .core_thing = c->cfg.thing_name,
-                             .retry_min_ms = c->cfg.cloud.limits.ack_timeout_ms
-                                                 ? c->cfg.cloud.limits.ack_timeout_ms
-                                                 : 30000,
-                             .retry_max_ms = c->cfg.cloud.reconnect_max_ms};
-        if (jo.retry_max_ms < jo.retry_min_ms)
-            jo.retry_max_ms = jo.retry_min_ms;
-        if ((err = jobs_start(&jo, &c->jobs)))
-            goto fail;
-    }
+    if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))
+        goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
@@ -824,17 +718,9 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
         c->stopping_parts++;
         admin_close(c->admin, part_stopped, c);
     }
-    if (c->sync) {
+    if (c->cloud) {
         c->stopping_parts++;
-        shadow_sync_stop(c->sync, part_stopped, c);
-    }
-    if (c->jobs) {
-        c->stopping_parts++;
-        jobs_stop(c->jobs, part_stopped, c);
-    }
-    if (c->uplink) {
-        c->stopping_parts++;
-        uplink_stop(c->uplink, part_stopped, c);
+        cloud_stop(c->cloud, part_stopped, c);
     }
     part_stopped(c);
 }
@@ -875,9 +761,7 @@ void core_free(core_t *c)
     deploy_free(c->deploy);
     shadow_free(c->shadow);
     functions_free(c->functions);
-    jobs_free(c->jobs);
-    shadow_sync_free(c->sync);
-    uplink_free(c->uplink);
+    cloud_free(c->cloud);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

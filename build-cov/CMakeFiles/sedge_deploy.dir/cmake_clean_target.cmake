@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "libsedge_deploy.a"
+)

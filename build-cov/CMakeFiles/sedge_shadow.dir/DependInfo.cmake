@@ -1,0 +1,22 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/main/src/shadow/doc.c" "CMakeFiles/sedge_shadow.dir/src/shadow/doc.c.o" "gcc" "CMakeFiles/sedge_shadow.dir/src/shadow/doc.c.o.d"
+  "/work/main/src/shadow/service.c" "CMakeFiles/sedge_shadow.dir/src/shadow/service.c.o" "gcc" "CMakeFiles/sedge_shadow.dir/src/shadow/service.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/main/build-cov/CMakeFiles/sedge_base.dir/DependInfo.cmake"
+  "/work/main/build-cov/CMakeFiles/sedge_store.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

@@ -1,0 +1,2 @@
+# Empty dependencies file for libfloor.
+# This may be replaced when dependencies are built.
