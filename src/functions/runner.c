@@ -420,15 +420,16 @@ static bool control_send(instance_t *in, buf_t *data)
     return true;
 }
 
-static void instance_spawn(fn_t *fn, bool standby)
+/* A new instance's identity and confinement, before its process: its
+ * token, its cgroup (limits and devices), the namespaces its function's
+ * instances share, and its root directory. NULL on NOMEM. */
+static instance_t *instance_prepare(fn_t *fn)
 {
     struct functions *f = fn->owner;
     spec_t *s = &fn->spec;
     instance_t *in = calloc(1, sizeof *in);
-    if (!in) {
-        start_failed(fn, "out of memory starting an instance");
-        return;
-    }
+    if (!in)
+        return NULL;
     in->fn = fn;
     in->seq = ++f->next_instance;
     uint8_t rnd[16];
@@ -457,6 +458,43 @@ static void instance_spawn(fn_t *fn, bool standby)
         mkdir(run_dir, 0700);
         snprintf(in->root_dir, sizeof in->root_dir, "%s/root-%llu", run_dir,
                  (unsigned long long)in->seq);
+    }
+    return in;
+}
+
+/* The sandbox could not be run (errno `error`): the instance goes, the
+ * invocations waiting for it fail, a long-lived function tries again. */
+static void spawn_failed(instance_t *in, bool spawned, bool standby, int error)
+{
+    fn_t *fn = in->fn;
+    struct functions *f = fn->owner;
+    char why[600];
+    snprintf(why, sizeof why, "cannot run the sandbox %.400s: %s", f->sandbox_program,
+             strerror(error));
+    LOGE("function %s: %s", fn->spec.name, why);
+    in->state = INSTANCE_STOPPING;
+    in->stop_requested = true;
+    if (spawned) {
+        kill(-in->process.pid, SIGKILL); /* its end closes the handles */
+    } else {
+        in->exited = true;
+        close_instance_handles(in);
+    }
+    if (standby)
+        fn->standby_failures = STANDBY_FAILURES_MAX;
+    start_failed(fn, why);
+    if (fn->spec.lifecycle == LIFECYCLE_LONG_LIVED && !f->applying && !fn->retired)
+        schedule_restart(fn); /* the sandbox may come back */
+}
+
+static void instance_spawn(fn_t *fn, bool standby)
+{
+    struct functions *f = fn->owner;
+    spec_t *s = &fn->spec;
+    instance_t *in = instance_prepare(fn);
+    if (!in) {
+        start_failed(fn, "out of memory starting an instance");
+        return;
     }
     launch_t launch;
     if (launch_build(fn, in, standby, &launch)) {
@@ -497,23 +535,7 @@ static void instance_spawn(fn_t *fn, bool standby)
     }
     launch_free(&launch);
     if (error) {
-        char why[600];
-        snprintf(why, sizeof why, "cannot run the sandbox %.400s: %s", f->sandbox_program,
-                 strerror(error));
-        LOGE("function %s: %s", s->name, why);
-        in->state = INSTANCE_STOPPING;
-        in->stop_requested = true;
-        if (spawned) {
-            kill(-in->process.pid, SIGKILL); /* its end closes the handles */
-        } else {
-            in->exited = true;
-            close_instance_handles(in);
-        }
-        if (standby)
-            fn->standby_failures = STANDBY_FAILURES_MAX;
-        start_failed(fn, why);
-        if (s->lifecycle == LIFECYCLE_LONG_LIVED && !f->applying && !fn->retired)
-            schedule_restart(fn); /* the sandbox may come back */
+        spawn_failed(in, spawned, standby, error);
         return;
     }
     in->pid = in->process.pid;
