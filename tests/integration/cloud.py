@@ -46,6 +46,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from conftest import TIMEOUT, free_port, issue_cert, make_ca, wait_for
+from groups_helpers import deploy, deploy_ok, deployments  # noqa: F401 (the tests' one copy)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SYNC_TOKEN = "sedge-sync"
@@ -722,7 +723,6 @@ class CloudClient:
             pass
 
 
-# ---------------------------------------------------------------- checking order
 
 def sequence_report(messages, expected):
     """Per topic, check that the messages arrived in order with nothing
@@ -761,7 +761,6 @@ def sequence_report(messages, expected):
     return problems, duplicates
 
 
-# ---------------------------------------------------------------- sedged config
 
 def cloud_config(cloud, core_name="edge-core", **kw):
     """The "cloud" section of sedged's config for `cloud`, with a client
@@ -796,25 +795,6 @@ def wait_spool(sedge, predicate, timeout=TIMEOUT, what="spool state"):
     return last["s"]
 
 
-def deploy(sedge, doc, name="group.json"):
-    """`sedgectl deploy` a group document; returns the sedgectl result."""
-    path = sedge.root / name
-    path.write_text(json.dumps(doc, indent=2))
-    return sedge.ctl("deploy", str(path), "--json")
-
-
-def deploy_ok(sedge, doc, name="group.json"):
-    r = deploy(sedge, doc, name)
-    assert r.returncode == 0, "deploy failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr)
-    return json.loads(r.stdout) if r.stdout.strip() else {}
-
-
-def deployments(sedge):
-    r = sedge.ctl("deployments", "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def publish_many(raw, messages, window=16, timeout=TIMEOUT * 6):
     """QoS 1 PUBLISHes from a RawClient with up to `window` in flight;
     returns the PUBACK reason codes in order of `messages` ((topic,
@@ -846,7 +826,6 @@ def publish_many(raw, messages, window=16, timeout=TIMEOUT * 6):
     return [reasons[i] for i in range(len(order))]
 
 
-# ---------------------------------------------------------------- AWS IoT fakes
 
 def _merge(target, patch):
     """AWS shadow merge: objects merge, null deletes, the rest replaces."""
@@ -1277,7 +1256,6 @@ class FakeJobs:
         self.client.close()
 
 
-# ---------------------------------------------------------------- fixtures
 
 @pytest.fixture
 def make_cloud(tmp_path):
@@ -1316,7 +1294,6 @@ def cloud(make_cloud):
     return make_cloud()
 
 
-# ---------------------------------------------------------------- sedged with a cloud
 
 def cloud_sedge(make_sedge, cloud, start=True, thing_name=None, name=None, extra=None,
                 **cloud_kw):

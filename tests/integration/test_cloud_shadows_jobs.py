@@ -22,6 +22,8 @@ import json
 
 import pytest
 
+import groups_helpers
+
 pytest.register_assert_rewrite("cloud")
 from cloud import (SYNC_TOKEN, FakeJobs, FakeShadows, cloud_sedge,  # noqa: E402
                    deploy_ok, deployments, sensor_group, spool, wait_spool)
@@ -140,7 +142,6 @@ def synced(make_sedge, cloud):
     return Synced(make_sedge, cloud)
 
 
-# ---------------------------------------------------------------- while connected
 
 @pytest.mark.parametrize("name", ["cfg", None], ids=["named", "classic"])
 def test_local_update_is_sent_to_the_cloud_shadow(synced, name):
@@ -220,7 +221,6 @@ def test_deletes_are_synchronised_both_ways(synced):
     wait_local(s, "lamp", None, lambda d: d is None, what="the classic shadow deleted")
 
 
-# ---------------------------------------------------------------- after an outage
 
 def test_reconcile_after_an_outage_cloud_wins_desired_device_wins_reported(synced):
     s, shadows, cloud = synced.s, synced.shadows, synced.cloud
@@ -338,7 +338,6 @@ def test_shadow_made_locally_while_the_cloud_was_away_is_created_there(synced):
     assert local_get(s, "lamp", "cfg")["version"] == 1
 
 
-# ---------------------------------------------------------------- one-way directions
 
 def test_device_to_cloud_sends_up_and_ignores_the_cloud(make_sedge, cloud):
     sy = Synced(make_sedge, cloud, direction="device_to_cloud")
@@ -398,7 +397,6 @@ def test_sync_section_is_validated_at_deploy(make_sedge, cloud):
     assert "direction" in r.stderr + r.stdout
 
 
-# ---------------------------------------------------------------- what the cloud answers
 
 def sync_status(s, name="cfg"):
     for sh in spool(s)["shadow_sync"]["shadows"]:
@@ -522,7 +520,6 @@ def test_shadow_requests_are_paced_per_thing(make_sedge, cloud):
     assert not shadows.rejections, "the cloud throttled: %r" % shadows.rejections[:5]
 
 
-# ---------------------------------------------------------------- jobs
 
 def group_v(n, route_filter="sensors/#"):
     doc = sensor_group()
@@ -542,7 +539,7 @@ def jobs_core(make_sedge, cloud):
 
 
 def active_version(s):
-    return deployments(s).get("active")
+    return groups_helpers.active_version(s)
 
 
 def statuses(jobs, job_id):
@@ -610,7 +607,7 @@ def test_malformed_job_document_fails_the_job_and_keeps_the_group(jobs_core, clo
     s, jobs = jobs_core
     obs = cloud.client("observer", filters=["sensors/#"])
     deploy_ok(s, sensor_group())
-    before = deployments(s)
+    before = {"active": active_version(s)}
     jobs.add_job(CORE, "job-bad", document)
     e = jobs.wait_status(CORE, "job-bad", ("SUCCEEDED", "FAILED"))
     assert e["status"] == "FAILED", jobs.updates_for("job-bad")
@@ -669,7 +666,6 @@ def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(job
     assert e["status"] == "SUCCEEDED", jobs.updates_for("job-after")
 
 
-# ---------------------------------------------------------------- durable job status
 
 def pending_jobs(s):
     return spool(s).get("jobs", {}).get("pending", [])
