@@ -52,6 +52,12 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 SYNC_TOKEN = "sedge-sync"
 
 
+def is_sync_token(token):
+    """The shadow sync's client token: "sedge-sync" on its local changes,
+    "sedge-sync:RUN-N" (one per request) on its requests to the cloud."""
+    return isinstance(token, str) and (token == SYNC_TOKEN or token.startswith(SYNC_TOKEN + ":"))
+
+
 class CloudBroker:
     """One mosquitto acting as the cloud: listener on 127.0.0.1:mqtt_port
     with mTLS (the client certificate's CN is the username), and the AWS
@@ -1066,11 +1072,19 @@ class FakeShadows:
             self.docs[(thing, name)] = {"state": copy.deepcopy(state), "version": version}
 
     def requests_for(self, thing, name="", op=None, token=None):
+        """token=SYNC_TOKEN: the shadow sync's requests, whatever their
+        number (see is_sync_token)."""
+        def token_matches(req):
+            if token is None:
+                return True
+            if not isinstance(req, dict):
+                return False
+            got = req.get("clientToken")
+            return is_sync_token(got) if token == SYNC_TOKEN else got == token
         with self.mutex:
             return [r for r in self.requests
                     if r[0] == thing and r[1] == name and (op is None or r[2] == op)
-                    and (token is None or (isinstance(r[3], dict)
-                                           and r[3].get("clientToken") == token))]
+                    and token_matches(r[3])]
 
     def wait_doc(self, thing, name, predicate, timeout=TIMEOUT, what="cloud shadow"):
         last = {}
