@@ -36,8 +36,6 @@ import sys
 import tempfile
 import time
 
-from conftest import wait_for
-from groups_helpers import deploy, deploy_ok, deployments  # noqa: F401 (the tests' one copy)
 
 BUILD_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
 
@@ -271,6 +269,7 @@ def wait_function(sedge, name, predicate, timeout=10.0, what="function state"):
         last["f"] = functions(sedge).get(name)
         return last["f"] is not None and predicate(last["f"])
     try:
+        from conftest import wait_for  # not at the top: functions import this module too
         wait_for(check, timeout, 0.05, what)
     except AssertionError as e:
         raise AssertionError("%s; last: %r" % (e, last.get("f"))) from None
@@ -386,3 +385,14 @@ def log_lines(sedge, since, needle):
 
 if __name__ == "__main__":
     sys.exit(bad_ipc_main())
+
+
+def __getattr__(name):
+    """deploy, deploy_ok and deployments are groups_helpers' (the tests' one
+    copy), imported only when a test asks: sandboxed functions import this
+    module too, without the test framework beside it."""
+    if name in ("deploy", "deploy_ok", "deployments", "active_version", "wait_for"):
+        import groups_helpers
+        import conftest
+        return getattr(groups_helpers, name, None) or getattr(conftest, name)
+    raise AttributeError(name)
