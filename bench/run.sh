@@ -78,6 +78,7 @@ LOADGEN=$BUILD/bench/loadgen
 INVOKE_BENCH=$BUILD/bench/invoke_bench
 LIBFLOOR=$BUILD/bench/libfloor
 CONNBENCH=$BUILD/bench/connbench
+TLS_CONN_MEM=$BUILD/bench/tls_conn_mem
 ECHO_C=$BUILD/examples/echo
 ECHO_PY=$ROOT/examples/functions/python/echo.py
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -90,8 +91,8 @@ IDLE_N=${BENCH_IDLE_CONNECTIONS:-10000}
 STARTS=${BENCH_STARTS:-10}
 RESULTS=$ROOT/bench/results/latest.md
 
-[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] ||
-    cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench >/dev/null 2>&1
+[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] && [ -x "$TLS_CONN_MEM" ] ||
+    cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench tls_conn_mem >/dev/null 2>&1
 for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$CONNBENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2

@@ -117,6 +117,13 @@ section_mtls() {
     abs_row "time to open $IDLE_N mTLS connections, 4 at a time (s)" "$(hold_value mtls_idle sedged 3)" "$(hold_value mtls_idle mosquitto 3)" 2 "" "" ""
     abs_row "RSS per idle TCP connection, the same client, $IDLE_N connections (KB)" "$(hold_per_conn tcp_idle sedged "$IDLE_N")" "$(hold_per_conn tcp_idle mosquitto "$IDLE_N")" 2 "" "" ""
 
+    # What OpenSSL itself holds per idle connection, and what releasing
+    # each part would save (bench/tls_conn_mem counts its allocations).
+    if [ -x "$TLS_CONN_MEM" ] && [ -s "$BPKI/bench-client.key" ]; then
+        "$TLS_CONN_MEM" "$BPKI/ca.pem" "$BPKI/core.pem" "$BPKI/core.key" "$BPKI/bench-client.pem" \
+            "$BPKI/bench-client.key" 200 >"$WORK/tls_conn_mem.out" 2>&1 &&
+            info "OpenSSL's own memory per idle server-side mTLS connection (bench/tls_conn_mem, bytes requested from malloc, which adds about 16 bytes to each allocation): $(sed 's/ \{2,\}/ /g; s/ per idle connection//' "$WORK/tls_conn_mem.out" | paste -sd ';' | sed 's/;/; /g')."
+    fi
     for kind in sedged mosquitto; do
         [ -s "$WORK/hs_full.$kind.tls" ] && info "negotiated with $kind: $(sort "$WORK/hs_full.$kind.tls" | uniq -c | awk '{ printf "%s%s %s %s (%s runs)", (NR > 1 ? ", " : ""), $2, $3, $4, $1 }')"
     done
