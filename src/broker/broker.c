@@ -74,48 +74,63 @@ static void deadline_cb(uv_timer_t *t)
     deadlines_run(t->data);
 }
 
-static void check_clients(broker_t *b, uint64_t now)
+uint64_t client_deadline(const broker_t *b, const client_t *c)
 {
-    client_t *c = b->clients;
-    while (c) {
-        client_t *next = c->next;
-        if (c->state == CLIENT_CONNECTED && c->keep_alive &&
-            now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500u) {
-            client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
-        } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
-                   now - c->last_rx_ms >= (uint64_t)b->limits.connect_timeout_s * 1000u) {
-            LOGW("closing %s: no CONNECT within %u s of accepting it", client_peer(c).text,
-                 b->limits.connect_timeout_s);
-            client_close(c);
-        } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s && !c->slow &&
-                   now - c->io->last_tx_progress_ms >
-                       (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
-            b->stats.slow_readers++;
-            if (b->limits.slow_reader_drop) {
-                /* It holds nobody back any more; its QoS 0 is dropped past
-                 * max_output_bytes until it catches up. */
-                LOGW("client '%s': slow reader (nothing read for %u s): its QoS 0 messages are "
-                     "dropped, and counted, until it catches up",
-                     client_name(c).text, b->limits.slow_reader_timeout_s);
-                c->slow = true;
-                flow_drained(c);
-            } else {
-                b->stats.msgs_dropped++;
-                client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
-                                  "slow reader: nothing it was sent was read for too long");
-            }
-        } else {
-            client_io_trim(c);
-        }
-        c = next;
+    uint64_t due = UINT64_MAX;
+    if (c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE)
+        due = c->last_rx_ms + (uint64_t)b->limits.connect_timeout_s * 1000u;
+    else if (c->keep_alive)
+        due = c->last_rx_ms + (uint64_t)c->keep_alive * 1500u + 1;
+    if (c->io && c->io->writing && b->limits.slow_reader_timeout_s && !c->slow) {
+        uint64_t slow =
+            c->io->last_tx_progress_ms + (uint64_t)b->limits.slow_reader_timeout_s * 1000u + 1;
+        if (slow < due)
+            due = slow;
     }
+    return due;
+}
+
+/* A connection whose second has come (wheel.c): closed if its time is up,
+ * else filed again for its next deadline. */
+static void check_client(broker_t *b, client_t *c, uint64_t now)
+{
+    if (c->state == CLIENT_CONNECTED && c->keep_alive &&
+        now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500u) {
+        client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+    } else if ((c->state == CLIENT_AWAIT_CONNECT || c->state == CLIENT_TLS_HANDSHAKE) &&
+               now - c->last_rx_ms >= (uint64_t)b->limits.connect_timeout_s * 1000u) {
+        LOGW("closing %s: no CONNECT within %u s of accepting it", client_peer(c).text,
+             b->limits.connect_timeout_s);
+        client_close(c);
+    } else if (c->io && c->io->writing && b->limits.slow_reader_timeout_s && !c->slow &&
+               now - c->io->last_tx_progress_ms >
+                   (uint64_t)b->limits.slow_reader_timeout_s * 1000u) {
+        b->stats.slow_readers++;
+        if (b->limits.slow_reader_drop) {
+            /* It holds nobody back any more; its QoS 0 is dropped past
+             * max_output_bytes until it catches up. */
+            LOGW("client '%s': slow reader (nothing read for %u s): its QoS 0 messages are "
+                 "dropped, and counted, until it catches up",
+                 client_name(c).text, b->limits.slow_reader_timeout_s);
+            c->slow = true;
+            flow_drained(c);
+        } else {
+            b->stats.msgs_dropped++;
+            client_disconnect(c, MQTT_RC_QUOTA_EXCEEDED,
+                              "slow reader: nothing it was sent was read for too long");
+        }
+    } else {
+        client_io_trim(c);
+    }
+    if (c->state != CLIENT_CLOSING && !c->in_wheel)
+        wheel_add(b, c, client_deadline(b, c));
 }
 
 static void tick_cb(uv_timer_t *t)
 {
     broker_t *b = t->data;
     uint64_t now = clock_mono_ms();
-    check_clients(b, now);
+    wheel_advance(b, now, check_client);
     lingering_expire(b, now);
     if (b->limits.sys_interval_s &&
         now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
@@ -255,9 +270,10 @@ size_t broker_recheck_connections(broker_t *b)
     if (!b->hooks.may_connect)
         return 0;
     size_t n = 0;
-    client_t *c = b->clients;
-    while (c) {
-        client_t *next = c->next;
+    client_t **all;
+    size_t count = broker_clients(b, &all);
+    for (size_t i = 0; i < count; i++) {
+        client_t *c = all[i];
         const char *why = NULL;
         if (c->state == CLIENT_CONNECTED &&
             !b->hooks.may_connect(b->hooks_ctx,
@@ -270,12 +286,12 @@ size_t broker_recheck_connections(broker_t *b)
             client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, why);
             n++;
         }
-        c = next;
     }
+    free(all);
     /* Delayed wills of offline sessions whose owners lost the right. */
     for (session_t *s = b->offline; s; s = s->offline_next)
-        if (s->will && !b->hooks.may_connect(b->hooks_ctx, (bytes_t){(const uint8_t *)s->owner,
-                                                                     s->owner_len})) {
+        if (s->will && !b->hooks.may_connect(b->hooks_ctx,
+                                             (bytes_t){(const uint8_t *)s->owner, s->owner_len})) {
             LOGI("will of '%s' dropped: '%s' is no longer allowed to connect", s->client_id,
                  s->owner);
             will_cancel(b, s);
@@ -302,7 +318,6 @@ void broker_handle_closed(broker_t *b)
     }
 }
 
-
 /* The grace period is over: clients that have not read their last words
  * are cut off, so that a peer that stops reading cannot hold the stop. */
 static void shutdown_grace_cb(uv_timer_t *t)
@@ -323,11 +338,13 @@ void broker_shutdown(broker_t *b, void (*done)(void *ctx), void *ctx)
     b->shutdown_done = done;
     b->shutdown_ctx = ctx;
     listeners_close(b);
-    while (b->clients) {
-        client_t *c = b->clients;
-        c->send_will = false; /* the broker is stopping, not the client failing */
-        client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+    client_t **all;
+    size_t count = broker_clients(b, &all);
+    for (size_t i = 0; i < count; i++) {
+        all[i]->send_will = false; /* the broker is stopping, not the client failing */
+        client_disconnect(all[i], MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
     }
+    free(all);
     broker_flush_all(b);
     lingering_close_all(b);
     uv_timer_stop(&b->tick);

@@ -10,8 +10,12 @@
  * Messages to persistent sessions leave the broker only once their row is
  * committed, so nothing acknowledged is lost to kill -9.
  *
- * Other services (the router, later the shadow service) plug in through
- * broker_hooks_t and inject messages with broker_publish().
+ * Other services (through routing) plug in with broker_hooks_t and inject
+ * messages with broker_publish().
+ *
+ * Owns the listeners, every connection and its buffers, the sessions with
+ * their subscriptions and queues, the topic tree with the retained
+ * messages, and their rows in the store.
  */
 #ifndef SEDGE_BROKER_H
 #define SEDGE_BROKER_H

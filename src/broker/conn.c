@@ -253,6 +253,8 @@ static void flush(client_t *c)
     }
     c->io->writing = w;
     c->broker->buffered_bytes += w->data.len;
+    /* Stuck writes count towards slow_reader_timeout_s from now. */
+    wheel_refile(c->broker, c, client_deadline(c->broker, c));
 }
 
 void broker_flush_all(broker_t *b)
@@ -309,7 +311,7 @@ void client_close(client_t *c)
     bool was_connected = c->state == CLIENT_CONNECTED;
     c->state = CLIENT_CLOSING;
     uv_read_stop(&c->h.stream);
-    client_list_remove(&b->clients, c);
+    wheel_remove(b, c);
     b->stats.connections--;
     if (was_connected)
         will_on_close(b, c);
@@ -430,9 +432,10 @@ static size_t dispatch_packets(client_t *c, const uint8_t *data, size_t len)
     size_t used = 0;
     const broker_limits_t *lim = &c->broker->limits;
     /* Before CONNECT nobody is authenticated: a CONNECT is small. */
-    uint32_t limit = c->state == CLIENT_AWAIT_CONNECT && lim->max_connect_bytes < lim->max_packet_bytes
-                         ? lim->max_connect_bytes
-                         : lim->max_packet_bytes;
+    uint32_t limit =
+        c->state == CLIENT_AWAIT_CONNECT && lim->max_connect_bytes < lim->max_packet_bytes
+            ? lim->max_connect_bytes
+            : lim->max_packet_bytes;
     while (used < len && c->state != CLIENT_CLOSING && !c->paused) {
         mqtt_frame_t f;
         const char *why = "malformed packet";
@@ -629,7 +632,7 @@ void client_accepted(listener_t *l, client_t *c)
     c->max_packet_out = MQTT_MAX_PACKET_SIZE;
     c->receive_max_out = 65535;
     c->state = CLIENT_AWAIT_CONNECT;
-    client_list_push(&b->clients, c);
+    wheel_add(b, c, c->last_rx_ms + (uint64_t)b->limits.connect_timeout_s * 1000u);
     b->stats.connections++;
     b->stats.connections_total++;
     b->handles_open++;

@@ -185,9 +185,8 @@ static void session_expiry(const broker_t *b, connecting_t *cx)
 {
     const mqtt_connect_t *conn = &cx->conn;
     if (cx->version == MQTT_V5)
-        cx->expiry = mqtt_props_has(&conn->props, MQTT_PROP_SESSION_EXPIRY)
-                         ? conn->props.session_expiry
-                         : 0;
+        cx->expiry =
+            mqtt_props_has(&conn->props, MQTT_PROP_SESSION_EXPIRY) ? conn->props.session_expiry : 0;
     else
         cx->expiry = conn->clean_start ? 0 : UINT32_MAX;
     if (cx->expiry > b->limits.max_session_expiry) {
@@ -334,6 +333,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
                           OUT_OF_MEMORY.why);
         pkt.len = mqtt_encode_connack(pkt.data, n, cx.version, &ack);
         c->state = CLIENT_CONNACK_HELD;
+        wheel_refile(b, c, client_deadline(b, c)); /* the keep alive's from now */
         client_pause_reading(c, PAUSE_CONNACK);
         held_packet(c, HELD_CONNACK, &pkt, store_pending_batch(b->store), NULL, 0);
         LOGI("client '%s' connected from %s as '%s' (MQTT %s, new persistent session, keep "
@@ -343,6 +343,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     }
     send_connack(c, cx.version, &ack);
     c->state = CLIENT_CONNECTED;
+    wheel_refile(b, c, client_deadline(b, c)); /* the keep alive's from now */
     LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
          client_peer(c).text, c->identity, version_name,
          cx.session_present ? "session resumed" : "new session", c->keep_alive);

@@ -22,6 +22,11 @@
 #include <openssl/ssl.h>
 
 typedef struct session session_t;
+
+/* The timing wheel's size in one-second slots (wheel.c); a deadline
+ * further away is looked at once a lap. */
+#define WHEEL_SLOTS 512u
+#define WHEEL_DUE 0xFFFFu /* wheel_slot of a connection being looked at */
 typedef struct {
     session_t **buckets;
     size_t bucket_count; /* a power of two, or 0 */
@@ -282,7 +287,7 @@ struct client {
     } h;
     broker_t *broker;
     listener_t *listener;
-    client_t *next, *prev;   /* all clients; once closed, those closing or lingering */
+    client_t *next, *prev;   /* open: in its wheel slot; closed: closing or lingering */
     client_t *flush_next;    /* clients with output to flush this turn */
     client_t *ack_wait_next; /* in the broker's list of clients holding acks */
     session_t *session;
@@ -294,7 +299,7 @@ struct client {
     will_t *will;             /* this connection's will, or NULL */
     topic_aliases_t *aliases; /* allocated on first use */
     SSL *ssl;                 /* TLS, with its memory BIOs: SSL_get_rbio / SSL_get_wbio */
-    uint64_t last_rx_ms;      /* connected: last input; before CONNECT: accept; lingering: its start */
+    uint64_t last_rx_ms; /* connected: last input; before CONNECT: accept; lingering: its start */
     union {
         struct sockaddr sa;
         struct sockaddr_in v4;
@@ -314,8 +319,10 @@ struct client {
     bool in_closing_list;
     bool in_ack_wait;
     uint8_t paused; /* pause_reason_t bits: not reading while any is set */
-    bool send_will; /* on close: publish the will */
-    bool slow;      /* made no progress for slow_reader_timeout_s: holds nobody back (flow.c) */
+    bool in_wheel;
+    uint16_t wheel_slot; /* the second of its next deadline, modulo WHEEL_SLOTS (wheel.c) */
+    bool send_will;      /* on close: publish the will */
+    bool slow; /* made no progress for slow_reader_timeout_s: holds nobody back (flow.c) */
     bool request_problem_info;
     uint8_t linger; /* linger_state_t */
 };
@@ -327,20 +334,24 @@ struct broker {
     broker_hooks_t hooks;
     void *hooks_ctx;
     listener_t *listeners;
-    client_t *clients;
-    client_t *closing;   /* closed, their last output still being written */
-    client_t *lingering; /* closed, waiting for the peer to close (linger.c) */
+    /* Every open connection, by the second of its next deadline (wheel.c). */
+    client_t *wheel[WHEEL_SLOTS];
+    client_t *wheel_due; /* the slot being looked at */
+    size_t wheel_count;
+    uint64_t wheel_second; /* the next second the tick looks at */
+    client_t *closing;     /* closed, their last output still being written */
+    client_t *lingering;   /* closed, waiting for the peer to close (linger.c) */
     size_t lingering_count;
     client_t *flush_list;
     session_index_t sessions; /* client id -> session_t (session.c) */
     session_t *offline;       /* sessions without a connection */
     tree_t tree;
     uint64_t next_msg_id;
-    uint64_t next_queue_seq;   /* numbers queued entries across all sessions */
+    uint64_t next_queue_seq;       /* numbers queued entries across all sessions */
     struct route_outcome *outcome; /* of the broker_route under way, or NULL */
-    uint64_t awaited_batch;    /* newest batch the store will tell us of */
-    client_t *ack_waiters;     /* clients holding acknowledgements */
-    session_t *commit_waiters; /* sessions with entries waiting for a commit */
+    uint64_t awaited_batch;        /* newest batch the store will tell us of */
+    client_t *ack_waiters;         /* clients holding acknowledgements */
+    session_t *commit_waiters;     /* sessions with entries waiting for a commit */
     uint64_t match_epoch;
     /* Scratch for deliver_message: the matched subscriptions, then one
      * entry per receiving session. */
@@ -434,6 +445,22 @@ void flow_drained(client_t *subscriber);
 void flow_forget(client_t *c);
 /* Is the client in a waiting line (its busy state must stay)? */
 bool flow_busy(const client_t *c);
+
+/* wheel.c: the open connections by the second of their next deadline. */
+void wheel_add(broker_t *b, client_t *c, uint64_t due_ms);
+void wheel_remove(broker_t *b, client_t *c);
+/* Its deadline moved earlier: file it again. */
+void wheel_refile(broker_t *b, client_t *c, uint64_t due_ms);
+/* Look at the connections whose second has come, each taken out of the
+ * wheel first; `visit` files it again or closes it. */
+typedef void (*wheel_visit_fn)(broker_t *b, client_t *c, uint64_t now_ms);
+void wheel_advance(broker_t *b, uint64_t now_ms, wheel_visit_fn visit);
+/* A snapshot of the open connections (malloc'd; NULL, 0 on NOMEM): safe
+ * to walk while handling them closes some. */
+size_t broker_clients(broker_t *b, client_t ***out);
+/* When the connection next needs the tick: its CONNECT deadline, keep
+ * alive or slow-reader limit. */
+uint64_t client_deadline(const broker_t *b, const client_t *c);
 
 /* linger.c: a connection the broker ends with a refusal or a DISCONNECT
  * is shut down for writing once that is written, and what the peer still

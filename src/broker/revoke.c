@@ -83,8 +83,8 @@ static bool revoked_by_crl(X509_STORE *store, client_t *c)
         return false;
     }
     X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
-    bool revoked = X509_verify_cert(ctx) != 1 &&
-                   X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED;
+    bool revoked =
+        X509_verify_cert(ctx) != 1 && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED;
     X509_STORE_CTX_free(ctx);
     ERR_clear_error();
     return revoked;
@@ -103,14 +103,18 @@ size_t broker_reload_crls(broker_t *b)
         }
         SSL_CTX_set_cert_store(l->ssl_ctx, store); /* the context owns it now */
         LOGI("listener %s: CRLs reloaded from %s", l->name, l->crl_file);
-        for (client_t *c = b->clients, *next; c; c = next) {
-            next = c->next;
-            if (c->listener != l || c->state == CLIENT_TLS_HANDSHAKE || !revoked_by_crl(store, c))
+        client_t **all;
+        size_t count = broker_clients(b, &all);
+        for (size_t i = 0; i < count; i++) {
+            client_t *c = all[i];
+            if (c->state == CLIENT_CLOSING || c->listener != l ||
+                c->state == CLIENT_TLS_HANDSHAKE || !revoked_by_crl(store, c))
                 continue;
             c->send_will = false;
             client_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "certificate revoked by the CRL");
             cut++;
         }
+        free(all);
     }
     return cut;
 }

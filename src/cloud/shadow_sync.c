@@ -9,21 +9,39 @@
  *
  * Requests to the cloud go through one queue: sent in order while fewer
  * than shadow_inflight are unanswered and the thing's pace (a pace_t per
- * thing) allows; an answer (accepted or rejected, with our token) ends
- * one. An update's "version" is set when it is sent: the cloud version last
- * seen plus the updates of ours still unanswered, as each accepted update
- * adds one. A shadow whose request failed for a reason that passes
- * (throttled, the service failing, no answer in ack_timeout_ms) is
- * reconciled again after a backoff.
+ * thing) allows; an answer (accepted or rejected) ends one. An update's
+ * "version" is set when it is sent: the cloud version last seen plus the
+ * updates of ours still unanswered, as each accepted update adds one. A
+ * shadow whose request failed for a reason that passes (throttled, the
+ * service failing, no answer in ack_timeout_ms) is reconciled again after
+ * a backoff.
+ *
+ * Each request carries a client token of its own, "sedge-sync:RUN-N", and
+ * an answer counts only if its token is a request's still in flight. Our
+ * answers come back at QoS 1 on a persistent session: one whose PUBACK was
+ * lost with the link is delivered again after the reconnect, and one to a
+ * request given up (no answer in time, the link lost) may still come.
+ * Taken for the answer to the request now in flight, an old 404 would say
+ * the cloud has no shadow and the local copy would overwrite the cloud's.
+ * RUN is random per start of sedged, as the session outlives the process.
+ *
+ * A reconciliation is numbered (round): when it is given up (a failure, the
+ * link lost) the answers still on their way to it, the local read
+ * included, change nothing. A cloud change that comes while the local copy
+ * is read makes it start over, as one that comes before the GET's answer.
  */
 #include "shadow_sync.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define LOG_TAG "shadow-sync"
 
+/* On the sync's local changes; its requests to the cloud add ":RUN-N". */
 #define SYNC_TOKEN "sedge-sync"
 #define QUEUE_MAX 1000
 
@@ -48,6 +66,7 @@ typedef struct {
     char filter[330]; /* base + "/+/+" */
     json_t *cloud;    /* the cloud's document while reconciling */
     bool reconciling;
+    uint32_t round; /* of the reconciliation under way or last given up */
     /* A change went either way while the cloud's answer was on its way:
      * that answer is stale, so reconciliation starts over. */
     bool changed_while_reconciling;
@@ -66,7 +85,14 @@ typedef struct request {
     op_t op;
     json_t *payload; /* without clientToken and version, which sending adds */
     uint64_t sent_ms;
+    char token[48]; /* set when sent */
 } request_t;
+
+/* A read of the local document for one round of reconciliation. */
+typedef struct {
+    item_t *it;
+    uint32_t round;
+} local_read_t;
 
 struct shadow_sync {
     uplink_t *uplink;
@@ -84,11 +110,14 @@ struct shadow_sync {
     size_t bucket_count;
     request_t *queue, *inflight; /* not yet sent; sent and unanswered */
     size_t queued, sent;
+    uint32_t run;      /* in the tokens: this start of sedged */
+    uint64_t requests; /* sent ever, numbering the tokens */
     bool draining;
 };
 
 static void drain(shadow_sync_t *s);
 static void reconcile(item_t *it);
+static void stop_reconciling(item_t *it);
 static void retry_later(item_t *it, const char *why, bool throttled);
 
 static void free_request(request_t *r)
@@ -107,7 +136,9 @@ static void cloud_publish(item_t *it, op_t op, json_t *payload)
         LOGW("%s: too many requests waiting for the cloud; it will be reconciled", it->base);
         free(r);
         json_decref(payload);
+        stop_reconciling(it);
         it->retry_at_ms = clock_mono_ms() + 1000;
+        drain(s);
         return;
     }
     r->it = it;
@@ -210,23 +241,34 @@ static json_t *state_patch(json_t *from, json_t *to, bool desired, bool reported
 
 static void reconcile_with_local(void *ctx, int code, bytes_t response)
 {
-    item_t *it = ctx;
+    local_read_t *read = ctx;
+    item_t *it = read->it;
+    bool stale = read->round != it->round || !it->reconciling || !current(it);
+    free(read);
+    if (stale)
+        return; /* that reconciliation was given up */
+    if (code && code != 404) {
+        char why[64];
+        snprintf(why, sizeof why, "cannot read the local shadow (%d)", code);
+        retry_later(it, why, false);
+        drain(it->sync);
+        return;
+    }
+    if (it->changed_while_reconciling) {
+        /* The cloud changed while the local copy was read: its document
+         * in hand is stale. */
+        it->changed_while_reconciling = false;
+        json_decref(it->cloud);
+        it->cloud = NULL;
+        cloud_publish(it, OP_GET, json_object());
+        return;
+    }
     json_error_t jerr;
     json_t *local =
         code == 0 ? json_loadb((const char *)response.data, response.len, 0, &jerr) : NULL;
     json_t *cloud = it->cloud;
     it->cloud = NULL;
     it->reconciling = false;
-    if (code && code != 404) {
-        json_decref(cloud);
-        if (current(it)) {
-            char why[64];
-            snprintf(why, sizeof why, "cannot read the local shadow (%d)", code);
-            retry_later(it, why, false);
-            drain(it->sync);
-        }
-        return;
-    }
     json_t *to_local = NULL, *to_cloud = NULL;
     bool delete_local = false, delete_cloud = false;
     switch (it->dir) {
@@ -269,13 +311,45 @@ static void reconcile_with_local(void *ctx, int code, bytes_t response)
     json_decref(cloud);
 }
 
+/* The cloud's document is in (`cloud`, taken; NULL: there is none): read
+ * the local one, then compare. */
+static void read_local(item_t *it, json_t *cloud)
+{
+    local_read_t *read = malloc(sizeof *read);
+    if (!read) {
+        json_decref(cloud);
+        retry_later(it, "out of memory", false);
+        return;
+    }
+    it->failures = 0;
+    json_decref(it->cloud);
+    it->cloud = cloud;
+    *read = (local_read_t){it, it->round};
+    shadow_request(it->sync->svc, SHADOW_GET, bytes_of_cstr(it->thing), bytes_of_cstr(it->name),
+                   BYTES_LIT(""), reconcile_with_local, read);
+}
+
 static void reconcile(item_t *it)
 {
+    it->retry_at_ms = 0;
     if (it->reconciling)
         return;
     it->reconciling = true;
-    it->retry_at_ms = 0;
+    it->changed_while_reconciling = false;
+    it->round++;
+    json_decref(it->cloud);
+    it->cloud = NULL;
     cloud_publish(it, OP_GET, json_object());
+}
+
+/* Give up the reconciliation under way: what still answers it is ignored. */
+static void stop_reconciling(item_t *it)
+{
+    it->reconciling = false;
+    it->changed_while_reconciling = false;
+    it->round++;
+    json_decref(it->cloud);
+    it->cloud = NULL;
 }
 
 /* The cloud's state may differ from what the core believes: reconcile,
@@ -297,10 +371,7 @@ static void retry_later(item_t *it, const char *why, bool throttled)
         it->throttled++;
         pace_throttled(&it->bucket->pace, now, pause);
     }
-    it->reconciling = false;
-    it->changed_while_reconciling = false;
-    json_decref(it->cloud);
-    it->cloud = NULL;
+    stop_reconciling(it);
     it->retry_at_ms = now + pause;
     LOGW("%s: %s; reconciling again in %llu ms", it->base, why, (unsigned long long)pause);
 }
@@ -315,10 +386,18 @@ static item_t *find(shadow_sync_t *s, bytes_t thing, bytes_t name)
     return NULL;
 }
 
+static const char *token_of(json_t *msg)
+{
+    return json_string_value(json_object_get(msg, "clientToken"));
+}
+
+/* The sync's: "sedge-sync" (a local change) or "sedge-sync:..." (a request
+ * to the cloud, of this run of sedged or of an earlier one). */
 static bool is_ours(json_t *msg)
 {
-    const char *token = json_string_value(json_object_get(msg, "clientToken"));
-    return token && strcmp(token, SYNC_TOKEN) == 0;
+    const char *token = token_of(msg);
+    size_t n = strlen(SYNC_TOKEN);
+    return token && strncmp(token, SYNC_TOKEN, n) == 0 && (token[n] == '\0' || token[n] == ':');
 }
 
 static bool current(item_t *it)
@@ -327,21 +406,23 @@ static bool current(item_t *it)
            find(it->sync, bytes_of_cstr(it->thing), bytes_of_cstr(it->name)) == it;
 }
 
-/* An answer of ours: the request it answers is over. */
-static void answered(item_t *it, op_t op)
+/* An answer of ours: the request it answers is over. False when no
+ * request in flight has its token: the answer is an old one. */
+static bool answered(item_t *it, op_t op, const char *token)
 {
     shadow_sync_t *s = it->sync;
-    for (request_t **pp = &s->inflight; *pp; pp = &(*pp)->next) {
+    for (request_t **pp = &s->inflight; *pp && token; pp = &(*pp)->next) {
         request_t *r = *pp;
-        if (r->it == it && r->op == op) {
+        if (r->it == it && r->op == op && strcmp(r->token, token) == 0) {
             *pp = r->next;
             s->sent--;
             if (op == OP_UPDATE && it->updates_inflight)
                 it->updates_inflight--;
             free_request(r);
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 /* A rejection of ours; true when it says there is no cloud shadow. */
@@ -357,7 +438,7 @@ static bool on_rejected(item_t *it, op_t op, json_t *msg)
         it->cloud_version = 0; /* already gone */
         return false;
     }
-    if (code == 409) {
+    if (code == 409 && op != OP_GET) {
         it->conflicts++;
         LOGI("%s: the cloud's shadow changed meanwhile (409 on %s); reconciling", it->base,
              op_names[op]);
@@ -373,11 +454,8 @@ static bool on_rejected(item_t *it, op_t op, json_t *msg)
     it->rejected++;
     LOGW("%s: the cloud rejected the %s: %lld %s; not retried", it->base, op_names[op],
          (long long)code, message ? message : "");
-    if (op == OP_GET) {
-        it->reconciling = false; /* the cloud's document is unknown: nothing to compare */
-        json_decref(it->cloud);
-        it->cloud = NULL;
-    }
+    if (op == OP_GET)
+        stop_reconciling(it); /* the cloud's document is unknown: nothing to compare */
     return false;
 }
 
@@ -412,8 +490,14 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
         return;
     }
     json_t *version = json_object_get(msg, "version");
-    if (ours)
-        answered(it, op);
+    const char *token = token_of(msg);
+    if (ours && !answered(it, op, token)) {
+        /* Delivered again after a reconnect, or late: what it says is old. */
+        LOGD("%.*s: an old answer (%s); ignored", (int)topic.len, (const char *)topic.data,
+             token ? token : "no token");
+        json_decref(msg);
+        return;
+    }
     if (accepted && json_is_integer(version) && op != OP_DELETE)
         it->cloud_version = json_integer_value(version);
     if (accepted && op == OP_DELETE)
@@ -426,11 +510,7 @@ static void on_cloud(void *ctx, bytes_t topic, bytes_t payload)
             it->changed_while_reconciling = false;
             cloud_publish(it, OP_GET, json_object());
         } else {
-            it->failures = 0;
-            json_decref(it->cloud);
-            it->cloud = accepted ? json_incref(msg) : NULL;
-            shadow_request(it->sync->svc, SHADOW_GET, bytes_of_cstr(it->thing),
-                           bytes_of_cstr(it->name), BYTES_LIT(""), reconcile_with_local, it);
+            read_local(it, accepted ? json_incref(msg) : NULL);
         }
     } else if (op == OP_UPDATE && accepted && !ours && it->dir != DIR_TO_CLOUD) {
         if (it->reconciling)
@@ -513,7 +593,7 @@ static void drain(shadow_sync_t *s)
         item_t *it = s->items[i];
         if (it->retry_at_ms && it->retry_at_ms <= now)
             reconcile(it);
-        else if (it->retry_at_ms)
+        if (it->retry_at_ms) /* still, or again: reconcile() found the queue full */
             next = !next || it->retry_at_ms < next ? it->retry_at_ms : next;
     }
     for (size_t i = 0; i < s->bucket_count; i++)
@@ -535,20 +615,38 @@ static void drain(shadow_sync_t *s)
         s->queued--;
         char topic[360];
         snprintf(topic, sizeof topic, "%s/%s", it->base, op_names[r->op]);
-        json_object_set_new(r->payload, "clientToken", json_string(SYNC_TOKEN));
+        snprintf(r->token, sizeof r->token, SYNC_TOKEN ":%08" PRIx32 "-%" PRIu64, s->run,
+                 ++s->requests);
+        json_object_set_new(r->payload, "clientToken", json_string(r->token));
         if (r->op == OP_UPDATE && it->cloud_version > 0)
             json_object_set_new(
                 r->payload, "version",
                 json_integer((json_int_t)(it->cloud_version + it->updates_inflight)));
         char *text = json_dumps(r->payload, JSON_COMPACT);
         pace_spend(&b->pace, text ? strlen(text) : 0, now);
-        if (!text || !uplink_publish(s->uplink, bytes_of_cstr(topic), bytes_of_cstr(text), 1)) {
-            LOGD("%s: not sent (link down); it will be reconciled when the link is back", topic);
-            free(text);
+        bool made = text != NULL;
+        bool published =
+            made && uplink_publish(s->uplink, bytes_of_cstr(topic), bytes_of_cstr(text), 1);
+        free(text);
+        if (!uplink_connected(s->uplink)) {
+            /* Lost while sending: shadow_sync_link_down emptied the lists. */
+            free_request(r);
+            break;
+        }
+        if (!made) {
+            retry_later(it, "out of memory", false);
             free_request(r);
             continue;
         }
-        free(text);
+        if (!published) {
+            /* Refused by the uplink (over the cloud's limits, say): for good. */
+            LOGW("%s: cannot be sent to the cloud; not retried", topic);
+            it->rejected++;
+            if (r->op == OP_GET)
+                stop_reconciling(it);
+            free_request(r);
+            continue;
+        }
         if (r->op == OP_UPDATE)
             it->updates_inflight++;
         r->sent_ms = now;
@@ -595,6 +693,7 @@ static void retire_items(shadow_sync_t *s)
     for (size_t i = 0; i < s->count; i++) {
         item_t *it = s->items[i];
         uplink_unwatch(s->uplink, it->filter, it);
+        stop_reconciling(it);
         it->reconciling = true; /* answers that still come are ignored */
         it->retry_at_ms = 0;
         if (bigger)
@@ -693,8 +792,7 @@ void shadow_sync_link_up(shadow_sync_t *s)
 {
     for (size_t i = 0; i < s->count; i++) {
         item_t *it = s->items[i];
-        it->reconciling = false; /* a GET lost with the last link */
-        it->changed_while_reconciling = false;
+        stop_reconciling(it); /* what is under way belongs to an earlier link */
         reconcile(it);
     }
 }
@@ -706,6 +804,7 @@ void shadow_sync_link_down(shadow_sync_t *s)
     drop_requests(&s->inflight);
     s->queued = s->sent = 0;
     for (size_t i = 0; i < s->count; i++) {
+        stop_reconciling(s->items[i]); /* its GET or local read answers nothing now */
         s->items[i]->updates_inflight = 0;
         s->items[i]->retry_at_ms = 0;
     }
@@ -739,6 +838,8 @@ sedge_err shadow_sync_start(uv_loop_t *loop, uplink_t *u, shadow_svc_t *svc, sha
         return SEDGE_ERR_NOMEM;
     s->uplink = u;
     s->svc = svc;
+    if (getrandom(&s->run, sizeof s->run, GRND_NONBLOCK) != (ssize_t)sizeof s->run)
+        s->run = (uint32_t)clock_wall_s() ^ (uint32_t)getpid() << 16 ^ (uint32_t)clock_mono_ms();
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     *out = s;

@@ -12,7 +12,10 @@
  * local copy on `reported` (one-way directions copy everything one way).
  * Reconciliation computes the difference and applies only that, so an
  * update is neither lost nor applied twice. Changes the sync makes carry
- * the client token "sedge-sync" and are not sent back.
+ * a client token "sedge-sync" and are not sent back: locally "sedge-sync",
+ * in the cloud "sedge-sync:RUN-N", one per request, so that an answer the
+ * cloud delivers again or late is not taken for the answer to a newer
+ * request.
  *
  * The cloud's answers are taken for what they say: only a get/rejected
  * with 404 means there is no cloud shadow; a throttle (429) or a failure

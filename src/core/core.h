@@ -1,8 +1,12 @@
 /*
- * core: sedged as a whole — the event loop, the configuration, the data
- * directory (its lock, the demo CA of the embedded default), the store,
- * the broker, the admin socket and the commands it answers — started and
+ * core: sedged as a whole — the configuration, the data directory (its
+ * lock, the demo CA of the embedded default), the wiring of the modules
+ * (which service attaches for which endpoint, what runs at the end of each
+ * loop turn), the admin socket and the commands it answers — started and
  * stopped in the right order.
+ *
+ * Owns one of each module's objects (store, broker, routing, shadow
+ * service, functions, deployments, cloud, admin) for the daemon's life.
  */
 #ifndef SEDGE_CORE_H
 #define SEDGE_CORE_H

@@ -13,6 +13,9 @@
  * Crash safety: the active version is a meta value written in the same
  * store batch as the statuses, so after kill -9 at any point the core
  * restarts on either the old or the new version, whole.
+ *
+ * Owns the deployment history (its rows in the store) and the active group
+ * document, which everyone else borrows until the next deployment.
  */
 #ifndef SEDGE_DEPLOY_H
 #define SEDGE_DEPLOY_H

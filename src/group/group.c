@@ -658,7 +658,14 @@ static void check_revoked_certs(check_t *c, json_t *list, group_t *g)
                 n = -1;
         } else if (text && strncmp(text, "serial:", 7) == 0) {
             rc.by_serial = true;
-            n = parse_hex(text + 7, rc.bytes, 20); /* RFC 5280: at most 20 octets */
+            /* A number: an odd count of digits has its leading zero left out. */
+            char digits[64];
+            size_t len = strlen(text + 7);
+            bool odd = len % 2 && !strchr(text + 7, ':');
+            if (len + 2 <= sizeof digits) {
+                snprintf(digits, sizeof digits, "%s%s", odd ? "0" : "", text + 7);
+                n = parse_hex(digits, rc.bytes, 20); /* RFC 5280: at most 20 octets */
+            }
             int skip = 0;
             while (skip < n - 1 && rc.bytes[skip] == 0)
                 skip++;

@@ -3,7 +3,7 @@
  * server certificate, and issuing client certificates whose CN is a
  * thing's name. Keys are EC P-256; key files are written 0600, and every
  * file is written to a temporary name and renamed, so a crash never leaves
- * half a key.
+ * half a key. Owns nothing between calls: every call reads and writes files.
  */
 #ifndef SEDGE_PKI_H
 #define SEDGE_PKI_H

@@ -9,6 +9,9 @@
  * delta and documents) is published only once the new document is
  * committed to the store, so an acknowledged update survives kill -9.
  * Replies leave in the order requests came in.
+ *
+ * Owns the shadow documents (their rows in the store) and the requests
+ * waiting for their commit.
  */
 #ifndef SEDGE_SHADOW_H
 #define SEDGE_SHADOW_H

@@ -46,9 +46,16 @@ import paho.mqtt.client as paho
 import pytest
 
 from conftest import TIMEOUT, free_port, issue_cert, make_ca, wait_for
+from groups_helpers import deploy, deploy_ok, deployments  # noqa: F401 (the tests' one copy)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SYNC_TOKEN = "sedge-sync"
+
+
+def is_sync_token(token):
+    """The shadow sync's client token: "sedge-sync" on its local changes,
+    "sedge-sync:RUN-N" (one per request) on its requests to the cloud."""
+    return isinstance(token, str) and (token == SYNC_TOKEN or token.startswith(SYNC_TOKEN + ":"))
 
 
 class CloudBroker:
@@ -722,7 +729,6 @@ class CloudClient:
             pass
 
 
-# ---------------------------------------------------------------- checking order
 
 def sequence_report(messages, expected):
     """Per topic, check that the messages arrived in order with nothing
@@ -761,7 +767,6 @@ def sequence_report(messages, expected):
     return problems, duplicates
 
 
-# ---------------------------------------------------------------- sedged config
 
 def cloud_config(cloud, core_name="edge-core", **kw):
     """The "cloud" section of sedged's config for `cloud`, with a client
@@ -796,25 +801,6 @@ def wait_spool(sedge, predicate, timeout=TIMEOUT, what="spool state"):
     return last["s"]
 
 
-def deploy(sedge, doc, name="group.json"):
-    """`sedgectl deploy` a group document; returns the sedgectl result."""
-    path = sedge.root / name
-    path.write_text(json.dumps(doc, indent=2))
-    return sedge.ctl("deploy", str(path), "--json")
-
-
-def deploy_ok(sedge, doc, name="group.json"):
-    r = deploy(sedge, doc, name)
-    assert r.returncode == 0, "deploy failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr)
-    return json.loads(r.stdout) if r.stdout.strip() else {}
-
-
-def deployments(sedge):
-    r = sedge.ctl("deployments", "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def publish_many(raw, messages, window=16, timeout=TIMEOUT * 6):
     """QoS 1 PUBLISHes from a RawClient with up to `window` in flight;
     returns the PUBACK reason codes in order of `messages` ((topic,
@@ -846,7 +832,6 @@ def publish_many(raw, messages, window=16, timeout=TIMEOUT * 6):
     return [reasons[i] for i in range(len(order))]
 
 
-# ---------------------------------------------------------------- AWS IoT fakes
 
 def _merge(target, patch):
     """AWS shadow merge: objects merge, null deletes, the rest replaces."""
@@ -1087,11 +1072,19 @@ class FakeShadows:
             self.docs[(thing, name)] = {"state": copy.deepcopy(state), "version": version}
 
     def requests_for(self, thing, name="", op=None, token=None):
+        """token=SYNC_TOKEN: the shadow sync's requests, whatever their
+        number (see is_sync_token)."""
+        def token_matches(req):
+            if token is None:
+                return True
+            if not isinstance(req, dict):
+                return False
+            got = req.get("clientToken")
+            return is_sync_token(got) if token == SYNC_TOKEN else got == token
         with self.mutex:
             return [r for r in self.requests
                     if r[0] == thing and r[1] == name and (op is None or r[2] == op)
-                    and (token is None or (isinstance(r[3], dict)
-                                           and r[3].get("clientToken") == token))]
+                    and token_matches(r[3])]
 
     def wait_doc(self, thing, name, predicate, timeout=TIMEOUT, what="cloud shadow"):
         last = {}
@@ -1277,7 +1270,6 @@ class FakeJobs:
         self.client.close()
 
 
-# ---------------------------------------------------------------- fixtures
 
 @pytest.fixture
 def make_cloud(tmp_path):
@@ -1316,7 +1308,6 @@ def cloud(make_cloud):
     return make_cloud()
 
 
-# ---------------------------------------------------------------- sedged with a cloud
 
 def cloud_sedge(make_sedge, cloud, start=True, thing_name=None, name=None, extra=None,
                 **cloud_kw):

@@ -617,7 +617,6 @@ class MosquittoSub:
             self.proc.wait()
 
 
-# ---------------------------------------------------------------- fixtures
 
 @pytest.fixture
 def make_sedge(tmp_path):

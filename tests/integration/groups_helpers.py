@@ -56,6 +56,14 @@ def deployments(sedge):
     return out["deployments"] if isinstance(out, dict) else out
 
 
+def active_version(sedge):
+    """The active deployment's version (0 when none)."""
+    r = sedge.ctl("deployments", "--json")
+    assert r.returncode == 0, "sedgectl deployments failed: %s" % r.stderr
+    out = json.loads(r.stdout)
+    return out.get("active", 0) if isinstance(out, dict) else 0
+
+
 def by_version(sedge):
     return {d["version"]: d for d in deployments(sedge)}
 

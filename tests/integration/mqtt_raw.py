@@ -80,7 +80,6 @@ class MalformedResponse(Exception):
     """The server sent bytes that do not parse as MQTT."""
 
 
-# ---------------------------------------------------------------- encoding
 
 def vbi(n):
     """Variable Byte Integer."""
@@ -236,7 +235,6 @@ def disconnect(version=5, reason=0, props=None):
     return packet(DISCONNECT, 0, body)
 
 
-# ---------------------------------------------------------------- decoding
 
 class Props(dict):
     """Decoded properties: {name: value}; 'user' is a list of (key, value)
@@ -374,7 +372,6 @@ class Packet:
         return "<%s%s>" % (self.name, extra)
 
 
-# ---------------------------------------------------------------- client
 
 class RawClient:
     """One blocking connection. Every wait has a timeout; none sleeps."""

@@ -2,7 +2,7 @@
 Shadow and Jobs services on a real mosquitto (cloud.py).
 
 Shadow sync: while connected, a local change goes to the cloud (client
-token "sedge-sync") and a cloud change is applied locally, neither echoed
+token "sedge-sync:RUN-N") and a cloud change is applied locally, neither echoed
 back; when the link comes up the two documents are reconciled — the cloud
 wins on desired, the local copy on reported, one-way directions copy one
 way — and versions move only as much as the changes need.
@@ -22,9 +22,11 @@ import json
 
 import pytest
 
+import groups_helpers
+
 pytest.register_assert_rewrite("cloud")
 from cloud import (SYNC_TOKEN, FakeJobs, FakeShadows, cloud_sedge,  # noqa: E402
-                   deploy_ok, deployments, sensor_group, spool, wait_spool)
+                   deploy_ok, deployments, is_sync_token, sensor_group, spool, wait_spool)
 from conftest import TIMEOUT, wait_for  # noqa: E402
 
 pytest_plugins = ("cloud",)  # the make_cloud and cloud fixtures
@@ -90,11 +92,11 @@ class Synced:
     """A core syncing lamp's classic shadow and its shadow "cfg" with the
     fake AWS shadow service, plus the barriers."""
 
-    def __init__(self, make_sedge, cloud, direction=None):
+    def __init__(self, make_sedge, cloud, direction=None, **cloud_kw):
         self.cloud = cloud
         self.shadows = FakeShadows(cloud, extra_filters=["up-barrier/#"])
         self.app = cloud.client("cloud-app")
-        self.s = cloud_sedge(make_sedge, cloud, thing_name=CORE)
+        self.s = cloud_sedge(make_sedge, cloud, thing_name=CORE, **cloud_kw)
         wait_spool(self.s, lambda st: st["state"] == "connected")
         deploy_ok(self.s, sync_group(direction))
         self.probe = self.s.client("probe")
@@ -140,7 +142,6 @@ def synced(make_sedge, cloud):
     return Synced(make_sedge, cloud)
 
 
-# ---------------------------------------------------------------- while connected
 
 @pytest.mark.parametrize("name", ["cfg", None], ids=["named", "classic"])
 def test_local_update_is_sent_to_the_cloud_shadow(synced, name):
@@ -155,7 +156,7 @@ def test_local_update_is_sent_to_the_cloud_shadow(synced, name):
     synced.to_cloud_barrier()
     updates = synced.sync_updates(key)
     assert len(updates) == 1, updates
-    assert updates[0]["clientToken"] == SYNC_TOKEN
+    assert is_sync_token(updates[0]["clientToken"]), updates[0]
     # Partial updates stay partial; null removes a key on both sides.
     local_update(s, "lamp", name, {"state": {"reported": {"level": None}}})
     shadows.wait_doc("lamp", key, lambda d: state(d) == {"reported": {"on": True},
@@ -220,7 +221,6 @@ def test_deletes_are_synchronised_both_ways(synced):
     wait_local(s, "lamp", None, lambda d: d is None, what="the classic shadow deleted")
 
 
-# ---------------------------------------------------------------- after an outage
 
 def test_reconcile_after_an_outage_cloud_wins_desired_device_wins_reported(synced):
     s, shadows, cloud = synced.s, synced.shadows, synced.cloud
@@ -338,7 +338,6 @@ def test_shadow_made_locally_while_the_cloud_was_away_is_created_there(synced):
     assert local_get(s, "lamp", "cfg")["version"] == 1
 
 
-# ---------------------------------------------------------------- one-way directions
 
 def test_device_to_cloud_sends_up_and_ignores_the_cloud(make_sedge, cloud):
     sy = Synced(make_sedge, cloud, direction="device_to_cloud")
@@ -398,7 +397,6 @@ def test_sync_section_is_validated_at_deploy(make_sedge, cloud):
     assert "direction" in r.stderr + r.stdout
 
 
-# ---------------------------------------------------------------- what the cloud answers
 
 def sync_status(s, name="cfg"):
     for sh in spool(s)["shadow_sync"]["shadows"]:
@@ -442,6 +440,75 @@ def test_get_rejected_for_a_passing_reason_is_retried_not_taken_for_no_shadow(ma
     st = sync_status(s)
     assert st["throttled"] >= 2, st
     assert s.wait_log(r"answered %d; reconciling again" % code)
+
+
+def held_gets(shadows, name="cfg"):
+    with shadows.mutex:
+        return len([h for h in shadows.held if h[0] == "lamp" and h[1] == name])
+
+
+def test_answer_delivered_again_after_a_reconnect_is_not_taken_for_the_new_one(make_sedge,
+                                                                               cloud):
+    """The cloud broker delivers a QoS 1 answer again when the core's PUBACK
+    was lost with the link, as happens when the link drops just after the
+    answer came. Here the answer is the 404 to the GET before an outage;
+    after it the cloud has a document. Taken for the answer to the GET
+    after the reconnect, it would say the cloud has no shadow, and the
+    core's desired would overwrite the cloud's."""
+    sy = Synced(make_sedge, cloud)
+    s, shadows = sy.s, sy.shadows
+    first = shadows.requests_for("lamp", "cfg", "get", token=SYNC_TOKEN)[0][3]
+    assert shadows.doc("lamp", "cfg") is None  # so the fake answered it 404
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    local_update(s, "lamp", "cfg", {"state": {"desired": {"mode": "boost"},
+                                              "reported": {"mode": "off"}}})
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "eco"}, "reported": {"mode": "on"}},
+                    version=4)
+    shadows.hold_gets = True
+    cloud.start()
+    wait_for(lambda: held_gets(shadows) == 1, what="the GET after the reconnect")
+    # The old answer comes again, before the answer to the new GET.
+    sy.app.wait_connected()
+    sy.app.publish(shadows.base("lamp", "cfg") + "/get/rejected", {
+        "code": 404, "message": "No shadow exists with name: 'cfg'", "timestamp": 1,
+        "clientToken": first["clientToken"]})
+    shadows.release_gets()
+    want = {"desired": {"mode": "eco"}, "reported": {"mode": "off"}}
+    wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
+               what="the cloud's desired applied locally")
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want)
+    sy.to_cloud_barrier()
+    updates = sy.sync_updates()
+    assert [u["state"] for u in updates] == [{"reported": {"mode": "off"}}], updates
+    assert updates[0]["version"] == 4, updates
+    assert shadows.doc("lamp", "cfg")["version"] == 5
+
+
+def test_late_answer_to_a_get_given_up_is_not_taken_for_the_next(make_sedge, cloud):
+    """The cloud answers a GET after the core stopped waiting for it
+    (ack_timeout_ms) and asked again, and the document changed in between.
+    Taken for the answer to the second GET, the first would bring the old
+    desired down, and the answer to the second would then be ignored: the
+    two copies would differ for good."""
+    sy = Synced(make_sedge, cloud, limits={"ack_timeout_ms": 1500})
+    s, shadows = sy.s, sy.shadows
+    cloud.stop()
+    wait_spool(s, lambda st: st["state"] != "connected")
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "old"}}, version=1)
+    shadows.hold_gets = True
+    cloud.start()
+    wait_for(lambda: held_gets(shadows) == 1, what="the first GET after the reconnect")
+    shadows.set_doc("lamp", "cfg", {"desired": {"mode": "new"}}, version=2)
+    wait_for(lambda: held_gets(shadows) == 2, what="the GET again after no answer")
+    shadows.release_gets()  # both answers, the late one first
+    want = {"desired": {"mode": "new"}}
+    wait_local(s, "lamp", "cfg", lambda d: d is not None and state(d) == want,
+               what="the cloud's current desired applied locally")
+    sy.from_cloud_barrier()
+    assert state(local_get(s, "lamp", "cfg")) == want
+    assert local_get(s, "lamp", "cfg")["version"] == 1
+    assert s.wait_log(r"cfg: no answer from the cloud; reconciling again")
 
 
 def test_concurrent_cloud_edit_is_detected_by_version_and_reconciled(synced):
@@ -522,7 +589,6 @@ def test_shadow_requests_are_paced_per_thing(make_sedge, cloud):
     assert not shadows.rejections, "the cloud throttled: %r" % shadows.rejections[:5]
 
 
-# ---------------------------------------------------------------- jobs
 
 def group_v(n, route_filter="sensors/#"):
     doc = sensor_group()
@@ -542,7 +608,7 @@ def jobs_core(make_sedge, cloud):
 
 
 def active_version(s):
-    return deployments(s).get("active")
+    return groups_helpers.active_version(s)
 
 
 def statuses(jobs, job_id):
@@ -610,7 +676,7 @@ def test_malformed_job_document_fails_the_job_and_keeps_the_group(jobs_core, clo
     s, jobs = jobs_core
     obs = cloud.client("observer", filters=["sensors/#"])
     deploy_ok(s, sensor_group())
-    before = deployments(s)
+    before = {"active": active_version(s)}
     jobs.add_job(CORE, "job-bad", document)
     e = jobs.wait_status(CORE, "job-bad", ("SUCCEEDED", "FAILED"))
     assert e["status"] == "FAILED", jobs.updates_for("job-bad")
@@ -669,7 +735,6 @@ def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(job
     assert e["status"] == "SUCCEEDED", jobs.updates_for("job-after")
 
 
-# ---------------------------------------------------------------- durable job status
 
 def pending_jobs(s):
     return spool(s).get("jobs", {}).get("pending", [])

@@ -64,7 +64,6 @@ def sandbox_processes(sedge):
     return pids
 
 
-# ------------------------------------------------------------ item 1: env
 
 def test_loader_variables_in_env_are_refused_at_deploy(fsedge):
     """A function's env with LD_PRELOAD (or another variable the loader or
@@ -102,7 +101,6 @@ def test_no_document_value_reaches_the_privileged_sandbox(fsedge):
     assert func and all(uid_of(p) == 65534 for p in func), func
 
 
-# ------------------------------------------------------------ item 2: code
 
 def test_exec_arguments_are_data_not_access(fsedge, public_tmp):
     """An absolute path among the arguments shows nothing: its directory is
@@ -148,7 +146,6 @@ def test_code_directory_in_the_data_directory_is_refused(fsedge):
     assert "functions[0].code" in err and "data directory" in err, err
 
 
-# ------------------------------------------------------------ item 3: resources
 
 def test_device_access_ro_is_enforced(root_sedge):
     """A read-only bind does not stop writes to a device node; the devices
@@ -229,7 +226,6 @@ def test_each_function_has_its_own_empty_network(fsedge):
     assert invoke_ok(fsedge, "a", ipc) != os.readlink("/proc/self/ns/ipc")
 
 
-# ------------------------------------------------------------ items 8, 9: what it needs
 
 def test_c_function_linked_with_libsedge_so_loads_in_the_sandbox(fsedge):
     """build/examples/echo-shared needs libsedge.so.0 from build/ (its
@@ -284,7 +280,6 @@ def test_library_outside_what_the_sandbox_shows_is_refused(fsedge, public_tmp):
     assert "needs libghost.so.1, found at %s, which the sandbox does not show" % lib in err, err
 
 
-# ------------------------------------------------------------ item 4: confinement
 
 # Each rule of the seccomp filter, with the answer a confined function gets:
 # as root (allowed by the core's config) so that missing capabilities alone

@@ -121,7 +121,7 @@ def test_a_function_that_stops_reading_loses_its_connection(fsedge, public_tmp):
     assert r.returncode == 1, (r.stdout, r.stderr)
     fsedge.wait_log(r"function socket: bad: \d+ bytes it has not read, over its limit of "
                     r"16842752", since=mark)
-    fh.wait_until(lambda: "bad-ipc: unread: closed by the core" in log_of(fsedge, "bad"),
+    fh.wait_for(lambda: "bad-ipc: unread: closed by the core" in log_of(fsedge, "bad"),
                   timeout=TIMEOUT, what="the function to see its connection closed")
     after = rss_kb(fsedge.pid)
     assert after - before < 40 * 1024, "sedged grew from %d to %d KB" % (before, after)

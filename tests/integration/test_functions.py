@@ -33,7 +33,7 @@ from conftest import BUILD, REPO, SEDGECTL, SLOW, TIMEOUT
 from functions_fixtures import PYTHON, bad_ipc, fsedge, public_tmp  # noqa: F401
 from functions_helpers import (deploy, deploy_ok, fn, function, function_processes, group,
                                invoke, invoke_fails, invoke_ok, live_instances, route,
-                               wait_function, wait_until)
+                               wait_function, wait_for)
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="sandboxes, run_as and cgroup limits need "
@@ -81,7 +81,6 @@ def built_examples():
     assert not missing, "not built (cmake --build build): %s" % missing
 
 
-# --------------------------------------------------------------- examples
 
 @pytest.mark.parametrize("lang", ["c", "python"])
 def test_counter_example_through_routes_and_invoke(fsedge, lang):
@@ -168,7 +167,6 @@ def test_routed_message_makes_the_c_function_publish_to_a_subscriber(fsedge):
     assert f["errors"] == 0
 
 
-# --------------------------------------------------------------- lifecycle
 
 def test_on_demand_concurrency_is_capped_at_max_instances(fsedge):
     deploy_ok(fsedge, group([behave(max_instances=3, timeout_s=10)]))
@@ -223,7 +221,7 @@ def test_long_lived_counter_keeps_state_and_restarts_after_kill9(fsedge):
     assert f["crashes"] == 1, f
     assert f["state"] == "running", f
     # The old instance's processes (sandbox, init, function) are all gone.
-    wait_until(lambda: not (old & set(function_processes(fsedge, "counter"))),
+    wait_for(lambda: not (old & set(function_processes(fsedge, "counter"))),
                what="the killed instance's processes to end")
     assert invoke_ok(fsedge, "counter", "{}") == "1", "the restarted counter kept state?"
     assert invoke_ok(fsedge, "counter", "{}") == "2"
@@ -238,7 +236,7 @@ def test_idle_on_demand_instances_are_reaped(fsedge):
     assert function_processes(fsedge, "behave")
     wait_function(fsedge, "behave", lambda f: f["instances"] == [], timeout=TIMEOUT,
                   what="the idle instance to be reaped")
-    wait_until(lambda: not function_processes(fsedge, "behave"),
+    wait_for(lambda: not function_processes(fsedge, "behave"),
                what="the idle instance's processes to end")
     f = function(fsedge, "behave")
     assert f["crashes"] == 0 and f["errors"] == 0, f
@@ -274,7 +272,7 @@ def test_redeploy_keeps_unchanged_functions_and_stops_removed_ones(fsedge):
     assert [i["pid"] for i in fns["counter"]["instances"]] == [pid], \
         "an unchanged long-lived function was restarted by a deployment"
     assert invoke_ok(fsedge, "counter", "{}") == "2"
-    wait_until(lambda: not function_processes(fsedge, "behave"),
+    wait_for(lambda: not function_processes(fsedge, "behave"),
                what="the removed function's processes to end")
     # A changed function is replaced.
     deploy_ok(fsedge, group([dict(kept, timeout_s=5), echo()]))
@@ -290,7 +288,7 @@ def test_stopping_sedged_stops_its_functions_and_a_restart_brings_them_back(fsed
     assert invoke_ok(fsedge, "behave", "whoami")
     assert len(function_processes(fsedge)) >= 4
     assert fsedge.stop() == 0
-    wait_until(lambda: not function_processes(fsedge), timeout=5,
+    wait_for(lambda: not function_processes(fsedge), timeout=5,
                what="no function process left after sedged stopped")
     fsedge.start()
     f = wait_function(fsedge, "counter", lambda f: any(i["state"] == "idle"
@@ -389,7 +387,7 @@ def test_timeout_kills_the_instance_and_the_next_invocation_works(fsedge):
     f = function(fsedge, "behave")
     assert f["timeouts"] == 1 and f["errors"] == 1 and f["crashes"] == 0, f
     # The hung instance was killed: none of its processes remain.
-    wait_until(lambda: not (pids & set(function_processes(fsedge, "behave"))),
+    wait_for(lambda: not (pids & set(function_processes(fsedge, "behave"))),
                what="the timed-out instance to be killed")
     assert invoke_ok(fsedge, "behave", "sleep:10") == "slept"
     assert function(fsedge, "behave")["timeouts"] == 1
@@ -442,7 +440,6 @@ def test_queue_full_refuses_and_counts(fsedge):
     check_still_serving(fsedge)
 
 
-# --------------------------------------------------------------- sandbox
 
 def ls(sedge, path, name="behave"):
     out = invoke_ok(sedge, name, "ls:" + path)
@@ -555,7 +552,7 @@ def test_run_as_root_is_refused_without_allow_root(fsedge):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "behave" in r.stderr and "allow_root" in r.stderr, r.stderr
     d = fh.deployments(fsedge)
-    failed = [x for x in d["deployments"] if x["status"] == "failed"]
+    failed = [x for x in d if x["status"] == "failed"]
     assert failed and "allow_root" in failed[-1]["reason"], d
     assert "behave" not in fh.functions(fsedge)
     check_still_serving(fsedge)
@@ -569,7 +566,6 @@ def test_run_as_root_with_allow_root(public_tmp, make_sedge):
     assert invoke_ok(s, "behave", "whoami") == "0:0"
 
 
-# --------------------------------------------------------------- routes
 
 def test_publish_outside_routes_is_refused_and_counted(fsedge):
     deploy_ok(fsedge, group(
@@ -623,7 +619,6 @@ def test_shadow_calls_through_a_route_and_403_without(fsedge):
     assert out.startswith("error: not_found:"), out
 
 
-# --------------------------------------------------------------- failures
 
 def test_crash_is_reported_counted_and_the_function_recovers(fsedge):
     deploy_ok(fsedge, group([behave(), echo()]))
@@ -687,7 +682,7 @@ def test_function_hanging_at_start_fails_its_invocation(fsedge):
     started = time.monotonic()
     err = invoke_fails(fsedge, "behave", "whoami")
     assert time.monotonic() - started < 20 * SLOW
-    wait_until(lambda: not function_processes(fsedge, "behave"),
+    wait_for(lambda: not function_processes(fsedge, "behave"),
                what="the hung instance to be killed")
     f = function(fsedge, "behave")
     log = fsedge.log_since(mark)
@@ -738,7 +733,7 @@ def test_function_that_stays_after_its_connection_was_closed_is_killed(fsedge, p
     invoke_fails(fsedge, "bad", "garbage-stay:not-json")
     assert time.monotonic() - started < 8 * SLOW
     fsedge.wait_log(r"function socket: bad: .*closing the connection", since=mark)
-    wait_until(lambda: not (pids & set(function_processes(fsedge, "bad"))), timeout=8 * SLOW,
+    wait_for(lambda: not (pids & set(function_processes(fsedge, "bad"))), timeout=8 * SLOW,
                what="the process that kept running to be killed")
     assert invoke_ok(fsedge, "bad", "again") == "fine:again"
     check_still_serving(fsedge)
@@ -802,9 +797,9 @@ def test_missing_executable_fails_the_deployment(fsedge):
     assert "ghost" in r.stderr and "/nonexistent/ghost" in r.stderr, r.stderr
     fsedge.wait_log(r"W deploy: .*function ghost: cannot run /nonexistent/ghost", since=mark)
     d = fh.deployments(fsedge)
-    last = max(d["deployments"], key=lambda x: x["version"])
+    last = max(d, key=lambda x: x["version"])
     assert last["status"] == "failed" and "ghost" in last["reason"], d
-    assert d["active"] == 1, d
+    assert fh.active_version(fsedge) == 1, d
     assert "ghost" not in fh.functions(fsedge)
     check_still_serving(fsedge)
 
@@ -904,9 +899,9 @@ def test_long_lived_function_exiting_at_once_fails_and_rolls_back(fsedge):
     assert "quitter" in r.stderr and "exited with status 3" in r.stderr, r.stderr
     fsedge.wait_log(r"function quitter \(pid \d+\): exited with status 3", since=mark)
     d = fh.deployments(fsedge)
-    last = max(d["deployments"], key=lambda x: x["version"])
+    last = max(d, key=lambda x: x["version"])
     assert last["status"] == "failed" and "quitter" in last["reason"], d
-    assert d["active"] == 1, d
+    assert fh.active_version(fsedge) == 1, d
     fns = fh.functions(fsedge)
     assert "quitter" not in fns, fns
     # It is not restarted behind the deployment's back.
@@ -948,7 +943,7 @@ def test_logs_show_the_function_stderr_and_sdk_log_lines(fsedge):
         r = fsedge.ctl("logs", "behave")
         return r.returncode == 0 and "behave: at start: m-42" in r.stdout and \
             "sdk line 17" in r.stdout and r.stdout
-    out = wait_until(has_both, what="both lines in sedgectl logs behave")
+    out = wait_for(has_both, what="both lines in sedgectl logs behave")
     start_line = [l for l in out.splitlines() if "behave: at start: m-42" in l][0]
     assert "stderr" in start_line, start_line
     sdk_line = [l for l in out.splitlines() if "sdk line 17" in l][0]

@@ -53,7 +53,6 @@ def flows_as_v1(sedge):
     return sensor.publish("temp/x", b"", qos=1).reason == 0
 
 
-# ---------------------------------------------------------------- before any group
 
 def test_broker_is_open_before_any_deployment(sedge):
     assert active_group(sedge) is None
@@ -67,7 +66,6 @@ def test_broker_is_open_before_any_deployment(sedge):
     assert (m.topic, m.payload) == ("any/x", b"open")
 
 
-# ---------------------------------------------------------------- deploy and status
 
 def test_deploy_makes_the_group_active_in_status_and_deployments(sedge):
     r = deploy(sedge, KITCHEN)
@@ -107,7 +105,6 @@ def test_route_counters_count_routed_messages(sedge):
     assert routes["thing:panel -> cmd/lamp -> thing:lamp"] == 0
 
 
-# ---------------------------------------------------------------- authorisation
 
 @pytest.mark.parametrize("qos", [1, 2])
 def test_v5_publish_without_a_route_gets_not_authorized(sedge, qos):
@@ -254,7 +251,6 @@ def test_tls_identity_is_the_certificate_cn_not_the_client_id(make_sedge):
     assert refused_connect(s, "sensor", 4, cert="mallory") == 5
 
 
-# ---------------------------------------------------------------- bad documents
 
 GOOD_ROUTES = KITCHEN["routes"]
 BAD_DOCS = {
@@ -384,7 +380,6 @@ def test_concurrent_deploys_are_sequential_or_refused(sedge):
     assert t0.publish("big/1/x/y", b"", qos=1).reason == raw.RC_NOT_AUTHORIZED
 
 
-# ---------------------------------------------------------------- history and rollback
 
 V2 = group_doc("kitchen", ["sensor", "lamp", "panel"], [
     ("thing:sensor", "humidity/#", "thing:lamp"),
@@ -457,7 +452,6 @@ def test_rollback_without_an_earlier_version_fails_clearly(sedge):
     assert active_group(sedge)["version"] == 1
 
 
-# ---------------------------------------------------------------- removal and revocation
 
 @pytest.mark.parametrize("how", ["removed", "revoked"])
 @pytest.mark.parametrize("version", [4, 5])
@@ -485,7 +479,6 @@ def test_removed_or_revoked_thing_is_disconnected_within_1s_and_refused(sedge, h
     assert panel.disconnects.empty()
 
 
-# ---------------------------------------------------------------- durability
 
 def test_active_group_survives_restart_and_kill_9(sedge):
     deploy_ok(sedge, KITCHEN)
@@ -549,7 +542,6 @@ def test_kill_9_during_a_deploy_leaves_one_whole_version(sedge, moment):
         assert t5.publish("big/5/a/b", b"", qos=1).reason == 0
 
 
-# ---------------------------------------------------------------- services
 
 def test_status_lists_the_unattached_cloud_as_soon_as_a_route_targets_it(sedge):
     deploy_ok(sedge, KITCHEN)
@@ -590,7 +582,6 @@ def test_waiting_for_the_cloud_is_bounded(sedge):
     assert s.get("dropped", 0) >= n - s["waiting"], s
 
 
-# ---------------------------------------------------------------- shadow routes
 
 def test_route_to_shadow_grants_the_thing_its_shadow_topics(sedge):
     doc = group_doc("shadows", ["lamp", "sensor"], [

@@ -28,7 +28,6 @@ def until_marker(c, marker):
         got.append(p)
 
 
-# ---------------------------------------------------------------- topic aliases
 
 def test_topic_alias_set_with_a_topic_is_used_by_alias_only_publishes(sedge):
     sub = sedge.client("ta-sub")
@@ -95,7 +94,6 @@ def test_topic_aliases_sent_by_the_server_stay_within_the_client_maximum(sedge):
         assert "topic_alias" not in q.props and q.topic == t, q
 
 
-# ---------------------------------------------------------------- subscription identifiers
 
 def test_subscription_identifier_is_delivered_with_matching_messages(sedge):
     c = raw_sub(sedge, "si", [])
@@ -134,7 +132,6 @@ def test_subscription_identifier_0_is_a_protocol_error(sedge):
     assert [(p.type, p.reason) for p in got] == [(raw.DISCONNECT, raw.RC_PROTOCOL_ERROR)]
 
 
-# ---------------------------------------------------------------- subscription options
 
 def test_no_local_subscription_does_not_receive_its_own_messages(sedge):
     me = raw_sub(sedge, "nl", [("nl/#", sub_options(1, no_local=True))])
@@ -209,7 +206,6 @@ def test_retain_handling_3_is_a_protocol_error(sedge):
     assert [(p.type, p.reason) for p in got] == [(raw.DISCONNECT, raw.RC_PROTOCOL_ERROR)]
 
 
-# ---------------------------------------------------------------- shared subscriptions
 
 def test_shared_subscription_gives_each_message_to_one_member_of_the_group(sedge):
     members = [raw_sub(sedge, "sh%d" % i, [("$share/grp/sh/#", 1)]) for i in range(2)]
@@ -258,7 +254,6 @@ def test_shared_subscription_with_no_local_is_a_protocol_error(sedge):
     assert [(p.type, p.reason) for p in got] == [(raw.DISCONNECT, raw.RC_PROTOCOL_ERROR)]
 
 
-# ---------------------------------------------------------------- message expiry
 
 def test_expired_message_queued_for_an_offline_session_is_not_delivered(sedge):
     sub = raw_sub(sedge, "mx", [("mx/#", 1)], clean=False, props={"session_expiry": 300})
@@ -292,7 +287,6 @@ def test_message_expiry_is_forwarded_to_an_online_subscriber(sedge):
     assert 0 < p.props.get("message_expiry", 0) <= 60, p
 
 
-# ---------------------------------------------------------------- forwarded properties
 
 def test_request_response_properties_reach_subscribers_unchanged(sedge):
     sub = raw_sub(sedge, "rr", [("req/#", 1)])
@@ -328,7 +322,6 @@ def test_request_response_round_trip_with_paho(sedge):
         "svc/reply/requester", b"pong", b"42")
 
 
-# ---------------------------------------------------------------- flow control
 
 def test_more_unacknowledged_publishes_than_receive_maximum_disconnects_with_0x93(make_sedge):
     s = make_sedge(limits={"max_inflight": 4})
@@ -422,7 +415,6 @@ def test_client_maximum_packet_size_is_never_exceeded(sedge):
     sub.ping()
 
 
-# ---------------------------------------------------------------- session expiry on DISCONNECT
 
 def test_session_expiry_0_on_disconnect_ends_the_session(sedge):
     c = raw_sub(sedge, "shortened", [("se/#", 1)], clean=False, props={"session_expiry": 300})
@@ -450,7 +442,6 @@ def test_no_reason_string_on_suback_when_problem_information_is_not_requested(se
     assert "reason_string" not in ack.props and "user" not in ack.props, ack
 
 
-# ---------------------------------------------------------------- retained expiry
 
 def test_expired_retained_message_is_not_sent_to_new_subscribers(sedge):
     pub = sedge.client("rx-pub")

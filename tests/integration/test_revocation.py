@@ -61,6 +61,13 @@ def test_a_certificate_revoked_by_the_group_is_cut_and_refused(tls_sedge, by):
     assert bob.connect("bob").reason == 0
 
 
+def test_a_serial_number_is_a_number_whatever_its_digit_count(tls_sedge):
+    # "serial:abc" is 0x0abc: an odd count of hex digits (as Python's %x
+    # prints a serial starting with a zero nibble) is not malformed.
+    deploy_ok(tls_sedge, dict(GROUP, revoked_certificates=["serial:abc", "serial:0abc",
+                                                           "serial:00:0a:bc"]))
+
+
 def test_malformed_revoked_certificates_are_refused_at_deploy(tls_sedge):
     r = deploy(tls_sedge, dict(GROUP, revoked_certificates=["sha256:abc", "md5:00", 7,
                                                              "serial:zz"]))

@@ -43,7 +43,6 @@ def ctl_json(sedge, *args):
     return json.loads(r.stdout)
 
 
-# ---------------------------------------------------------------- update and get
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_update_then_get_returns_state_metadata_version_and_token(sedge, version):
@@ -113,7 +112,6 @@ def test_version_increments_on_every_accepted_update(sedge, version):
     assert dev.accepted("update", {"state": {"reported": {"n": 4}}})["version"] == 6
 
 
-# ---------------------------------------------------------------- delta and documents
 
 def test_delta_has_the_desired_keys_that_differ_from_reported_recursively(sedge):
     dev = ShadowDevice(sedge, "thermo")
@@ -166,7 +164,6 @@ def test_documents_carry_previous_and_current(sedge, version):
     assert second["current"]["version"] == 2
 
 
-# ---------------------------------------------------------------- optimistic locking and tokens
 
 def test_update_with_the_current_version_is_accepted_and_a_stale_one_gets_409(sedge):
     dev = ShadowDevice(sedge, "locked")
@@ -257,7 +254,6 @@ def test_document_limit_over_30720_is_refused_at_start(make_sedge):
     dev.accepted("update", {"state": {"desired": {"blob": "x" * 25000}}})
 
 
-# ---------------------------------------------------------------- delete and versions
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_delete_then_get_is_404_with_the_thing_name(sedge, version):
@@ -302,7 +298,6 @@ def test_get_of_a_shadow_that_never_existed_is_404(sedge):
         404, "No shadow exists with name: 'never'", "nx")
 
 
-# ---------------------------------------------------------------- named shadows
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_named_shadows_are_separate_from_the_classic_one(sedge, version):
@@ -353,7 +348,6 @@ def test_invalid_shadow_and_thing_names_get_no_shadow(sedge):
     assert ctl_json(sedge, "list", "namer") == ["Ab0:_-" + "x" * 58]
 
 
-# ---------------------------------------------------------------- durability
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_accepted_update_survives_kill_9(sedge, version):
@@ -400,7 +394,6 @@ def test_accepted_delete_survives_kill_9(sedge):
     assert r.returncode == 1 and "404" in r.stderr, r
 
 
-# ---------------------------------------------------------------- sedgectl shadow
 
 def test_sedgectl_shadow_update_get_list_delete(sedge, tmp_path):
     dev = ShadowDevice(sedge, "panel")
@@ -446,7 +439,6 @@ def test_sedgectl_shadow_errors_exit_1_with_code_and_message(sedge):
     assert ctl_json(sedge, "get", "cli")["version"] == 1
 
 
-# ---------------------------------------------------------------- who may use the service
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_without_a_group_anyone_may_use_any_shadow(sedge, version):
