@@ -156,10 +156,12 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     b->next_queue_seq = 1;
     b->read_buf_len = BROKER_READ_BUF;
     b->read_buf = malloc(b->read_buf_len);
+    b->tls_plain = malloc(TLS_PLAIN_MAX);
     b->sessions.seed = (uint64_t)(uintptr_t)b ^ clock_mono_ms();
     b->stats.started_at = (uint64_t)clock_wall_s();
-    if (!b->read_buf || tree_init(&b->tree)) {
+    if (!b->read_buf || !b->tls_plain || tree_init(&b->tree)) {
         free(b->read_buf);
+        free(b->tls_plain);
         free(b);
         return SEDGE_ERR_NOMEM;
     }
@@ -370,5 +372,6 @@ void broker_free(broker_t *b)
     free(b->sub_id_scratch);
     free(b->match_slots);
     free(b->read_buf);
+    free(b->tls_plain);
     free(b);
 }

@@ -172,20 +172,6 @@ static void write_cb(uv_write_t *req, int status)
     client_io_trim(c);
 }
 
-/* The TLS records the engine produced, appended to `out`. */
-static void drain_tls(client_t *c, buf_t *out)
-{
-    size_t pending;
-    while ((pending = BIO_ctrl_pending(SSL_get_wbio(c->ssl))) > 0) {
-        if (buf_reserve(out, pending))
-            return;
-        int n = BIO_read(SSL_get_wbio(c->ssl), out->data + out->len, (int)pending);
-        if (n <= 0)
-            return;
-        out->len += (size_t)n;
-    }
-}
-
 static void write_failed(client_t *c, int rc)
 {
     LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(rc));
@@ -210,7 +196,7 @@ static void flush(client_t *c)
             if (!io->out.len)
                 buf_free(&io->out);
         }
-        drain_tls(c, &data);
+        tls_io_take_output(c, &data);
     } else if (io) {
         data = io->out;
         io->out = (buf_t){0};
@@ -527,10 +513,22 @@ static void tls_error(client_t *c, const char *what)
     client_close(c); /* its flush sends the TLS alert, if any */
 }
 
+static void tls_records(client_t *c);
+
 static void tls_read(client_t *c, const uint8_t *data, size_t len)
 {
+    tls_io_input(c, data, len);
+    tls_records(c);
+    if (tls_io_input_done(c) && c->state != CLIENT_CLOSING) {
+        LOGE("client '%s': out of memory keeping TLS input", client_name(c).text);
+        client_close(c);
+    }
+}
+
+/* The engine takes what was read: the handshake, then application data. */
+static void tls_records(client_t *c)
+{
     broker_t *b = c->broker;
-    BIO_write(SSL_get_rbio(c->ssl), data, (int)len);
     if (c->state == CLIENT_TLS_HANDSHAKE) {
         int rc = SSL_do_handshake(c->ssl);
         if (rc != 1) {
@@ -569,9 +567,9 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         LOGD("TLS client %s authenticated as '%s'", client_peer(c).text, c->identity);
     }
     for (;;) {
-        int n = SSL_read(c->ssl, b->read_buf, (int)b->read_buf_len);
+        int n = SSL_read(c->ssl, b->tls_plain, TLS_PLAIN_MAX);
         if (n > 0) {
-            take_bytes(c, b->read_buf, (size_t)n);
+            take_bytes(c, b->tls_plain, (size_t)n);
             if (c->state == CLIENT_CLOSING)
                 return;
             continue;
@@ -586,7 +584,7 @@ static void tls_read(client_t *c, const uint8_t *data, size_t len)
         tls_error(c, "read");
         return;
     }
-    if (BIO_ctrl_pending(SSL_get_wbio(c->ssl)))
+    if (tls_io_output_pending(c))
         mark_for_flush(c);
 }
 
@@ -644,15 +642,11 @@ void client_accepted(listener_t *l, client_t *c)
     }
     if (l->type == LISTENER_TLS) {
         c->ssl = SSL_new(l->ssl_ctx);
-        BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
-        if (!c->ssl || !rbio || !wbio) {
+        if (!c->ssl || tls_io_attach(c)) {
             LOGE("out of memory setting up TLS for %s", client_peer(c).text);
-            BIO_free(rbio);
-            BIO_free(wbio);
             client_close(c);
             return;
         }
-        SSL_set_bio(c->ssl, rbio, wbio); /* the SSL owns them now */
         SSL_set_accept_state(c->ssl);
         c->state = CLIENT_TLS_HANDSHAKE;
     }

@@ -268,7 +268,8 @@ typedef enum {
  * connection carries none of it. */
 typedef struct client_io {
     buf_t in;                      /* bytes of a packet not yet complete */
-    buf_t out;                     /* bytes to send */
+    buf_t out;                     /* bytes to send (on TLS: plaintext for the engine) */
+    buf_t tls_in, tls_out;         /* TLS: records not yet taken; records to write (tls_io.c) */
     struct write_op *writing;      /* the write in progress, if any */
     uint64_t last_tx_progress_ms;  /* monotonic: last write started or done */
     held_t *held_head, *held_tail; /* replies waiting for commits, in order */
@@ -372,6 +373,9 @@ struct broker {
     uint64_t last_sys_ms;
     size_t buffered_bytes; /* input and output held by all connections (max_buffered_bytes) */
     uint8_t *read_buf;     /* shared by every connection's reads */
+    uint8_t *tls_plain;    /* shared: the plaintext of one TLS record (TLS_PLAIN_MAX) */
+    client_t *tls_input_owner; /* tls_io.c: whose read is in read_buf now */
+    bytes_t tls_input;         /* and what of it the engine has not taken */
     size_t read_buf_len;
     broker_stats_t stats;
     bool shutting_down;
@@ -445,6 +449,17 @@ void flow_drained(client_t *subscriber);
 void flow_forget(client_t *c);
 /* Is the client in a waiting line (its busy state must stay)? */
 bool flow_busy(const client_t *c);
+
+/* tls_io.c: the TLS engine's I/O over the connection's own buffers. */
+#define TLS_PLAIN_MAX 16384 /* the largest record's plaintext */
+NODISCARD sedge_err tls_io_attach(client_t *c);
+/* Around one read: the engine reads what the socket delivered; what it
+ * left is kept (NOMEM: the connection must close). */
+void tls_io_input(client_t *c, const uint8_t *data, size_t len);
+NODISCARD sedge_err tls_io_input_done(client_t *c);
+/* Move the records the engine produced to `out`. */
+void tls_io_take_output(client_t *c, buf_t *out);
+bool tls_io_output_pending(const client_t *c);
 
 /* wheel.c: the open connections by the second of their next deadline. */
 void wheel_add(broker_t *b, client_t *c, uint64_t due_ms);

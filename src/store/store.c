@@ -196,25 +196,6 @@ static sedge_err exec_sql(store_t *s, const char *sql)
 
 /* Batch records. */
 
-static void batch_put_u8(batch_t *b, uint8_t v, bool *ok)
-{
-    if (buf_append(&b->ops, &v, 1))
-        *ok = false;
-}
-
-static void batch_put_int(batch_t *b, int64_t v, bool *ok)
-{
-    if (buf_append(&b->ops, &v, sizeof v))
-        *ok = false;
-}
-
-static void batch_put_bytes(batch_t *b, bytes_t v, bool *ok)
-{
-    uint32_t n = (uint32_t)v.len;
-    if (buf_append(&b->ops, &n, sizeof n) || buf_append(&b->ops, v.data, v.len))
-        *ok = false;
-}
-
 /* A parameter value while building a record. */
 typedef struct {
     int64_t i;
@@ -224,28 +205,41 @@ typedef struct {
 #define P_I(v) ((param_t){.i = (int64_t)(v)})
 #define P_B(v) ((param_t){.b = (v)})
 
+static uint8_t *put_raw(uint8_t *p, const void *v, size_t n)
+{
+    if (n) /* an empty view may have no data pointer */
+        memcpy(p, v, n);
+    return p + n;
+}
+
+/* The record goes in whole, into room reserved for it at once. */
 static uint64_t append_op(store_t *s, int op, const param_t *params)
 {
     batch_t *b = s->open;
     const char *sig = op_defs[op].sig;
-    size_t mark = b->ops.len;
-    bool ok = true;
-    batch_put_u8(b, (uint8_t)op, &ok);
-    for (size_t i = 0; sig[i] && ok; i++) {
-        if (sig[i] == 'i')
-            batch_put_int(b, params[i].i, &ok);
-        else
-            batch_put_bytes(b, params[i].b, &ok);
-    }
-    if (!ok) {
+    size_t size = 1;
+    for (size_t i = 0; sig[i]; i++)
+        size += sig[i] == 'i' ? sizeof(int64_t) : sizeof(uint32_t) + params[i].b.len;
+    if (buf_reserve(&b->ops, size)) {
         /* The state in memory is ahead of the store and cannot be written:
          * carrying on would acknowledge what is not durable. End here; a
          * restart resumes from what was committed (the Redis way). */
-        b->ops.len = mark;
         LOGE("out of memory queueing a write to the store: stopping so that nothing "
              "unsaved is acknowledged");
         abort();
     }
+    uint8_t *p = b->ops.data + b->ops.len;
+    *p++ = (uint8_t)op;
+    for (size_t i = 0; sig[i]; i++) {
+        if (sig[i] == 'i') {
+            p = put_raw(p, &params[i].i, sizeof params[i].i);
+        } else {
+            uint32_t len = (uint32_t)params[i].b.len;
+            p = put_raw(p, &len, sizeof len);
+            p = put_raw(p, params[i].b.data, len);
+        }
+    }
+    b->ops.len += size;
     b->count++;
     return b->seq;
 }
@@ -316,8 +310,6 @@ static sedge_err delete_runs(store_t *s, int op, buf_t *ids)
  * loop thread when nothing is in flight. */
 static sedge_err apply_batch(store_t *s, batch_t *b)
 {
-    if (b->result)
-        return b->result;
     sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
     if (err)
         return err;
@@ -414,11 +406,21 @@ sedge_err store_when_settled(store_t *s, uint64_t seq, void (*fn)(void *ctx, sed
     if (!w)
         return SEDGE_ERR_NOMEM;
     *w = (waiter_t){NULL, seq, fn, ctx};
-    if (s->waiters_tail)
-        s->waiters_tail->next = w;
-    else
-        s->waiters = w;
-    s->waiters_tail = w;
+    if (!s->waiters_tail || s->waiters_tail->seq <= seq) { /* the usual: the newest */
+        if (s->waiters_tail)
+            s->waiters_tail->next = w;
+        else
+            s->waiters = w;
+        s->waiters_tail = w;
+        return SEDGE_OK;
+    }
+    /* An owner may wait for its own last write after another waited for a
+     * newer batch: it must not wait behind that one. */
+    waiter_t **at = &s->waiters;
+    while ((*at)->seq <= seq) /* stops at the tail at the latest */
+        at = &(*at)->next;
+    w->next = *at;
+    *at = w;
     return SEDGE_OK;
 }
 
@@ -466,6 +468,16 @@ static void retry_later(store_t *s, batch_t *failed, sedge_err result)
     uv_timer_start(&s->retry_timer, retry_cb, s->retry_delay_ms, 0);
 }
 
+/* A commit succeeded: whatever failed before is over. */
+static void commits_again(store_t *s)
+{
+    if (s->failing) {
+        LOGI("the store commits again");
+        s->retry_delay_ms = 0;
+        s->failing = false;
+    }
+}
+
 static void after_work_cb(uv_work_t *req, int status)
 {
     batch_t *b = req->data;
@@ -476,15 +488,20 @@ static void after_work_cb(uv_work_t *req, int status)
         retry_later(s, b, result);
         return;
     }
-    if (s->failing) {
-        LOGI("the store commits again");
-        s->retry_delay_ms = 0;
-        s->failing = false;
-    }
+    commits_again(s);
     finish_batch(s, b, SEDGE_OK);
     batch_reset(b, 0);
     if (s->open->count)
         submit(s);
+}
+
+/* The open batch `b` is about to commit: open the other one, numbered
+ * after it, for the writes that come meanwhile. */
+static void open_next_batch(store_t *s, batch_t *b)
+{
+    batch_t *next = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
+    batch_reset(next, b->seq + 1);
+    s->open = next;
 }
 
 /* Hand the open batch to the worker and open the other one. */
@@ -493,9 +510,7 @@ static void submit(store_t *s)
     if (s->in_flight || !s->open->count || s->closing || s->retry_waiting)
         return;
     batch_t *b = s->open;
-    batch_t *next = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
-    batch_reset(next, b->seq + 1);
-    s->open = next;
+    open_next_batch(s, b);
     s->in_flight = b;
     b->work.data = b;
     int rc = uv_queue_work(s->loop, &b->work, work_cb, after_work_cb);
@@ -543,10 +558,13 @@ sedge_err store_flush_sync(store_t *s)
         uv_timer_stop(&s->retry_timer);
         s->retry_waiting = false;
     }
+    /* What the waiters write when they hear joins the next batch. */
+    open_next_batch(s, b);
     sedge_err err = apply_batch(s, b);
-    uint64_t seq = b->seq;
+    if (!err)
+        commits_again(s);
     finish_batch(s, b, err);
-    batch_reset(b, seq + 1);
+    batch_reset(b, 0);
     return err;
 }
 
@@ -675,7 +693,8 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     if (sqlite3_open_v2(opts->path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
-        LOGE("cannot open %s: %s", opts->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        LOGE("cannot open %s: %s (does its directory exist, and may sedged write there?)",
+             opts->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, opts->busy_timeout_ms ? (int)opts->busy_timeout_ms : 5000);
@@ -683,13 +702,13 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
         (err = exec_sql(s, opts->synchronous_full ? "PRAGMA synchronous = FULL"
                                                   : "PRAGMA synchronous = NORMAL")) ||
         (err = exec_sql(s, schema)) || (err = migrate(s)))
-        goto fail;
+        goto unusable;
     for (int op = 0; op < OP_COUNT; op++) {
         for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
             if (sqlite3_prepare_v3(s->db, op_defs[op].sql[k], -1, SQLITE_PREPARE_PERSISTENT,
                                    &s->stmts[op][k], NULL) != SQLITE_OK) {
                 err = sql_error(s, op_defs[op].sql[k]);
-                goto fail;
+                goto unusable;
             }
         }
     }
@@ -699,6 +718,10 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     s->handles_open = 1;
     *out = s;
     return SEDGE_OK;
+unusable:
+    LOGE("cannot use %s as the store (the line above says why); if it is not Sedge's database, "
+         "or a damaged one, move it aside and sedged starts with an empty store",
+         opts->path);
 fail:
     if (s->db) {
         for (int op = 0; op < OP_COUNT; op++)
@@ -1048,6 +1071,16 @@ sedge_err store_load_deployments(store_t *s, store_deployment_fn fn, void *ctx)
                      deployment_row, &l);
 }
 
+/* The one row a lookup finds: OK on a row (its columns are then read),
+ * NOT_FOUND when there is none, an error when SQLite could not say. */
+static sedge_err step_one(store_t *s, sqlite3_stmt *st, const char *sql)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return SEDGE_OK;
+    return rc == SQLITE_DONE ? SEDGE_ERR_NOT_FOUND : sql_error(s, sql);
+}
+
 sedge_err store_read_deployment_document(store_t *s, uint64_t version, char **text, size_t *len)
 {
     sqlite3_stmt *st;
@@ -1055,8 +1088,8 @@ sedge_err store_read_deployment_document(store_t *s, uint64_t version, char **te
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
-    sedge_err err = SEDGE_ERR_NOT_FOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sedge_err err = step_one(s, st, sql);
+    if (!err) {
         bytes_t doc = column_bytes(st, 0);
         *text = bytes_dup_cstr(doc);
         *len = doc.len;
@@ -1073,11 +1106,9 @@ sedge_err store_read_meta(store_t *s, const char *key, int64_t *value)
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sedge_err err = SEDGE_ERR_NOT_FOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sedge_err err = step_one(s, st, sql);
+    if (!err)
         *value = sqlite3_column_int64(st, 0);
-        err = SEDGE_OK;
-    }
     sqlite3_finalize(st);
     return err;
 }
@@ -1092,12 +1123,11 @@ sedge_err store_read_shadow(store_t *s, bytes_t thing, bytes_t name, int64_t *ve
         return sql_error(s, sql);
     bind_text(st, 1, thing);
     bind_text(st, 2, name);
-    sedge_err err = SEDGE_ERR_NOT_FOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sedge_err err = step_one(s, st, sql);
+    if (!err) {
         *version = sqlite3_column_int64(st, 0);
         *deleted_at = sqlite3_column_int64(st, 2);
         *document = NULL;
-        err = SEDGE_OK;
         if (*deleted_at == 0 && !(*document = bytes_dup_cstr(column_bytes(st, 1))))
             err = SEDGE_ERR_NOMEM;
     }
@@ -1117,6 +1147,8 @@ sedge_err store_list_shadows(store_t *s, bytes_t thing, store_name_fn fn, void *
     int rc;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
         err = fn(ctx, column_bytes(st, 0));
+    if (!err && rc != SQLITE_DONE)
+        err = sql_error(s, sql);
     sqlite3_finalize(st);
     return err;
 }
@@ -1129,13 +1161,12 @@ sedge_err store_spool_summary(store_t *s, store_spool_summary_t *out)
         " COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM spool";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
-    sedge_err err = SEDGE_ERR_STORE;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sedge_err err = step_one(s, st, sql); /* an aggregate: always one row */
+    if (!err) {
         out->count = (uint64_t)sqlite3_column_int64(st, 0);
         out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
         out->first_seq = (uint64_t)sqlite3_column_int64(st, 2);
         out->last_seq = (uint64_t)sqlite3_column_int64(st, 3);
-        err = SEDGE_OK;
     }
     sqlite3_finalize(st);
     return err;
@@ -1164,6 +1195,8 @@ sedge_err store_load_spooled(store_t *s, uint64_t after, size_t limit, store_spo
         };
         err = fn(ctx, &v);
     }
+    if (!err && rc != SQLITE_DONE)
+        err = sql_error(s, sql);
     sqlite3_finalize(st);
     return err;
 }
@@ -1174,11 +1207,9 @@ sedge_err store_count_dead_letters(store_t *s, uint64_t *out)
     const char *sql = "SELECT COUNT(*) FROM dead_letter";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_error(s, sql);
-    sedge_err err = SEDGE_ERR_STORE;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sedge_err err = step_one(s, st, sql); /* an aggregate: always one row */
+    if (!err)
         *out = (uint64_t)sqlite3_column_int64(st, 0);
-        err = SEDGE_OK;
-    }
     sqlite3_finalize(st);
     return err;
 }
@@ -1193,6 +1224,8 @@ sedge_err store_load_job_updates(store_t *s, store_job_update_fn fn, void *ctx)
     int rc;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
         err = fn(ctx, column_bytes(st, 0), column_bytes(st, 1));
+    if (!err && rc != SQLITE_DONE)
+        err = sql_error(s, sql);
     sqlite3_finalize(st);
     return err;
 }

@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libsedge_mqtt.a"
-)

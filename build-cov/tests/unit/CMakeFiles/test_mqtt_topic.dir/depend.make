@@ -1,2 +1,0 @@
-# Empty dependencies file for test_mqtt_topic.
-# This may be replaced when dependencies are built.
