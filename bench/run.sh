@@ -47,7 +47,9 @@
 # BENCH_LATENCY_REPEAT (3), BENCH_IDLE_CONNECTIONS (10000), BENCH_STARTS
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
-# starts, MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
+# starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
+# BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
+# the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
