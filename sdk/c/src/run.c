@@ -129,7 +129,8 @@ sedge_err sedge_run(sedge_handler handler, void *ctx)
     sdk_set_running(true);
     for (;;) {
         sdk_frame_t f;
-        err = sdk_receive(&f);
+        if (!sdk_take_waiting(&f))
+            err = sdk_receive(&f);
         if (err)
             break;
         err = serve(&f, handler, ctx);
@@ -138,5 +139,24 @@ sedge_err sedge_run(sedge_handler handler, void *ctx)
             break;
     }
     sdk_set_running(false);
+    return err;
+}
+
+sedge_err sedge_serve(sedge_handler handler, void *ctx)
+{
+    if (!handler)
+        return sdk_error(SEDGE_ERR_INVALID, "sedge_serve: the handler is NULL");
+    if (sdk_running())
+        return sdk_error(SEDGE_ERR_BUSY, "sedge_serve called from a handler");
+    sdk_frame_t f;
+    sedge_err err = SEDGE_OK;
+    if (!sdk_take_waiting(&f))
+        err = sdk_receive(&f);
+    if (err)
+        return err;
+    sdk_set_running(true);
+    err = serve(&f, handler, ctx);
+    sdk_set_running(false);
+    sdk_frame_release(&f);
     return err;
 }
