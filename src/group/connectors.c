@@ -293,7 +293,7 @@ static bool modbus_tcp(json_t *params)
  * network namespace it runs in. */
 static const type_def_t types[] = {
     {{"modbus", false, 16}, modbus_params, check_modbus, modbus_tcp},
-    {{"serial", false, 16}, serial_params, check_serial, never},
+    {{"serial", true, 16}, serial_params, check_serial, never},
     {{"gpio", true, 16}, gpio_params, check_gpio, never},
     {{"metrics", true, 16}, metrics_params, check_metrics, always},
     {{"http-sink", false, 64}, http_sink_params, check_http_sink, always},
