@@ -96,7 +96,7 @@ sedge_err conn_publish(const char *topic, const void *data, size_t len)
 
 sedge_err conn_publish_json(const char *topic, json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (!text)
         return SEDGE_ERR_NOMEM;
     sedge_err err = conn_publish(topic, text, strlen(text));
