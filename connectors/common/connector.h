@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define CONN_NODISCARD __attribute__((warn_unused_result))
-#define CONN_MAX_FDS 8
+#define CONN_MAX_FDS 64
 
 /* What a connector's main loop is made of. */
 typedef struct {
