@@ -14,6 +14,15 @@
 #              mosquitto bridge
 #   functions  warm and cold invocation latency and invocations per second
 #              (C sandboxed and not, Python) vs fork+exec of the same program
+#   burst      the unpaced QoS 0 burst (4 -> 1, no window): what arrives, at
+#              what rate, and the brokers' peak RSS (issue 15, part 1)
+#   mtls       mutual TLS: fan-in throughput, handshakes per second (full and
+#              resumed), memory per idle mTLS connection (part 2)
+#   fanout     1 -> 1,000 subscribers; 64 KB and 1 MB payloads (part 3)
+#   scale      50,000 idle connections, TCP and mTLS: RSS, CPU at rest, time
+#              to accept them all (part 4)
+#   rest       private dirty memory of an idle sedged with every service
+#              configured (part 5)
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -38,11 +47,13 @@
 # BENCH_LATENCY_REPEAT (3), BENCH_IDLE_CONNECTIONS (10000), BENCH_STARTS
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
-# starts, MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
+# starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
+# BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
+# the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker groups shadows spool functions"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -68,6 +79,8 @@ SEDGECTL=$BUILD/sedgectl
 LOADGEN=$BUILD/bench/loadgen
 INVOKE_BENCH=$BUILD/bench/invoke_bench
 LIBFLOOR=$BUILD/bench/libfloor
+CONNBENCH=$BUILD/bench/connbench
+TLS_CONN_MEM=$BUILD/bench/tls_conn_mem
 ECHO_C=$BUILD/examples/echo
 ECHO_PY=$ROOT/examples/functions/python/echo.py
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -80,9 +93,9 @@ IDLE_N=${BENCH_IDLE_CONNECTIONS:-10000}
 STARTS=${BENCH_STARTS:-10}
 RESULTS=$ROOT/bench/results/latest.md
 
-[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] ||
-    cmake --build "$BUILD" --target loadgen invoke_bench libfloor >/dev/null 2>&1
-for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$MOSQUITTO"; do
+[ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] && [ -x "$TLS_CONN_MEM" ] ||
+    cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench tls_conn_mem >/dev/null 2>&1
+for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$CONNBENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
         exit 1
@@ -139,12 +152,19 @@ TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 kv() { printf '%s\n' "$LINE" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
 errmsg() { printf '%s\n' "$LINE" | sed -n 's/.* error="\(.*\)".*/\1/p'; }
 
+# BTLSPORT set (start_broker with BENCH_TLS=1): a mutual TLS listener too,
+# with the certificates of bench_pki. SEDGED_LIMITS replaces the limits.
 write_sedged_config() { # DIR PORT
+    tls_listener=""
+    [ -n "${BTLSPORT:-}" ] && tls_listener=",
+    {\"type\": \"tls\", \"bind\": \"127.0.0.1:$BTLSPORT\", \"ca_file\": \"$BPKI/ca.pem\",
+     \"cert_file\": \"$BPKI/core.pem\", \"key_file\": \"$BPKI/core.key\"}"
+    limits=${SEDGED_LIMITS:-'"max_connections": 20000, "max_inflight": 32, "max_queued_messages": 100000'}
     cat >"$1/sedge.json" <<EOF
 {
   "data_dir": "data",
-  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}],
-  "limits": {"max_connections": 20000, "max_inflight": 32, "max_queued_messages": 100000},
+  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}$tls_listener],
+  "limits": {$limits},
   "store": {"synchronous": "full"},
   "log_level": "warn"${SEDGED_EXTRA:+,
   $SEDGED_EXTRA}
@@ -167,7 +187,34 @@ log_type warning
 connection_messages false
 ${MOSQ_EXTRA:-}
 EOF
+    # The same certificates as sedged's tls listener; mosquitto's defaults
+    # for the rest (TLS 1.2 and 1.3, OpenSSL's cipher lists, which are
+    # sedged's too: the rows say what was negotiated).
+    [ -n "${BTLSPORT:-}" ] && cat >>"$1/mosquitto.conf" <<EOF
+listener $BTLSPORT 127.0.0.1
+cafile $BPKI/ca.pem
+certfile $BPKI/core.pem
+keyfile $BPKI/core.key
+require_certificate true
+$([ "$(id -u)" = 0 ] && echo "user root")
+EOF
+    return 0
 }
+
+# bench_pki: a CA, the core's certificate and one client's (CN
+# bench-client), made once per run with sedgectl; BPKI is their directory.
+# Every mTLS client of the benchmarks uses bench-client. 1 with BFAIL.
+bench_pki() {
+    BPKI=$WORK/bench-pki
+    [ -s "$BPKI/bench-client.key" ] && return 0
+    mkdir -p "$BPKI"
+    if ! out=$(timeout 30 "$SEDGECTL" ca init --dir "$BPKI" --core-name bench-core --san localhost --san 127.0.0.1 2>&1) ||
+        ! out=$(timeout 30 "$SEDGECTL" cert issue bench-client --dir "$BPKI" 2>&1); then
+        BFAIL="sedgectl ca init / cert issue failed: $(printf '%s' "$out" | head -n 1)"
+        return 1
+    fi
+}
+tls_client_args() { echo "--cafile $BPKI/ca.pem --cert $BPKI/bench-client.pem --key $BPKI/bench-client.key"; }
 
 broker_command() { # KIND DIR: the broker's argv, in "$@" of the caller via set --
     if [ "$1" = sedged ]; then
@@ -185,6 +232,14 @@ start_broker() {
     BDIR=$WORK/$BKIND.$NSTART
     mkdir -p "$BDIR"
     BPORT=$("$LOADGEN" --mode free-port) || { BFAIL="no free port"; return 1; }
+    BTLSPORT=""
+    if [ "${BENCH_TLS:-0}" = 1 ]; then
+        bench_pki || return 1
+        BTLSPORT=$BPORT
+        while [ "$BTLSPORT" = "$BPORT" ]; do
+            BTLSPORT=$("$LOADGEN" --mode free-port) || { BFAIL="no free port"; return 1; }
+        done
+    fi
     if [ "$BKIND" = sedged ]; then
         write_sedged_config "$BDIR" "$BPORT"
         "$SEDGED" --config "$BDIR/sedge.json" >"$BDIR/log" 2>&1 &
@@ -206,6 +261,11 @@ start_broker() {
             return 1
         fi
     done
+    if [ -n "$BTLSPORT" ] && ! "$LOADGEN" --mode wait-port --port "$BTLSPORT" --timeout 10 >/dev/null; then
+        BFAIL="$BKIND did not accept connections on its TLS port $BTLSPORT within 10 s"
+        stop_broker "start"
+        return 1
+    fi
     if [ "$BKIND" = sedged ] && [ -n "${GROUP_DOC:-}" ]; then
         out=$(timeout 30 "$SEDGECTL" --data-dir "$BDIR/data" deploy "$GROUP_DOC" 2>&1) || {
             BFAIL="sedgectl deploy $(basename "$GROUP_DOC") failed: $(printf '%s' "$out" | head -n 2 | tr '\n' ' ')"
@@ -272,7 +332,10 @@ sedged_counters() { # CONTEXT
 
 RUNS=0
 # tp_run NAME KIND LOADGEN_ARGS...: one throughput run on a fresh broker;
-# appends "rate cpu_us_per_msg" to $WORK/NAME.KIND, or a reason to .fail.
+# appends "rate cpu_us_per_msg" to $WORK/NAME.KIND, or a reason to .fail;
+# "unique expected sent" to NAME.KIND.delivered and the broker's peak RSS
+# (VmHWM, kB) to NAME.KIND.hwm. LG_TLS=1 (with BENCH_TLS=1): loadgen
+# connects to the mTLS listener.
 tp_run() {
     name=$1
     kind=$2
@@ -284,9 +347,17 @@ tp_run() {
         [ "$kind" = sedged ] && note "$ctx: $BFAIL"
         return
     fi
+    lgport=$BPORT
+    lgtls=""
+    if [ "${LG_TLS:-0}" = 1 ]; then
+        lgport=$BTLSPORT
+        lgtls=$(tls_client_args)
+    fi
     c0=$(cpu_ticks "$BPID")
-    LINE=$(timeout -k 5 $((SECS * 5 + 60)) "$LOADGEN" --port "$BPORT" --timeout $((SECS * 4 + 40)) "$@" 2>>"$WORK/loadgen.log")
+    # shellcheck disable=SC2086
+    LINE=$(timeout -k 5 $((SECS * 5 + 60)) "$LOADGEN" --port "$lgport" $lgtls --timeout $((SECS * 4 + 40)) "$@" 2>>"$WORK/loadgen.log")
     c1=$(cpu_ticks "$BPID")
+    hwm=$(rss_kb "$BPID" VmHWM)
     printf '%s %s\n' "$kind" "$LINE" >>"$WORK/raw.txt"
     [ "$kind" = sedged ] && alive "$BPID" && sedged_counters "$ctx"
     # AFTER_RUN: a section's own check of the broker, while it runs.
@@ -311,6 +382,8 @@ tp_run() {
     fi
     rate=$(kv rate)
     received=$(kv received)
+    echo "$(kv unique) $(kv expected) $(kv sent)" >>"$WORK/$name.$kind.delivered"
+    [ -n "$hwm" ] && echo "$hwm" >>"$WORK/$name.$kind.hwm"
     cpu=$(awk -v a="$c0" -v b="$c1" -v t="$TICK" -v n="$received" \
         'BEGIN { if (a == "" || b == "" || n == 0) print "-"; else printf "%.3f", (b - a) * 1e6 / t / n }')
     echo "$rate $cpu" >>"$WORK/$name.$kind"
@@ -426,6 +499,148 @@ new_run_id() { od -An -N4 -tx4 /dev/urandom | tr -d ' \n'; }
 # The section's description paragraph, from stdin.
 describe() { cat >"$WORK/desc.$SECTION"; }
 
+# Median over the runs of NAME.KIND.delivered of 100 * unique / expected.
+delivered_pct() { # NAME KIND
+    f=$WORK/$1.$2.delivered
+    if [ -s "$f" ]; then
+        awk '$2 > 0 { printf "%.3f\n", 100 * $1 / $2 }' "$f" | median
+    else
+        figure "$1" "$2" 1 # FAILED: the reason
+    fi
+}
+
+# Median of NAME.KIND.hwm, in MB.
+peak_mb() { # NAME KIND
+    f=$WORK/$1.$2.hwm
+    if [ -s "$f" ]; then
+        median <"$f" | awk '{ printf "%.2f", $1 / 1024 }'
+    else
+        figure "$1" "$2" 1
+    fi
+}
+
+# CPU time of all the process's threads, in nanoseconds (schedstat is
+# exact where /proc/PID/stat counts ticks of 10 ms).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+
+# hold_run NAME KIND TCP_N TLS_N SOURCES REST_S: a fresh broker (with its
+# mTLS listener) holding TCP_N idle TCP and TLS_N idle mTLS connections,
+# opened at once by two bench/connbench processes from SOURCES source
+# addresses. Writes "rss0_kb rss1_kb connect_s rest_cpu_ms_per_s rss2_kb"
+# to $WORK/NAME.KIND.hold: RSS after start, a second after the last
+# CONNACK, the time until every connection had its CONNACK, the broker's
+# CPU per second of the REST_S seconds after that (- when 0) and the RSS
+# after them; or a reason to NAME.KIND.fail.
+hold_run() {
+    name=$1
+    kind=$2
+    ctx="$name, $kind"
+    BENCH_TLS=1
+    start_broker "$kind"
+    ok=$?
+    BENCH_TLS=0
+    if [ $ok != 0 ]; then
+        echo "$BFAIL" >>"$WORK/$name.$kind.fail"
+        [ "$kind" = sedged ] && note "$ctx: $BFAIL"
+        return
+    fi
+    sleep 0.3
+    r0=$(rss_kb "$BPID")
+    pids=""
+    outs=""
+    if [ "$3" -gt 0 ]; then
+        timeout -k 5 900 "$CONNBENCH" --mode hold --port "$BPORT" --connections "$3" --sources "$5" \
+            --timeout 600 --label tcp >"$WORK/$name.$kind.tcp.out" 2>>"$WORK/loadgen.log" &
+        pids="$pids $!"
+        outs="$outs $WORK/$name.$kind.tcp.out"
+    fi
+    if [ "$4" -gt 0 ]; then
+        # shellcheck disable=SC2046
+        timeout -k 5 900 "$CONNBENCH" --mode hold --port "$BTLSPORT" $(tls_client_args) --connections "$4" \
+            --sources "$5" --timeout 600 --label mtls >"$WORK/$name.$kind.tls.out" 2>>"$WORK/loadgen.log" &
+        pids="$pids $!"
+        outs="$outs $WORK/$name.$kind.tls.out"
+    fi
+    BGPIDS=$pids
+    # Until every connbench has all its connections, or has given up.
+    while :; do
+        waiting=0
+        for o in $outs; do grep -qs '^event=connected' "$o" || waiting=1; done
+        [ $waiting = 0 ] && break
+        running=0
+        for p in $pids; do alive "$p" && running=1; done
+        [ $running = 0 ] && break
+        sleep 0.2
+    done
+    r1=""
+    rest="-"
+    r2=""
+    if [ $waiting = 0 ] && alive "$BPID"; then
+        sleep 1
+        r1=$(rss_kb "$BPID")
+        if [ "$6" -gt 0 ]; then
+            c0=$(cpu_ns "$BPID")
+            t0=$(date +%s%N)
+            sleep "$6"
+            c1=$(cpu_ns "$BPID")
+            t1=$(date +%s%N)
+            rest=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e6 / ((t1 - t0) / 1e9) }')
+            r2=$(rss_kb "$BPID")
+        fi
+        if [ "$kind" = sedged ]; then
+            conns=$(timeout 5 "$SEDGECTL" --data-dir "$BDIR/data" status --json 2>/dev/null |
+                sed -n 's/.*"connections": *\([0-9]*\).*/\1/p')
+            [ "$conns" != $(($3 + $4)) ] && note "$ctx: connbench holds $(($3 + $4)) connections but sedgectl status says connections=${conns:-?}."
+        fi
+    fi
+    for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+    for p in $pids; do wait "$p" 2>/dev/null; done
+    BGPIDS=""
+    reason=""
+    cs=0
+    for o in $outs; do
+        LINE=$(grep '^mode=hold' "$o")
+        printf '%s %s\n' "$kind" "$LINE" >>"$WORK/raw.txt"
+        if [ -z "$LINE" ]; then
+            reason="${reason:+$reason; }connbench ($(basename "$o" .out | sed 's/.*\.//')) gave no result"
+        elif [ "$(kv status)" != ok ]; then
+            reason="${reason:+$reason; }$(kv label): $(kv status), $(kv connected) of $(kv connections) connected, $(kv lost) closed by the broker; $(errmsg)"
+        else
+            cs=$(awk -v a="$cs" -v b="$(kv connect_s)" 'BEGIN { print (b > a) ? b : a }')
+        fi
+    done
+    alive "$BPID" || reason="$kind died while holding idle connections${reason:+ ($reason)}"
+    stop_broker "$ctx"
+    if [ -n "$reason" ] || [ -z "$r1" ]; then
+        reason=${reason:-"the connections were not all up"}
+        echo "$reason" >>"$WORK/$name.$kind.fail"
+        if [ "$kind" = sedged ]; then note "$ctx: FAILED: $reason; reproduce: connbench --mode hold --connections N [--cafile/--cert/--key]"; else info "$ctx: FAILED: $reason"; fi
+        say "  $name on $kind: FAILED: $reason"
+        return
+    fi
+    echo "$r0 $r1 $cs $rest ${r2:-$r1}" >"$WORK/$name.$kind.hold"
+    say "  $name on $kind: RSS $r0 kB at start, $r1 kB with $(($3 + $4)) connections (all up in $cs s)${r2:+, CPU at rest $rest ms/s, RSS $r2 kB after}"
+}
+
+# hold_value NAME KIND FIELD: a field of NAME.KIND.hold (1 rss0, 2 rss1,
+# 3 connect_s, 4 rest CPU, 5 rss2), or FAILED.
+hold_value() {
+    if [ -s "$WORK/$1.$2.hold" ]; then
+        awk -v f="$3" '{ print $f }' "$WORK/$1.$2.hold"
+    else
+        echo "FAILED: $(head -n 1 "$WORK/$1.$2.fail" 2>/dev/null)"
+    fi
+}
+
+# Per-connection KB of a hold run: (rss1 - rss0) / N.
+hold_per_conn() { # NAME KIND N
+    if [ -s "$WORK/$1.$2.hold" ]; then
+        awk -v n="$3" '{ printf "%.2f", ($2 - $1) / n }' "$WORK/$1.$2.hold"
+    else
+        echo "FAILED: $(head -n 1 "$WORK/$1.$2.fail" 2>/dev/null)"
+    fi
+}
+
 # ---- the table ----
 
 # A number, not FAILED..., "-" or "none".
@@ -520,6 +735,11 @@ title() {
     shadows) echo "Shadows: durable device shadows over MQTT" ;;
     spool) echo "Spool: store-and-forward to the cloud vs a mosquitto bridge" ;;
     functions) echo "Functions: invocations through the core vs fork+exec" ;;
+    burst) echo "Burst: the unpaced QoS 0 burst, delivered in bounded memory" ;;
+    mtls) echo "Mutual TLS: throughput, handshakes and memory per connection" ;;
+    fanout) echo "Fan-out and payload sizes" ;;
+    scale) echo "Scale: idle connections on one small machine" ;;
+    rest) echo "Memory at rest: private dirty memory with every service" ;;
     esac
 }
 

@@ -550,9 +550,9 @@ static void tls_records(client_t *c)
             client_close(c);
             return;
         }
-        if (client_certificate_revoked(c)) {
-            LOGW("TLS client %s ('%s'): certificate revoked by the deployed group; closing",
-                 client_peer(c).text, cn);
+        if (client_certificate_revoked(c) ||
+            (SSL_session_reused(c->ssl) && client_revoked_by_crl(c))) {
+            LOGW("TLS client %s ('%s'): certificate revoked; closing", client_peer(c).text, cn);
             c->broker->stats.refused_connections++;
             client_close(c);
             return;

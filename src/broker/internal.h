@@ -450,6 +450,9 @@ void flow_forget(client_t *c);
 /* Is the client in a waiting line (its busy state must stay)? */
 bool flow_busy(const client_t *c);
 
+/* How long a TLS session may be resumed after its full handshake. */
+#define TLS_SESSION_LIFETIME_S 7200
+
 /* tls_io.c: the TLS engine's I/O over the connection's own buffers. */
 #define TLS_PLAIN_MAX 16384 /* the largest record's plaintext */
 NODISCARD sedge_err tls_io_attach(client_t *c);
@@ -604,6 +607,9 @@ void listeners_close(broker_t *b);
 /* revoke.c */
 /* Does the deployed group revoke the client's certificate? */
 bool client_certificate_revoked(client_t *c);
+/* Does its listener's CRL revoke it? For a resumed session, whose chain
+ * the handshake did not verify again. */
+bool client_revoked_by_crl(client_t *c);
 /* A TLS listener's trust: its CA, and the CRLs of crl_file (NULL: none). */
 NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_file,
                                          X509_STORE **out);

@@ -120,6 +120,14 @@ static SSL_CTX *server_tls_context(const listener_config_t *cfg)
     if (names)
         SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Sessions may be resumed (TLS 1.3 tickets): a client that caches its
+     * session reconnects with a short handshake. Without a session id
+     * context OpenSSL refuses any resumption when it verifies peers. A
+     * resumed session is checked against revocation again at the end of
+     * its handshake (conn.c), since no chain is verified then. */
+    static const unsigned char sid_ctx[] = "sedge-mqtt";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_timeout(ctx, TLS_SESSION_LIFETIME_S);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

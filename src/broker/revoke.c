@@ -90,6 +90,13 @@ static bool revoked_by_crl(X509_STORE *store, client_t *c)
     return revoked;
 }
 
+bool client_revoked_by_crl(client_t *c)
+{
+    if (!c->listener->crl_file)
+        return false;
+    return revoked_by_crl(SSL_CTX_get_cert_store(c->listener->ssl_ctx), c);
+}
+
 size_t broker_reload_crls(broker_t *b)
 {
     size_t cut = 0;

@@ -18,6 +18,7 @@
 #include "cloud/cloud.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@
 struct core {
     uv_loop_t *loop;
     uv_prepare_t before_wait; /* the end of every loop turn (before_wait_cb) */
+    uv_timer_t trim_timer;    /* gives freed memory back once traffic stops */
+    uint64_t bytes_at_trim;   /* the broker's byte counters at the last look */
+    bool trimmed;             /* nothing moved since the last trim */
     config_t cfg;
     int lock_fd;
     store_t *store;
@@ -573,6 +577,29 @@ static void print_welcome(const core_t *c)
             d, d, d, d);
 }
 
+/* Memory freed by a burst stays with the process for reuse (sedged's
+ * main raises glibc's trim threshold); once no byte has moved for a
+ * whole interval and nothing is buffered, it goes back to the system. */
+#define TRIM_INTERVAL_MS 10000u
+
+static void trim_cb(uv_timer_t *t)
+{
+    core_t *c = t->data;
+    if (!c->broker)
+        return;
+    broker_stats_t st;
+    broker_get_stats(c->broker, &st);
+    uint64_t moved = st.bytes_in + st.bytes_out;
+    bool quiet = moved == c->bytes_at_trim && st.buffered_bytes == 0;
+    if (moved != c->bytes_at_trim)
+        c->trimmed = false;
+    c->bytes_at_trim = moved;
+    if (quiet && !c->trimmed) {
+        malloc_trim(0);
+        c->trimmed = true;
+    }
+}
+
 /* The end of every loop turn, before the loop waits for I/O, in this
  * order (as Redis's beforeSleep): the store's batch goes to its worker
  * first, so that the commit runs while the rest is written; then the
@@ -603,6 +630,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     c->before_wait.data = c;
     uv_prepare_start(&c->before_wait, before_wait_cb);
     uv_unref((uv_handle_t *)&c->before_wait);
+    uv_timer_init(loop, &c->trim_timer);
+    c->trim_timer.data = c;
+    uv_timer_start(&c->trim_timer, trim_cb, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&c->trim_timer);
     c->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     c->lock_fd = -1;
@@ -718,6 +749,14 @@ fail:
     return err;
 }
 
+static void before_wait_closed(uv_handle_t *h);
+
+static void trim_closed(uv_handle_t *h)
+{
+    core_t *c = h->data;
+    uv_close((uv_handle_t *)&c->before_wait, before_wait_closed);
+}
+
 static void before_wait_closed(uv_handle_t *h)
 {
     core_t *c = h->data;
@@ -732,7 +771,7 @@ static void part_stopped(void *ctx)
     core_t *c = ctx;
     if (--c->stopping_parts > 0)
         return;
-    uv_close((uv_handle_t *)&c->before_wait, before_wait_closed);
+    uv_close((uv_handle_t *)&c->trim_timer, trim_closed);
 }
 
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)

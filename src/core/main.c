@@ -5,6 +5,7 @@
  */
 #include "core.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,13 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Big messages go through big output buffers, one per subscriber:
+     * glibc would give each back to the kernel when freed and fault it in
+     * again for the next. Keep freed memory for reuse instead (up to 64
+     * MB), and give it back once the traffic has stopped (core's
+     * trim_timer). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     /* Everything sedged creates (database, keys, logs) is its own; the data
      * directory itself is made traversable for the function socket. */
     umask(077);

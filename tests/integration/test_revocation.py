@@ -52,7 +52,7 @@ def test_a_certificate_revoked_by_the_group_is_cut_and_refused(tls_sedge, by):
     deploy_ok(s, dict(GROUP, revoked_certificates=[entry]))
     assert [p.reason for p in lamp.wait_closed() if p.type == raw.DISCONNECT] == [0x87]
     assert refused_at_handshake(s, "lamp")
-    s.wait_log("certificate revoked by the deployed group")
+    s.wait_log("certificate revoked; closing")
     # The thing itself is not revoked: a new certificate for it connects.
     issue_cert(s.certs, "lamp")
     again = s.raw(cert="lamp")
@@ -122,3 +122,73 @@ def test_a_listeners_crl_is_enforced_and_reloaded_on_sighup(make_sedge):
     s.wait_log("keeps its previous CRLs", since=mark)
     assert refused_at_handshake(s, "lamp")
     assert bob.ping().type == raw.PINGRESP
+
+
+_contexts = {}
+
+
+def resumed_connect(sedge, cert, session=None):
+    """An MQTT CONNECT over TLS, resuming `session` when given (one client
+    context per certificate, as a client caching its session keeps);
+    returns (CONNACK reason or None when refused, the TLS session,
+    resumed?)."""
+    import socket as socketlib
+    key = (str(sedge.root), cert)
+    if key not in _contexts:
+        _contexts[key] = sedge.ssl_context(cert)
+    ctx = _contexts[key]
+    sock = socketlib.create_connection(("127.0.0.1", sedge.tls_port), timeout=TIMEOUT)
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname="localhost", session=session)
+        tls.sendall(raw.connect(cert, version=4))
+        data = tls.recv(4)
+        reason = data[3] if len(data) == 4 else None
+        return reason, tls.session, tls.session_reused
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError):
+        return None, None, False
+    finally:
+        sock.close()
+
+
+def test_a_client_resuming_its_tls_session_is_accepted(tls_sedge):
+    # Was: refused with an internal_error alert ('session id context
+    # uninitialized') whenever a client offered its cached session.
+    reason, session, _ = resumed_connect(tls_sedge, "lamp")
+    assert reason == 0 and session is not None
+    reason, _, reused = resumed_connect(tls_sedge, "lamp", session)
+    assert reason == 0 and reused, "the session was not resumed"
+
+
+def test_tls_sessions_are_resumed_and_revocation_still_holds(make_sedge):
+    # A client that caches its TLS session reconnects with a short
+    # handshake (was: refused, 'session id context uninitialized'); a
+    # certificate revoked meanwhile, by the group or by the CRL, is refused
+    # on a resumed session too.
+    s = make_sedge(tls=True, start=False)
+    lamp_pem, _ = s.issue_cert("lamp")
+    crl = s.certs / "crl.pem"
+    write_crl(s, [], crl)
+    cfg = s.config()
+    cfg["listeners"][1]["crl_file"] = "certs/crl.pem"
+    s.config = lambda: cfg
+    s.write_config()
+    s.start()
+    deploy_ok(s, GROUP)
+    reason, session, _ = resumed_connect(s, "lamp")
+    assert reason == 0 and session is not None
+    reason, session2, reused = resumed_connect(s, "lamp", session)
+    assert reason == 0 and reused, "the session was not resumed"
+    # Revoked by the CRL: a resumed session is refused too.
+    write_crl(s, [serial(lamp_pem)], crl)
+    mark = s.log_mark()
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log("CRLs reloaded", since=mark)
+    reason, _, _ = resumed_connect(s, "lamp", session2 or session)
+    assert reason is None
+    # Bob, revoked by the group, resuming his session: refused as well.
+    bob_reason, bob_session, _ = resumed_connect(s, "bob")
+    assert bob_reason == 0
+    bob_pem = s.certs / "bob.pem"
+    deploy_ok(s, dict(GROUP, revoked_certificates=["sha256:" + fingerprint(bob_pem)]))
+    reason, _, _ = resumed_connect(s, "bob", bob_session)
+    assert reason is None
