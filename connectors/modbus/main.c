@@ -108,6 +108,12 @@ static bool is_exception(int e)
     return e > MODBUS_ENOBASE && e <= EMBXGTAR;
 }
 
+/* An answer that does not fit the request: bytes out of step. */
+static bool is_out_of_step(int e)
+{
+    return e == EMBBADDATA || e == EMBBADCRC || e == EMBMDATA || e == EMBBADSLAVE;
+}
+
 /* One transaction; returns the count read (reads), 0 (writes) or -1 with
  * errno. */
 static int transact(modbus_conn_t *m, const modbus_request_t *r, uint16_t *out)
@@ -155,6 +161,12 @@ static json_t *execute(modbus_conn_t *m, const modbus_request_t *r, bool *failed
         return modbus_response_no_response(r, why);
     modbus_set_slave(m->ctx, r->device);
     int n = transact(m, r, out);
+    if (n < 0 && is_out_of_step(errno)) {
+        /* A late answer to an earlier request that timed out (an RTU line
+         * keeps it): drop what is waiting and ask once more. */
+        modbus_flush(m->ctx);
+        n = transact(m, r, out);
+    }
     if (n >= 0) {
         *failed = false;
         return modbus_response_success(r, out, (size_t)n);
