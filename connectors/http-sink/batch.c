@@ -26,7 +26,7 @@ static bool put(batch_body_t *b, const void *data, size_t len)
     return true;
 }
 
-static bool puts_(batch_body_t *b, const char *s)
+static bool put_text(batch_body_t *b, const char *s)
 {
     return put(b, s, strlen(s));
 }
@@ -69,10 +69,10 @@ bool batch_build(const sink_msg_t *head, size_t count, batch_format_t format,
     bool ok = true;
     if (format == BATCH_JSON_ARRAY) {
         snprintf(b->content_type, sizeof b->content_type, "application/json");
-        ok = puts_(b, "[");
+        ok = put_text(b, "[");
         for (size_t i = 0; i < count && m && ok; i++, m = m->next)
-            ok = (i == 0 || puts_(b, ",")) && put(b, m->data, m->len);
-        return ok && puts_(b, "]");
+            ok = (i == 0 || put_text(b, ",")) && put(b, m->data, m->len);
+        return ok && put_text(b, "]");
     }
     char boundary[64];
     pick_boundary(head, count, boundary, sizeof boundary);
@@ -83,11 +83,11 @@ bool batch_build(const sink_msg_t *head, size_t count, batch_format_t format,
         snprintf(head_lines, sizeof head_lines,
                  "--%s\r\nContent-Type: %s\r\nX-Sedge-Topic: %s\r\n\r\n", boundary,
                  single_type, topic);
-        ok = puts_(b, head_lines) && put(b, m->data, m->len) && puts_(b, "\r\n");
+        ok = put_text(b, head_lines) && put(b, m->data, m->len) && put_text(b, "\r\n");
     }
     char end[80];
     snprintf(end, sizeof end, "--%s--\r\n", boundary);
-    return ok && puts_(b, end);
+    return ok && put_text(b, end);
 }
 
 void batch_body_free(batch_body_t *b)
