@@ -289,7 +289,7 @@ sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payload, size_t pa
         err = sdk_receive(reply);
         if (err)
             return err;
-        if (strcmp(reply->op, "invoke") != 0 || conn.has_waiting)
+        if (strcmp(reply->op, "invoke") != 0 || conn.has_waiting || sdk_in_handler())
             break;
         conn.waiting = *reply;
         conn.has_waiting = true;

@@ -18,6 +18,15 @@ struct sedge_result {
     bool failed;
 };
 
+/* Inside a handler the core sends no invocation: one there is a protocol
+ * error, not one to keep for later (client.c). */
+static bool in_handler;
+
+bool sdk_in_handler(void)
+{
+    return in_handler;
+}
+
 /* The event handed to the handler, with what sedge.h's struct has no room
  * for; sedge_event comes first so that the handler's pointer leads here. */
 typedef struct {
@@ -110,7 +119,9 @@ static sedge_err serve(const sdk_frame_t *f, sedge_handler handler, void *ctx)
         .source = source ? source : "",
     };
     sedge_result res = {0};
+    in_handler = true;
     sedge_err handler_err = handler(&inv.ev, &res, ctx);
+    in_handler = false;
     sedge_err err = send_result(id, handler_err, &res);
     sdk_buf_release(&res.data);
     free(res.error);
