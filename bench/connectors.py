@@ -32,21 +32,28 @@ SINK_N = int(os.environ.get("BENCH_SINK_N", "2000"))
 rows = []
 
 
+def leaf(pid):
+    """The connector itself: the instance's pid is sedge-sandbox's, whose
+    child (in the new PID namespace) runs the program."""
+    while True:
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                kids = f.read().split()
+        except OSError:
+            return pid
+        if not kids:
+            return pid
+        pid = int(kids[0])
+
+
 def private_kb(pid):
+    pid = leaf(pid)
     total = 0
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             if line.startswith(("Private_Clean:", "Private_Dirty:")):
                 total += int(line.split()[1])
     return total
-
-
-def connector_pid(sedge, name):
-    f = conftest.wait_for(lambda: status_of(sedge, name), what=name)
-    pid = f["instances"][0]["pid"]
-    # The instance is sedge-sandbox's child: the connector is the process
-    # whose parent is that pid, or the pid itself after its exec.
-    return pid
 
 
 def modbus(root):
