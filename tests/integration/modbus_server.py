@@ -41,8 +41,16 @@ async def main():
     if kind == "tcp":
         server = ModbusTcpServer(context(), ModbusSocketFramer, None, ("127.0.0.1", int(where)),
                                  ignore_missing_slaves=True)
+        serving = asyncio.create_task(server.serve_forever())
+        while True:  # "ready" only once it accepts connections
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", int(where))
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
         print("ready", flush=True)
-        await server.serve_forever()
+        await serving
     else:
         baud = int(sys.argv[3]) if len(sys.argv) > 3 else 9600
         server = ModbusSerialServer(context(), ModbusRtuFramer, port=where, baudrate=baud,

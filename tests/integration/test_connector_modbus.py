@@ -114,8 +114,7 @@ def test_an_exception_answer_is_a_greengrass_exception_response(tcp_plc):
     assert r["status"] == "fail" and r["error"] == "Exception", r
     assert r["payload"] == {"function_code": 129, "exception_code": 2}, r
     assert r["device"] == 1 and r["operation"] == "ReadCoilsRequest" and r["error_message"]
-    f = status_of(sedge, "plc")
-    assert f["errors"] >= 1, f
+    wait_connector(sedge, "plc", lambda f: f["errors"] >= 1, what="the failure counted")
 
 
 @pytest.mark.parametrize("request_, message", [
