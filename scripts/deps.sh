@@ -6,7 +6,9 @@ set -eu
 packages="build-essential cmake pkg-config clang llvm clang-format
   libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev
   libcmocka-dev libmosquitto-dev libseccomp-dev mosquitto mosquitto-clients
-  clang-tidy python3 python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3"
+  clang-tidy python3 python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
+  libmodbus-dev libserialport-dev libgpiod-dev
+  python3-pymodbus python3-serial-asyncio python3-serial socat"
 
 missing=""
 for p in $packages; do

@@ -354,6 +354,15 @@ static void core_apply(void *ctx, const group_t *g,
     routing_apply(c->routing, g, applied, a);
 }
 
+/* The endpoint of a name the function runtime gives: a connector runs
+ * there as the function "connector:NAME". */
+static endpoint_t runtime_endpoint(const char *name)
+{
+    if (strncmp(name, "connector:", 10) == 0)
+        return (endpoint_t){ENDPOINT_CONNECTOR, (char *)name + 10, strlen(name + 10)};
+    return (endpoint_t){ENDPOINT_FUNCTION, (char *)name, strlen(name)};
+}
+
 /* A message routed to function:NAME becomes an asynchronous invocation;
  * one that cannot be queued is refused: an MQTT 5 publisher hears 0x99
  * (payload format invalid) when it is not JSON for a json function, 0x97
@@ -376,17 +385,35 @@ static int function_from_broker(void *ctx, const endpoint_t *target, const broke
 static bool function_may_invoke(void *ctx, const char *from, const char *to)
 {
     core_t *c = ctx;
-    endpoint_t source = {ENDPOINT_FUNCTION, (char *)from, strlen(from)};
-    endpoint_t target = {ENDPOINT_FUNCTION, (char *)to, strlen(to)};
+    endpoint_t source = runtime_endpoint(from);
+    endpoint_t target = runtime_endpoint(to);
     return routing_connects(c->routing, &source, &target);
 }
 
-/* Where sedge-sandbox, the C SDK's shared library and the Python SDK
- * are: beside sedged (the build directory holds the first two; the Python
- * SDK is at ../sdk/python from it), unless the environment says
- * otherwise. */
+/* A message routed to connector:NAME is an asynchronous invocation of
+ * the function the connector runs as, refused as a function's would be. */
+static int connector_from_broker(void *ctx, const endpoint_t *target, const broker_message_t *m,
+                                 int route_qos)
+{
+    (void)route_qos;
+    core_t *c = ctx;
+    char name[GROUP_MAX_NAME + 16];
+    endpoint_format(target, name, sizeof name);
+    sedge_err err = functions_invoke(c->functions, name, m->topic, m->payload, m->source, NULL, NULL);
+    if (err == SEDGE_ERR_INVALID)
+        return BROKER_ROUTED_INVALID;
+    if (err && err != SEDGE_ERR_NOT_FOUND)
+        return BROKER_ROUTED_REFUSED;
+    return 0;
+}
+
+/* Where sedge-sandbox, the C SDK's shared library, the connectors and
+ * the Python SDK are: beside sedged (the build directory holds the first
+ * three; the Python SDK is at ../sdk/python from it), unless the
+ * environment says otherwise (SEDGE_SANDBOX, SEDGE_CONNECTORS,
+ * SEDGE_PYTHON_SDK). */
 static void program_paths(char *sandbox, size_t slen, char *sdklib, size_t llen, char *pysdk,
-                          size_t plen)
+                          size_t plen, char *connectors, size_t clen)
 {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -401,6 +428,10 @@ static void program_paths(char *sandbox, size_t slen, char *sdklib, size_t llen,
     snprintf(sdklib, llen, "%.4000s/libsedge.so.0", exe);
     if (access(sdklib, R_OK) != 0)
         sdklib[0] = '\0';
+    env = getenv("SEDGE_CONNECTORS");
+    snprintf(connectors, clen, "%s", env ? env : "");
+    if (!env)
+        snprintf(connectors, clen, "%.4000s/connectors", exe);
     env = getenv("SEDGE_PYTHON_SDK");
     if (env) {
         snprintf(pysdk, plen, "%s", env);
@@ -417,7 +448,7 @@ static sedge_err function_publish(void *ctx, const char *function, bytes_t topic
                                   uint8_t qos)
 {
     core_t *c = ctx;
-    endpoint_t fn = {ENDPOINT_FUNCTION, (char *)function, strlen(function)};
+    endpoint_t fn = runtime_endpoint(function);
     char source[GROUP_MAX_NAME + 16];
     endpoint_format(&fn, source, sizeof source);
     broker_message_t m = {
@@ -431,7 +462,7 @@ static void function_shadow(void *ctx, const char *function, shadow_op_t op, byt
     core_t *c = ctx;
     static const char *const ops[] = {"get", "update", "delete"};
     static const endpoint_t shadow = {.kind = ENDPOINT_SHADOW};
-    endpoint_t fn = {ENDPOINT_FUNCTION, (char *)function, strlen(function)};
+    endpoint_t fn = runtime_endpoint(function);
     char source[GROUP_MAX_NAME + 16], topic[400];
     endpoint_format(&fn, source, sizeof source);
     if (name.len)
@@ -659,13 +690,16 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }
-    char sandbox[4096], sdklib[4096], pysdk[4096];
-    program_paths(sandbox, sizeof sandbox, sdklib, sizeof sdklib, pysdk, sizeof pysdk);
+    char sandbox[4096], sdklib[4096], pysdk[4096], connectors[4096];
+    program_paths(sandbox, sizeof sandbox, sdklib, sizeof sdklib, pysdk, sizeof pysdk, connectors,
+                  sizeof connectors);
     functions_options_t fo = {.loop = loop,
                               .data_dir = c->cfg.data_dir,
                               .sandbox_program = sandbox,
                               .python_sdk_dir = pysdk[0] ? pysdk : NULL,
                               .sdk_library = sdklib[0] ? sdklib : NULL,
+                              .connectors_dir = connectors,
+                              .thing_name = c->cfg.thing_name,
                               .allow_root = c->cfg.functions_allow_root,
                               .max_frame_bytes = c->cfg.functions_max_frame_bytes,
                               .publish = function_publish,
@@ -676,6 +710,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         goto fail;
     routing_attach(c->routing, ENDPOINT_FUNCTION,
                    &(routing_service_t){"functions", function_from_broker, c});
+    routing_attach(c->routing, ENDPOINT_CONNECTOR,
+                   &(routing_service_t){"connectors", connector_from_broker, c});
     deploy_options_t dopts = {.store = c->store,
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,

@@ -10,6 +10,10 @@
  * declared resources, confined (no capabilities, no_new_privs, seccomp)
  * and allowed only its declared devices.
  *
+ * Connectors (the group's "connectors": programs Sedge ships, one per
+ * type, in connectors_dir) run here as long-lived functions named
+ * "connector:NAME", with their parameters as their config.
+ *
  * Instances talk to the core over their function's own socket (docs/
  * function-ipc.md) with a per-instance credential checked against the
  * peer's SO_PEERCRED. What a function may publish, which shadows it may
@@ -41,9 +45,12 @@ typedef struct {
     const char *python_sdk_dir;  /* added to PYTHONPATH; may be NULL */
     const char *sdk_library;     /* sedged's libsedge.so.0, shown to C functions that
                                     need it; may be NULL */
+    const char *connectors_dir;  /* the connectors' programs, one per type */
+    const char *thing_name;      /* the core's, given to functions as SEDGE_THING_NAME */
     bool allow_root;             /* may functions run as uid 0? */
     size_t max_frame_bytes;      /* largest frame a function may send */
-    /* Publish as function:NAME; SEDGE_ERR_DENIED when no route allows it. */
+    /* Publish as function:NAME (or as the connector `function` names,
+     * "connector:NAME"); SEDGE_ERR_DENIED when no route allows it. */
     sedge_err (*publish)(void *ctx, const char *function, bytes_t topic, bytes_t payload,
                          uint8_t qos);
     /* A shadow request from a function: answer through done (403 when the

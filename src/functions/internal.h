@@ -74,15 +74,23 @@ typedef struct {
     const char *sdk_library_dir; /* its directory */
 } spec_context_t;
 
-/* Fill a spec from the validated group entry functions[index]; `err`
- * names (by its JSON path) what is wrong with it on this machine: a
- * program that cannot start, a resource that is not there, root not
- * allowed... */
 /* Is one of the two real paths the other or inside it? */
 bool paths_overlap(const char *a, const char *b);
 
-NODISCARD sedge_err spec_parse(json_t *entry, size_t index, const spec_context_t *ctx, spec_t *out,
-                               char *err, size_t errlen);
+/* Fill a spec from a validated function entry found at JSON path `where`
+ * ("functions[2]"); `err` names (by that path) what is wrong with it on
+ * this machine: a program that cannot start, a resource that is not
+ * there, root not allowed... */
+NODISCARD sedge_err spec_parse(json_t *entry, const char *where, const spec_context_t *ctx,
+                               spec_t *out, char *err, size_t errlen);
+
+/* connector.c: the function entry a validated connector entry runs as (a
+ * new reference; NULL: out of memory), its program `TYPE` in
+ * connectors_dir. Its name is "connector:NAME", which is also its
+ * endpoint. */
+json_t *connector_entry(json_t *connector, const char *connectors_dir);
+/* "function:NAME" for a function, the name itself for a connector. */
+void fn_endpoint(const char *name, char *buf, size_t len);
 void spec_free(spec_t *s);
 
 /* program.c: can the program start — and in a sandbox, does it see what
@@ -217,6 +225,8 @@ struct functions {
     char *python_sdk_dir;
     char *sdk_library;     /* real path of sedged's libsedge.so.0, or NULL */
     char *sdk_library_dir; /* the directory it was found in */
+    char *connectors_dir;  /* the connectors' programs */
+    char *thing_name;      /* the core's */
     char socket_dir[500];
     struct listener *listeners; /* one socket per function name */
     uv_timer_t hello_timer;     /* closes connections slow to say hello */

@@ -354,9 +354,9 @@ static void handle_publish(fconn_t *c, json_t *h, json_int_t req, bytes_t payloa
         f->o.publish(f->o.ctx, fn->spec.name, bytes_of_cstr(topic), payload, (uint8_t)qos);
     if (err == SEDGE_ERR_DENIED) {
         fn->publish_refused++;
-        char why[300];
-        snprintf(why, sizeof why, "no route from function:%s allows topic %.200s", fn->spec.name,
-                 topic);
+        char why[400], self[GROUP_MAX_NAME + 16];
+        fn_endpoint(fn->spec.name, self, sizeof self);
+        snprintf(why, sizeof why, "no route from %s allows topic %.200s", self, topic);
         reply(c, req, false, "denied", why, (bytes_t){0});
     } else if (err) {
         reply(c, req, false, "invalid", sedge_strerror(err), (bytes_t){0});
@@ -396,17 +396,16 @@ static void handle_invoke(fconn_t *c, json_t *h, json_int_t req, bytes_t payload
     fn_t *fn = c->instance->fn;
     const char *target = json_string_value(json_object_get(h, "function"));
     bool async = json_is_true(json_object_get(h, "async"));
-    endpoint_t self = {ENDPOINT_FUNCTION, fn->spec.name, strlen(fn->spec.name)};
-    char source[GROUP_MAX_NAME + 16];
-    endpoint_format(&self, source, sizeof source);
+    char source[GROUP_MAX_NAME + 16], to[GROUP_MAX_NAME + 16];
+    fn_endpoint(fn->spec.name, source, sizeof source);
     if (!target) {
         reply(c, req, false, "invalid", "invoke needs a function", (bytes_t){0});
         return;
     }
     if (fn_find(f, target) && !f->o.may_invoke(f->o.ctx, fn->spec.name, target)) {
-        char why[300];
-        snprintf(why, sizeof why, "no route from function:%s to function:%.100s", fn->spec.name,
-                 target);
+        char why[400];
+        fn_endpoint(target, to, sizeof to);
+        snprintf(why, sizeof why, "no route from %s to %.140s", source, to);
         reply(c, req, false, "denied", why, (bytes_t){0});
         return;
     }

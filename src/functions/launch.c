@@ -75,6 +75,8 @@ NODISCARD static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t
     err = err ? err : env_add(out, line);
     err = err ? err
               : env_add(out, s->json_encoding ? "SEDGE_ENCODING=json" : "SEDGE_ENCODING=binary");
+    snprintf(line, sizeof line, "SEDGE_THING_NAME=%.600s", f->thing_name);
+    err = err ? err : env_add(out, line);
     if (f->python_sdk_dir) {
         snprintf(line, sizeof line, "PYTHONPATH=%.600s", f->python_sdk_dir);
         err = err ? err : env_add(out, line);

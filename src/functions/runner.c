@@ -773,14 +773,28 @@ void functions_apply(functions_t *f, const group_t *g,
                      void (*done)(void *token, sedge_err err, const char *why), void *token)
 {
     collect_retired(f);
-    json_t *list = g ? group_functions(g) : NULL;
-    size_t count = json_array_size(list);
+    /* Functions, then the connectors as the functions they run as. */
+    json_t *functions = g ? group_functions(g) : NULL;
+    json_t *connectors = g ? group_connectors(g) : NULL;
+    size_t nfunctions = json_array_size(functions);
+    size_t count = nfunctions + json_array_size(connectors);
+    json_t *list = json_array();
     spec_t *specs = calloc(count ? count : 1, sizeof *specs);
     bool *keep = calloc(count ? count : 1, sizeof *keep);
     char err[512] = "";
-    if (!specs || !keep) {
+    for (size_t i = 0; list && i < count; i++) {
+        json_t *entry = i < nfunctions ? json_incref(json_array_get(functions, i))
+                                       : connector_entry(json_array_get(connectors, i - nfunctions),
+                                                         f->connectors_dir);
+        if (json_array_append_new(list, entry) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    if (!specs || !keep || !list) {
         free(specs);
         free(keep);
+        json_decref(list);
         done(token, SEDGE_ERR_NOMEM, "out of memory");
         return;
     }
@@ -795,9 +809,15 @@ void functions_apply(functions_t *f, const group_t *g,
         rc = SEDGE_ERR_NOT_FOUND;
     }
     spec_context_t ctx = {f->o.allow_root, f->data_dir, f->sdk_library, f->sdk_library_dir};
-    for (; parsed < count && !rc; parsed++)
-        rc =
-            spec_parse(json_array_get(list, parsed), parsed, &ctx, &specs[parsed], err, sizeof err);
+    for (; parsed < count && !rc; parsed++) {
+        char where[48];
+        if (parsed < nfunctions)
+            snprintf(where, sizeof where, "functions[%zu]", parsed);
+        else
+            snprintf(where, sizeof where, "connectors[%zu]", parsed - nfunctions);
+        rc = spec_parse(json_array_get(list, parsed), where, &ctx, &specs[parsed], err, sizeof err);
+    }
+    json_decref(list);
     if (rc) {
         for (size_t i = 0; i < parsed; i++)
             spec_free(&specs[i]);
@@ -878,8 +898,11 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     f->sandbox_program = strdup(opts->sandbox_program);
     f->python_sdk_dir = opts->python_sdk_dir ? strdup(opts->python_sdk_dir) : NULL;
     f->sdk_library = opts->sdk_library ? realpath(opts->sdk_library, NULL) : NULL;
+    f->connectors_dir = strdup(opts->connectors_dir ? opts->connectors_dir : "");
+    f->thing_name = strdup(opts->thing_name ? opts->thing_name : "");
+    f->o.connectors_dir = f->o.thing_name = NULL; /* the copies above are the ones kept */
     f->is_root = geteuid() == 0;
-    if (!f->data_dir || !f->sandbox_program) {
+    if (!f->data_dir || !f->sandbox_program || !f->connectors_dir || !f->thing_name) {
         functions_free(f);
         return SEDGE_ERR_NOMEM;
     }
@@ -944,6 +967,8 @@ void functions_free(functions_t *f)
     free(f->python_sdk_dir);
     free(f->sdk_library);
     free(f->sdk_library_dir);
+    free(f->connectors_dir);
+    free(f->thing_name);
     free(f);
 }
 

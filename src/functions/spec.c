@@ -277,12 +277,10 @@ NODISCARD static sedge_err parse_env(spec_t *s, json_t *e)
     return SEDGE_OK;
 }
 
-sedge_err spec_parse(json_t *e, size_t index, const spec_context_t *ctx, spec_t *s, char *err,
+sedge_err spec_parse(json_t *e, const char *where, const spec_context_t *ctx, spec_t *s, char *err,
                      size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    char where[32];
-    snprintf(where, sizeof where, "functions[%zu]", index);
     s->source = json_incref(e);
     s->name = strdup(str_or(e, "name", ""));
     json_t *config = json_object_get(e, "config");

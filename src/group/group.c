@@ -8,6 +8,7 @@
  */
 #include "group.h"
 
+#include "internal.h"
 #include "mqtt/mqtt.h"
 
 #include <openssl/evp.h>
@@ -16,14 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    buf_t *errors;
-    size_t count;
-} check_t;
-
-static void problem(check_t *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void problem(check_t *c, const char *fmt, ...)
+void problem(check_t *c, const char *fmt, ...)
 {
     c->count++;
     char line[768];
@@ -58,7 +52,7 @@ bool group_valid_thing_name(const char *s, size_t len)
     return true;
 }
 
-static bool valid_function_name(const char *s, size_t len)
+bool valid_function_name(const char *s, size_t len)
 {
     if (len == 0 || len > 64)
         return false;
@@ -71,11 +65,7 @@ static bool valid_function_name(const char *s, size_t len)
     return true;
 }
 
-/* A key from the document is part of a problem's path: cut a long one so
- * that the line still gets to say what is wrong. */
-#define KEY_SHOWN 128
-
-static void check_keys(check_t *c, json_t *obj, const char *path, const char *const *allowed)
+void check_keys(check_t *c, json_t *obj, const char *path, const char *const *allowed)
 {
     const char *key;
     json_t *v;
@@ -90,8 +80,7 @@ static void check_keys(check_t *c, json_t *obj, const char *path, const char *co
     }
 }
 
-/* A string member, required or not; NULL (with a problem) if wrong. */
-static const char *string_at(check_t *c, json_t *obj, const char *key, const char *path,
+const char *string_at(check_t *c, json_t *obj, const char *key, const char *path,
                              bool required)
 {
     json_t *v = json_object_get(obj, key);
@@ -269,7 +258,7 @@ static void check_routes(check_t *c, json_t *routes, json_t *things, json_t *fun
     }
 }
 
-static bool is_uint(json_t *v, json_int_t min, json_int_t max)
+bool is_uint(json_t *v, json_int_t min, json_int_t max)
 {
     return json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max;
 }
@@ -311,7 +300,7 @@ static void problem_unplain(check_t *c, const char *path, const char *key, const
     problem(c, "%s.%s: \"%s\" may not contain \".\", \"..\" or empty levels", path, key, value);
 }
 
-static void check_function_resources(check_t *c, json_t *list, const char *fpath)
+void check_function_resources(check_t *c, json_t *list, const char *fpath)
 {
     static const char *const keys[] = {"type", "path", "source", "dest", "access", NULL};
     if (!json_is_array(list)) {
@@ -381,7 +370,7 @@ static const char *parse_id(const char *s)
     return p > s ? p : NULL;
 }
 
-static bool valid_run_as(const char *s)
+bool valid_run_as(const char *s)
 {
     const char *p = parse_id(s);
     return p && *p == ':' && (p = parse_id(p + 1)) && *p == '\0';
@@ -797,6 +786,7 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
     }
     if (json_is_array(connector_list)) {
         check_named_objects(&c, connector_list, "connectors");
+        check_connectors(&c, connector_list);
         collect_names(&c, connector_list, "connectors", connectors, valid_function_name);
     }
     if (json_is_array(resource_list)) {
@@ -893,4 +883,9 @@ bool group_is_revoked(const group_t *g, bytes_t name)
 json_t *group_functions(const group_t *g)
 {
     return json_object_get(g->doc, "functions");
+}
+
+json_t *group_connectors(const group_t *g)
+{
+    return json_object_get(g->doc, "connectors");
 }

@@ -82,8 +82,24 @@ bool group_is_revoked(const group_t *g, bytes_t name);
 /* Does the group revoke the certificate with this SHA-256 fingerprint or
  * this serial number (big-endian bytes)? */
 bool group_cert_revoked(const group_t *g, const uint8_t sha256[32], bytes_t serial);
-/* The function and connector sections, as validated JSON (borrowed). */
+/* The function and connector sections, as validated JSON (borrowed;
+ * NULL when absent). */
 json_t *group_functions(const group_t *g);
+json_t *group_connectors(const group_t *g);
+
+/* The connector types Sedge ships (group/connectors.c): what the function
+ * runtime needs to run one. */
+typedef struct {
+    const char *type;   /* "modbus", the program's name under the connectors directory */
+    bool sysfs;         /* sees /sys */
+    uint32_t memory_mb; /* default memory limit */
+} connector_type_t;
+
+/* The type of a validated connector entry; NULL for an unknown one. */
+const connector_type_t *group_connector_type(json_t *connector);
+/* Does this connector need the host's network (Modbus TCP, the HTTP
+ * sink), or may it have an empty network namespace? */
+bool group_connector_network(json_t *connector);
 
 /* Thing, shadow and function names Sedge accepts. */
 bool group_valid_thing_name(const char *s, size_t len);

@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,7 +42,10 @@ static void mkdirs(const char *path, mode_t mode)
 
 /* The device node `path` of the host, made again at `root`+`path` with
  * its mode and owner (cheaper than a bind; what it may be opened for, the
- * devices cgroup decides). */
+ * devices cgroup decides). A pseudo-terminal (a virtual serial port, such
+ * as socat's or ser2net's) is bound instead: the kernel opens one only
+ * through its own devpts file system, and a copy of its node elsewhere
+ * answers EIO. */
 static void make_device(const char *root, const char *path)
 {
     struct stat st;
@@ -56,6 +61,17 @@ static void make_device(const char *root, const char *path)
     if (slash) {
         *slash = '\0';
         mkdirs(parent, 0755);
+    }
+    struct statfs fs;
+    if (statfs(path, &fs) == 0 && fs.f_type == DEVPTS_SUPER_MAGIC) {
+        int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+            sandbox_die(target);
+        close(fd);
+        if (mount(path, target, NULL, MS_BIND, NULL) != 0 ||
+            mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, NULL) != 0)
+            sandbox_die(path);
+        return;
     }
     if (mknod(target, st.st_mode, st.st_rdev) != 0 || chmod(target, st.st_mode & 07777) != 0 ||
         chown(target, st.st_uid, st.st_gid) != 0)

@@ -60,7 +60,7 @@ GROUPS = {
     "minimal": {"group": "kitchen"},
     "routes_every_kind": {
         "group": "plant-1", "things": THINGS, "functions": FUNCTIONS,
-        "connectors": [{"name": "modbus"}], "resources": [{"name": "usb0"}],
+        "connectors": [{"name": "modbus", "type": "metrics"}], "resources": [{"name": "usb0"}],
         "revoked": ["old.sensor:7"],
         "shadows": {"sync": [{"thing": "lamp", "names": ["cfg"], "classic": True,
                               "direction": "between_device_and_cloud"}]},

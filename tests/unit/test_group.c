@@ -117,7 +117,7 @@ static void assert_endpoint(const endpoint_t *e, endpoint_kind_t kind, const cha
 #define NAMES                                                                                      \
     "'things': [{'name': 'lamp'}, {'name': 'switch'}],"                                            \
     "'functions': [{'name': 'alarm', 'exec': ['/bin/alarm']}],"                                    \
-    "'connectors': [{'name': 'modbus'}]"
+    "'connectors': [{'name': 'modbus', 'type': 'metrics'}]"
 
 /* ---- valid documents ---- */
 
@@ -152,7 +152,8 @@ static void test_full_document_parses_every_section(void **state)
         "  {'name': 'logger', 'exec': ['/bin/log'], 'lifecycle': 'on-demand',"
         "   'isolation': 'none', 'encoding': 'json'}],"
         " 'resources': [{'name': 'usb0'}],"
-        " 'connectors': [{'name': 'modbus', 'anything': 1}],"
+        " 'connectors': [{'name': 'modbus', 'type': 'modbus', 'description': 'the PLC',"
+        "                 'parameters': {'transport': 'tcp', 'host': 'plc.local'}}],"
         " 'revoked': ['old.sensor:7'],"
         " 'shadows': {'sync': [{'thing': 'lamp', 'names': ['cfg'], 'classic': true,"
         "                       'direction': 'device_to_cloud'},"
@@ -452,7 +453,8 @@ static void test_duplicate_names_in_every_section(void **state)
     ASSERT_PROBLEMS(
         "{'group': 'g', 'things': [{'name': 'x'}, {'name': 'x'}],"
         " 'functions': [{'name': 'f', 'exec': ['a']}, {'name': 'f', 'exec': ['b']}],"
-        " 'connectors': [{'name': 'c'}, {'name': 'c'}, {'name': 'c'}],"
+        " 'connectors': [{'name': 'c', 'type': 'metrics'}, {'name': 'c', 'type': 'metrics'},"
+        "                {'name': 'c', 'type': 'metrics'}],"
         " 'resources': [{'name': 'r'}, {'name': 'r'}]}",
         "things[1].name: duplicate name \"x\"", "functions[1].name: duplicate name \"f\"",
         "connectors[1].name: duplicate name \"c\"", "connectors[2].name: duplicate name \"c\"",
@@ -465,17 +467,55 @@ static void test_names_the_same_across_sections_are_not_duplicates(void **state)
     group_t *g =
         parse_ok("{'group': 'x', 'things': [{'name': 'x'}],"
                  " 'functions': [{'name': 'x', 'exec': ['a']}],"
-                 " 'connectors': [{'name': 'x'}], 'resources': [{'name': 'x'}],"
+                 " 'connectors': [{'name': 'x', 'type': 'metrics'}], 'resources': [{'name': 'x'}],"
                  " 'routes': [{'source': 'thing:x', 'filter': 'a', 'target': 'function:x'},"
                  "            {'source': 'connector:x', 'filter': 'a', 'target': 'thing:x'}]}");
     assert_int_equal(g->route_count, 2);
     group_free(g);
 }
 
+static void test_connector_types_and_parameters(void **state)
+{
+    (void)state;
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'connectors': ["
+        " {'name': 'a', 'type': 'modbus', 'parameters': {'transport': 'rtu', 'baud_rate': 7,"
+        "   'poll': {'interval_ms': 5, 'registers': [{'table': 'coils', 'address': 65535,"
+        "   'count': 2}]}}},"
+        " {'name': 'b', 'type': 'serial', 'parameters': {'serial_port': 'COM1',"
+        "   'polling_read': true}},"
+        " {'name': 'c', 'type': 'gpio', 'parameters': {'input_gpios': '5,5', 'output_gpios': '6X'}},"
+        " {'name': 'd', 'type': 'metrics', 'parameters': {'topic': 'a/#', 'interval_ms': 0}},"
+        " {'name': 'e', 'type': 'http-sink', 'parameters': {'url': 'ftp://x',"
+        "   'headers': {'X-A': 'a\\r\\nb'}, 'retry_initial_ms': 9, 'retry_max_ms': 8}},"
+        " {'name': 'f', 'type': 'toaster', 'memory_mb': 0}]}",
+        "connectors[0].parameters.baud_rate: expected an integer from 50 to 4000000",
+        "connectors[0].parameters.serial_port: missing (the RTU line's device, e.g. /dev/ttyUSB0)",
+        "connectors[0].parameters.poll.interval_ms: expected an integer from 10 to 86400000",
+        "connectors[0].parameters.poll.registers[0]: the range goes past address 65535",
+        "connectors[1].parameters.serial_port: \"COM1\" is not a device under /dev",
+        "connectors[1].parameters.polling_read_length: missing (polling_read needs a length to "
+        "read)",
+        "connectors[2].parameters.input_gpios: \"5,5\" is not a list of distinct line numbers, "
+        "each with an optional U (pull-up) or D (pull-down), e.g. \"5,6U,7D\"",
+        "connectors[2].parameters.output_gpios: \"6X\" is not a list of line numbers, each with "
+        "an optional H or L (initial value), e.g. \"8H,9,27L\", none of them an input",
+        "connectors[3].parameters.interval_ms: expected an integer from 100 to 86400000",
+        "connectors[3].parameters.topic: expected an MQTT topic name (no wildcards)",
+        "connectors[4].parameters.url: \"ftp://x\" is not an http:// or https:// URL",
+        "connectors[4].parameters.headers.X-A: expected a header name without ':' or spaces, "
+        "and a string value on one line",
+        "connectors[4].parameters.retry_initial_ms: above retry_max_ms",
+        "connectors[5].type: unknown connector type \"toaster\" (Sedge ships modbus, serial, "
+        "gpio, metrics, http-sink)",
+        "connectors[5].memory_mb: expected an integer from 1 to 1048576");
+}
+
 static void test_connector_and_resource_entries(void **state)
 {
     (void)state;
-    ASSERT_PROBLEMS("{'group': 'g', 'connectors': [1, {}, {'name': 'bad.name'}],"
+    ASSERT_PROBLEMS("{'group': 'g', 'connectors': [1, {'type': 'metrics'},"
+                    " {'name': 'bad.name', 'type': 'metrics'}],"
                     " 'resources': [[], {'name': 3}, {'name': 'a b'}]}",
                     "connectors[0]: expected an object", "connectors[1].name: missing",
                     "connectors[2].name: invalid name \"bad.name\"",
@@ -908,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_thing_problems),
         cmocka_unit_test(test_duplicate_names_in_every_section),
         cmocka_unit_test(test_names_the_same_across_sections_are_not_duplicates),
+        cmocka_unit_test(test_connector_types_and_parameters),
         cmocka_unit_test(test_connector_and_resource_entries),
         cmocka_unit_test(test_route_problems_each_name_their_route),
         cmocka_unit_test(test_shared_subscription_is_not_a_route_filter),

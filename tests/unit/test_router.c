@@ -109,7 +109,7 @@ static bool overlap(const char *a, const char *b)
 #define THINGS                                                                                     \
     "'things': [{'name': 'lamp'}, {'name': 'switch'}, {'name': 'old'}, {'name': 'lamp2'}],"        \
     "'functions': [{'name': 'alarm', 'exec': ['x']}, {'name': 'lamp', 'exec': ['x']}],"            \
-    "'connectors': [{'name': 'modbus'}],"
+    "'connectors': [{'name': 'modbus', 'type': 'metrics'}],"
 
 /* ---- connecting ---- */
 
@@ -624,7 +624,7 @@ static void test_a_thousand_routes_match_like_a_linear_scan(void **state)
     }
     json_object_set_new(doc, "things", things);
     json_object_set_new(doc, "functions", functions);
-    json_object_set_new(doc, "connectors", json_pack("[{s:s}]", "name", "c0"));
+    json_object_set_new(doc, "connectors", json_pack("[{s:s, s:s}]", "name", "c0", "type", "metrics"));
     json_object_set_new(doc, "routes", routes);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);

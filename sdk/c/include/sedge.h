@@ -75,6 +75,23 @@ typedef sedge_err (*sedge_handler)(const sedge_event *ev, sedge_result *res, voi
  * function. Returns only on error (SEDGE_ERR_IO when not run by sedged). */
 sedge_err sedge_run(sedge_handler handler, void *ctx);
 
+/* For a program with work of its own besides invocations (a connector
+ * polling a device, a timer), in place of sedge_run: wait until sedge_fd()
+ * is readable, beside its own descriptors (poll), or sedge_pending() is
+ * true, then call sedge_serve() to serve one invocation. Between
+ * invocations it may publish and use the other calls freely.
+ *
+ * sedge_fd connects to the core if needed and gives the connection's
+ * descriptor (only to wait on: do not read, write or close it). */
+sedge_err sedge_fd(int *fd);
+/* An invocation arrived while a call waited for the core's reply, and
+ * waits to be served: call sedge_serve() without waiting on the fd. */
+int sedge_pending(void);
+/* Serve one invocation: the pending one, or the next from the socket
+ * (blocking until it arrives). Returns what ended the connection, as
+ * sedge_run would, or SEDGE_OK. */
+sedge_err sedge_serve(sedge_handler handler, void *ctx);
+
 /* The invocation's result payload (copied). */
 sedge_err sedge_result_set(sedge_result *res, const void *data, size_t len);
 /* A failure message for the invoker (copied). Calling it makes the

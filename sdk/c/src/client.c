@@ -28,6 +28,10 @@ static struct {
     char why[1024];   /* the message of `ended` */
     int64_t next_req; /* request numbers are 1, 2, 3... */
     bool running;     /* inside sedge_run */
+    /* An invocation that arrived while a request waited for its reply
+     * (a function publishing between invocations): served next. */
+    sdk_frame_t waiting;
+    bool has_waiting;
 } conn = {.fd = -1, .next_req = 1};
 
 static char last_error[1024];
@@ -86,6 +90,9 @@ void sdk_fail(sedge_err err)
     if (conn.fd >= 0)
         close(conn.fd);
     conn.fd = -1;
+    if (conn.has_waiting)
+        sdk_frame_release(&conn.waiting);
+    conn.has_waiting = false;
     if (conn.ended == SEDGE_OK) {
         conn.ended = err;
         snprintf(conn.why, sizeof conn.why, "%s", last_error[0] ? last_error : sedge_strerror(err));
@@ -242,6 +249,32 @@ sedge_err sdk_receive(sdk_frame_t *f)
     return err;
 }
 
+bool sdk_take_waiting(sdk_frame_t *f)
+{
+    if (!conn.has_waiting)
+        return false;
+    *f = conn.waiting;
+    conn.waiting = (sdk_frame_t){0};
+    conn.has_waiting = false;
+    return true;
+}
+
+int sedge_pending(void)
+{
+    return conn.has_waiting;
+}
+
+sedge_err sedge_fd(int *fd)
+{
+    if (!fd)
+        return sdk_error(SEDGE_ERR_INVALID, "sedge_fd: fd is NULL");
+    *fd = -1;
+    sedge_err err = sdk_connect();
+    if (!err)
+        *fd = conn.fd;
+    return err;
+}
+
 sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payload, size_t payload_len,
                       sdk_frame_t *reply)
 {
@@ -249,9 +282,19 @@ sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payload, size_t pa
     sedge_err err = sdk_send(j, payload, payload_len);
     if (err)
         return err;
-    err = sdk_receive(reply);
-    if (err)
-        return err;
+    /* Outside a handler the core may have sent an invocation before it
+     * read this request; it sends no other until that one is answered,
+     * so at most one is kept for later. */
+    for (;;) {
+        err = sdk_receive(reply);
+        if (err)
+            return err;
+        if (strcmp(reply->op, "invoke") != 0 || conn.has_waiting || sdk_in_handler())
+            break;
+        conn.waiting = *reply;
+        conn.has_waiting = true;
+        *reply = (sdk_frame_t){0};
+    }
     int64_t got;
     bool ok;
     if (strcmp(reply->op, "reply") != 0)

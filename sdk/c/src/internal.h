@@ -123,6 +123,11 @@ SDK_NODISCARD sedge_err sdk_request(sdk_json_t *j, int64_t req, const void *payl
 SDK_NODISCARD sedge_err sdk_send(sdk_json_t *j, const void *payload, size_t payload_len);
 /* Receive the next frame; errors end the connection. */
 SDK_NODISCARD sedge_err sdk_receive(sdk_frame_t *f);
+/* The invocation kept by a request that received it while waiting for its
+ * reply (sedge_pending); false when none. */
+bool sdk_take_waiting(sdk_frame_t *f);
+/* Is a handler running (run.c)? */
+bool sdk_in_handler(void);
 /* End the connection with `err` (kept as the reason for later calls). */
 void sdk_fail(sedge_err err);
 bool sdk_running(void);

@@ -18,6 +18,15 @@ struct sedge_result {
     bool failed;
 };
 
+/* Inside a handler the core sends no invocation: one there is a protocol
+ * error, not one to keep for later (client.c). */
+static bool in_handler;
+
+bool sdk_in_handler(void)
+{
+    return in_handler;
+}
+
 /* The event handed to the handler, with what sedge.h's struct has no room
  * for; sedge_event comes first so that the handler's pointer leads here. */
 typedef struct {
@@ -110,7 +119,9 @@ static sedge_err serve(const sdk_frame_t *f, sedge_handler handler, void *ctx)
         .source = source ? source : "",
     };
     sedge_result res = {0};
+    in_handler = true;
     sedge_err handler_err = handler(&inv.ev, &res, ctx);
+    in_handler = false;
     sedge_err err = send_result(id, handler_err, &res);
     sdk_buf_release(&res.data);
     free(res.error);
@@ -129,7 +140,8 @@ sedge_err sedge_run(sedge_handler handler, void *ctx)
     sdk_set_running(true);
     for (;;) {
         sdk_frame_t f;
-        err = sdk_receive(&f);
+        if (!sdk_take_waiting(&f))
+            err = sdk_receive(&f);
         if (err)
             break;
         err = serve(&f, handler, ctx);
@@ -138,5 +150,24 @@ sedge_err sedge_run(sedge_handler handler, void *ctx)
             break;
     }
     sdk_set_running(false);
+    return err;
+}
+
+sedge_err sedge_serve(sedge_handler handler, void *ctx)
+{
+    if (!handler)
+        return sdk_error(SEDGE_ERR_INVALID, "sedge_serve: the handler is NULL");
+    if (sdk_running())
+        return sdk_error(SEDGE_ERR_BUSY, "sedge_serve called from a handler");
+    sdk_frame_t f;
+    sedge_err err = SEDGE_OK;
+    if (!sdk_take_waiting(&f))
+        err = sdk_receive(&f);
+    if (err)
+        return err;
+    sdk_set_running(true);
+    err = serve(&f, handler, ctx);
+    sdk_set_running(false);
+    sdk_frame_release(&f);
     return err;
 }
