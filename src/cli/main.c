@@ -51,6 +51,8 @@ static void usage(FILE *out)
             "        invoke a function and print its result (PAYLOAD, @FILE, or - for stdin)\n"
             "  logs NAME [--lines N]\n"
             "        a function's captured output\n"
+            "  console\n"
+            "        a one-time login URL for the web console (http.bind)\n"
             "\n"
             "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
 }
@@ -718,6 +720,21 @@ static int cmd_logs(cli_t *cli)
     return 0;
 }
 
+/* A one-time login URL for the web console (its token is good for one
+ * login within 5 minutes). */
+static int cmd_console(cli_t *cli)
+{
+    int rc;
+    json_t *r = report(cli, "sedgectl console [--json]", "console", &rc);
+    if (!r)
+        return rc;
+    printf("%s\n", json_string_value(json_object_get(r, "url")));
+    fprintf(stderr, "open it in a browser within %lld s; it logs in once\n",
+            num(r, "expires_in_s"));
+    json_decref(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_t cli = {.data_dir = "sedge-data"};
@@ -771,6 +788,8 @@ int main(int argc, char **argv)
         return cmd_invoke(&cli);
     if (strcmp(verb, "logs") == 0)
         return cmd_logs(&cli);
+    if (strcmp(verb, "console") == 0)
+        return cmd_console(&cli);
     fprintf(stderr, "sedgectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;
