@@ -920,7 +920,10 @@ sedge_err http_add_site(http_server_t *s, const http_site_config_t *cfg)
             .name = s->ws_routes[i].protocol,
             .callback = callback_ws,
             .per_session_data_size = sizeof(http_ws_t),
-            .rx_buffer_size = 0,
+            /* Reads and writes of up to a chunk at a time: lws sends at
+             * most tx_packet_size per system call and keeps the rest. */
+            .rx_buffer_size = WS_CHUNK,
+            .tx_packet_size = WS_CHUNK + LWS_PRE + 16,
         };
     }
     struct lws_context_creation_info vi;
