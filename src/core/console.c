@@ -457,11 +457,14 @@ static void api_post(front_t *f, http_request_t *req, const http_request_info_t 
         free(text);
         call(f, req, r, SHAPE_PLAIN);
     } else if (strcmp(what, "invoke") == 0) {
+        /* "payload": a JSON value, sent as its JSON text; or
+         * "payload_text": sent as it is (a binary-encoding function's). */
         const char *fn = json_string_value(json_object_get(body, "function"));
         json_t *p = json_object_get(body, "payload");
-        char *payload = json_is_string(p) ? strdup(json_string_value(p))
-                        : p               ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
-                                          : strdup("");
+        const char *text = json_string_value(json_object_get(body, "payload_text"));
+        char *payload = text ? strdup(text)
+                        : p  ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
+                             : strdup("");
         char *b64 = payload ? base64_encode(bytes_of_cstr(payload)) : NULL;
         free(payload);
         if (!fn || !b64) {
@@ -629,7 +632,9 @@ static void watched(void *ctx, const broker_message_t *m)
     viewer_send(v, o);
 }
 
-static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *info)
+/* The upgrade: from the page's own origin (no cross-site WebSocket), with
+ * a session (or an admin's certificate). */
+static bool viewer_accept(void *ctx, http_ws_t *ws, const http_request_info_t *info)
 {
     front_t *f = ctx;
     char cookie[512] = "", origin[256] = "", host[256] = "";
@@ -642,12 +647,20 @@ static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *in
         f->console.csrf_refused++;
         LOGW("console WebSocket from %s refused: origin '%s' is not this console", info->peer,
              origin);
-        return NULL;
+        return false;
     }
     if (!session_of_cookie(f, cookie) && !(info->tls && console_is_admin(f, info->client_cn))) {
         f->console.unauthorised++;
-        return NULL;
+        LOGW("console WebSocket from %s refused: no session", info->peer);
+        return false;
     }
+    return true;
+}
+
+static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *info)
+{
+    (void)info;
+    front_t *f = ctx;
     viewer_t *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
@@ -722,10 +735,12 @@ static void viewer_closed(void *conn)
 }
 
 const http_ws_handler_t console_ws_handler = {
+    .accept = viewer_accept,
     .open = viewer_open,
     .receive = viewer_receive,
     .written = viewer_written,
     .closed = viewer_closed,
+    .text = true,
 };
 
 sedge_err console_start(front_t *f)

@@ -681,7 +681,7 @@ static int ws_writeable(struct lws *wsi, http_ws_t *ws)
         /* lws writes the frame's header into the LWS_PRE bytes before
          * p: bytes already sent, or the room left at the front. */
         uint8_t *p = ws->out + LWS_PRE + ws->out_sent;
-        int w = lws_write(wsi, p, n, LWS_WRITE_BINARY);
+        int w = lws_write(wsi, p, n, ws->route->h.text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
         if (w < (int)n)
             return -1;
         ws->out_sent += n;
@@ -722,6 +722,16 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
             s->stats.ws_refused++;
             LOGD("WebSocket refused: path '%s' with subprotocol '%s'", uri, r ? r->protocol : "?");
             return 1;
+        }
+        if (r->h.accept) {
+            http_ws_t probe = {.server = s, .route = r, .wsi = wsi};
+            char cn[256];
+            http_request_info_t info = {.method = "GET", .path = r->path, .query = ""};
+            fill_info(wsi, site, &info, cn, sizeof cn);
+            if (!r->h.accept(r->h.ctx, &probe, &info)) {
+                s->stats.ws_refused++;
+                return 1;
+            }
         }
         return 0;
     }

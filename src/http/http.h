@@ -113,11 +113,15 @@ typedef void (*http_handler_fn)(void *ctx, http_request_t *req, const http_reque
  * alike, frames not reassembled); `written` follows each http_ws_write
  * once lws has taken all of it; `closed` is the last call. */
 typedef struct {
+    /* Before the upgrade is answered: false refuses it (403). Headers are
+     * readable with http_ws_header. NULL: every upgrade is accepted. */
+    bool (*accept)(void *ctx, http_ws_t *ws, const http_request_info_t *info);
     void *(*open)(void *ctx, http_ws_t *ws, const http_request_info_t *info);
     void (*receive)(void *conn, const uint8_t *data, size_t len);
     void (*written)(void *conn);
     void (*closed)(void *conn);
     void *ctx;
+    bool text; /* send text frames (JSON for a browser) instead of binary */
 } http_ws_handler_t;
 
 /* Send `len` bytes as binary frames; one write at a time: the next only
