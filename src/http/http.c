@@ -816,9 +816,9 @@ sedge_err http_create(uv_loop_t *loop, const http_options_t *opts, http_server_t
     void *loops[1] = {loop};
     info.foreign_loops = loops;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
                    LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_NO_LWS_SYSTEM_STATES;
+                   LWS_SERVER_OPTION_NO_LWS_SYSTEM_STATES |
+                   (s->o.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
     info.user = s;
     info.pcontext = &s->context;
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -949,8 +949,15 @@ sedge_err http_add_site(http_server_t *s, const http_site_config_t *cfg)
     vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (strchr(host, ':') == NULL && strcmp(host, "0.0.0.0") != 0)
         vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (site->tls && !s->o.tls) {
+        LOGE("%s: TLS sites need http_options_t.tls", cfg->name);
+        site_free(site);
+        return SEDGE_ERR_INVALID;
+    }
     if (site->tls) {
-        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        /* No client side: lws would make one per vhost, with the system's
+         * CA certificates loaded. */
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
         vi.ssl_cert_filepath = cfg->cert_file;
         vi.ssl_private_key_filepath = cfg->key_file;
         vi.alpn = cfg->alpn ? cfg->alpn : "http/1.1";

@@ -61,6 +61,7 @@ typedef struct {
     uint32_t max_body_bytes;   /* a request's body */
     uint32_t timeout_s;        /* TLS handshake and request head, and an idle keep-alive */
     uint32_t max_ws_message;   /* largest WebSocket frame payload accepted */
+    bool tls;                  /* some site will be TLS: lws sets up its OpenSSL side (memory) */
     /* Is a client certificate allowed (not revoked)? Asked at each TLS
      * handshake that presents one. NULL: all are. */
     bool (*cert_allowed)(void *ctx, const uint8_t sha256[32], bytes_t serial);
