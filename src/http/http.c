@@ -93,7 +93,6 @@ typedef struct {
     char method[8];
     char *path;
     bool too_large;
-    bool counted; /* counted in stats.connections */
 } http_pss_t;
 
 struct http_ws {
@@ -467,7 +466,7 @@ static int write_response(struct lws *wsi, http_pss_t *pss)
 /* A connection let in or not: the cap on open connections. */
 static int filter_connection(http_server_t *s)
 {
-    if (s->stopping || s->stats.connections + s->stats.ws_open >= s->o.max_connections) {
+    if (s->stopping || s->stats.connections >= s->o.max_connections) {
         s->stats.connections_refused++;
         if (!s->stopping)
             LOGW("refusing a connection: max_connections (%u) reached", s->o.max_connections);
@@ -545,18 +544,18 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         tune_ssl_ctx(in ? lws_vhost_user(in) : NULL, user);
         return 0;
-    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-        if (pss && !pss->counted && s) {
-            pss->counted = true;
+    case LWS_CALLBACK_WSI_CREATE: /* an accepted connection (listeners are not) */
+        if (s) {
             s->stats.connections++;
             s->stats.connections_total++;
         }
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (s && !s->stopping && s->stats.connections)
+            s->stats.connections--;
+        return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (pss) {
-            if (pss->counted && s && s->stats.connections)
-                s->stats.connections--;
-            pss->counted = false;
             if (pss->req) {
                 if (pss->req->responded)
                     request_free(pss->req);

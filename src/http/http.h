@@ -69,7 +69,7 @@ typedef struct {
 } http_options_t;
 
 typedef struct {
-    uint64_t connections;         /* open now */
+    uint64_t connections;         /* open now, HTTP and WebSocket */
     uint64_t connections_total;   /* accepted */
     uint64_t connections_refused; /* over max_connections */
     uint64_t tls_refused;         /* handshakes refused: no, foreign or revoked certificates */

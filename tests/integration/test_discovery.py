@@ -226,3 +226,29 @@ def test_hostile_requests_keep_the_broker_serving(front):
     c = paho.Client(client_id="lamp")
     c.connect("127.0.0.1", front.port)
     c.disconnect()
+
+
+def test_connection_cap_and_idle_timeout(make_sedge):
+    """http.max_connections: past it a connection is closed at accept and
+    counted; http.timeout_s: a connection that says nothing is dropped."""
+    s = make_front(make_sedge, ws=False, http_extra={"max_connections": 4, "timeout_s": 2})
+    s.issue_cert("lamp")
+    deploy(s, ["lamp"])
+    port = s.front_ports["discovery"]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) for _ in range(4)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    assert extra.recv(10) == b""  # closed at once
+    extra.close()
+    # The idle ones are dropped after timeout_s; then discovery answers again.
+    for c in idle:
+        c.settimeout(TIMEOUT)
+        try:
+            assert c.recv(10) == b""
+        except ConnectionError:
+            pass
+        c.close()
+    status, _, _, _ = https_get(s, port, PATH % "lamp", cert="lamp")
+    assert status == 200
+    text = metrics_text(s)
+    assert metric_value(text, "sedge_http_connections_refused_total") >= 1
