@@ -258,7 +258,7 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
                 *dest[k] = resolve(l, v);
             else if (!json_object_get(o, names[k])) {
                 snprintf(full, sizeof full, "%s.%s", path, names[k]);
-                problem(l, full, NULL, "missing (a tls listener needs it)");
+                problem(l, full, NULL, "missing (a tls or wss listener needs it)");
             }
         }
         const char *crl = get_string(l, o, "crl_file", path);

@@ -4,15 +4,17 @@ subprotocol mqtt, with paho's websockets transport (3.1.1 and 5.0); frames
 over the limit, wrong paths and subprotocols, a client that stops reading."""
 
 import base64
+import json
 import os
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import pytest
 
-from conftest import TIMEOUT, wait_for
+from conftest import SEDGED, TIMEOUT, free_port, wait_for
 from front_helpers import WsClient, deploy, make_front, metric_value, metrics_text
 
 
@@ -192,3 +194,37 @@ def test_a_client_that_stops_reading_is_cut_and_others_flow(front):
     assert got == sent, (got, sent)
     s.close()
     good.close()
+
+
+def test_configuration_errors(make_sedge):
+    """What the config refuses, all at once with the key, or at start."""
+    s = make_sedge(start=False)
+    cfg = s.config()
+    cfg["listeners"] += [{"type": "wss", "bind": "127.0.0.1:1"},
+                         {"type": "ws", "bind": "127.0.0.1:2", "crl_file": "x.pem"}]
+    cfg["discovery"] = {"bind": 7, "connectivity": [{"host_address": "10.0.0.1"}], "color": 1}
+    cfg["http"] = {"admins": "me", "console": "yes", "max_ws_frame_bytes": 10}
+    s.config_path.write_text(json.dumps(cfg))
+    r = subprocess.run([str(SEDGED), "--config", str(s.config_path)], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 2
+    for expected in ("listeners[1].ca_file: missing", "listeners[2].crl_file: only a tls or wss",
+                     "discovery.bind: expected", "discovery.connectivity[0]: needs host_address",
+                     "discovery.color: unknown key", "http.admins: expected an array",
+                     "http.console: expected true or false",
+                     "http.max_ws_frame_bytes: must be at least 1024"):
+        assert expected in r.stderr, (expected, r.stderr)
+    # A ws listener off loopback is refused at start, saying why.
+    s2 = make_sedge(start=False)
+    s2.extra = {}
+    base = s2.config
+
+    def config():
+        c = base()
+        c["listeners"].append({"type": "ws", "bind": "0.0.0.0:%d" % free_port()})
+        return c
+    s2.config = config
+    s2.write_config()
+    with pytest.raises(RuntimeError) as e:
+        s2.start(timeout=10)
+    assert "may only bind a loopback address" in str(e.value)
