@@ -95,12 +95,22 @@ section_http() {
             note "http: sedged did not start: $BFAIL"
             size=1500
         fi
-        LPORT=$("$LOADGEN" --mode free-port)
-        "$LWS_STATIC" --port "$LPORT" --ca "$BPKI/ca.pem" --cert "$BPKI/core.pem" \
-            --key "$BPKI/core.key" --size "${size:-1500}" >"$WORK/lws_static.log" 2>&1 &
-        LSPID=$!
-        BGPIDS="$BGPIDS $LSPID"
-        if "$LOADGEN" --mode wait-port --port "$LPORT" --timeout 10 >/dev/null; then
+        # A port free a moment ago may be taken by now (the machine is
+        # shared): up to three tries.
+        tries=0
+        while [ $tries -lt 3 ]; do
+            tries=$((tries + 1))
+            LPORT=$("$LOADGEN" --mode free-port)
+            "$LWS_STATIC" --port "$LPORT" --ca "$BPKI/ca.pem" --cert "$BPKI/core.pem" \
+                --key "$BPKI/core.key" --size "${size:-1500}" >"$WORK/lws_static.log" 2>&1 &
+            LSPID=$!
+            BGPIDS="$BGPIDS $LSPID"
+            "$LOADGEN" --mode wait-port --port "$LPORT" --timeout 10 >/dev/null && alive "$LSPID" &&
+                break
+            kill -TERM "$LSPID" 2>/dev/null
+            wait "$LSPID" 2>/dev/null
+        done
+        if alive "$LSPID"; then
             # shellcheck disable=SC2086
             http_run get lws --mode get --port "$LPORT" --path /x $TLSARGS --connections 4 \
                 --duration "$SECS"
