@@ -567,7 +567,10 @@ static void print_welcome(const core_t *c)
             "Over mutual TLS, with a certificate for a thing:\n"
             "  ./build/sedgectl cert issue sensor-1 --dir %s\n"
             "  mosquitto_pub -h localhost -p 8883 --cafile %s/ca.pem --cert %s/sensor-1.pem "
-            "--key %s/sensor-1.key -t demo/hello -m 'over TLS'\n\n",
+            "--key %s/sensor-1.key -t demo/hello -m 'over TLS'\n"
+            "The web console (a one-time login URL) and the Prometheus metrics:\n"
+            "  ./build/sedgectl console\n"
+            "  curl http://127.0.0.1:8080/metrics\n\n",
             d, d, d, d);
 }
 

@@ -22,7 +22,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: sedged [--config FILE] [--debug]\n"
                  "  Runs the Sedge edge runtime in the foreground.\n"
                  "  Without --config: data in ./sedge-data (a demo CA is created there on\n"
-                 "  first start), MQTT on 127.0.0.1:1883 and mTLS on 0.0.0.0:8883.\n");
+                 "  first start), MQTT on 127.0.0.1:1883 and mTLS on 0.0.0.0:8883, the web\n"
+                 "  console and /metrics on 127.0.0.1:8080.\n");
 }
 
 /* systemd's sd_notify, without linking libsystemd. */
