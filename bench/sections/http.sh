@@ -90,6 +90,8 @@ section_http() {
             http_run handshake sedged --mode handshake --port "$DPORT" --path "$DPATH" $TLSARGS \
                 --connections 4 --duration "$SECS"
             http_run ws sedged --mode ws-mqtt --port "$WPORT" --duration "$SECS" --payload 64
+            http_run tcp sedged --mode ws-mqtt --transport tcp --port "$BPORT" --duration "$SECS" \
+                --payload 64
             stop_broker "http, sedged"
         else
             note "http: sedged did not start: $BFAIL"
@@ -185,9 +187,11 @@ EOF
     H_L=$(http_median handshake lws)
     W_S=$(http_median ws sedged)
     W_M=$(http_median ws mosquitto)
+    T_S=$(http_median tcp sedged)
     row "discovery over mTLS keep-alive, 4 connections (req/s); reference: lws answering a fixed body" "$(fmt "$G_S")" "$(fmt "$G_L") lws_static" "$(ratio "$G_S" "$G_L")" "-" "-"
     row "new TLS handshakes with a client certificate, discovery (handshakes/s); reference: lws" "$(fmt "$H_S")" "$(fmt "$H_L") lws_static" "$(ratio "$H_S" "$H_L")" "-" "-"
     r=$(ratio "$W_S" "$W_M")
     row "MQTT over WebSockets, QoS 0, 1 -> 1, 64 B (msg/s)" "$(fmt "$W_S")" "$(fmt "$W_M") mosquitto ($MREF)" "$r" ">= 1.5x mosquitto" "$(met ">=" 1.5 "$(printf '%s' "$r" | tr -d x)")"
+    row "MQTT over WebSockets vs sedged's own TCP listener, same client (msg/s); reference: TCP" "$(fmt "$W_S")" "$(fmt "$T_S") sedged (tcp)" "$(ratio "$W_S" "$T_S")" "-" "-"
     row "idle RSS added by the HTTP front (MB)" "$ADDED" "$(fmt "$(awk -v a="${RSS0:-0}" 'BEGIN { print a / 1024 }')" 2) without it" "-" "<= 1 MB" "$(met "<=" 1 "$ADDED")"
 }
