@@ -4,6 +4,7 @@
  * 0 success, 1 the operation failed, 2 bad usage.
  */
 #include "admin_client.h"
+#include "datadir.h"
 #include "pki/pki.h"
 
 #include <errno.h>
@@ -720,11 +721,15 @@ static int cmd_logs(cli_t *cli)
 
 int main(int argc, char **argv)
 {
-    cli_t cli = {.data_dir = "sedge-data"};
+    cli_t cli = {.data_dir = NULL};
+    const char *config = NULL;
+    char found[4096];
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
             cli.data_dir = argv[++i];
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             cli.json = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -738,6 +743,14 @@ int main(int argc, char **argv)
     if (i >= argc) {
         usage(stderr);
         return 2;
+    }
+    if (!cli.data_dir) {
+        char err[512];
+        if (datadir_find(config, found, sizeof found, err, sizeof err) != 0) {
+            fprintf(stderr, "sedgectl: %s\n", err);
+            return 2;
+        }
+        cli.data_dir = found;
     }
     const char *verb = argv[i++];
     const char *noun = i < argc ? argv[i] : "";

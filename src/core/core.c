@@ -9,6 +9,7 @@
 #include "core.h"
 
 #include "admin.h"
+#include "paths.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
 #include "pki/pki.h"
@@ -407,43 +408,6 @@ static int connector_from_broker(void *ctx, const endpoint_t *target, const brok
     return 0;
 }
 
-/* Where sedge-sandbox, the C SDK's shared library, the connectors and
- * the Python SDK are: beside sedged (the build directory holds the first
- * three; the Python SDK is at ../sdk/python from it), unless the
- * environment says otherwise (SEDGE_SANDBOX, SEDGE_CONNECTORS,
- * SEDGE_PYTHON_SDK). */
-static void program_paths(char *sandbox, size_t slen, char *sdklib, size_t llen, char *pysdk,
-                          size_t plen, char *connectors, size_t clen)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    const char *env = getenv("SEDGE_SANDBOX");
-    snprintf(sandbox, slen, "%s", env ? env : "");
-    if (!env)
-        snprintf(sandbox, slen, "%.4000s/sedge-sandbox", exe);
-    snprintf(sdklib, llen, "%.4000s/libsedge.so.0", exe);
-    if (access(sdklib, R_OK) != 0)
-        sdklib[0] = '\0';
-    env = getenv("SEDGE_CONNECTORS");
-    snprintf(connectors, clen, "%s", env ? env : "");
-    if (!env)
-        snprintf(connectors, clen, "%.4000s/connectors", exe);
-    env = getenv("SEDGE_PYTHON_SDK");
-    if (env) {
-        snprintf(pysdk, plen, "%s", env);
-        return;
-    }
-    char candidate[4200];
-    snprintf(candidate, sizeof candidate, "%.4000s/../sdk/python", exe);
-    char *resolved = realpath(candidate, NULL);
-    snprintf(pysdk, plen, "%s", resolved ? resolved : "");
-    free(resolved);
-}
-
 static sedge_err function_publish(void *ctx, const char *function, bytes_t topic, bytes_t payload,
                                   uint8_t qos)
 {
@@ -690,15 +654,18 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }
-    char sandbox[4096], sdklib[4096], pysdk[4096], connectors[4096];
-    program_paths(sandbox, sizeof sandbox, sdklib, sizeof sdklib, pysdk, sizeof pysdk, connectors,
-                  sizeof connectors);
+    paths_t *paths = malloc(sizeof *paths);
+    if (!paths) {
+        err = SEDGE_ERR_NOMEM;
+        goto fail;
+    }
+    paths_of_self(paths);
     functions_options_t fo = {.loop = loop,
                               .data_dir = c->cfg.data_dir,
-                              .sandbox_program = sandbox,
-                              .python_sdk_dir = pysdk[0] ? pysdk : NULL,
-                              .sdk_library = sdklib[0] ? sdklib : NULL,
-                              .connectors_dir = connectors,
+                              .sandbox_program = paths->sandbox,
+                              .python_sdk_dir = paths->python_sdk[0] ? paths->python_sdk : NULL,
+                              .sdk_library = paths->sdk_library[0] ? paths->sdk_library : NULL,
+                              .connectors_dir = paths->connectors,
                               .thing_name = c->cfg.thing_name,
                               .allow_root = c->cfg.functions_allow_root,
                               .max_frame_bytes = c->cfg.functions_max_frame_bytes,
@@ -706,7 +673,9 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    if ((err = functions_start(&fo, &c->functions)))
+    err = functions_start(&fo, &c->functions);
+    free(paths);
+    if (err)
         goto fail;
     routing_attach(c->routing, ENDPOINT_FUNCTION,
                    &(routing_service_t){"functions", function_from_broker, c});
