@@ -194,6 +194,15 @@ void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
     b->hooks_ctx = ctx;
 }
 
+void broker_set_limits(broker_t *b, const broker_limits_t *limits)
+{
+    b->limits = *limits;
+    if (b->limits.max_inflight == 0)
+        b->limits.max_inflight = 1;
+    if (b->limits.connect_timeout_s == 0)
+        b->limits.connect_timeout_s = 1;
+}
+
 void broker_get_stats(broker_t *b, broker_stats_t *out)
 {
     *out = b->stats;

@@ -149,9 +149,16 @@ bool broker_has_subscribers(broker_t *b, bytes_t topic);
  * this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);
 
-/* Reload the CRL files of the TLS listeners (SIGHUP) and disconnect the
- * clients whose certificates they revoke. Returns how many. */
-size_t broker_reload_crls(broker_t *b);
+/* Reload the TLS listeners' certificates, keys, CAs and CRLs from their
+ * files (SIGHUP; a listener whose files do not load keeps its previous
+ * ones, logged) and disconnect the clients whose certificates the CRLs
+ * revoke. Returns how many were disconnected; `*reloaded`: how many
+ * listeners took new files. */
+size_t broker_reload_tls(broker_t *b, size_t *reloaded);
+/* New limits (SIGHUP), in force from now on; a connection's own
+ * (max_inflight, topic_alias_maximum, max_keepalive) from its next
+ * CONNECT. */
+void broker_set_limits(broker_t *b, const broker_limits_t *limits);
 
 /* Stop listening and close every connection (v5 clients get DISCONNECT
  * 0x8B); `done` runs once all are closed. */

@@ -230,6 +230,8 @@ typedef struct listener {
     char *path;     /* unix socket path to unlink */
     char *ca_file;  /* TLS: the CA, and the CRLs reloaded on SIGHUP */
     char *crl_file; /* NULL: no CRL */
+    char *cert_file; /* TLS: the listener's certificate and key, reloaded on SIGHUP */
+    char *key_file;
 } listener_t;
 
 /* A v5 connection's topic aliases. */
@@ -603,6 +605,10 @@ NODISCARD sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
+/* A TLS listener's context built again from its files, replacing the
+ * old one for the next handshakes (connections keep theirs); on failure
+ * (logged) the old one stays. */
+NODISCARD sedge_err listener_reload_tls(listener_t *l);
 
 /* revoke.c */
 /* Does the deployed group revoke the client's certificate? */

@@ -142,7 +142,25 @@ static void free_listener(listener_t *l)
     free(l->path);
     free(l->ca_file);
     free(l->crl_file);
+    free(l->cert_file);
+    free(l->key_file);
     free(l);
+}
+
+sedge_err listener_reload_tls(listener_t *l)
+{
+    listener_config_t cfg = {.type = LISTENER_TLS,
+                             .bind = l->name,
+                             .ca_file = l->ca_file,
+                             .cert_file = l->cert_file,
+                             .key_file = l->key_file,
+                             .crl_file = l->crl_file};
+    SSL_CTX *ctx = server_tls_context(&cfg);
+    if (!ctx)
+        return SEDGE_ERR_TLS;
+    SSL_CTX_free(l->ssl_ctx); /* each connection's SSL holds a reference of its own */
+    l->ssl_ctx = ctx;
+    return SEDGE_OK;
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -195,7 +213,8 @@ sedge_err broker_listen(broker_t *b, const listener_config_t *cfg)
             return SEDGE_ERR_TLS;
         }
         if (cfg->type == LISTENER_TLS &&
-            (!(l->ca_file = strdup(cfg->ca_file)) ||
+            (!(l->ca_file = strdup(cfg->ca_file)) || !(l->cert_file = strdup(cfg->cert_file)) ||
+             !(l->key_file = strdup(cfg->key_file)) ||
              (cfg->crl_file && !(l->crl_file = strdup(cfg->crl_file))))) {
             free_listener(l);
             return SEDGE_ERR_NOMEM;

@@ -769,11 +769,90 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     part_stopped(c);
 }
 
-void core_reload(core_t *c)
+static bool same_str(const char *a, const char *b)
 {
-    size_t cut = broker_reload_crls(c->broker);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_listeners(const config_t *a, const config_t *b)
+{
+    if (a->listener_count != b->listener_count)
+        return false;
+    for (size_t i = 0; i < a->listener_count; i++) {
+        const listener_config_t *x = &a->listeners[i], *y = &b->listeners[i];
+        if (x->type != y->type || !same_str(x->bind, y->bind) ||
+            !same_str(x->ca_file, y->ca_file) || !same_str(x->cert_file, y->cert_file) ||
+            !same_str(x->key_file, y->key_file) || !same_str(x->crl_file, y->crl_file))
+            return false;
+    }
+    return true;
+}
+
+static bool same_cloud(const config_t *a, const config_t *b)
+{
+    const uplink_config_t *x = &a->cloud, *y = &b->cloud;
+    if (a->cloud_enabled != b->cloud_enabled)
+        return false;
+    if (!a->cloud_enabled)
+        return true;
+    /* The client id defaults to the thing name once started. */
+    const char *yid = y->client_id ? y->client_id : b->thing_name;
+    return same_str(x->endpoint, y->endpoint) && same_str(x->ca_file, y->ca_file) &&
+           same_str(x->cert_file, y->cert_file) && same_str(x->key_file, y->key_file) &&
+           same_str(x->client_id, yid) && x->protocol == y->protocol &&
+           x->keepalive_s == y->keepalive_s && x->max_inflight == y->max_inflight &&
+           x->reconnect_min_ms == y->reconnect_min_ms &&
+           x->reconnect_max_ms == y->reconnect_max_ms && x->spool_storage == y->spool_storage &&
+           x->spool_max_bytes == y->spool_max_bytes && x->spool_when_full == y->spool_when_full &&
+           x->aws == y->aws && memcmp(&x->limits, &y->limits, sizeof x->limits) == 0;
+}
+
+static const char *level_name(log_level_t l)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    return l <= LOG_DEBUG ? names[l] : "?";
+}
+
+void core_reload(core_t *c, const config_t *next)
+{
+    if (next) {
+        /* What is read once at start: a change waits for a restart. */
+        const struct {
+            const char *what;
+            bool same;
+        } fixed[] = {
+            {"data_dir", same_str(c->cfg.data_dir, next->data_dir)},
+            {"core.thing_name", same_str(c->cfg.thing_name, next->thing_name)},
+            {"listeners (addresses, types or file names)", same_listeners(&c->cfg, next)},
+            {"store", c->cfg.store_sync_full == next->store_sync_full &&
+                          c->cfg.store_busy_timeout_ms == next->store_busy_timeout_ms},
+            {"shadow", c->cfg.shadow_max_bytes == next->shadow_max_bytes},
+            {"functions", c->cfg.functions_allow_root == next->functions_allow_root &&
+                              c->cfg.functions_max_frame_bytes ==
+                                  next->functions_max_frame_bytes},
+            {"cloud", same_cloud(&c->cfg, next)},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
+            if (!fixed[i].same)
+                LOGW("SIGHUP: %s changed: not reloaded, it takes a restart", fixed[i].what);
+        if (next->log_level != c->cfg.log_level) {
+            LOGI("SIGHUP: log level %s (was %s)", level_name(next->log_level),
+                 level_name(c->cfg.log_level));
+            c->cfg.log_level = next->log_level;
+            log_set_level(next->log_level);
+        }
+        if (memcmp(&next->limits, &c->cfg.limits, sizeof next->limits) != 0) {
+            c->cfg.limits = next->limits;
+            broker_set_limits(c->broker, &next->limits);
+            LOGI("SIGHUP: limits reloaded (a connection's own, such as max_inflight and "
+                 "topic_alias_maximum, apply from its next CONNECT)");
+        }
+    }
+    size_t tls = 0, cut = broker_reload_tls(c->broker, &tls);
+    if (tls)
+        LOGI("SIGHUP: %zu TLS listener(s) reloaded their certificate, key, CA and CRLs", tls);
     if (cut)
-        LOGI("disconnected %zu clients whose certificates the CRLs now revoke", cut);
+        LOGI("SIGHUP: disconnected %zu clients whose certificates the CRLs now revoke", cut);
 }
 
 static void aborted(void *ctx)

@@ -305,4 +305,8 @@ void logfile_line(logfile_t *l, int pid, const char *stream, const uint8_t *data
 void logfile_close(logfile_t *l);
 const char *logfile_path(const logfile_t *l);
 
+/* privilege.c: may sedged sandbox functions and run them as other users
+ * (root, or the capabilities the packaged service grants)? */
+bool runner_privileged(void);
+
 #endif

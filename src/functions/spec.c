@@ -219,7 +219,7 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
                                       char *err, size_t errlen)
 {
     const char *run_as = str_or(e, "run_as", NULL);
-    bool root = geteuid() == 0;
+    bool root = runner_privileged();
     if (run_as) {
         sscanf(run_as, "%u:%u", &s->uid, &s->gid);
         s->has_user = true;
@@ -243,14 +243,15 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
         return SEDGE_ERR_DENIED;
     }
     if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
-        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root",
+        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root (or with the "
+                 "capabilities of the packaged service)",
                  where, s->name, s->uid, s->gid);
         return SEDGE_ERR_DENIED;
     }
     if (s->sandbox && !root) {
         snprintf(err, errlen,
-                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root (or "
-                 "set isolation: none)",
+                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root or "
+                 "with the capabilities of the packaged service (or set isolation: none)",
                  where, s->name);
         return SEDGE_ERR_DENIED;
     }
