@@ -129,6 +129,11 @@ NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits
  * messages from the store. Call once, before listening. */
 NODISCARD sedge_err broker_load(broker_t *b);
 NODISCARD sedge_err broker_listen(broker_t *b, const listener_config_t *cfg);
+/* Would broker_listen accept this address for this type? (ADDRESS:PORT
+ * with a numeric address; tcp only on loopback; a unix path that fits.)
+ * The config checks it at load, before anything is created. */
+NODISCARD sedge_err broker_check_bind(listener_type_t type, const char *bind, char *why,
+                                      size_t len);
 void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx);
 void broker_get_stats(broker_t *b, broker_stats_t *out);
 
@@ -148,6 +153,24 @@ bool broker_has_subscribers(broker_t *b, bytes_t topic);
  * may_connect / may_use_certificate any more (after a deployment), within
  * this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);
+
+/* A connected client as sedgectl things shows it: views valid during
+ * the call. */
+typedef struct {
+    const char *identity;  /* the certificate's CN (TLS), else the client id */
+    const char *client_id;
+    const char *address;   /* "ip:port", or "unix:PATH" */
+    const char *listener;  /* the bind of the listener it came through */
+    int64_t connected_at;  /* wall seconds of its accepted CONNECT */
+    uint8_t version;       /* 4: MQTT 3.1.1, 5: MQTT 5 */
+    bool persistent;       /* its session outlives the connection */
+    uint32_t session_expiry_s;
+    uint16_t keep_alive_s;
+} broker_client_info_t;
+
+/* Call `fn` for each client whose CONNECT was accepted, in no order. */
+void broker_each_client(broker_t *b, void (*fn)(void *ctx, const broker_client_info_t *info),
+                        void *ctx);
 
 /* Reload the TLS listeners' certificates, keys, CAs and CRLs from their
  * files (SIGHUP; a listener whose files do not load keeps its previous

@@ -316,6 +316,7 @@ struct client {
     uint16_t keep_alive;
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
+    uint32_t connected_at; /* wall seconds of its accepted CONNECT (sedgectl things) */
     uint8_t state; /* client_state_t */
     uint8_t version;
     bool in_flush_list;

@@ -7,6 +7,8 @@
  */
 #include "internal.h"
 
+#include <sys/un.h>
+
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,35 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     }
     const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
     return memcmp(&a6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback) == 0;
+}
+
+sedge_err broker_check_bind(listener_type_t type, const char *bind, char *why, size_t len)
+{
+    if (type == LISTENER_UNIX) {
+        struct sockaddr_un un;
+        if (strlen(bind) >= sizeof un.sun_path) {
+            snprintf(why, len, "the socket path '%s' is longer than %zu bytes", bind,
+                     sizeof un.sun_path - 1);
+            return SEDGE_ERR_INVALID;
+        }
+        return SEDGE_OK;
+    }
+    struct sockaddr_storage addr;
+    if (parse_bind(bind, &addr)) {
+        snprintf(why, len,
+                 "'%s' is not ADDRESS:PORT (an IPv4 address or [IPv6] address, not a host "
+                 "name, and a port from 0 to 65535)",
+                 bind);
+        return SEDGE_ERR_INVALID;
+    }
+    if (type == LISTENER_TCP && !is_loopback(&addr)) {
+        snprintf(why, len,
+                 "a plain tcp listener identifies clients by what they claim, so it may only "
+                 "bind a loopback address (127.0.0.1, [::1]), not '%s'; use a tls listener",
+                 bind);
+        return SEDGE_ERR_INVALID;
+    }
+    return SEDGE_OK;
 }
 
 static void log_ssl_error(const char *what, const char *file)
@@ -196,15 +227,10 @@ sedge_err broker_listen(broker_t *b, const listener_config_t *cfg)
             chmod(cfg->bind, 0660);
     } else {
         struct sockaddr_storage addr;
-        if (parse_bind(cfg->bind, &addr)) {
-            LOGE("listener bind '%s' is not host:port", cfg->bind);
-            free_listener(l);
-            return SEDGE_ERR_INVALID;
-        }
-        if (cfg->type == LISTENER_TCP && !is_loopback(&addr)) {
-            LOGE("a plain tcp listener identifies clients by what they claim, so it may "
-                 "only bind a loopback address, not '%s'; use a tls listener",
-                 cfg->bind);
+        char why[256];
+        if (broker_check_bind(cfg->type, cfg->bind, why, sizeof why) ||
+            parse_bind(cfg->bind, &addr)) {
+            LOGE("listener %s", why);
             free_listener(l);
             return SEDGE_ERR_INVALID;
         }

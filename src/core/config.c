@@ -1,10 +1,12 @@
 /*
  * config: the JSON configuration. Every problem in a file is collected
  * before the load fails, so one run shows them all. jansson gives no
- * positions for values, so the line of a key is found by looking for its
- * first quoted occurrence in the text — right for any hand-written file.
+ * positions for values, so the line of a problem is found by walking the
+ * text to its path (jsonpos.h).
  */
 #include "config.h"
+
+#include "jsonpos.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *file;
@@ -22,9 +25,25 @@ typedef struct {
     char *dir; /* the file's directory, for relative paths */
 } loader_t;
 
-static int line_of(const loader_t *l, const char *key)
+/* The line of `path` in the file; for a missing key, the line of the
+ * nearest enclosing value that is there; failing that (a key spelled with
+ * escapes), the first occurrence of `key`. */
+static int line_of(const loader_t *l, const char *path, const char *key)
 {
-    if (!l->text || !key)
+    if (!l->text)
+        return 0;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s", path);
+    while (prefix[0]) {
+        int line = jsonpos_line(l->text, strlen(l->text), prefix);
+        if (line)
+            return line;
+        char *cut = prefix + strlen(prefix);
+        while (cut > prefix && *cut != '.' && *cut != '[')
+            cut--;
+        *cut = '\0';
+    }
+    if (!key)
         return 0;
     char quoted[256];
     snprintf(quoted, sizeof quoted, "\"%s\"", key);
@@ -50,7 +69,7 @@ static void problem(loader_t *l, const char *path, const char *key, const char *
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    int line = line_of(l, key);
+    int line = line_of(l, path, key);
     int n;
     if (line)
         n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line, path,
@@ -140,6 +159,21 @@ static const char *get_string(loader_t *l, json_t *obj, const char *key, const c
         return NULL;
     }
     return json_string_value(v);
+}
+
+/* A listener's certificate, key or CA that is not there: say how to make
+ * it (sedgectl ca init writes ca.pem, ca.key, core.pem, core.key). */
+static void check_certificate_file(loader_t *l, const char *path, const char *key, const char *file)
+{
+    if (!file || access(file, F_OK) == 0)
+        return;
+    char *copy = strdup(file);
+    const char *dir = copy ? dirname(copy) : ".";
+    problem(l, path, key,
+            "%s does not exist: create the group CA and the core's certificate with "
+            "`sedgectl ca init --dir %s` (or name files that exist)",
+            file, dir);
+    free(copy);
 }
 
 static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
@@ -245,15 +279,19 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
         return;
     }
     lc->bind = lc->type == LISTENER_UNIX ? resolve(l, bind) : strdup(bind);
+    char why[300];
+    if (lc->bind && broker_check_bind(lc->type, lc->bind, why, sizeof why))
+        problem(l, full, "bind", "%s", why);
     if (lc->type == LISTENER_TLS) {
         const char *names[] = {"ca_file", "cert_file", "key_file"};
         const char **dest[] = {&lc->ca_file, &lc->cert_file, &lc->key_file};
         for (size_t k = 0; k < 3; k++) {
             const char *v = get_string(l, o, names[k], path);
-            if (v)
+            snprintf(full, sizeof full, "%s.%s", path, names[k]);
+            if (v) {
                 *dest[k] = resolve(l, v);
-            else if (!json_object_get(o, names[k])) {
-                snprintf(full, sizeof full, "%s.%s", path, names[k]);
+                check_certificate_file(l, full, names[k], *dest[k]);
+            } else if (!json_object_get(o, names[k])) {
                 problem(l, full, NULL, "missing (a tls listener needs it)");
             }
         }

@@ -9,18 +9,18 @@
 #include "core.h"
 
 #include "admin.h"
-#include "paths.h"
+#include "cloud/cloud.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
+#include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
-#include "cloud/cloud.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +113,35 @@ static sedge_err ensure_demo_ca(core_t *c)
     else
         LOGI("created a demo CA and the core's certificate in %s", c->cfg.data_dir);
     return rc;
+}
+
+static void add_thing(void *ctx, const broker_client_info_t *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "identity", json_string(t->identity));
+    json_object_set_new(o, "client_id", json_string(t->client_id));
+    json_object_set_new(o, "address", json_string(t->address));
+    json_object_set_new(o, "listener", json_string(t->listener));
+    json_object_set_new(o, "since", json_integer(t->connected_at));
+    json_object_set_new(o, "protocol", json_string(t->version == 5 ? "5" : "3.1.1"));
+    json_object_set_new(o, "keep_alive_s", json_integer(t->keep_alive_s));
+    json_t *session = json_object();
+    json_object_set_new(session, "persistent", json_boolean(t->persistent));
+    json_object_set_new(session, "expiry_s", json_integer(t->session_expiry_s));
+    json_object_set_new(o, "session", session);
+    json_array_append_new(ctx, o);
+}
+
+/* The connected things (sedgectl things). */
+static void cmd_things(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *list = json_array();
+    broker_each_client(c->broker, add_thing, list);
+    json_t *r = json_object();
+    json_object_set_new(r, "things", list);
+    admin_reply(req, r);
 }
 
 static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
@@ -400,7 +429,8 @@ static int connector_from_broker(void *ctx, const endpoint_t *target, const brok
     core_t *c = ctx;
     char name[GROUP_MAX_NAME + 16];
     endpoint_format(target, name, sizeof name);
-    sedge_err err = functions_invoke(c->functions, name, m->topic, m->payload, m->source, NULL, NULL);
+    sedge_err err =
+        functions_invoke(c->functions, name, m->topic, m->payload, m->source, NULL, NULL);
     if (err == SEDGE_ERR_INVALID)
         return BROKER_ROUTED_INVALID;
     if (err && err != SEDGE_ERR_NOT_FOUND)
@@ -706,7 +736,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "spool", cmd_spool, c)) ||
         (err = admin_register(c->admin, "functions", cmd_functions, c)) ||
         (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
-        (err = admin_register(c->admin, "logs", cmd_logs, c)))
+        (err = admin_register(c->admin, "logs", cmd_logs, c)) ||
+        (err = admin_register(c->admin, "things", cmd_things, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -828,8 +859,7 @@ void core_reload(core_t *c, const config_t *next)
                           c->cfg.store_busy_timeout_ms == next->store_busy_timeout_ms},
             {"shadow", c->cfg.shadow_max_bytes == next->shadow_max_bytes},
             {"functions", c->cfg.functions_allow_root == next->functions_allow_root &&
-                              c->cfg.functions_max_frame_bytes ==
-                                  next->functions_max_frame_bytes},
+                              c->cfg.functions_max_frame_bytes == next->functions_max_frame_bytes},
             {"cloud", same_cloud(&c->cfg, next)},
         };
         for (size_t i = 0; i < ARRAY_LEN(fixed); i++)

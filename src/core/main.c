@@ -128,18 +128,10 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, ":c:dhV", options, NULL)) != -1) {
         switch (opt) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'd':
-            debug = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("sedged %s\n", SEDGE_VERSION);
-            return 0;
+        case 'c': config_path = optarg; break;
+        case 'd': debug = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("sedged %s\n", SEDGE_VERSION); return 0;
         case ':':
             fprintf(stderr, "sedged: %s needs a value\n", argv[optind - 1]);
             usage(stderr);
