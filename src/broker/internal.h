@@ -281,13 +281,23 @@ typedef struct client_io {
     struct client *waiters, *waiters_tail;
 } client_io_t;
 
+/* A connection over another transport (broker_conn_open). */
+typedef struct {
+    const broker_transport_t *ops;
+    void *ctx;
+    const char *kind; /* "ws", "wss": for listings */
+    bool gone;        /* no call on the transport any more */
+} transport_link_t;
+
 struct client {
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_check_t check; /* a transport's connection: never started, closed to free it */
     } h;
+    transport_link_t *transport; /* NULL: the socket in h */
     broker_t *broker;
     listener_t *listener;
     client_t *next, *prev;   /* open: in its wheel slot; closed: closing or lingering */
@@ -378,6 +388,8 @@ struct broker {
     uint8_t *read_buf;     /* shared by every connection's reads */
     uint8_t *tls_plain;    /* shared: the plaintext of one TLS record (TLS_PLAIN_MAX) */
     client_t *tls_input_owner; /* tls_io.c: whose read is in read_buf now */
+    listener_t transport_listener; /* what transport connections name as their listener */
+    struct broker_watch *watches;  /* broker_watch */
     bytes_t tls_input;         /* and what of it the engine has not taken */
     size_t read_buf_len;
     broker_stats_t stats;
@@ -623,6 +635,8 @@ NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_fi
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);
+/* Show a routed message to the watches whose filter matches. */
+void broker_notify_watches(broker_t *b, const msg_t *m);
 /* Pump the session again once `batch` has committed. */
 void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
 /* Have the store tell the broker when `batch` has committed (once per

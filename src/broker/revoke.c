@@ -18,6 +18,8 @@ bool client_certificate_revoked(client_t *c)
 {
     broker_t *b = c->broker;
     X509 *cert = c->ssl ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (!cert && c->transport && !c->transport->gone && c->transport->ops->peer_certificate)
+        cert = c->transport->ops->peer_certificate(c->transport->ctx);
     if (!cert || !b->hooks.may_use_certificate)
         return false;
     uint8_t sha256[EVP_MAX_MD_SIZE];

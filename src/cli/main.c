@@ -32,6 +32,7 @@ static void usage(FILE *out)
                  "  invoke NAME [PAYLOAD] [--timeout S]\n"
                  "                          invoke a function, print its result\n"
                  "  logs NAME [--lines N]   a function's captured output\n"
+                 "  console                 a one-time login URL for the web console\n"
                  "\n"
                  "Options:\n"
                  "  --data-dir DIR   the daemon's data directory; default: ./sedge-data when it\n"
@@ -62,6 +63,7 @@ static const command_t commands[] = {
     {"functions", cmd_functions},
     {"invoke", cmd_invoke},
     {"logs", cmd_logs},
+    {"console", cmd_console},
 };
 
 enum { OPT_DATA_DIR = 256, OPT_CONFIG, OPT_JSON };

@@ -8,6 +8,7 @@
  */
 #include "core.h"
 
+#include "internal.h"
 #include "admin.h"
 #include "cloud/cloud.h"
 #include "deploy/deploy.h"
@@ -30,26 +31,6 @@
 
 #define LOG_TAG "core"
 
-struct core {
-    uv_loop_t *loop;
-    uv_prepare_t before_wait; /* the end of every loop turn (before_wait_cb) */
-    uv_timer_t trim_timer;    /* gives freed memory back once traffic stops */
-    uint64_t bytes_at_trim;   /* the broker's byte counters at the last look */
-    bool trimmed;             /* nothing moved since the last trim */
-    config_t cfg;
-    int lock_fd;
-    store_t *store;
-    broker_t *broker;
-    routing_t *routing;
-    deploy_t *deploy;
-    shadow_svc_t *shadow;
-    cloud_t *cloud; /* NULL: no cloud configured */
-    functions_t *functions;
-    admin_t *admin;
-    void (*stop_done)(void *);
-    void *stop_ctx;
-    int stopping_parts;
-};
 
 static char *data_path(const core_t *c, const char *name)
 {
@@ -556,6 +537,19 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
     admin_reply(req, cloud_status(c->cloud));
 }
 
+static void cmd_console(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *r = json_object();
+    if (!c->front)
+        json_object_set_new(r, "error",
+                            json_string("the HTTP front is off: set http.bind in the config"));
+    else
+        front_console_login(c->front, r);
+    admin_reply(req, r);
+}
+
 static void print_welcome(const core_t *c)
 {
     const char *d = c->cfg.data_dir;
@@ -723,6 +717,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
+    if ((err = front_start(c)))
+        goto fail;
     char *admin_path = data_path(c, "admin.sock");
     err = admin_path ? admin_start(loop, admin_path, &c->admin) : SEDGE_ERR_NOMEM;
     free(admin_path);
@@ -737,7 +733,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "functions", cmd_functions, c)) ||
         (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
         (err = admin_register(c->admin, "logs", cmd_logs, c)) ||
-        (err = admin_register(c->admin, "things", cmd_things, c)))
+        (err = admin_register(c->admin, "things", cmd_things, c)) ||
+        (err = admin_register(c->admin, "console", cmd_console, c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -774,6 +771,12 @@ static void part_stopped(void *ctx)
     uv_close((uv_handle_t *)&c->trim_timer, trim_closed);
 }
 
+static void broker_stopped(void *ctx)
+{
+    core_t *c = ctx;
+    front_stop(c->front, part_stopped, c);
+}
+
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
@@ -787,7 +790,12 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     }
     if (c->broker) {
         c->stopping_parts++;
-        broker_shutdown(c->broker, part_stopped, c);
+        /* The HTTP front stops after the broker: MQTT over WebSockets
+         * clients get their DISCONNECT before their WebSockets close. */
+        broker_shutdown(c->broker, c->front ? broker_stopped : part_stopped, c);
+    } else if (c->front) {
+        c->stopping_parts++;
+        front_stop(c->front, part_stopped, c);
     }
     if (c->admin) {
         c->stopping_parts++;
@@ -909,6 +917,7 @@ void core_free(core_t *c)
     if (c->store)
         store_close(c->store);
     c->store = NULL;
+    front_free(c->front);
     broker_free(c->broker);
     routing_free(c->routing);
     deploy_free(c->deploy);

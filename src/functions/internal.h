@@ -16,6 +16,7 @@
 #ifndef SEDGE_FUNCTIONS_INTERNAL_H
 #define SEDGE_FUNCTIONS_INTERNAL_H
 
+#include "base/histogram.h"
 #include "cgroup.h"
 #include "functions.h"
 
@@ -130,6 +131,7 @@ typedef struct invocation {
     buf_t payload;
     invoke_done_fn done; /* NULL: asynchronous */
     void *done_ctx;
+    uint64_t queued_us; /* monotonic: when it was asked for */
 } invocation_t;
 
 typedef struct fconn fconn_t;
@@ -203,6 +205,7 @@ struct fn {
     bool restart_timer_open;
     logfile_t *log;
     uint64_t invocations, errors, timeouts, oom_kills, crashes, refused, publish_refused;
+    histogram_t duration; /* of its invocations, from the request to the result */
     uint64_t invalid;           /* payloads refused for not being JSON */
     uint64_t invalid_logged_ms; /* when a refusal was last logged */
     confinement_t confinement;  /* as observed of its last instance */

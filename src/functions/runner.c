@@ -73,6 +73,7 @@ static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const cha
     fn->invocations++;
     if (err)
         fn->errors++;
+    histogram_observe_us(&fn->duration, clock_mono_us() - inv->queued_us);
     if (inv->done)
         inv->done(inv->done_ctx, err, error, result);
     else if (err)
@@ -694,6 +695,8 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         return SEDGE_ERR_FULL;
     }
     invocation_t *inv = calloc(1, sizeof *inv);
+    if (inv)
+        inv->queued_us = clock_mono_us();
     if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = bytes_dup_cstr(source)) ||
         buf_append(&inv->payload, payload.data, payload.len)) {
         if (inv)
