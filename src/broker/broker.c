@@ -132,6 +132,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = clock_mono_ms();
     wheel_advance(b, now, check_client);
     lingering_expire(b, now);
+    tls_tune_tick(b);
     if (b->limits.sys_interval_s &&
         now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
         b->last_sys_ms = now;
