@@ -8,7 +8,9 @@ packages="build-essential cmake pkg-config clang llvm clang-format
   libcmocka-dev libmosquitto-dev libseccomp-dev mosquitto mosquitto-clients
   clang-tidy python3 python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
   libmodbus-dev libserialport-dev libgpiod-dev
-  python3-pymodbus python3-serial-asyncio python3-serial socat"
+  python3-pymodbus python3-serial-asyncio python3-serial socat
+  libarchive-dev libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev
+  libopencv-core-dev python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
 
 missing=""
 for p in $packages; do

@@ -95,6 +95,12 @@ NODISCARD static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t
         snprintf(line + n, sizeof line - (size_t)n, "=%s",
                  s->sandbox || r->kind != RESOURCE_MODEL ? r->dest : r->source);
         err = env_add(out, line);
+        /* A model's version: the cache directory is named by its hash. */
+        const char *sha = r->kind == RESOURCE_MODEL ? strrchr(r->source, '/') : NULL;
+        if (sha && !err) {
+            snprintf(line + n, sizeof line - (size_t)n, "_SHA256=%s", sha + 1);
+            err = env_add(out, line);
+        }
     }
     for (size_t i = 0; i < s->env_count && !err; i++)
         err = env_add(out, s->env[i]);

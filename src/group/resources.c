@@ -110,7 +110,7 @@ static void check_volume_source(check_t *c, json_t *r, const char *path, bool gr
                 "%s.source: \"%s\" may not be a volume (not /, nor under /sys, /var or /dev but "
                 "/dev/shm; a device node is a \"device\" resource)",
                 path, src);
-    else if (src && src[8] != '\0' && src[8] != '/' && strncmp(src, "/dev/shm", 8) == 0)
+    else if (src && strncmp(src, "/dev/shm", 8) == 0 && src[8] != '\0' && src[8] != '/')
         problem(c, "%s.source: \"%s\" is not under /dev/shm", path, src);
 }
 

@@ -510,7 +510,7 @@ static void test_connector_types_and_parameters(void **state)
         "and a string value on one line",
         "connectors[4].parameters.retry_initial_ms: above retry_max_ms",
         "connectors[5].type: unknown connector type \"toaster\" (Sedge ships modbus, serial, "
-        "gpio, metrics, http-sink)",
+        "gpio, metrics, http-sink, image-classification)",
         "connectors[5].memory_mb: expected an integer from 1 to 1048576");
 }
 
@@ -803,6 +803,33 @@ static void test_group_resources_and_their_rules(void **state)
         "functions[0].resources[5].path: unknown key");
 }
 
+static void test_image_classification_parameters(void **state)
+{
+    (void)state;
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'resources': [{'id': 'k', 'type': 'secret', 'value': 'v'}],"
+        " 'connectors': ["
+        " {'name': 'a', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'input_size': [0, 224], 'mean': [1, 2, 3, 4], 'interval_ms': 100, 'top_k': 0,"
+        "   'scale': 'x', 'model_file': '../m.onnx', 'source': 'cam', 'accelerator': 'tpu',"
+        "   'labels': [1]}},"
+        " {'name': 'b', 'type': 'image-classification', 'parameters': {'interval_ms': 10}}]}",
+        "connectors[0].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[0].parameters.input_size: expected [width, height], each from 1 to 8192",
+        "connectors[0].parameters.mean: expected 1 to 3 numbers from -1e+06 to 1e+06",
+        "connectors[0].parameters.top_k: expected an integer from 1 to 100",
+        "connectors[0].parameters.scale: expected a number from 0 to 1000000",
+        "connectors[0].parameters.model_file: \"../m.onnx\" must be a relative path inside the "
+        "model",
+        "connectors[0].parameters.source: \"cam\" is not payload or an absolute path (a "
+        "directory of images)",
+        "connectors[0].parameters.accelerator: \"tpu\" is not one of cpu, opencl, cuda, vulkan",
+        "connectors[0].parameters.labels[0]: expected a string of at most 256 bytes",
+        "connectors[1].parameters.model: missing (the id of a model resource of the group)",
+        "connectors[1].parameters.interval_ms: a timer needs a source to take images from "
+        "(source is payload)");
+}
+
 static void test_at_most_fifty_resources_per_group(void **state)
 {
     (void)state;
@@ -1045,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_at_most_twenty_resources_per_function),
         cmocka_unit_test(test_group_resources_and_their_rules),
         cmocka_unit_test(test_at_most_fifty_resources_per_group),
+        cmocka_unit_test(test_image_classification_parameters),
         cmocka_unit_test(test_loader_and_core_variables_are_refused_in_env),
         cmocka_unit_test(test_env_is_bounded),
         cmocka_unit_test(test_code_is_a_local_directory),
