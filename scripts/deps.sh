@@ -10,7 +10,9 @@ packages="build-essential cmake pkg-config clang llvm clang-format
   libmodbus-dev libserialport-dev libgpiod-dev
   python3-pymodbus python3-serial-asyncio python3-serial socat
   libwebsockets-dev libwebsockets-evlib-uv prometheus python3-prometheus-client
-  python3-awscrt curl chromium"
+  python3-awscrt curl chromium
+  libarchive-dev libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev
+  libopencv-core-dev python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
 
 missing=""
 for p in $packages; do
