@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all build deps deps-test deps-cross run test test-package unit integration asan fuzz bench soak coverage format clean install
+.PHONY: all build deps deps-test deps-cross run test test-package deb unit integration asan fuzz bench soak coverage format clean install
 
 all: build
 
@@ -31,6 +31,11 @@ deps-cross:
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The Debian packages (debian/, scripts/deb.sh): build-deb/ARCH/*.deb.
+ARCH ?= $(shell dpkg --print-architecture)
+deb:
+	sh scripts/deb.sh $(ARCH)
 
 PREFIX ?= /usr/local
 install: build
@@ -50,7 +55,7 @@ integration: build
 	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/sdk tests/integration
 
 # The install, the Debian packages and the dependency sets (tests/package).
-test-package: build
+test-package: build deb
 	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/package
 
 asan:
@@ -89,4 +94,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-deb
