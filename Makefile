@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all build deps deps-test deps-cross run test test-package deb unit integration asan fuzz bench soak coverage format clean install
+.PHONY: all build deps deps-test deps-cross run test test-package deb test-cross unit integration asan fuzz bench soak coverage format clean install
 
 all: build
 
@@ -36,6 +36,13 @@ build:
 ARCH ?= $(shell dpkg --print-architecture)
 deb:
 	sh scripts/deb.sh $(ARCH)
+
+# The arm64 and armhf packages, cross-built, and their smoke test under
+# qemu-user-static (tests/cross; not in make test: it needs deps-cross).
+test-cross: deps-cross
+	$(MAKE) deb ARCH=arm64
+	$(MAKE) deb ARCH=armhf
+	$(PYTEST) -q -s -p no:cacheprovider tests/cross
 
 PREFIX ?= /usr/local
 install: build

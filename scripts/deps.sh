@@ -29,7 +29,8 @@ test_packages="clang llvm clang-format clang-tidy
 # The -dev libraries the cross builds link, for each foreign architecture.
 cross_libs="libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev
   libcurl4-openssl-dev libmodbus-dev libserialport-dev libgpiod-dev"
-cross_packages="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static"
+cross_packages="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
+  pkgconf:arm64 pkgconf:armhf"
 for arch in arm64 armhf; do
     for lib in $cross_libs; do
         cross_packages="$cross_packages $lib:$arch"
