@@ -24,7 +24,7 @@ test_packages="clang llvm clang-format clang-tidy
   libcmocka-dev libmosquitto-dev mosquitto
   python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
   python3-pymodbus python3-serial-asyncio python3-serial socat
-  debhelper dpkg-dev fakeroot lintian pandoc systemd"
+  debhelper dpkg-dev fakeroot lintian pandoc systemd sudo"
 
 # The -dev libraries the cross builds link, for each foreign architecture.
 cross_libs="libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev
