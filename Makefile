@@ -61,7 +61,9 @@ unit: build
 integration: build
 	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/sdk tests/integration
 
-# The install, the Debian packages and the dependency sets (tests/package).
+# The install, the Debian packages (installed into a namespace: the README
+# tour, docs/tutorial.md), docs/reference.md against the parsers, the
+# dependency sets (tests/package).
 test-package: build deb
 	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/package
 
