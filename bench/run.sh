@@ -23,6 +23,9 @@
 #              to accept them all (part 4)
 #   rest       private dirty memory of an idle sedged with every service
 #              configured (part 5)
+#   http       the HTTP front: discovery requests/s and TLS handshakes/s vs
+#              libwebsockets answering a fixed body, MQTT over WebSockets vs
+#              mosquitto, the idle RSS the front adds (issue 13)
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -53,7 +56,7 @@
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -163,7 +166,8 @@ write_sedged_config() { # DIR PORT
     cat >"$1/sedge.json" <<EOF
 {
   "data_dir": "data",
-  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}$tls_listener],
+  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}$tls_listener${SEDGED_EXTRA_LISTENERS:+,
+    $SEDGED_EXTRA_LISTENERS}],
   "limits": {$limits},
   "store": {"synchronous": "full"},
   "log_level": "warn"${SEDGED_EXTRA:+,
@@ -740,6 +744,7 @@ title() {
     fanout) echo "Fan-out and payload sizes" ;;
     scale) echo "Scale: idle connections on one small machine" ;;
     rest) echo "Memory at rest: private dirty memory with every service" ;;
+    http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
     esac
 }
 

@@ -73,6 +73,15 @@ for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The browser tests' one npm package (playwright-core, pinned in
+# tests/browser/package-lock.json), when Node.js is there: Node runs only in
+# those tests, never in sedged.
+browser="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ] && command -v npm >/dev/null 2>&1; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        echo "deps.sh: npm ci in tests/browser failed; the browser test will try again" >&2
+fi
+
 [ -z "$missing" ] && exit 0
 
 echo "installing:$missing" >&2

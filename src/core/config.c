@@ -296,7 +296,7 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
                 *dest[k] = resolve(l, v);
                 check_certificate_file(l, full, names[k], *dest[k]);
             } else if (!json_object_get(o, names[k])) {
-                problem(l, full, NULL, "missing (a tls listener needs it)");
+                problem(l, full, NULL, "missing (a tls or wss listener needs it)");
             }
         }
         const char *crl = get_string(l, o, "crl_file", path);

@@ -717,8 +717,6 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
-    if ((err = front_start(c)))
-        goto fail;
     char *admin_path = data_path(c, "admin.sock");
     err = admin_path ? admin_start(loop, admin_path, &c->admin) : SEDGE_ERR_NOMEM;
     free(admin_path);
@@ -735,6 +733,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "logs", cmd_logs, c)) ||
         (err = admin_register(c->admin, "things", cmd_things, c)) ||
         (err = admin_register(c->admin, "console", cmd_console, c)))
+        goto fail;
+    /* The HTTP front last: the broker and the admin commands it serves
+     * are up. */
+    if ((err = front_start(c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
