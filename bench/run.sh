@@ -23,6 +23,9 @@
 #              to accept them all (part 4)
 #   rest       private dirty memory of an idle sedged with every service
 #              configured (part 5)
+#   connectors Modbus TCP round trips through sedged vs libmodbus direct,
+#              the HTTP sink's messages/s, each connector's private dirty
+#              memory at rest (issue 18; bench/connectors.py)
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -53,7 +56,7 @@
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions connectors"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -95,6 +98,7 @@ RESULTS=$ROOT/bench/results/latest.md
 
 [ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] && [ -x "$TLS_CONN_MEM" ] ||
     cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench tls_conn_mem >/dev/null 2>&1
+[ -x "$BUILD/bench/curl_floor" ] || cmake --build "$BUILD" --target curl_floor modbus_direct >/dev/null 2>&1
 for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$CONNBENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
@@ -740,6 +744,7 @@ title() {
     fanout) echo "Fan-out and payload sizes" ;;
     scale) echo "Scale: idle connections on one small machine" ;;
     rest) echo "Memory at rest: private dirty memory with every service" ;;
+    connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
     esac
 }
 
