@@ -26,6 +26,9 @@
 #   http       the HTTP front: discovery requests/s and TLS handshakes/s vs
 #              libwebsockets answering a fixed body, MQTT over WebSockets vs
 #              mosquitto, the idle RSS the front adds (issue 13)
+#   connectors Modbus TCP round trips through sedged vs libmodbus direct,
+#              the HTTP sink's messages/s, each connector's private dirty
+#              memory at rest (issue 18; bench/connectors.py)
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -56,7 +59,7 @@
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -98,6 +101,7 @@ RESULTS=$ROOT/bench/results/latest.md
 
 [ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] && [ -x "$TLS_CONN_MEM" ] ||
     cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench tls_conn_mem >/dev/null 2>&1
+[ -x "$BUILD/bench/curl_floor" ] || cmake --build "$BUILD" --target curl_floor modbus_direct >/dev/null 2>&1
 for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$CONNBENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
@@ -745,6 +749,7 @@ title() {
     scale) echo "Scale: idle connections on one small machine" ;;
     rest) echo "Memory at rest: private dirty memory with every service" ;;
     http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
+    connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
     esac
 }
 
