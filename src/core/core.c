@@ -16,6 +16,7 @@
 #include "shadow/shadow.h"
 #include "store/store.h"
 #include "cloud/cloud.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -48,6 +49,7 @@ struct core {
     void (*stop_done)(void *);
     void *stop_ctx;
     int stopping_parts;
+    uint8_t seal_key[32]; /* seals the group's secrets (seal.h) */
 };
 
 static char *data_path(const core_t *c, const char *name)
@@ -706,6 +708,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
+    if ((err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count,
+                             c->seal_key)))
+        goto fail;
+    fo.seal_key = c->seal_key;
     if ((err = functions_start(&fo, &c->functions)))
         goto fail;
     routing_attach(c->routing, ENDPOINT_FUNCTION,
@@ -716,7 +722,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
                               .check = check_group,
-                              .ctx = c};
+                              .ctx = c,
+                              .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))

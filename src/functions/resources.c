@@ -52,7 +52,6 @@ json_t *resources_expand(json_t *entry, const group_t *g, const char *cache, cha
             return NULL;
         }
         json_object_del(e, "description");
-        json_object_del(e, "value"); /* a secret's: never part of the spec */
         json_t *access = json_object_get(r, "access");
         json_object_set_new(
             e, "access", json_string(json_string_value(access) ? json_string_value(access) : "ro"));

@@ -244,8 +244,13 @@ NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, 
     const char *id = str_or(r, "id", NULL);
     if (id && !(rs->id = strdup(id)))
         return SEDGE_ERR_NOMEM;
-    if (rs->kind == RESOURCE_SECRET)
-        return SEDGE_OK; /* read through the SDK: nothing to show */
+    if (rs->kind == RESOURCE_SECRET) {
+        /* Read through the SDK, nothing to show: kept as stored (sealed). */
+        const char *sealed = str_or(r, "sealed", NULL);
+        rs->sealed = sealed != NULL;
+        rs->source = strdup(sealed ? sealed : str_or(r, "value", ""));
+        return rs->source ? SEDGE_OK : SEDGE_ERR_NOMEM;
+    }
     const char *source = str_or(r, rs->device ? "path" : "source", "");
     rs->dest = strdup(str_or(r, rs->device ? "path" : "dest", ""));
     rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
