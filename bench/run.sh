@@ -23,6 +23,8 @@
 #              to accept them all (part 4)
 #   rest       private dirty memory of an idle sedged with every service
 #              configured (part 5)
+#   ml         image classification: the connector through sedged vs OpenCV
+#              DNN called directly, per-image latency, images/s, memory
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -48,12 +50,13 @@
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
 # starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
+# BENCH_ML_IMAGES (200), BENCH_ML_REPEAT (3),
 # BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
 # the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions ml"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
