@@ -5,6 +5,8 @@
 //
 //   ml_direct MODEL WIDTH HEIGHT SCALE COUNT WARMUP IMAGE...
 //
+// ML_THREADS in the environment: OpenCV's thread count (as the
+// connector's "threads"); else OpenCV's default.
 // prints one line: images=N p50_us=.. p99_us=.. rate=.. (images/s, one
 // after the other) rss_kb=.. (this process's peak RSS)
 #include <opencv2/core.hpp>
@@ -37,6 +39,8 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "usage: ml_direct MODEL WIDTH HEIGHT SCALE COUNT WARMUP IMAGE...\n");
         return 2;
     }
+    if (const char *threads = std::getenv("ML_THREADS"))
+        cv::setNumThreads(std::atoi(threads));
     cv::dnn::Net net = cv::dnn::readNet(argv[1]);
     net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
     net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);

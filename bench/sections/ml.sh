@@ -24,16 +24,21 @@
 ML_COUNT=${BENCH_ML_IMAGES:-200}
 ML_REPEAT=${BENCH_ML_REPEAT:-3}
 ML_DIRECT=$BUILD/bench/ml_direct
+# BENCH_ML_THREADS: OpenCV's threads in both (the connector's "threads",
+# ml_direct's ML_THREADS); unset, OpenCV's default (one per CPU).
+ML_THREADS=${BENCH_ML_THREADS:-}
 
 ml_group() { # NAME ARCHIVE SHA W H
     iso=""
+    threads=""
+    [ -n "$ML_THREADS" ] && threads=", \"threads\": $ML_THREADS"
     [ "$(id -u)" = 0 ] && [ "${BENCH_ML_ISOLATION:-sandbox}" = sandbox ] || iso=', "isolation": "none"'
     cat <<JSON
 {"group": "benchml", "things": [{"name": "bench-camera"}],
  "resources": [{"id": "m", "type": "model", "url": "$2", "sha256": "$3", "dest": "/models/m"}],
  "connectors": [{"name": "$1", "type": "image-classification"$iso,
    "parameters": {"model": "m", "input_size": [$4, $5], "scale": 0.00392156862745098,
-                  "top_k": 3, "trigger_topic": "bench/ml/trigger", "result_topic": "bench/ml/result"}}],
+                  "top_k": 3, "trigger_topic": "bench/ml/trigger", "result_topic": "bench/ml/result"$threads}}],
  "routes": [{"source": "thing:bench-camera", "filter": "bench/ml/trigger", "target": "connector:$1"},
             {"source": "connector:$1", "filter": "bench/ml/result", "target": "thing:bench-camera"}]}
 JSON
@@ -86,7 +91,7 @@ ml_measure() { # MODEL ARCHIVE SHA ONNX W H
     rep=0
     while [ $rep -lt "$ML_REPEAT" ]; do
         rep=$((rep + 1))
-        LINE=$("$ML_DIRECT" "$4" "$5" "$6" 0.00392156862745098 "$ML_COUNT" 20 "$WORK"/ml/images/*.jpg 2>&1) &&
+        LINE=$(ML_THREADS=$ML_THREADS "$ML_DIRECT" "$4" "$5" "$6" 0.00392156862745098 "$ML_COUNT" 20 "$WORK"/ml/images/*.jpg 2>&1) &&
             ml_line "direct_$m" "$LINE" || echo "$LINE" | head -n 1 >>"$WORK/ml_direct_$m.fail"
         GROUP_DOC=$WORK/ml-$m.json
         start_broker sedged
