@@ -297,6 +297,31 @@ NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, 
     return rc ? rc : check_unsandboxed(s, rs, shown, err, errlen);
 }
 
+/* Without a user to switch to (sedged not root) a function has sedged's
+ * own groups: an owner group it lacks cannot be given, and is refused
+ * rather than ignored. */
+NODISCARD static sedge_err check_groups_reachable(const spec_t *s, const char *where, char *err,
+                                                  size_t errlen)
+{
+    if (s->has_user || !s->group_count)
+        return SEDGE_OK;
+    gid_t mine[256];
+    int n = getgroups((int)ARRAY_LEN(mine), mine);
+    for (size_t i = 0; i < s->group_count; i++) {
+        bool member = s->groups[i] == getegid();
+        for (int k = 0; k < n && !member; k++)
+            member = mine[k] == s->groups[i];
+        if (!member) {
+            snprintf(err, errlen,
+                     "%s.resources: function %s needs group %u for a resource's owner, which "
+                     "sedged (not root) is not in and cannot give",
+                     where, s->name, s->groups[i]);
+            return SEDGE_ERR_DENIED;
+        }
+    }
+    return SEDGE_OK;
+}
+
 NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *where,
                                            const spec_context_t *ctx, char *err, size_t errlen)
 {
@@ -418,6 +443,7 @@ sedge_err spec_parse(json_t *e, const char *where, const spec_context_t *ctx, sp
     if ((rc = parse_user(s, e, where, ctx->allow_root, err, errlen)) || (rc = parse_env(s, e)) ||
         (rc = parse_code(s, e, where, ctx, err, errlen)) ||
         (rc = parse_resources(s, e, where, ctx, err, errlen)) ||
+        (rc = check_groups_reachable(s, where, err, errlen)) ||
         (rc = parse_program(s, e, where, ctx, err, errlen))) {
         if (rc == SEDGE_ERR_NOMEM)
             snprintf(err, errlen, "out of memory");
