@@ -97,7 +97,7 @@ static void prepare_work(uv_work_t *w)
                                        json_string_value(json_object_get(m, "sha256")), &lim, dir,
                                        sizeof dir, why, sizeof why);
         if (p->err) {
-            snprintf(p->why, sizeof p->why, "resources[%s] (model %.128s): %s",
+            snprintf(p->why, sizeof p->why, "resources[%.20s] (model %.128s): %.800s",
                      json_string_value(json_object_get(m, "index")), id ? id : "", why);
             return;
         }
