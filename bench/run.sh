@@ -29,6 +29,8 @@
 #   connectors Modbus TCP round trips through sedged vs libmodbus direct,
 #              the HTTP sink's messages/s, each connector's private dirty
 #              memory at rest (issue 18; bench/connectors.py)
+#   ml         image classification: the connector through sedged vs OpenCV
+#              DNN called directly, per-image latency, images/s, memory
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -54,12 +56,13 @@
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
 # starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
+# BENCH_ML_IMAGES (200), BENCH_ML_REPEAT (3),
 # BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
 # the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors ml"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2

@@ -18,6 +18,7 @@
 #include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -697,7 +698,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    err = functions_start(&fo, &c->functions);
+    err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count, c->seal_key);
+    fo.seal_key = c->seal_key;
+    if (!err)
+        err = functions_start(&fo, &c->functions);
     free(paths);
     if (err)
         goto fail;
@@ -709,7 +713,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
                               .check = check_group,
-                              .ctx = c};
+                              .ctx = c,
+                              .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))

@@ -52,7 +52,6 @@ json_t *resources_expand(json_t *entry, const group_t *g, const char *cache, cha
             return NULL;
         }
         json_object_del(e, "description");
-        json_object_del(e, "value"); /* a secret's: never part of the spec */
         json_t *access = json_object_get(r, "access");
         json_object_set_new(
             e, "access", json_string(json_string_value(access) ? json_string_value(access) : "ro"));
@@ -98,7 +97,7 @@ static void prepare_work(uv_work_t *w)
                                        json_string_value(json_object_get(m, "sha256")), &lim, dir,
                                        sizeof dir, why, sizeof why);
         if (p->err) {
-            snprintf(p->why, sizeof p->why, "resources[%s] (model %.128s): %s",
+            snprintf(p->why, sizeof p->why, "resources[%.20s] (model %.128s): %.800s",
                      json_string_value(json_object_get(m, "index")), id ? id : "", why);
             return;
         }
