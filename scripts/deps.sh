@@ -4,7 +4,7 @@
 set -eu
 
 packages="build-essential cmake pkg-config clang llvm clang-format
-  libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev
+  libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libarchive-dev
   libcmocka-dev libmosquitto-dev libseccomp-dev mosquitto mosquitto-clients
   clang-tidy python3 python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
   libmodbus-dev libserialport-dev libgpiod-dev

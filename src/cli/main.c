@@ -4,6 +4,7 @@
  * 0 success, 1 the operation failed, 2 bad usage.
  */
 #include "admin_client.h"
+#include "ota_cmds.h"
 #include "pki/pki.h"
 
 #include <errno.h>
@@ -51,8 +52,10 @@ static void usage(FILE *out)
             "        invoke a function and print its result (PAYLOAD, @FILE, or - for stdin)\n"
             "  logs NAME [--lines N]\n"
             "        a function's captured output\n"
+            "%s"
             "\n"
-            "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n");
+            "--data-dir DIR: the daemon's data directory (default ./sedge-data)\n",
+            cli_ota_usage);
 }
 
 static int cmd_ca_init(cli_t *cli)
@@ -751,6 +754,10 @@ int main(int argc, char **argv)
         cli.argv = argv + i + 1;
         return cmd_cert_issue(&cli);
     }
+    if (strcmp(verb, "bundle") == 0 && strcmp(noun, "create") == 0)
+        return cli_bundle_create(argc - i - 1, argv + i + 1, cli.json);
+    if (strcmp(verb, "bundle") == 0 && strcmp(noun, "verify") == 0)
+        return cli_bundle_verify(argc - i - 1, argv + i + 1, cli.json);
     cli.argc = argc - i;
     cli.argv = argv + i;
     if (strcmp(verb, "status") == 0)

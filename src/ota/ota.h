@@ -1,0 +1,172 @@
+/*
+ * ota: over-the-air updates of the core — signed update bundles, the two
+ * release slots with their atomically switched `current`, the durable
+ * update state, and the guard that rolls a release back when it does not
+ * become healthy in time.
+ *
+ * A bundle is a plain tar of three members, in this order:
+ *   manifest.json   product, version, architecture, min_version,
+ *                   store_schema, key_id, the payload's size and SHA-256,
+ *                   and every file of the release tree with size, SHA-256
+ *                   and mode
+ *   manifest.sig    the 64-byte Ed25519 signature of manifest.json
+ *   release.tar.gz  the release tree (bin/sedged, ...)
+ * The signature is checked against the trusted keys before the payload is
+ * opened; the payload's hash before it is unpacked; every unpacked file's
+ * hash and size against the manifest while it is written. Only regular
+ * files, directories and links that stay inside the tree are accepted.
+ *
+ * Owns: the files under the OTA root (ROOT/slots/{a,b}, ROOT/current,
+ * ROOT/state.json) and the guard process of a health window.
+ */
+#ifndef SEDGE_OTA_H
+#define SEDGE_OTA_H
+
+#include "base/base.h"
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#define OTA_MAX_MANIFEST_BYTES (1u << 20)
+#define OTA_MAX_FILES 4096u
+#define OTA_MAX_PATH 255u
+#define OTA_MAX_FILE_BYTES (1ull << 30)
+#define OTA_MAX_TREE_BYTES (2ull << 30)
+#define OTA_SIG_BYTES 64u
+#define OTA_VERSION_MAX 32u
+
+/* ---- manifest (manifest.c): a pure parser, fuzzed */
+
+typedef struct {
+    char *path; /* relative, normalised: no "", ".", ".." components */
+    uint64_t size;
+    char sha256[65];
+    uint32_t mode; /* 0644 or 0755 */
+    char *link;    /* a symlink's target (relative, inside the tree) or NULL */
+} ota_file_t;
+
+typedef struct {
+    int format; /* 1 */
+    char product[OTA_VERSION_MAX];
+    char version[OTA_VERSION_MAX];
+    char min_version[OTA_VERSION_MAX];
+    char architecture[OTA_VERSION_MAX];
+    int store_schema;
+    char key_id[17];
+    uint64_t payload_size;
+    char payload_sha256[65];
+    ota_file_t *files;
+    size_t file_count;
+} ota_manifest_t;
+
+/* Parse and validate manifest.json; on failure `err` names the key. The
+ * manifest owns its files; free with ota_manifest_free. */
+NODISCARD sedge_err ota_manifest_parse(bytes_t text, ota_manifest_t *out, char *err, size_t errlen);
+/* A new JSON object with the manifest's fields (for status output). */
+json_t *ota_manifest_json(const ota_manifest_t *m);
+void ota_manifest_free(ota_manifest_t *m);
+/* Compare dotted numeric versions ("1.10.2" > "1.9"); invalid sorts low. */
+int ota_version_cmp(const char *a, const char *b);
+bool ota_version_valid(const char *v);
+/* A relative path a release tree may hold. */
+bool ota_path_valid(const char *path);
+/* Does `target`, a link at `path`, stay inside the tree? */
+bool ota_link_inside(const char *path, const char *target);
+
+/* ---- keys and signatures (sign.c): Ed25519 through OpenSSL 3 EVP */
+
+typedef struct ota_keys ota_keys_t;
+
+NODISCARD sedge_err ota_keys_load(const char *const *paths, size_t count, ota_keys_t **out,
+                                  char *err, size_t errlen);
+void ota_keys_free(ota_keys_t *k);
+/* Check `sig` over `msg` with the trusted key whose id is `key_id`:
+ * SEDGE_ERR_NOT_FOUND: no such key; SEDGE_ERR_DENIED: bad signature. */
+NODISCARD sedge_err ota_keys_verify(const ota_keys_t *k, const char *key_id, bytes_t msg,
+                                    bytes_t sig);
+/* Sign with the PEM private key at `key_path`; `sig` gets 64 bytes and
+ * `key_id` the key's id (hex of the first 8 bytes of SHA-256(public)). */
+NODISCARD sedge_err ota_sign(const char *key_path, bytes_t msg, uint8_t sig[OTA_SIG_BYTES],
+                             char key_id[17], char *err, size_t errlen);
+/* SHA-256 of `data` as 64 hex digits. */
+void ota_sha256_hex(bytes_t data, char hex[65]);
+
+/* ---- bundles (bundle.c, create.c) */
+
+typedef struct {
+    const char *version;
+    const char *min_version;  /* NULL: "0" */
+    const char *architecture; /* NULL: this machine's */
+    int store_schema;
+} ota_bundle_params_t;
+
+/* Make a bundle of the release tree `dir`, signed with `key_path`. */
+NODISCARD sedge_err ota_bundle_create(const char *dir, const ota_bundle_params_t *p,
+                                      const char *key_path, const char *out, char *err,
+                                      size_t errlen);
+/* Check a bundle (signature, payload hash, every entry against the
+ * manifest) and, with `dest` set, unpack its tree into `dest` (created; it
+ * must not exist). On success `*manifest` is filled (free it); on failure
+ * `err` says why and nothing is left at `dest`. `signature` (NULL or 64
+ * bytes) receives the bundle's signature. */
+NODISCARD sedge_err ota_bundle_check(const char *bundle, const ota_keys_t *keys, const char *dest,
+                                     ota_manifest_t *manifest, uint8_t *signature, char *err,
+                                     size_t errlen);
+/* This machine's architecture name (uname's machine: x86_64, aarch64...). */
+const char *ota_machine(void);
+/* Remove a tree (no link followed); missing is fine. */
+sedge_err ota_remove_tree(const char *path);
+
+/* ---- the release root and the update state (slots.c) */
+
+typedef enum {
+    OTA_IDLE = 0,
+    OTA_DOWNLOADING,
+    OTA_INSTALLING,
+    OTA_TRYING,    /* switched; the health window is open */
+    OTA_COMMITTED, /* healthy: the release is the current one */
+    OTA_ROLLED_BACK,
+    OTA_FAILED, /* refused or broken before the switch: nothing changed */
+} ota_phase_t;
+
+const char *ota_phase_name(ota_phase_t p);
+
+typedef struct {
+    ota_phase_t phase;
+    char source[512]; /* where the update came from (a path, a URL, job:ID) */
+    char job[128];    /* the cloud job, if any */
+    char version[OTA_VERSION_MAX];
+    char slot[2];         /* the slot being tried or committed: "a"/"b" */
+    char prev_exec[1024]; /* the binary to go back to */
+    char prev_version[OTA_VERSION_MAX];
+    char prev_slot[2]; /* "" when the previous is the installed base */
+    int tries_left;
+    int64_t deadline; /* wall seconds: end of the health window */
+    int64_t started, finished;
+    uint64_t bytes_done, bytes_total;
+    char reason[512];
+    bool was_connected; /* the cloud link was up before the update */
+    pid_t guard_pid;
+    pid_t core_pid;
+    char bad[8][OTA_VERSION_MAX]; /* versions marked bad, never retried by themselves */
+    int bad_count;
+} ota_state_t;
+
+/* Read ROOT/state.json; a missing file is an idle state. */
+NODISCARD sedge_err ota_state_load(const char *root, ota_state_t *st);
+/* Write it atomically (temporary file, fsync, rename, fsync of the dir). */
+NODISCARD sedge_err ota_state_save(const char *root, const ota_state_t *st);
+json_t *ota_state_json(const ota_state_t *st);
+bool ota_state_is_bad(const ota_state_t *st, const char *version);
+void ota_state_mark_bad(ota_state_t *st, const char *version);
+
+/* The slot `current` points at ("a", "b"), or "" when there is none. */
+void ota_current_slot(const char *root, char slot[2]);
+/* Point `current` at `slot` ("" removes it) with one rename(2). */
+NODISCARD sedge_err ota_switch(const char *root, const char *slot);
+/* ROOT/slots/SLOT/bin/sedged (into `out`). */
+void ota_slot_exec(const char *root, const char *slot, char *out, size_t len);
+/* The version of the release in `slot` (its manifest), "" if none. */
+void ota_slot_version(const char *root, const char *slot, char *out, size_t len);
+
+#endif
