@@ -106,7 +106,7 @@ int cli_bundle_verify(int argc, char **argv, bool json)
     ota_manifest_t m;
     int rc = 1;
     if (ota_keys_load(keys, nkeys, &k, err, sizeof err) ||
-        ota_bundle_check(file, k, NULL, &m, NULL, err, sizeof err)) {
+        ota_bundle_check(file, k, NULL, NULL, NULL, &m, err, sizeof err)) {
         if (json) {
             json_t *o = json_pack("{s:b, s:s}", "ok", 0, "error", err);
             json_dumpf(o, stdout, JSON_COMPACT);

@@ -758,6 +758,8 @@ int main(int argc, char **argv)
         return cli_bundle_create(argc - i - 1, argv + i + 1, cli.json);
     if (strcmp(verb, "bundle") == 0 && strcmp(noun, "verify") == 0)
         return cli_bundle_verify(argc - i - 1, argv + i + 1, cli.json);
+    if (strcmp(verb, "update") == 0)
+        return cli_update(argc - i, argv + i, cli.data_dir, cli.json);
     cli.argc = argc - i;
     cli.argv = argv + i;
     if (strcmp(verb, "status") == 0)

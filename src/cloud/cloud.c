@@ -181,6 +181,11 @@ void cloud_shadow_changed(cloud_t *c, shadow_op_t op, bytes_t thing, bytes_t nam
     shadow_sync_local_change(c->sync, op, thing, name, accepted);
 }
 
+bool cloud_connected(const cloud_t *c)
+{
+    return uplink_connected(c->uplink);
+}
+
 json_t *cloud_status(cloud_t *c)
 {
     json_t *r = uplink_status(c->uplink);

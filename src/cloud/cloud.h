@@ -52,6 +52,8 @@ void cloud_group_applied(cloud_t *c, const group_t *g);
 /* A local shadow changed (the shadow service's on_change). */
 void cloud_shadow_changed(cloud_t *c, shadow_op_t op, bytes_t thing, bytes_t name,
                           bytes_t accepted);
+/* Is the link to the cloud up (an update's health check)? */
+bool cloud_connected(const cloud_t *c);
 /* The link, the spool, jobs and shadow sync, for sedgectl spool (new). */
 json_t *cloud_status(cloud_t *c);
 

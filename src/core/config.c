@@ -423,10 +423,50 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
     c->cloud_enabled = true;
 }
 
+static void load_ota(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {"root", "trusted_keys", "health_timeout_s", "tries", NULL};
+    if (!json_is_object(o)) {
+        problem(l, "ota", "ota", "expected an object");
+        return;
+    }
+    check_keys(l, o, "ota", keys);
+    ota_settings_t *ota = &c->ota;
+    ota->enabled = true;
+    const char *root = get_string(l, o, "root", "ota");
+    if (root && !(ota->root = resolve(l, root)))
+        l->count++;
+    json_t *tk = json_object_get(o, "trusted_keys");
+    if (!json_is_array(tk) || json_array_size(tk) == 0 || json_array_size(tk) > 16) {
+        problem(l, "ota.trusted_keys", tk ? "trusted_keys" : "ota",
+                "expected 1 to 16 paths of Ed25519 public keys (PEM)");
+        return;
+    }
+    if (!(ota->trusted_keys = calloc(json_array_size(tk), sizeof *ota->trusted_keys))) {
+        l->count++;
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(tk, i, v)
+    {
+        if (!json_is_string(v))
+            problem(l, "ota.trusted_keys", "trusted_keys", "[%zu]: expected a path", i);
+        else if ((ota->trusted_keys[ota->key_count] = resolve(l, json_string_value(v))))
+            ota->key_count++;
+    }
+    uint64_t n;
+    if (get_uint_range(l, o, "health_timeout_s", "ota", 1, 3600, &n))
+        ota->health_timeout_s = (uint32_t)n;
+    if (get_uint_range(l, o, "tries", "ota", 1, 10, &n))
+        ota->tries = (uint32_t)n;
+}
+
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir", "core",      "listeners", "limits",    "store",
-                                       "shadow",   "functions", "cloud",     "log_level", NULL};
+    static const char *const keys[] = {"data_dir",  "core",   "listeners", "limits",
+                                       "store",     "shadow", "functions", "cloud",
+                                       "log_level", "ota",    NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -532,6 +572,12 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
     json_t *cloud = json_object_get(root, "cloud");
     if (cloud)
         load_cloud(l, cloud, c);
+    json_t *ota = json_object_get(root, "ota");
+    if (ota)
+        load_ota(l, ota, c);
+    if (c->ota.enabled && !c->ota.root && c->data_dir &&
+        !(c->ota.root = join_path(c->data_dir, "ota")))
+        l->count++;
 }
 
 static sedge_err base_config(config_t *out)
@@ -553,6 +599,8 @@ static sedge_err base_config(config_t *out)
         .spool_max_bytes = 104857600,
         .spool_when_full = SPOOL_DROP_OLDEST,
     };
+    out->ota.health_timeout_s = 60;
+    out->ota.tries = 3;
     out->log_level = LOG_INFO;
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
@@ -633,5 +681,9 @@ void config_free(config_t *c)
         free((char *)c->listeners[i].key_file);
         free((char *)c->listeners[i].crl_file);
     }
+    free(c->ota.root);
+    for (size_t i = 0; i < c->ota.key_count; i++)
+        free(c->ota.trusted_keys[i]);
+    free(c->ota.trusted_keys);
     memset(c, 0, sizeof *c);
 }

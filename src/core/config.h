@@ -13,6 +13,17 @@
 
 #define CONFIG_MAX_LISTENERS 16
 
+/* "ota": over-the-air updates (docs/ota.md); off without the section. */
+typedef struct {
+    bool enabled;
+    char *root;          /* release slots and update state; default DATA_DIR/ota */
+    char **trusted_keys; /* Ed25519 public keys (PEM) bundles must be signed by */
+    size_t key_count;
+    uint32_t health_timeout_s; /* a new release's health window */
+    uint32_t tries;            /* starts a release on trial gets */
+    bool trial;                /* not config: sedged runs a release on trial (ota_boot) */
+} ota_settings_t;
+
 typedef struct {
     char *data_dir;
     char *thing_name;
@@ -26,6 +37,7 @@ typedef struct {
     size_t functions_max_frame_bytes; /* largest frame on the function socket */
     bool cloud_enabled;
     uplink_config_t cloud;
+    ota_settings_t ota;
     log_level_t log_level;
     bool embedded_default; /* no file: generate a demo CA on first start */
 } config_t;

@@ -45,6 +45,9 @@ struct core {
     cloud_t *cloud; /* NULL: no cloud configured */
     functions_t *functions;
     admin_t *admin;
+    updater_t *updater; /* NULL: no "ota" config */
+    void (*self_stop)(void *);
+    void *self_stop_ctx;
     void (*stop_done)(void *);
     void *stop_ctx;
     int stopping_parts;
@@ -618,6 +621,31 @@ static void before_wait_cb(uv_prepare_t *h)
 
 static void core_abort(core_t *c);
 
+static bool core_cloud_up(void *ctx)
+{
+    core_t *c = ctx;
+    return c->cloud && cloud_connected(c->cloud);
+}
+
+static void core_restart(void *ctx, core_then_t then)
+{
+    core_t *c = ctx;
+    (void)then; /* the updater keeps it: core_then */
+    if (c->self_stop)
+        c->self_stop(c->self_stop_ctx);
+}
+
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx)
+{
+    c->self_stop = stop;
+    c->self_stop_ctx = ctx;
+}
+
+core_then_t core_then(const core_t *c)
+{
+    return updater_then(c->updater);
+}
+
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
     core_t *c = calloc(1, sizeof *c);
@@ -739,6 +767,15 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
         (err = admin_register(c->admin, "logs", cmd_logs, c)))
         goto fail;
+    if (c->cfg.ota.enabled) {
+        updater_options_t uo = {.loop = loop,
+                                .cfg = &c->cfg.ota,
+                                .cloud_up = core_cloud_up,
+                                .restart = core_restart,
+                                .ctx = c};
+        if ((err = updater_start(&uo, c->admin, &c->updater)))
+            goto fail;
+    }
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
         print_welcome(c);
@@ -797,6 +834,10 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
         c->stopping_parts++;
         cloud_stop(c->cloud, part_stopped, c);
     }
+    if (c->updater) {
+        c->stopping_parts++;
+        updater_stop(c->updater, part_stopped, c);
+    }
     part_stopped(c);
 }
 
@@ -837,6 +878,7 @@ void core_free(core_t *c)
     shadow_free(c->shadow);
     functions_free(c->functions);
     cloud_free(c->cloud);
+    updater_free(c->updater);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

@@ -4,7 +4,9 @@
  * and tells systemd it is ready when NOTIFY_SOCKET is set.
  */
 #include "core.h"
+#include "ota/ota.h"
 
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +62,17 @@ static void stopped(void *ctx)
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sighup, NULL);
+}
+
+/* The core asks to stop itself: an update restarts into another release. */
+static void on_self_stop(void *ctx)
+{
+    app_t *app = ctx;
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    LOGI("stopping for an update");
+    core_stop(app->core, stopped, app);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -124,6 +137,18 @@ int main(int argc, char **argv)
     }
     if (debug)
         cfg.log_level = LOG_DEBUG;
+    /* An update on trial, rolled back or committed decides which release
+     * runs before anything else starts (it may exec another binary). */
+    char ota_root[PATH_MAX] = "";
+    ota_config_t ota = {0};
+    if (cfg.ota.enabled) {
+        snprintf(ota_root, sizeof ota_root, "%s", cfg.ota.root);
+        ota = (ota_config_t){.root = ota_root,
+                             .health_timeout_s = (int)cfg.ota.health_timeout_s,
+                             .tries = (int)cfg.ota.tries,
+                             .base_version = SEDGE_VERSION};
+        ota_boot(&ota, argv, &cfg.ota.trial);
+    }
     uv_loop_t *loop = uv_default_loop();
     app_t app = {0};
     /* Signals are caught before anything listens: a SIGTERM during start is
@@ -142,11 +167,21 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_NOWAIT);
         return 1;
     }
+    core_on_self_stop(app.core, on_self_stop, &app);
     notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
+    core_then_t then = core_then(app.core);
     core_free(app.core);
     uv_run(loop, UV_RUN_DEFAULT); /* the close callbacks of what core_free closed */
     uv_loop_close(loop);
+    if (then == CORE_THEN_TRIAL) {
+        ota_exec_trial(&ota, argv);
+        return 1;
+    }
+    if (then == CORE_THEN_ROLLBACK) {
+        ota_exec_rollback(&ota, argv, "rolled back by sedgectl update --rollback");
+        return 1;
+    }
     LOGI("stopped");
     return 0;
 }

@@ -113,7 +113,7 @@ static bool read_small(struct archive *a, struct archive_entry *e, size_t max, b
 
 /* Pass 1: manifest, signature, payload hash. */
 static sedge_err check_signed(const char *bundle, const ota_keys_t *keys, ota_manifest_t *m,
-                              uint8_t *signature, char *err, size_t errlen)
+                              char *err, size_t errlen)
 {
     struct archive *a = open_outer(bundle, err, errlen);
     if (!a)
@@ -185,8 +185,6 @@ static sedge_err check_signed(const char *bundle, const ota_keys_t *keys, ota_ma
         snprintf(err, errlen, "not a Sedge bundle: members after release.tar.gz");
         goto done;
     }
-    if (signature)
-        memcpy(signature, sig.data, OTA_SIG_BYTES);
     rc = SEDGE_OK;
 done:
     if (rc && parsed)
@@ -421,10 +419,11 @@ static sedge_err unpack(const char *bundle, const ota_manifest_t *m, const char 
         }
         if (!(u.disk = archive_write_disk_new()))
             goto done;
+        /* Entries go to DEST/PATH with PATH checked relative; DEST itself
+         * is absolute, so absolute paths are not refused here. */
         archive_write_disk_set_options(
             u.disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                        ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
-                        ARCHIVE_EXTRACT_NO_OVERWRITE);
+                        ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_NO_OVERWRITE);
     }
     rc = SEDGE_OK;
     size_t entries = 0;
@@ -463,12 +462,14 @@ done:
 }
 
 sedge_err ota_bundle_check(const char *bundle, const ota_keys_t *keys, const char *dest,
-                           ota_manifest_t *manifest, uint8_t *signature, char *err, size_t errlen)
+                           ota_accept_fn accept, void *ctx, ota_manifest_t *manifest, char *err,
+                           size_t errlen)
 {
-    sedge_err rc = check_signed(bundle, keys, manifest, signature, err, errlen);
+    sedge_err rc = check_signed(bundle, keys, manifest, err, errlen);
     if (rc)
         return rc;
-    if ((rc = unpack(bundle, manifest, dest, err, errlen)))
+    if ((accept && (rc = accept(ctx, manifest, err, errlen))) ||
+        (rc = unpack(bundle, manifest, dest, err, errlen)))
         ota_manifest_free(manifest);
     return rc;
 }

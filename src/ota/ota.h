@@ -25,6 +25,7 @@
 #include "base/base.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <sys/types.h>
 
 #define OTA_MAX_MANIFEST_BYTES (1u << 20)
@@ -104,14 +105,18 @@ typedef struct {
 NODISCARD sedge_err ota_bundle_create(const char *dir, const ota_bundle_params_t *p,
                                       const char *key_path, const char *out, char *err,
                                       size_t errlen);
+/* Called with the signed manifest before the payload is opened: a refusal
+ * (non-zero, `err` set) stops the check there. */
+typedef sedge_err (*ota_accept_fn)(void *ctx, const ota_manifest_t *m, char *err, size_t errlen);
+
 /* Check a bundle (signature, payload hash, every entry against the
  * manifest) and, with `dest` set, unpack its tree into `dest` (created; it
- * must not exist). On success `*manifest` is filled (free it); on failure
- * `err` says why and nothing is left at `dest`. `signature` (NULL or 64
- * bytes) receives the bundle's signature. */
+ * must not exist). `accept` (may be NULL) vets the manifest first. On
+ * success `*manifest` is filled (free it); on failure `err` says why and
+ * nothing is left at `dest`. */
 NODISCARD sedge_err ota_bundle_check(const char *bundle, const ota_keys_t *keys, const char *dest,
-                                     ota_manifest_t *manifest, uint8_t *signature, char *err,
-                                     size_t errlen);
+                                     ota_accept_fn accept, void *ctx, ota_manifest_t *manifest,
+                                     char *err, size_t errlen);
 /* This machine's architecture name (uname's machine: x86_64, aarch64...). */
 const char *ota_machine(void);
 /* Remove a tree (no link followed); missing is fine. */
@@ -136,15 +141,15 @@ typedef struct {
     char source[512]; /* where the update came from (a path, a URL, job:ID) */
     char job[128];    /* the cloud job, if any */
     char version[OTA_VERSION_MAX];
-    char slot[2];         /* the slot being tried or committed: "a"/"b" */
-    char prev_exec[1024]; /* the binary to go back to */
+    char slot[2];             /* the slot being tried or committed: "a"/"b" */
+    char prev_exec[PATH_MAX]; /* the binary to go back to */
     char prev_version[OTA_VERSION_MAX];
     char prev_slot[2]; /* "" when the previous is the installed base */
     int tries_left;
     int64_t deadline; /* wall seconds: end of the health window */
     int64_t started, finished;
     uint64_t bytes_done, bytes_total;
-    char reason[512];
+    char reason[1024];
     bool was_connected; /* the cloud link was up before the update */
     pid_t guard_pid;
     pid_t core_pid;
@@ -168,5 +173,53 @@ NODISCARD sedge_err ota_switch(const char *root, const char *slot);
 void ota_slot_exec(const char *root, const char *slot, char *out, size_t len);
 /* The version of the release in `slot` (its manifest), "" if none. */
 void ota_slot_version(const char *root, const char *slot, char *out, size_t len);
+
+/* ---- installing a bundle into the free slot (install.c) */
+
+typedef struct {
+    const char *root;
+    const ota_keys_t *keys;
+    const char *running_version;
+    int store_schema;     /* the schema the running release uses */
+    bool allow_downgrade; /* the update may go to an older (or equal) version */
+} ota_install_t;
+
+/* Check `bundle` and unpack it into the slot `current` does not point at
+ * (replacing what was there), refusing before anything is installed: bad
+ * signature, unknown key, another architecture, a downgrade, a version
+ * marked bad, a running version below min_version, a store schema more
+ * than one step away, less free disk than twice the bundle. Blocking: run
+ * it off the event loop. `slot` gets the slot and `version` the version. */
+NODISCARD sedge_err ota_install(const ota_install_t *in, const char *bundle, char slot[2],
+                                char version[OTA_VERSION_MAX], char *err, size_t errlen);
+/* The version of the release this process runs: its slot's, or `base`
+ * when it runs from outside the slots. `slot` gets "" for the base. */
+void ota_running(const char *root, const char *base, char version[OTA_VERSION_MAX], char slot[2]);
+
+/* ---- boot, trial, guard and rollback (boot.c) */
+
+typedef struct {
+    const char *root;
+    int health_timeout_s;
+    int tries;                /* starts a release on trial gets */
+    const char *base_version; /* this binary's own version */
+} ota_config_t;
+
+/* First thing at start: follow the update state. A release on trial gets
+ * one try fewer (out of tries: it is rolled back); a rollback or a switch
+ * cut short is finished; when this binary is not the release `current`
+ * names, it hands over (exec). Returns when this binary is the one to run;
+ * `*trial` says whether it runs on trial (then ota_commit once healthy). */
+void ota_boot(const ota_config_t *cfg, char *const argv[], bool *trial);
+/* The release on trial is healthy: commit it. */
+NODISCARD sedge_err ota_commit(const char *root);
+/* Switch `current` to the installed slot in the state, record the trial
+ * and exec the new release, with a guard watching the health window.
+ * Returns only if the new release cannot be started (then the state says
+ * why and the caller carries on as before). */
+void ota_exec_trial(const ota_config_t *cfg, char *const argv[]);
+/* Go back to the previous release (sedgectl update --rollback): record it,
+ * switch and exec the previous binary. Returns only on failure. */
+void ota_exec_rollback(const ota_config_t *cfg, char *const argv[], const char *reason);
 
 #endif

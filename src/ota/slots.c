@@ -7,7 +7,7 @@
  * A core installed outside the slots (a package, `make install`) is the
  * "base" release: with no `current`, the base runs.
  */
-#include "ota.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -117,28 +117,35 @@ static sedge_err fsync_dir(const char *root)
     return r == 0 ? SEDGE_OK : SEDGE_ERR_IO;
 }
 
-sedge_err ota_state_save(const char *root, const ota_state_t *st)
+sedge_err ota_write_durable(const char *dir, const char *name, const char *text)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(path, sizeof path, "%s/state.json", root);
-    snprintf(tmp, sizeof tmp, "%s/.state.json.%d", root, (int)getpid());
-    json_t *o = ota_state_json(st);
-    char *text = o ? json_dumps(o, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
-    json_decref(o);
-    if (!text)
-        return SEDGE_ERR_NOMEM;
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.%d", dir, name, (int)getpid()) >= (int)sizeof tmp)
+        return SEDGE_ERR_TOO_LARGE;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     size_t len = strlen(text);
     bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
               fsync(fd) == 0;
     if (fd >= 0)
         ok = close(fd) == 0 && ok;
-    free(text);
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
         return SEDGE_ERR_IO;
     }
-    return fsync_dir(root);
+    return fsync_dir(dir);
+}
+
+sedge_err ota_state_save(const char *root, const ota_state_t *st)
+{
+    json_t *o = ota_state_json(st);
+    char *text = o ? json_dumps(o, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!text)
+        return SEDGE_ERR_NOMEM;
+    sedge_err rc = ota_write_durable(root, "state.json", text);
+    free(text);
+    return rc;
 }
 
 bool ota_state_is_bad(const ota_state_t *st, const char *version)

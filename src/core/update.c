@@ -1,0 +1,318 @@
+/*
+ * update: one update at a time. `update` records the phase "installing"
+ * before the install starts on libuv's thread pool, so that a core killed
+ * meanwhile tells the truth at its next start (ota_boot turns it into
+ * "failed: interrupted"); a refusal is recorded as "failed" with its
+ * reason and answered to sedgectl; a good install is answered, then the
+ * core stops (the store flushed and closed) and sedged execs the new
+ * release (ota_exec_trial). The new release's updater runs the health
+ * check and commits; the guard rolls back when it does not.
+ */
+#include "update.h"
+
+#include "ota/ota.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_TAG "update"
+#define HEALTH_POLL_MS 50
+#define REPLY_GRACE_MS 100 /* the answer leaves before the admin socket closes */
+
+/* The store schema this release reads and writes (src/store's
+ * PRAGMA user_version); a bundle may be one step either side. */
+#define STORE_SCHEMA 2
+
+typedef struct {
+    uv_work_t work;
+    struct updater *u;
+    char file[PATH_MAX];
+    bool allow_downgrade;
+    char running[OTA_VERSION_MAX];
+    admin_request_t *req;
+    sedge_err rc;
+    char slot[2];
+    char version[OTA_VERSION_MAX];
+    char err[1024];
+} install_job_t;
+
+struct updater {
+    updater_options_t o;
+    uv_timer_t timer; /* health checks, then the pause before a restart */
+    core_then_t then;
+    install_job_t *job;
+    bool committed;
+    void (*stop_done)(void *);
+    void *stop_ctx;
+    bool timer_closed;
+};
+
+static void state_of(const updater_t *u, ota_state_t *st)
+{
+    if (ota_state_load(u->o.cfg->root, st)) {
+        LOGW("%s/state.json is unreadable; starting it afresh", u->o.cfg->root);
+        memset(st, 0, sizeof *st);
+    }
+}
+
+static bool in_progress(const ota_state_t *st)
+{
+    return st->phase == OTA_DOWNLOADING || st->phase == OTA_INSTALLING || st->phase == OTA_TRYING;
+}
+
+static void record(updater_t *u, const ota_state_t *st)
+{
+    if (ota_state_save(u->o.cfg->root, st))
+        LOGE("cannot write %s/state.json: %s", u->o.cfg->root, strerror(errno));
+}
+
+static void install_work(uv_work_t *w)
+{
+    install_job_t *j = w->data;
+    const ota_settings_t *cfg = j->u->o.cfg;
+    ota_keys_t *keys = NULL;
+    j->rc = ota_keys_load((const char *const *)cfg->trusted_keys, cfg->key_count, &keys, j->err,
+                          sizeof j->err);
+    if (j->rc)
+        return;
+    ota_install_t in = {.root = cfg->root,
+                        .keys = keys,
+                        .running_version = j->running,
+                        .store_schema = STORE_SCHEMA,
+                        .allow_downgrade = j->allow_downgrade};
+    j->rc = ota_install(&in, j->file, j->slot, j->version, j->err, sizeof j->err);
+    ota_keys_free(keys);
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void finish_stop(updater_t *u)
+{
+    if (u->stop_done && u->timer_closed && !u->job) {
+        void (*done)(void *) = u->stop_done;
+        u->stop_done = NULL;
+        done(u->stop_ctx);
+    }
+}
+
+static void install_done(uv_work_t *w, int status)
+{
+    install_job_t *j = w->data;
+    updater_t *u = j->u;
+    u->job = NULL;
+    ota_state_t st;
+    state_of(u, &st);
+    if (status == UV_ECANCELED) {
+        j->rc = SEDGE_ERR_CLOSED;
+        snprintf(j->err, sizeof j->err, "the core stopped before the install began");
+    }
+    if (j->rc) {
+        st.phase = OTA_FAILED;
+        snprintf(st.reason, sizeof st.reason, "%s", j->err);
+        st.finished = clock_wall_s();
+        record(u, &st);
+        LOGW("update from %s refused: %s", j->file, j->err);
+        admin_reply_error(j->req, "update refused: %s", j->err);
+    } else {
+        snprintf(st.slot, sizeof st.slot, "%s", j->slot);
+        snprintf(st.version, sizeof st.version, "%s", j->version);
+        record(u, &st);
+        LOGI("version %s installed in slot %s; restarting into it", j->version, j->slot);
+        admin_reply(j->req, json_pack("{s:s, s:s, s:s}", "phase", "restarting", "version",
+                                      j->version, "slot", j->slot));
+        if (!u->stop_done) {
+            u->then = CORE_THEN_TRIAL;
+            uv_timer_start(&u->timer, timer_cb, REPLY_GRACE_MS, 0);
+        }
+    }
+    free(j);
+    finish_stop(u);
+}
+
+static void cmd_update(void *ctx, json_t *request, admin_request_t *req)
+{
+    updater_t *u = ctx;
+    const char *file = json_string_value(json_object_get(request, "file"));
+    if (!file || file[0] != '/' || strlen(file) >= PATH_MAX) {
+        admin_reply_error(req, "update: \"file\" must be an absolute path to a bundle");
+        return;
+    }
+    ota_state_t st;
+    state_of(u, &st);
+    if (u->job || u->stop_done || in_progress(&st)) {
+        admin_reply_error(req, "an update is already in progress (%s of version %s)",
+                          ota_phase_name(st.phase), st.version[0] ? st.version : "?");
+        return;
+    }
+    install_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        admin_reply_error(req, "out of memory");
+        return;
+    }
+    j->u = u;
+    j->req = req;
+    j->work.data = j;
+    j->allow_downgrade = json_is_true(json_object_get(request, "allow_downgrade"));
+    snprintf(j->file, sizeof j->file, "%s", file);
+    char running_slot[2];
+    ota_running(u->o.cfg->root, SEDGE_VERSION, j->running, running_slot);
+    ota_state_t next = {.phase = OTA_INSTALLING, .started = clock_wall_s()};
+    snprintf(next.source, sizeof next.source, "%s", file);
+    memcpy(next.bad, st.bad, sizeof st.bad);
+    next.bad_count = st.bad_count;
+    next.was_connected = u->o.cloud_up && u->o.cloud_up(u->o.ctx);
+    snprintf(next.prev_version, sizeof next.prev_version, "%s", j->running);
+    record(u, &next);
+    LOGI("update from %s: checking and installing (running %s)", file, j->running);
+    u->job = j;
+    int r = uv_queue_work(u->o.loop, &j->work, install_work, install_done);
+    if (r) {
+        u->job = NULL;
+        j->rc = SEDGE_ERR_IO;
+        snprintf(j->err, sizeof j->err, "cannot start the install: %s", uv_strerror(r));
+        install_done(&j->work, 0);
+    }
+}
+
+static void cmd_update_status(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    updater_t *u = ctx;
+    ota_state_t st;
+    state_of(u, &st);
+    char running[OTA_VERSION_MAX], running_slot[2], current[2];
+    ota_running(u->o.cfg->root, SEDGE_VERSION, running, running_slot);
+    ota_current_slot(u->o.cfg->root, current);
+    json_t *r = ota_state_json(&st);
+    json_object_set_new(r, "running_version", json_string(running));
+    json_object_set_new(r, "running_slot", json_string(running_slot));
+    json_object_set_new(r, "current_slot", json_string(current));
+    json_object_set_new(r, "core_pid", json_integer(getpid()));
+    json_object_set_new(r, "root", json_string(u->o.cfg->root));
+    json_object_set_new(r, "health_timeout_s", json_integer(u->o.cfg->health_timeout_s));
+    admin_reply(req, r);
+}
+
+static void cmd_update_rollback(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    updater_t *u = ctx;
+    ota_state_t st;
+    state_of(u, &st);
+    if (u->job || u->stop_done || st.phase != OTA_COMMITTED || !st.prev_exec[0]) {
+        admin_reply_error(req, "nothing to roll back to: the last update is %s%s%s",
+                          ota_phase_name(st.phase), st.reason[0] ? " — " : "", st.reason);
+        return;
+    }
+    LOGI("rolling back from %s to %s (sedgectl update --rollback)", st.version, st.prev_version);
+    admin_reply(req, json_pack("{s:s, s:s}", "phase", "restarting", "version", st.prev_version));
+    u->then = CORE_THEN_ROLLBACK;
+    uv_timer_start(&u->timer, timer_cb, REPLY_GRACE_MS, 0);
+}
+
+/* A restart waits out REPLY_GRACE_MS; a trial polls its health. */
+static void timer_cb(uv_timer_t *t)
+{
+    updater_t *u = t->data;
+    if (u->then != CORE_THEN_EXIT) {
+        u->o.restart(u->o.ctx, u->then);
+        return;
+    }
+    if (u->committed)
+        return;
+    ota_state_t st;
+    state_of(u, &st);
+    if (st.phase != OTA_TRYING || st.core_pid != getpid()) {
+        uv_timer_stop(t); /* the guard rolled back meanwhile */
+        return;
+    }
+    if (st.was_connected && !(u->o.cloud_up && u->o.cloud_up(u->o.ctx)))
+        return; /* the cloud link was up before: wait for it */
+    if (ota_commit(u->o.cfg->root)) {
+        LOGE("cannot commit version %s: %s", st.version, strerror(errno));
+        return;
+    }
+    u->committed = true;
+    uv_timer_stop(t);
+    LOGI("version %s is healthy: committed (%llu s after the update began)", st.version,
+         (unsigned long long)(clock_wall_s() - st.started));
+}
+
+/* mkdir -p, 0755: the release slots are readable like /usr. */
+static sedge_err make_root(const char *root)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/", root) >= (int)sizeof path)
+        return SEDGE_ERR_TOO_LARGE;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            LOGE("cannot create %s (ota.root): %s", path, strerror(errno));
+            return SEDGE_ERR_IO;
+        }
+        *p = '/';
+    }
+    chmod(root, 0755);
+    return SEDGE_OK;
+}
+
+sedge_err updater_start(const updater_options_t *o, admin_t *admin, updater_t **out)
+{
+    sedge_err err = make_root(o->cfg->root);
+    if (err)
+        return err;
+    updater_t *u = calloc(1, sizeof *u);
+    if (!u)
+        return SEDGE_ERR_NOMEM;
+    u->o = *o;
+    uv_timer_init(o->loop, &u->timer);
+    u->timer.data = u;
+    if ((err = admin_register(admin, "update", cmd_update, u)) ||
+        (err = admin_register(admin, "update_status", cmd_update_status, u)) ||
+        (err = admin_register(admin, "update_rollback", cmd_update_rollback, u))) {
+        uv_close((uv_handle_t *)&u->timer, NULL);
+        u->timer_closed = true;
+        *out = u;
+        return err;
+    }
+    if (o->cfg->trial)
+        uv_timer_start(&u->timer, timer_cb, 0, HEALTH_POLL_MS);
+    *out = u;
+    return SEDGE_OK;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    updater_t *u = h->data;
+    u->timer_closed = true;
+    finish_stop(u);
+}
+
+void updater_stop(updater_t *u, void (*done)(void *ctx), void *ctx)
+{
+    u->stop_done = done;
+    u->stop_ctx = ctx;
+    if (u->job)
+        uv_cancel((uv_req_t *)&u->job->work);
+    if (!u->timer_closed && !uv_is_closing((uv_handle_t *)&u->timer))
+        uv_close((uv_handle_t *)&u->timer, timer_closed);
+    else
+        finish_stop(u);
+}
+
+void updater_free(updater_t *u)
+{
+    free(u);
+}
+
+core_then_t updater_then(const updater_t *u)
+{
+    return u ? u->then : CORE_THEN_EXIT;
+}
