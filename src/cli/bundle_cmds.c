@@ -20,7 +20,7 @@ const char cli_ota_usage[] =
     "        sign the release tree DIR (bin/sedged, ...) into an update bundle\n"
     "  bundle verify FILE --key PUB [--key PUB]...\n"
     "        check a bundle's signature and every file it carries\n"
-    "  update FILE|URL [--allow-downgrade] [--no-wait]\n"
+    "  update FILE|URL [--sha256 HEX] [--allow-downgrade] [--no-wait]\n"
     "        install a bundle: verify, install, restart, health check, commit or roll back\n"
     "  update --status [--json]\n"
     "        the last update: phase, version, reason\n"

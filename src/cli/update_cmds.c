@@ -86,6 +86,38 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The download's bytes, rate and time left: one line, redrawn on a
+ * terminal, printed every few seconds otherwise. */
+static void show_progress(json_t *s)
+{
+    static double t0 = 0, last_print = 0;
+    static uint64_t b0 = 0;
+    uint64_t done = (uint64_t)json_integer_value(json_object_get(s, "bytes_done"));
+    uint64_t total = (uint64_t)json_integer_value(json_object_get(s, "bytes_total"));
+    double now = now_s();
+    if (t0 == 0 || done < b0) {
+        t0 = now;
+        b0 = done;
+    }
+    bool tty = isatty(STDOUT_FILENO);
+    if (!tty && now - last_print < 5)
+        return;
+    last_print = now;
+    double rate = now > t0 + 0.2 ? (double)(done - b0) / (now - t0) : 0;
+    printf("%sdownloading %.1f", tty ? "\r" : "", (double)done / 1e6);
+    if (total)
+        printf(" of %.1f MB (%d%%)", (double)total / 1e6, (int)(100 * done / total));
+    else
+        printf(" MB");
+    if (rate > 0) {
+        printf(", %.2f MB/s", rate / 1e6);
+        if (total > done)
+            printf(", %.0f s left", (double)(total - done) / rate);
+    }
+    printf("%s", tty ? "   " : "\n");
+    fflush(stdout);
+}
+
 /* Follow the update until it ends; `want` is the phase that is success,
  * `before` the phase the core shows until it restarts (not an end). */
 static int follow(const char *data_dir, bool json, const char *want, const char *before,
@@ -104,7 +136,11 @@ static int follow(const char *data_dir, bool json, const char *want, const char 
             continue;
         }
         const char *phase = str(s, "phase");
+        if (strcmp(phase, "downloading") == 0 && !json)
+            show_progress(s);
         if (strcmp(phase, last) != 0 && !json) {
+            if (strcmp(last, "downloading") == 0)
+                putchar('\n');
             if (strcmp(phase, "health-check") == 0)
                 printf("health check of %s (up to %lld s)...\n", str(s, "version"),
                        (long long)json_integer_value(json_object_get(s, "health_timeout_s")));
@@ -119,11 +155,11 @@ static int follow(const char *data_dir, bool json, const char *want, const char 
                 json_object_del(s, "ok");
                 json_dumpf(s, stdout, JSON_COMPACT | JSON_SORT_KEYS);
                 putchar('\n');
-            } else if (strcmp(phase, "committed") == 0) {
-                printf("committed: version %s runs\n", str(s, "version"));
+            } else if (strcmp(phase, want) == 0) {
+                printf("%s: version %s runs\n", phase, str(s, "running_version"));
             } else {
-                printf("%s: %s; version %s runs\n", phase, str(s, "reason"),
-                       str(s, "running_version"));
+                fprintf(stderr, "sedgectl update: %s: %s; version %s runs\n", phase,
+                        str(s, "reason"), str(s, "running_version"));
             }
             json_decref(s);
             return rc;
@@ -147,7 +183,8 @@ static long health_window(const char *data_dir)
 
 static int usage_error(void)
 {
-    fprintf(stderr, "usage: sedgectl update FILE [--allow-downgrade] [--no-wait]\n"
+    fprintf(stderr, "usage: sedgectl update FILE|URL [--sha256 HEX] [--allow-downgrade] "
+                    "[--no-wait]\n"
                     "       sedgectl update --status [--json]\n"
                     "       sedgectl update --rollback [--no-wait]\n");
     return 2;
@@ -155,7 +192,7 @@ static int usage_error(void)
 
 int cli_update(int argc, char **argv, const char *data_dir, bool json)
 {
-    const char *source = NULL;
+    const char *source = NULL, *sha256 = NULL;
     bool want_status = false, rollback = false, downgrade = false, wait = true;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -167,15 +204,18 @@ int cli_update(int argc, char **argv, const char *data_dir, bool json)
             downgrade = true;
         else if (strcmp(a, "--no-wait") == 0)
             wait = false;
+        else if (strcmp(a, "--sha256") == 0 && i + 1 < argc)
+            sha256 = argv[++i];
         else if (strcmp(a, "--json") == 0)
             json = true;
         else if (strcmp(a, "--help") == 0) {
-            printf("usage: sedgectl update FILE [--allow-downgrade] [--no-wait]\n"
-                   "       sedgectl update --status [--json]\n"
-                   "       sedgectl update --rollback [--no-wait]\n"
-                   "  Installs a signed bundle (sedgectl bundle create): verify, install into\n"
-                   "  the free slot, restart into it, health check, then commit, or roll back\n"
-                   "  by itself. Exit 0 only when the update is committed.\n");
+            printf(
+                "usage: sedgectl update FILE|URL [--sha256 HEX] [--allow-downgrade] [--no-wait]\n"
+                "       sedgectl update --status [--json]\n"
+                "       sedgectl update --rollback [--no-wait]\n"
+                "  Installs a signed bundle (sedgectl bundle create): verify, install into\n"
+                "  the free slot, restart into it, health check, then commit, or roll back\n"
+                "  by itself. Exit 0 only when the update is committed.\n");
             return 0;
         } else if (a[0] != '-' && !source)
             source = a;
@@ -191,6 +231,13 @@ int cli_update(int argc, char **argv, const char *data_dir, bool json)
     json_t *req;
     if (rollback) {
         req = json_pack("{s:s}", "cmd", "update_rollback");
+    } else if (strncmp(source, "https://", 8) == 0 || strncmp(source, "http://", 7) == 0) {
+        req = json_pack("{s:s, s:s, s:b}", "cmd", "update", "url", source, "allow_downgrade",
+                        downgrade);
+        if (sha256)
+            json_object_set_new(req, "sha256", json_string(sha256));
+        if (!json)
+            printf("downloading %s...\n", source);
     } else {
         char path[PATH_MAX];
         if (!realpath(source, path)) {
@@ -207,9 +254,8 @@ int cli_update(int argc, char **argv, const char *data_dir, bool json)
         fprintf(stderr, "sedgectl update: %s\n", err);
         return 1;
     }
-    if (!json)
-        printf("%s %s; restarting into it\n", rollback ? "going back to" : "installed",
-               str(r, "version"));
+    if (!json && rollback)
+        printf("going back to %s\n", str(r, "version"));
     json_decref(r);
     if (!wait)
         return 0;

@@ -425,7 +425,10 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
 
 static void load_ota(loader_t *l, json_t *o, config_t *c)
 {
-    static const char *const keys[] = {"root", "trusted_keys", "health_timeout_s", "tries", NULL};
+    static const char *const keys[] = {
+        "root",    "trusted_keys",     "health_timeout_s", "tries",
+        "ca_file", "max_bundle_bytes", "max_rate_bytes_s", "stall_timeout_s",
+        NULL};
     if (!json_is_object(o)) {
         problem(l, "ota", "ota", "expected an object");
         return;
@@ -460,6 +463,15 @@ static void load_ota(loader_t *l, json_t *o, config_t *c)
         ota->health_timeout_s = (uint32_t)n;
     if (get_uint_range(l, o, "tries", "ota", 1, 10, &n))
         ota->tries = (uint32_t)n;
+    if (get_uint_range(l, o, "max_bundle_bytes", "ota", 1 << 20, 1ull << 32, &n))
+        ota->max_bundle_bytes = n;
+    if (get_uint(l, o, "max_rate_bytes_s", "ota", 1ull << 40, &n))
+        ota->max_rate_bytes_s = n;
+    if (get_uint_range(l, o, "stall_timeout_s", "ota", 1, 3600, &n))
+        ota->stall_timeout_s = (uint32_t)n;
+    const char *ca = get_string(l, o, "ca_file", "ota");
+    if (ca && !(ota->ca_file = resolve(l, ca)))
+        l->count++;
 }
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
@@ -601,6 +613,8 @@ static sedge_err base_config(config_t *out)
     };
     out->ota.health_timeout_s = 60;
     out->ota.tries = 3;
+    out->ota.max_bundle_bytes = 512ull << 20;
+    out->ota.stall_timeout_s = 60;
     out->log_level = LOG_INFO;
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
@@ -682,6 +696,7 @@ void config_free(config_t *c)
         free((char *)c->listeners[i].crl_file);
     }
     free(c->ota.root);
+    free(c->ota.ca_file);
     for (size_t i = 0; i < c->ota.key_count; i++)
         free(c->ota.trusted_keys[i]);
     free(c->ota.trusted_keys);

@@ -21,6 +21,10 @@ typedef struct {
     size_t key_count;
     uint32_t health_timeout_s; /* a new release's health window */
     uint32_t tries;            /* starts a release on trial gets */
+    char *ca_file;             /* CAs for https downloads; NULL: the system's */
+    uint64_t max_bundle_bytes; /* a larger download is refused */
+    uint64_t max_rate_bytes_s; /* download rate limit; 0: none */
+    uint32_t stall_timeout_s;  /* a download with no byte for this long is cut */
     bool trial;                /* not config: sedged runs a release on trial (ota_boot) */
 } ota_settings_t;
 

@@ -31,10 +31,16 @@
 typedef struct {
     uv_work_t work;
     struct updater *u;
-    char file[PATH_MAX];
+    char file[PATH_MAX]; /* the bundle: given, or where the download lands */
+    char url[2048];      /* "" for a local file */
+    char sha256[65];     /* "" when not given */
+    char job[128];
     bool allow_downgrade;
     char running[OTA_VERSION_MAX];
-    admin_request_t *req;
+    update_done_fn done;
+    void *ctx;
+    int cancel;
+    uint64_t bytes_done, bytes_total; /* written by the worker (__atomic) */
     sedge_err rc;
     char slot[2];
     char version[OTA_VERSION_MAX];
@@ -65,16 +71,69 @@ static bool in_progress(const ota_state_t *st)
     return st->phase == OTA_DOWNLOADING || st->phase == OTA_INSTALLING || st->phase == OTA_TRYING;
 }
 
-static void record(updater_t *u, const ota_state_t *st)
+static void record(const char *root, const ota_state_t *st)
 {
-    if (ota_state_save(u->o.cfg->root, st))
-        LOGE("cannot write %s/state.json: %s", u->o.cfg->root, strerror(errno));
+    if (ota_state_save(root, st))
+        LOGE("cannot write %s/state.json: %s", root, strerror(errno));
+}
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    install_job_t *j = ctx;
+    __atomic_store_n(&j->bytes_done, done, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->bytes_total, total, __ATOMIC_RELAXED);
+}
+
+/* The worker's side of a download: ROOT/downloads/<hash of the URL>, so a
+ * restart resumes the same file. */
+static sedge_err download(install_job_t *j)
+{
+    const ota_settings_t *cfg = j->u->o.cfg;
+    char dir[PATH_MAX], name[65];
+    ota_sha256_hex(bytes_of_cstr(j->url), name);
+    name[32] = '\0';
+    if (snprintf(dir, sizeof dir, "%s/downloads", cfg->root) >= (int)sizeof dir ||
+        snprintf(j->file, sizeof j->file, "%s/%s.sedge", dir, name) >= (int)sizeof j->file) {
+        snprintf(j->err, sizeof j->err, "ota.root is too long a path");
+        return SEDGE_ERR_TOO_LARGE;
+    }
+    mkdir(dir, 0700);
+    ota_download_t d = {.url = j->url,
+                        .dest = j->file,
+                        .ca_file = cfg->ca_file,
+                        .max_bytes = cfg->max_bundle_bytes,
+                        .max_rate = cfg->max_rate_bytes_s,
+                        .stall_s = cfg->stall_timeout_s,
+                        .attempts = 5,
+                        .progress = on_progress,
+                        .ctx = j,
+                        .cancel = &j->cancel};
+    sedge_err rc = ota_download(&d, j->err, sizeof j->err);
+    if (rc)
+        return rc;
+    char hex[65];
+    uint64_t size = 0;
+    if (j->sha256[0] && (ota_file_sha256(j->file, &size, hex) || strcmp(hex, j->sha256) != 0)) {
+        unlink(j->file);
+        snprintf(j->err, sizeof j->err,
+                 "the downloaded bundle does not have the SHA-256 the update gave (%s)", j->sha256);
+        return SEDGE_ERR_INVALID;
+    }
+    ota_state_t st;
+    if (!ota_state_load(cfg->root, &st) && st.phase == OTA_DOWNLOADING) {
+        st.phase = OTA_INSTALLING;
+        st.bytes_done = st.bytes_total = size ? size : j->bytes_done;
+        record(cfg->root, &st);
+    }
+    return SEDGE_OK;
 }
 
 static void install_work(uv_work_t *w)
 {
     install_job_t *j = w->data;
     const ota_settings_t *cfg = j->u->o.cfg;
+    if (j->url[0] && (j->rc = download(j)))
+        return;
     ota_keys_t *keys = NULL;
     j->rc = ota_keys_load((const char *const *)cfg->trusted_keys, cfg->key_count, &keys, j->err,
                           sizeof j->err);
@@ -87,6 +146,9 @@ static void install_work(uv_work_t *w)
                         .allow_downgrade = j->allow_downgrade};
     j->rc = ota_install(&in, j->file, j->slot, j->version, j->err, sizeof j->err);
     ota_keys_free(keys);
+    /* A downloaded bundle is kept only while a resume may need it. */
+    if (j->url[0] && (!j->rc || (j->rc != SEDGE_ERR_IO && j->rc != SEDGE_ERR_FULL)))
+        unlink(j->file);
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -115,16 +177,18 @@ static void install_done(uv_work_t *w, int status)
         st.phase = OTA_FAILED;
         snprintf(st.reason, sizeof st.reason, "%s", j->err);
         st.finished = clock_wall_s();
-        record(u, &st);
-        LOGW("update from %s refused: %s", j->file, j->err);
-        admin_reply_error(j->req, "update refused: %s", j->err);
+        record(u->o.cfg->root, &st);
+        LOGW("update from %s refused: %s", j->url[0] ? j->url : j->file, j->err);
+        if (j->done)
+            j->done(j->ctx, j->rc, j->err, NULL);
     } else {
+        st.phase = OTA_INSTALLING;
         snprintf(st.slot, sizeof st.slot, "%s", j->slot);
         snprintf(st.version, sizeof st.version, "%s", j->version);
-        record(u, &st);
+        record(u->o.cfg->root, &st);
         LOGI("version %s installed in slot %s; restarting into it", j->version, j->slot);
-        admin_reply(j->req, json_pack("{s:s, s:s, s:s}", "phase", "restarting", "version",
-                                      j->version, "slot", j->slot));
+        if (j->done)
+            j->done(j->ctx, SEDGE_OK, NULL, j->version);
         if (!u->stop_done) {
             u->then = CORE_THEN_TRIAL;
             uv_timer_start(&u->timer, timer_cb, REPLY_GRACE_MS, 0);
@@ -134,49 +198,82 @@ static void install_done(uv_work_t *w, int status)
     finish_stop(u);
 }
 
-static void cmd_update(void *ctx, json_t *request, admin_request_t *req)
+sedge_err updater_submit(updater_t *u, const update_request_t *r, update_done_fn done, void *ctx,
+                         char *err, size_t errlen)
 {
-    updater_t *u = ctx;
-    const char *file = json_string_value(json_object_get(request, "file"));
-    if (!file || file[0] != '/' || strlen(file) >= PATH_MAX) {
-        admin_reply_error(req, "update: \"file\" must be an absolute path to a bundle");
-        return;
+    const char *source = r->url ? r->url : r->file;
+    if (!source || (r->file && r->file[0] != '/') || strlen(source) >= 2048 ||
+        (r->url && strncmp(r->url, "https://", 8) != 0 && strncmp(r->url, "http://", 7) != 0)) {
+        snprintf(err, errlen, "an update needs an absolute path or an http(s) URL of a bundle");
+        return SEDGE_ERR_INVALID;
+    }
+    if (r->sha256 && (strlen(r->sha256) != 64 || strspn(r->sha256, "0123456789abcdef") != 64)) {
+        snprintf(err, errlen, "sha256 must be 64 lowercase hex digits");
+        return SEDGE_ERR_INVALID;
     }
     ota_state_t st;
     state_of(u, &st);
     if (u->job || u->stop_done || in_progress(&st)) {
-        admin_reply_error(req, "an update is already in progress (%s of version %s)",
-                          ota_phase_name(st.phase), st.version[0] ? st.version : "?");
-        return;
+        snprintf(err, errlen, "an update is already in progress (%s%s%s)", ota_phase_name(st.phase),
+                 st.version[0] ? " of version " : "", st.version);
+        return SEDGE_ERR_BUSY;
     }
     install_job_t *j = calloc(1, sizeof *j);
     if (!j) {
-        admin_reply_error(req, "out of memory");
-        return;
+        snprintf(err, errlen, "out of memory");
+        return SEDGE_ERR_NOMEM;
     }
     j->u = u;
-    j->req = req;
+    j->done = done;
+    j->ctx = ctx;
     j->work.data = j;
-    j->allow_downgrade = json_is_true(json_object_get(request, "allow_downgrade"));
-    snprintf(j->file, sizeof j->file, "%s", file);
+    j->allow_downgrade = r->allow_downgrade;
+    snprintf(r->url ? j->url : j->file, r->url ? sizeof j->url : sizeof j->file, "%s", source);
+    snprintf(j->sha256, sizeof j->sha256, "%s", r->sha256 ? r->sha256 : "");
+    snprintf(j->job, sizeof j->job, "%s", r->job ? r->job : "");
     char running_slot[2];
     ota_running(u->o.cfg->root, SEDGE_VERSION, j->running, running_slot);
-    ota_state_t next = {.phase = OTA_INSTALLING, .started = clock_wall_s()};
-    snprintf(next.source, sizeof next.source, "%s", file);
+    ota_state_t next = {.phase = r->url ? OTA_DOWNLOADING : OTA_INSTALLING,
+                        .started = clock_wall_s()};
+    snprintf(next.source, sizeof next.source, "%s", source);
+    snprintf(next.job, sizeof next.job, "%s", j->job);
     memcpy(next.bad, st.bad, sizeof st.bad);
     next.bad_count = st.bad_count;
     next.was_connected = u->o.cloud_up && u->o.cloud_up(u->o.ctx);
     snprintf(next.prev_version, sizeof next.prev_version, "%s", j->running);
-    record(u, &next);
-    LOGI("update from %s: checking and installing (running %s)", file, j->running);
+    record(u->o.cfg->root, &next);
+    LOGI("update from %s: %s (running %s)", source,
+         r->url ? "downloading" : "checking and installing", j->running);
     u->job = j;
-    int r = uv_queue_work(u->o.loop, &j->work, install_work, install_done);
-    if (r) {
+    int rc = uv_queue_work(u->o.loop, &j->work, install_work, install_done);
+    if (rc) {
         u->job = NULL;
         j->rc = SEDGE_ERR_IO;
-        snprintf(j->err, sizeof j->err, "cannot start the install: %s", uv_strerror(r));
+        snprintf(j->err, sizeof j->err, "cannot start the install: %s", uv_strerror(rc));
         install_done(&j->work, 0);
     }
+    return SEDGE_OK;
+}
+
+static void cmd_update(void *ctx, json_t *request, admin_request_t *req)
+{
+    updater_t *u = ctx;
+    update_request_t r = {
+        .file = json_string_value(json_object_get(request, "file")),
+        .url = json_string_value(json_object_get(request, "url")),
+        .sha256 = json_string_value(json_object_get(request, "sha256")),
+        .allow_downgrade = json_is_true(json_object_get(request, "allow_downgrade")),
+    };
+    char err[300];
+    if ((r.file != NULL) == (r.url != NULL)) {
+        admin_reply_error(req, "update: give \"file\" or \"url\"");
+        return;
+    }
+    /* Answered at once; sedgectl follows the update with update_status. */
+    if (updater_submit(u, &r, NULL, NULL, err, sizeof err))
+        admin_reply_error(req, "%s", err);
+    else
+        admin_reply(req, json_pack("{s:s}", "phase", r.url ? "downloading" : "installing"));
 }
 
 static void cmd_update_status(void *ctx, json_t *request, admin_request_t *req)
@@ -188,6 +285,10 @@ static void cmd_update_status(void *ctx, json_t *request, admin_request_t *req)
     char running[OTA_VERSION_MAX], running_slot[2], current[2];
     ota_running(u->o.cfg->root, SEDGE_VERSION, running, running_slot);
     ota_current_slot(u->o.cfg->root, current);
+    if (u->job) {
+        st.bytes_done = __atomic_load_n(&u->job->bytes_done, __ATOMIC_RELAXED);
+        st.bytes_total = __atomic_load_n(&u->job->bytes_total, __ATOMIC_RELAXED);
+    }
     json_t *r = ota_state_json(&st);
     json_object_set_new(r, "running_version", json_string(running));
     json_object_set_new(r, "running_slot", json_string(running_slot));
@@ -271,6 +372,7 @@ sedge_err updater_start(const updater_options_t *o, admin_t *admin, updater_t **
     updater_t *u = calloc(1, sizeof *u);
     if (!u)
         return SEDGE_ERR_NOMEM;
+    ota_download_init();
     u->o = *o;
     uv_timer_init(o->loop, &u->timer);
     u->timer.data = u;
@@ -299,8 +401,10 @@ void updater_stop(updater_t *u, void (*done)(void *ctx), void *ctx)
 {
     u->stop_done = done;
     u->stop_ctx = ctx;
-    if (u->job)
+    if (u->job) {
+        __atomic_store_n(&u->job->cancel, 1, __ATOMIC_RELAXED);
         uv_cancel((uv_req_t *)&u->job->work);
+    }
     if (!u->timer_closed && !uv_is_closing((uv_handle_t *)&u->timer))
         uv_close((uv_handle_t *)&u->timer, timer_closed);
     else

@@ -186,32 +186,6 @@ done:
     return rc;
 }
 
-static sedge_err file_sha256(const char *path, uint64_t *size, char hex[65])
-{
-    FILE *f = fopen(path, "rb");
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!f || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        if (f)
-            fclose(f);
-        EVP_MD_CTX_free(md);
-        return SEDGE_ERR_IO;
-    }
-    unsigned char block[16384], digest[32];
-    size_t n;
-    *size = 0;
-    while ((n = fread(block, 1, sizeof block, f)) > 0) {
-        *size += n;
-        EVP_DigestUpdate(md, block, n);
-    }
-    bool ok = !ferror(f);
-    fclose(f);
-    EVP_DigestFinal_ex(md, digest, NULL);
-    EVP_MD_CTX_free(md);
-    for (unsigned k = 0; k < 32; k++)
-        snprintf(hex + 2 * k, 3, "%02x", digest[k]);
-    return ok ? SEDGE_OK : SEDGE_ERR_IO;
-}
-
 static json_t *manifest_of(const walk_t *w, const ota_bundle_params_t *p, const char *key_id,
                            uint64_t psize, const char *psha)
 {
@@ -304,7 +278,7 @@ sedge_err ota_bundle_create(const char *dir, const ota_bundle_params_t *p, const
     qsort(w.files, w.count, sizeof *w.files, cmp_files);
     if ((rc = write_payload(&w, dir, payload)))
         goto done;
-    if ((rc = file_sha256(payload, &psize, psha))) {
+    if ((rc = ota_file_sha256(payload, &psize, psha))) {
         snprintf(err, errlen, "%s: cannot be read back", payload);
         goto done;
     }

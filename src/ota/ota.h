@@ -91,6 +91,30 @@ NODISCARD sedge_err ota_sign(const char *key_path, bytes_t msg, uint8_t sig[OTA_
                              char key_id[17], char *err, size_t errlen);
 /* SHA-256 of `data` as 64 hex digits. */
 void ota_sha256_hex(bytes_t data, char hex[65]);
+/* SHA-256 and size of the file at `path`. */
+NODISCARD sedge_err ota_file_sha256(const char *path, uint64_t *size, char hex[65]);
+
+/* ---- downloads (download.c): libcurl, resumed with Range */
+
+typedef struct {
+    const char *url;     /* http:// or https:// */
+    const char *dest;    /* filled through DEST.part, kept for a resume */
+    const char *ca_file; /* NULL: the system's CAs */
+    uint64_t max_bytes;  /* larger: refused, DEST.part removed */
+    uint64_t max_rate;   /* bytes/s; 0: unlimited */
+    uint32_t stall_s;    /* no byte for this long: a cut (default 60) */
+    int attempts;        /* cuts resumed within one call */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total); /* downloading thread */
+    void *ctx;
+    const volatile int *cancel; /* set: stop at the next chance */
+} ota_download_t;
+
+/* Once, before any download, on the main thread. */
+void ota_download_init(void);
+/* Fetch `url` into `dest`. SEDGE_ERR_CLOSED: cancelled (DEST.part kept);
+ * SEDGE_ERR_AGAIN: cut too often (kept); SEDGE_ERR_TLS: the server's
+ * certificate or the URL; SEDGE_ERR_TOO_LARGE, SEDGE_ERR_NOT_FOUND. */
+NODISCARD sedge_err ota_download(const ota_download_t *d, char *err, size_t errlen);
 
 /* ---- bundles (bundle.c, create.c) */
 

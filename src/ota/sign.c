@@ -37,6 +37,32 @@ void ota_sha256_hex(bytes_t data, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+sedge_err ota_file_sha256(const char *path, uint64_t *size, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!f || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        if (f)
+            fclose(f);
+        EVP_MD_CTX_free(md);
+        return SEDGE_ERR_IO;
+    }
+    unsigned char block[16384], digest[32];
+    size_t n;
+    *size = 0;
+    while ((n = fread(block, 1, sizeof block, f)) > 0) {
+        *size += n;
+        EVP_DigestUpdate(md, block, n);
+    }
+    bool ok = !ferror(f);
+    fclose(f);
+    EVP_DigestFinal_ex(md, digest, NULL);
+    EVP_MD_CTX_free(md);
+    for (unsigned k = 0; k < 32; k++)
+        snprintf(hex + 2 * k, 3, "%02x", digest[k]);
+    return ok ? SEDGE_OK : SEDGE_ERR_IO;
+}
+
 static bool key_id_of(EVP_PKEY *pkey, char id[17])
 {
     uint8_t raw[32];

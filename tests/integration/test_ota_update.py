@@ -164,7 +164,7 @@ def test_a_release_that_crashes_at_start_is_rolled_back_and_marked_bad(tmp_path,
     started = time.monotonic()
     r = core.update(b)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "rolled-back" in r.stdout and "stopped during its health window" in r.stdout
+    assert "rolled-back" in r.stderr and "stopped during its health window" in r.stderr
     assert time.monotonic() - started < HEALTH_S + 20 * SLOW
     pid = core.wait_one_core()
     st = core.update_status()
@@ -184,7 +184,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_within_the_window(
     r = core.update(b)
     took = time.monotonic() - started
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "did not become healthy within %d s" % HEALTH_S in r.stdout
+    assert "did not become healthy within %d s" % HEALTH_S in r.stderr
     assert HEALTH_S - 1 <= took < HEALTH_S + 20 * SLOW
     core.wait_one_core()
     st = core.update_status()
@@ -261,6 +261,19 @@ def test_kill_9_during_the_install_leaves_the_old_release_and_says_so(tmp_path, 
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def in_window(core, processes=2):
+    """The health window is open and its guard runs beside the core."""
+    state_file = core.data_dir / "ota" / "state.json"
+
+    def check():
+        try:
+            phase = json.loads(state_file.read_text())["phase"]
+        except (OSError, ValueError):
+            return False
+        return phase == "health-check" and len(cores(core.config_path)) == processes
+    wait_for(check, TIMEOUT, interval=0.01, what="the health window with its guard")
+
+
 def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
         tmp_path, keys, core):
     b = bundle(tmp_path, keys, "0.2.0", SLOW_START)
@@ -268,9 +281,7 @@ def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
     assert r.returncode == 0, r.stdout + r.stderr
     # The new release sleeps 2 s before it starts: its window is open
     # (read from the state file: no core answers meanwhile).
-    state_file = core.data_dir / "ota" / "state.json"
-    wait_for(lambda: json.loads(state_file.read_text())["phase"] == "health-check", TIMEOUT,
-             interval=0.02, what="the health window")
+    in_window(core)
     os.kill(core.pid, signal.SIGKILL)
     pid = core.wait_one_core()
     assert pid != core.pid
@@ -279,3 +290,43 @@ def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
     assert st["phase"] == "rolled-back", st
     assert "stopped during its health window" in st["reason"]
     assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
+
+
+def launch(core, env=None):
+    """Start sedged as a supervisor would (no wait for it to be ready)."""
+    import subprocess
+    from conftest import SEDGED
+    with open(core.log_path, "ab") as log:
+        return subprocess.Popen([str(SEDGED), "--config", str(core.config_path)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                cwd=str(core.root), env=dict(os.environ, **(env or {})))
+
+
+def test_power_loss_in_the_health_window_counts_tries_then_rolls_back(tmp_path, keys, core):
+    b = bundle(tmp_path, keys, "0.2.0", SLOW_START)
+    r = core.update(b, "--no-wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    state_file = core.data_dir / "ota" / "state.json"
+    # Each time: the window opens, then everything dies at once (the core
+    # and its guard, as in a power cut), and the core is started again.
+    tries = []
+    for attempt in range(3):
+        in_window(core)
+        tries.append(json.loads(state_file.read_text())["tries_left"])
+        while cores(core.config_path):
+            for pid in cores(core.config_path):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        core.proc = launch(core)
+    assert tries == [2, 1, 0]
+    # Out of tries: rolled back at boot, before the new release runs again.
+    core.wait_one_core()
+    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
+                  else None, TIMEOUT, what="the core to answer")
+    assert st["phase"] == "rolled-back" and "no tries left" in st["reason"], st
+    assert st["running_version"] == "0.1.0" and "0.2.0" in st["bad_versions"]
+    assert "sedged.real" not in " ".join(open("/proc/%d/cmdline" % core.proc.pid).read()
+                                         .split("\0"))
