@@ -46,6 +46,7 @@ struct core {
     functions_t *functions;
     admin_t *admin;
     updater_t *updater; /* NULL: no "ota" config */
+    update_jobs_t *update_jobs;
     void (*self_stop)(void *);
     void *self_stop_ctx;
     void (*stop_done)(void *);
@@ -627,6 +628,22 @@ static bool core_cloud_up(void *ctx)
     return c->cloud && cloud_connected(c->cloud);
 }
 
+static void core_job_report(void *ctx, const char *job, const char *status, json_t *details)
+{
+    core_t *c = ctx;
+    if (c->cloud)
+        cloud_job_report(c->cloud, job, status, details);
+    else
+        json_decref(details);
+}
+
+static void core_update_job(void *ctx, const char *job, json_t *document)
+{
+    core_t *c = ctx;
+    if (c->update_jobs)
+        update_jobs_run(c->update_jobs, job, document);
+}
+
 static void core_restart(void *ctx, core_then_t then)
 {
     core_t *c = ctx;
@@ -747,6 +764,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .ctx = c};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
+    if (c->cloud && c->cfg.ota.enabled)
+        cloud_on_update_job(c->cloud, core_update_job, c);
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))
         goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
@@ -772,8 +791,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                                 .cfg = &c->cfg.ota,
                                 .cloud_up = core_cloud_up,
                                 .restart = core_restart,
+                                .report = core_job_report,
                                 .ctx = c};
-        if ((err = updater_start(&uo, c->admin, &c->updater)))
+        if ((err = updater_start(&uo, c->admin, &c->updater)) ||
+            (err = update_jobs_start(loop, c->updater, core_job_report, c, &c->update_jobs)))
             goto fail;
     }
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
@@ -838,6 +859,10 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
         c->stopping_parts++;
         updater_stop(c->updater, part_stopped, c);
     }
+    if (c->update_jobs) {
+        c->stopping_parts++;
+        update_jobs_stop(c->update_jobs, part_stopped, c);
+    }
     part_stopped(c);
 }
 
@@ -878,6 +903,7 @@ void core_free(core_t *c)
     shadow_free(c->shadow);
     functions_free(c->functions);
     cloud_free(c->cloud);
+    update_jobs_free(c->update_jobs);
     updater_free(c->updater);
     if (c->admin)
         admin_free(c->admin);

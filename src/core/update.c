@@ -36,6 +36,8 @@ typedef struct {
     char sha256[65];     /* "" when not given */
     char job[128];
     bool allow_downgrade;
+    bool has_signature;
+    uint8_t signature[OTA_SIG_BYTES];
     char running[OTA_VERSION_MAX];
     update_done_fn done;
     void *ctx;
@@ -143,12 +145,43 @@ static void install_work(uv_work_t *w)
                         .keys = keys,
                         .running_version = j->running,
                         .store_schema = STORE_SCHEMA,
-                        .allow_downgrade = j->allow_downgrade};
+                        .allow_downgrade = j->allow_downgrade,
+                        .signature = j->has_signature ? j->signature : NULL};
     j->rc = ota_install(&in, j->file, j->slot, j->version, j->err, sizeof j->err);
     ota_keys_free(keys);
     /* A downloaded bundle is kept only while a resume may need it. */
     if (j->url[0] && (!j->rc || (j->rc != SEDGE_ERR_IO && j->rc != SEDGE_ERR_FULL)))
         unlink(j->file);
+}
+
+/* The outcome of the update a cloud job asked for, once: SUCCEEDED or
+ * FAILED with the reason (durable in the jobs module from here on). */
+static void report_outcome(updater_t *u, ota_state_t *st)
+{
+    if (!st->job[0] || st->job_reported || !u->o.report)
+        return;
+    if (st->phase == OTA_COMMITTED)
+        u->o.report(u->o.ctx, st->job, "SUCCEEDED",
+                    json_pack("{s:s, s:s}", "phase", "committed", "version", st->version));
+    else if (st->phase == OTA_ROLLED_BACK || st->phase == OTA_FAILED)
+        u->o.report(
+            u->o.ctx, st->job, "FAILED",
+            json_pack("{s:s, s:s}", "phase", ota_phase_name(st->phase), "reason", st->reason));
+    else
+        return;
+    st->job_reported = true;
+    record(u->o.cfg->root, st);
+}
+
+void updater_job_seen(updater_t *u, const char *job, bool *known)
+{
+    ota_state_t st;
+    state_of(u, &st);
+    *known = st.job[0] && strcmp(st.job, job) == 0;
+    if (*known) {
+        st.job_reported = false; /* offered again: the cloud lacks the outcome */
+        report_outcome(u, &st);
+    }
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -178,6 +211,7 @@ static void install_done(uv_work_t *w, int status)
         snprintf(st.reason, sizeof st.reason, "%s", j->err);
         st.finished = clock_wall_s();
         record(u->o.cfg->root, &st);
+        report_outcome(u, &st);
         LOGW("update from %s refused: %s", j->url[0] ? j->url : j->file, j->err);
         if (j->done)
             j->done(j->ctx, j->rc, j->err, NULL);
@@ -231,6 +265,10 @@ sedge_err updater_submit(updater_t *u, const update_request_t *r, update_done_fn
     snprintf(r->url ? j->url : j->file, r->url ? sizeof j->url : sizeof j->file, "%s", source);
     snprintf(j->sha256, sizeof j->sha256, "%s", r->sha256 ? r->sha256 : "");
     snprintf(j->job, sizeof j->job, "%s", r->job ? r->job : "");
+    if (r->signature) {
+        memcpy(j->signature, r->signature, OTA_SIG_BYTES);
+        j->has_signature = true;
+    }
     char running_slot[2];
     ota_running(u->o.cfg->root, SEDGE_VERSION, j->running, running_slot);
     ota_state_t next = {.phase = r->url ? OTA_DOWNLOADING : OTA_INSTALLING,
@@ -340,6 +378,8 @@ static void timer_cb(uv_timer_t *t)
     }
     u->committed = true;
     uv_timer_stop(t);
+    state_of(u, &st);
+    report_outcome(u, &st);
     LOGI("version %s is healthy: committed (%llu s after the update began)", st.version,
          (unsigned long long)(clock_wall_s() - st.started));
 }
@@ -384,8 +424,13 @@ sedge_err updater_start(const updater_options_t *o, admin_t *admin, updater_t **
         *out = u;
         return err;
     }
-    if (o->cfg->trial)
+    if (o->cfg->trial) {
         uv_timer_start(&u->timer, timer_cb, 0, HEALTH_POLL_MS);
+    } else {
+        ota_state_t st;
+        state_of(u, &st);
+        report_outcome(u, &st); /* e.g. a rollback that brought this release back */
+    }
     *out = u;
     return SEDGE_OK;
 }
@@ -414,6 +459,16 @@ void updater_stop(updater_t *u, void (*done)(void *ctx), void *ctx)
 void updater_free(updater_t *u)
 {
     free(u);
+}
+
+bool updater_progress(const updater_t *u, const char **phase, uint64_t *done, uint64_t *total)
+{
+    if (!u->job)
+        return false;
+    *done = __atomic_load_n(&u->job->bytes_done, __ATOMIC_RELAXED);
+    *total = __atomic_load_n(&u->job->bytes_total, __ATOMIC_RELAXED);
+    *phase = u->job->url[0] && (!*total || *done < *total) ? "downloading" : "installing";
+    return true;
 }
 
 core_then_t updater_then(const updater_t *u)

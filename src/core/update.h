@@ -26,14 +26,17 @@ typedef struct {
     const ota_settings_t *cfg; /* borrowed: outlives the updater */
     bool (*cloud_up)(void *ctx);
     void (*restart)(void *ctx, core_then_t then); /* stop the core, then `then` */
+    /* A cloud job's status (NULL: no cloud); `details` is given away. */
+    void (*report)(void *ctx, const char *job, const char *status, json_t *details);
     void *ctx;
 } updater_options_t;
 
 typedef struct {
-    const char *file;   /* an absolute path of a bundle, or */
-    const char *url;    /* an http(s) URL of one */
-    const char *sha256; /* NULL, or the bundle file's expected SHA-256 */
-    const char *job;    /* the cloud job it comes from, or NULL */
+    const char *file;         /* an absolute path of a bundle, or */
+    const char *url;          /* an http(s) URL of one */
+    const char *sha256;       /* NULL, or the bundle file's expected SHA-256 */
+    const char *job;          /* the cloud job it comes from, or NULL */
+    const uint8_t *signature; /* NULL, or the bundle's Ed25519 signature (64 bytes) */
     bool allow_downgrade;
 } update_request_t;
 
@@ -51,7 +54,25 @@ void updater_free(updater_t *u);
  * `err`, and `done` (may be NULL) is not called. */
 NODISCARD sedge_err updater_submit(updater_t *u, const update_request_t *r, update_done_fn done,
                                    void *ctx, char *err, size_t errlen);
+/* A cloud job offered again: `known` when it is the update in the state
+ * (then its outcome, if there is one, is reported again). */
+void updater_job_seen(updater_t *u, const char *job, bool *known);
+/* The update under way: its phase ("downloading", "installing") and
+ * bytes; false when none is. */
+bool updater_progress(const updater_t *u, const char **phase, uint64_t *done, uint64_t *total);
 /* What the updater asked sedged to do after the stop (NULL: exit). */
 core_then_t updater_then(const updater_t *u);
+
+/* update_jobs.c: sedge.update jobs from AWS IoT Jobs (see there). */
+typedef struct update_jobs update_jobs_t;
+
+NODISCARD sedge_err update_jobs_start(uv_loop_t *loop, updater_t *u,
+                                      void (*report)(void *ctx, const char *job, const char *status,
+                                                     json_t *details),
+                                      void *ctx, update_jobs_t **out);
+/* A sedge.update job from the cloud (`doc` borrowed). */
+void update_jobs_run(update_jobs_t *uj, const char *job, json_t *doc);
+void update_jobs_stop(update_jobs_t *uj, void (*done)(void *ctx), void *ctx);
+void update_jobs_free(update_jobs_t *uj);
 
 #endif

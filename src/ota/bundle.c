@@ -185,6 +185,7 @@ static sedge_err check_signed(const char *bundle, const ota_keys_t *keys, ota_ma
         snprintf(err, errlen, "not a Sedge bundle: members after release.tar.gz");
         goto done;
     }
+    memcpy(m->signature, sig.data, OTA_SIG_BYTES);
     rc = SEDGE_OK;
 done:
     if (rc && parsed)

@@ -49,6 +49,12 @@ static sedge_err vet(void *ctx, const ota_manifest_t *m, char *err, size_t errle
 {
     vet_t *v = ctx;
     const ota_install_t *in = v->in;
+    if (in->signature && memcmp(in->signature, m->signature, OTA_SIG_BYTES) != 0) {
+        snprintf(err, errlen,
+                 "bad signature: the bundle's signature is not the one the update "
+                 "gave");
+        return SEDGE_ERR_DENIED;
+    }
     if (strcmp(m->architecture, ota_machine()) != 0) {
         snprintf(err, errlen, "wrong architecture: the bundle is for %s, this machine is %s",
                  m->architecture, ota_machine());

@@ -58,6 +58,7 @@ typedef struct {
     char payload_sha256[65];
     ota_file_t *files;
     size_t file_count;
+    uint8_t signature[OTA_SIG_BYTES]; /* filled by ota_bundle_check */
 } ota_manifest_t;
 
 /* Parse and validate manifest.json; on failure `err` names the key. The
@@ -175,6 +176,7 @@ typedef struct {
     uint64_t bytes_done, bytes_total;
     char reason[1024];
     bool was_connected; /* the cloud link was up before the update */
+    bool job_reported;  /* the outcome went to the cloud job (`job`) */
     pid_t guard_pid;
     pid_t core_pid;
     char bad[8][OTA_VERSION_MAX]; /* versions marked bad, never retried by themselves */
@@ -204,8 +206,9 @@ typedef struct {
     const char *root;
     const ota_keys_t *keys;
     const char *running_version;
-    int store_schema;     /* the schema the running release uses */
-    bool allow_downgrade; /* the update may go to an older (or equal) version */
+    int store_schema;         /* the schema the running release uses */
+    bool allow_downgrade;     /* the update may go to an older (or equal) version */
+    const uint8_t *signature; /* NULL, or the signature the bundle must carry */
 } ota_install_t;
 
 /* Check `bundle` and unpack it into the slot `current` does not point at

@@ -77,6 +77,7 @@ sedge_err ota_state_load(const char *root, ota_state_t *st)
     st->bytes_done = (uint64_t)num(o, "bytes_done");
     st->bytes_total = (uint64_t)num(o, "bytes_total");
     st->was_connected = json_is_true(json_object_get(o, "was_connected"));
+    st->job_reported = json_is_true(json_object_get(o, "job_reported"));
     st->guard_pid = (pid_t)num(o, "guard_pid");
     st->core_pid = (pid_t)num(o, "pid");
     json_t *bad = json_object_get(o, "bad_versions");
@@ -95,15 +96,16 @@ json_t *ota_state_json(const ota_state_t *st)
     for (int i = 0; i < st->bad_count; i++)
         json_array_append_new(bad, json_string(st->bad[i]));
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
+        "{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
         "s:I, s:I, s:b, s:i, s:i, s:o}",
-        "phase", ota_phase_name(st->phase), "source", st->source, "job", st->job, "version",
-        st->version, "slot", st->slot, "previous_exec", st->prev_exec, "previous_version",
-        st->prev_version, "previous_slot", st->prev_slot, "reason", st->reason, "tries_left",
-        st->tries_left, "deadline", (json_int_t)st->deadline, "started", (json_int_t)st->started,
-        "finished", (json_int_t)st->finished, "bytes_done", (json_int_t)st->bytes_done,
-        "bytes_total", (json_int_t)st->bytes_total, "was_connected", st->was_connected, "guard_pid",
-        (int)st->guard_pid, "pid", (int)st->core_pid, "bad_versions", bad);
+        "job_reported", st->job_reported, "phase", ota_phase_name(st->phase), "source", st->source,
+        "job", st->job, "version", st->version, "slot", st->slot, "previous_exec", st->prev_exec,
+        "previous_version", st->prev_version, "previous_slot", st->prev_slot, "reason", st->reason,
+        "tries_left", st->tries_left, "deadline", (json_int_t)st->deadline, "started",
+        (json_int_t)st->started, "finished", (json_int_t)st->finished, "bytes_done",
+        (json_int_t)st->bytes_done, "bytes_total", (json_int_t)st->bytes_total, "was_connected",
+        st->was_connected, "guard_pid", (int)st->guard_pid, "pid", (int)st->core_pid,
+        "bad_versions", bad);
     return o;
 }
 
