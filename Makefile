@@ -4,6 +4,7 @@
 #   make test   install, build, run every test (unit, integration, sanitizers, fuzz)
 #   make bench  the side-by-side benchmarks against mosquitto
 #   make soak   kill -9 cycles under QoS 1/2 load (SOAK_CYCLES, default 50)
+#   make install [PREFIX=/usr/local] [DESTDIR=]   install everything (docs/reference.md)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -12,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all build deps run test unit integration asan fuzz bench soak coverage format clean
+.PHONY: all build deps run test unit integration asan fuzz bench soak coverage format clean install
 
 all: build
 
@@ -22,6 +23,12 @@ deps:
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+PREFIX ?= /usr/local
+install: build
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 run: deps build
 	./$(BUILD)/sedged

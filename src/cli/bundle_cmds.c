@@ -1,134 +1,151 @@
 /*
  * bundle_cmds: `sedgectl bundle create DIR --version V --key KEY --out FILE
  * [--min-version V] [--arch A] [--store-schema N]` and `sedgectl bundle
- * verify FILE [--key PUB]...` — made and checked here, without sedged.
+ * verify FILE --key PUB [--key PUB]...` — made and checked here, without
+ * sedged.
  */
 #include "ota/ota.h"
 #include "ota_cmds.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The store schema this release reads (see src/store: PRAGMA user_version). */
+/* The store schema this release reads (src/store: PRAGMA user_version). */
 #define STORE_SCHEMA 2
+#define MAX_KEYS 16
 
-const char cli_ota_usage[] =
-    "  bundle create DIR --version V --key KEY --out FILE [--min-version V]\n"
-    "        [--arch A] [--store-schema N]\n"
-    "        sign the release tree DIR (bin/sedged, ...) into an update bundle\n"
-    "  bundle verify FILE --key PUB [--key PUB]...\n"
-    "        check a bundle's signature and every file it carries\n"
-    "  update FILE|URL [--sha256 HEX] [--allow-downgrade] [--no-wait]\n"
-    "        install a bundle: verify, install, restart, health check, commit or roll back\n"
-    "  update --status [--json]\n"
-    "        the last update: phase, version, reason\n"
-    "  update --rollback\n"
-    "        go back to the previous release\n";
+enum { OPT_VERSION = 256, OPT_KEY, OPT_OUT, OPT_MIN_VERSION, OPT_ARCH, OPT_STORE_SCHEMA };
 
-int cli_bundle_create(int argc, char **argv, bool json)
+typedef struct {
+    ota_bundle_params_t p;
+    const char *key, *out;
+    const char *keys[MAX_KEYS];
+    size_t nkeys;
+} bundle_args_t;
+
+static int bundle_option(cli_t *cli, const command_spec_t *spec, void *ctx, int key,
+                         const char *value)
 {
-    const char *dir = NULL, *key = NULL, *out = NULL;
-    ota_bundle_params_t p = {.store_schema = STORE_SCHEMA};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--version") == 0 && has)
-            p.version = argv[++i];
-        else if (strcmp(a, "--key") == 0 && has)
-            key = argv[++i];
-        else if (strcmp(a, "--out") == 0 && has)
-            out = argv[++i];
-        else if (strcmp(a, "--min-version") == 0 && has)
-            p.min_version = argv[++i];
-        else if (strcmp(a, "--arch") == 0 && has)
-            p.architecture = argv[++i];
-        else if (strcmp(a, "--store-schema") == 0 && has)
-            p.store_schema = atoi(argv[++i]);
-        else if (strcmp(a, "--help") == 0) {
-            printf("usage: sedgectl bundle create DIR --version V --key KEY --out FILE\n"
-                   "         [--min-version V] [--arch A] [--store-schema N]\n"
-                   "  KEY: an Ed25519 private key (openssl genpkey -algorithm ed25519)\n");
-            return 0;
-        } else if (a[0] != '-' && !dir)
-            dir = a;
-        else {
-            fprintf(stderr, "sedgectl bundle create: unexpected '%s' (see --help)\n", a);
-            return 2;
-        }
+    bundle_args_t *a = ctx;
+    long long n;
+    int rc;
+    switch (key) {
+    case OPT_VERSION: a->p.version = value; break;
+    case OPT_OUT: a->out = value; break;
+    case OPT_MIN_VERSION: a->p.min_version = value; break;
+    case OPT_ARCH: a->p.architecture = value; break;
+    case OPT_STORE_SCHEMA:
+        if ((rc = cli_number(cli, spec, "--store-schema", value, 0, 1000000, &n)) != CLI_CONTINUE)
+            return rc;
+        a->p.store_schema = (int)n;
+        break;
+    case OPT_KEY:
+        if (a->nkeys == MAX_KEYS)
+            return cli_usage_error(cli, spec, "at most %d --key", MAX_KEYS);
+        a->key = a->keys[a->nkeys++] = value;
+        break;
+    default: break;
     }
-    if (!dir || !p.version || !key || !out) {
-        fprintf(stderr, "usage: sedgectl bundle create DIR --version V --key KEY --out FILE\n");
-        return 2;
-    }
-    char err[1024];
-    if (ota_bundle_create(dir, &p, key, out, err, sizeof err)) {
-        fprintf(stderr, "sedgectl bundle create: %s\n", err);
-        return 1;
-    }
-    if (json)
-        printf("{\"ok\": true, \"bundle\": \"%s\"}\n", out);
-    else
-        printf("wrote %s (version %s)\n", out, p.version);
-    return 0;
+    return CLI_CONTINUE;
 }
 
-int cli_bundle_verify(int argc, char **argv, bool json)
+static int create(cli_t *cli, int argc, char **argv)
 {
-    const char *file = NULL;
-    const char **keys = calloc((size_t)argc + 1, sizeof *keys);
-    size_t nkeys = 0;
-    if (!keys)
-        return 1;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
-            keys[nkeys++] = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: sedgectl bundle verify FILE --key PUB [--key PUB]...\n");
-            free(keys);
-            return 0;
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            fprintf(stderr, "sedgectl bundle verify: unexpected '%s' (see --help)\n", argv[i]);
-            free(keys);
-            return 2;
-        }
+    const command_spec_t spec = {
+        .name = "bundle create",
+        .usage = "sedgectl bundle create DIR --version V --key KEY --out FILE [--min-version V] "
+                 "[--arch A] [--store-schema N]",
+        .about = "Sign the release tree DIR (bin/sedged, ...) into an update bundle. KEY is an\n"
+                 "Ed25519 private key (openssl genpkey -algorithm ed25519).",
+        .options_help = "  --version V        the release's version (dotted numbers)\n"
+                        "  --key KEY          the private key that signs\n"
+                        "  --out FILE         the bundle to write\n"
+                        "  --min-version V    the oldest version it updates (default 0)\n"
+                        "  --arch A           the architecture (default this machine's)\n"
+                        "  --store-schema N   the store schema it uses (default this build's)\n",
+        .options =
+            (const struct option[]){{"version", required_argument, NULL, OPT_VERSION},
+                                    {"key", required_argument, NULL, OPT_KEY},
+                                    {"out", required_argument, NULL, OPT_OUT},
+                                    {"min-version", required_argument, NULL, OPT_MIN_VERSION},
+                                    {"arch", required_argument, NULL, OPT_ARCH},
+                                    {"store-schema", required_argument, NULL, OPT_STORE_SCHEMA},
+                                    {NULL, 0, NULL, 0}},
+        .min_args = 1,
+        .max_args = 1};
+    bundle_args_t a = {.p = {.store_schema = STORE_SCHEMA}};
+    const char *dir;
+    int n;
+    int rc = cli_parse(cli, &spec, argc, argv, bundle_option, &a, &dir, &n);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (!a.p.version || !a.key || !a.out)
+        return cli_usage_error(cli, &spec, "--version, --key and --out are needed");
+    char err[1024];
+    if (ota_bundle_create(dir, &a.p, a.key, a.out, err, sizeof err))
+        return cli_fail(cli, EXIT_FAILED, "%s", err);
+    if (cli->json) {
+        json_t *o = json_pack("{s:s, s:s}", "bundle", a.out, "version", a.p.version);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("wrote %s (version %s)\n", a.out, a.p.version);
     }
-    if (!file || !nkeys) {
-        fprintf(stderr, "usage: sedgectl bundle verify FILE --key PUB [--key PUB]...\n");
-        free(keys);
-        return 2;
-    }
+    return EXIT_OK;
+}
+
+static int verify(cli_t *cli, int argc, char **argv)
+{
+    const command_spec_t spec = {
+        .name = "bundle verify",
+        .usage = "sedgectl bundle verify FILE --key PUB [--key PUB]...",
+        .about = "Check a bundle's signature against the public keys, and every file it\n"
+                 "carries against its manifest.",
+        .options_help = "  --key PUB          a trusted Ed25519 public key (PEM)\n",
+        .options =
+            (const struct option[]){{"key", required_argument, NULL, OPT_KEY}, {NULL, 0, NULL, 0}},
+        .min_args = 1,
+        .max_args = 1};
+    bundle_args_t a = {0};
+    const char *file;
+    int n;
+    int rc = cli_parse(cli, &spec, argc, argv, bundle_option, &a, &file, &n);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (!a.nkeys)
+        return cli_usage_error(cli, &spec, "--key is needed");
     char err[1024];
     ota_keys_t *k = NULL;
     ota_manifest_t m;
-    int rc = 1;
-    if (ota_keys_load(keys, nkeys, &k, err, sizeof err) ||
+    if (ota_keys_load(a.keys, a.nkeys, &k, err, sizeof err) ||
         ota_bundle_check(file, k, NULL, NULL, NULL, &m, err, sizeof err)) {
-        if (json) {
-            json_t *o = json_pack("{s:b, s:s}", "ok", 0, "error", err);
-            json_dumpf(o, stdout, JSON_COMPACT);
-            putchar('\n');
-            json_decref(o);
-        }
-        fprintf(stderr, "sedgectl bundle verify: %s\n", err);
-    } else {
-        if (json) {
-            json_t *o = ota_manifest_json(&m);
-            json_object_set_new(o, "ok", json_true());
-            json_dumpf(o, stdout, JSON_COMPACT);
-            putchar('\n');
-            json_decref(o);
-        } else {
-            printf("%s: good: version %s for %s (from %s), %zu files, signed by key %s\n", file,
-                   m.version, m.architecture, m.min_version, m.file_count, m.key_id);
-        }
-        ota_manifest_free(&m);
-        rc = 0;
+        ota_keys_free(k);
+        return cli_fail(cli, EXIT_FAILED, "%s", err);
     }
+    if (cli->json) {
+        json_t *o = ota_manifest_json(&m);
+        cli_print_json(o);
+        json_decref(o);
+    } else {
+        printf("%s: good: version %s for %s (from %s), %zu files, signed by key %s\n", file,
+               m.version, m.architecture, m.min_version, m.file_count, m.key_id);
+    }
+    ota_manifest_free(&m);
     ota_keys_free(k);
-    free(keys);
-    return rc;
+    return EXIT_OK;
+}
+
+int cmd_bundle(cli_t *cli, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "";
+    if (strcmp(sub, "create") == 0)
+        return create(cli, argc - 1, argv + 1);
+    if (strcmp(sub, "verify") == 0)
+        return verify(cli, argc - 1, argv + 1);
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        printf("usage: sedgectl bundle create|verify ... (sedgectl bundle create --help)\n");
+        return EXIT_OK;
+    }
+    return cli_fail(cli, EXIT_USAGE, "bundle create or bundle verify? (see --help)");
 }

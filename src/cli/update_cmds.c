@@ -22,7 +22,7 @@
 static json_t *call(const char *data_dir, json_t *req, char *err, size_t errlen)
 {
     json_t *resp = NULL;
-    sedge_err rc = admin_call(data_dir, req, &resp, err, errlen);
+    sedge_err rc = admin_call(data_dir, req, 5000, &resp, err, errlen);
     json_decref(req);
     if (rc)
         return NULL;
@@ -60,23 +60,18 @@ static void print_status(json_t *s)
                (long long)json_integer_value(json_object_get(s, "tries_left")));
 }
 
-static int status(const char *data_dir, bool json)
+static int status(cli_t *cli)
 {
-    char err[1024];
-    json_t *s = call(data_dir, json_pack("{s:s}", "cmd", "update_status"), err, sizeof err);
-    if (!s) {
-        fprintf(stderr, "sedgectl update --status: %s\n", err);
-        return 1;
-    }
-    if (json) {
-        json_object_del(s, "ok");
-        json_dumpf(s, stdout, JSON_COMPACT | JSON_SORT_KEYS);
-        putchar('\n');
-    } else {
+    json_t *s = NULL;
+    int rc = cli_call(cli, "update_status", NULL, 5000, &s);
+    if (rc)
+        return rc;
+    if (cli->json)
+        cli_print_json(s);
+    else
         print_status(s);
-    }
     json_decref(s);
-    return 0;
+    return EXIT_OK;
 }
 
 static double now_s(void)
@@ -181,84 +176,89 @@ static long health_window(const char *data_dir)
     return w > 0 ? w : 60;
 }
 
-static int usage_error(void)
+enum { OPT_STATUS = 256, OPT_ROLLBACK, OPT_DOWNGRADE, OPT_NO_WAIT, OPT_SHA256 };
+
+typedef struct {
+    bool status, rollback, downgrade, no_wait;
+    const char *sha256;
+} update_args_t;
+
+static int update_option(cli_t *cli, const command_spec_t *spec, void *ctx, int key,
+                         const char *value)
 {
-    fprintf(stderr, "usage: sedgectl update FILE|URL [--sha256 HEX] [--allow-downgrade] "
-                    "[--no-wait]\n"
-                    "       sedgectl update --status [--json]\n"
-                    "       sedgectl update --rollback [--no-wait]\n");
-    return 2;
+    (void)cli;
+    (void)spec;
+    update_args_t *a = ctx;
+    switch (key) {
+    case OPT_STATUS: a->status = true; break;
+    case OPT_ROLLBACK: a->rollback = true; break;
+    case OPT_DOWNGRADE: a->downgrade = true; break;
+    case OPT_NO_WAIT: a->no_wait = true; break;
+    case OPT_SHA256: a->sha256 = value; break;
+    default: break;
+    }
+    return CLI_CONTINUE;
 }
 
-int cli_update(int argc, char **argv, const char *data_dir, bool json)
+int cmd_update(cli_t *cli, int argc, char **argv)
 {
-    const char *source = NULL, *sha256 = NULL;
-    bool want_status = false, rollback = false, downgrade = false, wait = true;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--status") == 0)
-            want_status = true;
-        else if (strcmp(a, "--rollback") == 0)
-            rollback = true;
-        else if (strcmp(a, "--allow-downgrade") == 0)
-            downgrade = true;
-        else if (strcmp(a, "--no-wait") == 0)
-            wait = false;
-        else if (strcmp(a, "--sha256") == 0 && i + 1 < argc)
-            sha256 = argv[++i];
-        else if (strcmp(a, "--json") == 0)
-            json = true;
-        else if (strcmp(a, "--help") == 0) {
-            printf(
-                "usage: sedgectl update FILE|URL [--sha256 HEX] [--allow-downgrade] [--no-wait]\n"
-                "       sedgectl update --status [--json]\n"
-                "       sedgectl update --rollback [--no-wait]\n"
-                "  Installs a signed bundle (sedgectl bundle create): verify, install into\n"
-                "  the free slot, restart into it, health check, then commit, or roll back\n"
-                "  by itself. Exit 0 only when the update is committed.\n");
-            return 0;
-        } else if (a[0] != '-' && !source)
-            source = a;
-        else
-            return usage_error();
-    }
-    if (want_status + rollback + (source != NULL) != 1)
-        return usage_error();
-    if (want_status)
-        return status(data_dir, json);
-    char err[1024];
-    long window = health_window(data_dir);
+    const command_spec_t spec = {
+        .name = "update",
+        .usage = "sedgectl update FILE|URL [--sha256 HEX] [--allow-downgrade] [--no-wait]\n"
+                 "       sedgectl update --status [--json]\n"
+                 "       sedgectl update --rollback [--no-wait]",
+        .about = "Install a signed bundle (sedgectl bundle create) from a file or an http(s)\n"
+                 "URL: verify, install into the free slot, restart into it, health check, then\n"
+                 "commit, or roll back by itself. Exit 0 only when the update is committed.",
+        .options_help = "  --status           the last update: phase, version, reason\n"
+                        "  --rollback         go back to the previous release\n"
+                        "  --sha256 HEX       the bundle's expected SHA-256\n"
+                        "  --allow-downgrade  allow an older (or the same) version\n"
+                        "  --no-wait          return once the update has started\n",
+        .options = (const struct option[]){{"status", no_argument, NULL, OPT_STATUS},
+                                           {"rollback", no_argument, NULL, OPT_ROLLBACK},
+                                           {"allow-downgrade", no_argument, NULL, OPT_DOWNGRADE},
+                                           {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+                                           {"sha256", required_argument, NULL, OPT_SHA256},
+                                           {NULL, 0, NULL, 0}},
+        .min_args = 0,
+        .max_args = 1};
+    update_args_t a = {0};
+    const char *source = NULL;
+    int n;
+    int rc = cli_parse(cli, &spec, argc, argv, update_option, &a, &source, &n);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (a.status + a.rollback + (n == 1) != 1)
+        return cli_usage_error(cli, &spec, "give FILE, URL, --status or --rollback");
+    if (a.status)
+        return status(cli);
+    long window = health_window(cli->data_dir);
     json_t *req;
-    if (rollback) {
-        req = json_pack("{s:s}", "cmd", "update_rollback");
+    if (a.rollback) {
+        req = json_object();
     } else if (strncmp(source, "https://", 8) == 0 || strncmp(source, "http://", 7) == 0) {
-        req = json_pack("{s:s, s:s, s:b}", "cmd", "update", "url", source, "allow_downgrade",
-                        downgrade);
-        if (sha256)
-            json_object_set_new(req, "sha256", json_string(sha256));
-        if (!json)
+        req = json_pack("{s:s, s:b}", "url", source, "allow_downgrade", a.downgrade);
+        if (a.sha256)
+            json_object_set_new(req, "sha256", json_string(a.sha256));
+        if (!cli->json)
             printf("downloading %s...\n", source);
     } else {
         char path[PATH_MAX];
-        if (!realpath(source, path)) {
-            fprintf(stderr, "sedgectl update: %s: no such file\n", source);
-            return 1;
-        }
-        req = json_pack("{s:s, s:s, s:b}", "cmd", "update", "file", path, "allow_downgrade",
-                        downgrade);
-        if (!json)
+        if (!realpath(source, path))
+            return cli_fail(cli, EXIT_FAILED, "%s: no such file", source);
+        req = json_pack("{s:s, s:b}", "file", path, "allow_downgrade", a.downgrade);
+        if (!cli->json)
             printf("verifying and installing %s...\n", source);
     }
-    json_t *r = call(data_dir, req, err, sizeof err);
-    if (!r) {
-        fprintf(stderr, "sedgectl update: %s\n", err);
-        return 1;
-    }
-    if (!json && rollback)
+    json_t *r = NULL;
+    if ((rc = cli_call(cli, a.rollback ? "update_rollback" : "update", req, 0, &r)))
+        return rc;
+    if (!cli->json && a.rollback)
         printf("going back to %s\n", str(r, "version"));
     json_decref(r);
-    if (!wait)
-        return 0;
-    return follow(data_dir, json, rollback ? "rolled-back" : "committed",
-                  rollback ? "committed" : "installing", window);
+    if (a.no_wait)
+        return EXIT_OK;
+    return follow(cli->data_dir, cli->json, a.rollback ? "rolled-back" : "committed",
+                  a.rollback ? "committed" : "installing", window);
 }

@@ -85,6 +85,11 @@ bool group_cert_revoked(const group_t *g, const uint8_t sha256[32], bytes_t seri
 /* The function and connector sections, as validated JSON (borrowed;
  * NULL when absent). */
 json_t *group_functions(const group_t *g);
+/* The group's "resources" (borrowed; NULL when absent), and one by id. */
+json_t *group_resources(const group_t *g);
+json_t *group_resource(const group_t *g, const char *id);
+/* Resource ids: 1 to 128 of a-z A-Z 0-9 : _ - */
+bool group_valid_resource_id(const char *s, size_t len);
 json_t *group_connectors(const group_t *g);
 
 /* The connector types Sedge ships (group/connectors.c): what the function

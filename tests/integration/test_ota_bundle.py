@@ -39,7 +39,7 @@ def test_bundle_from_a_release_tree_verifies_and_is_a_plain_tar(tmp_path, keys):
     r = run_sedgectl("--json", "bundle", "verify", bundle, "--key", pub)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["ok"] and out["version"] == "0.2.0" and out["files"] == 5
+    assert out["version"] == "0.2.0" and out["files"] == 5
 
 
 def test_bundle_create_refuses_a_tree_without_sedged_or_with_a_link_out(tmp_path, keys):
