@@ -67,7 +67,8 @@ static void on_self_stop(void *ctx)
         return;
     app->stopping = true;
     LOGI("stopping for an update");
-    notify_send("STOPPING=1");
+    /* The same PID comes back as another release: to systemd a reload. */
+    notify_send("RELOADING=1");
     core_stop(app->core, stopped, app);
 }
 
