@@ -157,6 +157,11 @@ def test_a_healthy_release_commits_in_the_same_process_and_keeps_acknowledged_me
     assert st["phase"] == "rolled-back" and st["running_version"] == "0.2.0"
     assert st["running_slot"] == "a" and os.readlink(root / "current") == "slots/a"
     assert core.status()["pid"] == pid
+    # The store came back with the rollback too.
+    again = core.client("again", version=4)
+    again.subscribe("keep/retained", qos=1)
+    assert again.get().payload == b"r"
+    again.disconnect()
 
 
 def test_a_release_that_crashes_at_start_is_rolled_back_and_marked_bad(tmp_path, keys, core):
@@ -330,3 +335,75 @@ def test_power_loss_in_the_health_window_counts_tries_then_rolls_back(tmp_path, 
     assert st["running_version"] == "0.1.0" and "0.2.0" in st["bad_versions"]
     assert "sedged.real" not in " ".join(open("/proc/%d/cmdline" % core.proc.pid).read()
                                          .split("\0"))
+
+
+def test_messages_acknowledged_during_the_update_are_all_delivered_after_it(
+        tmp_path, keys, core):
+    import threading
+    import paho.mqtt.client as paho
+    sub = core.client("late-reader", version=4, clean=False)
+    sub.subscribe("during/#", qos=1)
+    sub.disconnect()
+    acked, stop = [], threading.Event()
+
+    def publisher():
+        # A plain paho client that reconnects by itself, as devices do; a
+        # message counts once its PUBACK came back.
+        i = 0
+        while not stop.is_set() or i < 20:
+            c = paho.Client(client_id="writer", clean_session=True,
+                            protocol=paho.MQTTv311)
+            try:
+                c.connect("127.0.0.1", core.port, 5)
+                c.loop_start()
+                while not stop.is_set() or i < 20:
+                    info = c.publish("during/%d" % i, b"%d" % i, qos=1)
+                    info.wait_for_publish(2)
+                    if not info.is_published():
+                        break
+                    acked.append(i)
+                    i += 1
+                    time.sleep(0.01)
+            except (OSError, RuntimeError, ValueError):
+                time.sleep(0.05)
+            finally:
+                c.loop_stop()
+                c.disconnect()
+            if stop.is_set() and i >= 20:
+                return
+
+    t = threading.Thread(target=publisher, daemon=True)
+    t.start()
+    wait_for(lambda: len(acked) >= 10, TIMEOUT, what="messages before the update")
+    r = core.update(bundle(tmp_path, keys, "0.2.0"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = len(acked)
+    wait_for(lambda: len(acked) >= before + 10, TIMEOUT, what="messages after the update")
+    stop.set()
+    t.join(TIMEOUT)
+    sub = core.client("late-reader", version=4, clean=False)
+    want = set(acked)
+    got = set()
+    while not want <= got:
+        got.add(int(sub.get().payload))
+    sub.disconnect()
+
+
+def test_a_restarted_installed_core_hands_over_to_the_committed_release(tmp_path, keys, core):
+    r = core.update(bundle(tmp_path, keys, "0.2.0"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    # systemd (or a user) starts the installed binary again: it hands over.
+    assert core.stop() == 0
+    core.start()
+    st = core.update_status()
+    assert st["running_version"] == "0.2.0" and st["running_slot"] == "a"
+    assert "handing over to release 0.2.0" in core.log()
+    # An installed binary newer than the updated release wins (a package
+    # upgrade after an update): here the release is older, 0.0.9.
+    r = core.update(bundle(tmp_path, keys, "0.0.9"), "--allow-downgrade")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert core.stop() == 0
+    core.start()
+    st = core.update_status()
+    assert st["running_version"] == "0.1.0" and st["running_slot"] == ""
+    assert "is newer than the updated release 0.0.9" in core.log()
