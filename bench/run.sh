@@ -23,6 +23,8 @@
 #              to accept them all (part 4)
 #   rest       private dirty memory of an idle sedged with every service
 #              configured (part 5)
+#   ota        an over-the-air update from a cloud job: job to committed,
+#              the service gap vs a plain restart, the updater at rest
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -53,7 +55,7 @@
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions ota"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -740,6 +742,7 @@ title() {
     fanout) echo "Fan-out and payload sizes" ;;
     scale) echo "Scale: idle connections on one small machine" ;;
     rest) echo "Memory at rest: private dirty memory with every service" ;;
+    ota) echo "Over-the-air updates: a cloud job to committed, the service gap" ;;
     esac
 }
 
