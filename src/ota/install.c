@@ -27,10 +27,12 @@ void ota_running(const char *root, const char *base, char version[OTA_VERSION_MA
     snprintf(version, OTA_VERSION_MAX, "%s", base);
     static const char *const slots[] = {"a", "b"};
     for (int i = 0; i < 2; i++) {
-        ota_slot_exec(root, slots[i], want, sizeof want);
+        /* Any binary of the slot's tree (a wrapper may exec another). */
+        snprintf(want, sizeof want, "%s/slots/%s", root, slots[i]);
         if (!(real = realpath(want, NULL)))
             continue;
-        bool same = strcmp(real, self) == 0;
+        size_t len = strlen(real);
+        bool same = strncmp(real, self, len) == 0 && self[len] == '/';
         free(real);
         if (same) {
             ota_slot_version(root, slots[i], version, OTA_VERSION_MAX);

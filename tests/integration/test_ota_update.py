@@ -407,3 +407,40 @@ def test_a_restarted_installed_core_hands_over_to_the_committed_release(tmp_path
     st = core.update_status()
     assert st["running_version"] == "0.1.0" and st["running_slot"] == ""
     assert "is newer than the updated release 0.0.9" in core.log()
+
+
+@pytest.mark.parametrize("current,expect", [
+    (None, "the trial was cut short before the new release ran"),
+    ("slots/a", None),
+])
+def test_kill_9_between_the_state_and_the_switch_is_reconciled_at_start(
+        tmp_path, keys, core, current, expect):
+    """The trial is recorded, then `current` switched: a core killed between
+    the two (state says health-check, `current` still the old release)
+    finishes the rollback at its next start; killed after both, it counts a
+    try and runs the trial."""
+    r = core.update(bundle(tmp_path, keys, "0.2.0", SLOW_START), "--no-wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    in_window(core)
+    while cores(core.config_path):
+        for pid in cores(core.config_path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    root = core.data_dir / "ota"
+    if current is None:
+        os.unlink(root / "current")  # as if killed before the switch
+    core.proc = launch(core)
+    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
+                  else None, TIMEOUT + HEALTH_S, what="the core to answer")
+    if expect:
+        assert st["phase"] == "rolled-back" and expect in st["reason"], st
+        assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
+        assert "0.2.0" not in st["bad_versions"]  # it never ran: not its fault
+    else:
+        st = wait_for(lambda: (lambda s: s["phase"] == "committed" and s)(core.update_status()),
+                      TIMEOUT + HEALTH_S, what="the trial to commit")
+        assert st["running_version"] == "0.2.0" and st["tries_left"] == 1
+    core.wait_one_core()
