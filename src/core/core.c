@@ -627,6 +627,14 @@ static void core_update_job(void *ctx, const char *job, json_t *document)
         update_jobs_run(c->update_jobs, job, document);
 }
 
+static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)ctx;
+    (void)request;
+    admin_reply_error(req, "updates are off: the config has no \"ota\" section (trusted_keys, "
+                           "health_timeout_s; see README, Updating)");
+}
+
 static void core_restart(void *ctx, core_then_t then)
 {
     core_t *c = ctx;
@@ -788,6 +796,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = updater_start(&uo, c->admin, &c->updater)) ||
             (err = update_jobs_start(loop, c->updater, core_job_report, c, &c->update_jobs)))
             goto fail;
+    } else if ((err = admin_register(c->admin, "update", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_status", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_rollback", cmd_updates_off, c))) {
+        goto fail;
     }
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)

@@ -444,3 +444,9 @@ def test_kill_9_between_the_state_and_the_switch_is_reconciled_at_start(
                       TIMEOUT + HEALTH_S, what="the trial to commit")
         assert st["running_version"] == "0.2.0" and st["tries_left"] == 1
     core.wait_one_core()
+
+
+def test_without_an_ota_section_updates_are_refused_with_the_reason(tmp_path, keys, sedge):
+    for args in (["--status"], ["--rollback"], [str(bundle(tmp_path, keys, "0.2.0"))]):
+        r = sedge.ctl("update", *args)
+        assert r.returncode == 1 and "updates are off" in r.stderr, (args, r.stderr)
