@@ -31,6 +31,8 @@
 #              memory at rest (issue 18; bench/connectors.py)
 #   ml         image classification: the connector through sedged vs OpenCV
 #              DNN called directly, per-image latency, images/s, memory
+#   ota        an over-the-air update from a cloud job: job to committed,
+#              the service gap vs a plain restart, the updater at rest
 # The sections live in bench/sections/NAME.sh.
 #
 # Every measurement starts a fresh broker — sedged on a fresh data directory,
@@ -62,7 +64,7 @@
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors ml"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors ml ota"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -753,6 +755,7 @@ title() {
     rest) echo "Memory at rest: private dirty memory with every service" ;;
     http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
     connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
+    ota) echo "Over-the-air updates: a cloud job to committed, the service gap" ;;
     esac
 }
 

@@ -468,6 +468,57 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
     c->cloud_enabled = true;
 }
 
+static void load_ota(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {
+        "root",    "trusted_keys",     "health_timeout_s", "tries",
+        "ca_file", "max_bundle_bytes", "max_rate_bytes_s", "stall_timeout_s",
+        NULL};
+    if (!json_is_object(o)) {
+        problem(l, "ota", "ota", "expected an object");
+        return;
+    }
+    check_keys(l, o, "ota", keys);
+    ota_settings_t *ota = &c->ota;
+    ota->enabled = true;
+    const char *root = get_string(l, o, "root", "ota");
+    if (root && !(ota->root = resolve(l, root)))
+        l->count++;
+    json_t *tk = json_object_get(o, "trusted_keys");
+    if (!json_is_array(tk) || json_array_size(tk) == 0 || json_array_size(tk) > 16) {
+        problem(l, "ota.trusted_keys", tk ? "trusted_keys" : "ota",
+                "expected 1 to 16 paths of Ed25519 public keys (PEM)");
+        return;
+    }
+    if (!(ota->trusted_keys = calloc(json_array_size(tk), sizeof *ota->trusted_keys))) {
+        l->count++;
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(tk, i, v)
+    {
+        if (!json_is_string(v))
+            problem(l, "ota.trusted_keys", "trusted_keys", "[%zu]: expected a path", i);
+        else if ((ota->trusted_keys[ota->key_count] = resolve(l, json_string_value(v))))
+            ota->key_count++;
+    }
+    uint64_t n;
+    if (get_uint_range(l, o, "health_timeout_s", "ota", 1, 3600, &n))
+        ota->health_timeout_s = (uint32_t)n;
+    if (get_uint_range(l, o, "tries", "ota", 1, 10, &n))
+        ota->tries = (uint32_t)n;
+    if (get_uint_range(l, o, "max_bundle_bytes", "ota", 1 << 20, 1ull << 32, &n))
+        ota->max_bundle_bytes = n;
+    if (get_uint(l, o, "max_rate_bytes_s", "ota", 1ull << 40, &n))
+        ota->max_rate_bytes_s = n;
+    if (get_uint_range(l, o, "stall_timeout_s", "ota", 1, 3600, &n))
+        ota->stall_timeout_s = (uint32_t)n;
+    const char *ca = get_string(l, o, "ca_file", "ota");
+    if (ca && !(ota->ca_file = resolve(l, ca)))
+        l->count++;
+}
+
 /* A bind, or an array of them. */
 static void load_binds(loader_t *l, json_t *v, const char *path, char **out, size_t *count)
 {
@@ -491,8 +542,8 @@ static void load_binds(loader_t *l, json_t *v, const char *path, char **out, siz
     }
 }
 
-static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char **cert,
-                       char **key, char **crl)
+static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char **cert, char **key,
+                       char **crl)
 {
     const char *names[] = {"ca_file", "cert_file", "key_file", "crl_file"};
     char **dest[] = {ca, cert, key, crl};
@@ -505,9 +556,9 @@ static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char
 
 static void load_discovery(loader_t *l, json_t *o, config_t *c)
 {
-    static const char *const keys[] = {"bind",     "ca_file",      "cert_file", "key_file",
-                                       "crl_file", "connectivity", "group_id",  "core_arn",
-                                       NULL};
+    static const char *const keys[] = {"bind",     "ca_file",  "cert_file",
+                                       "key_file", "crl_file", "connectivity",
+                                       "group_id", "core_arn", NULL};
     discovery_config_t *d = &c->discovery;
     if (!json_is_object(o)) {
         problem(l, "discovery", "discovery", "expected an object");
@@ -571,9 +622,9 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
 static void load_http(loader_t *l, json_t *o, config_t *c)
 {
     static const char *const keys[] = {
-        "bind",    "tls_bind",        "ca_file",   "cert_file",          "key_file",
-        "crl_file", "admins",         "console",   "metrics",            "max_connections",
-        "timeout_s", "max_ws_frame_bytes", NULL};
+        "bind",   "tls_bind", "ca_file", "cert_file",       "key_file",  "crl_file",
+        "admins", "console",  "metrics", "max_connections", "timeout_s", "max_ws_frame_bytes",
+        NULL};
     http_config_t *h = &c->http;
     if (!json_is_object(o)) {
         problem(l, "http", "http", "expected an object");
@@ -600,8 +651,7 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
             json_array_foreach(admins, i, a)
             {
                 if (!json_is_string(a) || !json_string_length(a))
-                    problem(l, "http.admins", "admins", "element %zu is not a non-empty string",
-                            i);
+                    problem(l, "http.admins", "admins", "element %zu is not a non-empty string", i);
                 else
                     h->admins[h->admin_count++] = strdup(json_string_value(a));
             }
@@ -629,9 +679,9 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir",  "core",      "listeners", "limits",
-                                       "store",     "shadow",    "functions", "cloud",
-                                       "log_level", "discovery", "http",      NULL};
+    static const char *const keys[] = {
+        "data_dir", "core",      "listeners", "limits", "store", "shadow", "functions",
+        "cloud",    "log_level", "discovery", "http",   "ota",   NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -745,6 +795,12 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
         load_http(l, http, c);
     if (c->listener_count == 0 && c->ws_listener_count && !l->count)
         problem(l, "listeners", "listeners", "at least one tcp, tls or unix listener is needed");
+    json_t *ota = json_object_get(root, "ota");
+    if (ota)
+        load_ota(l, ota, c);
+    if (c->ota.enabled && !c->ota.root && c->data_dir &&
+        !(c->ota.root = join_path(c->data_dir, "ota")))
+        l->count++;
 }
 
 static sedge_err base_config(config_t *out)
@@ -766,6 +822,10 @@ static sedge_err base_config(config_t *out)
         .spool_max_bytes = 104857600,
         .spool_when_full = SPOOL_DROP_OLDEST,
     };
+    out->ota.health_timeout_s = 60;
+    out->ota.tries = 3;
+    out->ota.max_bundle_bytes = 512ull << 20;
+    out->ota.stall_timeout_s = 60;
     out->log_level = LOG_INFO;
     out->http = (http_config_t){.console = true,
                                 .metrics = true,
@@ -847,14 +907,19 @@ void config_free(config_t *c)
     free(c->cloud.key_file);
     free(c->cloud.client_id);
     for (size_t i = 0; i < c->listener_count + c->ws_listener_count; i++) {
-        listener_config_t *lc = i < c->listener_count ? &c->listeners[i]
-                                                      : &c->ws_listeners[i - c->listener_count];
+        listener_config_t *lc =
+            i < c->listener_count ? &c->listeners[i] : &c->ws_listeners[i - c->listener_count];
         free((char *)lc->bind);
         free((char *)lc->ca_file);
         free((char *)lc->cert_file);
         free((char *)lc->key_file);
         free((char *)lc->crl_file);
     }
+    free(c->ota.root);
+    free(c->ota.ca_file);
+    for (size_t i = 0; i < c->ota.key_count; i++)
+        free(c->ota.trusted_keys[i]);
+    free(c->ota.trusted_keys);
     discovery_config_t *d = &c->discovery;
     for (size_t i = 0; i < d->bind_count; i++)
         free(d->binds[i]);

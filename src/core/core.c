@@ -8,11 +8,11 @@
  */
 #include "core.h"
 
-#include "internal.h"
 #include "admin.h"
 #include "cloud/cloud.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
+#include "internal.h"
 #include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
@@ -31,7 +31,6 @@
 #include <unistd.h>
 
 #define LOG_TAG "core"
-
 
 static char *data_path(const core_t *c, const char *name)
 {
@@ -607,6 +606,55 @@ static void before_wait_cb(uv_prepare_t *h)
 
 static void core_abort(core_t *c);
 
+static bool core_cloud_up(void *ctx)
+{
+    core_t *c = ctx;
+    return c->cloud && cloud_connected(c->cloud);
+}
+
+static void core_job_report(void *ctx, const char *job, const char *status, json_t *details)
+{
+    core_t *c = ctx;
+    if (c->cloud)
+        cloud_job_report(c->cloud, job, status, details);
+    else
+        json_decref(details);
+}
+
+static void core_update_job(void *ctx, const char *job, json_t *document)
+{
+    core_t *c = ctx;
+    if (c->update_jobs)
+        update_jobs_run(c->update_jobs, job, document);
+}
+
+static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)ctx;
+    (void)request;
+    admin_reply_error(req, "updates are off: the config has no \"ota\" section (trusted_keys, "
+                           "health_timeout_s; see README, Updating)");
+}
+
+static void core_restart(void *ctx, core_then_t then)
+{
+    core_t *c = ctx;
+    (void)then; /* the updater keeps it: core_then */
+    if (c->self_stop)
+        c->self_stop(c->self_stop_ctx);
+}
+
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx)
+{
+    c->self_stop = stop;
+    c->self_stop_ctx = ctx;
+}
+
+core_then_t core_then(const core_t *c)
+{
+    return updater_then(c->updater);
+}
+
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
     core_t *c = calloc(1, sizeof *c);
@@ -717,6 +765,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
+    if (c->cloud && c->cfg.ota.enabled)
+        cloud_on_update_job(c->cloud, core_update_job, c);
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))
         goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
@@ -739,6 +789,21 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "things", cmd_things, c)) ||
         (err = admin_register(c->admin, "console", cmd_console, c)))
         goto fail;
+    if (c->cfg.ota.enabled) {
+        updater_options_t uo = {.loop = loop,
+                                .cfg = &c->cfg.ota,
+                                .cloud_up = core_cloud_up,
+                                .restart = core_restart,
+                                .report = core_job_report,
+                                .ctx = c};
+        if ((err = updater_start(&uo, c->admin, &c->updater)) ||
+            (err = update_jobs_start(loop, c->updater, core_job_report, c, &c->update_jobs)))
+            goto fail;
+    } else if ((err = admin_register(c->admin, "update", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_status", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_rollback", cmd_updates_off, c))) {
+        goto fail;
+    }
     /* The HTTP front last: the broker and the admin commands it serves
      * are up. */
     if ((err = front_start(c)))
@@ -811,6 +876,14 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     if (c->cloud) {
         c->stopping_parts++;
         cloud_stop(c->cloud, part_stopped, c);
+    }
+    if (c->updater) {
+        c->stopping_parts++;
+        updater_stop(c->updater, part_stopped, c);
+    }
+    if (c->update_jobs) {
+        c->stopping_parts++;
+        update_jobs_stop(c->update_jobs, part_stopped, c);
     }
     part_stopped(c);
 }
@@ -931,6 +1004,8 @@ void core_free(core_t *c)
     shadow_free(c->shadow);
     functions_free(c->functions);
     cloud_free(c->cloud);
+    update_jobs_free(c->update_jobs);
+    updater_free(c->updater);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

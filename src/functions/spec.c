@@ -99,7 +99,13 @@ NODISCARD static sedge_err parse_code(spec_t *s, json_t *e, const char *where,
         return SEDGE_ERR_NOT_FOUND;
     }
     char *real = realpath(dir, NULL);
-    if (!real || paths_overlap(real, ctx->data_dir)) {
+    /* The data directory holds keys: never bound into a sandbox, except
+     * the unpacked, read-only code archives in its cache. */
+    char cache[4200];
+    resources_cache_dir(ctx->data_dir, cache, sizeof cache);
+    size_t clen = strlen(cache);
+    bool cached = real && strncmp(real, cache, clen) == 0 && real[clen] == '/' && real[clen + 1];
+    if (!real || (paths_overlap(real, ctx->data_dir) && !cached)) {
         snprintf(err, errlen, "%s.code: %s overlaps the core's data directory %s", where, dir,
                  ctx->data_dir);
         free(real);

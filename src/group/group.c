@@ -337,8 +337,9 @@ static void check_function_env(check_t *c, json_t *env, const char *path)
 }
 
 /* "code": "/dir" or {"path": "/dir"}: the directory with the function's own
- * files. {"url", "sha256"} (an artifact to fetch) is the form over-the-air
- * updates will add. */
+ * files; or {"url", "sha256"}: an archive of them, fetched, checked and
+ * unpacked into the content-addressed cache before the deployment goes
+ * ahead. */
 static void check_function_code(check_t *c, json_t *code, const char *path)
 {
     static const char *const keys[] = {"path", "url", "sha256", NULL};
@@ -348,10 +349,10 @@ static void check_function_code(check_t *c, json_t *code, const char *path)
     if (json_is_object(code)) {
         check_keys(c, code, sub, keys);
         if (json_object_get(code, "url") || json_object_get(code, "sha256")) {
-            problem(c,
-                    "%s: code fetched from a url is not supported yet; give a local directory "
-                    "(\"code\": \"/path/dir\")",
-                    sub);
+            if (json_object_get(code, "path"))
+                problem(c, "%s: give \"path\", or \"url\" and \"sha256\", not both", sub);
+            else
+                check_artifact_ref(c, code, sub);
             return;
         }
         dir = string_at(c, code, "path", sub, true);
