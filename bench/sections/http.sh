@@ -36,7 +36,7 @@ http_start() {
         SEDGED_EXTRA="\"http\": {\"bind\": \"127.0.0.1:$HPORT\"},
   \"discovery\": {\"bind\": \"127.0.0.1:$DPORT\", \"ca_file\": \"$BPKI/ca.pem\",
     \"cert_file\": \"$BPKI/core.pem\", \"key_file\": \"$BPKI/core.key\",
-    \"connectivity\": [{\"host_address\": \"127.0.0.1\", \"port_number\": 8883}]}"
+    \"connectivity\": [{\"HostAddress\": \"127.0.0.1\", \"PortNumber\": 8883}]}"
     fi
     http_group >"$WORK/http-group.json"
     GROUP_DOC=$WORK/http-group.json

@@ -132,6 +132,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = clock_mono_ms();
     wheel_advance(b, now, check_client);
     lingering_expire(b, now);
+    tls_tune_tick(b);
     if (b->limits.sys_interval_s &&
         now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
         b->last_sys_ms = now;
@@ -193,6 +194,15 @@ void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
 {
     b->hooks = hooks ? *hooks : (broker_hooks_t){0};
     b->hooks_ctx = ctx;
+}
+
+void broker_set_limits(broker_t *b, const broker_limits_t *limits)
+{
+    b->limits = *limits;
+    if (b->limits.max_inflight == 0)
+        b->limits.max_inflight = 1;
+    if (b->limits.connect_timeout_s == 0)
+        b->limits.connect_timeout_s = 1;
 }
 
 void broker_get_stats(broker_t *b, broker_stats_t *out)
@@ -423,29 +433,4 @@ void broker_notify_watches(broker_t *b, const msg_t *m)
         if (mqtt_topic_matches((bytes_t){(const uint8_t *)w->filter, w->filter_len}, m->topic))
             w->fn(w->ctx, &view);
     }
-}
-
-void broker_list_clients(broker_t *b, void (*fn)(void *ctx, const broker_client_info_t *ci),
-                         void *ctx)
-{
-    client_t **all;
-    size_t count = broker_clients(b, &all);
-    static const char *const kinds[] = {"tcp", "tls", "unix"};
-    for (size_t i = 0; i < count; i++) {
-        client_t *c = all[i];
-        if (c->state != CLIENT_CONNECTED || !c->session)
-            continue;
-        client_label_t peer = client_peer(c);
-        broker_client_info_t ci = {
-            .identity = c->identity ? c->identity : "",
-            .client_id = c->session->client_id,
-            .peer = peer.text,
-            .transport = c->transport ? c->transport->kind : kinds[c->listener->type],
-            .version = c->version,
-            .subscriptions = c->session->sub_count,
-            .queued = c->session->queued,
-        };
-        fn(ctx, &ci);
-    }
-    free(all);
 }

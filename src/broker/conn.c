@@ -331,7 +331,7 @@ static void on_closed(uv_handle_t *h)
     unlink_from_flush_list(c);
     closing_unlink(c);
     if (c->ssl)
-        SSL_free(c->ssl); /* frees the BIOs too */
+        tls_tune_free(c->ssl, c->tls_resumable); /* frees the BIOs too */
     if (c->transport && c->io && c->io->writing) { /* cut off while writing */
         write_op_t *w = c->io->writing;
         b->buffered_bytes -= w->data.len;
@@ -577,6 +577,7 @@ static void tls_error(client_t *c, const char *what)
         LOGW("TLS %s with %s failed: %s", what, client_peer(c).text,
              err[0] ? err : "connection closed");
     ERR_clear_error();
+    c->tls_resumable = false;
     c->broker->stats.refused_connections++;
     client_close(c); /* its flush sends the TLS alert, if any */
 }
@@ -631,6 +632,7 @@ static void tls_records(client_t *c)
             return;
         }
         c->state = CLIENT_AWAIT_CONNECT;
+        c->tls_resumable = true;
         mark_for_flush(c);
         LOGD("TLS client %s authenticated as '%s'", client_peer(c).text, c->identity);
     }

@@ -202,7 +202,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     if (props != props_stack)
         free(props);
     if (!outcome.routed) {
-        LOGD("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
+        LOGI("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
              (const char *)p.topic.data);
         refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
         return SEDGE_OK;

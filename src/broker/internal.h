@@ -230,6 +230,8 @@ typedef struct listener {
     char *path;     /* unix socket path to unlink */
     char *ca_file;  /* TLS: the CA, and the CRLs reloaded on SIGHUP */
     char *crl_file; /* NULL: no CRL */
+    char *cert_file; /* TLS: the listener's certificate and key, reloaded on SIGHUP */
+    char *key_file;
 } listener_t;
 
 /* A v5 connection's topic aliases. */
@@ -324,6 +326,7 @@ struct client {
     uint16_t keep_alive;
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
+    uint32_t connected_at; /* wall seconds of its accepted CONNECT (sedgectl things) */
     uint8_t state; /* client_state_t */
     uint8_t version;
     bool in_flush_list;
@@ -335,7 +338,8 @@ struct client {
     bool send_will;      /* on close: publish the will */
     bool slow; /* made no progress for slow_reader_timeout_s: holds nobody back (flow.c) */
     bool request_problem_info;
-    uint8_t linger; /* linger_state_t */
+    uint8_t linger;     /* linger_state_t */
+    bool tls_resumable; /* TLS: let in, its session may be resumed (tls_tune.c) */
 };
 
 struct broker {
@@ -464,6 +468,27 @@ bool flow_busy(const client_t *c);
 
 /* How long a TLS session may be resumed after its full handshake. */
 #define TLS_SESSION_LIFETIME_S 7200
+/* How many sessions a TLS listener keeps for resumption (tls_tune.c). */
+#define TLS_SESSION_CACHE_MAX 256
+/* How long the session of a closed connection stays resumable. */
+#define TLS_SESSION_CLOSED_S 300
+/* tls_tune.c: a listener's context set up once for cheaper handshakes. */
+void tls_tune_server(SSL_CTX *ctx);
+/* Free a connection's TLS engine, keeping its session in the listener's
+ * cache only when `resumable`. */
+void tls_tune_free(SSL *ssl, bool resumable);
+/* Once a second: free the sessions that expired. */
+void tls_tune_tick(broker_t *b);
+
+/* tls_verify.c: a listener's memory of the client certificates it
+ * verified (by SHA-256 fingerprint, against its trust store and CRLs, while
+ * the answer holds). */
+NODISCARD sedge_err tls_verify_attach(SSL_CTX *ctx);
+/* The trust store changed: verify everything again. */
+void tls_verify_forget(SSL_CTX *ctx);
+/* Was `cert` verified against the context's current store, and does the
+ * answer still hold? */
+bool tls_verify_known(SSL_CTX *ctx, X509 *cert);
 
 /* tls_io.c: the TLS engine's I/O over the connection's own buffers. */
 #define TLS_PLAIN_MAX 16384 /* the largest record's plaintext */
@@ -615,6 +640,10 @@ NODISCARD sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
+/* A TLS listener's context built again from its files, replacing the
+ * old one for the next handshakes (connections keep theirs); on failure
+ * (logged) the old one stays. */
+NODISCARD sedge_err listener_reload_tls(listener_t *l);
 
 /* revoke.c */
 /* Does the deployed group revoke the client's certificate? */

@@ -1,10 +1,12 @@
 /*
  * config: the JSON configuration. Every problem in a file is collected
  * before the load fails, so one run shows them all. jansson gives no
- * positions for values, so the line of a key is found by looking for its
- * first quoted occurrence in the text — right for any hand-written file.
+ * positions for values, so the line of a problem is found by walking the
+ * text to its path (jsonpos.h).
  */
 #include "config.h"
+
+#include "jsonpos.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *file;
@@ -22,9 +25,25 @@ typedef struct {
     char *dir; /* the file's directory, for relative paths */
 } loader_t;
 
-static int line_of(const loader_t *l, const char *key)
+/* The line of `path` in the file; for a missing key, the line of the
+ * nearest enclosing value that is there; failing that (a key spelled with
+ * escapes), the first occurrence of `key`. */
+static int line_of(const loader_t *l, const char *path, const char *key)
 {
-    if (!l->text || !key)
+    if (!l->text)
+        return 0;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s", path);
+    while (prefix[0]) {
+        int line = jsonpos_line(l->text, strlen(l->text), prefix);
+        if (line)
+            return line;
+        char *cut = prefix + strlen(prefix);
+        while (cut > prefix && *cut != '.' && *cut != '[')
+            cut--;
+        *cut = '\0';
+    }
+    if (!key)
         return 0;
     char quoted[256];
     snprintf(quoted, sizeof quoted, "\"%s\"", key);
@@ -50,7 +69,7 @@ static void problem(loader_t *l, const char *path, const char *key, const char *
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    int line = line_of(l, key);
+    int line = line_of(l, path, key);
     int n;
     if (line)
         n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line, path,
@@ -140,6 +159,21 @@ static const char *get_string(loader_t *l, json_t *obj, const char *key, const c
         return NULL;
     }
     return json_string_value(v);
+}
+
+/* A listener's certificate, key or CA that is not there: say how to make
+ * it (sedgectl ca init writes ca.pem, ca.key, core.pem, core.key). */
+static void check_certificate_file(loader_t *l, const char *path, const char *key, const char *file)
+{
+    if (!file || access(file, F_OK) == 0)
+        return;
+    char *copy = strdup(file);
+    const char *dir = copy ? dirname(copy) : ".";
+    problem(l, path, key,
+            "%s does not exist: create the group CA and the core's certificate with "
+            "`sedgectl ca init --dir %s` (or name files that exist)",
+            file, dir);
+    free(copy);
 }
 
 static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
@@ -249,15 +283,19 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
         return;
     }
     lc->bind = lc->type == LISTENER_UNIX ? resolve(l, bind) : strdup(bind);
+    char why[300];
+    if (lc->bind && broker_check_bind(lc->type, lc->bind, why, sizeof why))
+        problem(l, full, "bind", "%s", why);
     if (lc->type == LISTENER_TLS) {
         const char *names[] = {"ca_file", "cert_file", "key_file"};
         const char **dest[] = {&lc->ca_file, &lc->cert_file, &lc->key_file};
         for (size_t k = 0; k < 3; k++) {
             const char *v = get_string(l, o, names[k], path);
-            if (v)
+            snprintf(full, sizeof full, "%s.%s", path, names[k]);
+            if (v) {
                 *dest[k] = resolve(l, v);
-            else if (!json_object_get(o, names[k])) {
-                snprintf(full, sizeof full, "%s.%s", path, names[k]);
+                check_certificate_file(l, full, names[k], *dest[k]);
+            } else if (!json_object_get(o, names[k])) {
                 problem(l, full, NULL, "missing (a tls or wss listener needs it)");
             }
         }
@@ -430,6 +468,57 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
     c->cloud_enabled = true;
 }
 
+static void load_ota(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {
+        "root",    "trusted_keys",     "health_timeout_s", "tries",
+        "ca_file", "max_bundle_bytes", "max_rate_bytes_s", "stall_timeout_s",
+        NULL};
+    if (!json_is_object(o)) {
+        problem(l, "ota", "ota", "expected an object");
+        return;
+    }
+    check_keys(l, o, "ota", keys);
+    ota_settings_t *ota = &c->ota;
+    ota->enabled = true;
+    const char *root = get_string(l, o, "root", "ota");
+    if (root && !(ota->root = resolve(l, root)))
+        l->count++;
+    json_t *tk = json_object_get(o, "trusted_keys");
+    if (!json_is_array(tk) || json_array_size(tk) == 0 || json_array_size(tk) > 16) {
+        problem(l, "ota.trusted_keys", tk ? "trusted_keys" : "ota",
+                "expected 1 to 16 paths of Ed25519 public keys (PEM)");
+        return;
+    }
+    if (!(ota->trusted_keys = calloc(json_array_size(tk), sizeof *ota->trusted_keys))) {
+        l->count++;
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(tk, i, v)
+    {
+        if (!json_is_string(v))
+            problem(l, "ota.trusted_keys", "trusted_keys", "[%zu]: expected a path", i);
+        else if ((ota->trusted_keys[ota->key_count] = resolve(l, json_string_value(v))))
+            ota->key_count++;
+    }
+    uint64_t n;
+    if (get_uint_range(l, o, "health_timeout_s", "ota", 1, 3600, &n))
+        ota->health_timeout_s = (uint32_t)n;
+    if (get_uint_range(l, o, "tries", "ota", 1, 10, &n))
+        ota->tries = (uint32_t)n;
+    if (get_uint_range(l, o, "max_bundle_bytes", "ota", 1 << 20, 1ull << 32, &n))
+        ota->max_bundle_bytes = n;
+    if (get_uint(l, o, "max_rate_bytes_s", "ota", 1ull << 40, &n))
+        ota->max_rate_bytes_s = n;
+    if (get_uint_range(l, o, "stall_timeout_s", "ota", 1, 3600, &n))
+        ota->stall_timeout_s = (uint32_t)n;
+    const char *ca = get_string(l, o, "ca_file", "ota");
+    if (ca && !(ota->ca_file = resolve(l, ca)))
+        l->count++;
+}
+
 /* A bind, or an array of them. */
 static void load_binds(loader_t *l, json_t *v, const char *path, char **out, size_t *count)
 {
@@ -453,8 +542,8 @@ static void load_binds(loader_t *l, json_t *v, const char *path, char **out, siz
     }
 }
 
-static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char **cert,
-                       char **key, char **crl)
+static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char **cert, char **key,
+                       char **crl)
 {
     const char *names[] = {"ca_file", "cert_file", "key_file", "crl_file"};
     char **dest[] = {ca, cert, key, crl};
@@ -467,9 +556,9 @@ static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char
 
 static void load_discovery(loader_t *l, json_t *o, config_t *c)
 {
-    static const char *const keys[] = {"bind",     "ca_file",      "cert_file", "key_file",
-                                       "crl_file", "connectivity", "group_id",  "core_arn",
-                                       NULL};
+    static const char *const keys[] = {"bind",     "ca_file",  "cert_file",
+                                       "key_file", "crl_file", "connectivity",
+                                       "group_id", "core_arn", NULL};
     discovery_config_t *d = &c->discovery;
     if (!json_is_object(o)) {
         problem(l, "discovery", "discovery", "expected an object");
@@ -494,11 +583,11 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
         return;
     if (!json_is_array(conn) || json_array_size(conn) > CONFIG_MAX_CONNECTIVITY) {
         problem(l, "discovery.connectivity", "connectivity",
-                "expected an array of at most %d {\"host_address\", \"port_number\"}",
+                "expected an array of at most %d {\"HostAddress\", \"PortNumber\"}",
                 CONFIG_MAX_CONNECTIVITY);
         return;
     }
-    static const char *const ckeys[] = {"id", "host_address", "port_number", "metadata", NULL};
+    static const char *const ckeys[] = {"Id", "HostAddress", "PortNumber", "Metadata", NULL};
     size_t i;
     json_t *e;
     json_array_foreach(conn, i, e)
@@ -510,17 +599,17 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
             continue;
         }
         check_keys(l, e, path, ckeys);
-        const char *host = get_string(l, e, "host_address", path);
+        const char *host = get_string(l, e, "HostAddress", path);
         uint64_t port = 0;
-        bool has_port = get_uint_range(l, e, "port_number", path, 1, 65535, &port);
+        bool has_port = get_uint_range(l, e, "PortNumber", path, 1, 65535, &port);
         if (!host || !has_port) {
-            if (!json_object_get(e, "host_address") || !json_object_get(e, "port_number"))
-                problem(l, path, NULL, "needs host_address and port_number");
+            if (!json_object_get(e, "HostAddress") || !json_object_get(e, "PortNumber"))
+                problem(l, path, NULL, "needs HostAddress and PortNumber");
             continue;
         }
         connectivity_t *ct = &d->connectivity[d->connectivity_count++];
-        const char *id = get_string(l, e, "id", path);
-        const char *meta = get_string(l, e, "metadata", path);
+        const char *id = get_string(l, e, "Id", path);
+        const char *meta = get_string(l, e, "Metadata", path);
         char auto_id[300];
         snprintf(auto_id, sizeof auto_id, "%s_%zu", host, i);
         ct->id = strdup(id ? id : auto_id);
@@ -533,9 +622,9 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
 static void load_http(loader_t *l, json_t *o, config_t *c)
 {
     static const char *const keys[] = {
-        "bind",    "tls_bind",        "ca_file",   "cert_file",          "key_file",
-        "crl_file", "admins",         "console",   "metrics",            "max_connections",
-        "timeout_s", "max_ws_frame_bytes", NULL};
+        "bind",   "tls_bind", "ca_file", "cert_file",       "key_file",  "crl_file",
+        "admins", "console",  "metrics", "max_connections", "timeout_s", "max_ws_frame_bytes",
+        NULL};
     http_config_t *h = &c->http;
     if (!json_is_object(o)) {
         problem(l, "http", "http", "expected an object");
@@ -562,8 +651,7 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
             json_array_foreach(admins, i, a)
             {
                 if (!json_is_string(a) || !json_string_length(a))
-                    problem(l, "http.admins", "admins", "element %zu is not a non-empty string",
-                            i);
+                    problem(l, "http.admins", "admins", "element %zu is not a non-empty string", i);
                 else
                     h->admins[h->admin_count++] = strdup(json_string_value(a));
             }
@@ -591,9 +679,9 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir",  "core",      "listeners", "limits",
-                                       "store",     "shadow",    "functions", "cloud",
-                                       "log_level", "discovery", "http",      NULL};
+    static const char *const keys[] = {
+        "data_dir", "core",      "listeners", "limits", "store", "shadow", "functions",
+        "cloud",    "log_level", "discovery", "http",   "ota",   NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -707,6 +795,12 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
         load_http(l, http, c);
     if (c->listener_count == 0 && c->ws_listener_count && !l->count)
         problem(l, "listeners", "listeners", "at least one tcp, tls or unix listener is needed");
+    json_t *ota = json_object_get(root, "ota");
+    if (ota)
+        load_ota(l, ota, c);
+    if (c->ota.enabled && !c->ota.root && c->data_dir &&
+        !(c->ota.root = join_path(c->data_dir, "ota")))
+        l->count++;
 }
 
 static sedge_err base_config(config_t *out)
@@ -728,6 +822,10 @@ static sedge_err base_config(config_t *out)
         .spool_max_bytes = 104857600,
         .spool_when_full = SPOOL_DROP_OLDEST,
     };
+    out->ota.health_timeout_s = 60;
+    out->ota.tries = 3;
+    out->ota.max_bundle_bytes = 512ull << 20;
+    out->ota.stall_timeout_s = 60;
     out->log_level = LOG_INFO;
     out->http = (http_config_t){.console = true,
                                 .metrics = true,
@@ -809,14 +907,19 @@ void config_free(config_t *c)
     free(c->cloud.key_file);
     free(c->cloud.client_id);
     for (size_t i = 0; i < c->listener_count + c->ws_listener_count; i++) {
-        listener_config_t *lc = i < c->listener_count ? &c->listeners[i]
-                                                      : &c->ws_listeners[i - c->listener_count];
+        listener_config_t *lc =
+            i < c->listener_count ? &c->listeners[i] : &c->ws_listeners[i - c->listener_count];
         free((char *)lc->bind);
         free((char *)lc->ca_file);
         free((char *)lc->cert_file);
         free((char *)lc->key_file);
         free((char *)lc->crl_file);
     }
+    free(c->ota.root);
+    free(c->ota.ca_file);
+    for (size_t i = 0; i < c->ota.key_count; i++)
+        free(c->ota.trusted_keys[i]);
+    free(c->ota.trusted_keys);
     discovery_config_t *d = &c->discovery;
     for (size_t i = 0; i < d->bind_count; i++)
         free(d->binds[i]);

@@ -52,6 +52,21 @@ typedef struct {
     uint32_t max_ws_frame_bytes;
 } http_config_t;
 
+/* "ota": over-the-air updates (docs/ota.md); off without the section. */
+typedef struct {
+    bool enabled;
+    char *root;          /* release slots and update state; default DATA_DIR/ota */
+    char **trusted_keys; /* Ed25519 public keys (PEM) bundles must be signed by */
+    size_t key_count;
+    uint32_t health_timeout_s; /* a new release's health window */
+    uint32_t tries;            /* starts a release on trial gets */
+    char *ca_file;             /* CAs for https downloads; NULL: the system's */
+    uint64_t max_bundle_bytes; /* a larger download is refused */
+    uint64_t max_rate_bytes_s; /* download rate limit; 0: none */
+    uint32_t stall_timeout_s;  /* a download with no byte for this long is cut */
+    bool trial;                /* not config: sedged runs a release on trial (ota_boot) */
+} ota_settings_t;
+
 typedef struct {
     char *data_dir;
     char *thing_name;
@@ -72,6 +87,7 @@ typedef struct {
     size_t functions_max_frame_bytes; /* largest frame on the function socket */
     bool cloud_enabled;
     uplink_config_t cloud;
+    ota_settings_t ota;
     log_level_t log_level;
     bool embedded_default; /* no file: generate a demo CA on first start */
 } config_t;

@@ -304,7 +304,7 @@ static void client_seen(void *ctx, const broker_client_info_t *ci)
     json_object_set_new(o, "connected", json_true());
     json_array_append_new(json_object_get(o, "clients"),
                           json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "client_id", ci->client_id, "peer",
-                                    ci->peer, "transport", ci->transport, "mqtt",
+                                    ci->address, "transport", ci->transport, "mqtt",
                                     ci->version == 5 ? "5.0" : "3.1.1", "subscriptions",
                                     ci->subscriptions, "queued", ci->queued));
     json_object_set_new(t->front->last_seen, ci->identity, json_integer(clock_wall_s()));
@@ -322,7 +322,7 @@ static void things(front_t *f, http_request_t *req)
         json_object_set_new(o, "revoked",
                             json_boolean(group_is_revoked(g, bytes_of_cstr(g->things[i]))));
     }
-    broker_list_clients(f->core->broker, client_seen, &t);
+    broker_each_client(f->core->broker, client_seen, &t);
     json_t *list = json_array();
     const char *name;
     json_t *o;

@@ -34,10 +34,15 @@ struct core {
     cloud_t *cloud; /* NULL: no cloud configured */
     functions_t *functions;
     admin_t *admin;
-    front_t *front; /* the HTTP front (front.c); NULL: none configured */
+    front_t *front;     /* the HTTP front (front.c); NULL: none configured */
+    updater_t *updater; /* over-the-air updates (update.c); NULL: no "ota" config */
+    update_jobs_t *update_jobs;
+    void (*self_stop)(void *); /* sedged's stop, for a restart into another release */
+    void *self_stop_ctx;
     void (*stop_done)(void *);
     void *stop_ctx;
     int stopping_parts;
+    uint8_t seal_key[32]; /* seals the group's secrets (seal.h) */
 };
 
 /* front.c: the HTTP front, when the config asks for any of it. */

@@ -62,7 +62,7 @@ static json_t *isolation_status(const fn_t *fn)
     json_object_set_new(o, "code", s->code_dir ? json_string(s->code_dir) : json_null());
     json_object_set_new(o, "no_new_privs", json_true());
     json_object_set_new(o, "capabilities",
-                        json_string(geteuid() == 0 ? "none (empty bounding set)"
+                        json_string(runner_privileged() ? "none (empty bounding set)"
                                                    : "none (sedged is not root: functions run "
                                                      "as its user, which holds none)"));
     json_object_set_new(o, "seccomp",

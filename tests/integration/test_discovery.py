@@ -182,9 +182,9 @@ def test_sdk_discovery_then_mqtt_with_the_returned_ca_host_and_port(front, tmp_p
 
 def test_configured_connectivity_and_san_warning(make_sedge):
     s = make_front(make_sedge, start=False, extra={"discovery": {
-        "connectivity": [{"id": "lan", "host_address": "10.9.8.7", "port_number": 8883,
-                          "metadata": "rack 2"},
-                         {"host_address": "127.0.0.1", "port_number": 8883}]}})
+        "connectivity": [{"Id": "lan", "HostAddress": "10.9.8.7", "PortNumber": 8883,
+                          "Metadata": "rack 2"},
+                         {"HostAddress": "127.0.0.1", "PortNumber": 8883}]}})
     s.start()
     s.issue_cert("lamp")
     deploy(s, ["lamp"])

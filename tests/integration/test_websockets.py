@@ -202,14 +202,14 @@ def test_configuration_errors(make_sedge):
     cfg = s.config()
     cfg["listeners"] += [{"type": "wss", "bind": "127.0.0.1:1"},
                          {"type": "ws", "bind": "127.0.0.1:2", "crl_file": "x.pem"}]
-    cfg["discovery"] = {"bind": 7, "connectivity": [{"host_address": "10.0.0.1"}], "color": 1}
+    cfg["discovery"] = {"bind": 7, "connectivity": [{"HostAddress": "10.0.0.1"}], "color": 1}
     cfg["http"] = {"admins": "me", "console": "yes", "max_ws_frame_bytes": 10}
     s.config_path.write_text(json.dumps(cfg))
     r = subprocess.run([str(SEDGED), "--config", str(s.config_path)], capture_output=True,
                        text=True, timeout=TIMEOUT)
     assert r.returncode == 2
     for expected in ("listeners[1].ca_file: missing", "listeners[2].crl_file: only a tls or wss",
-                     "discovery.bind: expected", "discovery.connectivity[0]: needs host_address",
+                     "discovery.bind: expected", "discovery.connectivity[0]: needs HostAddress",
                      "discovery.color: unknown key", "http.admins: expected an array",
                      "http.console: expected true or false",
                      "http.max_ws_frame_bytes: must be at least 1024"):
