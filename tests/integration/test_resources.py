@@ -80,6 +80,8 @@ def test_owner_group_auto_lets_a_user_function_open_a_group_device(fsedge, devic
     deploy_ok(fsedge, doc)
     assert invoke_ok(fsedge, "owned", "open:%s:rw" % dev) == "ok"
     assert invoke_ok(fsedge, "unowned", "open:%s:rw" % dev) == "EACCES"
+    assert fh.function(fsedge, "owned")["groups"] == [TEST_GID]
+    assert fh.function(fsedge, "unowned")["groups"] == []
 
 
 def test_named_owner_group_and_the_root_group_refused(fsedge, device_node):
@@ -203,6 +205,9 @@ def test_model_is_unpacked_read_only_and_shown_at_its_destination(fsedge, public
     assert invoke_ok(fsedge, "reader", "env:SEDGE_RESOURCE_FOOD_MODEL") == "/models/food"
     assert invoke_ok(fsedge, "reader", "write:/models/food/labels.txt").startswith("error:")
     assert cache_entries(fsedge) == [sha]
+    shown = fh.function(fsedge, "reader")["resources"]
+    assert shown == [{"id": "food-model", "type": "model", "access": "ro",
+                      "path": "/models/food", "sha256": sha}], shown
     unpacked = os.path.join(str(fsedge.data_dir), "models", sha)
     assert stat.S_IMODE(os.stat(os.path.join(unpacked, "labels.txt")).st_mode) == 0o444
     assert stat.S_IMODE(os.stat(os.path.join(unpacked, "net")).st_mode) == 0o555
