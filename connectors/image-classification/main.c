@@ -9,7 +9,7 @@
  */
 #include "connector.h"
 #include "infer.h"
-#include "request.h"
+#include "ic_request.h"
 #include "source.h"
 
 #include <ctype.h>

@@ -220,6 +220,11 @@ def test_model_is_unpacked_read_only_and_shown_at_its_destination(fsedge, public
     deploy_ok(fsedge, model_doc(path2, sha2))
     assert invoke_ok(fsedge, "reader", "read:/models/food/labels.txt") == "v2\n"
     assert cache_entries(fsedge) == [sha2]
+    # A version that fails changes nothing: the running one stays.
+    path3, _ = write_archive(public_tmp, "food3.tar.gz", tar_gz([("labels.txt", b"v3\n")]))
+    refused(fsedge, model_doc(path3, sha))
+    assert invoke_ok(fsedge, "reader", "read:/models/food/labels.txt") == "v2\n"
+    assert cache_entries(fsedge) == [sha2]
 
 
 def test_model_without_a_sandbox_is_found_through_its_variable(fsedge, public_tmp):
