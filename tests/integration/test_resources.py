@@ -13,8 +13,10 @@ import http.server
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import threading
+import time
 import uuid
 import zipfile
 
@@ -23,7 +25,9 @@ import pytest
 import functions_helpers as fh
 from functions_fixtures import (EXAMPLES, PROBE, PROBES, behave, fsedge,  # noqa: F401
                                 public_tmp)
+from conftest import SEDGECTL
 from functions_helpers import deploy, deploy_ok, fn, group, invoke_ok
+from groups_helpers import write_doc
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs sedged to run as root")
 
@@ -369,3 +373,51 @@ def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear
     # Rotated by redeploying.
     deploy_ok(fsedge, secret_doc(value + "-2", public_tmp))
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value + "-2"
+
+
+def test_kill_9_while_a_model_downloads_leaves_no_half_model(fsedge, public_tmp):
+    """sedged killed while a model is coming in: the cache holds only a
+    partial download (never a model directory); after the restart the
+    deployment is made again, the model arrives whole and the leftovers go."""
+    data = tar_gz([("model.onnx", os.urandom(300000))])
+    sha = hashlib.sha256(data).hexdigest()
+    stall = threading.Event()
+    started = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if stall.is_set():
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                started.set()
+                time.sleep(20)  # never finishes while sedged lives
+                return
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/m.tar.gz" % server.server_address[1]
+        stall.set()
+        r = subprocess.Popen([str(SEDGECTL), "--data-dir", str(fsedge.data_dir), "deploy",
+                              str(write_doc(fsedge, model_doc(url, sha)))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert started.wait(10), "sedged never asked for the model"
+        time.sleep(0.3)
+        fsedge.kill9()
+        r.wait(10)
+        entries = cache_entries(fsedge)
+        assert entries and all(e.startswith(".part-") for e in entries), entries
+        stall.clear()
+        fsedge.start()
+        deploy_ok(fsedge, model_doc(url, sha))
+        assert cache_entries(fsedge) == [sha]
+        assert invoke_ok(fsedge, "reader", "ls:/models/food") == "model.onnx"
+    finally:
+        server.shutdown()
