@@ -361,12 +361,7 @@ def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear
         out = fsedge.ctl(*args)
         assert value not in out.stdout + out.stderr, args
     assert value not in fsedge.log()
-    data = str(fsedge.data_dir)
-    for name in os.listdir(data):
-        path = os.path.join(data, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                assert value.encode() not in f.read(), name
+    fh.assert_not_in_files(str(fsedge.data_dir), value)
     # After a restart, the sealed value is read back from the store.
     fsedge.restart()
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value
