@@ -137,6 +137,7 @@ ml_rows() { # MODEL LABEL
 }
 
 section_ml() {
+    ML_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     say "ml: image classification, the connector through sedged vs OpenCV DNN directly ($ML_COUNT images x $ML_REPEAT)"
     [ -x "$ML_DIRECT" ] || cmake --build "$BUILD" --target ml_direct connector_image-classification >/dev/null 2>&1
     mkdir -p "$WORK/ml"
@@ -164,7 +165,7 @@ section_ml() {
         esac
         ml_rows "$m" "$label"
     done
-    info "Pictures: 8 JPEGs of 640x480 (decoded and resized for every inference, in both). OpenCV threads: its default on this $(nproc)-CPU machine, shared with other work: p99 figures are noisy."
+    info "Pictures: 8 JPEGs of 640x480 (decoded and resized for every inference, in both). OpenCV threads: ${ML_THREADS:-its default} on this $(nproc)-CPU machine, shared with other work: load average $ML_LOAD_BEFORE at the start of the section, $(cut -d' ' -f1-3 /proc/loadavg) at its end; with the machine that busy, single runs differ by 2x either way and the medians of $ML_REPEAT runs still move by tens of percent."
     describe <<DESC
 The image-classification connector through sedged vs OpenCV DNN called directly
 in one process (bench/ml_direct: imdecode, blobFromImage, forward per image),
