@@ -368,6 +368,10 @@ def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear
     # Rotated by redeploying.
     deploy_ok(fsedge, secret_doc(value + "-2", public_tmp))
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value + "-2"
+    # A rollback brings the earlier value back, from its sealed copy.
+    r = fsedge.ctl("rollback")
+    assert r.returncode == 0, r.stderr
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value
 
 
 def test_kill_9_while_a_model_downloads_leaves_no_half_model(fsedge, public_tmp):
