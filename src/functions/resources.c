@@ -131,8 +131,11 @@ void resources_prepare(uv_loop_t *loop, const group_t *g, const char *cache,
             artifact_cached(cache, sha, dir, sizeof dir))
             continue;
         snprintf(index, sizeof index, "%zu", i);
-        json_t *m = json_pack("{s:O?, s:O?, s:O?, s:s}", "id", json_object_get(r, "id"), "url",
-                              json_object_get(r, "url"), "sha256", json_object_get(r, "sha256"),
+        /* Copies, not references: the worker thread reads them while the
+         * loop's thread owns the group. */
+        json_t *m = json_pack("{s:s?, s:s?, s:s, s:s}", "id",
+                              json_string_value(json_object_get(r, "id")), "url",
+                              json_string_value(json_object_get(r, "url")), "sha256", sha,
                               "index", index);
         if (m)
             json_array_append_new(models, m);
