@@ -17,6 +17,7 @@
 #ifndef SEDGE_FUNCTIONS_INTERNAL_H
 #define SEDGE_FUNCTIONS_INTERNAL_H
 
+#include "base/histogram.h"
 #include "cgroup.h"
 #include "functions.h"
 
@@ -157,6 +158,7 @@ typedef struct invocation {
     buf_t payload;
     invoke_done_fn done; /* NULL: asynchronous */
     void *done_ctx;
+    uint64_t queued_us; /* monotonic: when it was asked for */
 } invocation_t;
 
 typedef struct fconn fconn_t;
@@ -230,6 +232,7 @@ struct fn {
     bool restart_timer_open;
     logfile_t *log;
     uint64_t invocations, errors, timeouts, oom_kills, crashes, refused, publish_refused;
+    histogram_t duration; /* of its invocations, from the request to the result */
     uint64_t invalid;           /* payloads refused for not being JSON */
     uint64_t invalid_logged_ms; /* when a refusal was last logged */
     confinement_t confinement;  /* as observed of its last instance */
@@ -332,5 +335,9 @@ logfile_t *logfile_open(const char *dir, const char *name);
 void logfile_line(logfile_t *l, int pid, const char *stream, const uint8_t *data, size_t len);
 void logfile_close(logfile_t *l);
 const char *logfile_path(const logfile_t *l);
+
+/* privilege.c: may sedged sandbox functions and run them as other users
+ * (root, or the capabilities the packaged service grants)? */
+bool runner_privileged(void);
 
 #endif

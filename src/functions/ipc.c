@@ -784,7 +784,9 @@ sedge_err ipc_listen_function(struct functions *f, fn_t *fn, char *err, size_t e
     /* Only the function's user (and root) may connect. */
     uid_t uid = s->has_user ? s->uid : geteuid();
     gid_t gid = s->has_user ? s->gid : getegid();
-    if (chown(l->path, uid, gid) != 0 || chmod(l->path, 0600) != 0) {
+    /* chmod first: once the socket is another user's, only root (or
+     * CAP_FOWNER, which the packaged service does not hold) could. */
+    if (chmod(l->path, 0600) != 0 || chown(l->path, uid, gid) != 0) {
         snprintf(err, errlen, "function %s: cannot give %s to %u:%u: %s", s->name, l->path,
                  (unsigned)uid, (unsigned)gid, strerror(errno));
         return SEDGE_ERR_IO;

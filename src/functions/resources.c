@@ -3,9 +3,11 @@
  * access}) turned into what spec.c reads — the inline form, with the
  * resource's id, its owner setting and, for a model, the cache directory
  * it was unpacked into; a secret is named only (its value stays in the
- * group and is handed out by ipc.c on request). The models themselves are
- * brought into the cache here, on a worker thread, before a deployment's
- * functions are checked.
+ * group and is handed out by ipc.c on request); a function's code given as
+ * an archive ({"url", "sha256"}) becomes its unpacked directory in the
+ * cache. The models and code archives themselves are brought into the
+ * cache here, on a worker thread, before a deployment's functions are
+ * checked, and pruned when no deployed group uses them.
  */
 #include "internal.h"
 
@@ -20,17 +22,43 @@ void resources_cache_dir(const char *data_dir, char *out, size_t len)
     snprintf(out, len, "%s/models", data_dir);
 }
 
-json_t *resources_expand(json_t *entry, const group_t *g, const char *cache, char *err,
+/* A function whose "code" is an archive ({"url", "sha256"}) runs from its
+ * unpacked copy in the cache: {"path": CACHE/SHA256}. */
+static json_t *code_in_cache(json_t *entry, const char *cache, char *err, size_t errlen)
+{
+    json_t *code = json_object_get(entry, "code");
+    const char *sha = json_string_value(json_object_get(code, "sha256"));
+    if (!sha)
+        return json_incref(entry);
+    char dir[4200];
+    if (!artifact_cached(cache, sha, dir, sizeof dir)) {
+        snprintf(err, errlen, "code: the archive %.64s is not in the cache", sha);
+        return NULL;
+    }
+    json_t *out = json_copy(entry);
+    if (!out || json_object_set_new(out, "code", json_pack("{s:s}", "path", dir)) != 0) {
+        json_decref(out);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    return out;
+}
+
+json_t *resources_expand(json_t *given, const group_t *g, const char *cache, char *err,
                          size_t errlen)
 {
+    json_t *entry = code_in_cache(given, cache, err, errlen);
+    if (!entry)
+        return NULL;
     json_t *list = json_object_get(entry, "resources");
     bool any = false;
     size_t i;
     json_t *r;
     json_array_foreach(list, i, r) any |= json_object_get(r, "id") != NULL;
     if (!any)
-        return json_incref(entry);
+        return entry;
     json_t *out = json_copy(entry);
+    json_decref(entry);
     json_t *expanded = json_array();
     if (!out || !expanded || json_object_set_new(out, "resources", expanded) != 0) {
         json_decref(out);
@@ -72,11 +100,12 @@ json_t *resources_expand(json_t *entry, const group_t *g, const char *cache, cha
     return out;
 }
 
-/* The models of the group, fetched on a worker thread. */
+/* The archives of the group (models, functions' code), fetched on a
+ * worker thread. */
 typedef struct {
     uv_work_t work;
     char cache[4200];
-    json_t *models; /* [{id, url, sha256}], a copy owned here */
+    json_t *models; /* [{what, url, sha256}], a copy owned here */
     sedge_err err;
     char why[1024];
     void (*done)(void *ctx, sedge_err err, const char *why);
@@ -92,13 +121,12 @@ static void prepare_work(uv_work_t *w)
     json_array_foreach(p->models, i, m)
     {
         char dir[4200], why[900] = "";
-        const char *id = json_string_value(json_object_get(m, "id"));
         p->err = artifact_fetch_unpack(p->cache, json_string_value(json_object_get(m, "url")),
                                        json_string_value(json_object_get(m, "sha256")), &lim, dir,
                                        sizeof dir, why, sizeof why);
         if (p->err) {
-            snprintf(p->why, sizeof p->why, "resources[%.20s] (model %.128s): %.800s",
-                     json_string_value(json_object_get(m, "index")), id ? id : "", why);
+            snprintf(p->why, sizeof p->why, "%.120s: %.890s",
+                     json_string_value(json_object_get(m, "what")), why);
             return;
         }
     }
@@ -120,23 +148,39 @@ void resources_prepare(uv_loop_t *loop, const group_t *g, const char *cache,
                        void (*done)(void *ctx, sedge_err err, const char *why), void *ctx)
 {
     json_t *models = json_array();
+    char what[200];
     size_t i;
     json_t *r;
     json_array_foreach(g ? group_resources(g) : NULL, i, r)
     {
         const char *type = json_string_value(json_object_get(r, "type"));
         const char *sha = json_string_value(json_object_get(r, "sha256"));
-        char dir[4200], index[24];
+        char dir[4200];
         if (!type || strcmp(type, "model") != 0 || !sha ||
             artifact_cached(cache, sha, dir, sizeof dir))
             continue;
-        snprintf(index, sizeof index, "%zu", i);
+        const char *id = json_string_value(json_object_get(r, "id"));
+        snprintf(what, sizeof what, "resources[%zu] (model %.128s)", i, id ? id : "");
         /* Copies, not references: the worker thread reads them while the
          * loop's thread owns the group. */
-        json_t *m = json_pack("{s:s?, s:s?, s:s, s:s}", "id",
-                              json_string_value(json_object_get(r, "id")), "url",
-                              json_string_value(json_object_get(r, "url")), "sha256", sha,
-                              "index", index);
+        json_t *m = json_pack("{s:s?, s:s, s:s}", "url",
+                              json_string_value(json_object_get(r, "url")), "sha256", sha, "what",
+                              what);
+        if (m)
+            json_array_append_new(models, m);
+    }
+    json_array_foreach(g ? group_functions(g) : NULL, i, r)
+    {
+        json_t *code = json_object_get(r, "code");
+        const char *sha = json_string_value(json_object_get(code, "sha256"));
+        const char *name = json_string_value(json_object_get(r, "name"));
+        char dir[4200];
+        if (!sha || artifact_cached(cache, sha, dir, sizeof dir))
+            continue;
+        snprintf(what, sizeof what, "functions[%zu].code (function %.128s)", i, name ? name : "");
+        json_t *m = json_pack("{s:s?, s:s, s:s}", "url",
+                              json_string_value(json_object_get(code, "url")), "sha256", sha,
+                              "what", what);
         if (m)
             json_array_append_new(models, m);
     }
@@ -170,6 +214,12 @@ void resources_prune(const group_t *g, const char *cache)
         const char *type = json_string_value(json_object_get(r, "type"));
         const char *sha = json_string_value(json_object_get(r, "sha256"));
         if (type && strcmp(type, "model") == 0 && sha && n < ARRAY_LEN(keep))
+            keep[n++] = sha;
+    }
+    json_array_foreach(g ? group_functions(g) : NULL, i, r)
+    {
+        const char *sha = json_string_value(json_object_get(json_object_get(r, "code"), "sha256"));
+        if (sha && n < ARRAY_LEN(keep))
             keep[n++] = sha;
     }
     artifact_cache_prune(cache, keep, n);

@@ -73,10 +73,11 @@ static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const cha
     fn->invocations++;
     if (err)
         fn->errors++;
+    histogram_observe_us(&fn->duration, clock_mono_us() - inv->queued_us);
     if (inv->done)
         inv->done(inv->done_ctx, err, error, result);
     else if (err)
-        LOGD("function %s: asynchronous invocation failed: %s", fn->spec.name, error);
+        LOGW("function %s: asynchronous invocation failed: %s", fn->spec.name, error);
     invocation_free(inv);
 }
 
@@ -694,6 +695,8 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         return SEDGE_ERR_FULL;
     }
     invocation_t *inv = calloc(1, sizeof *inv);
+    if (inv)
+        inv->queued_us = clock_mono_us();
     if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = bytes_dup_cstr(source)) ||
         buf_append(&inv->payload, payload.data, payload.len)) {
         if (inv)
@@ -957,7 +960,7 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     f->connectors_dir = strdup(opts->connectors_dir ? opts->connectors_dir : "");
     f->thing_name = strdup(opts->thing_name ? opts->thing_name : "");
     f->o.connectors_dir = f->o.thing_name = NULL; /* the copies above are the ones kept */
-    f->is_root = geteuid() == 0;
+    f->is_root = runner_privileged();
     if (!f->data_dir || !f->sandbox_program || !f->connectors_dir || !f->thing_name) {
         functions_free(f);
         return SEDGE_ERR_NOMEM;
@@ -979,7 +982,8 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     cgroup_mode_t m = cgroup_detect();
     LOGI("function limits enforced by %s, devices by %s%s", cgroup_mode_name(m),
          cgroup_devices_name(),
-         f->is_root ? "" : " (sedged is not root: no sandbox, functions run as sedged's user)");
+         f->is_root ? "" : " (sedged is neither root nor given the sandbox's capabilities: no sandbox, "
+                                "functions run as sedged's user)");
     sedge_err err = ipc_start(f);
     if (err) {
         functions_free(f);

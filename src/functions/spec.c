@@ -99,7 +99,13 @@ NODISCARD static sedge_err parse_code(spec_t *s, json_t *e, const char *where,
         return SEDGE_ERR_NOT_FOUND;
     }
     char *real = realpath(dir, NULL);
-    if (!real || paths_overlap(real, ctx->data_dir)) {
+    /* The data directory holds keys: never bound into a sandbox, except
+     * the unpacked, read-only code archives in its cache. */
+    char cache[4200];
+    resources_cache_dir(ctx->data_dir, cache, sizeof cache);
+    size_t clen = strlen(cache);
+    bool cached = real && strncmp(real, cache, clen) == 0 && real[clen] == '/' && real[clen + 1];
+    if (!real || (paths_overlap(real, ctx->data_dir) && !cached)) {
         snprintf(err, errlen, "%s.code: %s overlaps the core's data directory %s", where, dir,
                  ctx->data_dir);
         free(real);
@@ -353,7 +359,7 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
                                       char *err, size_t errlen)
 {
     const char *run_as = str_or(e, "run_as", NULL);
-    bool root = geteuid() == 0;
+    bool root = runner_privileged();
     if (run_as) {
         sscanf(run_as, "%u:%u", &s->uid, &s->gid);
         s->has_user = true;
@@ -377,14 +383,15 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
         return SEDGE_ERR_DENIED;
     }
     if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
-        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root",
+        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root (or with the "
+                 "capabilities of the packaged service)",
                  where, s->name, s->uid, s->gid);
         return SEDGE_ERR_DENIED;
     }
     if (s->sandbox && !root) {
         snprintf(err, errlen,
-                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root (or "
-                 "set isolation: none)",
+                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root or "
+                 "with the capabilities of the packaged service (or set isolation: none)",
                  where, s->name);
         return SEDGE_ERR_DENIED;
     }

@@ -337,8 +337,9 @@ static void check_function_env(check_t *c, json_t *env, const char *path)
 }
 
 /* "code": "/dir" or {"path": "/dir"}: the directory with the function's own
- * files. {"url", "sha256"} (an artifact to fetch) is the form over-the-air
- * updates will add. */
+ * files; or {"url", "sha256"}: an archive of them, fetched, checked and
+ * unpacked into the content-addressed cache before the deployment goes
+ * ahead. */
 static void check_function_code(check_t *c, json_t *code, const char *path)
 {
     static const char *const keys[] = {"path", "url", "sha256", NULL};
@@ -348,10 +349,10 @@ static void check_function_code(check_t *c, json_t *code, const char *path)
     if (json_is_object(code)) {
         check_keys(c, code, sub, keys);
         if (json_object_get(code, "url") || json_object_get(code, "sha256")) {
-            problem(c,
-                    "%s: code fetched from a url is not supported yet; give a local directory "
-                    "(\"code\": \"/path/dir\")",
-                    sub);
+            if (json_object_get(code, "path"))
+                problem(c, "%s: give \"path\", or \"url\" and \"sha256\", not both", sub);
+            else
+                check_artifact_ref(c, code, sub);
             return;
         }
         dir = string_at(c, code, "path", sub, true);
@@ -558,10 +559,11 @@ static void check_revoked_certs(check_t *c, json_t *list, group_t *g)
             char digits[64];
             size_t len = strlen(text + 7);
             bool odd = len % 2 && !strchr(text + 7, ':');
-            if (len + 2 <= sizeof digits) {
-                snprintf(digits, sizeof digits, "%s%s", odd ? "0" : "", text + 7);
+            /* (The result checked, not only len: 32-bit GCC warns otherwise.) */
+            if (len + 2 <= sizeof digits &&
+                snprintf(digits, sizeof digits, "%s%s", odd ? "0" : "", text + 7) <
+                    (int)sizeof digits)
                 n = parse_hex(digits, rc.bytes, 20); /* RFC 5280: at most 20 octets */
-            }
             int skip = 0;
             while (skip < n - 1 && rc.bytes[skip] == 0)
                 skip++;

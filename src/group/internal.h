@@ -42,4 +42,8 @@ bool path_starts_with_level(const char *p, const char *name);
 /* connectors.c: each entry's type, parameters and settings. */
 void check_connectors(check_t *c, json_t *connectors);
 
+/* An archive to fetch, {"url", "sha256"} (a model, a function's code):
+ * an absolute path, file:///, http:// or https://, and 64 hex digits. */
+void check_artifact_ref(check_t *c, json_t *r, const char *path);
+
 #endif

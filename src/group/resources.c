@@ -151,7 +151,7 @@ static bool is_hex64(const char *s)
     return true;
 }
 
-static void check_model(check_t *c, json_t *r, const char *path)
+void check_artifact_ref(check_t *c, json_t *r, const char *path)
 {
     const char *url = string_at(c, r, "url", path, true);
     if (url && strncmp(url, "file:///", 8) != 0 && strncmp(url, "http://", 7) != 0 &&
@@ -164,6 +164,11 @@ static void check_model(check_t *c, json_t *r, const char *path)
     const char *sha = string_at(c, r, "sha256", path, true);
     if (sha && !is_hex64(sha))
         problem(c, "%s.sha256: expected the archive's SHA-256 as 64 hex digits", path);
+}
+
+static void check_model(check_t *c, json_t *r, const char *path)
+{
+    check_artifact_ref(c, r, path);
     check_dest(c, r, path);
 }
 

@@ -920,12 +920,15 @@ static void test_env_is_bounded(void **state)
 }
 
 /* Issue 11 item 2: a function's own files are a declared directory. */
-static void test_code_is_a_local_directory(void **state)
+static void test_code_is_a_local_directory_or_an_archive(void **state)
 {
     (void)state;
     group_free(parse_ok("{'group': 'g', 'functions': ["
                         " {'name': 'a', 'exec': ['x'], 'code': '/opt/fn/a'},"
-                        " {'name': 'b', 'exec': ['x'], 'code': {'path': '/opt/fn/b'}}]}"));
+                        " {'name': 'b', 'exec': ['x'], 'code': {'path': '/opt/fn/b'}},"
+                        " {'name': 'c', 'exec': ['bin/c'], 'code': {'url': 'https://x/c.tgz',"
+                        "  'sha256': '0123456789abcdef0123456789abcdef"
+                        "0123456789abcdef0123456789abcdef'}}]}"));
     ASSERT_PROBLEMS(
         "{'group': 'g', 'functions': ["
         " {'name': 'a', 'exec': ['x'], 'code': 'opt/fn'},"
@@ -941,8 +944,7 @@ static void test_code_is_a_local_directory(void **state)
         "functions[2].code: \"/\" may not be a function's code directory",
         "functions[3].code: \"/proc/1\" may not be a function's code directory",
         "functions[4].code: expected a directory (\"/path/dir\" or {\"path\": \"/path/dir\"})",
-        "functions[5].code: code fetched from a url is not supported yet; give a local directory "
-        "(\"code\": \"/path/dir\")",
+        "functions[5].code.sha256: expected the archive's SHA-256 as 64 hex digits",
         "functions[6].code.mode: unknown key", "functions[7].standby: expected true or false");
 }
 
@@ -1116,7 +1118,7 @@ int main(void)
         cmocka_unit_test(test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id),
         cmocka_unit_test(test_loader_and_core_variables_are_refused_in_env),
         cmocka_unit_test(test_env_is_bounded),
-        cmocka_unit_test(test_code_is_a_local_directory),
+        cmocka_unit_test(test_code_is_a_local_directory_or_an_archive),
         cmocka_unit_test(test_device_resource_is_one_node),
         cmocka_unit_test(test_revoked_entries_must_be_thing_names),
         cmocka_unit_test(test_shadow_sync_problems),
