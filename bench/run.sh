@@ -755,6 +755,7 @@ title() {
     rest) echo "Memory at rest: private dirty memory with every service" ;;
     http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
     connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
+    ml) echo "Image classification: the connector through sedged vs OpenCV DNN directly" ;;
     ota) echo "Over-the-air updates: a cloud job to committed, the service gap" ;;
     esac
 }
