@@ -324,6 +324,14 @@ static bool check_group(void *ctx, const group_t *g, buf_t *errors)
     return !c->cloud || cloud_check_group(c->cloud, g, errors);
 }
 
+/* A secret's value from the cloud: the function runtime keeps it. */
+static void secret_from_cloud(void *ctx, const char *id, bytes_t value)
+{
+    core_t *c = ctx;
+    if (c->functions)
+        functions_secret_arrived(c->functions, id, value);
+}
+
 /* Applying a deployment: the route table, then what follows from it. */
 typedef struct {
     core_t *core;
@@ -726,7 +734,9 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .cfg = &c->cfg.cloud,
                               .broker = c->broker,
                               .routing = c->routing,
-                              .shadow = c->shadow};
+                              .shadow = c->shadow,
+                              .secret = secret_from_cloud,
+                              .ctx = c};
         if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }
