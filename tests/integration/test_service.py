@@ -241,3 +241,22 @@ def test_sighup_reloads_the_tls_certificate_key_and_ca(make_sedge, tmp_path):
     sighup(s, "keeps its previous CRLs, certificate, key and CA")
     assert tls_probe(s, fresh / "ca.pem", fresh / "new-thing.pem",
                      fresh / "new-thing.key") == "renewed-core"
+
+
+def test_config_errors_carry_the_error_priority_in_the_journal(tmp_path):
+    cfg = tmp_path / "sedge.json"
+    cfg.write_text('{"data_dir": "d",\n "listeners": [{"type": "tcp", "bind": "0.0.0.0:1"}],\n'
+                   ' "colour": 1}\n')
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        st = os.fstat(f.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        r = subprocess.run([str(BUILD / "sedged"), "--config", str(cfg)], stderr=f,
+                           env=env, timeout=30)
+    assert r.returncode == 2
+    lines = err.read_text().splitlines()
+    assert len(lines) == 3, lines
+    assert all(l.startswith("<3>") for l in lines), lines
+    assert "invalid configuration" in lines[0]
+    assert any("listeners[0].bind" in l for l in lines)
+    assert any("colour: unknown key" in l for l in lines)
