@@ -18,17 +18,23 @@ set_name=${1:-run}
 run_packages="build-essential cmake pkg-config
   libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev
   libmodbus-dev libserialport-dev libgpiod-dev
+  libwebsockets-dev libwebsockets-evlib-uv libarchive-dev
+  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev
   python3 mosquitto-clients"
 
 test_packages="clang llvm clang-format clang-tidy
   libcmocka-dev libmosquitto-dev mosquitto
   python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
   python3-pymodbus python3-serial-asyncio python3-serial socat
-  debhelper dpkg-dev fakeroot lintian pandoc systemd sudo"
+  debhelper dpkg-dev fakeroot lintian pandoc systemd sudo
+  prometheus python3-prometheus-client python3-awscrt curl chromium
+  python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
 
 # The -dev libraries the cross builds link, for each foreign architecture.
 cross_libs="libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev
-  libcurl4-openssl-dev libmodbus-dev libserialport-dev libgpiod-dev"
+  libcurl4-openssl-dev libmodbus-dev libserialport-dev libgpiod-dev
+  libwebsockets-dev libarchive-dev
+  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev"
 cross_packages="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
   pkgconf:arm64 pkgconf:armhf"
 for arch in arm64 armhf; do
@@ -67,6 +73,15 @@ for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The browser tests' one npm package (playwright-core, pinned in
+# tests/browser/package-lock.json), when Node.js is there: Node runs only in
+# those tests, never in sedged.
+browser="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ] && command -v npm >/dev/null 2>&1; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        echo "deps.sh: npm ci in tests/browser failed; the browser test will try again" >&2
+fi
+
 [ -z "$missing" ] && exit 0
 
 echo "installing:$missing" >&2
@@ -74,6 +89,17 @@ echo "installing:$missing" >&2
 # The package lists may be stale on a fresh machine; refresh once on failure.
 $sudo apt-get install -y -q --no-install-recommends $missing ||
     { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends $missing; }
+
+# Debian starts prometheus too when it installs it (on :9090); Sedge uses
+# only its promtool, in the tests.
+case "$missing" in
+*" prometheus"*)
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service prometheus-node-exporter.service \
+            >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
 
 # Debian starts a mosquitto service on 127.0.0.1:1883 when it installs the
 # package; Sedge uses mosquitto only as a test and benchmark reference and

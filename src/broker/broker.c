@@ -132,6 +132,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = clock_mono_ms();
     wheel_advance(b, now, check_client);
     lingering_expire(b, now);
+    tls_tune_tick(b);
     if (b->limits.sys_interval_s &&
         now - b->last_sys_ms >= (uint64_t)b->limits.sys_interval_s * 1000u) {
         b->last_sys_ms = now;
@@ -146,6 +147,7 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     if (!b)
         return SEDGE_ERR_NOMEM;
     b->loop = loop;
+    b->transport_listener = (listener_t){.broker = b, .type = LISTENER_TCP};
     b->limits = *limits;
     if (b->limits.max_inflight == 0)
         b->limits.max_inflight = 1;
@@ -374,6 +376,8 @@ void broker_free(broker_t *b)
 {
     if (!b)
         return;
+    while (b->watches)
+        broker_unwatch(b, b->watches);
     sessions_free_all(b);
     tree_free(b, &b->tree);
     free(b->matched);
@@ -383,4 +387,50 @@ void broker_free(broker_t *b)
     free(b->read_buf);
     free(b->tls_plain);
     free(b);
+}
+
+struct broker_watch {
+    struct broker_watch *next;
+    broker_watch_fn fn;
+    void *ctx;
+    size_t filter_len;
+    char filter[];
+};
+
+broker_watch_t *broker_watch(broker_t *b, const char *filter, broker_watch_fn fn, void *ctx)
+{
+    size_t n = strlen(filter);
+    if (!mqtt_topic_filter_valid((bytes_t){(const uint8_t *)filter, n}))
+        return NULL;
+    broker_watch_t *w = malloc(sizeof *w + n + 1);
+    if (!w)
+        return NULL;
+    w->fn = fn;
+    w->ctx = ctx;
+    w->filter_len = n;
+    memcpy(w->filter, filter, n + 1);
+    w->next = b->watches;
+    b->watches = w;
+    return w;
+}
+
+void broker_unwatch(broker_t *b, broker_watch_t *w)
+{
+    for (broker_watch_t **link = &b->watches; *link; link = &(*link)->next) {
+        if (*link == w) {
+            *link = w->next;
+            free(w);
+            return;
+        }
+    }
+}
+
+void broker_notify_watches(broker_t *b, const msg_t *m)
+{
+    broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
+    for (broker_watch_t *w = b->watches, *next; w; w = next) {
+        next = w->next; /* a watcher may remove itself */
+        if (mqtt_topic_matches((bytes_t){(const uint8_t *)w->filter, w->filter_len}, m->topic))
+            w->fn(w->ctx, &view);
+    }
 }

@@ -23,6 +23,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
+#include <netinet/in.h>
 #include <uv.h>
 
 typedef struct broker broker_t;
@@ -160,12 +161,15 @@ typedef struct {
     const char *identity;  /* the certificate's CN (TLS), else the client id */
     const char *client_id;
     const char *address;   /* "ip:port", or "unix:PATH" */
-    const char *listener;  /* the bind of the listener it came through */
+    const char *listener;  /* the bind of the listener it came through, or "" */
+    const char *transport; /* "tcp", "tls", "unix", "ws", "wss" */
     int64_t connected_at;  /* wall seconds of its accepted CONNECT */
     uint8_t version;       /* 4: MQTT 3.1.1, 5: MQTT 5 */
     bool persistent;       /* its session outlives the connection */
     uint32_t session_expiry_s;
     uint16_t keep_alive_s;
+    uint32_t subscriptions;
+    uint32_t queued;       /* messages waiting for it */
 } broker_client_info_t;
 
 /* Call `fn` for each client whose CONNECT was accepted, in no order. */
@@ -182,6 +186,52 @@ size_t broker_reload_tls(broker_t *b, size_t *reloaded);
  * (max_inflight, topic_alias_maximum, max_keepalive) from its next
  * CONNECT. */
 void broker_set_limits(broker_t *b, const broker_limits_t *limits);
+
+/* Watching the messages the broker routes (the console's topic viewer):
+ * `fn` sees each message whose topic matches `filter` once it has been
+ * routed, whatever the routes let it reach. The views are valid during
+ * the call. */
+typedef struct broker_watch broker_watch_t;
+typedef void (*broker_watch_fn)(void *ctx, const broker_message_t *m);
+broker_watch_t *broker_watch(broker_t *b, const char *filter, broker_watch_fn fn, void *ctx);
+void broker_unwatch(broker_t *b, broker_watch_t *w);
+
+/* Connections over another transport (MQTT over WebSockets, served by
+ * the core's HTTP front): the broker reads and writes their bytes through
+ * these calls and knows nothing else of the transport. Each is a client
+ * like any other, under the same limits, deadlines and identity rules. */
+typedef struct client broker_conn_t;
+typedef struct {
+    /* Send `len` bytes (copied). One write at a time: the transport calls
+     * broker_conn_written once it has taken them all, never from within
+     * this call. Nonzero: it failed at once. */
+    int (*write)(void *ctx, const uint8_t *data, size_t len);
+    /* Stop or resume delivering input. */
+    void (*pause)(void *ctx, bool paused);
+    /* The broker is done with the connection: close it once what was
+     * written has gone out. Nothing follows, from either side. */
+    void (*close)(void *ctx);
+    /* The peer's verified certificate (an X509 *), or NULL. */
+    void *(*peer_certificate)(void *ctx);
+} broker_transport_t;
+
+typedef struct {
+    const char *kind;                      /* for logs: "ws", "wss" */
+    const struct sockaddr_storage *peer;   /* NULL: unknown */
+    bytes_t identity; /* authenticated (a certificate's CN), or empty: the client id at CONNECT */
+} broker_conn_info_t;
+
+/* A new connection; NULL when refused (max_connections, NOMEM), logged. */
+broker_conn_t *broker_conn_open(broker_t *b, const broker_transport_t *t, void *ctx,
+                                const broker_conn_info_t *info);
+/* Bytes from the peer. */
+void broker_conn_input(broker_conn_t *c, const uint8_t *data, size_t len);
+/* The transport took the last write (status 0) or failed it (< 0). */
+void broker_conn_written(broker_conn_t *c, int status);
+/* The transport's connection ended on its own (peer gone, or the
+ * transport stopping): the broker closes its side and makes no call on
+ * the transport any more. */
+void broker_conn_gone(broker_conn_t *c);
 
 /* Stop listening and close every connection (v5 clients get DISCONNECT
  * 0x8B); `done` runs once all are closed. */

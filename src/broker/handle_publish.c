@@ -100,6 +100,8 @@ route_outcome_t broker_route(broker_t *b, msg_t *m, session_t *from)
     if (m->retain)
         retain_message(b, m, true);
     deliver_message(b, m, from);
+    if (b->watches)
+        broker_notify_watches(b, m);
     if (b->hooks.on_routed) {
         broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
         int taken = b->hooks.on_routed(b->hooks_ctx, m->route, &view);

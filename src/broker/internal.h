@@ -281,13 +281,23 @@ typedef struct client_io {
     struct client *waiters, *waiters_tail;
 } client_io_t;
 
+/* A connection over another transport (broker_conn_open). */
+typedef struct {
+    const broker_transport_t *ops;
+    void *ctx;
+    const char *kind; /* "ws", "wss": for listings */
+    bool gone;        /* no call on the transport any more */
+} transport_link_t;
+
 struct client {
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_check_t check; /* a transport's connection: never started, closed to free it */
     } h;
+    transport_link_t *transport; /* NULL: the socket in h */
     broker_t *broker;
     listener_t *listener;
     client_t *next, *prev;   /* open: in its wheel slot; closed: closing or lingering */
@@ -328,7 +338,8 @@ struct client {
     bool send_will;      /* on close: publish the will */
     bool slow; /* made no progress for slow_reader_timeout_s: holds nobody back (flow.c) */
     bool request_problem_info;
-    uint8_t linger; /* linger_state_t */
+    uint8_t linger;     /* linger_state_t */
+    bool tls_resumable; /* TLS: let in, its session may be resumed (tls_tune.c) */
 };
 
 struct broker {
@@ -378,6 +389,8 @@ struct broker {
     uint8_t *read_buf;     /* shared by every connection's reads */
     uint8_t *tls_plain;    /* shared: the plaintext of one TLS record (TLS_PLAIN_MAX) */
     client_t *tls_input_owner; /* tls_io.c: whose read is in read_buf now */
+    listener_t transport_listener; /* what transport connections name as their listener */
+    struct broker_watch *watches;  /* broker_watch */
     bytes_t tls_input;         /* and what of it the engine has not taken */
     size_t read_buf_len;
     broker_stats_t stats;
@@ -455,6 +468,27 @@ bool flow_busy(const client_t *c);
 
 /* How long a TLS session may be resumed after its full handshake. */
 #define TLS_SESSION_LIFETIME_S 7200
+/* How many sessions a TLS listener keeps for resumption (tls_tune.c). */
+#define TLS_SESSION_CACHE_MAX 256
+/* How long the session of a closed connection stays resumable. */
+#define TLS_SESSION_CLOSED_S 300
+/* tls_tune.c: a listener's context set up once for cheaper handshakes. */
+void tls_tune_server(SSL_CTX *ctx);
+/* Free a connection's TLS engine, keeping its session in the listener's
+ * cache only when `resumable`. */
+void tls_tune_free(SSL *ssl, bool resumable);
+/* Once a second: free the sessions that expired. */
+void tls_tune_tick(broker_t *b);
+
+/* tls_verify.c: a listener's memory of the client certificates it
+ * verified (by SHA-256 fingerprint, against its trust store and CRLs, while
+ * the answer holds). */
+NODISCARD sedge_err tls_verify_attach(SSL_CTX *ctx);
+/* The trust store changed: verify everything again. */
+void tls_verify_forget(SSL_CTX *ctx);
+/* Was `cert` verified against the context's current store, and does the
+ * answer still hold? */
+bool tls_verify_known(SSL_CTX *ctx, X509 *cert);
 
 /* tls_io.c: the TLS engine's I/O over the connection's own buffers. */
 #define TLS_PLAIN_MAX 16384 /* the largest record's plaintext */
@@ -623,6 +657,8 @@ NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_fi
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);
+/* Show a routed message to the watches whose filter matches. */
+void broker_notify_watches(broker_t *b, const msg_t *m);
 /* Pump the session again once `batch` has committed. */
 void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
 /* Have the store tell the broker when `batch` has committed (once per

@@ -159,6 +159,7 @@ static SSL_CTX *server_tls_context(const listener_config_t *cfg)
     static const unsigned char sid_ctx[] = "sedge-mqtt";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     SSL_CTX_set_timeout(ctx, TLS_SESSION_LIFETIME_S);
+    tls_tune_server(ctx);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

@@ -18,6 +18,8 @@ bool client_certificate_revoked(client_t *c)
 {
     broker_t *b = c->broker;
     X509 *cert = c->ssl ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (!cert && c->transport && !c->transport->gone && c->transport->ops->peer_certificate)
+        cert = c->transport->ops->peer_certificate(c->transport->ctx);
     if (!cert || !b->hooks.may_use_certificate)
         return false;
     uint8_t sha256[EVP_MAX_MD_SIZE];
@@ -94,7 +96,11 @@ bool client_revoked_by_crl(client_t *c)
 {
     if (!c->listener->crl_file)
         return false;
-    return revoked_by_crl(SSL_CTX_get_cert_store(c->listener->ssl_ctx), c);
+    SSL_CTX *ctx = c->listener->ssl_ctx;
+    /* Verified against these very CRLs, and the answer still holds. */
+    if (tls_verify_known(ctx, SSL_get0_peer_certificate(c->ssl)))
+        return false;
+    return revoked_by_crl(SSL_CTX_get_cert_store(ctx), c);
 }
 
 size_t broker_reload_tls(broker_t *b, size_t *reloaded)

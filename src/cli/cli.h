@@ -81,5 +81,6 @@ int cmd_spool(cli_t *cli, int argc, char **argv);
 int cmd_functions(cli_t *cli, int argc, char **argv);
 int cmd_invoke(cli_t *cli, int argc, char **argv);
 int cmd_logs(cli_t *cli, int argc, char **argv);
+int cmd_console(cli_t *cli, int argc, char **argv);
 
 #endif

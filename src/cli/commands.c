@@ -173,6 +173,23 @@ int cmd_things(cli_t *cli, int argc, char **argv)
     return reporting(cli, argc, argv, &things_spec, print_things);
 }
 
+static const command_spec_t console_spec = {
+    .name = "console",
+    .usage = "sedgectl console [--json]",
+    .about = "A one-time login URL for the web console (http.bind): open it in a browser\n"
+             "within its lifetime; it logs in once and becomes a session cookie."};
+
+static void print_console(json_t *r)
+{
+    printf("%s\n", str(r, "url"));
+    fprintf(stderr, "open it in a browser within %lld s; it logs in once\n", num(r, "expires_in_s"));
+}
+
+int cmd_console(cli_t *cli, int argc, char **argv)
+{
+    return reporting(cli, argc, argv, &console_spec, print_console);
+}
+
 int cmd_deploy(cli_t *cli, int argc, char **argv)
 {
     static const command_spec_t spec = {

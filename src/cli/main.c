@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 #include "datadir.h"
+#include "ota_cmds.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,10 @@ static void usage(FILE *out)
                  "  invoke NAME [PAYLOAD] [--timeout S]\n"
                  "                          invoke a function, print its result\n"
                  "  logs NAME [--lines N]   a function's captured output\n"
+                 "  console                 a one-time login URL for the web console\n"
+                 "  bundle create|verify    make or check a signed update bundle\n"
+                 "  update FILE|URL         update sedged: install, restart, health check, commit\n"
+                 "                          or roll back (--status, --rollback)\n"
                  "\n"
                  "Options:\n"
                  "  --data-dir DIR   the daemon's data directory; default: ./sedge-data when it\n"
@@ -62,6 +67,9 @@ static const command_t commands[] = {
     {"functions", cmd_functions},
     {"invoke", cmd_invoke},
     {"logs", cmd_logs},
+    {"console", cmd_console},
+    {"bundle", cmd_bundle},
+    {"update", cmd_update},
 };
 
 enum { OPT_DATA_DIR = 256, OPT_CONFIG, OPT_JSON };

@@ -12,11 +12,13 @@
 #include "cloud/cloud.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
+#include "internal.h"
 #include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,27 +31,6 @@
 #include <unistd.h>
 
 #define LOG_TAG "core"
-
-struct core {
-    uv_loop_t *loop;
-    uv_prepare_t before_wait; /* the end of every loop turn (before_wait_cb) */
-    uv_timer_t trim_timer;    /* gives freed memory back once traffic stops */
-    uint64_t bytes_at_trim;   /* the broker's byte counters at the last look */
-    bool trimmed;             /* nothing moved since the last trim */
-    config_t cfg;
-    int lock_fd;
-    store_t *store;
-    broker_t *broker;
-    routing_t *routing;
-    deploy_t *deploy;
-    shadow_svc_t *shadow;
-    cloud_t *cloud; /* NULL: no cloud configured */
-    functions_t *functions;
-    admin_t *admin;
-    void (*stop_done)(void *);
-    void *stop_ctx;
-    int stopping_parts;
-};
 
 static char *data_path(const core_t *c, const char *name)
 {
@@ -556,6 +537,19 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
     admin_reply(req, cloud_status(c->cloud));
 }
 
+static void cmd_console(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *r = json_object();
+    if (!c->front)
+        json_object_set_new(r, "error",
+                            json_string("the HTTP front is off: set http.bind in the config"));
+    else
+        front_console_login(c->front, r);
+    admin_reply(req, r);
+}
+
 static void print_welcome(const core_t *c)
 {
     const char *d = c->cfg.data_dir;
@@ -611,6 +605,55 @@ static void before_wait_cb(uv_prepare_t *h)
 }
 
 static void core_abort(core_t *c);
+
+static bool core_cloud_up(void *ctx)
+{
+    core_t *c = ctx;
+    return c->cloud && cloud_connected(c->cloud);
+}
+
+static void core_job_report(void *ctx, const char *job, const char *status, json_t *details)
+{
+    core_t *c = ctx;
+    if (c->cloud)
+        cloud_job_report(c->cloud, job, status, details);
+    else
+        json_decref(details);
+}
+
+static void core_update_job(void *ctx, const char *job, json_t *document)
+{
+    core_t *c = ctx;
+    if (c->update_jobs)
+        update_jobs_run(c->update_jobs, job, document);
+}
+
+static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)ctx;
+    (void)request;
+    admin_reply_error(req, "updates are off: the config has no \"ota\" section (trusted_keys, "
+                           "health_timeout_s; see README, Updating)");
+}
+
+static void core_restart(void *ctx, core_then_t then)
+{
+    core_t *c = ctx;
+    (void)then; /* the updater keeps it: core_then */
+    if (c->self_stop)
+        c->self_stop(c->self_stop_ctx);
+}
+
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx)
+{
+    c->self_stop = stop;
+    c->self_stop_ctx = ctx;
+}
+
+core_then_t core_then(const core_t *c)
+{
+    return updater_then(c->updater);
+}
 
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
@@ -703,7 +746,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    err = functions_start(&fo, &c->functions);
+    err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count, c->seal_key);
+    fo.seal_key = c->seal_key;
+    if (!err)
+        err = functions_start(&fo, &c->functions);
     free(paths);
     if (err)
         goto fail;
@@ -715,9 +761,12 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
                               .check = check_group,
-                              .ctx = c};
+                              .ctx = c,
+                              .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
+    if (c->cloud && c->cfg.ota.enabled)
+        cloud_on_update_job(c->cloud, core_update_job, c);
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))
         goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
@@ -737,7 +786,27 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "functions", cmd_functions, c)) ||
         (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
         (err = admin_register(c->admin, "logs", cmd_logs, c)) ||
-        (err = admin_register(c->admin, "things", cmd_things, c)))
+        (err = admin_register(c->admin, "things", cmd_things, c)) ||
+        (err = admin_register(c->admin, "console", cmd_console, c)))
+        goto fail;
+    if (c->cfg.ota.enabled) {
+        updater_options_t uo = {.loop = loop,
+                                .cfg = &c->cfg.ota,
+                                .cloud_up = core_cloud_up,
+                                .restart = core_restart,
+                                .report = core_job_report,
+                                .ctx = c};
+        if ((err = updater_start(&uo, c->admin, &c->updater)) ||
+            (err = update_jobs_start(loop, c->updater, core_job_report, c, &c->update_jobs)))
+            goto fail;
+    } else if ((err = admin_register(c->admin, "update", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_status", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_rollback", cmd_updates_off, c))) {
+        goto fail;
+    }
+    /* The HTTP front last: the broker and the admin commands it serves
+     * are up. */
+    if ((err = front_start(c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -774,6 +843,12 @@ static void part_stopped(void *ctx)
     uv_close((uv_handle_t *)&c->trim_timer, trim_closed);
 }
 
+static void broker_stopped(void *ctx)
+{
+    core_t *c = ctx;
+    front_stop(c->front, part_stopped, c);
+}
+
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
@@ -787,7 +862,12 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     }
     if (c->broker) {
         c->stopping_parts++;
-        broker_shutdown(c->broker, part_stopped, c);
+        /* The HTTP front stops after the broker: MQTT over WebSockets
+         * clients get their DISCONNECT before their WebSockets close. */
+        broker_shutdown(c->broker, c->front ? broker_stopped : part_stopped, c);
+    } else if (c->front) {
+        c->stopping_parts++;
+        front_stop(c->front, part_stopped, c);
     }
     if (c->admin) {
         c->stopping_parts++;
@@ -796,6 +876,14 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     if (c->cloud) {
         c->stopping_parts++;
         cloud_stop(c->cloud, part_stopped, c);
+    }
+    if (c->updater) {
+        c->stopping_parts++;
+        updater_stop(c->updater, part_stopped, c);
+    }
+    if (c->update_jobs) {
+        c->stopping_parts++;
+        update_jobs_stop(c->update_jobs, part_stopped, c);
     }
     part_stopped(c);
 }
@@ -909,12 +997,15 @@ void core_free(core_t *c)
     if (c->store)
         store_close(c->store);
     c->store = NULL;
+    front_free(c->front);
     broker_free(c->broker);
     routing_free(c->routing);
     deploy_free(c->deploy);
     shadow_free(c->shadow);
     functions_free(c->functions);
     cloud_free(c->cloud);
+    update_jobs_free(c->update_jobs);
+    updater_free(c->updater);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

@@ -12,6 +12,7 @@
 #define SEDGE_CORE_H
 
 #include "config.h"
+#include "update.h"
 
 typedef struct core core_t;
 
@@ -30,5 +31,10 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx);
  * cloud takes a restart). */
 void core_reload(core_t *c, const config_t *next);
 void core_free(core_t *c);
+/* How sedged stops the core when the core asks for it (an update): as a
+ * SIGTERM would. */
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx);
+/* After the stop: exit, or exec the release an update switched to. */
+core_then_t core_then(const core_t *c);
 
 #endif

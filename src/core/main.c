@@ -7,8 +7,10 @@
  */
 #include "core.h"
 #include "notify.h"
+#include "ota/ota.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,6 +57,19 @@ static void close_handles(app_t *app)
 static void stopped(void *ctx)
 {
     close_handles(ctx);
+}
+
+/* The core asks to stop itself: an update restarts into another release. */
+static void on_self_stop(void *ctx)
+{
+    app_t *app = ctx;
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    LOGI("stopping for an update");
+    /* The same PID comes back as another release: to systemd a reload. */
+    notify_send("RELOADING=1");
+    core_stop(app->core, stopped, app);
 }
 
 /* A timer on the loop itself: a loop that stops turning stops the pings,
@@ -179,6 +194,18 @@ int main(int argc, char **argv)
     }
     if (debug)
         cfg.log_level = LOG_DEBUG;
+    /* An update on trial, rolled back or committed decides which release
+     * runs before anything else starts (it may exec another binary). */
+    char ota_root[PATH_MAX] = "";
+    ota_config_t ota = {0};
+    if (cfg.ota.enabled) {
+        snprintf(ota_root, sizeof ota_root, "%s", cfg.ota.root);
+        ota = (ota_config_t){.root = ota_root,
+                             .health_timeout_s = (int)cfg.ota.health_timeout_s,
+                             .tries = (int)cfg.ota.tries,
+                             .base_version = SEDGE_VERSION};
+        ota_boot(&ota, argv, &cfg.ota.trial);
+    }
     uv_loop_t *loop = uv_default_loop();
     app_t app = {.config_path = config_path, .debug = debug};
     /* Signals are caught before anything listens: a SIGTERM during start is
@@ -196,6 +223,7 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_NOWAIT);
         return 1;
     }
+    core_on_self_stop(app.core, on_self_stop, &app);
     uint64_t watchdog_usec = notify_watchdog_usec();
     if (watchdog_usec) {
         uint64_t every_ms = watchdog_usec / 2000 ? watchdog_usec / 2000 : 1;
@@ -204,9 +232,18 @@ int main(int argc, char **argv)
     }
     notify_send("READY=1");
     uv_run(loop, UV_RUN_DEFAULT);
+    core_then_t then = core_then(app.core);
     core_free(app.core);
     uv_run(loop, UV_RUN_DEFAULT); /* the close callbacks of what core_free closed */
     uv_loop_close(loop);
+    if (then == CORE_THEN_TRIAL) {
+        ota_exec_trial(&ota, argv);
+        return 1;
+    }
+    if (then == CORE_THEN_ROLLBACK) {
+        ota_exec_rollback(&ota, argv, "rolled back by sedgectl update --rollback");
+        return 1;
+    }
     LOGI("stopped");
     return 0;
 }

@@ -63,7 +63,8 @@ void confine_drop_privileges(const options_t *o)
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         sandbox_die("clearing ambient capabilities");
     if (o->have_user) {
-        if (setgroups(0, NULL) != 0 && errno != EPERM)
+        if (setgroups((size_t)o->group_count, o->groups) != 0 &&
+            (errno != EPERM || o->group_count))
             sandbox_die("setgroups");
         if (setgid(o->gid) != 0)
             sandbox_die("setgid");

@@ -349,7 +349,7 @@ def test_a_second_listeners_bad_type_is_reported_at_its_own_line(tmp_path):
         '  ] }'])
     r = run_sedged(cfg)
     assert r.returncode == 2
-    assert "%s:5: listeners[1].type: 'tpc' is not tcp, tls or unix" % cfg in r.stderr, r.stderr
+    assert "%s:5: listeners[1].type: 'tpc' is not tcp, tls, unix, ws or wss" % cfg in r.stderr, r.stderr
     # A missing key is reported at its object's line.
     assert "%s:8: listeners[2].type: missing" % cfg in r.stderr, r.stderr
 

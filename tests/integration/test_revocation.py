@@ -124,6 +124,21 @@ def test_a_listeners_crl_is_enforced_and_reloaded_on_sighup(make_sedge):
     assert bob.ping().type == raw.PINGRESP
 
 
+def start_with_crl(make_sedge, name):
+    """A sedged whose tls listener has a CRL file (revoking nothing yet),
+    and a certificate for `name`: (sedge, the CRL's path, its PEM)."""
+    s = make_sedge(tls=True, start=False)
+    pem, _ = s.issue_cert(name)
+    crl = s.certs / "crl.pem"
+    write_crl(s, [], crl)
+    cfg = s.config()
+    cfg["listeners"][1]["crl_file"] = "certs/crl.pem"
+    s.config = lambda: cfg
+    s.write_config()
+    s.start()
+    return s, crl, pem
+
+
 _contexts = {}
 
 
@@ -164,15 +179,7 @@ def test_tls_sessions_are_resumed_and_revocation_still_holds(make_sedge):
     # handshake (was: refused, 'session id context uninitialized'); a
     # certificate revoked meanwhile, by the group or by the CRL, is refused
     # on a resumed session too.
-    s = make_sedge(tls=True, start=False)
-    lamp_pem, _ = s.issue_cert("lamp")
-    crl = s.certs / "crl.pem"
-    write_crl(s, [], crl)
-    cfg = s.config()
-    cfg["listeners"][1]["crl_file"] = "certs/crl.pem"
-    s.config = lambda: cfg
-    s.write_config()
-    s.start()
+    s, crl, lamp_pem = start_with_crl(make_sedge, "lamp")
     deploy_ok(s, GROUP)
     reason, session, _ = resumed_connect(s, "lamp")
     assert reason == 0 and session is not None
