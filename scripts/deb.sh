@@ -20,9 +20,11 @@ cd "$src"
 if [ "$arch" = "$host" ]; then
     dpkg-buildpackage -us -uc -b -j"$(nproc)"
 else
-    # Cross: the build tools of the build machine, the libraries of ARCH.
+    # Cross: the build tools of the build machine, the libraries of ARCH;
+    # without OpenCV, whose arm -dev packages would remove the amd64 ones
+    # (connectors/CMakeLists.txt).
     CONFIG_SITE=/etc/dpkg-cross/cross-config.$arch \
-        dpkg-buildpackage -us -uc -b -a"$arch" -Pcross,nocheck -j"$(nproc)"
+        dpkg-buildpackage -us -uc -b -a"$arch" -Pcross,nocheck,pkg.sedge.noopencv -j"$(nproc)"
 fi
 cd ..
 ls -1 ./*.deb
