@@ -20,9 +20,28 @@ cd "$src"
 if [ "$arch" = "$host" ]; then
     dpkg-buildpackage -us -uc -b -j"$(nproc)"
 else
-    # Cross: the build tools of the build machine, the libraries of ARCH.
+    # libwebsockets-dev of ARCH cannot be installed beside the build
+    # machine's (their lws_config.h differ): its files go into a sysroot of
+    # their own here, with a .pc pointing at it and the .so link at the
+    # runtime library, which does install beside (deps.sh cross).
+    triplet=$(dpkg-architecture -a"$arch" -qDEB_HOST_MULTIARCH)
+    sysroot=$(cd ../.. && pwd)/sysroot-$arch
+    if [ ! -f "$sysroot/.complete" ]; then
+        rm -rf "$sysroot"
+        mkdir -p "$sysroot"
+        (cd "$sysroot" && apt-get download -q "libwebsockets-dev:$arch" >/dev/null &&
+            dpkg-deb -x libwebsockets-dev_*_"$arch".deb .)
+        ln -sf "/usr/lib/$triplet/libwebsockets.so.17" "$sysroot/usr/lib/$triplet/libwebsockets.so"
+        sed -i "s|^prefix=.*|prefix=\"$sysroot/usr\"|" \
+            "$sysroot/usr/lib/$triplet/pkgconfig/libwebsockets.pc"
+        touch "$sysroot/.complete"
+    fi
+    export PKG_CONFIG_PATH="$sysroot/usr/lib/$triplet/pkgconfig"
+    # Cross: the build tools of the build machine, the libraries of ARCH;
+    # without OpenCV, whose arm -dev packages would remove the amd64 ones
+    # (connectors/CMakeLists.txt); libwebsockets-dev from the sysroot.
     CONFIG_SITE=/etc/dpkg-cross/cross-config.$arch \
-        dpkg-buildpackage -us -uc -b -a"$arch" -Pcross,nocheck -j"$(nproc)"
+        dpkg-buildpackage -us -uc -b -a"$arch" -Pcross,nocheck,pkg.sedge.noopencv,pkg.sedge.lwssysroot -j"$(nproc)"
 fi
 cd ..
 ls -1 ./*.deb

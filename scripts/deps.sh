@@ -31,10 +31,15 @@ test_packages="clang llvm clang-format clang-tidy
   python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
 
 # The -dev libraries the cross builds link, for each foreign architecture.
+# Not OpenCV's: its arm -dev packages cannot be installed beside the amd64
+# ones (apt would remove those), so the cross builds leave the
+# image-classification connector out (scripts/deb.sh).
+# Nor libwebsockets-dev, whose lws_config.h differs between architectures:
+# its runtime library installs beside, and scripts/deb.sh puts the -dev
+# files of ARCH in a sysroot of their own.
 cross_libs="libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev
   libcurl4-openssl-dev libmodbus-dev libserialport-dev libgpiod-dev
-  libwebsockets-dev libarchive-dev
-  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev"
+  libwebsockets17 libwebsockets-evlib-uv libcap-dev libarchive-dev"
 cross_packages="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
   pkgconf:arm64 pkgconf:armhf"
 for arch in arm64 armhf; do

@@ -147,7 +147,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Is stderr the journal? systemd says so with JOURNAL_STREAM=DEV:INODE of
  * the stream it connected; a stderr redirected elsewhere (a shell's 2>,
  * a pipe) does not match it. Decided at the first line. */
-static bool stderr_is_journal(void)
+bool log_stderr_is_journal(void)
 {
     static int journal = -1;
     if (journal < 0) {
@@ -165,7 +165,7 @@ static void write_line(log_level_t level, const char *tag, const char *fmt, va_l
     static const char letters[] = "EWID";
     char line[1024];
     int n;
-    if (stderr_is_journal()) {
+    if (log_stderr_is_journal()) {
         /* sd-daemon(3)'s <N> prefixes: journalctl -p filters on them, and
          * the journal keeps its own time. */
         static const int priorities[] = {3, 4, 6, 7}; /* err, warning, info, debug */

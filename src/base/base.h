@@ -84,6 +84,9 @@ NODISCARD sedge_err base64_decode(const char *text, buf_t *out);
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
+/* Is stderr the journal (systemd's JOURNAL_STREAM names it)? Log lines then
+ * carry <N> priorities instead of a time. */
+bool log_stderr_is_journal(void);
 void log_write(log_level_t level, const char *tag, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
 #define LOGE(...) log_write(LOG_ERROR, LOG_TAG, __VA_ARGS__)

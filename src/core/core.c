@@ -16,9 +16,9 @@
 #include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
+#include "seal.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
-#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -906,18 +906,71 @@ static bool same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static bool same_listeners(const config_t *a, const config_t *b)
+static bool same_listeners(const listener_config_t *x, size_t nx, const listener_config_t *y,
+                           size_t ny)
 {
-    if (a->listener_count != b->listener_count)
+    if (nx != ny)
         return false;
-    for (size_t i = 0; i < a->listener_count; i++) {
-        const listener_config_t *x = &a->listeners[i], *y = &b->listeners[i];
-        if (x->type != y->type || !same_str(x->bind, y->bind) ||
-            !same_str(x->ca_file, y->ca_file) || !same_str(x->cert_file, y->cert_file) ||
-            !same_str(x->key_file, y->key_file) || !same_str(x->crl_file, y->crl_file))
+    for (size_t i = 0; i < nx; i++)
+        if (x[i].type != y[i].type || !same_str(x[i].bind, y[i].bind) ||
+            !same_str(x[i].ca_file, y[i].ca_file) || !same_str(x[i].cert_file, y[i].cert_file) ||
+            !same_str(x[i].key_file, y[i].key_file) || !same_str(x[i].crl_file, y[i].crl_file))
+            return false;
+    return true;
+}
+
+static bool same_strs(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!same_str(a[i], b[i]))
+            return false;
+    return true;
+}
+
+/* Discovery's server: its addresses and files (a restart). */
+static bool same_discovery_server(const discovery_config_t *x, const discovery_config_t *y)
+{
+    return x->enabled == y->enabled &&
+           same_strs(x->binds, x->bind_count, y->binds, y->bind_count) &&
+           same_str(x->ca_file, y->ca_file) && same_str(x->cert_file, y->cert_file) &&
+           same_str(x->key_file, y->key_file) && same_str(x->crl_file, y->crl_file);
+}
+
+/* What discovery answers (read at each request: reloaded). */
+static bool same_connectivity(const discovery_config_t *x, const discovery_config_t *y)
+{
+    if (x->connectivity_count != y->connectivity_count || !same_str(x->group_id, y->group_id) ||
+        !same_str(x->core_arn, y->core_arn))
+        return false;
+    for (size_t i = 0; i < x->connectivity_count; i++) {
+        const connectivity_t *a = &x->connectivity[i], *b = &y->connectivity[i];
+        if (!same_str(a->id, b->id) || !same_str(a->host_address, b->host_address) ||
+            a->port != b->port || !same_str(a->metadata, b->metadata))
             return false;
     }
     return true;
+}
+
+static bool same_http(const http_config_t *x, const http_config_t *y)
+{
+    return same_str(x->bind, y->bind) && same_str(x->tls_bind, y->tls_bind) &&
+           same_str(x->ca_file, y->ca_file) && same_str(x->cert_file, y->cert_file) &&
+           same_str(x->key_file, y->key_file) && same_str(x->crl_file, y->crl_file) &&
+           same_strs(x->admins, x->admin_count, y->admins, y->admin_count) &&
+           x->console == y->console && x->metrics == y->metrics &&
+           x->max_connections == y->max_connections && x->timeout_s == y->timeout_s &&
+           x->max_ws_frame_bytes == y->max_ws_frame_bytes;
+}
+
+static bool same_ota(const ota_settings_t *x, const ota_settings_t *y)
+{
+    return x->enabled == y->enabled && same_str(x->root, y->root) &&
+           same_strs(x->trusted_keys, x->key_count, y->trusted_keys, y->key_count) &&
+           x->health_timeout_s == y->health_timeout_s && x->tries == y->tries &&
+           same_str(x->ca_file, y->ca_file) && x->max_bundle_bytes == y->max_bundle_bytes &&
+           x->max_rate_bytes_s == y->max_rate_bytes_s && x->stall_timeout_s == y->stall_timeout_s;
 }
 
 static bool same_cloud(const config_t *a, const config_t *b)
@@ -945,7 +998,7 @@ static const char *level_name(log_level_t l)
     return l <= LOG_DEBUG ? names[l] : "?";
 }
 
-void core_reload(core_t *c, const config_t *next)
+void core_reload(core_t *c, config_t *next)
 {
     if (next) {
         /* What is read once at start: a change waits for a restart. */
@@ -955,7 +1008,15 @@ void core_reload(core_t *c, const config_t *next)
         } fixed[] = {
             {"data_dir", same_str(c->cfg.data_dir, next->data_dir)},
             {"core.thing_name", same_str(c->cfg.thing_name, next->thing_name)},
-            {"listeners (addresses, types or file names)", same_listeners(&c->cfg, next)},
+            {"listeners (addresses, types or file names)",
+             same_listeners(c->cfg.listeners, c->cfg.listener_count, next->listeners,
+                            next->listener_count) &&
+                 same_listeners(c->cfg.ws_listeners, c->cfg.ws_listener_count, next->ws_listeners,
+                                next->ws_listener_count)},
+            {"http", same_http(&c->cfg.http, &next->http)},
+            {"discovery (addresses or files)",
+             same_discovery_server(&c->cfg.discovery, &next->discovery)},
+            {"ota", same_ota(&c->cfg.ota, &next->ota)},
             {"store", c->cfg.store_sync_full == next->store_sync_full &&
                           c->cfg.store_busy_timeout_ms == next->store_busy_timeout_ms},
             {"shadow", c->cfg.shadow_max_bytes == next->shadow_max_bytes},
@@ -971,6 +1032,26 @@ void core_reload(core_t *c, const config_t *next)
                  level_name(c->cfg.log_level));
             c->cfg.log_level = next->log_level;
             log_set_level(next->log_level);
+        }
+        /* Discovery reads its answer's parts at each request: the new ones
+         * are taken over (and next frees the old). */
+        if (c->cfg.discovery.enabled && next->discovery.enabled &&
+            !same_connectivity(&c->cfg.discovery, &next->discovery)) {
+            discovery_config_t *cur = &c->cfg.discovery, *nd = &next->discovery;
+            connectivity_t list[CONFIG_MAX_CONNECTIVITY];
+            memcpy(list, cur->connectivity, sizeof list);
+            memcpy(cur->connectivity, nd->connectivity, sizeof list);
+            memcpy(nd->connectivity, list, sizeof list);
+            size_t count = cur->connectivity_count;
+            cur->connectivity_count = nd->connectivity_count;
+            nd->connectivity_count = count;
+            char *group_id = cur->group_id, *core_arn = cur->core_arn;
+            cur->group_id = nd->group_id;
+            cur->core_arn = nd->core_arn;
+            nd->group_id = group_id;
+            nd->core_arn = core_arn;
+            LOGI("SIGHUP: discovery answers with %zu connectivity entries%s",
+                 cur->connectivity_count, cur->connectivity_count ? "" : " (the host's addresses)");
         }
         if (memcmp(&next->limits, &c->cfg.limits, sizeof next->limits) != 0) {
             c->cfg.limits = next->limits;

@@ -23,13 +23,15 @@ NODISCARD sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out);
  * the loop has nothing of the core's left. */
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx);
 /* SIGHUP: apply what can change without a restart — from `next` (a
- * validated config, borrowed; NULL: none) the log level and the limits,
- * and from the files the TLS listeners' certificates, keys, CAs and CRLs
- * (a listener whose files do not load keeps its previous ones; clients
- * the new CRLs revoke are disconnected) — and log what was applied and
- * what was not (a changed listener address, data directory, store or
- * cloud takes a restart). */
-void core_reload(core_t *c, const config_t *next);
+ * validated config; NULL: none) the log level, the limits and what
+ * discovery answers (its connectivity, group id and core ARN, taken over
+ * from `next`, which then holds the old ones), and from the files the TLS
+ * listeners' certificates, keys, CAs and CRLs (a listener whose files do
+ * not load keeps its previous ones; clients the new CRLs revoke are
+ * disconnected) — and log what was applied and what was not (a changed
+ * listener address, data directory, store, cloud, HTTP front or OTA takes
+ * a restart). */
+void core_reload(core_t *c, config_t *next);
 void core_free(core_t *c);
 /* How sedged stops the core when the core asks for it (an update): as a
  * SIGTERM would. */

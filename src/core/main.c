@@ -179,8 +179,18 @@ int main(int argc, char **argv)
     sedge_err rc =
         config_path ? config_load(config_path, &cfg, err, sizeof err) : config_default(&cfg);
     if (rc) {
-        fprintf(stderr, "sedged: invalid configuration:\n%s",
-                config_path ? err : "out of memory\n");
+        /* In the journal each line is an entry: each gets its priority. */
+        const char *prio = log_stderr_is_journal() ? "<3>" : "";
+        fprintf(stderr, "%ssedged: invalid configuration:\n", prio);
+        char *text = config_path ? err : "out of memory";
+        for (char *line = text, *end; *line; line = end) {
+            end = strchr(line, '\n');
+            if (end)
+                *end++ = '\0';
+            else
+                end = line + strlen(line);
+            fprintf(stderr, "%s%s\n", prio, line);
+        }
         return 2;
     }
     if (debug)

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,11 @@ def test_cross_built_sedged_and_sedgectl_under_qemu(arch, tmp_path):
     audit_arch = {"arm64": 0xC00000B7, "armhf": 0x40000028}[arch]
     blob = sandbox.read_bytes()
     assert audit_arch.to_bytes(4, "little") in blob
-    port = free_port()
+    port, http_port = free_port(), free_port()
     cfg = tmp_path / "sedge.json"
     cfg.write_text(json.dumps({"data_dir": "data", "listeners": [
-        {"type": "tcp", "bind": "127.0.0.1:%d" % port}]}))
+        {"type": "tcp", "bind": "127.0.0.1:%d" % port}],
+        "http": {"bind": "127.0.0.1:%d" % http_port}}))
     log = tmp_path / "sedged.log"
     started = time.monotonic()
     with open(log, "wb") as out:
@@ -104,6 +106,11 @@ def test_cross_built_sedged_and_sedgectl_under_qemu(arch, tmp_path):
                       "1", "-t", "plant/#", "-v", "-C", "3", "-W", "30")
         assert r.stdout.splitlines() == ["plant/line%d queued %d" % (i, i) for i in range(3)], \
             r.stdout + r.stderr
+        # The HTTP front: libwebsockets of the target (its -dev files from
+        # scripts/deb.sh's sysroot) with its libuv plugin.
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port,
+                                    timeout=30) as resp:
+            assert "sedge_connections" in resp.read().decode()
         r = ctl("things", "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["things"] == [], r.stdout
 

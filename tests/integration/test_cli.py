@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import SEDGED, TIMEOUT, free_port, run_sedgectl
+import conftest
 import functions_helpers as fh
 from functions_fixtures import behave, fsedge, public_tmp  # noqa: F401 (fixtures)
 from groups_helpers import deploy_ok
@@ -413,3 +414,23 @@ def test_a_refused_deployment_reports_every_problem_however_many(sedge, tmp_path
     r = sedge.ctl("deploy", path)
     assert r.returncode == 1
     assert all("unknown_key_%03d: unknown key" % i in r.stderr for i in range(150)), r.stderr[-300:]
+
+
+def test_sedgectl_config_names_the_data_directory_and_bad_ones_are_usage_errors(sedge,
+                                                                                tmp_path):
+    r = run_sedgectl("--config", sedge.config_path, "status", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["pid"] == sedge.pid, r.stderr
+    r = run_sedgectl("--config", tmp_path / "absent.json", "status")
+    assert r.returncode == 2 and "absent.json" in r.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"data_dir": ')
+    r = run_sedgectl("--config", broken, "status")
+    assert r.returncode == 2 and "broken.json:1" in r.stderr
+    r = run_sedgectl("--config", sedge.config_path, "--data-dir", tmp_path, "status")
+    assert r.returncode == 2 and "both" in r.stderr
+    # No option, no ./sedge-data here, no /etc/sedge/sedge.json: ./sedge-data,
+    # and sedged cannot be reached there.
+    if not os.path.exists("/etc/sedge/sedge.json"):
+        r = subprocess.run([str(conftest.SEDGECTL), "status"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=30)
+        assert r.returncode == 3 and "sedge-data/admin.sock" in r.stderr

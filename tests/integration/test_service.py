@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, TIMEOUT, issue_cert, make_ca, wait_for
+from conftest import BUILD, TIMEOUT, free_port, issue_cert, make_ca, wait_for
 
 UNIT = BUILD / "dist" / "sedge.service"
 
@@ -241,3 +241,48 @@ def test_sighup_reloads_the_tls_certificate_key_and_ca(make_sedge, tmp_path):
     sighup(s, "keeps its previous CRLs, certificate, key and CA")
     assert tls_probe(s, fresh / "ca.pem", fresh / "new-thing.pem",
                      fresh / "new-thing.key") == "renewed-core"
+
+
+def test_config_errors_carry_the_error_priority_in_the_journal(tmp_path):
+    cfg = tmp_path / "sedge.json"
+    cfg.write_text('{"data_dir": "d",\n "listeners": [{"type": "tcp", "bind": "0.0.0.0:1"}],\n'
+                   ' "colour": 1}\n')
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        st = os.fstat(f.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        r = subprocess.run([str(BUILD / "sedged"), "--config", str(cfg)], stderr=f,
+                           env=env, timeout=30)
+    assert r.returncode == 2
+    lines = err.read_text().splitlines()
+    assert len(lines) == 3, lines
+    assert all(l.startswith("<3>") for l in lines), lines
+    assert "invalid configuration" in lines[0]
+    assert any("listeners[0].bind" in l for l in lines)
+    assert any("colour: unknown key" in l for l in lines)
+
+
+def test_sighup_reloads_what_discovery_answers_and_names_the_front_as_a_restart(make_sedge):
+    """Discovery's connectivity (read at each request) is reloaded; the
+    HTTP front's addresses take a restart, and say so."""
+    from front_helpers import deploy, https_get, make_front
+    conn = {"Id": "lan", "HostAddress": "10.9.8.7", "PortNumber": 8883}
+    s = make_front(make_sedge, start=False, extra={"discovery": {"connectivity": [conn]}})
+    s.start()
+    s.issue_cert("lamp")
+    deploy(s, ["lamp"])
+    path = "/greengrass/discover/thing/lamp"
+
+    def answer():
+        status, _, body, _ = https_get(s, s.front_ports["discovery"], path, cert="lamp")
+        assert status == 200
+        return json.loads(body)["GGGroups"][0]["Cores"][0]["Connectivity"]
+    assert [c["HostAddress"] for c in answer()] == ["10.9.8.7"]
+    moved = dict(conn, HostAddress="10.9.8.8", Id="moved")
+    s.extra["discovery"]["connectivity"] = [moved, dict(conn, Id="old")]
+    s.extra["http"]["bind"] = "127.0.0.1:%d" % free_port()
+    s.write_config()
+    sighup(s, "SIGHUP: discovery answers with 2 connectivity entries",
+           "http changed: not reloaded, it takes a restart")
+    assert [(c["Id"], c["HostAddress"]) for c in answer()] == [("moved", "10.9.8.8"),
+                                                                ("old", "10.9.8.7")]

@@ -75,6 +75,10 @@ ok "sedged runs as $user with $caps, from $exec_start"
 cd /   # no ./sedge-data here: sedgectl must find /var/lib/sedge itself
 sedgectl status | grep -q "sedged 0.1.0 (pid $pid" || fail "sedgectl status without --data-dir"
 ok "sedgectl status finds the installed data directory"
+/usr/bin/python3 -c 'import urllib.request
+assert b"sedge_connections" in urllib.request.urlopen("http://127.0.0.1:8080/metrics", timeout=10).read()' ||
+    fail "the packaged config's /metrics on 127.0.0.1:8080"
+ok "the HTTP front (libwebsockets and its libuv plugin) serves /metrics on 127.0.0.1:8080"
 
 # -- the README's tour
 mosquitto_sub -h 127.0.0.1 -p 1883 -t 'demo/#' -v -C 1 -W 10 >"$work/sub1" &

@@ -59,7 +59,7 @@ def sections():
 def candidates():
     names = set()
     for src in (REPO / "src").rglob("*.c"):
-        names.update(re.findall(r'"([a-z][a-z0-9_]{0,40})"', src.read_text(errors="replace")))
+        names.update(re.findall(r'"([A-Za-z][A-Za-z0-9_]{0,40})"', src.read_text(errors="replace")))
     return names
 
 
