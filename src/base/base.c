@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *sedge_strerror(sedge_err err)
@@ -143,18 +144,42 @@ typedef struct {
 static log_site_t log_sites[LOG_SITES];
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Is stderr the journal? systemd says so with JOURNAL_STREAM=DEV:INODE of
+ * the stream it connected; a stderr redirected elsewhere (a shell's 2>,
+ * a pipe) does not match it. Decided at the first line. */
+static bool stderr_is_journal(void)
+{
+    static int journal = -1;
+    if (journal < 0) {
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+                  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    }
+    return journal == 1;
+}
+
 static void write_line(log_level_t level, const char *tag, const char *fmt, va_list ap)
 {
     static const char letters[] = "EWID";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
-    int n = snprintf(line, sizeof line,
+    int n;
+    if (stderr_is_journal()) {
+        /* sd-daemon(3)'s <N> prefixes: journalctl -p filters on them, and
+         * the journal keeps its own time. */
+        static const int priorities[] = {3, 4, 6, 7}; /* err, warning, info, debug */
+        n = snprintf(line, sizeof line, "<%d>%s: ", priorities[level], tag);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof line,
                      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s: ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, letters[level], tag);
+    }
     if (n < 0)
         return;
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -224,6 +249,13 @@ uint64_t clock_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t clock_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int64_t clock_wall_s(void)

@@ -98,6 +98,7 @@ void log_write(log_level_t level, const char *tag, const char *fmt, ...) PRINTF_
 /* Clocks: monotonic milliseconds for timers, wall-clock seconds for
  * anything stored or shown to users. */
 uint64_t clock_mono_ms(void);
+uint64_t clock_mono_us(void);
 int64_t clock_wall_s(void);
 
 /* Allocation that aborts the process on failure is not used in Sedge:

@@ -147,6 +147,7 @@ sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits, store_t 
     if (!b)
         return SEDGE_ERR_NOMEM;
     b->loop = loop;
+    b->transport_listener = (listener_t){.broker = b, .type = LISTENER_TCP};
     b->limits = *limits;
     if (b->limits.max_inflight == 0)
         b->limits.max_inflight = 1;
@@ -193,6 +194,15 @@ void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx)
 {
     b->hooks = hooks ? *hooks : (broker_hooks_t){0};
     b->hooks_ctx = ctx;
+}
+
+void broker_set_limits(broker_t *b, const broker_limits_t *limits)
+{
+    b->limits = *limits;
+    if (b->limits.max_inflight == 0)
+        b->limits.max_inflight = 1;
+    if (b->limits.connect_timeout_s == 0)
+        b->limits.connect_timeout_s = 1;
 }
 
 void broker_get_stats(broker_t *b, broker_stats_t *out)
@@ -366,6 +376,8 @@ void broker_free(broker_t *b)
 {
     if (!b)
         return;
+    while (b->watches)
+        broker_unwatch(b, b->watches);
     sessions_free_all(b);
     tree_free(b, &b->tree);
     free(b->matched);
@@ -375,4 +387,50 @@ void broker_free(broker_t *b)
     free(b->read_buf);
     free(b->tls_plain);
     free(b);
+}
+
+struct broker_watch {
+    struct broker_watch *next;
+    broker_watch_fn fn;
+    void *ctx;
+    size_t filter_len;
+    char filter[];
+};
+
+broker_watch_t *broker_watch(broker_t *b, const char *filter, broker_watch_fn fn, void *ctx)
+{
+    size_t n = strlen(filter);
+    if (!mqtt_topic_filter_valid((bytes_t){(const uint8_t *)filter, n}))
+        return NULL;
+    broker_watch_t *w = malloc(sizeof *w + n + 1);
+    if (!w)
+        return NULL;
+    w->fn = fn;
+    w->ctx = ctx;
+    w->filter_len = n;
+    memcpy(w->filter, filter, n + 1);
+    w->next = b->watches;
+    b->watches = w;
+    return w;
+}
+
+void broker_unwatch(broker_t *b, broker_watch_t *w)
+{
+    for (broker_watch_t **link = &b->watches; *link; link = &(*link)->next) {
+        if (*link == w) {
+            *link = w->next;
+            free(w);
+            return;
+        }
+    }
+}
+
+void broker_notify_watches(broker_t *b, const msg_t *m)
+{
+    broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
+    for (broker_watch_t *w = b->watches, *next; w; w = next) {
+        next = w->next; /* a watcher may remove itself */
+        if (mqtt_topic_matches((bytes_t){(const uint8_t *)w->filter, w->filter_len}, m->topic))
+            w->fn(w->ctx, &view);
+    }
 }

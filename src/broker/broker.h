@@ -23,6 +23,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
+#include <netinet/in.h>
 #include <uv.h>
 
 typedef struct broker broker_t;
@@ -129,6 +130,11 @@ NODISCARD sedge_err broker_create(uv_loop_t *loop, const broker_limits_t *limits
  * messages from the store. Call once, before listening. */
 NODISCARD sedge_err broker_load(broker_t *b);
 NODISCARD sedge_err broker_listen(broker_t *b, const listener_config_t *cfg);
+/* Would broker_listen accept this address for this type? (ADDRESS:PORT
+ * with a numeric address; tcp only on loopback; a unix path that fits.)
+ * The config checks it at load, before anything is created. */
+NODISCARD sedge_err broker_check_bind(listener_type_t type, const char *bind, char *why,
+                                      size_t len);
 void broker_set_hooks(broker_t *b, const broker_hooks_t *hooks, void *ctx);
 void broker_get_stats(broker_t *b, broker_stats_t *out);
 
@@ -149,9 +155,83 @@ bool broker_has_subscribers(broker_t *b, bytes_t topic);
  * this loop turn. Returns how many. */
 size_t broker_recheck_connections(broker_t *b);
 
-/* Reload the CRL files of the TLS listeners (SIGHUP) and disconnect the
- * clients whose certificates they revoke. Returns how many. */
-size_t broker_reload_crls(broker_t *b);
+/* A connected client as sedgectl things shows it: views valid during
+ * the call. */
+typedef struct {
+    const char *identity;  /* the certificate's CN (TLS), else the client id */
+    const char *client_id;
+    const char *address;   /* "ip:port", or "unix:PATH" */
+    const char *listener;  /* the bind of the listener it came through, or "" */
+    const char *transport; /* "tcp", "tls", "unix", "ws", "wss" */
+    int64_t connected_at;  /* wall seconds of its accepted CONNECT */
+    uint8_t version;       /* 4: MQTT 3.1.1, 5: MQTT 5 */
+    bool persistent;       /* its session outlives the connection */
+    uint32_t session_expiry_s;
+    uint16_t keep_alive_s;
+    uint32_t subscriptions;
+    uint32_t queued;       /* messages waiting for it */
+} broker_client_info_t;
+
+/* Call `fn` for each client whose CONNECT was accepted, in no order. */
+void broker_each_client(broker_t *b, void (*fn)(void *ctx, const broker_client_info_t *info),
+                        void *ctx);
+
+/* Reload the TLS listeners' certificates, keys, CAs and CRLs from their
+ * files (SIGHUP; a listener whose files do not load keeps its previous
+ * ones, logged) and disconnect the clients whose certificates the CRLs
+ * revoke. Returns how many were disconnected; `*reloaded`: how many
+ * listeners took new files. */
+size_t broker_reload_tls(broker_t *b, size_t *reloaded);
+/* New limits (SIGHUP), in force from now on; a connection's own
+ * (max_inflight, topic_alias_maximum, max_keepalive) from its next
+ * CONNECT. */
+void broker_set_limits(broker_t *b, const broker_limits_t *limits);
+
+/* Watching the messages the broker routes (the console's topic viewer):
+ * `fn` sees each message whose topic matches `filter` once it has been
+ * routed, whatever the routes let it reach. The views are valid during
+ * the call. */
+typedef struct broker_watch broker_watch_t;
+typedef void (*broker_watch_fn)(void *ctx, const broker_message_t *m);
+broker_watch_t *broker_watch(broker_t *b, const char *filter, broker_watch_fn fn, void *ctx);
+void broker_unwatch(broker_t *b, broker_watch_t *w);
+
+/* Connections over another transport (MQTT over WebSockets, served by
+ * the core's HTTP front): the broker reads and writes their bytes through
+ * these calls and knows nothing else of the transport. Each is a client
+ * like any other, under the same limits, deadlines and identity rules. */
+typedef struct client broker_conn_t;
+typedef struct {
+    /* Send `len` bytes (copied). One write at a time: the transport calls
+     * broker_conn_written once it has taken them all, never from within
+     * this call. Nonzero: it failed at once. */
+    int (*write)(void *ctx, const uint8_t *data, size_t len);
+    /* Stop or resume delivering input. */
+    void (*pause)(void *ctx, bool paused);
+    /* The broker is done with the connection: close it once what was
+     * written has gone out. Nothing follows, from either side. */
+    void (*close)(void *ctx);
+    /* The peer's verified certificate (an X509 *), or NULL. */
+    void *(*peer_certificate)(void *ctx);
+} broker_transport_t;
+
+typedef struct {
+    const char *kind;                      /* for logs: "ws", "wss" */
+    const struct sockaddr_storage *peer;   /* NULL: unknown */
+    bytes_t identity; /* authenticated (a certificate's CN), or empty: the client id at CONNECT */
+} broker_conn_info_t;
+
+/* A new connection; NULL when refused (max_connections, NOMEM), logged. */
+broker_conn_t *broker_conn_open(broker_t *b, const broker_transport_t *t, void *ctx,
+                                const broker_conn_info_t *info);
+/* Bytes from the peer. */
+void broker_conn_input(broker_conn_t *c, const uint8_t *data, size_t len);
+/* The transport took the last write (status 0) or failed it (< 0). */
+void broker_conn_written(broker_conn_t *c, int status);
+/* The transport's connection ended on its own (peer gone, or the
+ * transport stopping): the broker closes its side and makes no call on
+ * the transport any more. */
+void broker_conn_gone(broker_conn_t *c);
 
 /* Stop listening and close every connection (v5 clients get DISCONNECT
  * 0x8B); `done` runs once all are closed. */

@@ -95,8 +95,13 @@ static void flush(client_t *c);
 
 void client_close_handle(client_t *c)
 {
-    if (!uv_is_closing(&c->h.handle))
-        uv_close(&c->h.handle, on_closed);
+    if (uv_is_closing(&c->h.handle))
+        return;
+    if (c->transport && !c->transport->gone) {
+        c->transport->gone = true;
+        c->transport->ops->close(c->transport->ctx);
+    }
+    uv_close(&c->h.handle, on_closed);
 }
 
 /* Closed clients whose last output is still being written: the broker
@@ -135,15 +140,15 @@ static void finish_close(client_t *c)
     closing_unlink(c);
     if (c->linger == LINGER_ACTIVE || uv_is_closing(&c->h.handle))
         return;
-    if (c->linger == LINGER_WANTED && !c->broker->shutting_down && linger_start(c) == SEDGE_OK)
+    if (c->linger == LINGER_WANTED && !c->transport && !c->broker->shutting_down &&
+        linger_start(c) == SEDGE_OK)
         return;
     c->linger = LINGER_NONE;
     client_close_handle(c);
 }
 
-static void write_cb(uv_write_t *req, int status)
+static void write_done(write_op_t *w, int status)
 {
-    write_op_t *w = (write_op_t *)req;
     client_t *c = w->client;
     c->broker->buffered_bytes -= w->data.len;
     buf_free(&w->data);
@@ -172,6 +177,11 @@ static void write_cb(uv_write_t *req, int status)
     client_io_trim(c);
 }
 
+static void write_cb(uv_write_t *req, int status)
+{
+    write_done((write_op_t *)req, status);
+}
+
 static void write_failed(client_t *c, int rc)
 {
     LOGI("client '%s': write failed: %s", client_name(c).text, uv_strerror(rc));
@@ -180,10 +190,51 @@ static void write_failed(client_t *c, int rc)
     finish_close(c);
 }
 
+/* A transport's connection: its output goes to the transport, one write
+ * at a time, as a socket's would. */
+static void flush_transport(client_t *c)
+{
+    client_io_t *io = c->io;
+    if (!io || !io->out.len)
+        return;
+    if (c->transport->gone) {
+        out_discard(c);
+        return;
+    }
+    buf_t data = io->out;
+    io->out = (buf_t){0};
+    out_consumed(c, data.len);
+    write_op_t *w = malloc(sizeof *w);
+    if (!w) {
+        buf_free(&data);
+        write_failed(c, UV_ENOMEM);
+        return;
+    }
+    c->broker->stats.bytes_out += data.len;
+    w->client = c;
+    w->data = data;
+    io->writing = w;
+    io->last_tx_progress_ms = clock_mono_ms();
+    c->broker->buffered_bytes += w->data.len;
+    if (c->transport->ops->write(c->transport->ctx, w->data.data, w->data.len)) {
+        io->writing = NULL;
+        c->broker->buffered_bytes -= w->data.len;
+        buf_free(&w->data);
+        free(w);
+        write_failed(c, UV_EIO);
+        return;
+    }
+    wheel_refile(c->broker, c, client_deadline(c->broker, c));
+}
+
 static void flush(client_t *c)
 {
     if (writing(c) || uv_is_closing(&c->h.handle))
         return;
+    if (c->transport) {
+        flush_transport(c);
+        return;
+    }
     buf_t data = {0};
     client_io_t *io = c->io;
     if (c->ssl) {
@@ -281,6 +332,14 @@ static void on_closed(uv_handle_t *h)
     closing_unlink(c);
     if (c->ssl)
         tls_tune_free(c->ssl, c->tls_resumable); /* frees the BIOs too */
+    if (c->transport && c->io && c->io->writing) { /* cut off while writing */
+        write_op_t *w = c->io->writing;
+        b->buffered_bytes -= w->data.len;
+        buf_free(&w->data);
+        free(w);
+        c->io->writing = NULL;
+    }
+    free(c->transport);
     held_free_all(c);
     will_free(b, c->will);
     client_free_state(c);
@@ -296,7 +355,8 @@ void client_close(client_t *c)
     flow_forget(c);
     bool was_connected = c->state == CLIENT_CONNECTED;
     c->state = CLIENT_CLOSING;
-    uv_read_stop(&c->h.stream);
+    if (!c->transport)
+        uv_read_stop(&c->h.stream);
     wheel_remove(b, c);
     b->stats.connections--;
     if (was_connected)
@@ -357,8 +417,12 @@ sedge_err protocol_violation(client_t *c, uint8_t reason, const char *why)
 
 void client_pause_reading(client_t *c, pause_reason_t why)
 {
-    if (!c->paused && c->state != CLIENT_CLOSING)
-        uv_read_stop(&c->h.stream);
+    if (!c->paused && c->state != CLIENT_CLOSING) {
+        if (!c->transport)
+            uv_read_stop(&c->h.stream);
+        else if (!c->transport->gone)
+            c->transport->ops->pause(c->transport->ctx, true);
+    }
     c->paused |= (uint8_t)why;
 }
 
@@ -373,8 +437,12 @@ void client_resume_reading(client_t *c, pause_reason_t why)
     if (c->paused || c->state == CLIENT_CLOSING)
         return;
     dispatch_buffered(c);
-    if (!c->paused && c->state != CLIENT_CLOSING)
+    if (c->paused || c->state == CLIENT_CLOSING)
+        return;
+    if (!c->transport)
         uv_read_start(&c->h.stream, client_read_alloc_cb, read_cb);
+    else if (!c->transport->gone)
+        c->transport->ops->pause(c->transport->ctx, false);
 }
 
 static sedge_err dispatch(client_t *c, const mqtt_frame_t *f)
@@ -660,4 +728,90 @@ void client_accepted(listener_t *l, client_t *c)
         return;
     }
     uv_read_start(&c->h.stream, client_read_alloc_cb, read_cb);
+}
+
+/* ---- connections over another transport ---- */
+
+broker_conn_t *broker_conn_open(broker_t *b, const broker_transport_t *t, void *ctx,
+                                const broker_conn_info_t *info)
+{
+    if (b->shutting_down)
+        return NULL;
+    if (b->stats.connections >= b->limits.max_connections) {
+        LOGW("refusing a %s connection: max_connections (%u) reached", info->kind,
+             b->limits.max_connections);
+        b->stats.refused_connections++;
+        return NULL;
+    }
+    client_t *c = calloc(1, sizeof *c);
+    transport_link_t *link = calloc(1, sizeof *link);
+    if (!c || !link || (info->identity.len && client_set_identity(c, info->identity))) {
+        LOGE("out of memory accepting a %s connection", info->kind);
+        if (c)
+            client_free_state(c);
+        free(c);
+        free(link);
+        return NULL;
+    }
+    link->ops = t;
+    link->ctx = ctx;
+    c->transport = link;
+    c->broker = b;
+    c->listener = &b->transport_listener;
+    link->kind = info->kind;
+    uv_check_init(b->loop, &c->h.check);
+    c->h.handle.data = c;
+    c->last_rx_ms = clock_mono_ms();
+    c->max_packet_out = MQTT_MAX_PACKET_SIZE;
+    c->receive_max_out = 65535;
+    c->state = CLIENT_AWAIT_CONNECT;
+    if (info->peer)
+        memcpy(&c->peer, info->peer,
+               info->peer->ss_family == AF_INET6 ? sizeof c->peer.v6 : sizeof c->peer.v4);
+    else
+        c->peer.sa.sa_family = AF_UNSPEC;
+    wheel_add(b, c, c->last_rx_ms + (uint64_t)b->limits.connect_timeout_s * 1000u);
+    b->stats.connections++;
+    b->stats.connections_total++;
+    b->handles_open++;
+    LOGD("%s connection from %s%s%s", info->kind, client_peer(c).text,
+         c->identity ? " authenticated as " : "", c->identity ? c->identity : "");
+    return c;
+}
+
+void broker_conn_input(broker_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CLIENT_CLOSING || !len)
+        return;
+    if (c->state >= CLIENT_CONNACK_HELD)
+        c->last_rx_ms = clock_mono_ms();
+    take_bytes(c, data, len);
+}
+
+void broker_conn_written(broker_conn_t *c, int status)
+{
+    if (c->io && c->io->writing)
+        write_done(c->io->writing, status);
+}
+
+void broker_conn_gone(broker_conn_t *c)
+{
+    if (c->transport->gone)
+        return;
+    c->transport->gone = true;
+    LOGD("client '%s': the transport closed the connection", client_name(c).text);
+    if (writing(c)) {
+        write_done(c->io->writing, UV_ECONNRESET);
+        return;
+    }
+    out_discard(c);
+    c->linger = LINGER_NONE;
+    if (c->state != CLIENT_CLOSING)
+        client_close(c);
+    else if (!c->in_closing_list)
+        finish_close(c);
+    else {
+        closing_unlink(c);
+        client_close_handle(c);
+    }
 }

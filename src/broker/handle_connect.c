@@ -343,6 +343,7 @@ sedge_err handle_connect(client_t *c, const mqtt_frame_t *f)
     }
     send_connack(c, cx.version, &ack);
     c->state = CLIENT_CONNECTED;
+    c->connected_at = (uint32_t)clock_wall_s();
     wheel_refile(b, c, client_deadline(b, c)); /* the keep alive's from now */
     LOGI("client '%s' connected from %s as '%s' (MQTT %s, %s, keep alive %u s)", s->client_id,
          client_peer(c).text, c->identity, version_name,

@@ -100,6 +100,8 @@ route_outcome_t broker_route(broker_t *b, msg_t *m, session_t *from)
     if (m->retain)
         retain_message(b, m, true);
     deliver_message(b, m, from);
+    if (b->watches)
+        broker_notify_watches(b, m);
     if (b->hooks.on_routed) {
         broker_message_t view = {m->source, m->topic, m->payload, m->qos, m->retain};
         int taken = b->hooks.on_routed(b->hooks_ctx, m->route, &view);
@@ -200,7 +202,7 @@ sedge_err handle_publish(client_t *c, const mqtt_frame_t *f)
     if (props != props_stack)
         free(props);
     if (!outcome.routed) {
-        LOGD("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
+        LOGI("client '%s': publish to %.*s not authorized: no route", c->identity, (int)p.topic.len,
              (const char *)p.topic.data);
         refuse_publish(c, &p, MQTT_RC_NOT_AUTHORIZED);
         return SEDGE_OK;

@@ -72,7 +72,7 @@ static uint8_t subscribe_one(client_t *c, const mqtt_sub_entry_t *e, uint32_t su
     }
     bytes_t identity = {(const uint8_t *)c->identity, c->identity_len};
     if (b->hooks.may_subscribe && !b->hooks.may_subscribe(b->hooks_ctx, identity, e->filter)) {
-        LOGD("client '%s': subscription to '%.*s' not authorized", c->identity, (int)e->filter.len,
+        LOGI("client '%s': subscription to '%.*s' not authorized", c->identity, (int)e->filter.len,
              (const char *)e->filter.data);
         return v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT311_SUBACK_FAILURE;
     }
@@ -250,7 +250,11 @@ sedge_err handle_disconnect(client_t *c, const mqtt_frame_t *f)
     }
     /* A normal disconnection discards the will; 0x04 asks for it. */
     c->send_will = d.reason == MQTT_RC_DISCONNECT_WITH_WILL && c->will;
-    LOGD("client '%s' disconnected (%s)", c->identity, mqtt_reason_name(d.reason));
+    if (d.reason >= 0x80)
+        LOGI("client '%s' disconnected with an error: %s", c->identity,
+             mqtt_reason_name(d.reason));
+    else
+        LOGD("client '%s' disconnected (%s)", c->identity, mqtt_reason_name(d.reason));
     client_close(c);
     return SEDGE_ERR_CLOSED;
 }

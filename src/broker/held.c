@@ -101,6 +101,7 @@ static void after_packet(client_t *c, held_t *h)
 {
     if (h->kind == HELD_CONNACK) {
         c->state = CLIENT_CONNECTED;
+        c->connected_at = (uint32_t)clock_wall_s();
         client_resume_reading(c, PAUSE_CONNACK);
         if (c->session)
             session_pump(c->broker, c->session);

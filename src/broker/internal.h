@@ -230,6 +230,8 @@ typedef struct listener {
     char *path;     /* unix socket path to unlink */
     char *ca_file;  /* TLS: the CA, and the CRLs reloaded on SIGHUP */
     char *crl_file; /* NULL: no CRL */
+    char *cert_file; /* TLS: the listener's certificate and key, reloaded on SIGHUP */
+    char *key_file;
 } listener_t;
 
 /* A v5 connection's topic aliases. */
@@ -279,13 +281,23 @@ typedef struct client_io {
     struct client *waiters, *waiters_tail;
 } client_io_t;
 
+/* A connection over another transport (broker_conn_open). */
+typedef struct {
+    const broker_transport_t *ops;
+    void *ctx;
+    const char *kind; /* "ws", "wss": for listings */
+    bool gone;        /* no call on the transport any more */
+} transport_link_t;
+
 struct client {
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_check_t check; /* a transport's connection: never started, closed to free it */
     } h;
+    transport_link_t *transport; /* NULL: the socket in h */
     broker_t *broker;
     listener_t *listener;
     client_t *next, *prev;   /* open: in its wheel slot; closed: closing or lingering */
@@ -314,6 +326,7 @@ struct client {
     uint16_t keep_alive;
     /* Incoming QoS 1/2 not yet completed, for receive maximum. */
     uint32_t inflight_in;
+    uint32_t connected_at; /* wall seconds of its accepted CONNECT (sedgectl things) */
     uint8_t state; /* client_state_t */
     uint8_t version;
     bool in_flush_list;
@@ -376,6 +389,8 @@ struct broker {
     uint8_t *read_buf;     /* shared by every connection's reads */
     uint8_t *tls_plain;    /* shared: the plaintext of one TLS record (TLS_PLAIN_MAX) */
     client_t *tls_input_owner; /* tls_io.c: whose read is in read_buf now */
+    listener_t transport_listener; /* what transport connections name as their listener */
+    struct broker_watch *watches;  /* broker_watch */
     bytes_t tls_input;         /* and what of it the engine has not taken */
     size_t read_buf_len;
     broker_stats_t stats;
@@ -469,8 +484,6 @@ void tls_tune_tick(broker_t *b);
  * verified (by SHA-256 fingerprint, against its trust store and CRLs, while
  * the answer holds). */
 NODISCARD sedge_err tls_verify_attach(SSL_CTX *ctx);
-/* The trust store changed: verify everything again. */
-void tls_verify_forget(SSL_CTX *ctx);
 /* Was `cert` verified against the context's current store, and does the
  * answer still hold? */
 bool tls_verify_known(SSL_CTX *ctx, X509 *cert);
@@ -625,6 +638,10 @@ NODISCARD sedge_err persist_load(broker_t *b);
 
 /* listener.c */
 void listeners_close(broker_t *b);
+/* A TLS listener's context built again from its files, replacing the
+ * old one for the next handshakes (connections keep theirs); on failure
+ * (logged) the old one stays. */
+NODISCARD sedge_err listener_reload_tls(listener_t *l);
 
 /* revoke.c */
 /* Does the deployed group revoke the client's certificate? */
@@ -638,6 +655,8 @@ NODISCARD sedge_err listener_trust_store(const char *ca_file, const char *crl_fi
 
 /* broker.c */
 void broker_handle_closed(broker_t *b);
+/* Show a routed message to the watches whose filter matches. */
+void broker_notify_watches(broker_t *b, const msg_t *m);
 /* Pump the session again once `batch` has committed. */
 void broker_wait_commit(broker_t *b, session_t *s, uint64_t batch);
 /* Have the store tell the broker when `batch` has committed (once per

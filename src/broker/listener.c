@@ -7,6 +7,8 @@
  */
 #include "internal.h"
 
+#include <sys/un.h>
+
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,35 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return memcmp(&a6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback) == 0;
 }
 
+sedge_err broker_check_bind(listener_type_t type, const char *bind, char *why, size_t len)
+{
+    if (type == LISTENER_UNIX) {
+        struct sockaddr_un un;
+        if (strlen(bind) >= sizeof un.sun_path) {
+            snprintf(why, len, "the socket path '%.80s...' is longer than %zu bytes", bind,
+                     sizeof un.sun_path - 1);
+            return SEDGE_ERR_INVALID;
+        }
+        return SEDGE_OK;
+    }
+    struct sockaddr_storage addr;
+    if (parse_bind(bind, &addr)) {
+        snprintf(why, len,
+                 "'%s' is not ADDRESS:PORT (an IPv4 address or [IPv6] address, not a host "
+                 "name, and a port from 0 to 65535)",
+                 bind);
+        return SEDGE_ERR_INVALID;
+    }
+    if (type == LISTENER_TCP && !is_loopback(&addr)) {
+        snprintf(why, len,
+                 "a plain tcp listener identifies clients by what they claim, so it may only "
+                 "bind a loopback address (127.0.0.1, [::1]), not '%s'; use a tls listener",
+                 bind);
+        return SEDGE_ERR_INVALID;
+    }
+    return SEDGE_OK;
+}
+
 static void log_ssl_error(const char *what, const char *file)
 {
     char err[256] = "unknown error";
@@ -143,7 +174,25 @@ static void free_listener(listener_t *l)
     free(l->path);
     free(l->ca_file);
     free(l->crl_file);
+    free(l->cert_file);
+    free(l->key_file);
     free(l);
+}
+
+sedge_err listener_reload_tls(listener_t *l)
+{
+    listener_config_t cfg = {.type = LISTENER_TLS,
+                             .bind = l->name,
+                             .ca_file = l->ca_file,
+                             .cert_file = l->cert_file,
+                             .key_file = l->key_file,
+                             .crl_file = l->crl_file};
+    SSL_CTX *ctx = server_tls_context(&cfg);
+    if (!ctx)
+        return SEDGE_ERR_TLS;
+    SSL_CTX_free(l->ssl_ctx); /* each connection's SSL holds a reference of its own */
+    l->ssl_ctx = ctx;
+    return SEDGE_OK;
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -179,15 +228,10 @@ sedge_err broker_listen(broker_t *b, const listener_config_t *cfg)
             chmod(cfg->bind, 0660);
     } else {
         struct sockaddr_storage addr;
-        if (parse_bind(cfg->bind, &addr)) {
-            LOGE("listener bind '%s' is not host:port", cfg->bind);
-            free_listener(l);
-            return SEDGE_ERR_INVALID;
-        }
-        if (cfg->type == LISTENER_TCP && !is_loopback(&addr)) {
-            LOGE("a plain tcp listener identifies clients by what they claim, so it may "
-                 "only bind a loopback address, not '%s'; use a tls listener",
-                 cfg->bind);
+        char why[256];
+        if (broker_check_bind(cfg->type, cfg->bind, why, sizeof why) ||
+            parse_bind(cfg->bind, &addr)) {
+            LOGE("listener %s", why);
             free_listener(l);
             return SEDGE_ERR_INVALID;
         }
@@ -196,7 +240,8 @@ sedge_err broker_listen(broker_t *b, const listener_config_t *cfg)
             return SEDGE_ERR_TLS;
         }
         if (cfg->type == LISTENER_TLS &&
-            (!(l->ca_file = strdup(cfg->ca_file)) ||
+            (!(l->ca_file = strdup(cfg->ca_file)) || !(l->cert_file = strdup(cfg->cert_file)) ||
+             !(l->key_file = strdup(cfg->key_file)) ||
              (cfg->crl_file && !(l->crl_file = strdup(cfg->crl_file))))) {
             free_listener(l);
             return SEDGE_ERR_NOMEM;

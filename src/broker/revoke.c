@@ -18,6 +18,8 @@ bool client_certificate_revoked(client_t *c)
 {
     broker_t *b = c->broker;
     X509 *cert = c->ssl ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (!cert && c->transport && !c->transport->gone && c->transport->ops->peer_certificate)
+        cert = c->transport->ops->peer_certificate(c->transport->ctx);
     if (!cert || !b->hooks.may_use_certificate)
         return false;
     uint8_t sha256[EVP_MAX_MD_SIZE];
@@ -101,25 +103,26 @@ bool client_revoked_by_crl(client_t *c)
     return revoked_by_crl(SSL_CTX_get_cert_store(ctx), c);
 }
 
-size_t broker_reload_crls(broker_t *b)
+size_t broker_reload_tls(broker_t *b, size_t *reloaded)
 {
     size_t cut = 0;
+    *reloaded = 0;
     for (listener_t *l = b->listeners; l; l = l->next) {
-        if (l->type != LISTENER_TLS || !l->crl_file)
+        if (l->type != LISTENER_TLS)
             continue;
-        X509_STORE *store;
-        if (listener_trust_store(l->ca_file, l->crl_file, &store)) {
-            LOGW("listener %s keeps its previous CRLs", l->name);
+        if (listener_reload_tls(l)) {
+            LOGW("listener %s keeps its previous CRLs, certificate, key and CA", l->name);
             continue;
         }
-        SSL_CTX_set_cert_store(l->ssl_ctx, store); /* the context owns it now */
-        tls_verify_forget(l->ssl_ctx);
-        LOGI("listener %s: CRLs reloaded from %s", l->name, l->crl_file);
+        (*reloaded)++;
+        if (l->crl_file)
+            LOGI("listener %s: CRLs reloaded from %s", l->name, l->crl_file);
+        X509_STORE *store = SSL_CTX_get_cert_store(l->ssl_ctx);
         client_t **all;
         size_t count = broker_clients(b, &all);
         for (size_t i = 0; i < count; i++) {
             client_t *c = all[i];
-            if (c->state == CLIENT_CLOSING || c->listener != l ||
+            if (!l->crl_file || c->state == CLIENT_CLOSING || c->listener != l ||
                 c->state == CLIENT_TLS_HANDSHAKE || !revoked_by_crl(store, c))
                 continue;
             c->send_will = false;

@@ -33,7 +33,7 @@ static void publish_will(broker_t *b, will_t *w, session_t *from)
         m->expires_at = clock_wall_s() + expiry_interval;
     LOGD("publishing will on %.*s", (int)m->topic.len, (const char *)m->topic.data);
     if (!broker_route(b, m, from).routed)
-        LOGD("will on %.*s refused: no route", (int)m->topic.len, (const char *)m->topic.data);
+        LOGI("will on %.*s refused: no route", (int)m->topic.len, (const char *)m->topic.data);
     msg_release(b, m);
 }
 

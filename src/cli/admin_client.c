@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-sedge_err admin_call(const char *data_dir, json_t *request, json_t **response, char *err,
-                     size_t errlen)
+sedge_err admin_call(const char *data_dir, json_t *request, uint32_t timeout_ms, json_t **response,
+                     char *err, size_t errlen)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/admin.sock", data_dir);
@@ -27,6 +28,10 @@ sedge_err admin_call(const char *data_dir, json_t *request, json_t **response, c
         if (fd >= 0)
             close(fd);
         return SEDGE_ERR_CLOSED;
+    }
+    if (timeout_ms) {
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
     char *text = json_dumps(request, JSON_COMPACT);
     sedge_err rc = SEDGE_OK;
@@ -45,9 +50,14 @@ sedge_err admin_call(const char *data_dir, json_t *request, json_t **response, c
         ssize_t got = read(fd, in.data + in.len, in.cap - in.len);
         if (got < 0 && errno == EINTR)
             continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            snprintf(err, errlen, "no answer within %u ms", (unsigned)timeout_ms);
+            rc = SEDGE_ERR_TIMEOUT;
+            break;
+        }
         if (got <= 0) {
             snprintf(err, errlen, "sedged closed the connection without an answer");
-            rc = SEDGE_ERR_CLOSED;
+            rc = SEDGE_ERR_IO;
             break;
         }
         in.len += (size_t)got;

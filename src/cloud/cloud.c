@@ -17,6 +17,8 @@ struct cloud {
     uplink_t *uplink;
     jobs_t *jobs;
     shadow_sync_t *sync;
+    void (*update_job)(void *ctx, const char *job, json_t *document);
+    void *update_ctx;
     int stopping;
     void (*stop_done)(void *);
     void *stop_ctx;
@@ -80,6 +82,21 @@ sedge_err cloud_start(const cloud_options_t *o, cloud_t **out)
     return SEDGE_OK;
 }
 
+void cloud_on_update_job(cloud_t *c, void (*fn)(void *ctx, const char *job, json_t *document),
+                         void *ctx)
+{
+    c->update_job = fn;
+    c->update_ctx = ctx;
+}
+
+void cloud_job_report(cloud_t *c, const char *job, const char *status, json_t *details)
+{
+    if (c->jobs)
+        jobs_report(c->jobs, job, status, details);
+    else
+        json_decref(details);
+}
+
 sedge_err cloud_listen_for_jobs(cloud_t *c, deploy_t *deploy, const char *core_thing)
 {
     const uplink_config_t *cfg = c->o.cfg;
@@ -88,9 +105,11 @@ sedge_err cloud_listen_for_jobs(cloud_t *c, deploy_t *deploy, const char *core_t
                          .deploy = deploy,
                          .store = c->o.store,
                          .core_thing = core_thing,
-                         .retry_min_ms = cfg->limits.ack_timeout_ms ? cfg->limits.ack_timeout_ms
-                                                                    : 30000,
-                         .retry_max_ms = cfg->reconnect_max_ms};
+                         .retry_min_ms =
+                             cfg->limits.ack_timeout_ms ? cfg->limits.ack_timeout_ms : 30000,
+                         .retry_max_ms = cfg->reconnect_max_ms,
+                         .update = c->update_job,
+                         .update_ctx = c->update_ctx};
     if (jo.retry_max_ms < jo.retry_min_ms)
         jo.retry_max_ms = jo.retry_min_ms;
     return jobs_start(&jo, &c->jobs);
@@ -179,6 +198,11 @@ void cloud_shadow_changed(cloud_t *c, shadow_op_t op, bytes_t thing, bytes_t nam
                           bytes_t accepted)
 {
     shadow_sync_local_change(c->sync, op, thing, name, accepted);
+}
+
+bool cloud_connected(const cloud_t *c)
+{
+    return uplink_connected(c->uplink);
 }
 
 json_t *cloud_status(cloud_t *c)

@@ -35,6 +35,11 @@ typedef struct {
 
 /* Start the uplink and the shadow sync, and attach to routing. */
 NODISCARD sedge_err cloud_start(const cloud_options_t *o, cloud_t **out);
+/* Who runs sedge.update jobs (before cloud_listen_for_jobs; see jobs.h). */
+void cloud_on_update_job(cloud_t *c, void (*fn)(void *ctx, const char *job, json_t *document),
+                         void *ctx);
+/* Report a job's status durably (jobs_report); a no-op before jobs run. */
+void cloud_job_report(cloud_t *c, const char *job, const char *status, json_t *details);
 /* Once deployments exist: listen to AWS IoT Jobs for them. */
 NODISCARD sedge_err cloud_listen_for_jobs(cloud_t *c, deploy_t *deploy, const char *core_thing);
 /* Stop everything; `done` once all is closed. */
@@ -52,6 +57,8 @@ void cloud_group_applied(cloud_t *c, const group_t *g);
 /* A local shadow changed (the shadow service's on_change). */
 void cloud_shadow_changed(cloud_t *c, shadow_op_t op, bytes_t thing, bytes_t name,
                           bytes_t accepted);
+/* Is the link to the cloud up (an update's health check)? */
+bool cloud_connected(const cloud_t *c);
 /* The link, the spool, jobs and shadow sync, for sedgectl spool (new). */
 json_t *cloud_status(cloud_t *c);
 

@@ -140,21 +140,15 @@ static sedge_err add_pending(jobs_t *j, const char *job, const char *payload, co
     return SEDGE_OK;
 }
 
-static void update_status(jobs_t *j, const char *job, const char *status, const char *key,
-                          const char *detail)
+void jobs_report(jobs_t *j, const char *job, const char *status, json_t *details)
 {
     char token[48];
     snprintf(token, sizeof token, "sedge:%s", status);
     json_t *p = json_object();
     json_object_set_new(p, "status", json_string(status));
     json_object_set_new(p, "clientToken", json_string(token));
-    if (key && detail) {
-        json_t *details = json_object();
-        char clipped[1000];
-        snprintf(clipped, sizeof clipped, "%s", detail);
-        json_object_set_new(details, key, json_string(clipped));
+    if (details)
         json_object_set_new(p, "statusDetails", details);
-    }
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     if (!text || add_pending(j, job, text, status)) {
@@ -167,6 +161,18 @@ static void update_status(jobs_t *j, const char *job, const char *status, const 
     if (!uplink_connected(j->o.uplink))
         LOGI("job %s: %s will be reported when the cloud link is back", job, status);
     send_due(j);
+}
+
+static void update_status(jobs_t *j, const char *job, const char *status, const char *key,
+                          const char *detail)
+{
+    json_t *details = NULL;
+    if (key && detail) {
+        char clipped[1000];
+        snprintf(clipped, sizeof clipped, "%s", detail);
+        details = json_pack("{s:s}", key, clipped);
+    }
+    jobs_report(j, job, status, details);
 }
 
 static void finish(jobs_t *j)
@@ -210,6 +216,16 @@ static bool same_as_active(jobs_t *j, const char *text)
 
 static void run(jobs_t *j, json_t *document)
 {
+    const char *op = json_string_value(json_object_get(document, "operation"));
+    if (op && strcmp(op, "sedge.update") == 0) {
+        if (j->o.update)
+            j->o.update(j->o.update_ctx, j->current, document);
+        else
+            update_status(j, j->current, "FAILED", "reason",
+                          "updates are off on this core: its config has no \"ota\" section");
+        finish(j); /* the updater reports from here on */
+        return;
+    }
     update_status(j, j->current, "IN_PROGRESS", NULL, NULL);
     char *text = json_is_object(document) ? json_dumps(document, JSON_COMPACT) : NULL;
     if (!text) {

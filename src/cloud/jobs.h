@@ -7,6 +7,11 @@
  * document that is not a valid group document fails the job and leaves the
  * running group untouched.
  *
+ * A job whose document is {"operation": "sedge.update", ...} is an
+ * over-the-air update of the core: it goes to the `update` handler, which
+ * reports its progress and outcome with jobs_report (from this process
+ * or, after the core restarted into another release, from that one).
+ *
  * A status update is durable until the cloud accepts it: it is written to
  * the store, sent, and sent again — after each reconnect, after a restart,
  * and when no answer came in time — until JOBID/update/accepted (or a
@@ -30,10 +35,18 @@ typedef struct {
     const char *core_thing;
     uint32_t retry_min_ms; /* an unanswered update goes again after this, */
     uint32_t retry_max_ms; /* doubling up to this, with jitter */
+    /* sedge.update jobs (NULL: refused, updates are off); `document` is
+     * borrowed for the call. */
+    void (*update)(void *ctx, const char *job, json_t *document);
+    void *update_ctx;
 } jobs_options_t;
 
 /* Loads the updates still waiting for the cloud from the store. */
 NODISCARD sedge_err jobs_start(const jobs_options_t *opts, jobs_t **out);
+/* Report a job's status (IN_PROGRESS, SUCCEEDED, FAILED) with
+ * `details` (an object of strings, or NULL; its reference is taken),
+ * durably, as deployments' are. */
+void jobs_report(jobs_t *j, const char *job, const char *status, json_t *details);
 /* Call when the uplink's link comes up. */
 void jobs_link_up(jobs_t *j);
 /* Close the timer; `done` once closed. */

@@ -30,6 +30,8 @@ typedef struct conn {
 
 struct admin_request {
     conn_t *conn; /* NULL once the connection has gone */
+    admin_result_fn done; /* admin_call's, instead of a connection */
+    void *done_ctx;
 };
 
 struct admin {
@@ -132,11 +134,17 @@ static void send_line(conn_t *c, json_t *response)
 void admin_reply(admin_request_t *req, json_t *response)
 {
     conn_t *c = req->conn;
+    admin_result_fn done = req->done;
+    void *done_ctx = req->done_ctx;
     free(req);
     if (!response)
         response = json_object();
     if (!json_object_get(response, "ok"))
         json_object_set_new(response, "ok", json_boolean(!json_object_get(response, "error")));
+    if (done) {
+        done(done_ctx, response);
+        return;
+    }
     if (!c) {
         json_decref(response);
         return;
@@ -158,6 +166,19 @@ void admin_reply_error(admin_request_t *req, const char *fmt, ...)
     admin_reply(req, r);
 }
 
+/* The handler of request's "cmd" answers `req`. */
+static void run_command(admin_t *a, json_t *request, admin_request_t *req)
+{
+    const char *cmd = json_string_value(json_object_get(request, "cmd"));
+    command_t *k = a->commands;
+    while (k && (!cmd || strcmp(k->name, cmd) != 0))
+        k = k->next;
+    if (!k)
+        admin_reply_error(req, "unknown command '%s'", cmd ? cmd : "(none)");
+    else
+        k->fn(k->ctx, request, req);
+}
+
 static void dispatch(conn_t *c, const char *line, size_t len)
 {
     admin_request_t *req = calloc(1, sizeof *req);
@@ -176,15 +197,20 @@ static void dispatch(conn_t *c, const char *line, size_t len)
                           request ? "wrong type" : jerr.text);
         return;
     }
-    const char *cmd = json_string_value(json_object_get(request, "cmd"));
-    command_t *k = c->admin->commands;
-    while (k && (!cmd || strcmp(k->name, cmd) != 0))
-        k = k->next;
-    if (!k)
-        admin_reply_error(req, "unknown command '%s'", cmd ? cmd : "(none)");
-    else
-        k->fn(k->ctx, request, req);
+    run_command(c->admin, request, req);
     json_decref(request);
+}
+
+void admin_call(admin_t *a, json_t *request, admin_result_fn done, void *ctx)
+{
+    admin_request_t *req = calloc(1, sizeof *req);
+    if (!req) {
+        done(ctx, json_pack("{s:b,s:s}", "ok", 0, "error", "out of memory"));
+        return;
+    }
+    req->done = done;
+    req->done_ctx = ctx;
+    run_command(a, request, req);
 }
 
 /* Dispatch the first complete line in the buffer, if any. */

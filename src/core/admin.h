@@ -29,6 +29,11 @@ NODISCARD sedge_err admin_register(admin_t *a, const char *cmd, admin_handler fn
  * has "error". */
 void admin_reply(admin_request_t *req, json_t *response);
 void admin_reply_error(admin_request_t *req, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Run a command as if it came through the socket (the web console uses
+ * the same commands as sedgectl, with the same checks and errors): `done`
+ * gets the response (a reference it owns), now or later. */
+typedef void (*admin_result_fn)(void *ctx, json_t *response);
+void admin_call(admin_t *a, json_t *request, admin_result_fn done, void *ctx);
 /* Stop listening and close connections; `done` when all handles closed. */
 void admin_close(admin_t *a, void (*done)(void *ctx), void *ctx);
 /* After admin_close's `done`. */

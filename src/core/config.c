@@ -1,10 +1,12 @@
 /*
  * config: the JSON configuration. Every problem in a file is collected
  * before the load fails, so one run shows them all. jansson gives no
- * positions for values, so the line of a key is found by looking for its
- * first quoted occurrence in the text — right for any hand-written file.
+ * positions for values, so the line of a problem is found by walking the
+ * text to its path (jsonpos.h).
  */
 #include "config.h"
+
+#include "jsonpos.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *file;
@@ -22,9 +25,25 @@ typedef struct {
     char *dir; /* the file's directory, for relative paths */
 } loader_t;
 
-static int line_of(const loader_t *l, const char *key)
+/* The line of `path` in the file; for a missing key, the line of the
+ * nearest enclosing value that is there; failing that (a key spelled with
+ * escapes), the first occurrence of `key`. */
+static int line_of(const loader_t *l, const char *path, const char *key)
 {
-    if (!l->text || !key)
+    if (!l->text)
+        return 0;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s", path);
+    while (prefix[0]) {
+        int line = jsonpos_line(l->text, strlen(l->text), prefix);
+        if (line)
+            return line;
+        char *cut = prefix + strlen(prefix);
+        while (cut > prefix && *cut != '.' && *cut != '[')
+            cut--;
+        *cut = '\0';
+    }
+    if (!key)
         return 0;
     char quoted[256];
     snprintf(quoted, sizeof quoted, "\"%s\"", key);
@@ -50,7 +69,7 @@ static void problem(loader_t *l, const char *path, const char *key, const char *
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    int line = line_of(l, key);
+    int line = line_of(l, path, key);
     int n;
     if (line)
         n = snprintf(l->err + l->used, l->errlen - l->used, "%s:%d: %s: %s\n", l->file, line, path,
@@ -142,6 +161,21 @@ static const char *get_string(loader_t *l, json_t *obj, const char *key, const c
     return json_string_value(v);
 }
 
+/* A listener's certificate, key or CA that is not there: say how to make
+ * it (sedgectl ca init writes ca.pem, ca.key, core.pem, core.key). */
+static void check_certificate_file(loader_t *l, const char *path, const char *key, const char *file)
+{
+    if (!file || access(file, F_OK) == 0)
+        return;
+    char *copy = strdup(file);
+    const char *dir = copy ? dirname(copy) : ".";
+    problem(l, path, key,
+            "%s does not exist: create the group CA and the core's certificate with "
+            "`sedgectl ca init --dir %s` (or name files that exist)",
+            file, dir);
+    free(copy);
+}
+
 static void load_limits(loader_t *l, json_t *o, broker_limits_t *lim)
 {
     static const char *const keys[] = {"max_connections",
@@ -220,22 +254,26 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
     check_keys(l, o, path, keys);
     const char *type = get_string(l, o, "type", path);
     const char *bind = get_string(l, o, "bind", path);
-    listener_config_t *lc = &c->listeners[c->listener_count];
+    bool web = type && (strcmp(type, "ws") == 0 || strcmp(type, "wss") == 0);
+    if (web && c->ws_listener_count == CONFIG_MAX_LISTENERS)
+        web = false;
+    listener_config_t *lc =
+        web ? &c->ws_listeners[c->ws_listener_count] : &c->listeners[c->listener_count];
     char full[96];
     snprintf(full, sizeof full, "%s.type", path);
     if (!type) {
         if (!json_object_get(o, "type"))
-            problem(l, full, NULL, "missing (tcp, tls or unix)");
+            problem(l, full, NULL, "missing (tcp, tls, unix, ws or wss)");
         return;
     }
-    if (strcmp(type, "tcp") == 0)
+    if (strcmp(type, "tcp") == 0 || strcmp(type, "ws") == 0)
         lc->type = LISTENER_TCP;
-    else if (strcmp(type, "tls") == 0)
+    else if (strcmp(type, "tls") == 0 || strcmp(type, "wss") == 0)
         lc->type = LISTENER_TLS;
     else if (strcmp(type, "unix") == 0)
         lc->type = LISTENER_UNIX;
     else {
-        problem(l, full, "type", "'%s' is not tcp, tls or unix", type);
+        problem(l, full, "type", "'%s' is not tcp, tls, unix, ws or wss", type);
         return;
     }
     snprintf(full, sizeof full, "%s.bind", path);
@@ -245,16 +283,20 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
         return;
     }
     lc->bind = lc->type == LISTENER_UNIX ? resolve(l, bind) : strdup(bind);
+    char why[300];
+    if (lc->bind && broker_check_bind(lc->type, lc->bind, why, sizeof why))
+        problem(l, full, "bind", "%s", why);
     if (lc->type == LISTENER_TLS) {
         const char *names[] = {"ca_file", "cert_file", "key_file"};
         const char **dest[] = {&lc->ca_file, &lc->cert_file, &lc->key_file};
         for (size_t k = 0; k < 3; k++) {
             const char *v = get_string(l, o, names[k], path);
-            if (v)
+            snprintf(full, sizeof full, "%s.%s", path, names[k]);
+            if (v) {
                 *dest[k] = resolve(l, v);
-            else if (!json_object_get(o, names[k])) {
-                snprintf(full, sizeof full, "%s.%s", path, names[k]);
-                problem(l, full, NULL, "missing (a tls listener needs it)");
+                check_certificate_file(l, full, names[k], *dest[k]);
+            } else if (!json_object_get(o, names[k])) {
+                problem(l, full, NULL, "missing (a tls or wss listener needs it)");
             }
         }
         const char *crl = get_string(l, o, "crl_file", path);
@@ -262,9 +304,12 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
             lc->crl_file = resolve(l, crl);
     } else if (json_object_get(o, "crl_file")) {
         snprintf(full, sizeof full, "%s.crl_file", path);
-        problem(l, full, "crl_file", "only a tls listener has CRLs");
+        problem(l, full, "crl_file", "only a tls or wss listener has CRLs");
     }
-    c->listener_count++;
+    if (web)
+        c->ws_listener_count++;
+    else
+        c->listener_count++;
 }
 
 static void load_spool(loader_t *l, json_t *o, uplink_config_t *u)
@@ -423,10 +468,220 @@ static void load_cloud(loader_t *l, json_t *o, config_t *c)
     c->cloud_enabled = true;
 }
 
+static void load_ota(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {
+        "root",    "trusted_keys",     "health_timeout_s", "tries",
+        "ca_file", "max_bundle_bytes", "max_rate_bytes_s", "stall_timeout_s",
+        NULL};
+    if (!json_is_object(o)) {
+        problem(l, "ota", "ota", "expected an object");
+        return;
+    }
+    check_keys(l, o, "ota", keys);
+    ota_settings_t *ota = &c->ota;
+    ota->enabled = true;
+    const char *root = get_string(l, o, "root", "ota");
+    if (root && !(ota->root = resolve(l, root)))
+        l->count++;
+    json_t *tk = json_object_get(o, "trusted_keys");
+    if (!json_is_array(tk) || json_array_size(tk) == 0 || json_array_size(tk) > 16) {
+        problem(l, "ota.trusted_keys", tk ? "trusted_keys" : "ota",
+                "expected 1 to 16 paths of Ed25519 public keys (PEM)");
+        return;
+    }
+    if (!(ota->trusted_keys = calloc(json_array_size(tk), sizeof *ota->trusted_keys))) {
+        l->count++;
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(tk, i, v)
+    {
+        if (!json_is_string(v))
+            problem(l, "ota.trusted_keys", "trusted_keys", "[%zu]: expected a path", i);
+        else if ((ota->trusted_keys[ota->key_count] = resolve(l, json_string_value(v))))
+            ota->key_count++;
+    }
+    uint64_t n;
+    if (get_uint_range(l, o, "health_timeout_s", "ota", 1, 3600, &n))
+        ota->health_timeout_s = (uint32_t)n;
+    if (get_uint_range(l, o, "tries", "ota", 1, 10, &n))
+        ota->tries = (uint32_t)n;
+    if (get_uint_range(l, o, "max_bundle_bytes", "ota", 1 << 20, 1ull << 32, &n))
+        ota->max_bundle_bytes = n;
+    if (get_uint(l, o, "max_rate_bytes_s", "ota", 1ull << 40, &n))
+        ota->max_rate_bytes_s = n;
+    if (get_uint_range(l, o, "stall_timeout_s", "ota", 1, 3600, &n))
+        ota->stall_timeout_s = (uint32_t)n;
+    const char *ca = get_string(l, o, "ca_file", "ota");
+    if (ca && !(ota->ca_file = resolve(l, ca)))
+        l->count++;
+}
+
+/* A bind, or an array of them. */
+static void load_binds(loader_t *l, json_t *v, const char *path, char **out, size_t *count)
+{
+    if (json_is_string(v)) {
+        out[(*count)++] = strdup(json_string_value(v));
+        return;
+    }
+    if (!json_is_array(v) || !json_array_size(v) || json_array_size(v) > CONFIG_MAX_BINDS) {
+        problem(l, path, "bind", "expected \"host:port\" or an array of 1 to %d of them",
+                CONFIG_MAX_BINDS);
+        return;
+    }
+    size_t i;
+    json_t *b;
+    json_array_foreach(v, i, b)
+    {
+        if (!json_is_string(b) || !strrchr(json_string_value(b), ':'))
+            problem(l, path, "bind", "element %zu is not \"host:port\"", i);
+        else
+            out[(*count)++] = strdup(json_string_value(b));
+    }
+}
+
+static void load_files(loader_t *l, json_t *o, const char *path, char **ca, char **cert, char **key,
+                       char **crl)
+{
+    const char *names[] = {"ca_file", "cert_file", "key_file", "crl_file"};
+    char **dest[] = {ca, cert, key, crl};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = get_string(l, o, names[i], path);
+        if (v)
+            *dest[i] = resolve(l, v);
+    }
+}
+
+static void load_discovery(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {"bind",     "ca_file",  "cert_file",
+                                       "key_file", "crl_file", "connectivity",
+                                       "group_id", "core_arn", NULL};
+    discovery_config_t *d = &c->discovery;
+    if (!json_is_object(o)) {
+        problem(l, "discovery", "discovery", "expected an object");
+        return;
+    }
+    check_keys(l, o, "discovery", keys);
+    d->enabled = true;
+    json_t *bind = json_object_get(o, "bind");
+    if (bind)
+        load_binds(l, bind, "discovery.bind", d->binds, &d->bind_count);
+    else
+        d->binds[d->bind_count++] = strdup("0.0.0.0:8443");
+    load_files(l, o, "discovery", &d->ca_file, &d->cert_file, &d->key_file, &d->crl_file);
+    const char *group_id = get_string(l, o, "group_id", "discovery");
+    if (group_id)
+        d->group_id = strdup(group_id);
+    const char *arn = get_string(l, o, "core_arn", "discovery");
+    if (arn)
+        d->core_arn = strdup(arn);
+    json_t *conn = json_object_get(o, "connectivity");
+    if (!conn)
+        return;
+    if (!json_is_array(conn) || json_array_size(conn) > CONFIG_MAX_CONNECTIVITY) {
+        problem(l, "discovery.connectivity", "connectivity",
+                "expected an array of at most %d {\"HostAddress\", \"PortNumber\"}",
+                CONFIG_MAX_CONNECTIVITY);
+        return;
+    }
+    static const char *const ckeys[] = {"Id", "HostAddress", "PortNumber", "Metadata", NULL};
+    size_t i;
+    json_t *e;
+    json_array_foreach(conn, i, e)
+    {
+        char path[64];
+        snprintf(path, sizeof path, "discovery.connectivity[%zu]", i);
+        if (!json_is_object(e)) {
+            problem(l, path, NULL, "expected an object");
+            continue;
+        }
+        check_keys(l, e, path, ckeys);
+        const char *host = get_string(l, e, "HostAddress", path);
+        uint64_t port = 0;
+        bool has_port = get_uint_range(l, e, "PortNumber", path, 1, 65535, &port);
+        if (!host || !has_port) {
+            if (!json_object_get(e, "HostAddress") || !json_object_get(e, "PortNumber"))
+                problem(l, path, NULL, "needs HostAddress and PortNumber");
+            continue;
+        }
+        connectivity_t *ct = &d->connectivity[d->connectivity_count++];
+        const char *id = get_string(l, e, "Id", path);
+        const char *meta = get_string(l, e, "Metadata", path);
+        char auto_id[300];
+        snprintf(auto_id, sizeof auto_id, "%s_%zu", host, i);
+        ct->id = strdup(id ? id : auto_id);
+        ct->host_address = strdup(host);
+        ct->port = (uint16_t)port;
+        ct->metadata = strdup(meta ? meta : "");
+    }
+}
+
+static void load_http(loader_t *l, json_t *o, config_t *c)
+{
+    static const char *const keys[] = {
+        "bind",   "tls_bind", "ca_file", "cert_file",       "key_file",  "crl_file",
+        "admins", "console",  "metrics", "max_connections", "timeout_s", "max_ws_frame_bytes",
+        NULL};
+    http_config_t *h = &c->http;
+    if (!json_is_object(o)) {
+        problem(l, "http", "http", "expected an object");
+        return;
+    }
+    check_keys(l, o, "http", keys);
+    free(h->bind);
+    h->bind = NULL;
+    const char *bind = get_string(l, o, "bind", "http");
+    const char *tls_bind = get_string(l, o, "tls_bind", "http");
+    if (bind)
+        h->bind = strdup(bind);
+    if (tls_bind)
+        h->tls_bind = strdup(tls_bind);
+    load_files(l, o, "http", &h->ca_file, &h->cert_file, &h->key_file, &h->crl_file);
+    json_t *admins = json_object_get(o, "admins");
+    if (admins) {
+        size_t i;
+        json_t *a;
+        if (!json_is_array(admins) || json_array_size(admins) > CONFIG_MAX_ADMINS)
+            problem(l, "http.admins", "admins", "expected an array of at most %d identities",
+                    CONFIG_MAX_ADMINS);
+        else
+            json_array_foreach(admins, i, a)
+            {
+                if (!json_is_string(a) || !json_string_length(a))
+                    problem(l, "http.admins", "admins", "element %zu is not a non-empty string", i);
+                else
+                    h->admins[h->admin_count++] = strdup(json_string_value(a));
+            }
+    }
+    const char *flags[] = {"console", "metrics"};
+    bool *dest[] = {&h->console, &h->metrics};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(o, flags[i]);
+        if (v && !json_is_boolean(v)) {
+            char full[64];
+            snprintf(full, sizeof full, "http.%s", flags[i]);
+            problem(l, full, flags[i], "expected true or false");
+        } else if (v) {
+            *dest[i] = json_is_true(v);
+        }
+    }
+    uint64_t v;
+    if (get_uint_range(l, o, "max_connections", "http", 1, 1000000, &v))
+        h->max_connections = (uint32_t)v;
+    if (get_uint_range(l, o, "timeout_s", "http", 1, 3600, &v))
+        h->timeout_s = (uint32_t)v;
+    if (get_uint_range(l, o, "max_ws_frame_bytes", "http", 1024, 268435461, &v))
+        h->max_ws_frame_bytes = (uint32_t)v;
+}
+
 static void load_root(loader_t *l, json_t *root, config_t *c)
 {
-    static const char *const keys[] = {"data_dir", "core",      "listeners", "limits",    "store",
-                                       "shadow",   "functions", "cloud",     "log_level", NULL};
+    static const char *const keys[] = {
+        "data_dir", "core",      "listeners", "limits", "store", "shadow", "functions",
+        "cloud",    "log_level", "discovery", "http",   "ota",   NULL};
     check_keys(l, root, "", keys);
     const char *data_dir = get_string(l, root, "data_dir", "");
     free(c->data_dir);
@@ -532,6 +787,20 @@ static void load_root(loader_t *l, json_t *root, config_t *c)
     json_t *cloud = json_object_get(root, "cloud");
     if (cloud)
         load_cloud(l, cloud, c);
+    json_t *discovery = json_object_get(root, "discovery");
+    if (discovery)
+        load_discovery(l, discovery, c);
+    json_t *http = json_object_get(root, "http");
+    if (http)
+        load_http(l, http, c);
+    if (c->listener_count == 0 && c->ws_listener_count && !l->count)
+        problem(l, "listeners", "listeners", "at least one tcp, tls or unix listener is needed");
+    json_t *ota = json_object_get(root, "ota");
+    if (ota)
+        load_ota(l, ota, c);
+    if (c->ota.enabled && !c->ota.root && c->data_dir &&
+        !(c->ota.root = join_path(c->data_dir, "ota")))
+        l->count++;
 }
 
 static sedge_err base_config(config_t *out)
@@ -553,7 +822,16 @@ static sedge_err base_config(config_t *out)
         .spool_max_bytes = 104857600,
         .spool_when_full = SPOOL_DROP_OLDEST,
     };
+    out->ota.health_timeout_s = 60;
+    out->ota.tries = 3;
+    out->ota.max_bundle_bytes = 512ull << 20;
+    out->ota.stall_timeout_s = 60;
     out->log_level = LOG_INFO;
+    out->http = (http_config_t){.console = true,
+                                .metrics = true,
+                                .max_connections = 256,
+                                .timeout_s = 10,
+                                .max_ws_frame_bytes = 1u << 20};
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
 
@@ -572,6 +850,8 @@ sedge_err config_default(config_t *out)
         .key_file = join_path(out->data_dir, "core.key"),
     };
     out->listener_count = 2;
+    /* The console and /metrics on loopback. */
+    out->http.bind = strdup("127.0.0.1:8080");
     return SEDGE_OK;
 }
 
@@ -626,12 +906,42 @@ void config_free(config_t *c)
     free(c->cloud.cert_file);
     free(c->cloud.key_file);
     free(c->cloud.client_id);
-    for (size_t i = 0; i < c->listener_count; i++) {
-        free((char *)c->listeners[i].bind);
-        free((char *)c->listeners[i].ca_file);
-        free((char *)c->listeners[i].cert_file);
-        free((char *)c->listeners[i].key_file);
-        free((char *)c->listeners[i].crl_file);
+    for (size_t i = 0; i < c->listener_count + c->ws_listener_count; i++) {
+        listener_config_t *lc =
+            i < c->listener_count ? &c->listeners[i] : &c->ws_listeners[i - c->listener_count];
+        free((char *)lc->bind);
+        free((char *)lc->ca_file);
+        free((char *)lc->cert_file);
+        free((char *)lc->key_file);
+        free((char *)lc->crl_file);
     }
+    free(c->ota.root);
+    free(c->ota.ca_file);
+    for (size_t i = 0; i < c->ota.key_count; i++)
+        free(c->ota.trusted_keys[i]);
+    free(c->ota.trusted_keys);
+    discovery_config_t *d = &c->discovery;
+    for (size_t i = 0; i < d->bind_count; i++)
+        free(d->binds[i]);
+    for (size_t i = 0; i < d->connectivity_count; i++) {
+        free(d->connectivity[i].id);
+        free(d->connectivity[i].host_address);
+        free(d->connectivity[i].metadata);
+    }
+    free(d->ca_file);
+    free(d->cert_file);
+    free(d->key_file);
+    free(d->crl_file);
+    free(d->group_id);
+    free(d->core_arn);
+    http_config_t *h = &c->http;
+    free(h->bind);
+    free(h->tls_bind);
+    free(h->ca_file);
+    free(h->cert_file);
+    free(h->key_file);
+    free(h->crl_file);
+    for (size_t i = 0; i < h->admin_count; i++)
+        free(h->admins[i]);
     memset(c, 0, sizeof *c);
 }

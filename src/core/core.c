@@ -9,17 +9,20 @@
 #include "core.h"
 
 #include "admin.h"
+#include "cloud/cloud.h"
 #include "deploy/deploy.h"
 #include "functions/functions.h"
+#include "internal.h"
+#include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
-#include "cloud/cloud.h"
+#include "seal.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,27 +31,6 @@
 #include <unistd.h>
 
 #define LOG_TAG "core"
-
-struct core {
-    uv_loop_t *loop;
-    uv_prepare_t before_wait; /* the end of every loop turn (before_wait_cb) */
-    uv_timer_t trim_timer;    /* gives freed memory back once traffic stops */
-    uint64_t bytes_at_trim;   /* the broker's byte counters at the last look */
-    bool trimmed;             /* nothing moved since the last trim */
-    config_t cfg;
-    int lock_fd;
-    store_t *store;
-    broker_t *broker;
-    routing_t *routing;
-    deploy_t *deploy;
-    shadow_svc_t *shadow;
-    cloud_t *cloud; /* NULL: no cloud configured */
-    functions_t *functions;
-    admin_t *admin;
-    void (*stop_done)(void *);
-    void *stop_ctx;
-    int stopping_parts;
-};
 
 static char *data_path(const core_t *c, const char *name)
 {
@@ -112,6 +94,35 @@ static sedge_err ensure_demo_ca(core_t *c)
     else
         LOGI("created a demo CA and the core's certificate in %s", c->cfg.data_dir);
     return rc;
+}
+
+static void add_thing(void *ctx, const broker_client_info_t *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "identity", json_string(t->identity));
+    json_object_set_new(o, "client_id", json_string(t->client_id));
+    json_object_set_new(o, "address", json_string(t->address));
+    json_object_set_new(o, "listener", json_string(t->listener));
+    json_object_set_new(o, "since", json_integer(t->connected_at));
+    json_object_set_new(o, "protocol", json_string(t->version == 5 ? "5" : "3.1.1"));
+    json_object_set_new(o, "keep_alive_s", json_integer(t->keep_alive_s));
+    json_t *session = json_object();
+    json_object_set_new(session, "persistent", json_boolean(t->persistent));
+    json_object_set_new(session, "expiry_s", json_integer(t->session_expiry_s));
+    json_object_set_new(o, "session", session);
+    json_array_append_new(ctx, o);
+}
+
+/* The connected things (sedgectl things). */
+static void cmd_things(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *list = json_array();
+    broker_each_client(c->broker, add_thing, list);
+    json_t *r = json_object();
+    json_object_set_new(r, "things", list);
+    admin_reply(req, r);
 }
 
 static void cmd_status(void *ctx, json_t *request, admin_request_t *req)
@@ -399,49 +410,13 @@ static int connector_from_broker(void *ctx, const endpoint_t *target, const brok
     core_t *c = ctx;
     char name[GROUP_MAX_NAME + 16];
     endpoint_format(target, name, sizeof name);
-    sedge_err err = functions_invoke(c->functions, name, m->topic, m->payload, m->source, NULL, NULL);
+    sedge_err err =
+        functions_invoke(c->functions, name, m->topic, m->payload, m->source, NULL, NULL);
     if (err == SEDGE_ERR_INVALID)
         return BROKER_ROUTED_INVALID;
     if (err && err != SEDGE_ERR_NOT_FOUND)
         return BROKER_ROUTED_REFUSED;
     return 0;
-}
-
-/* Where sedge-sandbox, the C SDK's shared library, the connectors and
- * the Python SDK are: beside sedged (the build directory holds the first
- * three; the Python SDK is at ../sdk/python from it), unless the
- * environment says otherwise (SEDGE_SANDBOX, SEDGE_CONNECTORS,
- * SEDGE_PYTHON_SDK). */
-static void program_paths(char *sandbox, size_t slen, char *sdklib, size_t llen, char *pysdk,
-                          size_t plen, char *connectors, size_t clen)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    const char *env = getenv("SEDGE_SANDBOX");
-    snprintf(sandbox, slen, "%s", env ? env : "");
-    if (!env)
-        snprintf(sandbox, slen, "%.4000s/sedge-sandbox", exe);
-    snprintf(sdklib, llen, "%.4000s/libsedge.so.0", exe);
-    if (access(sdklib, R_OK) != 0)
-        sdklib[0] = '\0';
-    env = getenv("SEDGE_CONNECTORS");
-    snprintf(connectors, clen, "%s", env ? env : "");
-    if (!env)
-        snprintf(connectors, clen, "%.4000s/connectors", exe);
-    env = getenv("SEDGE_PYTHON_SDK");
-    if (env) {
-        snprintf(pysdk, plen, "%s", env);
-        return;
-    }
-    char candidate[4200];
-    snprintf(candidate, sizeof candidate, "%.4000s/../sdk/python", exe);
-    char *resolved = realpath(candidate, NULL);
-    snprintf(pysdk, plen, "%s", resolved ? resolved : "");
-    free(resolved);
 }
 
 static sedge_err function_publish(void *ctx, const char *function, bytes_t topic, bytes_t payload,
@@ -562,6 +537,19 @@ static void cmd_spool(void *ctx, json_t *request, admin_request_t *req)
     admin_reply(req, cloud_status(c->cloud));
 }
 
+static void cmd_console(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)request;
+    core_t *c = ctx;
+    json_t *r = json_object();
+    if (!c->front)
+        json_object_set_new(r, "error",
+                            json_string("the HTTP front is off: set http.bind in the config"));
+    else
+        front_console_login(c->front, r);
+    admin_reply(req, r);
+}
+
 static void print_welcome(const core_t *c)
 {
     const char *d = c->cfg.data_dir;
@@ -617,6 +605,55 @@ static void before_wait_cb(uv_prepare_t *h)
 }
 
 static void core_abort(core_t *c);
+
+static bool core_cloud_up(void *ctx)
+{
+    core_t *c = ctx;
+    return c->cloud && cloud_connected(c->cloud);
+}
+
+static void core_job_report(void *ctx, const char *job, const char *status, json_t *details)
+{
+    core_t *c = ctx;
+    if (c->cloud)
+        cloud_job_report(c->cloud, job, status, details);
+    else
+        json_decref(details);
+}
+
+static void core_update_job(void *ctx, const char *job, json_t *document)
+{
+    core_t *c = ctx;
+    if (c->update_jobs)
+        update_jobs_run(c->update_jobs, job, document);
+}
+
+static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
+{
+    (void)ctx;
+    (void)request;
+    admin_reply_error(req, "updates are off: the config has no \"ota\" section (trusted_keys, "
+                           "health_timeout_s; see README, Updating)");
+}
+
+static void core_restart(void *ctx, core_then_t then)
+{
+    core_t *c = ctx;
+    (void)then; /* the updater keeps it: core_then */
+    if (c->self_stop)
+        c->self_stop(c->self_stop_ctx);
+}
+
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx)
+{
+    c->self_stop = stop;
+    c->self_stop_ctx = ctx;
+}
+
+core_then_t core_then(const core_t *c)
+{
+    return updater_then(c->updater);
+}
 
 sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
 {
@@ -690,15 +727,18 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }
-    char sandbox[4096], sdklib[4096], pysdk[4096], connectors[4096];
-    program_paths(sandbox, sizeof sandbox, sdklib, sizeof sdklib, pysdk, sizeof pysdk, connectors,
-                  sizeof connectors);
+    paths_t *paths = malloc(sizeof *paths);
+    if (!paths) {
+        err = SEDGE_ERR_NOMEM;
+        goto fail;
+    }
+    paths_of_self(paths);
     functions_options_t fo = {.loop = loop,
                               .data_dir = c->cfg.data_dir,
-                              .sandbox_program = sandbox,
-                              .python_sdk_dir = pysdk[0] ? pysdk : NULL,
-                              .sdk_library = sdklib[0] ? sdklib : NULL,
-                              .connectors_dir = connectors,
+                              .sandbox_program = paths->sandbox,
+                              .python_sdk_dir = paths->python_sdk[0] ? paths->python_sdk : NULL,
+                              .sdk_library = paths->sdk_library[0] ? paths->sdk_library : NULL,
+                              .connectors_dir = paths->connectors,
                               .thing_name = c->cfg.thing_name,
                               .allow_root = c->cfg.functions_allow_root,
                               .max_frame_bytes = c->cfg.functions_max_frame_bytes,
@@ -706,7 +746,12 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    if ((err = functions_start(&fo, &c->functions)))
+    err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count, c->seal_key);
+    fo.seal_key = c->seal_key;
+    if (!err)
+        err = functions_start(&fo, &c->functions);
+    free(paths);
+    if (err)
         goto fail;
     routing_attach(c->routing, ENDPOINT_FUNCTION,
                    &(routing_service_t){"functions", function_from_broker, c});
@@ -716,9 +761,12 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
                               .check = check_group,
-                              .ctx = c};
+                              .ctx = c,
+                              .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
+    if (c->cloud && c->cfg.ota.enabled)
+        cloud_on_update_job(c->cloud, core_update_job, c);
     if (c->cloud && (err = cloud_listen_for_jobs(c->cloud, c->deploy, c->cfg.thing_name)))
         goto fail;
     for (size_t i = 0; i < c->cfg.listener_count; i++)
@@ -737,7 +785,28 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         (err = admin_register(c->admin, "spool", cmd_spool, c)) ||
         (err = admin_register(c->admin, "functions", cmd_functions, c)) ||
         (err = admin_register(c->admin, "invoke", cmd_invoke, c)) ||
-        (err = admin_register(c->admin, "logs", cmd_logs, c)))
+        (err = admin_register(c->admin, "logs", cmd_logs, c)) ||
+        (err = admin_register(c->admin, "things", cmd_things, c)) ||
+        (err = admin_register(c->admin, "console", cmd_console, c)))
+        goto fail;
+    if (c->cfg.ota.enabled) {
+        updater_options_t uo = {.loop = loop,
+                                .cfg = &c->cfg.ota,
+                                .cloud_up = core_cloud_up,
+                                .restart = core_restart,
+                                .report = core_job_report,
+                                .ctx = c};
+        if ((err = updater_start(&uo, c->admin, &c->updater)) ||
+            (err = update_jobs_start(loop, c->updater, core_job_report, c, &c->update_jobs)))
+            goto fail;
+    } else if ((err = admin_register(c->admin, "update", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_status", cmd_updates_off, c)) ||
+               (err = admin_register(c->admin, "update_rollback", cmd_updates_off, c))) {
+        goto fail;
+    }
+    /* The HTTP front last: the broker and the admin commands it serves
+     * are up. */
+    if ((err = front_start(c)))
         goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
@@ -774,6 +843,12 @@ static void part_stopped(void *ctx)
     uv_close((uv_handle_t *)&c->trim_timer, trim_closed);
 }
 
+static void broker_stopped(void *ctx)
+{
+    core_t *c = ctx;
+    front_stop(c->front, part_stopped, c);
+}
+
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
 {
     c->stop_done = done;
@@ -787,7 +862,12 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
     }
     if (c->broker) {
         c->stopping_parts++;
-        broker_shutdown(c->broker, part_stopped, c);
+        /* The HTTP front stops after the broker: MQTT over WebSockets
+         * clients get their DISCONNECT before their WebSockets close. */
+        broker_shutdown(c->broker, c->front ? broker_stopped : part_stopped, c);
+    } else if (c->front) {
+        c->stopping_parts++;
+        front_stop(c->front, part_stopped, c);
     }
     if (c->admin) {
         c->stopping_parts++;
@@ -797,14 +877,100 @@ void core_stop(core_t *c, void (*done)(void *ctx), void *ctx)
         c->stopping_parts++;
         cloud_stop(c->cloud, part_stopped, c);
     }
+    if (c->updater) {
+        c->stopping_parts++;
+        updater_stop(c->updater, part_stopped, c);
+    }
+    if (c->update_jobs) {
+        c->stopping_parts++;
+        update_jobs_stop(c->update_jobs, part_stopped, c);
+    }
     part_stopped(c);
 }
 
-void core_reload(core_t *c)
+static bool same_str(const char *a, const char *b)
 {
-    size_t cut = broker_reload_crls(c->broker);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_listeners(const config_t *a, const config_t *b)
+{
+    if (a->listener_count != b->listener_count)
+        return false;
+    for (size_t i = 0; i < a->listener_count; i++) {
+        const listener_config_t *x = &a->listeners[i], *y = &b->listeners[i];
+        if (x->type != y->type || !same_str(x->bind, y->bind) ||
+            !same_str(x->ca_file, y->ca_file) || !same_str(x->cert_file, y->cert_file) ||
+            !same_str(x->key_file, y->key_file) || !same_str(x->crl_file, y->crl_file))
+            return false;
+    }
+    return true;
+}
+
+static bool same_cloud(const config_t *a, const config_t *b)
+{
+    const uplink_config_t *x = &a->cloud, *y = &b->cloud;
+    if (a->cloud_enabled != b->cloud_enabled)
+        return false;
+    if (!a->cloud_enabled)
+        return true;
+    /* The client id defaults to the thing name once started. */
+    const char *yid = y->client_id ? y->client_id : b->thing_name;
+    return same_str(x->endpoint, y->endpoint) && same_str(x->ca_file, y->ca_file) &&
+           same_str(x->cert_file, y->cert_file) && same_str(x->key_file, y->key_file) &&
+           same_str(x->client_id, yid) && x->protocol == y->protocol &&
+           x->keepalive_s == y->keepalive_s && x->max_inflight == y->max_inflight &&
+           x->reconnect_min_ms == y->reconnect_min_ms &&
+           x->reconnect_max_ms == y->reconnect_max_ms && x->spool_storage == y->spool_storage &&
+           x->spool_max_bytes == y->spool_max_bytes && x->spool_when_full == y->spool_when_full &&
+           x->aws == y->aws && memcmp(&x->limits, &y->limits, sizeof x->limits) == 0;
+}
+
+static const char *level_name(log_level_t l)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    return l <= LOG_DEBUG ? names[l] : "?";
+}
+
+void core_reload(core_t *c, const config_t *next)
+{
+    if (next) {
+        /* What is read once at start: a change waits for a restart. */
+        const struct {
+            const char *what;
+            bool same;
+        } fixed[] = {
+            {"data_dir", same_str(c->cfg.data_dir, next->data_dir)},
+            {"core.thing_name", same_str(c->cfg.thing_name, next->thing_name)},
+            {"listeners (addresses, types or file names)", same_listeners(&c->cfg, next)},
+            {"store", c->cfg.store_sync_full == next->store_sync_full &&
+                          c->cfg.store_busy_timeout_ms == next->store_busy_timeout_ms},
+            {"shadow", c->cfg.shadow_max_bytes == next->shadow_max_bytes},
+            {"functions", c->cfg.functions_allow_root == next->functions_allow_root &&
+                              c->cfg.functions_max_frame_bytes == next->functions_max_frame_bytes},
+            {"cloud", same_cloud(&c->cfg, next)},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
+            if (!fixed[i].same)
+                LOGW("SIGHUP: %s changed: not reloaded, it takes a restart", fixed[i].what);
+        if (next->log_level != c->cfg.log_level) {
+            LOGI("SIGHUP: log level %s (was %s)", level_name(next->log_level),
+                 level_name(c->cfg.log_level));
+            c->cfg.log_level = next->log_level;
+            log_set_level(next->log_level);
+        }
+        if (memcmp(&next->limits, &c->cfg.limits, sizeof next->limits) != 0) {
+            c->cfg.limits = next->limits;
+            broker_set_limits(c->broker, &next->limits);
+            LOGI("SIGHUP: limits reloaded (a connection's own, such as max_inflight and "
+                 "topic_alias_maximum, apply from its next CONNECT)");
+        }
+    }
+    size_t tls = 0, cut = broker_reload_tls(c->broker, &tls);
+    if (tls)
+        LOGI("SIGHUP: %zu TLS listener(s) reloaded their certificate, key, CA and CRLs", tls);
     if (cut)
-        LOGI("disconnected %zu clients whose certificates the CRLs now revoke", cut);
+        LOGI("SIGHUP: disconnected %zu clients whose certificates the CRLs now revoke", cut);
 }
 
 static void aborted(void *ctx)
@@ -831,12 +997,15 @@ void core_free(core_t *c)
     if (c->store)
         store_close(c->store);
     c->store = NULL;
+    front_free(c->front);
     broker_free(c->broker);
     routing_free(c->routing);
     deploy_free(c->deploy);
     shadow_free(c->shadow);
     functions_free(c->functions);
     cloud_free(c->cloud);
+    update_jobs_free(c->update_jobs);
+    updater_free(c->updater);
     if (c->admin)
         admin_free(c->admin);
     if (c->lock_fd >= 0)

@@ -12,6 +12,7 @@
 #define SEDGE_CORE_H
 
 #include "config.h"
+#include "update.h"
 
 typedef struct core core_t;
 
@@ -21,9 +22,19 @@ NODISCARD sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out);
 /* Graceful stop: clients are told, the store is flushed; `done` runs when
  * the loop has nothing of the core's left. */
 void core_stop(core_t *c, void (*done)(void *ctx), void *ctx);
-/* SIGHUP: reload what can be reloaded without a restart (the TLS
- * listeners' CRLs) and apply it to open connections. */
-void core_reload(core_t *c);
+/* SIGHUP: apply what can change without a restart — from `next` (a
+ * validated config, borrowed; NULL: none) the log level and the limits,
+ * and from the files the TLS listeners' certificates, keys, CAs and CRLs
+ * (a listener whose files do not load keeps its previous ones; clients
+ * the new CRLs revoke are disconnected) — and log what was applied and
+ * what was not (a changed listener address, data directory, store or
+ * cloud takes a restart). */
+void core_reload(core_t *c, const config_t *next);
 void core_free(core_t *c);
+/* How sedged stops the core when the core asks for it (an update): as a
+ * SIGTERM would. */
+void core_on_self_stop(core_t *c, void (*stop)(void *ctx), void *ctx);
+/* After the stop: exit, or exec the release an update switched to. */
+core_then_t core_then(const core_t *c);
 
 #endif

@@ -32,6 +32,36 @@ static int copy_key(json_t *to, json_t *from, const char *key)
     return v ? json_object_set(to, key, v) : 0;
 }
 
+/* A connector whose parameters name a model resource ("model", the
+ * image-classification connector's) uses it without listing it, and its
+ * image decoder gets the pixel cap before it loads (OpenCV reads
+ * OPENCV_IO_MAX_IMAGE_PIXELS once, from its environment). */
+static int add_model(json_t *e, json_t *params)
+{
+    const char *model = json_string_value(json_object_get(params, "model"));
+    if (!model)
+        return 0;
+    json_t *list = json_object_get(e, "resources");
+    size_t i;
+    json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "id"));
+        if (id && strcmp(id, model) == 0)
+            return 0;
+    }
+    json_t *copy = list ? json_deep_copy(list) : json_array();
+    json_t *pixels = json_object_get(params, "max_pixels");
+    char cap[32];
+    snprintf(cap, sizeof cap, "%lld",
+             json_is_integer(pixels) ? (long long)json_integer_value(pixels) : 16LL << 20);
+    if (!copy || json_array_append_new(copy, json_pack("{s:s}", "id", model)) ||
+        json_object_set_new(e, "resources", copy) ||
+        json_object_set_new(e, "env", json_pack("{s:s}", "OPENCV_IO_MAX_IMAGE_PIXELS", cap)))
+        return -1;
+    return 0;
+}
+
 json_t *connector_entry(json_t *c, const char *connectors_dir)
 {
     const connector_type_t *t = group_connector_type(c);
@@ -50,7 +80,8 @@ json_t *connector_entry(json_t *c, const char *connectors_dir)
                           "sysfs", t->sysfs, "memory_mb", (int)t->memory_mb, "timeout_s",
                           CONNECTOR_TIMEOUT_S);
     if (!e || copy_key(e, c, "memory_mb") || copy_key(e, c, "max_queue") ||
-        copy_key(e, c, "run_as") || copy_key(e, c, "isolation") || copy_key(e, c, "resources")) {
+        copy_key(e, c, "run_as") || copy_key(e, c, "isolation") || copy_key(e, c, "resources") ||
+        add_model(e, params)) {
         json_decref(e);
         return NULL;
     }

@@ -5,7 +5,8 @@
  * (invocation_t) is one event waiting for or being handled by an instance;
  * a connection (fconn_t) is one accepted connection of a function's socket.
  *
- * Files: spec.c (the group document's function entries, checked on this
+ * Files: resources.c (references to the group's resources, models
+ * fetched into their cache), spec.c (the group document's function entries, checked on this
  * machine), program.c (whether a program can start, and in its sandbox),
  * launch.c (sedge-sandbox's command line and the function's environment),
  * logfile.c (captured output with rotation), ipc.c (the sockets and their
@@ -16,6 +17,7 @@
 #ifndef SEDGE_FUNCTIONS_INTERNAL_H
 #define SEDGE_FUNCTIONS_INTERNAL_H
 
+#include "base/histogram.h"
 #include "cgroup.h"
 #include "functions.h"
 
@@ -23,14 +25,22 @@
 
 typedef enum { LIFECYCLE_ON_DEMAND, LIFECYCLE_LONG_LIVED } lifecycle_t;
 
+typedef enum { RESOURCE_VOLUME, RESOURCE_DEVICE, RESOURCE_MODEL, RESOURCE_SECRET } resource_kind_t;
+
 typedef struct {
-    bool device;  /* else a volume */
-    char *source; /* the host path (a volume's, resolved) */
+    resource_kind_t kind;
+    bool device;  /* kind == RESOURCE_DEVICE */
+    char *id;     /* a group resource's id; NULL for the inline form */
+    char *source; /* the host path (a volume's, resolved; a model's cache directory;
+                     a secret's value, sealed unless `sealed` is false) */
+    bool sealed;
     char *dest;   /* where the function sees it */
     bool rw;
     bool block; /* devices: a block device, else a character one */
     unsigned major, minor;
 } resource_t;
+
+#define SPEC_MAX_GROUPS 16
 
 /* Host files the sandbox adds for a program (sedged's libsedge). */
 typedef struct {
@@ -62,6 +72,8 @@ typedef struct {
     size_t env_count;
     resource_t *resources;
     size_t resource_count;
+    uint32_t groups[SPEC_MAX_GROUPS]; /* supplementary groups from resources' owners */
+    size_t group_count;
     char *config;   /* JSON text of "config" */
     json_t *source; /* the entry as deployed, to see whether it changed */
 } spec_t;
@@ -89,6 +101,20 @@ NODISCARD sedge_err spec_parse(json_t *entry, const char *where, const spec_cont
  * connectors_dir. Its name is "connector:NAME", which is also its
  * endpoint. */
 json_t *connector_entry(json_t *connector, const char *connectors_dir);
+/* resources.c: the entry with its resource references ({id, access})
+ * replaced by the resources they name, in the inline form with their id
+ * (a new reference; NULL with `err` when one cannot be). */
+json_t *resources_expand(json_t *entry, const group_t *g, const char *cache, char *err,
+                         size_t errlen);
+/* Where the models are unpacked: DATA_DIR/models. */
+void resources_cache_dir(const char *data_dir, char *out, size_t len);
+/* Bring the group's models into the cache (a worker thread), then done()
+ * on the loop's thread; at once when all are there. */
+void resources_prepare(uv_loop_t *loop, const group_t *g, const char *cache,
+                       void (*done)(void *ctx, sedge_err err, const char *why), void *ctx);
+/* Remove the models the group no longer names. */
+void resources_prune(const group_t *g, const char *cache);
+
 /* "function:NAME" for a function, the name itself for a connector. */
 void fn_endpoint(const char *name, char *buf, size_t len);
 void spec_free(spec_t *s);
@@ -130,6 +156,7 @@ typedef struct invocation {
     buf_t payload;
     invoke_done_fn done; /* NULL: asynchronous */
     void *done_ctx;
+    uint64_t queued_us; /* monotonic: when it was asked for */
 } invocation_t;
 
 typedef struct fconn fconn_t;
@@ -203,6 +230,7 @@ struct fn {
     bool restart_timer_open;
     logfile_t *log;
     uint64_t invocations, errors, timeouts, oom_kills, crashes, refused, publish_refused;
+    histogram_t duration; /* of its invocations, from the request to the result */
     uint64_t invalid;           /* payloads refused for not being JSON */
     uint64_t invalid_logged_ms; /* when a refusal was last logged */
     confinement_t confinement;  /* as observed of its last instance */
@@ -272,7 +300,7 @@ void ipc_forget_instance(fconn_t *c);
 typedef struct {
     char **argv;
     size_t argc, cap;
-    char *kept[48]; /* strings made for argv */
+    char *kept[64]; /* strings made for argv */
     size_t kept_count;
     buf_t env;      /* written to the sandbox's stdin */
     bool shared_ns; /* the function's namespaces go as fds 3 and 4 */
@@ -304,5 +332,9 @@ logfile_t *logfile_open(const char *dir, const char *name);
 void logfile_line(logfile_t *l, int pid, const char *stream, const uint8_t *data, size_t len);
 void logfile_close(logfile_t *l);
 const char *logfile_path(const logfile_t *l);
+
+/* privilege.c: may sedged sandbox functions and run them as other users
+ * (root, or the capabilities the packaged service grants)? */
+bool runner_privileged(void);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include "internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,26 @@ NODISCARD static sedge_err build_env(const fn_t *fn, const instance_t *in, buf_t
         snprintf(line, sizeof line, "PYTHONPATH=%.600s", f->python_sdk_dir);
         err = err ? err : env_add(out, line);
     }
+    /* SEDGE_RESOURCE_<ID>: where a function finds a resource of the group
+     * (ids upper-cased, ':' and '-' as '_'); a model without a sandbox is
+     * where the cache has it. */
+    for (size_t i = 0; i < s->resource_count && !err; i++) {
+        const resource_t *r = &s->resources[i];
+        if (!r->id || r->kind == RESOURCE_SECRET)
+            continue;
+        int n = snprintf(line, sizeof line, "SEDGE_RESOURCE_");
+        for (const char *p = r->id; *p && (size_t)n + 1 < sizeof line; p++)
+            line[n++] = (*p == ':' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+        snprintf(line + n, sizeof line - (size_t)n, "=%s",
+                 s->sandbox || r->kind != RESOURCE_MODEL ? r->dest : r->source);
+        err = env_add(out, line);
+        /* A model's version: the cache directory is named by its hash. */
+        const char *sha = r->kind == RESOURCE_MODEL ? strrchr(r->source, '/') : NULL;
+        if (sha && !err) {
+            snprintf(line + n, sizeof line - (size_t)n, "_SHA256=%s", sha + 1);
+            err = env_add(out, line);
+        }
+    }
     for (size_t i = 0; i < s->env_count && !err; i++)
         err = env_add(out, s->env[i]);
     for (size_t i = 0; i < ARRAY_LEN(defaults) && !err; i++) {
@@ -111,7 +132,7 @@ sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launc
     struct functions *f = fn->owner;
     const spec_t *s = &fn->spec;
     memset(l, 0, sizeof *l);
-    l->cap = FIXED_ARGS + 2 * (s->resource_count + s->binds.count) + s->argc + 1;
+    l->cap = FIXED_ARGS + 2 * (s->resource_count + s->binds.count + s->group_count) + s->argc + 1;
     l->argv = calloc(l->cap, sizeof *l->argv);
     if (!l->argv)
         return SEDGE_ERR_NOMEM;
@@ -119,6 +140,8 @@ sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launc
     if (s->has_user) {
         arg2(l, "--uid", keep(l, "%u", s->uid));
         arg2(l, "--gid", keep(l, "%u", s->gid));
+        for (size_t i = 0; i < s->group_count; i++)
+            arg2(l, "--group", keep(l, "%u", s->groups[i]));
     }
     for (int i = 0; i < in->cgroup.count; i++)
         arg2(l, "--cgroup", in->cgroup.paths[i]);
@@ -151,6 +174,8 @@ sedge_err launch_build(const fn_t *fn, const instance_t *in, bool standby, launc
         for (size_t i = 0; i < s->resource_count; i++) {
             const resource_t *r = &s->resources[i];
             const char *mode = r->rw ? "rw" : "ro";
+            if (r->kind == RESOURCE_SECRET)
+                continue;
             if (r->device)
                 arg2(l, "--device", keep(l, "%s:%s", r->source, mode));
             else

@@ -73,10 +73,11 @@ static void invocation_end(fn_t *fn, invocation_t *inv, sedge_err err, const cha
     fn->invocations++;
     if (err)
         fn->errors++;
+    histogram_observe_us(&fn->duration, clock_mono_us() - inv->queued_us);
     if (inv->done)
         inv->done(inv->done_ctx, err, error, result);
     else if (err)
-        LOGD("function %s: asynchronous invocation failed: %s", fn->spec.name, error);
+        LOGW("function %s: asynchronous invocation failed: %s", fn->spec.name, error);
     invocation_free(inv);
 }
 
@@ -694,6 +695,8 @@ sedge_err functions_invoke(functions_t *f, const char *name, bytes_t topic, byte
         return SEDGE_ERR_FULL;
     }
     invocation_t *inv = calloc(1, sizeof *inv);
+    if (inv)
+        inv->queued_us = clock_mono_us();
     if (!inv || !(inv->topic = bytes_dup_cstr(topic)) || !(inv->source = bytes_dup_cstr(source)) ||
         buf_append(&inv->payload, payload.data, payload.len)) {
         if (inv)
@@ -769,10 +772,12 @@ static void apply_timeout_cb(uv_timer_t *t)
     }
 }
 
-void functions_apply(functions_t *f, const group_t *g,
-                     void (*done)(void *token, sedge_err err, const char *why), void *token)
+static void apply_prepared(functions_t *f, const group_t *g,
+                           void (*done)(void *token, sedge_err err, const char *why), void *token)
 {
     collect_retired(f);
+    char cache[600];
+    resources_cache_dir(f->data_dir, cache, sizeof cache);
     /* Functions, then the connectors as the functions they run as. */
     json_t *functions = g ? group_functions(g) : NULL;
     json_t *connectors = g ? group_connectors(g) : NULL;
@@ -786,7 +791,16 @@ void functions_apply(functions_t *f, const group_t *g,
         json_t *entry = i < nfunctions ? json_incref(json_array_get(functions, i))
                                        : connector_entry(json_array_get(connectors, i - nfunctions),
                                                          f->connectors_dir);
-        if (json_array_append_new(list, entry) != 0) {
+        json_t *expanded = entry ? resources_expand(entry, g, cache, err, sizeof err) : NULL;
+        json_decref(entry);
+        if (!expanded && err[0]) {
+            json_decref(list);
+            free(specs);
+            free(keep);
+            done(token, SEDGE_ERR_NOT_FOUND, err);
+            return;
+        }
+        if (json_array_append_new(list, expanded) != 0) {
             json_decref(list);
             list = NULL;
         }
@@ -888,6 +902,51 @@ void functions_apply(functions_t *f, const group_t *g,
     apply_step(f, failure[0] ? failure : NULL);
 }
 
+/* A deployment waiting for its models, then applied. */
+typedef struct {
+    functions_t *f;
+    const group_t *g;
+    void (*done)(void *token, sedge_err err, const char *why);
+    void *token;
+} pending_apply_t;
+
+static void applied_prune(void *ctx, sedge_err err, const char *why)
+{
+    pending_apply_t *p = ctx;
+    if (!err) {
+        char cache[600];
+        resources_cache_dir(p->f->data_dir, cache, sizeof cache);
+        resources_prune(p->g, cache);
+    }
+    p->done(p->token, err, why);
+    free(p);
+}
+
+static void models_ready(void *ctx, sedge_err err, const char *why)
+{
+    pending_apply_t *p = ctx;
+    if (err) {
+        p->done(p->token, err, why);
+        free(p);
+        return;
+    }
+    apply_prepared(p->f, p->g, applied_prune, p);
+}
+
+void functions_apply(functions_t *f, const group_t *g,
+                     void (*done)(void *token, sedge_err err, const char *why), void *token)
+{
+    pending_apply_t *p = malloc(sizeof *p);
+    if (!p) {
+        done(token, SEDGE_ERR_NOMEM, "out of memory");
+        return;
+    }
+    *p = (pending_apply_t){f, g, done, token};
+    char cache[600];
+    resources_cache_dir(f->data_dir, cache, sizeof cache);
+    resources_prepare(f->o.loop, g, cache, models_ready, p);
+}
+
 sedge_err functions_start(const functions_options_t *opts, functions_t **out)
 {
     functions_t *f = calloc(1, sizeof *f);
@@ -901,7 +960,7 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     f->connectors_dir = strdup(opts->connectors_dir ? opts->connectors_dir : "");
     f->thing_name = strdup(opts->thing_name ? opts->thing_name : "");
     f->o.connectors_dir = f->o.thing_name = NULL; /* the copies above are the ones kept */
-    f->is_root = geteuid() == 0;
+    f->is_root = runner_privileged();
     if (!f->data_dir || !f->sandbox_program || !f->connectors_dir || !f->thing_name) {
         functions_free(f);
         return SEDGE_ERR_NOMEM;
@@ -923,7 +982,8 @@ sedge_err functions_start(const functions_options_t *opts, functions_t **out)
     cgroup_mode_t m = cgroup_detect();
     LOGI("function limits enforced by %s, devices by %s%s", cgroup_mode_name(m),
          cgroup_devices_name(),
-         f->is_root ? "" : " (sedged is not root: no sandbox, functions run as sedged's user)");
+         f->is_root ? "" : " (sedged is neither root nor given the sandbox's capabilities: no sandbox, "
+                                "functions run as sedged's user)");
     sedge_err err = ipc_start(f);
     if (err) {
         functions_free(f);

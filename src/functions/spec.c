@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,13 @@ NODISCARD static sedge_err parse_code(spec_t *s, json_t *e, const char *where,
         return SEDGE_ERR_NOT_FOUND;
     }
     char *real = realpath(dir, NULL);
-    if (!real || paths_overlap(real, ctx->data_dir)) {
+    /* The data directory holds keys: never bound into a sandbox, except
+     * the unpacked, read-only code archives in its cache. */
+    char cache[4200];
+    resources_cache_dir(ctx->data_dir, cache, sizeof cache);
+    size_t clen = strlen(cache);
+    bool cached = real && strncmp(real, cache, clen) == 0 && real[clen] == '/' && real[clen + 1];
+    if (!real || (paths_overlap(real, ctx->data_dir) && !cached)) {
         snprintf(err, errlen, "%s.code: %s overlaps the core's data directory %s", where, dir,
                  ctx->data_dir);
         free(real);
@@ -157,6 +164,170 @@ NODISCARD static sedge_err parse_program(spec_t *s, json_t *e, const char *where
     return rc;
 }
 
+/* The supplementary group a resource's owner setting gives: "auto" (the
+ * file's own group), a name or an id. 0 (root's group) is never given. */
+NODISCARD static sedge_err owner_group(spec_t *s, json_t *r, const struct stat *st,
+                                       const char *shown, char *err, size_t errlen)
+{
+    json_t *g = json_object_get(json_object_get(r, "owner"), "group");
+    if (!g)
+        return SEDGE_OK;
+    uint32_t gid;
+    if (json_is_integer(g)) {
+        gid = (uint32_t)json_integer_value(g);
+    } else if (strcmp(json_string_value(g), "auto") == 0) {
+        gid = st->st_gid;
+    } else {
+        struct group grp, *found = NULL;
+        char text[4096];
+        if (getgrnam_r(json_string_value(g), &grp, text, sizeof text, &found) != 0 || !found) {
+            snprintf(err, errlen, "%s.owner.group: no group \"%.64s\" on this machine", shown,
+                     json_string_value(g));
+            return SEDGE_ERR_NOT_FOUND;
+        }
+        gid = found->gr_gid;
+    }
+    if (gid == 0) {
+        snprintf(err, errlen,
+                 "%s.owner.group: the group is root's (0); it is never given to a function (give "
+                 "the file a group of its own)",
+                 shown);
+        return SEDGE_ERR_DENIED;
+    }
+    for (size_t i = 0; i < s->group_count; i++)
+        if (s->groups[i] == gid)
+            return SEDGE_OK;
+    if (s->group_count == SPEC_MAX_GROUPS) {
+        snprintf(err, errlen, "%s.owner: more than %d groups for one function", shown,
+                 SPEC_MAX_GROUPS);
+        return SEDGE_ERR_TOO_LARGE;
+    }
+    s->groups[s->group_count++] = gid;
+    return SEDGE_OK;
+}
+
+static resource_kind_t kind_of(json_t *r)
+{
+    const char *type = str_or(r, "type", "volume");
+    if (strcmp(type, "device") == 0)
+        return RESOURCE_DEVICE;
+    if (strcmp(type, "model") == 0)
+        return RESOURCE_MODEL;
+    if (strcmp(type, "secret") == 0)
+        return RESOURCE_SECRET;
+    return RESOURCE_VOLUME;
+}
+
+/* Without a sandbox nothing is bound: a volume is usable only where it is
+ * on the host, and only as the host's permissions say. */
+NODISCARD static sedge_err check_unsandboxed(const spec_t *s, const resource_t *rs,
+                                             const char *shown, char *err, size_t errlen)
+{
+    if (s->sandbox || rs->kind != RESOURCE_VOLUME)
+        return SEDGE_OK;
+    if (strcmp(rs->source, rs->dest) != 0) {
+        snprintf(err, errlen,
+                 "%s.dest: function %s has isolation none, which cannot show %s at %s (no "
+                 "sandbox, no bind): use the same path or isolation sandbox",
+                 shown, s->name, rs->source, rs->dest);
+        return SEDGE_ERR_UNSUPPORTED;
+    }
+    if (!rs->rw) {
+        snprintf(err, errlen,
+                 "%s.access: function %s has isolation none, which cannot make %s read-only (no "
+                 "sandbox, no bind): declare it rw or use isolation sandbox",
+                 shown, s->name, rs->source);
+        return SEDGE_ERR_UNSUPPORTED;
+    }
+    return SEDGE_OK;
+}
+
+NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, const char *shown,
+                                          const spec_context_t *ctx, char *err, size_t errlen)
+{
+    rs->kind = kind_of(r);
+    rs->device = rs->kind == RESOURCE_DEVICE;
+    const char *id = str_or(r, "id", NULL);
+    if (id && !(rs->id = strdup(id)))
+        return SEDGE_ERR_NOMEM;
+    if (rs->kind == RESOURCE_SECRET) {
+        /* Read through the SDK, nothing to show: kept as stored (sealed). */
+        const char *sealed = str_or(r, "sealed", NULL);
+        rs->sealed = sealed != NULL;
+        rs->source = strdup(sealed ? sealed : str_or(r, "value", ""));
+        return rs->source ? SEDGE_OK : SEDGE_ERR_NOMEM;
+    }
+    const char *source = str_or(r, rs->device ? "path" : "source", "");
+    rs->dest = strdup(str_or(r, rs->device ? "path" : "dest", ""));
+    rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
+    struct stat st;
+    char *real = realpath(source, NULL);
+    if (!rs->dest || !real || stat(real, &st) != 0) {
+        snprintf(err, errlen, "%s: function %s: resource %s does not exist", shown, s->name,
+                 source);
+        free(real);
+        return SEDGE_ERR_NOT_FOUND;
+    }
+    if (rs->device) {
+        rs->source = strdup(source);
+        free(real);
+        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+            snprintf(err, errlen, "%s.path: %s is not a device node", shown, source);
+            return SEDGE_ERR_INVALID;
+        }
+        rs->block = S_ISBLK(st.st_mode);
+        rs->major = major(st.st_rdev);
+        rs->minor = minor(st.st_rdev);
+    } else if (rs->kind == RESOURCE_MODEL) {
+        rs->source = real; /* the core's own cache, unpacked read-only */
+    } else {
+        rs->source = real;
+        if (paths_overlap(real, ctx->data_dir)) {
+            snprintf(err, errlen,
+                     "%s.source: %s overlaps the core's data directory %s (its keys and store are "
+                     "never shown to functions)",
+                     shown, source, ctx->data_dir);
+            return SEDGE_ERR_DENIED;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen,
+                     "%s.source: %s is neither a directory nor a file (a device node is a "
+                     "\"device\" resource)",
+                     shown, source);
+            return SEDGE_ERR_INVALID;
+        }
+    }
+    if (!rs->source)
+        return SEDGE_ERR_NOMEM;
+    sedge_err rc = owner_group(s, r, &st, shown, err, errlen);
+    return rc ? rc : check_unsandboxed(s, rs, shown, err, errlen);
+}
+
+/* Without a user to switch to (sedged not root) a function has sedged's
+ * own groups: an owner group it lacks cannot be given, and is refused
+ * rather than ignored. */
+NODISCARD static sedge_err check_groups_reachable(const spec_t *s, const char *where, char *err,
+                                                  size_t errlen)
+{
+    if (s->has_user || !s->group_count)
+        return SEDGE_OK;
+    gid_t mine[256];
+    int n = getgroups((int)ARRAY_LEN(mine), mine);
+    for (size_t i = 0; i < s->group_count; i++) {
+        bool member = s->groups[i] == getegid();
+        for (int k = 0; k < n && !member; k++)
+            member = mine[k] == s->groups[i];
+        if (!member) {
+            snprintf(err, errlen,
+                     "%s.resources: function %s needs group %u for a resource's owner, which "
+                     "sedged (not root) is not in and cannot give",
+                     where, s->name, s->groups[i]);
+            return SEDGE_ERR_DENIED;
+        }
+    }
+    return SEDGE_OK;
+}
+
 NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *where,
                                            const spec_context_t *ctx, char *err, size_t errlen)
 {
@@ -168,49 +339,16 @@ NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *whe
     json_t *r;
     json_array_foreach(res, i, r)
     {
-        resource_t *rs = &s->resources[s->resource_count++];
-        rs->device = strcmp(str_or(r, "type", "volume"), "device") == 0;
-        const char *source = str_or(r, rs->device ? "path" : "source", "");
-        rs->dest = strdup(str_or(r, rs->device ? "path" : "dest", ""));
-        rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
-        struct stat st;
-        char *real = realpath(source, NULL);
-        if (!rs->dest || !real || stat(real, &st) != 0) {
-            snprintf(err, errlen, "%s.resources[%zu]: function %s: resource %s does not exist",
-                     where, i, s->name, source);
-            free(real);
-            return SEDGE_ERR_NOT_FOUND;
-        }
-        if (rs->device) {
-            rs->source = strdup(source);
-            free(real);
-            if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-                snprintf(err, errlen, "%s.resources[%zu].path: %s is not a device node", where, i,
-                         source);
-                return SEDGE_ERR_INVALID;
-            }
-            rs->block = S_ISBLK(st.st_mode);
-            rs->major = major(st.st_rdev);
-            rs->minor = minor(st.st_rdev);
-        } else {
-            rs->source = real;
-            if (paths_overlap(real, ctx->data_dir)) {
-                snprintf(err, errlen,
-                         "%s.resources[%zu].source: %s overlaps the core's data directory %s "
-                         "(its keys and store are never shown to functions)",
-                         where, i, source, ctx->data_dir);
-                return SEDGE_ERR_DENIED;
-            }
-            if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-                snprintf(err, errlen,
-                         "%s.resources[%zu].source: %s is neither a directory nor a file (a "
-                         "device node is a \"device\" resource)",
-                         where, i, source);
-                return SEDGE_ERR_INVALID;
-            }
-        }
-        if (!rs->source)
-            return SEDGE_ERR_NOMEM;
+        char shown[200];
+        const char *id = str_or(r, "id", NULL);
+        if (id)
+            snprintf(shown, sizeof shown, "%s.resources[%zu] (%.128s)", where, i, id);
+        else
+            snprintf(shown, sizeof shown, "%s.resources[%zu]", where, i);
+        sedge_err rc = parse_resource(s, &s->resources[s->resource_count++], r, shown, ctx, err,
+                                      errlen);
+        if (rc)
+            return rc;
     }
     return SEDGE_OK;
 }
@@ -219,7 +357,7 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
                                       char *err, size_t errlen)
 {
     const char *run_as = str_or(e, "run_as", NULL);
-    bool root = geteuid() == 0;
+    bool root = runner_privileged();
     if (run_as) {
         sscanf(run_as, "%u:%u", &s->uid, &s->gid);
         s->has_user = true;
@@ -243,14 +381,15 @@ NODISCARD static sedge_err parse_user(spec_t *s, json_t *e, const char *where, b
         return SEDGE_ERR_DENIED;
     }
     if (s->has_user && !root && (s->uid != geteuid() || s->gid != getegid())) {
-        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root",
+        snprintf(err, errlen, "%s.run_as: function %s: run_as %u:%u needs sedged to run as root (or with the "
+                 "capabilities of the packaged service)",
                  where, s->name, s->uid, s->gid);
         return SEDGE_ERR_DENIED;
     }
     if (s->sandbox && !root) {
         snprintf(err, errlen,
-                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root (or "
-                 "set isolation: none)",
+                 "%s.isolation: function %s: isolation sandbox needs sedged to run as root or "
+                 "with the capabilities of the packaged service (or set isolation: none)",
                  where, s->name);
         return SEDGE_ERR_DENIED;
     }
@@ -311,6 +450,7 @@ sedge_err spec_parse(json_t *e, const char *where, const spec_context_t *ctx, sp
     if ((rc = parse_user(s, e, where, ctx->allow_root, err, errlen)) || (rc = parse_env(s, e)) ||
         (rc = parse_code(s, e, where, ctx, err, errlen)) ||
         (rc = parse_resources(s, e, where, ctx, err, errlen)) ||
+        (rc = check_groups_reachable(s, where, err, errlen)) ||
         (rc = parse_program(s, e, where, ctx, err, errlen))) {
         if (rc == SEDGE_ERR_NOMEM)
             snprintf(err, errlen, "out of memory");
@@ -328,6 +468,7 @@ void spec_free(spec_t *s)
         free(s->env[i]);
     free(s->env);
     for (size_t i = 0; i < s->resource_count; i++) {
+        free(s->resources[i].id);
         free(s->resources[i].source);
         free(s->resources[i].dest);
     }

@@ -62,7 +62,7 @@ static json_t *isolation_status(const fn_t *fn)
     json_object_set_new(o, "code", s->code_dir ? json_string(s->code_dir) : json_null());
     json_object_set_new(o, "no_new_privs", json_true());
     json_object_set_new(o, "capabilities",
-                        json_string(geteuid() == 0 ? "none (empty bounding set)"
+                        json_string(runner_privileged() ? "none (empty bounding set)"
                                                    : "none (sedged is not root: functions run "
                                                      "as its user, which holds none)"));
     json_object_set_new(o, "seccomp",
@@ -96,6 +96,20 @@ static json_t *limits_status(const spec_t *s)
         snprintf(run_as, sizeof run_as, "%u:%u", (unsigned)geteuid(), (unsigned)getegid());
     json_object_set_new(limits, "run_as", json_string(run_as));
     return limits;
+}
+
+/* A histogram as JSON: per-bucket counts (not cumulative) with their
+ * upper bounds in microseconds, the last bucket unbounded. */
+static json_t *histogram_json(const histogram_t *h)
+{
+    json_t *bounds = json_array(), *counts = json_array();
+    for (size_t i = 0; i <= HISTOGRAM_BUCKETS; i++) {
+        if (i < HISTOGRAM_BUCKETS)
+            json_array_append_new(bounds, json_integer((json_int_t)histogram_bound_us(i)));
+        json_array_append_new(counts, json_integer((json_int_t)h->counts[i]));
+    }
+    return json_pack("{s:o,s:o,s:I,s:I}", "bounds_us", bounds, "counts", counts, "count",
+                     (json_int_t)h->count, "sum_us", (json_int_t)h->sum_us);
 }
 
 json_t *functions_status(functions_t *f)
@@ -135,6 +149,7 @@ json_t *functions_status(functions_t *f)
         json_object_set_new(o, "refused", json_integer((json_int_t)fn->refused));
         json_object_set_new(o, "invalid", json_integer((json_int_t)fn->invalid));
         json_object_set_new(o, "publish_refused", json_integer((json_int_t)fn->publish_refused));
+        json_object_set_new(o, "duration", histogram_json(&fn->duration));
         json_object_set_new(o, "limits", limits_status(s));
         json_object_set_new(o, "isolation", isolation_status(fn));
         json_array_append_new(list, o);

@@ -14,7 +14,15 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef enum { PARAM_STRING, PARAM_INT, PARAM_BOOL, PARAM_TOPIC, PARAM_OBJECT, PARAM_ARRAY } param_kind_t;
+typedef enum {
+    PARAM_STRING,
+    PARAM_INT,
+    PARAM_BOOL,
+    PARAM_TOPIC,
+    PARAM_OBJECT,
+    PARAM_ARRAY,
+    PARAM_NUMBER, /* min and max as for PARAM_INT */
+} param_kind_t;
 
 typedef struct {
     const char *key;
@@ -92,6 +100,30 @@ static const param_t http_sink_params[] = {
     {"timeout_ms", PARAM_INT, 1, 600000, NULL},
     {"retry_initial_ms", PARAM_INT, 1, 600000, NULL},
     {"retry_max_ms", PARAM_INT, 1, 3600000, NULL},
+    {NULL, PARAM_STRING, 0, 0, NULL},
+};
+
+static const char *const accelerators[] = {"cpu", "opencl", "cuda", "vulkan", NULL};
+
+static const param_t image_classification_params[] = {
+    {"model", PARAM_STRING, 0, 0, NULL},
+    {"model_file", PARAM_STRING, 0, 0, NULL},
+    {"labels", PARAM_ARRAY, 0, 0, NULL},
+    {"labels_file", PARAM_STRING, 0, 0, NULL},
+    {"input_size", PARAM_ARRAY, 0, 0, NULL},
+    {"scale", PARAM_NUMBER, 0, 1000000, NULL},
+    {"mean", PARAM_ARRAY, 0, 0, NULL},
+    {"swap_rb", PARAM_BOOL, 0, 0, NULL},
+    {"top_k", PARAM_INT, 1, 100, NULL},
+    {"score_threshold", PARAM_NUMBER, -1000000, 1000000, NULL},
+    {"trigger_topic", PARAM_TOPIC, 0, 0, NULL},
+    {"result_topic", PARAM_TOPIC, 0, 0, NULL},
+    {"source", PARAM_STRING, 0, 0, NULL},
+    {"interval_ms", PARAM_INT, 0, 86400000, NULL},
+    {"threads", PARAM_INT, 0, 64, NULL},
+    {"accelerator", PARAM_STRING, 0, 0, accelerators},
+    {"max_image_bytes", PARAM_INT, 1, 64 << 20, NULL},
+    {"max_pixels", PARAM_INT, 1, 1 << 30, NULL},
     {NULL, PARAM_STRING, 0, 0, NULL},
 };
 
@@ -271,6 +303,78 @@ static void check_http_sink(check_t *c, json_t *params, const char *path)
         problem(c, "%s.retry_initial_ms: above retry_max_ms", path);
 }
 
+/* A relative path that stays inside its directory. */
+static bool inside_path(const char *p)
+{
+    if (!p[0] || p[0] == '/')
+        return false;
+    for (const char *level = p;;) {
+        size_t n = strcspn(level, "/");
+        if (n == 2 && level[0] == '.' && level[1] == '.')
+            return false;
+        if (!level[n])
+            return true;
+        level += n + 1;
+    }
+}
+
+static void check_numbers(check_t *c, json_t *params, const char *path, const char *key,
+                          size_t min_count, size_t max_count, double lo, double hi)
+{
+    json_t *v = json_object_get(params, key);
+    if (!v)
+        return;
+    bool ok = json_is_array(v) && json_array_size(v) >= min_count && json_array_size(v) <= max_count;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) ok = ok && json_is_number(x) && json_number_value(x) >= lo &&
+                                     json_number_value(x) <= hi;
+    if (!ok)
+        problem(c, "%s.%s: expected %zu%s%zu numbers from %g to %g", path, key, min_count,
+                min_count == max_count ? "" : " to ", min_count == max_count ? (size_t)0 : max_count,
+                lo, hi);
+}
+
+static void check_image_classification(check_t *c, json_t *params, const char *path)
+{
+    required(c, params, path, "model", "the id of a model resource of the group");
+    const char *model = json_string_value(json_object_get(params, "model"));
+    json_t *res = model ? json_object_get(c->resource_ids, model) : NULL;
+    const char *type = json_string_value(json_object_get(res, "type"));
+    if (model && (!type || strcmp(type, "model") != 0))
+        problem(c, "%s.model: \"%s\" is not a model resource of the group", path, model);
+    json_t *labels = json_object_get(params, "labels");
+    size_t i;
+    json_t *v;
+    json_array_foreach(labels, i, v) if (!json_is_string(v) || json_string_length(v) > 256)
+    {
+        problem(c, "%s.labels[%zu]: expected a string of at most 256 bytes", path, i);
+        break;
+    }
+    if (json_array_size(labels) > 100000)
+        problem(c, "%s.labels: at most 100000", path);
+    json_t *size = json_object_get(params, "input_size");
+    if (size && !(json_array_size(size) == 2 && is_uint(json_array_get(size, 0), 1, 8192) &&
+                  is_uint(json_array_get(size, 1), 1, 8192)))
+        problem(c, "%s.input_size: expected [width, height], each from 1 to 8192", path);
+    check_numbers(c, params, path, "mean", 1, 3, -1e6, 1e6);
+    const char *files[] = {"model_file", "labels_file"};
+    for (size_t k = 0; k < ARRAY_LEN(files); k++) {
+        const char *f = json_string_value(json_object_get(params, files[k]));
+        if (f && !inside_path(f))
+            problem(c, "%s.%s: \"%s\" must be a relative path inside the model", path, files[k],
+                    f);
+    }
+    const char *source = json_string_value(json_object_get(params, "source"));
+    if (source && strcmp(source, "payload") != 0 && (source[0] != '/' || !path_is_plain(source)))
+        problem(c, "%s.source: \"%s\" is not payload or an absolute path (a directory of "
+                   "images)", path, source);
+    json_t *interval = json_object_get(params, "interval_ms");
+    if (json_integer_value(interval) > 0 && (!source || strcmp(source, "payload") == 0))
+        problem(c, "%s.interval_ms: a timer needs a source to take images from (source is "
+                   "payload)", path);
+}
+
 static bool never(json_t *params)
 {
     (void)params;
@@ -297,6 +401,8 @@ static const type_def_t types[] = {
     {{"gpio", true, 16}, gpio_params, check_gpio, never},
     {{"metrics", true, 16}, metrics_params, check_metrics, always},
     {{"http-sink", false, 64}, http_sink_params, check_http_sink, always},
+    {{"image-classification", false, 256}, image_classification_params,
+     check_image_classification, never},
 };
 
 static const type_def_t *type_named(const char *name)
@@ -326,6 +432,11 @@ static void check_param(check_t *c, const param_t *p, json_t *v, const char *pat
         if (!is_uint(v, p->min, p->max))
             problem(c, "%s.%s: expected an integer from %lld to %lld", path, p->key, p->min,
                     p->max);
+        return;
+    case PARAM_NUMBER:
+        if (!json_is_number(v) || json_number_value(v) < (double)p->min ||
+            json_number_value(v) > (double)p->max)
+            problem(c, "%s.%s: expected a number from %lld to %lld", path, p->key, p->min, p->max);
         return;
     case PARAM_BOOL:
         if (!json_is_boolean(v))

@@ -263,99 +263,6 @@ bool is_uint(json_t *v, json_int_t min, json_int_t max)
     return json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max;
 }
 
-static void check_resource_access(check_t *c, json_t *r, const char *path)
-{
-    const char *access = string_at(c, r, "access", path, false);
-    if (access && strcmp(access, "ro") != 0 && strcmp(access, "rw") != 0)
-        problem(c, "%s.access: \"%s\" is not ro or rw", path, access);
-}
-
-/* An absolute path with no ".", ".." or empty levels (a trailing '/' aside),
- * so that checking its first levels tells where it really points. */
-static bool path_is_plain(const char *p)
-{
-    if (p[0] != '/')
-        return false;
-    for (const char *level = p + 1;;) {
-        const char *end = strchr(level, '/');
-        size_t len = end ? (size_t)(end - level) : strlen(level);
-        if ((len == 0 && end) || (len == 1 && level[0] == '.') ||
-            (len == 2 && level[0] == '.' && level[1] == '.'))
-            return false;
-        if (!end)
-            return true;
-        level = end + 1;
-    }
-}
-
-/* Is the first level of plain path `p` exactly `name`? */
-static bool path_starts_with_level(const char *p, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(p + 1, name, n) == 0 && (p[1 + n] == '/' || p[1 + n] == '\0');
-}
-
-static void problem_unplain(check_t *c, const char *path, const char *key, const char *value)
-{
-    problem(c, "%s.%s: \"%s\" may not contain \".\", \"..\" or empty levels", path, key, value);
-}
-
-void check_function_resources(check_t *c, json_t *list, const char *fpath)
-{
-    static const char *const keys[] = {"type", "path", "source", "dest", "access", NULL};
-    if (!json_is_array(list)) {
-        problem(c, "%s.resources: expected an array", fpath);
-        return;
-    }
-    if (json_array_size(list) > 10)
-        problem(c, "%s.resources: at most 10 resources per function", fpath);
-    size_t i;
-    json_t *r;
-    json_array_foreach(list, i, r)
-    {
-        char path[160];
-        snprintf(path, sizeof path, "%s.resources[%zu]", fpath, i);
-        if (!json_is_object(r)) {
-            problem(c, "%s: expected an object", path);
-            continue;
-        }
-        check_keys(c, r, path, keys);
-        const char *type = string_at(c, r, "type", path, true);
-        check_resource_access(c, r, path);
-        if (!type)
-            continue;
-        if (strcmp(type, "device") == 0) {
-            const char *p = string_at(c, r, "path", path, true);
-            if (p && p[0] == '/' && !path_is_plain(p))
-                problem_unplain(c, path, "path", p);
-            else if (p && strncmp(p, "/dev/", 5) != 0)
-                problem(c, "%s.path: a device must be under /dev, not \"%s\"", path, p);
-            else if (p && (!p[5] || p[strlen(p) - 1] == '/'))
-                problem(c,
-                        "%s.path: \"%s\" is a directory; a device resource names one device "
-                        "node",
-                        path, p);
-        } else if (strcmp(type, "volume") == 0) {
-            const char *src = string_at(c, r, "source", path, true);
-            const char *dst = string_at(c, r, "dest", path, true);
-            if (src && src[0] != '/')
-                problem(c, "%s.source: must be an absolute path", path);
-            else if (src && !path_is_plain(src))
-                problem_unplain(c, path, "source", src);
-            if (dst && dst[0] != '/')
-                problem(c, "%s.dest: must be an absolute path", path);
-            else if (dst && !path_is_plain(dst))
-                problem_unplain(c, path, "dest", dst);
-            else if (dst &&
-                     (path_starts_with_level(dst, "proc") || path_starts_with_level(dst, "dev") ||
-                      path_starts_with_level(dst, "sys") || strcmp(dst, "/") == 0))
-                problem(c, "%s.dest: \"%s\" may not be used as a destination", path, dst);
-        } else {
-            problem(c, "%s.type: \"%s\" is not device or volume", path, type);
-        }
-    }
-}
-
 /* One decimal id, digits only (sscanf's %u would take "-1" as 4294967295
  * and skip spaces), below (uid_t)-1, which means "no id". */
 static const char *parse_id(const char *s)
@@ -430,8 +337,9 @@ static void check_function_env(check_t *c, json_t *env, const char *path)
 }
 
 /* "code": "/dir" or {"path": "/dir"}: the directory with the function's own
- * files. {"url", "sha256"} (an artifact to fetch) is the form over-the-air
- * updates will add. */
+ * files; or {"url", "sha256"}: an archive of them, fetched, checked and
+ * unpacked into the content-addressed cache before the deployment goes
+ * ahead. */
 static void check_function_code(check_t *c, json_t *code, const char *path)
 {
     static const char *const keys[] = {"path", "url", "sha256", NULL};
@@ -441,10 +349,10 @@ static void check_function_code(check_t *c, json_t *code, const char *path)
     if (json_is_object(code)) {
         check_keys(c, code, sub, keys);
         if (json_object_get(code, "url") || json_object_get(code, "sha256")) {
-            problem(c,
-                    "%s: code fetched from a url is not supported yet; give a local directory "
-                    "(\"code\": \"/path/dir\")",
-                    sub);
+            if (json_object_get(code, "path"))
+                problem(c, "%s: give \"path\", or \"url\" and \"sha256\", not both", sub);
+            else
+                check_artifact_ref(c, code, sub);
             return;
         }
         dir = string_at(c, code, "path", sub, true);
@@ -651,10 +559,11 @@ static void check_revoked_certs(check_t *c, json_t *list, group_t *g)
             char digits[64];
             size_t len = strlen(text + 7);
             bool odd = len % 2 && !strchr(text + 7, ':');
-            if (len + 2 <= sizeof digits) {
-                snprintf(digits, sizeof digits, "%s%s", odd ? "0" : "", text + 7);
+            /* (The result checked, not only len: 32-bit GCC warns otherwise.) */
+            if (len + 2 <= sizeof digits &&
+                snprintf(digits, sizeof digits, "%s%s", odd ? "0" : "", text + 7) <
+                    (int)sizeof digits)
                 n = parse_hex(digits, rc.bytes, 20); /* RFC 5280: at most 20 octets */
-            }
             int skip = 0;
             while (skip < n - 1 && rc.bytes[skip] == 0)
                 skip++;
@@ -726,7 +635,7 @@ static void check_thing_list(check_t *c, json_t *things, json_t *names)
 
 sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **out, buf_t *errors)
 {
-    check_t c = {errors, 0};
+    check_t c = {errors, 0, NULL};
     *out = NULL;
     if (len > max_bytes) {
         problem(&c, "document: %zu bytes, over the limit of %zu", len, max_bytes);
@@ -753,6 +662,7 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
         g->doc = doc; /* freed with g from here on */
     json_t *things = json_object(), *functions = json_object(), *connectors = json_object(),
            *resources = json_object();
+    c.resource_ids = resources;
     if (!g || !things || !functions || !connectors || !resources) {
         problem(&c, "document: out of memory");
         goto done;
@@ -778,6 +688,8 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
     json_t *resource_list = json_object_get(doc, "resources");
     json_t *route_list = json_object_get(doc, "routes");
     json_t *revoked = json_object_get(doc, "revoked");
+    if (json_is_array(resource_list))
+        check_group_resources(&c, resource_list, resources);
     if (json_is_array(thing_list))
         check_thing_list(&c, thing_list, things);
     if (json_is_array(function_list)) {
@@ -788,10 +700,6 @@ sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **
         check_named_objects(&c, connector_list, "connectors");
         check_connectors(&c, connector_list);
         collect_names(&c, connector_list, "connectors", connectors, valid_function_name);
-    }
-    if (json_is_array(resource_list)) {
-        check_named_objects(&c, resource_list, "resources");
-        collect_names(&c, resource_list, "resources", resources, valid_any_name);
     }
     if (json_is_array(route_list))
         check_routes(&c, route_list, things, functions, connectors, g);

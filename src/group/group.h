@@ -85,6 +85,11 @@ bool group_cert_revoked(const group_t *g, const uint8_t sha256[32], bytes_t seri
 /* The function and connector sections, as validated JSON (borrowed;
  * NULL when absent). */
 json_t *group_functions(const group_t *g);
+/* The group's "resources" (borrowed; NULL when absent), and one by id. */
+json_t *group_resources(const group_t *g);
+json_t *group_resource(const group_t *g, const char *id);
+/* Resource ids: 1 to 128 of a-z A-Z 0-9 : _ - */
+bool group_valid_resource_id(const char *s, size_t len);
 json_t *group_connectors(const group_t *g);
 
 /* The connector types Sedge ships (group/connectors.c): what the function
@@ -100,6 +105,16 @@ const connector_type_t *group_connector_type(json_t *connector);
 /* Does this connector need the host's network (Modbus TCP, the HTTP
  * sink), or may it have an empty network namespace? */
 bool group_connector_network(json_t *connector);
+
+/* Secrets (secrets.c): seal every secret resource's "value" in a parsed
+ * document into "sealed" (AES-256-GCM, `key` the core's sealing key);
+ * *changed when one was. Unseal one: SEDGE_ERR_DENIED when the key or the
+ * id is not the one it was sealed with. */
+#define GROUP_SEAL_KEY_BYTES 32
+NODISCARD sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES],
+                                       bool *changed);
+NODISCARD sedge_err group_unseal(const char *id, const char *sealed,
+                                 const uint8_t key[GROUP_SEAL_KEY_BYTES], buf_t *out);
 
 /* Thing, shadow and function names Sedge accepts. */
 bool group_valid_thing_name(const char *s, size_t len);

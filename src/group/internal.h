@@ -1,6 +1,6 @@
 /*
  * internal: what group.c shares with the other files of the group module
- * (connectors.c): the problem list every check writes to, and the checks
+ * (connectors.c, resources.c): the problem list every check writes to, and the checks
  * of keys, strings and resources both sections use.
  */
 #ifndef SEDGE_GROUP_INTERNAL_H
@@ -11,6 +11,7 @@
 typedef struct {
     buf_t *errors;
     size_t count;
+    json_t *resource_ids; /* the group's resources by id (an object), for references */
 } check_t;
 
 /* A key from the document is part of a problem's path: cut a long one so
@@ -27,10 +28,22 @@ const char *string_at(check_t *c, json_t *obj, const char *key, const char *path
 bool is_uint(json_t *v, json_int_t min, json_int_t max);
 bool valid_function_name(const char *s, size_t len);
 bool valid_run_as(const char *s);
-/* A function's (or connector's) inline "resources". */
+/* resources.c: the group's "resources" (collected by id into `ids`), and
+ * a function's (or connector's) "resources": references by id or the
+ * inline form. */
+void check_group_resources(check_t *c, json_t *list, json_t *ids);
 void check_function_resources(check_t *c, json_t *list, const char *fpath);
+/* An absolute path with no ".", ".." or empty levels (a trailing '/'
+ * aside), so that checking its first levels tells where it really points. */
+bool path_is_plain(const char *p);
+/* Is the first level of plain path `p` exactly `name`? */
+bool path_starts_with_level(const char *p, const char *name);
 
 /* connectors.c: each entry's type, parameters and settings. */
 void check_connectors(check_t *c, json_t *connectors);
+
+/* An archive to fetch, {"url", "sha256"} (a model, a function's code):
+ * an absolute path, file:///, http:// or https://, and 64 hex digits. */
+void check_artifact_ref(check_t *c, json_t *r, const char *path);
 
 #endif

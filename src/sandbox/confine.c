@@ -36,11 +36,21 @@ static void clear_capabilities(void)
         sandbox_die("clearing capabilities");
 }
 
-/* Empty the bounding set: needs CAP_SETPCAP, which only a root sandbox
- * has (without it, it holds no capability to lose either). */
+/* Does this process hold `cap` in its effective set? */
+static bool holds(int cap)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {0};
+    return syscall(SYS_capget, &header, data) == 0 &&
+           ((data[cap / 32].effective >> (cap % 32)) & 1);
+}
+
+/* Empty the bounding set: needs CAP_SETPCAP, which a root sandbox has, or
+ * one started by the packaged service (its ambient capabilities); without
+ * it, it holds no capability to lose either. */
 static void drop_bounding_set(void)
 {
-    if (!prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) || geteuid() != 0)
+    if (!prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) || !holds(CAP_SETPCAP))
         return;
     for (unsigned long cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
@@ -53,7 +63,8 @@ void confine_drop_privileges(const options_t *o)
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         sandbox_die("clearing ambient capabilities");
     if (o->have_user) {
-        if (setgroups(0, NULL) != 0 && errno != EPERM)
+        if (setgroups((size_t)o->group_count, o->groups) != 0 &&
+            (errno != EPERM || o->group_count))
             sandbox_die("setgroups");
         if (setgid(o->gid) != 0)
             sandbox_die("setgid");

@@ -12,7 +12,7 @@
 
 __attribute__((noreturn)) static void usage(void)
 {
-    sandbox_fail("usage: sedge-sandbox [--uid U --gid G] [--cgroup DIR]... [--isolate] "
+    sandbox_fail("usage: sedge-sandbox [--uid U --gid G [--group G]...] [--cgroup DIR]... [--isolate] "
                  "[--network] [--ro P] [--rw P] [--code DIR] [--volume S:D:ro|rw] "
                  "[--device P:ro|rw] [--sysfs] [--standby] [--root DIR] [--memory-mb N] "
                  "[--nproc N] -- PROGRAM [ARGS]");
@@ -82,6 +82,10 @@ void options_parse(int argc, char **argv, options_t *o)
             o->uid = (uid_t)number(v), o->have_user = true;
         } else if (strcmp(a, "--gid") == 0) {
             o->gid = (gid_t)number(v);
+        } else if (strcmp(a, "--group") == 0) {
+            if (o->group_count == SANDBOX_MAX_GROUPS)
+                usage();
+            o->groups[o->group_count++] = (gid_t)number(v);
         } else if (strcmp(a, "--cgroup") == 0) {
             if (o->cgroup_count == SANDBOX_MAX_CGROUPS)
                 usage();

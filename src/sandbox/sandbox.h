@@ -5,6 +5,9 @@
  *   sedge-sandbox [OPTIONS] -- PROGRAM [ARGS...]
  *
  *   --uid U --gid G       run as this user and group (after setting up)
+ *   --group G             and with this supplementary group (repeatable:
+ *                         the owner groups of the declared resources);
+ *                         without it, none
  *   --cgroup DIR          join this cgroup (repeatable: v2, or v1 memory,
  *                         pids and devices)
  *   --memory-mb N         address-space limit, when no cgroup enforces one
@@ -63,6 +66,7 @@
 
 #define SANDBOX_MAX_BINDS 64
 #define SANDBOX_MAX_CGROUPS 4
+#define SANDBOX_MAX_GROUPS 16
 #define SANDBOX_MAX_ENV_BYTES (256u << 10)
 /* Exit statuses of a start that failed before the function ran. */
 #define SANDBOX_EXIT_SETUP 126
@@ -78,6 +82,8 @@ typedef struct {
     uid_t uid;
     gid_t gid;
     bool have_user;
+    gid_t groups[SANDBOX_MAX_GROUPS];
+    int group_count;
     const char *cgroups[SANDBOX_MAX_CGROUPS];
     int cgroup_count;
     unsigned long memory_mb, nproc;

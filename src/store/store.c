@@ -140,6 +140,7 @@ typedef struct {
     buf_t ops;
     size_t count;
     uint64_t seq;
+    uint64_t submitted_us; /* monotonic: handed to the worker */
     sedge_err result;
 } batch_t;
 
@@ -384,7 +385,10 @@ static void finish_batch(store_t *s, batch_t *b, sedge_err result)
              sedge_strerror(result));
     } else {
         s->committed_seq = b->seq;
+        if (b->submitted_us)
+            histogram_observe_us(&s->stats.commit_latency, clock_mono_us() - b->submitted_us);
     }
+    b->submitted_us = 0;
     while (s->waiters && (result ? s->waiters->seq <= b->seq : settled(s, s->waiters->seq))) {
         waiter_t *w = s->waiters;
         s->waiters = w->next;
@@ -513,6 +517,7 @@ static void submit(store_t *s)
     open_next_batch(s, b);
     s->in_flight = b;
     b->work.data = b;
+    b->submitted_us = clock_mono_us();
     int rc = uv_queue_work(s->loop, &b->work, work_cb, after_work_cb);
     if (rc) {
         LOGE("cannot queue a commit: %s", uv_strerror(rc));

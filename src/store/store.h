@@ -24,6 +24,7 @@
 #define SEDGE_STORE_H
 
 #include "base/base.h"
+#include "base/histogram.h"
 
 #include <uv.h>
 
@@ -62,6 +63,7 @@ typedef struct {
     uint64_t writes;
     uint64_t failures;
     uint64_t bytes_on_disk;
+    histogram_t commit_latency; /* from a batch handed to the worker to its commit */
 } store_stats_t;
 void store_get_stats(store_t *s, store_stats_t *out);
 

@@ -151,7 +151,8 @@ static void test_full_document_parses_every_section(void **state)
         "                  'access': 'ro'}]},"
         "  {'name': 'logger', 'exec': ['/bin/log'], 'lifecycle': 'on-demand',"
         "   'isolation': 'none', 'encoding': 'json'}],"
-        " 'resources': [{'name': 'usb0'}],"
+        " 'resources': [{'id': 'usb0', 'type': 'device', 'path': '/dev/ttyUSB0',"
+        "                'owner': {'group': 'auto'}}],"
         " 'connectors': [{'name': 'modbus', 'type': 'modbus', 'description': 'the PLC',"
         "                 'parameters': {'transport': 'tcp', 'host': 'plc.local'}}],"
         " 'revoked': ['old.sensor:7'],"
@@ -455,10 +456,11 @@ static void test_duplicate_names_in_every_section(void **state)
         " 'functions': [{'name': 'f', 'exec': ['a']}, {'name': 'f', 'exec': ['b']}],"
         " 'connectors': [{'name': 'c', 'type': 'metrics'}, {'name': 'c', 'type': 'metrics'},"
         "                {'name': 'c', 'type': 'metrics'}],"
-        " 'resources': [{'name': 'r'}, {'name': 'r'}]}",
+        " 'resources': [{'id': 'r', 'type': 'secret', 'value': 'a'},"
+        "               {'id': 'r', 'type': 'secret', 'value': 'b'}]}",
         "things[1].name: duplicate name \"x\"", "functions[1].name: duplicate name \"f\"",
         "connectors[1].name: duplicate name \"c\"", "connectors[2].name: duplicate name \"c\"",
-        "resources[1].name: duplicate name \"r\"");
+        "resources[1].id: duplicate id \"r\"");
 }
 
 static void test_names_the_same_across_sections_are_not_duplicates(void **state)
@@ -467,7 +469,8 @@ static void test_names_the_same_across_sections_are_not_duplicates(void **state)
     group_t *g =
         parse_ok("{'group': 'x', 'things': [{'name': 'x'}],"
                  " 'functions': [{'name': 'x', 'exec': ['a']}],"
-                 " 'connectors': [{'name': 'x', 'type': 'metrics'}], 'resources': [{'name': 'x'}],"
+                 " 'connectors': [{'name': 'x', 'type': 'metrics'}], 'resources': [{'id': 'x',"
+                 " 'type': 'secret', 'value': 'v'}],"
                  " 'routes': [{'source': 'thing:x', 'filter': 'a', 'target': 'function:x'},"
                  "            {'source': 'connector:x', 'filter': 'a', 'target': 'thing:x'}]}");
     assert_int_equal(g->route_count, 2);
@@ -507,7 +510,7 @@ static void test_connector_types_and_parameters(void **state)
         "and a string value on one line",
         "connectors[4].parameters.retry_initial_ms: above retry_max_ms",
         "connectors[5].type: unknown connector type \"toaster\" (Sedge ships modbus, serial, "
-        "gpio, metrics, http-sink)",
+        "gpio, metrics, http-sink, image-classification)",
         "connectors[5].memory_mb: expected an integer from 1 to 1048576");
 }
 
@@ -516,11 +519,14 @@ static void test_connector_and_resource_entries(void **state)
     (void)state;
     ASSERT_PROBLEMS("{'group': 'g', 'connectors': [1, {'type': 'metrics'},"
                     " {'name': 'bad.name', 'type': 'metrics'}],"
-                    " 'resources': [[], {'name': 3}, {'name': 'a b'}]}",
+                    " 'resources': [[], {'id': 3, 'type': 'secret', 'value': ''},"
+                    "  {'id': 'a b', 'type': 'secret', 'value': ''}, {'type': 'secret', 'value': ''}]}",
                     "connectors[0]: expected an object", "connectors[1].name: missing",
                     "connectors[2].name: invalid name \"bad.name\"",
-                    "resources[0]: expected an object", "resources[1].name: missing",
-                    "resources[2].name: invalid name \"a b\"");
+                    "resources[0]: expected an object",
+                    "resources[1].id: expected 1 to 128 of a-z A-Z 0-9 : _ -",
+                    "resources[2].id: expected 1 to 128 of a-z A-Z 0-9 : _ -",
+                    "resources[3].id: missing");
 }
 
 static void test_route_problems_each_name_their_route(void **state)
@@ -712,21 +718,162 @@ static void test_resource_paths_may_not_climb_out(void **state)
     group_free(g);
 }
 
-static void test_at_most_ten_resources_per_function(void **state)
+#define SHA64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void test_at_most_twenty_resources_per_function(void **state)
 {
     (void)state;
-    char text[2048] = "{'group': 'g', 'functions': [{'name': 'f', 'exec': ['x'], 'resources': [";
-    for (int i = 0; i < 11; i++)
+    char text[4096] = "{'group': 'g', 'functions': [{'name': 'f', 'exec': ['x'], 'resources': [";
+    for (int i = 0; i < 21; i++)
         snprintf(text + strlen(text), sizeof text - strlen(text),
-                 "%s{'type': 'device', 'path': '/dev/tty%d'}", i ? ", " : "", i);
+                 "%s{'type': 'device', 'path': '/dev/tty%d'}", i ? ", " : "", i + 10);
     strcat(text, "]}]}");
-    ASSERT_PROBLEMS(text, "functions[0].resources: at most 10 resources per function");
-    /* Ten is fine. */
-    char *cut = strstr(text, ", {'type': 'device', 'path': '/dev/tty10'}");
+    ASSERT_PROBLEMS(text, "functions[0].resources: at most 20 resources per function");
+    /* Twenty is fine. */
+    char *cut = strstr(text, ", {'type': 'device', 'path': '/dev/tty30'}");
     assert_non_null(cut);
-    memmove(cut, cut + strlen(", {'type': 'device', 'path': '/dev/tty10'}"),
-            strlen(cut) - strlen(", {'type': 'device', 'path': '/dev/tty10'}") + 1);
+    memmove(cut, cut + strlen(", {'type': 'device', 'path': '/dev/tty30'}"),
+            strlen(cut) - strlen(", {'type': 'device', 'path': '/dev/tty30'}") + 1);
     group_free(parse_ok(text));
+}
+
+/* Issue 17: the group's resources, Greengrass v1's rules, and references
+ * to them by id. */
+static void test_group_resources_and_their_rules(void **state)
+{
+    (void)state;
+    group_t *g = parse_ok(
+        "{'group': 'g', 'resources': ["
+        " {'id': 'serial', 'type': 'device', 'path': '/dev/ttyUSB0', 'owner': {'group': 'auto'}},"
+        " {'id': 'shm', 'type': 'volume', 'source': '/dev/shm/x', 'dest': '/shm',"
+        "  'owner': {'group': 'dialout'}},"
+        " {'id': 'proc', 'type': 'volume', 'source': '/proc/cpuinfo', 'dest': '/cpu',"
+        "  'owner': {'group': 20}},"
+        " {'id': 'food-model', 'type': 'model', 'url': 'file:///srv/food.tar.gz',"
+        "  'sha256': '" SHA64 "', 'dest': '/models/food'},"
+        " {'id': 'web:model_2', 'type': 'model', 'url': 'https://example.net/m.zip',"
+        "  'sha256': '" SHA64 "', 'dest': '/m'},"
+        " {'id': 'api-key', 'type': 'secret', 'value': 's3cr3t'}],"
+        " 'functions': [{'name': 'f', 'exec': ['x'], 'resources': ["
+        "  {'id': 'serial', 'access': 'rw'}, {'id': 'food-model'}, {'id': 'api-key'},"
+        "  {'id': 'proc', 'access': 'ro'}, {'type': 'volume', 'source': '/var/x', 'dest': '/x'}]}],"
+        " 'connectors': [{'name': 'c', 'type': 'metrics', 'resources': [{'id': 'shm'}]}]}");
+    assert_non_null(group_resource(g, "web:model_2"));
+    assert_null(group_resource(g, "nope"));
+    group_free(g);
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'resources': ["
+        " {'id': 'a', 'type': 'volume', 'source': '/sys/class', 'dest': '/s'},"
+        " {'id': 'b', 'type': 'volume', 'source': '/var/lib/x', 'dest': '/v'},"
+        " {'id': 'c', 'type': 'volume', 'source': '/dev/sda', 'dest': '/d'},"
+        " {'id': 'd', 'type': 'model', 'url': 'ftp://x/m.tgz', 'sha256': 'abc', 'dest': '/proc/m'},"
+        " {'id': 'e', 'type': 'model', 'url': 'file:///srv/../etc/m.tgz'},"
+        " {'id': 'f', 'type': 'secret'},"
+        " {'id': 'g', 'type': 'device', 'path': '/dev/x', 'owner': {'group': 0}},"
+        " {'id': 'h', 'type': 'device', 'path': '/dev/y', 'owner': {'grp': 'x'}},"
+        " {'id': 'i', 'type': 'gpu'},"
+        " {'id': 'j', 'type': 'secret', 'value': 'v', 'url': 'x'},"
+        " {'id': 'p', 'type': 'volume', 'source': '/proc/cpuinfo', 'dest': '/cpu'}],"
+        " 'functions': [{'name': 'f', 'exec': ['x'], 'resources': ["
+        "  {'id': 'zz'}, {'id': 'f', 'access': 'rw'}, {'id': 'p', 'access': 'rw'},"
+        "  {'id': 'j'}, {'id': 'j'}, {'id': 'g', 'path': '/dev/z'}]}]}",
+        "resources[0].source: \"/sys/class\" may not be a volume (not /, nor under /sys, /var or "
+        "/dev but /dev/shm; a device node is a \"device\" resource)",
+        "resources[1].source: \"/var/lib/x\" may not be a volume (not /, nor under /sys, /var or "
+        "/dev but /dev/shm; a device node is a \"device\" resource)",
+        "resources[2].source: \"/dev/sda\" may not be a volume (not /, nor under /sys, /var or "
+        "/dev but /dev/shm; a device node is a \"device\" resource)",
+        "resources[3].url: \"ftp://x/m.tgz\" is not an absolute path, a file:///, http:// or "
+        "https:// URL",
+        "resources[3].sha256: expected the archive's SHA-256 as 64 hex digits",
+        "resources[3].dest: \"/proc/m\" may not be used as a destination",
+        "resources[4].url: \"file:///srv/../etc/m.tgz\" may not contain \".\", \"..\" or empty "
+        "levels",
+        "resources[4].sha256: missing", "resources[4].dest: missing",
+        "resources[5].value: missing (the secret)",
+        "resources[6].owner.group: expected \"auto\", a group name or a group id above 0",
+        "resources[7].owner.grp: unknown key",
+        "resources[7].owner.group: missing (\"auto\": the file's group, or a group name or id)",
+        "resources[8].type: \"gpu\" is not device, volume, model or secret",
+        "resources[9].url: unknown key",
+        "functions[0].resources[0].id: no resource \"zz\" in the group's resources",
+        "functions[0].resources[1].access: a secret is read-only",
+        "functions[0].resources[2].access: a volume from /proc is read-only",
+        "functions[0].resources[4].id: resource \"j\" listed twice",
+        "functions[0].resources[5].path: unknown key");
+}
+
+static void test_image_classification_parameters(void **state)
+{
+    (void)state;
+    ASSERT_PROBLEMS(
+        "{'group': 'g', 'resources': [{'id': 'k', 'type': 'secret', 'value': 'v'}],"
+        " 'connectors': ["
+        " {'name': 'a', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'input_size': [0, 224], 'mean': [1, 2, 3, 4], 'interval_ms': 100, 'top_k': 0,"
+        "   'scale': 'x', 'model_file': '../m.onnx', 'source': 'cam', 'accelerator': 'tpu',"
+        "   'labels': [1]}},"
+        " {'name': 'b', 'type': 'image-classification', 'parameters': {'interval_ms': 10}}]}",
+        "connectors[0].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[0].parameters.input_size: expected [width, height], each from 1 to 8192",
+        "connectors[0].parameters.mean: expected 1 to 3 numbers from -1e+06 to 1e+06",
+        "connectors[0].parameters.top_k: expected an integer from 1 to 100",
+        "connectors[0].parameters.scale: expected a number from 0 to 1000000",
+        "connectors[0].parameters.model_file: \"../m.onnx\" must be a relative path inside the "
+        "model",
+        "connectors[0].parameters.source: \"cam\" is not payload or an absolute path (a "
+        "directory of images)",
+        "connectors[0].parameters.accelerator: \"tpu\" is not one of cpu, opencl, cuda, vulkan",
+        "connectors[0].parameters.labels[0]: expected a string of at most 256 bytes",
+        "connectors[1].parameters.model: missing (the id of a model resource of the group)",
+        "connectors[1].parameters.interval_ms: a timer needs a source to take images from "
+        "(source is payload)");
+}
+
+static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"group\": \"g\", \"resources\": [{\"id\": \"k\", "
+                             "\"type\": \"secret\", \"value\": \"hunter2\"}]}",
+                             0, NULL);
+    uint8_t key[GROUP_SEAL_KEY_BYTES] = {1, 2, 3}, other[GROUP_SEAL_KEY_BYTES] = {9};
+    bool changed;
+    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    assert_true(changed);
+    json_t *r = json_array_get(json_object_get(doc, "resources"), 0);
+    assert_null(json_object_get(r, "value"));
+    const char *sealed = json_string_value(json_object_get(r, "sealed"));
+    assert_non_null(sealed);
+    assert_null(strstr(sealed, "hunter2"));
+    buf_t out = {0};
+    assert_int_equal(group_unseal("k", sealed, key, &out), SEDGE_OK);
+    assert_int_equal(out.len, 7);
+    assert_memory_equal(out.data, "hunter2", 7);
+    buf_free(&out);
+    assert_int_equal(group_unseal("k", sealed, other, &out), SEDGE_ERR_DENIED);
+    buf_free(&out);
+    assert_int_equal(group_unseal("j", sealed, key, &out), SEDGE_ERR_DENIED);
+    buf_free(&out);
+    assert_int_equal(group_unseal("k", "sedge-sealed:v1:AAAA", key, &out), SEDGE_ERR_MALFORMED);
+    buf_free(&out);
+    /* Sealed again: nothing left to seal. */
+    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    assert_false(changed);
+    char *text = json_dumps(doc, 0);
+    group_free(parse_ok(text));
+    free(text);
+    json_decref(doc);
+}
+
+static void test_at_most_fifty_resources_per_group(void **state)
+{
+    (void)state;
+    char text[8192] = "{'group': 'g', 'resources': [";
+    for (int i = 0; i < 51; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text),
+                 "%s{'id': 's%d', 'type': 'secret', 'value': 'v'}", i ? ", " : "", i);
+    strcat(text, "]}");
+    ASSERT_PROBLEMS(text, "resources: at most 50 resources in a group");
 }
 
 /* Issue 11 item 1: nothing of the document may change how a program loads
@@ -768,12 +915,15 @@ static void test_env_is_bounded(void **state)
 }
 
 /* Issue 11 item 2: a function's own files are a declared directory. */
-static void test_code_is_a_local_directory(void **state)
+static void test_code_is_a_local_directory_or_an_archive(void **state)
 {
     (void)state;
     group_free(parse_ok("{'group': 'g', 'functions': ["
                         " {'name': 'a', 'exec': ['x'], 'code': '/opt/fn/a'},"
-                        " {'name': 'b', 'exec': ['x'], 'code': {'path': '/opt/fn/b'}}]}"));
+                        " {'name': 'b', 'exec': ['x'], 'code': {'path': '/opt/fn/b'}},"
+                        " {'name': 'c', 'exec': ['bin/c'], 'code': {'url': 'https://x/c.tgz',"
+                        "  'sha256': '0123456789abcdef0123456789abcdef"
+                        "0123456789abcdef0123456789abcdef'}}]}"));
     ASSERT_PROBLEMS(
         "{'group': 'g', 'functions': ["
         " {'name': 'a', 'exec': ['x'], 'code': 'opt/fn'},"
@@ -789,8 +939,7 @@ static void test_code_is_a_local_directory(void **state)
         "functions[2].code: \"/\" may not be a function's code directory",
         "functions[3].code: \"/proc/1\" may not be a function's code directory",
         "functions[4].code: expected a directory (\"/path/dir\" or {\"path\": \"/path/dir\"})",
-        "functions[5].code: code fetched from a url is not supported yet; give a local directory "
-        "(\"code\": \"/path/dir\")",
+        "functions[5].code.sha256: expected the archive's SHA-256 as 64 hex digits",
         "functions[6].code.mode: unknown key", "functions[7].standby: expected true or false");
 }
 
@@ -957,10 +1106,14 @@ int main(void)
         cmocka_unit_test(test_run_as_takes_only_decimal_ids),
         cmocka_unit_test(test_function_resource_problems),
         cmocka_unit_test(test_resource_paths_may_not_climb_out),
-        cmocka_unit_test(test_at_most_ten_resources_per_function),
+        cmocka_unit_test(test_at_most_twenty_resources_per_function),
+        cmocka_unit_test(test_group_resources_and_their_rules),
+        cmocka_unit_test(test_at_most_fifty_resources_per_group),
+        cmocka_unit_test(test_image_classification_parameters),
+        cmocka_unit_test(test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id),
         cmocka_unit_test(test_loader_and_core_variables_are_refused_in_env),
         cmocka_unit_test(test_env_is_bounded),
-        cmocka_unit_test(test_code_is_a_local_directory),
+        cmocka_unit_test(test_code_is_a_local_directory_or_an_archive),
         cmocka_unit_test(test_device_resource_is_one_node),
         cmocka_unit_test(test_revoked_entries_must_be_thing_names),
         cmocka_unit_test(test_shadow_sync_problems),
