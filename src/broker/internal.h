@@ -484,8 +484,6 @@ void tls_tune_tick(broker_t *b);
  * verified (by SHA-256 fingerprint, against its trust store and CRLs, while
  * the answer holds). */
 NODISCARD sedge_err tls_verify_attach(SSL_CTX *ctx);
-/* The trust store changed: verify everything again. */
-void tls_verify_forget(SSL_CTX *ctx);
 /* Was `cert` verified against the context's current store, and does the
  * answer still hold? */
 bool tls_verify_known(SSL_CTX *ctx, X509 *cert);

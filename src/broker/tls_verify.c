@@ -11,8 +11,9 @@
  * fingerprint: another certificate, with the same name or not, has
  * another), with the store it was verified against, for as long as the
  * answer cannot change: until the first certificate of the chain expires
- * or, with CRLs, until the first CRL's next update. A new store (CRLs
- * reloaded on SIGHUP) forgets everything. Failures are never remembered.
+ * or, with CRLs, until the first CRL's next update. SIGHUP gives the
+ * listener a new context (listener_reload_tls), whose cache starts empty.
+ * Failures are never remembered.
  * The group's revocation list is not part of this: it is checked after
  * every handshake (conn.c), remembered certificate or not.
  *
@@ -209,15 +210,6 @@ sedge_err tls_verify_attach(SSL_CTX *ctx)
     }
     SSL_CTX_set_cert_verify_callback(ctx, verify_chain, vc);
     return SEDGE_OK;
-}
-
-void tls_verify_forget(SSL_CTX *ctx)
-{
-    verify_cache_t *vc = cache_of(ctx);
-    if (vc) {
-        free(vc->slots);
-        vc->slots = NULL;
-    }
 }
 
 bool tls_verify_known(SSL_CTX *ctx, X509 *cert)

@@ -142,15 +142,17 @@ def start_with_crl(make_sedge, name):
 _contexts = {}
 
 
-def resumed_connect(sedge, cert, session=None):
+def resumed_connect(sedge, cert, session=None, tls_max=None):
     """An MQTT CONNECT over TLS, resuming `session` when given (one client
-    context per certificate, as a client caching its session keeps);
-    returns (CONNACK reason or None when refused, the TLS session,
-    resumed?)."""
+    context per certificate, as a client caching its session keeps; at most
+    TLS version `tls_max` when given); returns (CONNACK reason or None when
+    refused, the TLS session, resumed?)."""
     import socket as socketlib
-    key = (str(sedge.root), cert)
+    key = (str(sedge.root), cert, tls_max)
     if key not in _contexts:
         _contexts[key] = sedge.ssl_context(cert)
+        if tls_max:
+            _contexts[key].maximum_version = tls_max
     ctx = _contexts[key]
     sock = socketlib.create_connection(("127.0.0.1", sedge.tls_port), timeout=TIMEOUT)
     try:
@@ -172,6 +174,15 @@ def test_a_client_resuming_its_tls_session_is_accepted(tls_sedge):
     assert reason == 0 and session is not None
     reason, _, reused = resumed_connect(tls_sedge, "lamp", session)
     assert reason == 0 and reused, "the session was not resumed"
+
+
+def test_a_tls12_client_resumes_its_session_by_id(tls_sedge):
+    # Sessions are kept by sedged (stateful tickets in TLS 1.3): a TLS 1.2
+    # client resumes by session id from the same cache.
+    reason, session, _ = resumed_connect(tls_sedge, "lamp", tls_max=ssl.TLSVersion.TLSv1_2)
+    assert reason == 0 and session is not None
+    reason, _, reused = resumed_connect(tls_sedge, "lamp", session, tls_max=ssl.TLSVersion.TLSv1_2)
+    assert reason == 0 and reused, "the TLS 1.2 session was not resumed"
 
 
 def test_tls_sessions_are_resumed_and_revocation_still_holds(make_sedge):
