@@ -206,6 +206,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_within_the_window(
     ("tampered", "tampered bundle"),
     ("min_version", "updates only from 0.1.5 or later"),
     ("schema", "store schema 9"),
+    ("hostile", "hostile archive"),
 ])
 def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason):
     pid = core.pid
@@ -222,6 +223,13 @@ def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason)
         b = bundle(tmp_path, keys, "0.2.0", None, "--min-version", "0.1.5")
     elif case == "schema":
         b = bundle(tmp_path, keys, "0.2.0", None, "--store-schema", "9")
+    elif case == "hostile":
+        # Signed by a trusted key, listed files right, and one entry more
+        # that climbs out of the slot.
+        from ota_helpers import file_entry, hand_bundle
+        sedged = b"#!/bin/sh\nexit 0\n"
+        b = hand_bundle(tmp_path / "hostile.sedge", keys[0], {"bin/sedged": sedged},
+                        [file_entry("bin/sedged", sedged), file_entry("../../../evil", b"x")])
     else:
         b = bundle(tmp_path, keys, "0.2.0")
         data = bytearray(b.read_bytes())
@@ -235,6 +243,7 @@ def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason)
     assert st["current_slot"] == "" and st["running_version"] == "0.1.0"
     assert core.status()["pid"] == pid and core.running()
     assert not list((Path(st["root"]) / "slots").glob("*"))
+    assert not list(Path(st["root"]).parent.parent.glob("**/evil"))
 
 
 def test_a_downgrade_goes_through_when_allowed(tmp_path, keys, core):
