@@ -627,6 +627,25 @@ static void core_update_job(void *ctx, const char *job, json_t *document)
         update_jobs_run(c->update_jobs, job, document);
 }
 
+static bool core_functions_up(void *ctx)
+{
+    core_t *c = ctx;
+    json_t *list = functions_status(c->functions);
+    bool up = true;
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+    {
+        const char *lifecycle = json_string_value(json_object_get(f, "lifecycle"));
+        const char *state = json_string_value(json_object_get(f, "state"));
+        if (lifecycle && strcmp(lifecycle, "long-lived") == 0 &&
+            (!state || strcmp(state, "running")))
+            up = false;
+    }
+    json_decref(list);
+    return up;
+}
+
 static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
 {
     (void)ctx;
@@ -790,6 +809,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         updater_options_t uo = {.loop = loop,
                                 .cfg = &c->cfg.ota,
                                 .cloud_up = core_cloud_up,
+                                .functions_up = core_functions_up,
                                 .restart = core_restart,
                                 .report = core_job_report,
                                 .ctx = c};

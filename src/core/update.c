@@ -372,6 +372,8 @@ static void timer_cb(uv_timer_t *t)
     }
     if (st.was_connected && !(u->o.cloud_up && u->o.cloud_up(u->o.ctx)))
         return; /* the cloud link was up before: wait for it */
+    if (u->o.functions_up && !u->o.functions_up(u->o.ctx))
+        return;
     if (ota_commit(u->o.cfg->root)) {
         LOGE("cannot commit version %s: %s", st.version, strerror(errno));
         return;

@@ -459,3 +459,27 @@ def test_without_an_ota_section_updates_are_refused_with_the_reason(tmp_path, ke
     for args in (["--status"], ["--rollback"], [str(bundle(tmp_path, keys, "0.2.0"))]):
         r = sedge.ctl("update", *args)
         assert r.returncode == 1 and "updates are off" in r.stderr, (args, r.stderr)
+
+
+def test_long_lived_functions_run_again_before_the_commit(tmp_path, keys):
+    import functions_helpers as fh
+    from functions_fixtures import BEHAVE, EXAMPLES
+    from groups_helpers import deploy_ok
+    public = fh.public_dir("sedge-ota-")
+    s = OtaSedge(Path(public) / "core", keys[1])
+    try:
+        s.start()
+        deploy_ok(s, fh.group([fh.fn("keeper", [BEHAVE], encoding="binary", code=EXAMPLES,
+                                     lifecycle="long-lived")]))
+        before = fh.function(s, "keeper")["instances"][0]["pid"]
+        r = s.update(bundle(tmp_path, keys, "0.2.0"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        f = fh.function(s, "keeper")
+        assert f["state"] == "running" and f["instances"][0]["pid"] != before
+        assert fh.invoke_ok(s, "keeper", "whoami")
+        after = s.log().split("switching to version 0.2.0")[1]
+        connected = after.index("function keeper: instance pid")
+        assert connected < after.index("is healthy: committed"), after
+    finally:
+        s.shutdown()
+        shutil.rmtree(public, ignore_errors=True)
