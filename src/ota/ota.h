@@ -10,7 +10,9 @@
  *                   and every file of the release tree with size, SHA-256
  *                   and mode
  *   manifest.sig    the 64-byte Ed25519 signature of manifest.json
- *   release.tar.gz  the release tree (bin/sedged, ...)
+ *   release.tar.gz  the release tree: an installed prefix (sbin/sedged,
+ *                   libexec/sedge/..., lib/...) or a build's layout
+ *                   (bin/sedged beside sedge-sandbox)
  * The signature is checked against the trusted keys before the payload is
  * opened; the payload's hash before it is unpacked; every unpacked file's
  * hash and size against the manifest while it is written. Only regular
@@ -195,7 +197,7 @@ void ota_state_mark_bad(ota_state_t *st, const char *version);
 void ota_current_slot(const char *root, char slot[2]);
 /* Point `current` at `slot` ("" removes it) with one rename(2). */
 NODISCARD sedge_err ota_switch(const char *root, const char *slot);
-/* ROOT/slots/SLOT/bin/sedged (into `out`). */
+/* ROOT/slots/SLOT/sbin/sedged, or bin/sedged when there is no sbin/. */
 void ota_slot_exec(const char *root, const char *slot, char *out, size_t len);
 /* The version of the release in `slot` (its manifest), "" if none. */
 void ota_slot_version(const char *root, const char *slot, char *out, size_t len);

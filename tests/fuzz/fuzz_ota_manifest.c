@@ -5,7 +5,7 @@
  * accepted one must hold only what the parser promises: a valid version
  * and min_version, 1 to OTA_MAX_FILES files sorted and unique, every path
  * relative and inside the tree, every link staying inside it, sizes within
- * the caps, modes 0644 or 0755, and an executable bin/sedged.
+ * the caps, modes 0644 or 0755, and an executable sbin/sedged or bin/sedged.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(f->mode == 0644 || f->mode == 0755);
         CHECK(f->size <= OTA_MAX_FILE_BYTES);
         total += f->size;
-        if (strcmp(f->path, "bin/sedged") == 0 && f->mode == 0755)
+        if ((strcmp(f->path, "sbin/sedged") == 0 || strcmp(f->path, "bin/sedged") == 0) &&
+            f->mode == 0755)
             sedged = true;
     }
     CHECK(sedged && total <= OTA_MAX_TREE_BYTES);

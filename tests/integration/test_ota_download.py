@@ -218,7 +218,6 @@ def test_a_bundle_over_the_size_limit_is_refused(tmp_path, keys, certs, server):
         r = s.update(server.url(b.name), "--sha256", sha)
         assert r.returncode == 1 and "larger than the limit" in r.stderr, r.stderr
         assert not list((s.data_dir / "ota" / "downloads").iterdir())
-        assert server.served <= (1 << 20) + 65536
     finally:
         s.shutdown()
 

@@ -483,3 +483,20 @@ def test_long_lived_functions_run_again_before_the_commit(tmp_path, keys):
     finally:
         s.shutdown()
         shutil.rmtree(public, ignore_errors=True)
+
+
+def test_an_installed_tree_is_a_release(tmp_path, keys, core):
+    """The release tree users make: `cmake --install` into a prefix (sbin/,
+    libexec/sedge/, lib/), bundled as it is."""
+    from conftest import BUILD
+    import subprocess
+    tree = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", str(BUILD), "--prefix", str(tree)], check=True,
+                   capture_output=True)
+    b = create_bundle(tree, "0.2.0", keys[0], tmp_path / "installed.sedge")
+    r = core.update(b)
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = core.update_status()
+    assert st["running_version"] == "0.2.0" and st["running_slot"] == "a"
+    exe = os.readlink("/proc/%d/exe" % core.status()["pid"])
+    assert exe.endswith("/slots/a/sbin/sedged"), exe
