@@ -13,16 +13,36 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all build deps run test unit integration asan fuzz bench soak coverage format clean install
+.PHONY: all build deps deps-test deps-cross run test test-package deb test-cross unit integration asan fuzz bench soak coverage format clean install
 
 all: build
 
+# What building and running need; the tests' and the packages' on top
+# (deps-test), the cross builds' too (deps-cross).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh run
+
+deps-test:
+	@sh scripts/deps.sh test
+
+deps-cross:
+	@sh scripts/deps.sh cross
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The Debian packages (debian/, scripts/deb.sh): build-deb/ARCH/*.deb.
+ARCH ?= $(shell dpkg --print-architecture)
+deb:
+	sh scripts/deb.sh $(ARCH)
+
+# The arm64 and armhf packages, cross-built, and their smoke test under
+# qemu-user-static (tests/cross; not in make test: it needs deps-cross).
+test-cross: deps-cross
+	$(MAKE) deb ARCH=arm64
+	$(MAKE) deb ARCH=armhf
+	$(PYTEST) -q -s -p no:cacheprovider tests/cross
 
 PREFIX ?= /usr/local
 install: build
@@ -41,6 +61,12 @@ unit: build
 integration: build
 	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/sdk tests/integration
 
+# The install, the Debian packages (installed into a namespace: the README
+# tour, docs/tutorial.md), docs/reference.md against the parsers, the
+# dependency sets (tests/package).
+test-package: build deb
+	SEDGE_BUILD=$(CURDIR)/$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/package
+
 asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEDGE_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
@@ -52,15 +78,15 @@ fuzz:
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: deps build unit integration asan fuzz
+test: deps-test build unit integration test-package asan fuzz
 
-bench: deps build
+bench: deps-test build
 	sh bench/run.sh $(BUILD)
 
 # Branch coverage of the modules by the unit and integration tests, per
 # module (gcovr); the programs' own mains and the sandbox are left out.
 COV_BUILD ?= build-cov
-coverage: deps
+coverage: deps-test
 	@dpkg -s gcovr >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcovr >/dev/null
 	@cmake -S . -B $(COV_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEDGE_COVERAGE=ON >/dev/null
 	@cmake --build $(COV_BUILD) -j $(JOBS)
@@ -70,11 +96,11 @@ coverage: deps
 	/usr/bin/python3 scripts/coverage_summary.py $(COV_BUILD)
 
 SOAK_CYCLES ?= 50
-soak: deps build
+soak: deps-test build
 	/usr/bin/python3 tests/soak/soak.py --build $(BUILD) --cycles $(SOAK_CYCLES)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-deb

@@ -6,9 +6,17 @@
              the same pymodbus server
   http-sink  messages/s from a publisher to a local HTTP server
              (Python's http.server) through the sink, batch_max 1 and 100
-  idle RSS   each connector's private memory at rest (smaps_rollup)
+  memory     each connector's private dirty memory (Private_Dirty of
+             smaps_rollup) at rest, a second after it started, and after
+             its traffic; beside the http-sink's, the floor under it:
+             bench/curl_floor, a program that only links libcurl and starts
+             it. Private_Clean is printed too but is no measure of a
+             process: file pages count as private clean while no other
+             process maps them, so it moves with what else runs.
 
-Prints a markdown table. Environment: BENCH_MODBUS_N (500), BENCH_SINK_N (2000).
+Prints a markdown table, or with --kv one key=value line per figure (for
+bench/sections/connectors.sh). Environment: BENCH_MODBUS_N (500),
+BENCH_SINK_N (2000).
 """
 import json
 import os
@@ -30,6 +38,7 @@ from groups_helpers import deploy_ok  # noqa: E402
 MODBUS_N = int(os.environ.get("BENCH_MODBUS_N", "500"))
 SINK_N = int(os.environ.get("BENCH_SINK_N", "2000"))
 rows = []
+figures = {}
 
 
 def leaf(pid):
@@ -47,13 +56,24 @@ def leaf(pid):
 
 
 def private_kb(pid):
+    """(Private_Dirty, Private_Clean) of the connector's process, in KB."""
     pid = leaf(pid)
-    total = 0
+    dirty = clean = 0
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                total += int(line.split()[1])
-    return total
+            if line.startswith("Private_Dirty:"):
+                dirty = int(line.split()[1])
+            elif line.startswith("Private_Clean:"):
+                clean = int(line.split()[1])
+    return dirty, clean
+
+
+def at_rest(sedge, name):
+    """The connector's private memory a second after its instance started."""
+    conftest.wait_for(lambda: (status_of(sedge, name) or {}).get("instances"),
+                      what="connector %s running" % name)
+    time.sleep(1.0)
+    return private_kb(status_of(sedge, name)["instances"][0]["pid"])
 
 
 def modbus(root):
@@ -69,6 +89,7 @@ def modbus(root):
               "parameters": {"transport": "tcp", "host": "127.0.0.1", "port": port}}],
             [("thing:t2", "modbus/adapter/request", "connector:plc"),
              ("connector:plc", "modbus/adapter/#", "thing:t2")]))
+        figures["modbus_rest"] = at_rest(sedge, "plc")
         c = sedge.client("t2")
         c.subscribe("modbus/adapter/response", qos=0)
         req = json.dumps({"request": {"operation": "ReadHoldingRegistersRequest", "device": 1,
@@ -81,12 +102,11 @@ def modbus(root):
             c.publish("modbus/adapter/request", req, qos=0)
             c.get()
         rate = MODBUS_N / (time.monotonic() - t)
-        rows.append(("Modbus TCP request round trips through sedged, one at a time (req/s)",
-                     "%.0f" % rate, "%.0f libmodbus direct" % ref, "%.2fx" % (rate / ref)))
-        rss = private_kb(status_of(sedge, "plc")["instances"][0]["pid"])
+        figures["modbus_rate"] = rate
+        figures["modbus_direct_rate"] = ref
+        figures["modbus_used"] = private_kb(status_of(sedge, "plc")["instances"][0]["pid"])
         sedge.close_clients()
         sedge.stop()
-        return rss
     finally:
         server.stop()
 
@@ -101,6 +121,7 @@ def sink(root, batch):
               "parameters": {"url": "http://127.0.0.1:%d/x" % port, "batch_max": batch,
                              "batch_ms": 20, "max_queue": 100000}, "max_queue": 100000}],
             [("thing:t2", "data/#", "connector:hook")]))
+        rest = at_rest(sedge, "hook")
         c = sedge.client("t2")
         t = time.monotonic()
         for i in range(SINK_N):
@@ -114,10 +135,10 @@ def sink(root, batch):
         conftest.wait_for(lambda: count() >= SINK_N, timeout=300, interval=0.2,
                           what="every message posted")
         rate = SINK_N / (time.monotonic() - t)
-        rss = private_kb(status_of(sedge, "hook")["instances"][0]["pid"])
+        used = private_kb(status_of(sedge, "hook")["instances"][0]["pid"])
         sedge.close_clients()
         sedge.stop()
-        return rate, rss
+        return rate, rest, used
     finally:
         server.stop()
 
@@ -126,24 +147,48 @@ def idle(root):
     sedge = conftest.Sedge(os.path.join(root, "idle")).start()
     deploy_ok(sedge, connector_group(
         [{"name": "sys", "type": "metrics", "parameters": {"interval_ms": 10000}}], []))
-    time.sleep(0.5)
-    rss = private_kb(status_of(sedge, "sys")["instances"][0]["pid"])
+    figures["metrics_rest"] = at_rest(sedge, "sys")
     sedge.stop()
-    return rss
+
+
+def curl_floor(*args):
+    out = subprocess.run([os.path.join(BUILD, "bench", "curl_floor")] + list(args),
+                         capture_output=True, text=True, check=True).stdout.split()
+    kv = dict(f.split("=", 1) for f in out)
+    return int(kv["private_dirty_kb"]), int(kv["private_clean_kb"])
 
 
 def main():
     root = tempfile.mkdtemp(prefix="bench-conn-")
-    modbus_rss = modbus(root)
-    one, sink_rss = sink(root, 1)
-    hundred, _ = sink(root, 100)
+    modbus(root)
+    one, figures["sink_rest"], figures["sink_used"] = sink(root, 1)
+    hundred, _, _ = sink(root, 100)
+    figures["sink1_rate"], figures["sink100_rate"] = one, hundred
+    idle(root)
+    figures["curl_floor"] = curl_floor()
+    figures["curl_linked"] = curl_floor("linked")
+    if "--kv" in sys.argv[2:]:
+        for k, v in figures.items():
+            if isinstance(v, tuple):
+                print("%s_dirty_kb=%d" % (k, v[0]))
+                print("%s_clean_kb=%d" % (k, v[1]))
+            else:
+                print("%s=%.1f" % (k, v))
+        return
+    f = figures
+    rows.append(("Modbus TCP request round trips through sedged, one at a time (req/s)",
+                 "%.0f" % f["modbus_rate"], "%.0f libmodbus direct" % f["modbus_direct_rate"],
+                 "%.2fx" % (f["modbus_rate"] / f["modbus_direct_rate"])))
     rows.append(("HTTP sink, %d messages, batch_max 1 (msg/s)" % SINK_N, "%.0f" % one, "-", "-"))
     rows.append(("HTTP sink, %d messages, batch_max 100 (msg/s)" % SINK_N, "%.0f" % hundred,
                  "%.0f batch_max 1" % one, "%.2fx" % (hundred / one)))
-    metrics_rss = idle(root)
-    for name, kb in (("modbus", modbus_rss), ("http-sink", sink_rss), ("metrics", metrics_rss)):
-        rows.append(("%s connector, private memory at rest (KB)" % name, str(kb), "1024 target",
-                     "%.2fx" % (kb / 1024)))
+    for name, key in (("modbus", "modbus_rest"), ("http-sink", "sink_rest"),
+                      ("metrics", "metrics_rest")):
+        kb = f[key][0]
+        rows.append(("%s connector, private dirty memory at rest (KB)" % name, str(kb),
+                     "1024 target", "%.2fx" % (kb / 1024)))
+    rows.append(("a program that only links libcurl and starts it, private dirty (KB)",
+                 str(f["curl_floor"][0]), "-", "-"))
     print("| | sedged | reference | ratio |\n| --- | ---: | ---: | ---: |")
     for r in rows:
         print("| %s |" % " | ".join(r))

@@ -23,6 +23,14 @@
 #              to accept them all (part 4)
 #   rest       private dirty memory of an idle sedged with every service
 #              configured (part 5)
+#   http       the HTTP front: discovery requests/s and TLS handshakes/s vs
+#              libwebsockets answering a fixed body, MQTT over WebSockets vs
+#              mosquitto, the idle RSS the front adds (issue 13)
+#   connectors Modbus TCP round trips through sedged vs libmodbus direct,
+#              the HTTP sink's messages/s, each connector's private dirty
+#              memory at rest (issue 18; bench/connectors.py)
+#   ml         image classification: the connector through sedged vs OpenCV
+#              DNN called directly, per-image latency, images/s, memory
 #   ota        an over-the-air update from a cloud job: job to committed,
 #              the service gap vs a plain restart, the updater at rest
 # The sections live in bench/sections/NAME.sh.
@@ -50,12 +58,13 @@
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
 # starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
+# BENCH_ML_IMAGES (200), BENCH_ML_REPEAT (3),
 # BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
 # the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
 set -u
 
-ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions ota"
+ALL_SECTIONS="broker burst mtls fanout scale rest groups shadows spool functions http connectors ml ota"
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: sh bench/run.sh BUILD_DIR [SECTION...]   (sections: $ALL_SECTIONS; default all)" >&2
     exit 2
@@ -97,6 +106,7 @@ RESULTS=$ROOT/bench/results/latest.md
 
 [ -x "$LOADGEN" ] && [ -x "$INVOKE_BENCH" ] && [ -x "$LIBFLOOR" ] && [ -x "$CONNBENCH" ] && [ -x "$TLS_CONN_MEM" ] ||
     cmake --build "$BUILD" --target loadgen invoke_bench libfloor connbench tls_conn_mem >/dev/null 2>&1
+[ -x "$BUILD/bench/curl_floor" ] || cmake --build "$BUILD" --target curl_floor modbus_direct >/dev/null 2>&1
 for f in "$SEDGED" "$SEDGECTL" "$LOADGEN" "$INVOKE_BENCH" "$LIBFLOOR" "$CONNBENCH" "$MOSQUITTO"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is missing (make build; apt-get install mosquitto libmosquitto-dev)" >&2
@@ -165,7 +175,8 @@ write_sedged_config() { # DIR PORT
     cat >"$1/sedge.json" <<EOF
 {
   "data_dir": "data",
-  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}$tls_listener],
+  "listeners": [{"type": "tcp", "bind": "127.0.0.1:$2"}$tls_listener${SEDGED_EXTRA_LISTENERS:+,
+    $SEDGED_EXTRA_LISTENERS}],
   "limits": {$limits},
   "store": {"synchronous": "full"},
   "log_level": "warn"${SEDGED_EXTRA:+,
@@ -742,6 +753,8 @@ title() {
     fanout) echo "Fan-out and payload sizes" ;;
     scale) echo "Scale: idle connections on one small machine" ;;
     rest) echo "Memory at rest: private dirty memory with every service" ;;
+    http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
+    connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
     ota) echo "Over-the-air updates: a cloud job to committed, the service gap" ;;
     esac
 }

@@ -1,30 +1,91 @@
 #!/bin/sh
-# Install the Debian packages Sedge needs to build, test and benchmark,
-# only those that are missing (idempotent; quiet when nothing is to do).
+# Install the Debian packages Sedge needs, only those that are missing
+# (idempotent; quiet when nothing is to do).
+#   usage: scripts/deps.sh [--list] [run|test|cross]   (--list: print, install nothing)
+#   run    what building and running need (make run): compilers, the
+#          libraries sedged, sedgectl, the sandbox and the connectors link
+#          (libcurl for the http-sink connector), python3 for Python
+#          functions, the mosquitto clients of the README's tour
+#   test   run's, and what the tests, the fuzzers, the linters, the
+#          benchmarks and the Debian packages need (make test)
+#   cross  test's, and the arm64/armhf cross toolchains, their multiarch
+#          -dev libraries and qemu-user-static (make deb ARCH=..., make test-cross)
 set -eu
+list=""
+[ "${1:-}" = --list ] && { list=1; shift; }
+set_name=${1:-run}
 
-packages="build-essential cmake pkg-config clang llvm clang-format
-  libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libarchive-dev
-  libcmocka-dev libmosquitto-dev libseccomp-dev mosquitto mosquitto-clients
-  clang-tidy python3 python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
+run_packages="build-essential cmake pkg-config
+  libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev
   libmodbus-dev libserialport-dev libgpiod-dev
+  libwebsockets-dev libwebsockets-evlib-uv libarchive-dev
+  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev
+  python3 mosquitto-clients"
+
+test_packages="clang llvm clang-format clang-tidy
+  libcmocka-dev libmosquitto-dev mosquitto
+  python3-pytest python3-paho-mqtt python3-cryptography openssl sqlite3
   python3-pymodbus python3-serial-asyncio python3-serial socat
-  libwebsockets-dev libwebsockets-evlib-uv prometheus python3-prometheus-client
-  python3-awscrt curl chromium
-  libarchive-dev libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev
-  libopencv-core-dev python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
+  debhelper dpkg-dev fakeroot lintian pandoc systemd sudo
+  prometheus python3-prometheus-client python3-awscrt curl chromium
+  python3-numpy python3-opencv python3-onnx dataset-fashion-mnist"
+
+# The -dev libraries the cross builds link, for each foreign architecture.
+cross_libs="libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev
+  libcurl4-openssl-dev libmodbus-dev libserialport-dev libgpiod-dev
+  libwebsockets-dev libarchive-dev
+  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev"
+cross_packages="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
+  pkgconf:arm64 pkgconf:armhf"
+for arch in arm64 armhf; do
+    for lib in $cross_libs; do
+        cross_packages="$cross_packages $lib:$arch"
+    done
+done
+
+case "$set_name" in
+run) packages=$run_packages ;;
+test) packages="$run_packages $test_packages" ;;
+cross) packages="$run_packages $test_packages $cross_packages" ;;
+*) echo "usage: scripts/deps.sh [run|test|cross]" >&2; exit 2 ;;
+esac
+
+if [ -n "$list" ]; then
+    echo $packages
+    exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# The cross set needs the foreign architectures known to dpkg first.
+added_arch=""
+if [ "$set_name" = cross ]; then
+    for arch in arm64 armhf; do
+        dpkg --print-foreign-architectures | grep -qx "$arch" ||
+            { $sudo dpkg --add-architecture "$arch"; added_arch=1; }
+    done
+fi
 
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The browser tests' one npm package (playwright-core, pinned in
+# tests/browser/package-lock.json), when Node.js is there: Node runs only in
+# those tests, never in sedged.
+browser="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ] && command -v npm >/dev/null 2>&1; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        echo "deps.sh: npm ci in tests/browser failed; the browser test will try again" >&2
+fi
+
 [ -z "$missing" ] && exit 0
 
 echo "installing:$missing" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
+[ -n "$added_arch" ] && $sudo apt-get update -q
 # The package lists may be stale on a fresh machine; refresh once on failure.
 $sudo apt-get install -y -q --no-install-recommends $missing ||
     { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends $missing; }
@@ -44,7 +105,7 @@ esac
 # package; Sedge uses mosquitto only as a test and benchmark reference and
 # needs that port, so the service is stopped and disabled.
 case "$missing" in
-*" mosquitto"*)
+*" mosquitto "* | *" mosquitto")
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
     fi

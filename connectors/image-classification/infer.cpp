@@ -17,6 +17,8 @@
 
 struct infer {
     cv::dnn::Net net;
+    cv::Mat blob; /* kept from one image to the next: no new pages each time (imdecode
+                     cannot reuse its picture: a failed decode leaves the last one there) */
     cv::Size size;
     double scale;
     cv::Scalar mean;
@@ -129,9 +131,9 @@ extern "C" bool infer_image(infer_t *in, const uint8_t *data, size_t len, float 
                           (unsigned long long)in->max_pixels);
             return false;
         }
-        cv::Mat blob = cv::dnn::blobFromImage(image, in->scale, in->size, in->mean, in->swap_rb,
-                                              false, CV_32F);
-        in->net.setInput(blob);
+        cv::dnn::blobFromImage(image, in->blob, in->scale, in->size, in->mean, in->swap_rb, false,
+                               CV_32F);
+        in->net.setInput(in->blob);
         cv::Mat out = in->net.forward();
         cv::Mat flat = out.reshape(1, 1);
         if (flat.type() != CV_32F)

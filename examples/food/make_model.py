@@ -109,23 +109,19 @@ def dataset(rng, n):
     return images, labels
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out")
-    ap.add_argument("--images", type=int, default=12)
-    ap.add_argument("--train", type=int, default=3000)
-    args = ap.parse_args()
-    os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
+def make(out, n_images=12, n_train=3000):
+    """Write out/food-model.tar.gz and out/images/; (sha256, accuracy)."""
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
     rng = np.random.default_rng(2026)
-    images, labels = dataset(rng, args.train)
+    images, labels = dataset(rng, n_train)
     x = np.stack([tinynet.blob(im, INPUT, SCALE) for im in images])
     layers = tinynet.train(x, labels, len(LABELS), hidden=32, epochs=9, lr=0.01)
     test_images, test_labels = dataset(np.random.default_rng(99), 300)
     xt = np.stack([tinynet.blob(im, INPUT, SCALE) for im in test_images])
     accuracy = float((tinynet.predict(layers, xt).argmax(1) == test_labels).mean())
-    onnx_path = os.path.join(args.out, "model.onnx")
+    onnx_path = os.path.join(out, "model.onnx")
     tinynet.export(layers, onnx_path, INPUT[0], INPUT[1])
-    archive = os.path.join(args.out, "food-model.tar.gz")
+    archive = os.path.join(out, "food-model.tar.gz")
     with tarfile.open(archive, "w:gz") as t:
         t.add(onnx_path, "model.onnx")
         data = ("\n".join(LABELS) + "\n").encode()
@@ -135,11 +131,22 @@ def main():
         t.addfile(info, io.BytesIO(data))
     os.unlink(onnx_path)
     demo = np.random.default_rng(5)
-    for i in range(args.images):
+    for i in range(n_images):
         label = i % len(LABELS)
-        cv2.imwrite(os.path.join(args.out, "images", "%02d-%s.jpg" % (i, LABELS[label])),
+        cv2.imwrite(os.path.join(out, "images", "%02d-%s.jpg" % (i, LABELS[label])),
                     picture(demo, label))
-    sha = hashlib.sha256(open(archive, "rb").read()).hexdigest()
+    with open(archive, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    return sha, accuracy
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--train", type=int, default=3000)
+    args = ap.parse_args()
+    sha, accuracy = make(args.out, args.images, args.train)
     print("accuracy on drawn test pictures: %.3f" % accuracy, file=sys.stderr)
     print(sha)
 

@@ -84,7 +84,7 @@ sedge_err broker_check_bind(listener_type_t type, const char *bind, char *why, s
     if (type == LISTENER_UNIX) {
         struct sockaddr_un un;
         if (strlen(bind) >= sizeof un.sun_path) {
-            snprintf(why, len, "the socket path '%s' is longer than %zu bytes", bind,
+            snprintf(why, len, "the socket path '%.80s...' is longer than %zu bytes", bind,
                      sizeof un.sun_path - 1);
             return SEDGE_ERR_INVALID;
         }

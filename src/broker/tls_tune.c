@@ -20,9 +20,10 @@
  *     kept as it is, never serialised.
  *   - 1.9 M verifying the client's chain: remembered per certificate
  *     (tls_verify.c).
- * The price of stateful tickets is memory: a live connection's session is its own anyway, but
- * a closed connection's cached session keeps the client's certificates,
- * parsed (about 11 KB with a one-certificate chain). So the cache is
+ * The price of stateful tickets is memory: a live connection's session is
+ * its own anyway, but a closed connection's cached session keeps the
+ * client's certificate, parsed (about 7 KB a session, measured; a copy of
+ * our CA that the client sent is not kept, tls_verify.c). So the cache is
  * bounded (TLS_SESSION_CACHE_MAX sessions, oldest out first) and a closed
  * connection's session is kept TLS_SESSION_CLOSED_S, enough for a client
  * that lost its network to come back, then freed by the tick. Resumed

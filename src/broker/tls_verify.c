@@ -141,6 +141,37 @@ static void remember(verify_cache_t *vc, const uint8_t fp[32], X509_STORE_CTX *x
     v->until = until;
 }
 
+static bool is_anchor(X509_STORE *store, X509 *x)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *a = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (a && X509_cmp(a, x) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A client that sends our CA certificate after its own (OpenSSL clients
+ * do, when they trust that CA) adds nothing: the store's copy is the one
+ * trusted. But the connection's session keeps what was sent, parsed
+ * (about 5 KB a certificate), for the life of the connection and while
+ * the session is cached. Those copies are dropped from what was sent
+ * (the stack the session keeps as the peer's chain); intermediates stay.
+ * Index 0 is the client's own certificate, which OpenSSL takes from there. */
+static void drop_sent_anchors(X509_STORE_CTX *xs)
+{
+    STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
+    X509_STORE *store = X509_STORE_CTX_get0_store(xs);
+    for (int i = sk_X509_num(sent) - 1; i >= 1; i--) {
+        X509 *x = sk_X509_value(sent, i);
+        if (is_anchor(store, x)) {
+            (void)sk_X509_delete(sent, i);
+            X509_free(x);
+        }
+    }
+}
+
 /* OpenSSL's chain verification, replaced: a certificate remembered is
  * accepted as it was; anything else is verified in full. */
 static int verify_chain(X509_STORE_CTX *xs, void *arg)
@@ -150,13 +181,17 @@ static int verify_chain(X509_STORE_CTX *xs, void *arg)
     uint8_t fp[32];
     bool have_fp = leaf && fingerprint(leaf, fp);
     time_t now = time(NULL);
+    int ok;
     if (have_fp && known(vc, fp, X509_STORE_CTX_get0_store(xs), now)) {
         vc->hits++;
-        return 1; /* the context's error is X509_V_OK, as after a success */
+        ok = 1; /* the context's error is X509_V_OK, as after a success */
+    } else {
+        ok = X509_verify_cert(xs);
+        if (ok == 1 && have_fp)
+            remember(vc, fp, xs, now);
     }
-    int ok = X509_verify_cert(xs);
-    if (ok == 1 && have_fp)
-        remember(vc, fp, xs, now);
+    if (ok == 1)
+        drop_sent_anchors(xs);
     return ok;
 }
 

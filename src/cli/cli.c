@@ -40,13 +40,16 @@ static void json_error(int code, const char *msg)
 
 static int report(cli_t *cli, int code, const char *usage, const char *fmt, va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    fprintf(stderr, "%s: %s\n", cli->name, msg);
+    /* Whole, however long: a refused deployment lists every problem. */
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    fprintf(stderr, "%s: %s\n", cli->name, msg ? msg : "out of memory");
     if (usage)
         fprintf(stderr, "usage: %s\n", usage);
     if (cli->json)
-        json_error(code, msg);
+        json_error(code, msg ? msg : "out of memory");
+    free(msg);
     return code;
 }
 

@@ -296,7 +296,7 @@ static void load_listener(loader_t *l, json_t *o, size_t i, config_t *c)
                 *dest[k] = resolve(l, v);
                 check_certificate_file(l, full, names[k], *dest[k]);
             } else if (!json_object_get(o, names[k])) {
-                problem(l, full, NULL, "missing (a tls listener needs it)");
+                problem(l, full, NULL, "missing (a tls or wss listener needs it)");
             }
         }
         const char *crl = get_string(l, o, "crl_file", path);
@@ -583,11 +583,11 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
         return;
     if (!json_is_array(conn) || json_array_size(conn) > CONFIG_MAX_CONNECTIVITY) {
         problem(l, "discovery.connectivity", "connectivity",
-                "expected an array of at most %d {\"host_address\", \"port_number\"}",
+                "expected an array of at most %d {\"HostAddress\", \"PortNumber\"}",
                 CONFIG_MAX_CONNECTIVITY);
         return;
     }
-    static const char *const ckeys[] = {"id", "host_address", "port_number", "metadata", NULL};
+    static const char *const ckeys[] = {"Id", "HostAddress", "PortNumber", "Metadata", NULL};
     size_t i;
     json_t *e;
     json_array_foreach(conn, i, e)
@@ -599,17 +599,17 @@ static void load_discovery(loader_t *l, json_t *o, config_t *c)
             continue;
         }
         check_keys(l, e, path, ckeys);
-        const char *host = get_string(l, e, "host_address", path);
+        const char *host = get_string(l, e, "HostAddress", path);
         uint64_t port = 0;
-        bool has_port = get_uint_range(l, e, "port_number", path, 1, 65535, &port);
+        bool has_port = get_uint_range(l, e, "PortNumber", path, 1, 65535, &port);
         if (!host || !has_port) {
-            if (!json_object_get(e, "host_address") || !json_object_get(e, "port_number"))
-                problem(l, path, NULL, "needs host_address and port_number");
+            if (!json_object_get(e, "HostAddress") || !json_object_get(e, "PortNumber"))
+                problem(l, path, NULL, "needs HostAddress and PortNumber");
             continue;
         }
         connectivity_t *ct = &d->connectivity[d->connectivity_count++];
-        const char *id = get_string(l, e, "id", path);
-        const char *meta = get_string(l, e, "metadata", path);
+        const char *id = get_string(l, e, "Id", path);
+        const char *meta = get_string(l, e, "Metadata", path);
         char auto_id[300];
         snprintf(auto_id, sizeof auto_id, "%s_%zu", host, i);
         ct->id = strdup(id ? id : auto_id);

@@ -426,13 +426,18 @@ static void api_get(front_t *f, http_request_t *req, const http_request_info_t *
         respond_error(req, 404, "no such API (or a query argument is missing)");
 }
 
-static void api_post(front_t *f, http_request_t *req, const http_request_info_t *info,
-                     const char *what)
+json_t *console_request(const char *what, bytes_t body_text, int *shape, char *err, size_t errlen)
 {
-    json_t *body = body_object(req, info);
-    if (!body)
-        return;
-    if (strcmp(what, "shadow") == 0) {
+    json_error_t jerr;
+    json_t *body =
+        json_loadb((const char *)body_text.data, body_text.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *r = NULL;
+    *shape = SHAPE_PLAIN;
+    err[0] = '\0';
+    if (!json_is_object(body)) {
+        snprintf(err, errlen, "the body must be a JSON object%s%s", body ? "" : ": ",
+                 body ? "" : jerr.text);
+    } else if (strcmp(what, "shadow") == 0) {
         /* {thing, name?, document} or {thing, name?, desired}: an update. */
         json_t *doc = json_object_get(body, "document");
         json_t *desired = json_object_get(body, "desired");
@@ -443,61 +448,76 @@ static void api_post(front_t *f, http_request_t *req, const http_request_info_t 
                                    : NULL;
         char *text = update ? json_dumps(update, JSON_COMPACT) : NULL;
         json_decref(update);
-        if (!thing || !text) {
-            free(text);
-            json_decref(body);
-            respond_error(req, 400,
-                          "a shadow update needs \"thing\" and \"desired\" (or \"document\")");
-            return;
+        if (thing && text) {
+            r = json_pack("{s:s,s:s,s:s,s:s}", "cmd", "shadow", "op", "update", "thing", thing,
+                          "document", text);
+            if (r && name && name[0])
+                json_object_set_new(r, "name", json_string(name));
+        } else {
+            snprintf(err, errlen,
+                     "a shadow update needs \"thing\" and \"desired\" (or "
+                     "\"document\")");
         }
-        json_t *r = json_pack("{s:s,s:s,s:s,s:s}", "cmd", "shadow", "op", "update", "thing", thing,
-                              "document", text);
-        if (name && name[0])
-            json_object_set_new(r, "name", json_string(name));
         free(text);
-        call(f, req, r, SHAPE_PLAIN);
     } else if (strcmp(what, "invoke") == 0) {
+        /* "payload": a JSON value, sent as its JSON text; or
+         * "payload_text": sent as it is (a binary-encoding function's). */
         const char *fn = json_string_value(json_object_get(body, "function"));
         json_t *p = json_object_get(body, "payload");
-        char *payload = json_is_string(p) ? strdup(json_string_value(p))
-                        : p               ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
-                                          : strdup("");
+        const char *text = json_string_value(json_object_get(body, "payload_text"));
+        char *payload = text ? strdup(text)
+                        : p  ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
+                             : strdup("");
         char *b64 = payload ? base64_encode(bytes_of_cstr(payload)) : NULL;
         free(payload);
-        if (!fn || !b64) {
-            free(b64);
-            json_decref(body);
-            respond_error(req, 400, "invoke needs \"function\" (and a \"payload\")");
-            return;
-        }
-        call(f, req,
-             json_pack("{s:s,s:s,s:s}", "cmd", "invoke", "function", fn, "payload_b64", b64),
-             SHAPE_INVOKE);
+        if (fn && b64)
+            r = json_pack("{s:s,s:s,s:s}", "cmd", "invoke", "function", fn, "payload_b64", b64);
+        else
+            snprintf(err, errlen, "invoke needs \"function\" (and a \"payload\")");
+        *shape = SHAPE_INVOKE;
         free(b64);
     } else if (strcmp(what, "rollback") == 0) {
-        json_t *r = json_pack("{s:s}", "cmd", "rollback");
+        r = json_pack("{s:s}", "cmd", "rollback");
         json_t *v = json_object_get(body, "version");
-        if (v)
+        if (r && v)
             json_object_set(r, "version", v);
-        call(f, req, r, SHAPE_PLAIN);
     } else if (strcmp(what, "deploy") == 0) {
         json_t *doc = json_object_get(body, "document");
         char *text = json_is_string(doc) ? strdup(json_string_value(doc))
                      : doc               ? json_dumps(doc, JSON_COMPACT)
                                          : NULL;
-        if (!text) {
-            json_decref(body);
-            respond_error(req, 400, "deploy needs \"document\"");
-            return;
-        }
-        call(f, req, json_pack("{s:s,s:s}", "cmd", "deploy", "document", text), SHAPE_PLAIN);
+        if (text)
+            r = json_pack("{s:s,s:s}", "cmd", "deploy", "document", text);
+        else
+            snprintf(err, errlen, "deploy needs \"document\"");
         free(text);
-    } else if (strcmp(what, "publish") == 0) {
-        publish(f, req, body);
     } else {
-        respond_error(req, 404, "no such API");
+        snprintf(err, errlen, "no such API");
     }
     json_decref(body);
+    if (!r && !err[0])
+        snprintf(err, errlen, "out of memory");
+    return r;
+}
+
+static void api_post(front_t *f, http_request_t *req, const http_request_info_t *info,
+                     const char *what)
+{
+    if (strcmp(what, "publish") == 0) {
+        json_t *body = body_object(req, info);
+        if (body)
+            publish(f, req, body);
+        json_decref(body);
+        return;
+    }
+    int shape;
+    char err[300];
+    json_t *r = console_request(what, info->body, &shape, err, sizeof err);
+    if (!r) {
+        respond_error(req, strcmp(err, "no such API") == 0 ? 404 : 400, err);
+        return;
+    }
+    call(f, req, r, shape);
 }
 
 void console_handle(void *ctx, http_request_t *req, const http_request_info_t *info)
@@ -629,7 +649,9 @@ static void watched(void *ctx, const broker_message_t *m)
     viewer_send(v, o);
 }
 
-static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *info)
+/* The upgrade: from the page's own origin (no cross-site WebSocket), with
+ * a session (or an admin's certificate). */
+static bool viewer_accept(void *ctx, http_ws_t *ws, const http_request_info_t *info)
 {
     front_t *f = ctx;
     char cookie[512] = "", origin[256] = "", host[256] = "";
@@ -642,12 +664,20 @@ static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *in
         f->console.csrf_refused++;
         LOGW("console WebSocket from %s refused: origin '%s' is not this console", info->peer,
              origin);
-        return NULL;
+        return false;
     }
     if (!session_of_cookie(f, cookie) && !(info->tls && console_is_admin(f, info->client_cn))) {
         f->console.unauthorised++;
-        return NULL;
+        LOGW("console WebSocket from %s refused: no session", info->peer);
+        return false;
     }
+    return true;
+}
+
+static void *viewer_open(void *ctx, http_ws_t *ws, const http_request_info_t *info)
+{
+    (void)info;
+    front_t *f = ctx;
     viewer_t *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
@@ -722,10 +752,12 @@ static void viewer_closed(void *conn)
 }
 
 const http_ws_handler_t console_ws_handler = {
+    .accept = viewer_accept,
     .open = viewer_open,
     .receive = viewer_receive,
     .written = viewer_written,
     .closed = viewer_closed,
+    .text = true,
 };
 
 sedge_err console_start(front_t *f)

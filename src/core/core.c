@@ -18,6 +18,7 @@
 #include "routing/routing.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -764,7 +765,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    err = functions_start(&fo, &c->functions);
+    err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count, c->seal_key);
+    fo.seal_key = c->seal_key;
+    if (!err)
+        err = functions_start(&fo, &c->functions);
     free(paths);
     if (err)
         goto fail;
@@ -776,7 +780,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .max_bytes = GROUP_MAX_BYTES_DEFAULT,
                               .apply = core_apply,
                               .check = check_group,
-                              .ctx = c};
+                              .ctx = c,
+                              .seal_key = c->seal_key};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->cloud && c->cfg.ota.enabled)
@@ -786,8 +791,6 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
     for (size_t i = 0; i < c->cfg.listener_count; i++)
         if ((err = broker_listen(c->broker, &c->cfg.listeners[i])))
             goto fail;
-    if ((err = front_start(c)))
-        goto fail;
     char *admin_path = data_path(c, "admin.sock");
     err = admin_path ? admin_start(loop, admin_path, &c->admin) : SEDGE_ERR_NOMEM;
     free(admin_path);
@@ -821,6 +824,10 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                (err = admin_register(c->admin, "update_rollback", cmd_updates_off, c))) {
         goto fail;
     }
+    /* The HTTP front last: the broker and the admin commands it serves
+     * are up. */
+    if ((err = front_start(c)))
+        goto fail;
     LOGI("sedged %s ready (data directory %s)", SEDGE_VERSION, c->cfg.data_dir);
     if (c->cfg.embedded_default)
         print_welcome(c);

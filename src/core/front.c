@@ -199,7 +199,10 @@ sedge_err front_start(core_t *c)
         .max_ws_message = h->max_ws_frame_bytes,
         .cert_allowed = cert_allowed,
         .ctx = f,
+        .tls = h->tls_bind || cfg->discovery.enabled,
     };
+    for (size_t i = 0; i < cfg->ws_listener_count; i++)
+        o.tls |= cfg->ws_listeners[i].type == LISTENER_TLS;
     sedge_err err = http_create(c->loop, &o, &f->http);
     if (err)
         return err;

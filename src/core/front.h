@@ -68,6 +68,10 @@ NODISCARD sedge_err console_start(front_t *f);
 void console_handle(void *ctx, http_request_t *req, const http_request_info_t *info);
 void console_stop(front_t *f);
 bool console_is_admin(front_t *f, const char *cn);
+/* A console API change (POST /api/WHAT with a JSON body) as the admin
+ * command it stands for, or NULL with the reason in err. *shape tells how
+ * to present the command's answer. Pure: fuzzed. */
+json_t *console_request(const char *what, bytes_t body, int *shape, char *err, size_t errlen);
 extern const http_ws_handler_t console_ws_handler;
 
 #endif

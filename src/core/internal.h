@@ -42,6 +42,7 @@ struct core {
     void (*stop_done)(void *);
     void *stop_ctx;
     int stopping_parts;
+    uint8_t seal_key[32]; /* seals the group's secrets (seal.h) */
 };
 
 /* front.c: the HTTP front, when the config asks for any of it. */

@@ -188,11 +188,32 @@ static bool begin(deploy_t *d, deploy_done_fn done, void *ctx)
     return true;
 }
 
+/* The document as it will be stored: its secret values sealed. NULL when
+ * it has none to seal (or is not JSON: group_parse says why). */
+static char *sealed_text(deploy_t *d, const char *text, size_t len)
+{
+    if (!d->o.seal_key || len > d->o.max_bytes)
+        return NULL;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    bool changed = false;
+    char *out = NULL;
+    if (json_is_object(doc) && group_seal_secrets(doc, d->o.seal_key, &changed) == SEDGE_OK &&
+        changed)
+        out = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_INDENT(1));
+    json_decref(doc);
+    return out;
+}
+
 void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn done, void *ctx)
 {
     if (!begin(d, done, ctx))
         return;
     d->rollback = false;
+    char *sealed = sealed_text(d, text, len);
+    if (sealed) {
+        text = sealed;
+        len = strlen(sealed);
+    }
     buf_t errors = {0};
     group_t *g = NULL;
     sedge_err err = group_parse(text, len, d->o.max_bytes, &g, &errors);
@@ -205,6 +226,7 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
         bool terminated = buf_append(&errors, "", 1) == SEDGE_OK;
         finish(d, err, terminated ? (const char *)errors.data : sedge_strerror(err), 0);
         buf_free(&errors);
+        free(sealed);
         return;
     }
     buf_free(&errors);
@@ -212,6 +234,7 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
     int64_t now = clock_wall_s();
     if (!add_record(d, version, g->name, g->checksum, now, "deploying", "")) {
         group_free(g);
+        free(sealed);
         finish(d, SEDGE_ERR_NOMEM, "out of memory", 0);
         return;
     }
@@ -224,6 +247,7 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
         .reason = BYTES_LIT(""),
     };
     uint64_t batch = store_put_deployment(d->o.store, &row, (bytes_t){(const uint8_t *)text, len});
+    free(sealed);
     d->candidate = g;
     d->candidate_version = version;
     LOGI("deploying version %llu of group %s (%zu things, %zu routes)", (unsigned long long)version,

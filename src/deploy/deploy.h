@@ -45,6 +45,9 @@ typedef struct {
      * Optional. */
     bool (*check)(void *ctx, const group_t *g, buf_t *errors);
     void *ctx;
+    /* The core's sealing key: secret values are sealed with it before a
+     * document is stored (group_seal_secrets). NULL: stored as given. */
+    const uint8_t *seal_key;
 } deploy_options_t;
 
 /* The result of a deployment or rollback: `message` is the errors (one per

@@ -31,7 +31,9 @@ typedef struct {
     resource_kind_t kind;
     bool device;  /* kind == RESOURCE_DEVICE */
     char *id;     /* a group resource's id; NULL for the inline form */
-    char *source; /* the host path (a volume's, resolved; a model's cache directory) */
+    char *source; /* the host path (a volume's, resolved; a model's cache directory;
+                     a secret's value, sealed unless `sealed` is false) */
+    bool sealed;
     char *dest;   /* where the function sees it */
     bool rw;
     bool block; /* devices: a block device, else a character one */

@@ -21,6 +21,8 @@
  */
 #include "internal.h"
 
+#include <openssl/crypto.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +430,41 @@ static void handle_invoke(fconn_t *c, json_t *h, json_int_t req, bytes_t payload
     }
 }
 
+/* A secret the function lists, unsealed into the reply (and wiped). */
+static void handle_secret(fconn_t *c, json_t *h, json_int_t req)
+{
+    struct functions *f = c->f;
+    const spec_t *s = &c->instance->fn->spec;
+    const char *id = json_string_value(json_object_get(h, "id"));
+    const resource_t *r = NULL;
+    for (size_t i = 0; id && i < s->resource_count && !r; i++)
+        if (s->resources[i].kind == RESOURCE_SECRET && strcmp(s->resources[i].id, id) == 0)
+            r = &s->resources[i];
+    if (!r) {
+        char why[300];
+        snprintf(why, sizeof why, "%.64s does not list a secret \"%.128s\" in its resources",
+                 s->name, id ? id : "");
+        reply(c, req, false, "not_found", why, (bytes_t){0});
+        return;
+    }
+    if (!r->sealed || !f->o.seal_key) {
+        reply(c, req, true, NULL, NULL, bytes_of_cstr(r->source));
+        return;
+    }
+    buf_t value = {0};
+    sedge_err err = group_unseal(r->id, r->source, f->o.seal_key, &value);
+    if (err)
+        reply(c, req, false, "failed",
+              "the secret cannot be unsealed with this core's key (deployed to another core, or "
+              "its key changed): deploy it again",
+              (bytes_t){0});
+    else
+        reply(c, req, true, NULL, NULL, (bytes_t){value.data, value.len});
+    if (value.data)
+        OPENSSL_cleanse(value.data, value.cap);
+    buf_free(&value);
+}
+
 static void handle_request(fconn_t *c, json_t *h, const char *op, bytes_t payload)
 {
     instance_t *in = c->instance;
@@ -467,6 +504,8 @@ static void handle_request(fconn_t *c, json_t *h, const char *op, bytes_t payloa
         handle_invoke(c, h, req, payload);
     else if (strcmp(op, "config") == 0)
         reply(c, req, true, NULL, NULL, bytes_of_cstr(fn->spec.config));
+    else if (strcmp(op, "secret") == 0)
+        handle_secret(c, h, req);
     else {
         char why[96];
         snprintf(why, sizeof why, "unknown request '%.40s'", op);

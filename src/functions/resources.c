@@ -80,7 +80,6 @@ json_t *resources_expand(json_t *given, const group_t *g, const char *cache, cha
             return NULL;
         }
         json_object_del(e, "description");
-        json_object_del(e, "value"); /* a secret's: never part of the spec */
         json_t *access = json_object_get(r, "access");
         json_object_set_new(
             e, "access", json_string(json_string_value(access) ? json_string_value(access) : "ro"));
@@ -126,8 +125,8 @@ static void prepare_work(uv_work_t *w)
                                        json_string_value(json_object_get(m, "sha256")), &lim, dir,
                                        sizeof dir, why, sizeof why);
         if (p->err) {
-            snprintf(p->why, sizeof p->why, "%s: %s", json_string_value(json_object_get(m, "what")),
-                     why);
+            snprintf(p->why, sizeof p->why, "%.120s: %.890s",
+                     json_string_value(json_object_get(m, "what")), why);
             return;
         }
     }

@@ -250,8 +250,13 @@ NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, 
     const char *id = str_or(r, "id", NULL);
     if (id && !(rs->id = strdup(id)))
         return SEDGE_ERR_NOMEM;
-    if (rs->kind == RESOURCE_SECRET)
-        return SEDGE_OK; /* read through the SDK: nothing to show */
+    if (rs->kind == RESOURCE_SECRET) {
+        /* Read through the SDK, nothing to show: kept as stored (sealed). */
+        const char *sealed = str_or(r, "sealed", NULL);
+        rs->sealed = sealed != NULL;
+        rs->source = strdup(sealed ? sealed : str_or(r, "value", ""));
+        return rs->source ? SEDGE_OK : SEDGE_ERR_NOMEM;
+    }
     const char *source = str_or(r, rs->device ? "path" : "source", "");
     rs->dest = strdup(str_or(r, rs->device ? "path" : "dest", ""));
     rs->rw = strcmp(str_or(r, "access", "ro"), "rw") == 0;
@@ -296,6 +301,31 @@ NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, 
         return SEDGE_ERR_NOMEM;
     sedge_err rc = owner_group(s, r, &st, shown, err, errlen);
     return rc ? rc : check_unsandboxed(s, rs, shown, err, errlen);
+}
+
+/* Without a user to switch to (sedged not root) a function has sedged's
+ * own groups: an owner group it lacks cannot be given, and is refused
+ * rather than ignored. */
+NODISCARD static sedge_err check_groups_reachable(const spec_t *s, const char *where, char *err,
+                                                  size_t errlen)
+{
+    if (s->has_user || !s->group_count)
+        return SEDGE_OK;
+    gid_t mine[256];
+    int n = getgroups((int)ARRAY_LEN(mine), mine);
+    for (size_t i = 0; i < s->group_count; i++) {
+        bool member = s->groups[i] == getegid();
+        for (int k = 0; k < n && !member; k++)
+            member = mine[k] == s->groups[i];
+        if (!member) {
+            snprintf(err, errlen,
+                     "%s.resources: function %s needs group %u for a resource's owner, which "
+                     "sedged (not root) is not in and cannot give",
+                     where, s->name, s->groups[i]);
+            return SEDGE_ERR_DENIED;
+        }
+    }
+    return SEDGE_OK;
 }
 
 NODISCARD static sedge_err parse_resources(spec_t *s, json_t *e, const char *where,
@@ -420,6 +450,7 @@ sedge_err spec_parse(json_t *e, const char *where, const spec_context_t *ctx, sp
     if ((rc = parse_user(s, e, where, ctx->allow_root, err, errlen)) || (rc = parse_env(s, e)) ||
         (rc = parse_code(s, e, where, ctx, err, errlen)) ||
         (rc = parse_resources(s, e, where, ctx, err, errlen)) ||
+        (rc = check_groups_reachable(s, where, err, errlen)) ||
         (rc = parse_program(s, e, where, ctx, err, errlen))) {
         if (rc == SEDGE_ERR_NOMEM)
             snprintf(err, errlen, "out of memory");

@@ -106,6 +106,16 @@ const connector_type_t *group_connector_type(json_t *connector);
  * sink), or may it have an empty network namespace? */
 bool group_connector_network(json_t *connector);
 
+/* Secrets (secrets.c): seal every secret resource's "value" in a parsed
+ * document into "sealed" (AES-256-GCM, `key` the core's sealing key);
+ * *changed when one was. Unseal one: SEDGE_ERR_DENIED when the key or the
+ * id is not the one it was sealed with. */
+#define GROUP_SEAL_KEY_BYTES 32
+NODISCARD sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES],
+                                       bool *changed);
+NODISCARD sedge_err group_unseal(const char *id, const char *sealed,
+                                 const uint8_t key[GROUP_SEAL_KEY_BYTES], buf_t *out);
+
 /* Thing, shadow and function names Sedge accepts. */
 bool group_valid_thing_name(const char *s, size_t len);
 

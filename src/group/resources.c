@@ -171,13 +171,19 @@ static void check_model(check_t *c, json_t *r, const char *path)
     check_dest(c, r, path);
 }
 
+/* "value" as deployed; "sealed" as the core stores it (secrets.c). */
 static void check_secret(check_t *c, json_t *r, const char *path)
 {
     json_t *v = json_object_get(r, "value");
-    if (!v)
+    json_t *sealed = json_object_get(r, "sealed");
+    if (!v && !sealed)
         problem(c, "%s.value: missing (the secret)", path);
-    else if (!json_is_string(v) || json_string_length(v) > MAX_SECRET_BYTES)
+    else if (v && sealed)
+        problem(c, "%s.sealed: give value (the core seals it), not both", path);
+    else if (v && (!json_is_string(v) || json_string_length(v) > MAX_SECRET_BYTES))
         problem(c, "%s.value: expected a string of at most %u bytes", path, MAX_SECRET_BYTES);
+    else if (sealed && (!json_is_string(sealed) || json_string_length(sealed) > 2 * MAX_SECRET_BYTES))
+        problem(c, "%s.sealed: expected a value sealed by a Sedge core", path);
 }
 
 void check_group_resources(check_t *c, json_t *list, json_t *ids)
@@ -187,7 +193,8 @@ void check_group_resources(check_t *c, json_t *list, json_t *ids)
                                               "dest", "owner", NULL};
     static const char *const model_keys[] = {"id",     "type", "description", "url",
                                              "sha256", "dest", NULL};
-    static const char *const secret_keys[] = {"id", "type", "description", "value", NULL};
+    static const char *const secret_keys[] = {"id", "type", "description", "value", "sealed",
+                                              NULL};
     static const char *const untyped_keys[] = {"id", "type", "description", NULL};
     if (json_array_size(list) > MAX_GROUP_RESOURCES)
         problem(c, "resources: at most %d resources in a group", MAX_GROUP_RESOURCES);

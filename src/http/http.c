@@ -93,7 +93,6 @@ typedef struct {
     char method[8];
     char *path;
     bool too_large;
-    bool counted; /* counted in stats.connections */
 } http_pss_t;
 
 struct http_ws {
@@ -467,7 +466,7 @@ static int write_response(struct lws *wsi, http_pss_t *pss)
 /* A connection let in or not: the cap on open connections. */
 static int filter_connection(http_server_t *s)
 {
-    if (s->stopping || s->stats.connections + s->stats.ws_open >= s->o.max_connections) {
+    if (s->stopping || s->stats.connections >= s->o.max_connections) {
         s->stats.connections_refused++;
         if (!s->stopping)
             LOGW("refusing a connection: max_connections (%u) reached", s->o.max_connections);
@@ -545,18 +544,18 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         tune_ssl_ctx(in ? lws_vhost_user(in) : NULL, user);
         return 0;
-    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-        if (pss && !pss->counted && s) {
-            pss->counted = true;
+    case LWS_CALLBACK_WSI_CREATE: /* an accepted connection (listeners are not) */
+        if (s) {
             s->stats.connections++;
             s->stats.connections_total++;
         }
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (s && !s->stopping && s->stats.connections)
+            s->stats.connections--;
+        return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (pss) {
-            if (pss->counted && s && s->stats.connections)
-                s->stats.connections--;
-            pss->counted = false;
             if (pss->req) {
                 if (pss->req->responded)
                     request_free(pss->req);
@@ -681,7 +680,7 @@ static int ws_writeable(struct lws *wsi, http_ws_t *ws)
         /* lws writes the frame's header into the LWS_PRE bytes before
          * p: bytes already sent, or the room left at the front. */
         uint8_t *p = ws->out + LWS_PRE + ws->out_sent;
-        int w = lws_write(wsi, p, n, LWS_WRITE_BINARY);
+        int w = lws_write(wsi, p, n, ws->route->h.text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
         if (w < (int)n)
             return -1;
         ws->out_sent += n;
@@ -722,6 +721,16 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
             s->stats.ws_refused++;
             LOGD("WebSocket refused: path '%s' with subprotocol '%s'", uri, r ? r->protocol : "?");
             return 1;
+        }
+        if (r->h.accept) {
+            http_ws_t probe = {.server = s, .route = r, .wsi = wsi};
+            char cn[256];
+            http_request_info_t info = {.method = "GET", .path = r->path, .query = ""};
+            fill_info(wsi, site, &info, cn, sizeof cn);
+            if (!r->h.accept(r->h.ctx, &probe, &info)) {
+                s->stats.ws_refused++;
+                return 1;
+            }
         }
         return 0;
     }
@@ -806,9 +815,9 @@ sedge_err http_create(uv_loop_t *loop, const http_options_t *opts, http_server_t
     void *loops[1] = {loop};
     info.foreign_loops = loops;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
                    LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_NO_LWS_SYSTEM_STATES;
+                   LWS_SERVER_OPTION_NO_LWS_SYSTEM_STATES |
+                   (s->o.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
     info.user = s;
     info.pcontext = &s->context;
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -920,7 +929,10 @@ sedge_err http_add_site(http_server_t *s, const http_site_config_t *cfg)
             .name = s->ws_routes[i].protocol,
             .callback = callback_ws,
             .per_session_data_size = sizeof(http_ws_t),
-            .rx_buffer_size = 0,
+            /* Reads and writes of up to a chunk at a time: lws sends at
+             * most tx_packet_size per system call and keeps the rest. */
+            .rx_buffer_size = WS_CHUNK,
+            .tx_packet_size = WS_CHUNK + LWS_PRE + 16,
         };
     }
     struct lws_context_creation_info vi;
@@ -936,8 +948,15 @@ sedge_err http_add_site(http_server_t *s, const http_site_config_t *cfg)
     vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (strchr(host, ':') == NULL && strcmp(host, "0.0.0.0") != 0)
         vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (site->tls && !s->o.tls) {
+        LOGE("%s: TLS sites need http_options_t.tls", cfg->name);
+        site_free(site);
+        return SEDGE_ERR_INVALID;
+    }
     if (site->tls) {
-        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        /* No client side: lws would make one per vhost, with the system's
+         * CA certificates loaded. */
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
         vi.ssl_cert_filepath = cfg->cert_file;
         vi.ssl_private_key_filepath = cfg->key_file;
         vi.alpn = cfg->alpn ? cfg->alpn : "http/1.1";

@@ -61,6 +61,7 @@ typedef struct {
     uint32_t max_body_bytes;   /* a request's body */
     uint32_t timeout_s;        /* TLS handshake and request head, and an idle keep-alive */
     uint32_t max_ws_message;   /* largest WebSocket frame payload accepted */
+    bool tls;                  /* some site will be TLS: lws sets up its OpenSSL side (memory) */
     /* Is a client certificate allowed (not revoked)? Asked at each TLS
      * handshake that presents one. NULL: all are. */
     bool (*cert_allowed)(void *ctx, const uint8_t sha256[32], bytes_t serial);
@@ -68,7 +69,7 @@ typedef struct {
 } http_options_t;
 
 typedef struct {
-    uint64_t connections;         /* open now */
+    uint64_t connections;         /* open now, HTTP and WebSocket */
     uint64_t connections_total;   /* accepted */
     uint64_t connections_refused; /* over max_connections */
     uint64_t tls_refused;         /* handshakes refused: no, foreign or revoked certificates */
@@ -113,11 +114,15 @@ typedef void (*http_handler_fn)(void *ctx, http_request_t *req, const http_reque
  * alike, frames not reassembled); `written` follows each http_ws_write
  * once lws has taken all of it; `closed` is the last call. */
 typedef struct {
+    /* Before the upgrade is answered: false refuses it (403). Headers are
+     * readable with http_ws_header. NULL: every upgrade is accepted. */
+    bool (*accept)(void *ctx, http_ws_t *ws, const http_request_info_t *info);
     void *(*open)(void *ctx, http_ws_t *ws, const http_request_info_t *info);
     void (*receive)(void *conn, const uint8_t *data, size_t len);
     void (*written)(void *conn);
     void (*closed)(void *conn);
     void *ctx;
+    bool text; /* send text frames (JSON for a browser) instead of binary */
 } http_ws_handler_t;
 
 /* Send `len` bytes as binary frames; one write at a time: the next only

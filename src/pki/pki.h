@@ -22,6 +22,10 @@ NODISCARD sedge_err pki_ca_init(const char *dir, const char *core_name, const ch
  * valid for TLS clients. */
 NODISCARD sedge_err pki_cert_issue(const char *dir, const char *name, char *err, size_t errlen);
 
+/* The key that seals the group's secrets (seal_key.c), derived from the
+ * private key in `key_file`. */
+NODISCARD sedge_err pki_seal_key(const char *key_file, uint8_t out[32], char *err, size_t errlen);
+
 /* The CN of the certificate in a PEM file, malloc'd; NULL on failure. */
 char *pki_cert_cn(const char *pem_file);
 

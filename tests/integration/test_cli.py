@@ -403,3 +403,13 @@ def test_missing_certificate_names_the_ca_init_to_run(tmp_path):
     finally:
         p.terminate()
         assert p.wait(timeout=TIMEOUT) == 0
+
+
+def test_a_refused_deployment_reports_every_problem_however_many(sedge, tmp_path):
+    doc = {"group": "g"}
+    doc.update({"unknown_key_%03d" % i: i for i in range(150)})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    r = sedge.ctl("deploy", path)
+    assert r.returncode == 1
+    assert all("unknown_key_%03d: unknown key" % i in r.stderr for i in range(150)), r.stderr[-300:]

@@ -250,3 +250,42 @@ def test_a_result_reader_that_stops_reading_does_not_stop_the_connector(classifi
     assert time.time() < deadline
     assert status_of(sedge, "fashion")["instances"], "the connector died"
     stuck.close()
+
+
+PY_INFERER = '''#!/usr/bin/python3
+import sedge
+
+
+def handle(topic, payload):
+    return sedge.invoke("connector:fashion", payload)
+
+
+sedge.run(handle)
+'''
+
+
+def test_a_function_invokes_the_connector_with_an_image(make_sedge, fashion, tmp_path):
+    """GG v1's invoke_inference_service: a Python function hands an image to
+    the connector with sedge.invoke and gets the result back, as the route
+    function:inferer -> connector:fashion allows."""
+    code = tmp_path / "inferer"
+    code.mkdir()
+    (code / "inferer.py").write_text(PY_INFERER)
+    for p in (tmp_path, code, code / "inferer.py"):
+        os.chmod(str(p), 0o755)
+    sedge = make_sedge()
+    doc = group(fashion, {"accelerator": "cuda"},
+                routes=[("function:inferer", "#", "connector:fashion")])
+    doc["functions"] = [{"name": "inferer", "exec": ["/usr/bin/python3", str(code / "inferer.py")],
+                         "code": str(code), "encoding": "binary"}]
+    deploy_ok(sedge, doc)
+    path = tmp_path / "coat.png"
+    path.write_bytes(png(fashion["images"][0]))
+    r = sedge.ctl("invoke", "inferer", "@" + str(path))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["inference-results"][0]["Label"] in LABELS, result
+    # Asked for CUDA, which Debian's OpenCV has no backend for: said, and
+    # the CPU does the work.
+    logs = sedge.ctl("logs", "connector:fashion")
+    assert "accelerator cuda: unavailable" in logs.stdout + logs.stderr, logs.stdout

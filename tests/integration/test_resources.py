@@ -219,9 +219,6 @@ def test_model_is_unpacked_read_only_and_shown_at_its_destination(fsedge, public
 
 def test_model_without_a_sandbox_is_found_through_its_variable(fsedge, public_tmp):
     path, sha = write_archive(public_tmp, "m.zip", zip_bytes([("model.onnx", b"onnx")]))
-    # The function's user must be able to reach the cache in the data
-    # directory (its keys stay 0600).
-    os.chmod(str(fsedge.data_dir), 0o711)
     deploy_ok(fsedge, model_doc(path, sha, isolation="none"))
     where = invoke_ok(fsedge, "reader", "env:SEDGE_RESOURCE_FOOD_MODEL")
     assert where == os.path.join(os.path.realpath(str(fsedge.data_dir)), "models", sha), where
@@ -301,3 +298,64 @@ def test_model_that_is_not_an_archive_or_is_truncated(fsedge, public_tmp):
     err = refused(fsedge, model_doc(path, sha))
     assert "resources[0] (model food-model):" in err, err
     assert cache_entries(fsedge) == []
+
+
+# Secrets -----------------------------------------------------------------
+
+PY_SECRET = '''#!/usr/bin/python3
+import sedge
+
+
+def handle(topic, payload):
+    try:
+        return sedge.secret(payload.decode()).encode()
+    except sedge.SedgeError as e:
+        return ("error: %s: %s" % (e.code, e.message)).encode()
+
+
+sedge.run(handle)
+'''
+
+
+def secret_doc(value, public_tmp):
+    code = os.path.join(public_tmp, "py")
+    os.makedirs(code, exist_ok=True)
+    os.chmod(code, 0o755)
+    fh.write_public(os.path.join(code, "secret_fn.py"), PY_SECRET)
+    return with_resources(group([
+        behave("holder", run_as=USER, lifecycle="long-lived", resources=[{"id": "api-key"}]),
+        behave("other", run_as=USER),
+        fn("py", ["/usr/bin/python3", os.path.join(code, "secret_fn.py")], code=code,
+           encoding="binary", run_as=USER, resources=[{"id": "api-key"}])]),
+        [{"id": "api-key", "type": "secret", "value": value}])
+
+
+def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear(fsedge,
+                                                                                 public_tmp):
+    value = "s3cr3t-" + uuid.uuid4().hex
+    deploy_ok(fsedge, secret_doc(value, public_tmp))
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value
+    assert invoke_ok(fsedge, "py", "api-key") == value
+    err = invoke_ok(fsedge, "other", "secret:api-key")
+    assert err.startswith("error: not_found:") and "does not list a secret" in err, err
+    # Not in any process's environment or command line, nor in what sedged
+    # says or keeps: logs, status, deployments, the store's files.
+    for pid in fh.function_processes(fsedge):
+        for part in (fh._environ(pid), fh._cmdline(pid)):
+            assert value.encode() not in b"\0".join(part), pid
+    for args in (("status", "--json"), ("deployments", "--json"), ("functions", "--json")):
+        out = fsedge.ctl(*args)
+        assert value not in out.stdout + out.stderr, args
+    assert value not in fsedge.log()
+    data = str(fsedge.data_dir)
+    for name in os.listdir(data):
+        path = os.path.join(data, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                assert value.encode() not in f.read(), name
+    # After a restart, the sealed value is read back from the store.
+    fsedge.restart()
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value
+    # Rotated by redeploying.
+    deploy_ok(fsedge, secret_doc(value + "-2", public_tmp))
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value + "-2"

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 import mqtt_raw as raw
 from conftest import client_ssl_context
 from groups_helpers import deploy_ok, group_doc
-from test_revocation import fingerprint, serial, start_with_crl, write_crl
+from test_revocation import fingerprint, resumed_connect, serial, start_with_crl, write_crl
 
 GROUP = group_doc("certs", ["lamp", "bob"], [("thing:bob", "c/#", "thing:lamp")])
 
@@ -43,29 +43,30 @@ def fresh_context(sedge, name):
                               sedge.certs / (name + ".key"))
 
 
-def make_cert(sedge, name, not_after, signing_key=None, issuer=None, serial_number=None):
-    """A client certificate CN=name in certs/NAME.pem and .key, signed by the
-    group CA unless `signing_key` (and `issuer`, the issuer name it claims)
-    are given."""
+def make_cert(sedge, name, not_after, signing_key=None, issuer=None, serial_number=None,
+              chain=()):
+    """A certificate CN=name in certs/NAME.pem (followed by the PEMs of
+    `chain`) and .key, signed by the group CA unless `signing_key` (and
+    `issuer`, the issuer name it claims) are given. Returns (cert, key)."""
     ca_key = serialization.load_pem_private_key((sedge.certs / "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate((sedge.certs / "ca.pem").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.utcnow()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(issuer or ca.subject)
-            .public_key(key.public_key())
-            .serial_number(serial_number or x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(not_after)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-            .sign(signing_key or ca_key, hashes.SHA256()))
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+         .issuer_name(issuer or ca.subject)
+         .public_key(key.public_key())
+         .serial_number(serial_number or x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(minutes=1))
+         .not_valid_after(not_after))
+    b = b.add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+    cert = b.sign(signing_key or ca_key, hashes.SHA256())
     pem = sedge.certs / (name + ".pem")
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert,) + chain))
     (sedge.certs / (name + ".key")).write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    return pem
+    return cert, key
 
 
 def test_a_certificate_revoked_by_the_crl_after_it_was_verified_is_refused(make_sedge):
@@ -120,3 +121,19 @@ def test_a_certificate_that_expired_after_it_was_verified_is_refused(tls_sedge):
     assert not connects(s, fresh_context(s, "brief"), "brief")
     line = s.wait_log("TLS handshake", since=mark)
     assert "expired" in line, line
+
+
+def test_a_client_sending_the_ca_after_its_certificate_connects_and_resumes(tls_sedge):
+    # The listener drops the copy of its own CA that such a client sends
+    # (src/broker/tls_verify.c); the client's certificate and its session
+    # must stay whole, the verification cached or not.
+    s = tls_sedge
+    year = datetime.datetime.utcnow() + datetime.timedelta(days=365)
+    ca = x509.load_pem_x509_certificate((s.certs / "ca.pem").read_bytes())
+    make_cert(s, "chained", year, chain=(ca,))
+    for _ in range(3):
+        assert connects(s, fresh_context(s, "chained"), "chained")
+    reason, session, _ = resumed_connect(s, "chained")
+    assert reason == 0 and session is not None
+    reason, _, reused = resumed_connect(s, "chained", session)
+    assert reason == 0 and reused

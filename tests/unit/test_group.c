@@ -830,6 +830,41 @@ static void test_image_classification_parameters(void **state)
         "(source is payload)");
 }
 
+static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"group\": \"g\", \"resources\": [{\"id\": \"k\", "
+                             "\"type\": \"secret\", \"value\": \"hunter2\"}]}",
+                             0, NULL);
+    uint8_t key[GROUP_SEAL_KEY_BYTES] = {1, 2, 3}, other[GROUP_SEAL_KEY_BYTES] = {9};
+    bool changed;
+    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    assert_true(changed);
+    json_t *r = json_array_get(json_object_get(doc, "resources"), 0);
+    assert_null(json_object_get(r, "value"));
+    const char *sealed = json_string_value(json_object_get(r, "sealed"));
+    assert_non_null(sealed);
+    assert_null(strstr(sealed, "hunter2"));
+    buf_t out = {0};
+    assert_int_equal(group_unseal("k", sealed, key, &out), SEDGE_OK);
+    assert_int_equal(out.len, 7);
+    assert_memory_equal(out.data, "hunter2", 7);
+    buf_free(&out);
+    assert_int_equal(group_unseal("k", sealed, other, &out), SEDGE_ERR_DENIED);
+    buf_free(&out);
+    assert_int_equal(group_unseal("j", sealed, key, &out), SEDGE_ERR_DENIED);
+    buf_free(&out);
+    assert_int_equal(group_unseal("k", "sedge-sealed:v1:AAAA", key, &out), SEDGE_ERR_MALFORMED);
+    buf_free(&out);
+    /* Sealed again: nothing left to seal. */
+    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    assert_false(changed);
+    char *text = json_dumps(doc, 0);
+    group_free(parse_ok(text));
+    free(text);
+    json_decref(doc);
+}
+
 static void test_at_most_fifty_resources_per_group(void **state)
 {
     (void)state;
@@ -1075,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_group_resources_and_their_rules),
         cmocka_unit_test(test_at_most_fifty_resources_per_group),
         cmocka_unit_test(test_image_classification_parameters),
+        cmocka_unit_test(test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id),
         cmocka_unit_test(test_loader_and_core_variables_are_refused_in_env),
         cmocka_unit_test(test_env_is_bounded),
         cmocka_unit_test(test_code_is_a_local_directory_or_an_archive),

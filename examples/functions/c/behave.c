@@ -14,6 +14,7 @@
  *   invoke:FN:PAYLOAD      invoke FN and return its result or the error
  *   invoke-async:FN:PAYLOAD  "queued" or the error
  *   config                 the function's config
+ *   secret:ID              the secret's value (sedge_secret_get) or the error
  *   log:LEVEL:TEXT         log TEXT (debug|info|warn|error), then "logged"
  *   fail:MESSAGE           fail the invocation with MESSAGE
  *   read:PATH              the file's contents or "error: <strerror>"
@@ -321,6 +322,8 @@ static void run_command(char *cmd, const sedge_event *ev, answer *a)
         do_invoke(a, arg, true);
     } else if (strcmp(cmd, "config") == 0) {
         say_buf(a, sedge_config(&buf), &buf);
+    } else if (strcmp(cmd, "secret") == 0 && arg) {
+        say_buf(a, sedge_secret_get(arg, &buf), &buf);
     } else if (strcmp(cmd, "log") == 0) {
         do_log(a, arg);
     } else if (strcmp(cmd, "fail") == 0) {

@@ -135,6 +135,12 @@ sedge_err sedge_log(sedge_log_level level, const char *fmt, ...)
  * (free with sedge_buf_free). */
 sedge_err sedge_config(sedge_buf *config);
 
+/* The value of a secret resource of the group that the function lists in
+ * its resources ({"id": ID}), as deployed (free with sedge_buf_free; wipe
+ * it first if it matters). Never in the environment or a file: only this
+ * call gives it. SEDGE_ERR_NOT_FOUND when the function does not list it. */
+sedge_err sedge_secret_get(const char *id, sedge_buf *value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,6 +127,17 @@ sedge_err sedge_config(sedge_buf *config)
     return err;
 }
 
+sedge_err sedge_secret_get(const char *id, sedge_buf *value)
+{
+    if (!id || !value)
+        return sdk_error(SEDGE_ERR_INVALID, "sedge_secret_get: id or value is NULL");
+    *value = (sedge_buf){0};
+    sdk_json_t j;
+    int64_t req = sdk_begin_request(&j, "secret");
+    sdk_json_str(&j, "id", id);
+    return ask(&j, req, NULL, 0, value);
+}
+
 sedge_err sedge_log(sedge_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};

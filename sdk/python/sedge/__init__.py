@@ -21,7 +21,7 @@ import traceback
 
 __all__ = [
     "run", "publish", "shadow_get", "shadow_update", "shadow_delete", "invoke",
-    "log", "log_debug", "log_info", "log_warn", "log_error", "config", "source",
+    "log", "log_debug", "log_info", "log_warn", "log_error", "config", "source", "secret",
     "SedgeError", "DeniedError", "NotFoundError", "ConflictError", "TooLargeError",
     "InvalidError", "TimedOutError", "QueueFullError", "ClosedError", "ProtocolError",
     "ConnectError",
@@ -458,6 +458,13 @@ def invoke(function, payload=b"", async_=False):
 def config():
     """The function's "config" object from the group document ({} when none)."""
     return _json_doc(_conn.request({"op": "config"}))
+
+
+def secret(id_):
+    """The value (str) of a secret resource of the group that this function
+    lists in its resources ({"id": ID}); NotFoundError when it does not.
+    Never in the environment or a file: only this call gives it."""
+    return _conn.request({"op": "secret", "id": _name(id_, "id")}).decode("utf-8")
 
 
 def log(level, message):

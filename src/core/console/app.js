@@ -209,11 +209,14 @@ async function loadFunctions() {
 
 async function invoke() {
   const fn = $("invoke-function").value;
-  let payload = $("invoke-payload").value;
-  try { payload = JSON.parse(payload); } catch (e) { /* sent as text */ }
+  const text = $("invoke-payload").value;
+  let request;
+  try { request = { function: fn, payload: JSON.parse(text) }; } catch (e) {
+    request = { function: fn, payload_text: text }; // not JSON: sent as it is
+  }
   $("invoke-result").textContent = "...";
   try {
-    const r = await api("invoke", { function: fn, payload });
+    const r = await api("invoke", request);
     $("invoke-result").textContent = r.result !== undefined ? r.result : JSON.stringify(r);
   } catch (e) { $("invoke-result").textContent = "error: " + e.message; }
 }

@@ -4,9 +4,12 @@
  * an array of struct sock_filter) that the sandbox loads with one prctl at
  * every function start — instead of having libseccomp build the same
  * program again each time (a quarter of a millisecond of a cold start).
- * The filter is for the architecture it is built on, like the sandbox.
+ * The filter is for the architecture the sandbox is built for: by default
+ * the one seccomp_gen runs on; a cross build runs seccomp_gen on the build
+ * machine and names the target's architecture (libseccomp's name:
+ * aarch64, arm, x86_64...).
  *
- *   seccomp_gen OUTPUT.h
+ *   seccomp_gen OUTPUT.h [ARCH]
  *
  * The filter: default allow; the system calls in `denied` fail with EPERM;
  * unshare and clone asking for a new user namespace too; clone3, whose
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,37 +88,51 @@ static void fail(const char *what, int rc)
     exit(1);
 }
 
-static void add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned count,
-                const struct scmp_arg_cmp *args)
+/* `name` on the filter's architecture, if it has it. libseccomp takes the
+ * build machine's number (or its pseudo-number for a call it lacks) and
+ * translates it by name for the filter's architecture. */
+static bool add(scmp_filter_ctx ctx, uint32_t arch, uint32_t action, const char *name,
+                unsigned count, const struct scmp_arg_cmp *args)
 {
-    int rc = seccomp_rule_add_array(ctx, action, nr, count, args);
+    if (seccomp_syscall_resolve_name_arch(arch, name) < 0)
+        return false;
+    int rc = seccomp_rule_add_array(ctx, action, seccomp_syscall_resolve_name(name), count, args);
     if (rc < 0)
-        fail("adding a rule", rc);
+        fail(name, rc);
+    return true;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: seccomp_gen OUTPUT.h\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: seccomp_gen OUTPUT.h [ARCH]\n");
         return 2;
     }
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
         fail("seccomp_init", ENOMEM);
-    size_t rules = 0;
-    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
-        int nr = seccomp_syscall_resolve_name(denied[i]);
-        if (nr != __NR_SCMP_ERROR) {
-            add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL);
-            rules++;
+    uint32_t arch = SCMP_ARCH_NATIVE;
+    if (argc == 3) {
+        arch = seccomp_arch_resolve_name(argv[2]);
+        if (!arch) {
+            fprintf(stderr, "seccomp_gen: unknown architecture %s\n", argv[2]);
+            return 2;
         }
+        /* The target's architecture only: numbers are resolved for it. */
+        int rc = seccomp_arch_add(ctx, arch);
+        if (rc < 0 && rc != -EEXIST)
+            fail("seccomp_arch_add", rc);
+        if (arch != seccomp_arch_native() && (rc = seccomp_arch_remove(ctx, SCMP_ARCH_NATIVE)) < 0)
+            fail("seccomp_arch_remove", rc);
     }
+    size_t rules = 0;
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
+        rules += add(ctx, arch, SCMP_ACT_ERRNO(EPERM), denied[i], 0, NULL);
     struct scmp_arg_cmp newuser = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER);
-    add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1, &newuser);
-    add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &newuser);
-    int clone3 = seccomp_syscall_resolve_name("clone3");
-    if (clone3 != __NR_SCMP_ERROR)
-        add(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3, 0, NULL);
+    if (!add(ctx, arch, SCMP_ACT_ERRNO(EPERM), "unshare", 1, &newuser) ||
+        !add(ctx, arch, SCMP_ACT_ERRNO(EPERM), "clone", 1, &newuser))
+        fail("unshare and clone", ENOSYS);
+    add(ctx, arch, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 
     int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
     if (fd < 0)
