@@ -500,3 +500,12 @@ def test_an_installed_tree_is_a_release(tmp_path, keys, core):
     assert st["running_version"] == "0.2.0" and st["running_slot"] == "a"
     exe = os.readlink("/proc/%d/exe" % core.status()["pid"])
     assert exe.endswith("/slots/a/sbin/sedged"), exe
+
+
+def test_bundle_verify_without_a_key_uses_the_keys_sedged_trusts(tmp_path, keys, core):
+    b = bundle(tmp_path, keys, "0.2.0")
+    r = core.ctl("bundle", "verify", b)
+    assert r.returncode == 0 and "good: version 0.2.0" in r.stdout, r.stderr
+    other = make_key(tmp_path / "other")
+    r = core.ctl("bundle", "verify", bundle(tmp_path, other, "0.2.1"))
+    assert r.returncode == 1 and "unknown key" in r.stderr
