@@ -5,7 +5,6 @@ with a Range request after a cut or after kill -9 of the core, refused
 when the hash, the certificate or the size is wrong."""
 
 import hashlib
-import json
 import os
 import ssl
 import threading

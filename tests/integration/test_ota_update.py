@@ -72,6 +72,11 @@ class OtaSedge(Sedge):
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
+    def status_when_up(self):
+        """update --status once a core answers (None before)."""
+        r = self.ctl("update", "--status", "--json")
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
     def wait_one_core(self):
         return wait_for(lambda: len(cores(self.config_path)) == 1 and cores(self.config_path),
                         TIMEOUT + HEALTH_S, what="exactly one core process")[0]
@@ -299,8 +304,7 @@ def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
     os.kill(core.pid, signal.SIGKILL)
     pid = core.wait_one_core()
     assert pid != core.pid
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the core to answer")
     assert st["phase"] == "rolled-back", st
     assert "stopped during its health window" in st["reason"]
     assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
@@ -338,8 +342,7 @@ def test_power_loss_in_the_health_window_counts_tries_then_rolls_back(tmp_path, 
     assert tries == [2, 1, 0]
     # Out of tries: rolled back at boot, before the new release runs again.
     core.wait_one_core()
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the core to answer")
     assert st["phase"] == "rolled-back" and "no tries left" in st["reason"], st
     assert st["running_version"] == "0.1.0" and "0.2.0" in st["bad_versions"]
     assert "sedged.real" not in " ".join(open("/proc/%d/cmdline" % core.proc.pid).read()
@@ -442,8 +445,7 @@ def test_kill_9_between_the_state_and_the_switch_is_reconciled_at_start(
     if current is None:
         os.unlink(root / "current")  # as if killed before the switch
     core.proc = launch(core)
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT + HEALTH_S, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT + HEALTH_S, what="the core to answer")
     if expect:
         assert st["phase"] == "rolled-back" and expect in st["reason"], st
         assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
@@ -509,3 +511,24 @@ def test_bundle_verify_without_a_key_uses_the_keys_sedged_trusts(tmp_path, keys,
     other = make_key(tmp_path / "other")
     r = core.ctl("bundle", "verify", bundle(tmp_path, other, "0.2.1"))
     assert r.returncode == 1 and "unknown key" in r.stderr
+
+
+def test_under_systemd_the_guard_rolls_back_and_leaves_the_restart_to_it(tmp_path, keys, core):
+    """With INVOCATION_ID set (systemd runs the core, Restart=on-failure),
+    the guard puts `current` back and exits; the unit's restart starts the
+    installed binary, which runs the previous release."""
+    assert core.stop() == 0
+    core.proc = launch(core, env={"INVOCATION_ID": "0123456789abcdef"})
+    wait_for(lambda: (core.data_dir / "admin.sock").exists() and
+             core.ctl("status").returncode == 0, TIMEOUT, what="the core")
+    r = core.update(bundle(tmp_path, keys, "0.2.0", CRASH), "--no-wait")
+    assert r.returncode == 0, r.stderr
+    state_file = core.data_dir / "ota" / "state.json"
+    wait_for(lambda: json.loads(state_file.read_text())["phase"] == "rolled-back", TIMEOUT,
+             what="the guard's rollback")
+    wait_for(lambda: not cores(core.config_path), TIMEOUT, what="no core (systemd restarts it)")
+    assert core.proc.wait(TIMEOUT) != 0  # the unit sees a failure: Restart=on-failure acts
+    core.proc = launch(core, env={"INVOCATION_ID": "0123456789abcdef"})
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the restarted core")
+    assert st["phase"] == "rolled-back" and st["running_version"] == "0.1.0", st
+    assert "stopped during its health window" in st["reason"]
