@@ -149,6 +149,14 @@ const char *ota_machine(void);
 /* Remove a tree (no link followed); missing is fine. */
 sedge_err ota_remove_tree(const char *path);
 
+/* ---- schedules of cloud jobs (schedule.c) */
+
+/* When a job document {"not_before", "window"} lets the update start:
+ * `*due` >= `now` (`now` itself when neither is given); an error names the
+ * key that is wrong. */
+NODISCARD sedge_err ota_schedule_due(json_t *doc, int64_t now, int64_t *due, char *err,
+                                     size_t errlen);
+
 /* ---- the release root and the update state (slots.c) */
 
 typedef enum {
