@@ -88,6 +88,9 @@ void ota_keys_free(ota_keys_t *k);
  * SEDGE_ERR_NOT_FOUND: no such key; SEDGE_ERR_DENIED: bad signature. */
 NODISCARD sedge_err ota_keys_verify(const ota_keys_t *k, const char *key_id, bytes_t msg,
                                     bytes_t sig);
+/* Check `sig` over `msg` with any of the trusted keys: SEDGE_ERR_DENIED
+ * when none verifies it. */
+NODISCARD sedge_err ota_keys_verify_any(const ota_keys_t *k, bytes_t msg, bytes_t sig);
 /* Sign with the PEM private key at `key_path`; `sig` gets 64 bytes and
  * `key_id` the key's id (hex of the first 8 bytes of SHA-256(public)). */
 NODISCARD sedge_err ota_sign(const char *key_path, bytes_t msg, uint8_t sig[OTA_SIG_BYTES],
