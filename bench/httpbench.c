@@ -242,6 +242,30 @@ static bool mqtt_connect(int fd, const char *id)
 /* The subscriber: read frames, count PUBLISH packets (they may span or
  * share frames: the MQTT stream is reassembled). */
 static atomic_long received, sent;
+/* What the subscriber checks of each PUBLISH: its topic, its payload's
+ * length and filler, and the sequence number in its first 8 bytes (one
+ * publisher at QoS 0: each should come once, in order). */
+static long lost, reordered, malformed, next_seq;
+
+static void check_publish(const uint8_t *p, size_t len)
+{
+    if (len < 2 + 7 || p[0] != 0 || p[1] != 7 || memcmp(p + 2, "bench/x", 7) != 0 ||
+        len - 9 != (size_t)payload || p[len - 1] != 'p') {
+        malformed++;
+        return;
+    }
+    uint64_t seq = 0;
+    for (int k = 0; k < 8; k++)
+        seq = (seq << 8) | p[9 + k];
+    if ((long)seq == next_seq) {
+        next_seq++;
+    } else if ((long)seq > next_seq) {
+        lost += (long)seq - next_seq;
+        next_seq = (long)seq + 1;
+    } else {
+        reordered++;
+    }
+}
 static void *ws_subscriber(void *arg)
 {
     int fd = *(int *)arg;
@@ -304,8 +328,10 @@ static void *ws_subscriber(void *arg)
             }
             if (m + k >= mlen || m + k + 1 + rl > mlen)
                 break;
-            if ((mq[m] & 0xf0) == 0x30)
+            if ((mq[m] & 0xf0) == 0x30) {
+                check_publish(mq + m + k + 1, rl);
                 atomic_fetch_add(&received, 1);
+            }
             m += k + 1 + rl;
         }
         memmove(mq, mq + m, mlen - m);
@@ -344,6 +370,7 @@ static int ws_mqtt(void)
     pkt[i++] = (uint8_t)topic;
     memcpy(pkt + i, "bench/x", topic);
     i += topic;
+    size_t seq_at = i; /* the payload: an 8-byte sequence number, then filler */
     memset(pkt + i, 'p', (size_t)payload);
     i += (size_t)payload;
     /* Batches of publishes in one frame each, within the window. */
@@ -354,24 +381,34 @@ static int ws_mqtt(void)
     for (size_t k = 0; k < per; k++)
         memcpy(batch + k * i, pkt, i);
     double t0 = now_s(), end = t0 + duration;
-    long base = 0;
     while (now_s() < end) {
         if (atomic_load(&sent) - atomic_load(&received) > window) {
             usleep(50);
             continue;
         }
+        long first = atomic_load(&sent);
+        for (size_t k = 0; k < per; k++) {
+            uint64_t seq = (uint64_t)first + k;
+            for (int b = 0; b < 8; b++)
+                batch[k * i + seq_at + (size_t)b] = (uint8_t)(seq >> (56 - 8 * b));
+        }
         if (!mqtt_send(pub, batch, per * i))
             break;
         atomic_fetch_add(&sent, (long)per);
-        (void)base;
     }
     double t1 = now_s();
     long got = atomic_load(&received);
+    /* What was in flight at the end arrives (or is lost) within a second. */
+    for (int w = 0; w < 100 && atomic_load(&received) < atomic_load(&sent); w++)
+        usleep(10000);
     atomic_store(&stop, true);
     shutdown(sub, SHUT_RDWR);
     pthread_join(t, NULL);
-    printf("mode=ws-mqtt transport=%s payload=%d sent=%ld received=%ld seconds=%.3f rate=%.0f\n",
-           over_tcp ? "tcp" : "ws", payload, atomic_load(&sent), got, t1 - t0,
+    long all = atomic_load(&received);
+    printf("mode=ws-mqtt transport=%s payload=%d sent=%ld received=%ld lost=%ld reordered=%ld "
+           "malformed=%ld seconds=%.3f rate=%.0f\n",
+           over_tcp ? "tcp" : "ws", payload, atomic_load(&sent), all,
+           lost + (atomic_load(&sent) - all), reordered, malformed, t1 - t0,
            (double)got / (t1 - t0));
     close(sub);
     close(pub);
@@ -413,8 +450,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!port || payload < 1 || payload > 60000) {
-        fprintf(stderr, "httpbench: --port is needed; --payload 1..60000\n");
+    if (!port || payload < 8 || payload > 60000) {
+        fprintf(stderr, "httpbench: --port is needed; --payload 8..60000\n");
         return 2;
     }
     if (strcmp(mode, "ws-mqtt") == 0)

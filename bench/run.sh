@@ -58,7 +58,7 @@
 # (10), BENCH_SPOOL_MESSAGES (100000), BENCH_SPOOL_REPEAT (3),
 # BENCH_FN_SECONDS (1.5) per invocation-rate run, BENCH_FN_COLD (5) cold
 # starts, BENCH_BURST_MESSAGES (200000), BENCH_FANOUT_SUBSCRIBERS (1000),
-# BENCH_ML_IMAGES (200), BENCH_ML_REPEAT (3),
+# BENCH_ML_IMAGES (200), BENCH_ML_REPEAT (3), BENCH_ML_THREADS (1), BENCH_ML_GAP_US (1000),
 # BENCH_SCALE_CONNECTIONS (50000, capped by the descriptor limit; 0 leaves
 # the scale section out), BENCH_SCALE_REST_S (10), MOSQUITTO (/usr/sbin/mosquitto), BENCH_KEEP=1 keeps the work
 # directory (configurations, logs, raw loadgen lines).
@@ -755,6 +755,7 @@ title() {
     rest) echo "Memory at rest: private dirty memory with every service" ;;
     http) echo "HTTP front: discovery, handshakes, MQTT over WebSockets, memory" ;;
     connectors) echo "Connectors: Modbus, the HTTP sink, memory at rest" ;;
+    ml) echo "Image classification: the connector through sedged vs OpenCV DNN directly" ;;
     ota) echo "Over-the-air updates: a cloud job to committed, the service gap" ;;
     esac
 }

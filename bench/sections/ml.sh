@@ -18,15 +18,24 @@
 # end price of the broker, the routes, the function socket and the JSON.
 # The connector's memory is its process's peak RSS (VmHWM) after the run.
 # The reference, bench/ml_direct (C++, the same four OpenCV modules):
-# imdecode, blobFromImage, forward, timed per image, and its own VmHWM.
+# imdecode, blobFromImage, forward, timed per image, 1 ms of sleep between
+# images (as the connector waits for each request: on a busy machine a
+# tight loop is scheduled worse than a process that sleeps, which made the
+# reference look slower than the connector), and its own VmHWM.
 # Runs alternate between the two, ML_REPEAT times; medians are reported.
 
 ML_COUNT=${BENCH_ML_IMAGES:-200}
 ML_REPEAT=${BENCH_ML_REPEAT:-3}
 ML_DIRECT=$BUILD/bench/ml_direct
 # BENCH_ML_THREADS: OpenCV's threads in both (the connector's "threads",
-# ml_direct's ML_THREADS); unset, OpenCV's default (one per CPU).
-ML_THREADS=${BENCH_ML_THREADS:-}
+# ml_direct's ML_THREADS); 1 when unset — on a small machine shared with
+# other work, two threads per inference make every figure a matter of
+# where the scheduler puts them — and OpenCV's default (one per CPU) when
+# set but empty.
+ML_THREADS=${BENCH_ML_THREADS-1}
+# The reference sleeps this long between images (untimed), as the connector
+# waits for the next request: see bench/ml_direct.cpp.
+ML_GAP_US=${BENCH_ML_GAP_US:-1000}
 
 ml_group() { # NAME ARCHIVE SHA W H
     iso=""
@@ -91,7 +100,7 @@ ml_measure() { # MODEL ARCHIVE SHA ONNX W H
     rep=0
     while [ $rep -lt "$ML_REPEAT" ]; do
         rep=$((rep + 1))
-        LINE=$(ML_THREADS=$ML_THREADS "$ML_DIRECT" "$4" "$5" "$6" 0.00392156862745098 "$ML_COUNT" 20 "$WORK"/ml/images/*.jpg 2>&1) &&
+        LINE=$(ML_THREADS=$ML_THREADS ML_GAP_US=$ML_GAP_US "$ML_DIRECT" "$4" "$5" "$6" 0.00392156862745098 "$ML_COUNT" 20 "$WORK"/ml/images/*.jpg 2>&1) &&
             ml_line "direct_$m" "$LINE" || echo "$LINE" | head -n 1 >>"$WORK/ml_direct_$m.fail"
         GROUP_DOC=$WORK/ml-$m.json
         start_broker sedged
@@ -137,6 +146,7 @@ ml_rows() { # MODEL LABEL
 }
 
 section_ml() {
+    ML_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     say "ml: image classification, the connector through sedged vs OpenCV DNN directly ($ML_COUNT images x $ML_REPEAT)"
     [ -x "$ML_DIRECT" ] || cmake --build "$BUILD" --target ml_direct connector_image-classification >/dev/null 2>&1
     mkdir -p "$WORK/ml"
@@ -164,10 +174,11 @@ section_ml() {
         esac
         ml_rows "$m" "$label"
     done
-    info "Pictures: 8 JPEGs of 640x480 (decoded and resized for every inference, in both). OpenCV threads: its default on this $(nproc)-CPU machine, shared with other work: p99 figures are noisy."
+    info "Pictures: 8 JPEGs of 640x480 (decoded and resized for every inference, in both). OpenCV threads: ${ML_THREADS:-its default} on this $(nproc)-CPU machine, shared with other work: load average $ML_LOAD_BEFORE at the start of the section, $(cut -d' ' -f1-3 /proc/loadavg) at its end; with the machine that busy, single runs differ by 2x either way and the medians of $ML_REPEAT runs still move by tens of percent."
     describe <<DESC
 The image-classification connector through sedged vs OpenCV DNN called directly
-in one process (bench/ml_direct: imdecode, blobFromImage, forward per image),
+in one process (bench/ml_direct: imdecode, blobFromImage, forward per image,
+1 ms of untimed sleep between images as the connector waits between requests),
 same model, same pictures (8 camera-sized 640x480 JPEGs), one image at a time,
 $ML_COUNT images after 20 untimed, median of $ML_REPEAT runs alternating the two.
 "Inference in the connector" is the connector's own \`latency_ms\` (the same three

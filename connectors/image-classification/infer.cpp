@@ -100,6 +100,11 @@ extern "C" infer_t *infer_open(const infer_options_t *o, char *why, size_t why_l
     return nullptr;
 }
 
+extern "C" int infer_threads(void)
+{
+    return cv::getNumThreads();
+}
+
 extern "C" void infer_close(infer_t *in)
 {
     delete in;

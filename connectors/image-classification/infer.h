@@ -37,6 +37,8 @@ typedef struct {
 infer_t *infer_open(const infer_options_t *o, char *why, size_t why_len, char *accel_note,
                     size_t note_len);
 void infer_close(infer_t *in);
+/* The threads OpenCV runs an inference on. */
+int infer_threads(void);
 
 /* Classify an encoded image: the model's output, flattened, into
  * scores[0..*n) (at most cap). false with `why` for an image that cannot

@@ -9,7 +9,7 @@
  */
 #include "connector.h"
 #include "infer.h"
-#include "request.h"
+#include "ic_request.h"
 #include "source.h"
 
 #include <ctype.h>
@@ -306,9 +306,9 @@ static bool load_model(ic_t *ic, json_t *params, char *why, size_t why_len)
         return false;
     if (note[0])
         conn_log("warn", "%s", note);
-    conn_log("info", "model %s (%s), input %dx%d, %zu labels", model,
+    conn_log("info", "model %s (%s), input %dx%d, %zu labels, %d OpenCV threads", model,
              ic->model_sha256[0] ? ic->model_sha256 : "no hash", o.width, o.height,
-             ic->label_count);
+             ic->label_count, infer_threads());
     return true;
 }
 

@@ -1,10 +1,11 @@
 /*
  * cloud: the uplink as a routing endpoint, and what starts and stops with
- * it (jobs, shadow sync).
+ * it (jobs, shadow sync, secrets from the cloud).
  */
 #include "cloud.h"
 
 #include "jobs.h"
+#include "secrets.h"
 #include "shadow_sync.h"
 
 #include <stdlib.h>
@@ -17,6 +18,7 @@ struct cloud {
     uplink_t *uplink;
     jobs_t *jobs;
     shadow_sync_t *sync;
+    cloud_secrets_t *secrets; /* NULL: no one to give them to */
     void (*update_job)(void *ctx, const char *job, json_t *document);
     void *update_ctx;
     int stopping;
@@ -73,6 +75,8 @@ sedge_err cloud_start(const cloud_options_t *o, cloud_t **out)
     sedge_err err = uplink_start(&uo, &c->uplink);
     if (!err)
         err = shadow_sync_start(o->loop, c->uplink, o->shadow, &c->sync);
+    if (!err && o->secret && !(c->secrets = cloud_secrets_new(c->uplink, o->secret, o->ctx)))
+        err = SEDGE_ERR_NOMEM;
     if (err) {
         cloud_free(c);
         return err;
@@ -148,6 +152,7 @@ void cloud_free(cloud_t *c)
         return;
     jobs_free(c->jobs);
     shadow_sync_free(c->sync);
+    cloud_secrets_free(c->secrets);
     uplink_free(c->uplink);
     free(c);
 }
@@ -171,6 +176,8 @@ void cloud_group_applied(cloud_t *c, const group_t *g)
     free(list);
     json_decref(filters);
     shadow_sync_configure(c->sync, g);
+    if (c->secrets)
+        cloud_secrets_configure(c->secrets, g);
 }
 
 bool cloud_check_group(cloud_t *c, const group_t *g, buf_t *errors)

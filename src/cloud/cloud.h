@@ -31,6 +31,9 @@ typedef struct {
     broker_t *broker;
     routing_t *routing;
     shadow_svc_t *shadow;
+    /* A secret resource's value arrived on its cloud_topic (secrets.c). */
+    void (*secret)(void *ctx, const char *id, bytes_t value);
+    void *ctx;
 } cloud_options_t;
 
 /* Start the uplink and the shadow sync, and attach to routing. */

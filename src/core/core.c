@@ -366,6 +366,14 @@ static bool check_group(void *ctx, const group_t *g, buf_t *errors)
     return (!c->cloud || cloud_check_group(c->cloud, g, errors)) && ok;
 }
 
+/* A secret's value from the cloud: the function runtime keeps it. */
+static void secret_from_cloud(void *ctx, const char *id, bytes_t value)
+{
+    core_t *c = ctx;
+    if (c->functions)
+        functions_secret_arrived(c->functions, id, value);
+}
+
 /* Applying a deployment: the route table, then what follows from it. */
 typedef struct {
     core_t *core;
@@ -603,7 +611,10 @@ static void print_welcome(const core_t *c)
             "Over mutual TLS, with a certificate for a thing:\n"
             "  ./build/sedgectl cert issue sensor-1 --dir %s\n"
             "  mosquitto_pub -h localhost -p 8883 --cafile %s/ca.pem --cert %s/sensor-1.pem "
-            "--key %s/sensor-1.key -t demo/hello -m 'over TLS'\n\n",
+            "--key %s/sensor-1.key -t demo/hello -m 'over TLS'\n"
+            "The web console (a one-time login URL) and the Prometheus metrics:\n"
+            "  ./build/sedgectl console\n"
+            "  curl http://127.0.0.1:8080/metrics\n\n",
             d, d, d, d);
 }
 
@@ -784,7 +795,9 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .cfg = &c->cfg.cloud,
                               .broker = c->broker,
                               .routing = c->routing,
-                              .shadow = c->shadow};
+                              .shadow = c->shadow,
+                              .secret = secret_from_cloud,
+                              .ctx = c};
         if ((err = cloud_start(&co, &c->cloud)))
             goto fail;
     }

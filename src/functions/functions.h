@@ -87,6 +87,10 @@ NODISCARD sedge_err functions_invoke(functions_t *f, const char *name, bytes_t t
                                      bytes_t payload, bytes_t source, invoke_done_fn done,
                                      void *ctx);
 
+/* A secret resource's value came from the cloud (its cloud_topic): kept,
+ * sealed, for the functions that list it (copied). */
+void functions_secret_arrived(functions_t *f, const char *id, bytes_t value);
+
 /* [{name, lifecycle, state, instances: [...], queue, invocations, errors,
  *   timeouts, oom_kills, crashes, refused, limits: {...}}] (new reference) */
 json_t *functions_status(functions_t *f);

@@ -32,8 +32,10 @@ typedef struct {
     bool device;  /* kind == RESOURCE_DEVICE */
     char *id;     /* a group resource's id; NULL for the inline form */
     char *source; /* the host path (a volume's, resolved; a model's cache directory;
-                     a secret's value, sealed unless `sealed` is false) */
+                     a secret's value, sealed unless `sealed` is false; a cloud
+                     secret's topic) */
     bool sealed;
+    bool cloud; /* a secret whose value comes from the cloud (functions_secret_arrived) */
     char *dest;   /* where the function sees it */
     bool rw;
     bool block; /* devices: a block device, else a character one */
@@ -270,6 +272,7 @@ struct functions {
     void (*stop_done)(void *);
     void *stop_ctx;
     bool is_root;
+    json_t *cloud_secrets; /* id -> the value from the cloud, sealed (resources.c) */
 };
 
 /* runner.c */

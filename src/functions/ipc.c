@@ -447,12 +447,23 @@ static void handle_secret(fconn_t *c, json_t *h, json_int_t req)
         reply(c, req, false, "not_found", why, (bytes_t){0});
         return;
     }
-    if (!r->sealed || !f->o.seal_key) {
-        reply(c, req, true, NULL, NULL, bytes_of_cstr(r->source));
+    const char *stored = r->source;
+    if (r->cloud) {
+        stored = json_string_value(json_object_get(f->cloud_secrets, r->id));
+        if (!stored) {
+            char why[300];
+            snprintf(why, sizeof why, "the secret \"%.128s\" has not come from the cloud (%.120s) yet",
+                     r->id, r->source);
+            reply(c, req, false, "not_found", why, (bytes_t){0});
+            return;
+        }
+    }
+    if ((!r->sealed && !r->cloud) || !f->o.seal_key) {
+        reply(c, req, true, NULL, NULL, bytes_of_cstr(stored));
         return;
     }
     buf_t value = {0};
-    sedge_err err = group_unseal(r->id, r->source, f->o.seal_key, &value);
+    sedge_err err = group_unseal(r->id, stored, f->o.seal_key, &value);
     if (err)
         reply(c, req, false, "failed",
               "the secret cannot be unsealed with this core's key (deployed to another core, or "

@@ -161,8 +161,11 @@ void resources_prepare(uv_loop_t *loop, const group_t *g, const char *cache,
             continue;
         const char *id = json_string_value(json_object_get(r, "id"));
         snprintf(what, sizeof what, "resources[%zu] (model %.128s)", i, id ? id : "");
-        json_t *m = json_pack("{s:O?, s:O?, s:s}", "url", json_object_get(r, "url"), "sha256",
-                              json_object_get(r, "sha256"), "what", what);
+        /* Copies, not references: the worker thread reads them while the
+         * loop's thread owns the group. */
+        json_t *m = json_pack("{s:s?, s:s, s:s}", "url",
+                              json_string_value(json_object_get(r, "url")), "sha256", sha, "what",
+                              what);
         if (m)
             json_array_append_new(models, m);
     }
@@ -175,8 +178,9 @@ void resources_prepare(uv_loop_t *loop, const group_t *g, const char *cache,
         if (!sha || artifact_cached(cache, sha, dir, sizeof dir))
             continue;
         snprintf(what, sizeof what, "functions[%zu].code (function %.128s)", i, name ? name : "");
-        json_t *m = json_pack("{s:O?, s:s, s:s}", "url", json_object_get(code, "url"), "sha256",
-                              sha, "what", what);
+        json_t *m = json_pack("{s:s?, s:s, s:s}", "url",
+                              json_string_value(json_object_get(code, "url")), "sha256", sha,
+                              "what", what);
         if (m)
             json_array_append_new(models, m);
     }
@@ -219,4 +223,15 @@ void resources_prune(const group_t *g, const char *cache)
             keep[n++] = sha;
     }
     artifact_cache_prune(cache, keep, n);
+}
+
+void functions_secret_arrived(functions_t *f, const char *id, bytes_t value)
+{
+    if (!f->cloud_secrets && !(f->cloud_secrets = json_object()))
+        return;
+    char *kept = f->o.seal_key ? group_seal_value(id, value.data, value.len, f->o.seal_key)
+                               : strndup((const char *)value.data, value.len);
+    if (kept)
+        json_object_set_new(f->cloud_secrets, id, json_string(kept));
+    free(kept);
 }

@@ -1029,6 +1029,7 @@ void functions_free(functions_t *f)
     free(f->sdk_library_dir);
     free(f->connectors_dir);
     free(f->thing_name);
+    json_decref(f->cloud_secrets);
     free(f);
 }
 

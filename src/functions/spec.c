@@ -253,8 +253,10 @@ NODISCARD static sedge_err parse_resource(spec_t *s, resource_t *rs, json_t *r, 
     if (rs->kind == RESOURCE_SECRET) {
         /* Read through the SDK, nothing to show: kept as stored (sealed). */
         const char *sealed = str_or(r, "sealed", NULL);
+        const char *topic = str_or(r, "cloud_topic", NULL);
         rs->sealed = sealed != NULL;
-        rs->source = strdup(sealed ? sealed : str_or(r, "value", ""));
+        rs->cloud = topic != NULL;
+        rs->source = strdup(sealed ? sealed : topic ? topic : str_or(r, "value", ""));
         return rs->source ? SEDGE_OK : SEDGE_ERR_NOMEM;
     }
     const char *source = str_or(r, rs->device ? "path" : "source", "");

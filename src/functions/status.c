@@ -33,6 +33,30 @@ static json_t *devices_status(const fn_t *fn)
     return json_pack("{s:s,s:o}", "enforced_by", by, "allowed", allowed);
 }
 
+/* The resources it uses: [{id?, type, path (where the function sees it),
+ * access, groups?, sha256 (models)}]; never a secret's value. */
+static json_t *resources_status(const fn_t *fn)
+{
+    static const char *const kinds[] = {"volume", "device", "model", "secret"};
+    const spec_t *s = &fn->spec;
+    json_t *list = json_array();
+    for (size_t i = 0; i < s->resource_count; i++) {
+        const resource_t *r = &s->resources[i];
+        json_t *o = json_pack("{s:s,s:s}", "type", kinds[r->kind], "access", r->rw ? "rw" : "ro");
+        if (r->id)
+            json_object_set_new(o, "id", json_string(r->id));
+        if (r->kind == RESOURCE_MODEL) {
+            const char *sha = strrchr(r->source, '/');
+            json_object_set_new(o, "path", json_string(s->sandbox ? r->dest : r->source));
+            json_object_set_new(o, "sha256", json_string(sha ? sha + 1 : ""));
+        } else if (r->kind != RESOURCE_SECRET) {
+            json_object_set_new(o, "path", json_string(r->dest));
+        }
+        json_array_append_new(list, o);
+    }
+    return list;
+}
+
 static json_t *isolation_status(const fn_t *fn)
 {
     const spec_t *s = &fn->spec;
@@ -152,6 +176,11 @@ json_t *functions_status(functions_t *f)
         json_object_set_new(o, "duration", histogram_json(&fn->duration));
         json_object_set_new(o, "limits", limits_status(s));
         json_object_set_new(o, "isolation", isolation_status(fn));
+        json_object_set_new(o, "resources", resources_status(fn));
+        json_t *groups = json_array();
+        for (size_t i = 0; i < fn->spec.group_count; i++)
+            json_array_append_new(groups, json_integer(fn->spec.groups[i]));
+        json_object_set_new(o, "groups", groups);
         json_array_append_new(list, o);
     }
     return list;

@@ -113,6 +113,9 @@ bool group_connector_network(json_t *connector);
 #define GROUP_SEAL_KEY_BYTES 32
 NODISCARD sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES],
                                        bool *changed);
+/* One value sealed for `id` (malloc'd; NULL: out of memory). */
+char *group_seal_value(const char *id, const uint8_t *value, size_t len,
+                       const uint8_t key[GROUP_SEAL_KEY_BYTES]);
 NODISCARD sedge_err group_unseal(const char *id, const char *sealed,
                                  const uint8_t key[GROUP_SEAL_KEY_BYTES], buf_t *out);
 

@@ -15,6 +15,7 @@
  * /var, /proc only read-only.
  */
 #include "internal.h"
+#include "mqtt/mqtt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -171,15 +172,21 @@ static void check_model(check_t *c, json_t *r, const char *path)
     check_dest(c, r, path);
 }
 
-/* "value" as deployed; "sealed" as the core stores it (secrets.c). */
+/* "value" as deployed; "sealed" as the core stores it (secrets.c); or
+ * "cloud_topic", where the cloud link receives it (src/cloud). */
 static void check_secret(check_t *c, json_t *r, const char *path)
 {
     json_t *v = json_object_get(r, "value");
     json_t *sealed = json_object_get(r, "sealed");
-    if (!v && !sealed)
-        problem(c, "%s.value: missing (the secret)", path);
-    else if (v && sealed)
-        problem(c, "%s.sealed: give value (the core seals it), not both", path);
+    json_t *topic = json_object_get(r, "cloud_topic");
+    if (!v && !sealed && !topic)
+        problem(c, "%s.value: missing (the secret, or a cloud_topic it comes on)", path);
+    else if ((v != NULL) + (sealed != NULL) + (topic != NULL) > 1)
+        problem(c, "%s: give one of value (the core seals it) and cloud_topic", path);
+    else if (topic && (!json_is_string(topic) ||
+                       !mqtt_topic_name_valid((bytes_t){(const uint8_t *)json_string_value(topic),
+                                                        json_string_length(topic)})))
+        problem(c, "%s.cloud_topic: expected an MQTT topic name (no wildcards)", path);
     else if (v && (!json_is_string(v) || json_string_length(v) > MAX_SECRET_BYTES))
         problem(c, "%s.value: expected a string of at most %u bytes", path, MAX_SECRET_BYTES);
     else if (sealed && (!json_is_string(sealed) || json_string_length(sealed) > 2 * MAX_SECRET_BYTES))
@@ -193,8 +200,8 @@ void check_group_resources(check_t *c, json_t *list, json_t *ids)
                                               "dest", "owner", NULL};
     static const char *const model_keys[] = {"id",     "type", "description", "url",
                                              "sha256", "dest", NULL};
-    static const char *const secret_keys[] = {"id", "type", "description", "value", "sealed",
-                                              NULL};
+    static const char *const secret_keys[] = {"id",     "type",        "description", "value",
+                                              "sealed", "cloud_topic", NULL};
     static const char *const untyped_keys[] = {"id", "type", "description", NULL};
     if (json_array_size(list) > MAX_GROUP_RESOURCES)
         problem(c, "resources: at most %d resources in a group", MAX_GROUP_RESOURCES);

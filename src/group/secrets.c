@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,25 @@ static sedge_err gcm(bool seal, const uint8_t key[GROUP_SEAL_KEY_BYTES], const u
     return ok ? SEDGE_OK : seal ? SEDGE_ERR_NOMEM : SEDGE_ERR_DENIED;
 }
 
+char *group_seal_value(const char *id, const uint8_t *value, size_t len,
+                       const uint8_t key[GROUP_SEAL_KEY_BYTES])
+{
+    uint8_t *box = malloc(NONCE + len + TAG);
+    if (!box)
+        return NULL;
+    sedge_err err = RAND_bytes(box, NONCE) == 1 ? SEDGE_OK : SEDGE_ERR_NOMEM;
+    if (!err)
+        err = gcm(true, key, box, id, value, len, box + NONCE, box + NONCE + len);
+    char *text = err ? NULL : base64_encode((bytes_t){box, NONCE + len + TAG});
+    free(box);
+    size_t n = text ? strlen(PREFIX) + strlen(text) + 1 : 0;
+    char *sealed = text ? malloc(n) : NULL;
+    if (sealed)
+        snprintf(sealed, n, "%s%s", PREFIX, text);
+    free(text);
+    return sealed;
+}
+
 sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES], bool *changed)
 {
     *changed = false;
@@ -50,24 +70,11 @@ sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES
         const char *type = json_string_value(json_object_get(r, "type"));
         if (!json_is_string(value) || !id || !type || strcmp(type, "secret") != 0)
             continue;
-        size_t len = json_string_length(value);
-        uint8_t *box = malloc(NONCE + len + TAG);
-        if (!box)
-            return SEDGE_ERR_NOMEM;
-        sedge_err err = RAND_bytes(box, NONCE) == 1 ? SEDGE_OK : SEDGE_ERR_NOMEM;
-        if (!err)
-            err = gcm(true, key, box, id, (const uint8_t *)json_string_value(value), len,
-                      box + NONCE, box + NONCE + len);
-        char *text = err ? NULL : base64_encode((bytes_t){box, NONCE + len + TAG});
-        free(box);
-        size_t n = text ? strlen(PREFIX) + strlen(text) + 1 : 0;
-        char *sealed = text ? malloc(n) : NULL;
-        if (sealed)
-            snprintf(sealed, n, "%s%s", PREFIX, text);
-        free(text);
+        char *sealed = group_seal_value(id, (const uint8_t *)json_string_value(value),
+                                        json_string_length(value), key);
         if (!sealed || json_object_set_new(r, "sealed", json_string(sealed)) != 0) {
             free(sealed);
-            return err ? err : SEDGE_ERR_NOMEM;
+            return SEDGE_ERR_NOMEM;
         }
         free(sealed);
         json_object_del(r, "value");

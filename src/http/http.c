@@ -31,6 +31,7 @@
 #define HTTP_MAX_WS_ROUTES 4
 #define HTTP_MAX_SITES 16
 #define WS_CHUNK (64u * 1024u)
+#define HTTP_BODY_CHUNK (64u * 1024u)
 
 typedef struct {
     unsigned route;
@@ -435,19 +436,24 @@ static int write_response(struct lws *wsi, http_pss_t *pss)
         if (lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         req->headers_sent = true;
-        if (req->body.len && strcmp(pss->method, "HEAD") != 0) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    } else if (req->sent < req->body.len) {
+        if (strcmp(pss->method, "HEAD") == 0)
+            req->sent = req->body.len;
+    }
+    /* The body follows at once (lws keeps what the socket does not take),
+     * a chunk per call. */
+    if (req->sent < req->body.len) {
         size_t n = req->body.len - req->sent;
-        if (n > sizeof buf - LWS_PRE)
-            n = sizeof buf - LWS_PRE;
-        memcpy(buf + LWS_PRE, req->body.data + req->sent, n);
+        if (n > HTTP_BODY_CHUNK)
+            n = HTTP_BODY_CHUNK;
+        uint8_t *chunk = malloc(LWS_PRE + n);
+        if (!chunk)
+            return -1;
+        memcpy(chunk + LWS_PRE, req->body.data + req->sent, n);
         req->sent += n;
         bool last = req->sent == req->body.len;
-        if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-            (int)n)
+        int w = lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+        free(chunk);
+        if (w != (int)n)
             return -1;
         if (!last) {
             lws_callback_on_writable(wsi);
@@ -591,7 +597,8 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
                 return 0;
         }
         dispatch(wsi, pss);
-        return 0;
+        /* Answered at once (most are): written now, not a turn later. */
+        return pss->req && pss->req->responded ? write_response(wsi, pss) : 0;
     }
     case LWS_CALLBACK_HTTP_BODY:
         if (!pss)

@@ -1,10 +1,10 @@
 /*
  * libFuzzer target: the image-classification connector's requests
- * (connectors/image-classification/request.c): any payload is read as a
+ * (connectors/image-classification/ic_request.c): any payload is read as a
  * request, with a small image cap, and whatever it held is turned into a
  * result document (the id goes into JSON) and an error one.
  */
-#include "request.h"
+#include "ic_request.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -52,6 +52,23 @@ def make_front(make_sedge, discovery=True, ws=True, http=True, console=True, ext
                                    "key_file": "certs/core.key"})
         return c
     s.config = config
+    # Sedge.start writes the config again, with fresh tcp/tls ports, when a
+    # port was taken meanwhile (a shared machine): fresh ports for the
+    # front's sites too then.
+    first_write = s.write_config
+    writes = []
+
+    def write_config():
+        if writes:
+            for k in ports:
+                ports[k] = free_port()
+            if http:
+                cfg["http"]["bind"] = "127.0.0.1:%d" % ports["http"]
+            if discovery:
+                cfg["discovery"]["bind"] = "127.0.0.1:%d" % ports["discovery"]
+        writes.append(1)
+        first_write()
+    s.write_config = write_config
     s.write_config()
     if start:
         s.start()

@@ -396,3 +396,13 @@ def __getattr__(name):
         import conftest
         return getattr(groups_helpers, name, None) or getattr(conftest, name)
     raise AttributeError(name)
+
+
+def assert_not_in_files(directory, value):
+    """No file directly in `directory` (a data directory: the store, its
+    WAL, keys, logs) holds `value` (str) — a secret never at rest in clear."""
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                assert value.encode() not in f.read(), "%s holds the secret" % name

@@ -252,3 +252,23 @@ def test_connection_cap_and_idle_timeout(make_sedge):
     assert status == 200
     text = metrics_text(s)
     assert metric_value(text, "sedge_http_connections_refused_total") >= 1
+
+
+def test_both_cas_during_a_rotation(make_sedge, tmp_path):
+    """The tls listener trusts two CAs (a rotation): discovery lists both,
+    and a thing with a certificate from either discovers its core."""
+    s = make_front(make_sedge, start=False)
+    new = tmp_path / "new-ca"
+    make_ca(new)
+    issue_cert(new, "lamp")
+    old_ca = (s.certs / "ca.pem").read_text()
+    new_ca = (new / "ca.pem").read_text()
+    (s.certs / "ca.pem").write_text(old_ca + new_ca)
+    s.start()
+    s.issue_cert("sensor-1")
+    deploy(s, ["sensor-1", "lamp"])
+    r = curl("--cacert", s.certs / "ca.pem", "--cert", new / "lamp.pem", "--key", new / "lamp.key",
+             "https://127.0.0.1:%d%s" % (s.front_ports["discovery"], PATH % "lamp"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["GGGroups"][0]["CAs"] == [old_ca, new_ca]
+    assert curl_discover(s, "sensor-1", "sensor-1").stdout.endswith("200")

@@ -13,8 +13,10 @@ import http.server
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import threading
+import time
 import uuid
 import zipfile
 
@@ -23,7 +25,9 @@ import pytest
 import functions_helpers as fh
 from functions_fixtures import (EXAMPLES, PROBE, PROBES, behave, fsedge,  # noqa: F401
                                 public_tmp)
+from conftest import SEDGECTL
 from functions_helpers import deploy, deploy_ok, fn, group, invoke_ok
+from groups_helpers import write_doc
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs sedged to run as root")
 
@@ -80,6 +84,8 @@ def test_owner_group_auto_lets_a_user_function_open_a_group_device(fsedge, devic
     deploy_ok(fsedge, doc)
     assert invoke_ok(fsedge, "owned", "open:%s:rw" % dev) == "ok"
     assert invoke_ok(fsedge, "unowned", "open:%s:rw" % dev) == "EACCES"
+    assert fh.function(fsedge, "owned")["groups"] == [TEST_GID]
+    assert fh.function(fsedge, "unowned")["groups"] == []
 
 
 def test_named_owner_group_and_the_root_group_refused(fsedge, device_node):
@@ -203,6 +209,9 @@ def test_model_is_unpacked_read_only_and_shown_at_its_destination(fsedge, public
     assert invoke_ok(fsedge, "reader", "env:SEDGE_RESOURCE_FOOD_MODEL") == "/models/food"
     assert invoke_ok(fsedge, "reader", "write:/models/food/labels.txt").startswith("error:")
     assert cache_entries(fsedge) == [sha]
+    shown = fh.function(fsedge, "reader")["resources"]
+    assert shown == [{"id": "food-model", "type": "model", "access": "ro",
+                      "path": "/models/food", "sha256": sha}], shown
     unpacked = os.path.join(str(fsedge.data_dir), "models", sha)
     assert stat.S_IMODE(os.stat(os.path.join(unpacked, "labels.txt")).st_mode) == 0o444
     assert stat.S_IMODE(os.stat(os.path.join(unpacked, "net")).st_mode) == 0o555
@@ -213,6 +222,11 @@ def test_model_is_unpacked_read_only_and_shown_at_its_destination(fsedge, public
     # A new version is a new deployment; the old one goes once it is in.
     path2, sha2 = write_archive(public_tmp, "food2.tar.gz", tar_gz([("labels.txt", b"v2\n")]))
     deploy_ok(fsedge, model_doc(path2, sha2))
+    assert invoke_ok(fsedge, "reader", "read:/models/food/labels.txt") == "v2\n"
+    assert cache_entries(fsedge) == [sha2]
+    # A version that fails changes nothing: the running one stays.
+    path3, _ = write_archive(public_tmp, "food3.tar.gz", tar_gz([("labels.txt", b"v3\n")]))
+    refused(fsedge, model_doc(path3, sha))
     assert invoke_ok(fsedge, "reader", "read:/models/food/labels.txt") == "v2\n"
     assert cache_entries(fsedge) == [sha2]
 
@@ -347,15 +361,62 @@ def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear
         out = fsedge.ctl(*args)
         assert value not in out.stdout + out.stderr, args
     assert value not in fsedge.log()
-    data = str(fsedge.data_dir)
-    for name in os.listdir(data):
-        path = os.path.join(data, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                assert value.encode() not in f.read(), name
+    fh.assert_not_in_files(str(fsedge.data_dir), value)
     # After a restart, the sealed value is read back from the store.
     fsedge.restart()
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value
     # Rotated by redeploying.
     deploy_ok(fsedge, secret_doc(value + "-2", public_tmp))
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value + "-2"
+    # A rollback brings the earlier value back, from its sealed copy.
+    r = fsedge.ctl("rollback")
+    assert r.returncode == 0, r.stderr
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value
+
+
+def test_kill_9_while_a_model_downloads_leaves_no_half_model(fsedge, public_tmp):
+    """sedged killed while a model is coming in: the cache holds only a
+    partial download (never a model directory); after the restart the
+    deployment is made again, the model arrives whole and the leftovers go."""
+    data = tar_gz([("model.onnx", os.urandom(300000))])
+    sha = hashlib.sha256(data).hexdigest()
+    stall = threading.Event()
+    started = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if stall.is_set():
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                started.set()
+                time.sleep(20)  # never finishes while sedged lives
+                return
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/m.tar.gz" % server.server_address[1]
+        stall.set()
+        r = subprocess.Popen([str(SEDGECTL), "--data-dir", str(fsedge.data_dir), "deploy",
+                              str(write_doc(fsedge, model_doc(url, sha)))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert started.wait(10), "sedged never asked for the model"
+        time.sleep(0.3)
+        fsedge.kill9()
+        r.wait(10)
+        entries = cache_entries(fsedge)
+        assert entries and all(e.startswith(".part-") for e in entries), entries
+        stall.clear()
+        fsedge.start()
+        deploy_ok(fsedge, model_doc(url, sha))
+        assert cache_entries(fsedge) == [sha]
+        assert invoke_ok(fsedge, "reader", "ls:/models/food") == "model.onnx"
+    finally:
+        server.shutdown()

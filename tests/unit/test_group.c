@@ -773,6 +773,9 @@ static void test_group_resources_and_their_rules(void **state)
         " {'id': 'h', 'type': 'device', 'path': '/dev/y', 'owner': {'grp': 'x'}},"
         " {'id': 'i', 'type': 'gpu'},"
         " {'id': 'j', 'type': 'secret', 'value': 'v', 'url': 'x'},"
+        " {'id': 'k', 'type': 'secret', 'value': 'v', 'cloud_topic': 'a/b'},"
+        " {'id': 'l', 'type': 'secret', 'cloud_topic': 'a/#'},"
+        " {'id': 'q', 'type': 'secret', 'cloud_topic': 'secrets/q'},"
         " {'id': 'p', 'type': 'volume', 'source': '/proc/cpuinfo', 'dest': '/cpu'}],"
         " 'functions': [{'name': 'f', 'exec': ['x'], 'resources': ["
         "  {'id': 'zz'}, {'id': 'f', 'access': 'rw'}, {'id': 'p', 'access': 'rw'},"
@@ -790,12 +793,14 @@ static void test_group_resources_and_their_rules(void **state)
         "resources[4].url: \"file:///srv/../etc/m.tgz\" may not contain \".\", \"..\" or empty "
         "levels",
         "resources[4].sha256: missing", "resources[4].dest: missing",
-        "resources[5].value: missing (the secret)",
+        "resources[5].value: missing (the secret, or a cloud_topic it comes on)",
         "resources[6].owner.group: expected \"auto\", a group name or a group id above 0",
         "resources[7].owner.grp: unknown key",
         "resources[7].owner.group: missing (\"auto\": the file's group, or a group name or id)",
         "resources[8].type: \"gpu\" is not device, volume, model or secret",
         "resources[9].url: unknown key",
+        "resources[10]: give one of value (the core seals it) and cloud_topic",
+        "resources[11].cloud_topic: expected an MQTT topic name (no wildcards)",
         "functions[0].resources[0].id: no resource \"zz\" in the group's resources",
         "functions[0].resources[1].access: a secret is read-only",
         "functions[0].resources[2].access: a volume from /proc is read-only",

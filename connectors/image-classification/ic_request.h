@@ -1,5 +1,5 @@
 /*
- * request: what the image-classification connector is asked — a trigger
+ * ic_request: what the image-classification connector is asked — a trigger
  * message's payload read as one of the forms Greengrass's ML connectors
  * and Sedge's users send: `{}` (classify the source now), `{"image":
  * BASE64, "id": ID}` (this image; the id comes back in the result), or the

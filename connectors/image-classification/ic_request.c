@@ -1,10 +1,10 @@
 /*
- * request: reading trigger payloads and writing result documents.
+ * ic_request: reading trigger payloads and writing result documents.
  * An invocation's payload is untrusted: every length is checked before it
  * is used, the JSON form is parsed with a depth and size already bounded
  * by the frame, and an id is copied only if it is short and printable.
  */
-#include "request.h"
+#include "ic_request.h"
 
 #include "connector.h"
 
