@@ -2,7 +2,8 @@
 
 A core (BUILD/sedged, the installed "base") with an uplink to a local
 mosquitto over mutual TLS (the cloud) and an "ota" section; a bundle of
-this build (sedgectl bundle create) served over HTTPS on loopback; an AWS
+this build's installed tree (cmake --install --prefix, then sedgectl
+bundle create) served over HTTPS on loopback; an AWS
 IoT Jobs stand-in on the cloud broker sends one `sedge.update` job. While
 it runs, a probe opens an MQTT connection (CONNECT, CONNACK) every 2 ms.
 
@@ -20,7 +21,6 @@ or error=... when something failed.
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -187,12 +187,10 @@ def main():
                    check=True)
     subprocess.run(["openssl", "pkey", "-in", str(keys / "r.key"), "-pubout", "-out",
                     str(keys / "r.pub")], check=True)
+    # Today's release: this build installed into a prefix of its own.
     tree = WORK / "tree"
-    for sub in ("bin", "lib"):
-        (tree / sub).mkdir(parents=True, exist_ok=True)
-    for name in ("sedged", "sedgectl", "sedge-sandbox"):
-        shutil.copy2(BUILD / name, tree / "bin" / name)
-    shutil.copy2(BUILD / "libsedge.so", tree / "lib" / "libsedge.so")
+    subprocess.run(["cmake", "--install", str(BUILD), "--prefix", str(tree)], check=True,
+                   stdout=subprocess.DEVNULL)
     www = WORK / "www"
     www.mkdir(exist_ok=True)
     bundle = www / "sedge-0.2.0.sedge"

@@ -1,8 +1,8 @@
 /*
  * bundle_cmds: `sedgectl bundle create DIR --version V --key KEY --out FILE
  * [--min-version V] [--arch A] [--store-schema N]` and `sedgectl bundle
- * verify FILE --key PUB [--key PUB]...` — made and checked here, without
- * sedged.
+ * verify FILE [--key PUB]...` — made and checked here; without --key,
+ * verify asks the running sedged which keys it trusts.
  */
 #include "ota/ota.h"
 #include "ota_cmds.h"
@@ -99,9 +99,9 @@ static int verify(cli_t *cli, int argc, char **argv)
 {
     const command_spec_t spec = {
         .name = "bundle verify",
-        .usage = "sedgectl bundle verify FILE --key PUB [--key PUB]...",
-        .about = "Check a bundle's signature against the public keys, and every file it\n"
-                 "carries against its manifest.",
+        .usage = "sedgectl bundle verify FILE [--key PUB]...",
+        .about = "Check a bundle's signature against the public keys (default: the running\n"
+                 "sedged's ota.trusted_keys), and every file it carries against its manifest.",
         .options_help = "  --key PUB          a trusted Ed25519 public key (PEM)\n",
         .options =
             (const struct option[]){{"key", required_argument, NULL, OPT_KEY}, {NULL, 0, NULL, 0}},
@@ -113,14 +113,25 @@ static int verify(cli_t *cli, int argc, char **argv)
     int rc = cli_parse(cli, &spec, argc, argv, bundle_option, &a, &file, &n);
     if (rc != CLI_CONTINUE)
         return rc;
-    if (!a.nkeys)
-        return cli_usage_error(cli, &spec, "--key is needed");
+    json_t *status = NULL;
+    if (!a.nkeys) {
+        /* The keys the running sedged trusts (ota.trusted_keys). */
+        if ((rc = cli_call(cli, "update_status", NULL, 5000, &status)) != EXIT_OK) {
+            fprintf(stderr, "sedgectl bundle verify: give --key PUB, or run it beside sedged\n");
+            return rc;
+        }
+        json_t *list = json_object_get(status, "trusted_keys");
+        for (size_t i = 0; i < json_array_size(list) && a.nkeys < MAX_KEYS; i++)
+            a.keys[a.nkeys++] = json_string_value(json_array_get(list, i));
+    }
     char err[1024];
     ota_keys_t *k = NULL;
     ota_manifest_t m;
+    rc = EXIT_OK;
     if (ota_keys_load(a.keys, a.nkeys, &k, err, sizeof err) ||
         ota_bundle_check(file, k, NULL, NULL, NULL, &m, err, sizeof err)) {
         ota_keys_free(k);
+        json_decref(status);
         return cli_fail(cli, EXIT_FAILED, "%s", err);
     }
     if (cli->json) {
@@ -133,6 +144,7 @@ static int verify(cli_t *cli, int argc, char **argv)
     }
     ota_manifest_free(&m);
     ota_keys_free(k);
+    json_decref(status);
     return EXIT_OK;
 }
 

@@ -13,6 +13,7 @@
 #include "deploy/deploy.h"
 #include "functions/functions.h"
 #include "internal.h"
+#include "ota/ota.h"
 #include "paths.h"
 #include "pki/pki.h"
 #include "routing/routing.h"
@@ -318,10 +319,51 @@ static void cmd_shadow(void *ctx, json_t *request, admin_request_t *req)
     shadow_request(c->shadow, sop, t, n, bytes_of_cstr(doc ? doc : ""), shadow_answered, req);
 }
 
+/* A function's code archive with a "signature": the Ed25519 signature of
+ * its SHA-256 (the 64 hex digits) by one of ota.trusted_keys. */
+static bool check_code_signatures(core_t *c, const group_t *g, buf_t *errors)
+{
+    bool ok = true;
+    ota_keys_t *keys = NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(group_functions(g), i, f)
+    {
+        json_t *code = json_object_get(f, "code");
+        const char *sig = json_string_value(json_object_get(code, "signature"));
+        const char *sha = json_string_value(json_object_get(code, "sha256"));
+        if (!sig || !sha)
+            continue;
+        char why[300] = "", line[600];
+        buf_t raw = {0};
+        if (!keys && c->cfg.ota.enabled &&
+            ota_keys_load((const char *const *)c->cfg.ota.trusted_keys, c->cfg.ota.key_count, &keys,
+                          why, sizeof why))
+            keys = NULL;
+        if (!c->cfg.ota.enabled)
+            snprintf(why, sizeof why, "no ota.trusted_keys to check it with");
+        else if (keys &&
+                 (base64_decode(sig, &raw) ||
+                  ota_keys_verify_any(keys, bytes_of_cstr(sha), (bytes_t){raw.data, raw.len})))
+            snprintf(why, sizeof why, "not signed by a key in ota.trusted_keys");
+        buf_free(&raw);
+        if (!why[0])
+            continue;
+        int n = snprintf(line, sizeof line, "functions[%zu].code.signature: %s\n", i, why);
+        if (n > 0 &&
+            buf_append(errors, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1))
+            break;
+        ok = false;
+    }
+    ota_keys_free(keys);
+    return ok;
+}
+
 static bool check_group(void *ctx, const group_t *g, buf_t *errors)
 {
     core_t *c = ctx;
-    return !c->cloud || cloud_check_group(c->cloud, g, errors);
+    bool ok = check_code_signatures(c, g, errors);
+    return (!c->cloud || cloud_check_group(c->cloud, g, errors)) && ok;
 }
 
 /* A secret's value from the cloud: the function runtime keeps it. */
@@ -639,6 +681,25 @@ static void core_update_job(void *ctx, const char *job, json_t *document)
         update_jobs_run(c->update_jobs, job, document);
 }
 
+static bool core_functions_up(void *ctx)
+{
+    core_t *c = ctx;
+    json_t *list = functions_status(c->functions);
+    bool up = true;
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+    {
+        const char *lifecycle = json_string_value(json_object_get(f, "lifecycle"));
+        const char *state = json_string_value(json_object_get(f, "state"));
+        if (lifecycle && strcmp(lifecycle, "long-lived") == 0 &&
+            (!state || strcmp(state, "running")))
+            up = false;
+    }
+    json_decref(list);
+    return up;
+}
+
 static void cmd_updates_off(void *ctx, json_t *request, admin_request_t *req)
 {
     (void)ctx;
@@ -806,6 +867,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
         updater_options_t uo = {.loop = loop,
                                 .cfg = &c->cfg.ota,
                                 .cloud_up = core_cloud_up,
+                                .functions_up = core_functions_up,
                                 .restart = core_restart,
                                 .report = core_job_report,
                                 .ctx = c};

@@ -334,6 +334,10 @@ static void cmd_update_status(void *ctx, json_t *request, admin_request_t *req)
     json_object_set_new(r, "core_pid", json_integer(getpid()));
     json_object_set_new(r, "root", json_string(u->o.cfg->root));
     json_object_set_new(r, "health_timeout_s", json_integer(u->o.cfg->health_timeout_s));
+    json_t *keys = json_array();
+    for (size_t i = 0; i < u->o.cfg->key_count; i++)
+        json_array_append_new(keys, json_string(u->o.cfg->trusted_keys[i]));
+    json_object_set_new(r, "trusted_keys", keys);
     admin_reply(req, r);
 }
 
@@ -372,6 +376,8 @@ static void timer_cb(uv_timer_t *t)
     }
     if (st.was_connected && !(u->o.cloud_up && u->o.cloud_up(u->o.ctx)))
         return; /* the cloud link was up before: wait for it */
+    if (u->o.functions_up && !u->o.functions_up(u->o.ctx))
+        return;
     if (ota_commit(u->o.cfg->root)) {
         LOGE("cannot commit version %s: %s", st.version, strerror(errno));
         return;

@@ -3,8 +3,9 @@
  * work) — the admin commands `update` (install a bundle off the loop, then
  * have the core stop and exec the new release), `update_status` and
  * `update_rollback`, and the health check of a release on trial: once the
- * core has started (store open and migrated, listeners up) and the cloud
- * link is up when it was before the update, the release is committed.
+ * core has started (store open and migrated, listeners up), every
+ * long-lived function runs, and the cloud link is up when it was before
+ * the update, the release is committed.
  */
 #ifndef SEDGE_CORE_UPDATE_H
 #define SEDGE_CORE_UPDATE_H
@@ -25,6 +26,7 @@ typedef struct {
     uv_loop_t *loop;
     const ota_settings_t *cfg; /* borrowed: outlives the updater */
     bool (*cloud_up)(void *ctx);
+    bool (*functions_up)(void *ctx);              /* every long-lived function running */
     void (*restart)(void *ctx, core_then_t then); /* stop the core, then `then` */
     /* A cloud job's status (NULL: no cloud); `details` is given away. */
     void (*report)(void *ctx, const char *job, const char *status, json_t *details);

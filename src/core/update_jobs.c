@@ -50,63 +50,6 @@ static void report(update_jobs_t *uj, const char *job, const char *status, json_
     uj->report(uj->ctx, job, status, details);
 }
 
-/* Epoch seconds from an integer or "YYYY-MM-DDTHH:MM:SSZ"; -1 if neither. */
-static int64_t parse_time(json_t *v)
-{
-    if (json_is_integer(v))
-        return json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
-    const char *s = json_string_value(v);
-    struct tm tm = {0};
-    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!end || (strcmp(end, "Z") != 0 && strcmp(end, "+00:00") != 0))
-        return -1;
-    return (int64_t)timegm(&tm);
-}
-
-/* Minutes after midnight from "HH:MM"; -1 if not. */
-static int parse_hhmm(json_t *v)
-{
-    const char *s = json_string_value(v);
-    int h, m;
-    char tail;
-    if (!s || sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
-        return -1;
-    return h * 60 + m;
-}
-
-/* When the job may start (>= now), or -1 with `err` set. */
-static int64_t due_time(json_t *doc, int64_t now, char *err, size_t errlen)
-{
-    int64_t due = now;
-    json_t *nb = json_object_get(doc, "not_before");
-    if (nb) {
-        int64_t t = parse_time(nb);
-        if (t < 0) {
-            snprintf(err, errlen, "not_before must be epoch seconds or \"YYYY-MM-DDTHH:MM:SSZ\"");
-            return -1;
-        }
-        if (t > due)
-            due = t;
-    }
-    json_t *w = json_object_get(doc, "window");
-    if (w) {
-        int start = parse_hhmm(json_object_get(w, "start"));
-        int end = parse_hhmm(json_object_get(w, "end"));
-        if (!json_is_object(w) || start < 0 || end < 0 || start == end) {
-            snprintf(err, errlen,
-                     "window must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} (UTC, not equal)");
-            return -1;
-        }
-        int m = (int)(due % 86400 / 60);
-        bool inside = start < end ? (m >= start && m < end) : (m >= start || m < end);
-        if (!inside) {
-            int64_t t = due - due % 86400 + (int64_t)start * 60;
-            due = t > due ? t : t + 86400;
-        }
-    }
-    return due;
-}
-
 static void progress_cb(uv_timer_t *t)
 {
     update_jobs_t *uj = t->data;
@@ -201,8 +144,8 @@ void update_jobs_run(update_jobs_t *uj, const char *job, json_t *doc)
                          "a sedge.update job needs \"url\" and \"sha256\" (the bundle's)"));
         return;
     }
-    int64_t now = clock_wall_s(), due = due_time(doc, now, err, sizeof err);
-    if (due < 0) {
+    int64_t now = clock_wall_s(), due;
+    if (ota_schedule_due(doc, now, &due, err, sizeof err)) {
         report(uj, job, "FAILED", json_pack("{s:s}", "reason", err));
         return;
     }

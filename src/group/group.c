@@ -342,7 +342,7 @@ static void check_function_env(check_t *c, json_t *env, const char *path)
  * ahead. */
 static void check_function_code(check_t *c, json_t *code, const char *path)
 {
-    static const char *const keys[] = {"path", "url", "sha256", NULL};
+    static const char *const keys[] = {"path", "url", "sha256", "signature", NULL};
     char sub[96];
     snprintf(sub, sizeof sub, "%s.code", path);
     const char *dir = NULL;
@@ -353,6 +353,9 @@ static void check_function_code(check_t *c, json_t *code, const char *path)
                 problem(c, "%s: give \"path\", or \"url\" and \"sha256\", not both", sub);
             else
                 check_artifact_ref(c, code, sub);
+            json_t *sig = json_object_get(code, "signature");
+            if (sig && (!json_is_string(sig) || json_string_length(sig) != 88))
+                problem(c, "%s.signature: expected the base64 of a 64-byte Ed25519 signature", sub);
             return;
         }
         dir = string_at(c, code, "path", sub, true);

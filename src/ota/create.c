@@ -288,7 +288,7 @@ sedge_err ota_bundle_create(const char *dir, const ota_bundle_params_t *p, const
     rc = SEDGE_ERR_NOMEM;
     if (!text)
         goto done;
-    /* What we made must be a manifest we accept (e.g. bin/sedged is there). */
+    /* What we made must be a manifest we accept (e.g. sedged is there). */
     ota_manifest_t check;
     char perr[300];
     if ((rc = ota_manifest_parse(bytes_of_cstr(text), &check, perr, sizeof perr))) {

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,15 +25,43 @@ typedef struct {
     long status;    /* the response's status, once headers are in */
     bool restarted; /* a 200 to a Range request: DEST.part was emptied */
     bool too_big;
+    uint64_t start_ms; /* when the first byte came, for the rate limit */
+    uint64_t total;    /* the whole file's size, from the headers; 0: unknown */
 } fetch_t;
+
+/* The rate limit, kept here: libcurl 7.88's own (CURLOPT_MAX_RECV_SPEED)
+ * lets a loopback transfer run far above it. Holding the write callback
+ * stops curl reading the socket, and TCP slows the sender down. */
+static void pace(fetch_t *f)
+{
+    if (!f->d->max_rate)
+        return;
+    uint64_t now = clock_mono_ms();
+    if (!f->start_ms)
+        f->start_ms = now;
+    uint64_t due = f->start_ms + f->got * 1000 / f->d->max_rate;
+    while (now < due && !(f->d->cancel && *f->d->cancel)) {
+        uint64_t ms = due - now < 100 ? due - now : 100;
+        usleep((useconds_t)(ms * 1000));
+        now = clock_mono_ms();
+    }
+}
 
 static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 {
     fetch_t *f = ctx;
     size_t len = size * n;
-    if (len > 9 && memcmp(data, "HTTP/", 5) == 0) {
-        const char *sp = memchr(data, ' ', len);
+    char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), data);
+    const char *slash;
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        const char *sp = strchr(line, ' ');
         f->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        f->total = 0;
+    } else if (strncasecmp(line, "content-length:", 15) == 0 && f->status == 200) {
+        f->total = strtoull(line + 15, NULL, 10);
+    } else if (strncasecmp(line, "content-range:", 14) == 0 && (slash = strchr(line, '/'))) {
+        f->total = strtoull(slash + 1, NULL, 10);
     }
     return len;
 }
@@ -56,6 +86,9 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
     if (fwrite(data, 1, len, f->out) != len)
         return 0;
     f->got += len;
+    if (f->d->progress)
+        f->d->progress(f->d->ctx, f->have + f->got, f->total);
+    pace(f);
     return len;
 }
 
@@ -63,13 +96,22 @@ static int on_progress(void *ctx, curl_off_t total, curl_off_t now, curl_off_t u
 {
     (void)ut;
     (void)un;
+    (void)total;
+    (void)now;
     fetch_t *f = ctx;
-    if (f->d->cancel && *f->d->cancel)
-        return 1;
-    if (f->d->progress && (f->status == 200 || f->status == 206))
-        f->d->progress(f->d->ctx, f->have + (uint64_t)now,
-                       total > 0 ? f->have + (uint64_t)total : 0);
-    return 0;
+    return f->d->cancel && *f->d->cancel; /* progress itself is told from on_data */
+}
+
+/* With a rate limit, a small receive buffer: the kernel would otherwise
+ * take megabytes at full speed before the pacing shows on the link. */
+static int on_socket(void *ctx, curl_socket_t fd, curlsocktype purpose)
+{
+    const ota_download_t *d = ctx;
+    if (purpose == CURLSOCKTYPE_IPCXN && d->max_rate) {
+        int size = d->max_rate < 16384 ? 16384 : d->max_rate > 262144 ? 262144 : (int)d->max_rate;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    return CURL_SOCKOPT_OK;
 }
 
 /* One request for what DEST.part lacks. */
@@ -103,10 +145,10 @@ static sedge_err fetch_once(const ota_download_t *d, const char *part, char *err
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(d->stall_s ? d->stall_s : 60));
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)d->max_bytes);
-    if (d->max_rate)
-        curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)d->max_rate);
     if (d->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, d->ca_file);
+    curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, on_socket);
+    curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, (void *)d);
     if (have)
         curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);

@@ -245,8 +245,9 @@ sedge_err ota_manifest_parse(bytes_t text, ota_manifest_t *out, char *err, size_
             FAIL("manifest: the tree is larger than %llu bytes",
                  (unsigned long long)OTA_MAX_TREE_BYTES);
         }
-        if (strcmp(out->files[i].path, "bin/sedged") == 0 && !out->files[i].link &&
-            out->files[i].mode == 0755)
+        if ((strcmp(out->files[i].path, "sbin/sedged") == 0 ||
+             strcmp(out->files[i].path, "bin/sedged") == 0) &&
+            !out->files[i].link && out->files[i].mode == 0755)
             has_sedged = true;
     }
     rc = SEDGE_ERR_INVALID;
@@ -261,7 +262,7 @@ sedge_err ota_manifest_parse(bytes_t text, ota_manifest_t *out, char *err, size_
             FAIL("manifest: %s is a file and a directory", out->files[i - 1].path);
     }
     if (!has_sedged)
-        FAIL("manifest: the tree has no executable bin/sedged");
+        FAIL("manifest: the tree has no executable sbin/sedged or bin/sedged");
     json_decref(m);
     err[0] = '\0';
     return SEDGE_OK;

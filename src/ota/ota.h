@@ -10,7 +10,9 @@
  *                   and every file of the release tree with size, SHA-256
  *                   and mode
  *   manifest.sig    the 64-byte Ed25519 signature of manifest.json
- *   release.tar.gz  the release tree (bin/sedged, ...)
+ *   release.tar.gz  the release tree: an installed prefix (sbin/sedged,
+ *                   libexec/sedge/..., lib/...) or a build's layout
+ *                   (bin/sedged beside sedge-sandbox)
  * The signature is checked against the trusted keys before the payload is
  * opened; the payload's hash before it is unpacked; every unpacked file's
  * hash and size against the manifest while it is written. Only regular
@@ -86,6 +88,9 @@ void ota_keys_free(ota_keys_t *k);
  * SEDGE_ERR_NOT_FOUND: no such key; SEDGE_ERR_DENIED: bad signature. */
 NODISCARD sedge_err ota_keys_verify(const ota_keys_t *k, const char *key_id, bytes_t msg,
                                     bytes_t sig);
+/* Check `sig` over `msg` with any of the trusted keys: SEDGE_ERR_DENIED
+ * when none verifies it. */
+NODISCARD sedge_err ota_keys_verify_any(const ota_keys_t *k, bytes_t msg, bytes_t sig);
 /* Sign with the PEM private key at `key_path`; `sig` gets 64 bytes and
  * `key_id` the key's id (hex of the first 8 bytes of SHA-256(public)). */
 NODISCARD sedge_err ota_sign(const char *key_path, bytes_t msg, uint8_t sig[OTA_SIG_BYTES],
@@ -147,6 +152,14 @@ const char *ota_machine(void);
 /* Remove a tree (no link followed); missing is fine. */
 sedge_err ota_remove_tree(const char *path);
 
+/* ---- schedules of cloud jobs (schedule.c) */
+
+/* When a job document {"not_before", "window"} lets the update start:
+ * `*due` >= `now` (`now` itself when neither is given); an error names the
+ * key that is wrong. */
+NODISCARD sedge_err ota_schedule_due(json_t *doc, int64_t now, int64_t *due, char *err,
+                                     size_t errlen);
+
 /* ---- the release root and the update state (slots.c) */
 
 typedef enum {
@@ -195,7 +208,7 @@ void ota_state_mark_bad(ota_state_t *st, const char *version);
 void ota_current_slot(const char *root, char slot[2]);
 /* Point `current` at `slot` ("" removes it) with one rename(2). */
 NODISCARD sedge_err ota_switch(const char *root, const char *slot);
-/* ROOT/slots/SLOT/bin/sedged (into `out`). */
+/* ROOT/slots/SLOT/sbin/sedged, or bin/sedged when there is no sbin/. */
 void ota_slot_exec(const char *root, const char *slot, char *out, size_t len);
 /* The version of the release in `slot` (its manifest), "" if none. */
 void ota_slot_version(const char *root, const char *slot, char *out, size_t len);

@@ -138,6 +138,14 @@ sedge_err ota_keys_verify(const ota_keys_t *k, const char *key_id, bytes_t msg, 
     return SEDGE_ERR_NOT_FOUND;
 }
 
+sedge_err ota_keys_verify_any(const ota_keys_t *k, bytes_t msg, bytes_t sig)
+{
+    for (size_t i = 0; k && i < k->count; i++)
+        if (ota_keys_verify(k, k->keys[i].id, msg, sig) == SEDGE_OK)
+            return SEDGE_OK;
+    return SEDGE_ERR_DENIED;
+}
+
 sedge_err ota_sign(const char *key_path, bytes_t msg, uint8_t sig[OTA_SIG_BYTES], char key_id[17],
                    char *err, size_t errlen)
 {

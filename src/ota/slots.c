@@ -201,7 +201,11 @@ sedge_err ota_switch(const char *root, const char *slot)
 
 void ota_slot_exec(const char *root, const char *slot, char *out, size_t len)
 {
-    snprintf(out, len, "%s/slots/%s/bin/sedged", root, slot);
+    /* An installed tree (cmake --install --prefix) has sbin/; a build's
+     * layout bin/. */
+    snprintf(out, len, "%s/slots/%s/sbin/sedged", root, slot);
+    if (access(out, X_OK) != 0)
+        snprintf(out, len, "%s/slots/%s/bin/sedged", root, slot);
 }
 
 void ota_slot_version(const char *root, const char *slot, char *out, size_t len)

@@ -5,21 +5,14 @@
  * accepted one must hold only what the parser promises: a valid version
  * and min_version, 1 to OTA_MAX_FILES files sorted and unique, every path
  * relative and inside the tree, every link staying inside it, sizes within
- * the caps, modes 0644 or 0755, and an executable bin/sedged.
+ * the caps, modes 0644 or 0755, and an executable sbin/sedged or bin/sedged.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "ota/ota.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(f->mode == 0644 || f->mode == 0755);
         CHECK(f->size <= OTA_MAX_FILE_BYTES);
         total += f->size;
-        if (strcmp(f->path, "bin/sedged") == 0 && f->mode == 0755)
+        if ((strcmp(f->path, "sbin/sedged") == 0 || strcmp(f->path, "bin/sedged") == 0) &&
+            f->mode == 0755)
             sedged = true;
     }
     CHECK(sedged && total <= OTA_MAX_TREE_BYTES);

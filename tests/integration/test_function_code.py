@@ -108,3 +108,34 @@ def test_function_code_over_https(fsedge, public_tmp, tmp_path):
 def test_bad_code_artifacts_are_refused_with_the_key_named(fsedge, code, why):
     r = deploy(fsedge, fh.group([fh.fn("f", ["bin/f"], code=code)]))
     assert r.returncode != 0 and "functions[0].code" in r.stderr and why in r.stderr, r.stderr
+
+
+def test_a_signed_code_archive_is_checked_against_the_trusted_keys(make_sedge, public_tmp):
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    from ota_helpers import make_key
+    priv, pub = make_key(os.path.join(public_tmp, "keys"))
+    other, _ = make_key(os.path.join(public_tmp, "other"))
+    s = make_sedge(name=os.path.join(public_tmp, "signed"),
+                   extra={"ota": {"trusted_keys": [str(pub)]}})
+    path, sha = code_archive(public_tmp, "code.tar.gz")
+
+    def signed(key):
+        k = serialization.load_pem_private_key(open(key, "rb").read(), None)
+        return dict(code_fn(path, sha), code={"url": path, "sha256": sha,
+                                              "signature": base64.b64encode(
+                                                  k.sign(sha.encode())).decode()})
+    r = deploy(s, fh.group([signed(other)]))
+    assert r.returncode != 0
+    assert "functions[0].code.signature: not signed by a key in ota.trusted_keys" in r.stderr
+    assert cache(s) == []  # refused before anything was fetched
+    deploy_ok(s, fh.group([signed(priv)]))
+    unpacked = os.path.join(os.path.realpath(str(s.data_dir)), "models", sha)
+    assert fh.invoke_ok(s, "coded", "read:%s/share/version.txt" % unpacked) == "v1\n"
+
+
+def test_a_signed_code_archive_needs_trusted_keys(fsedge, public_tmp):
+    path, sha = code_archive(public_tmp, "code.tar.gz")
+    entry = dict(code_fn(path, sha), code={"url": path, "sha256": sha, "signature": "A" * 88})
+    r = deploy(fsedge, fh.group([entry]))
+    assert r.returncode != 0 and "no ota.trusted_keys to check it with" in r.stderr, r.stderr

@@ -72,6 +72,11 @@ class OtaSedge(Sedge):
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
+    def status_when_up(self):
+        """update --status once a core answers (None before)."""
+        r = self.ctl("update", "--status", "--json")
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
     def wait_one_core(self):
         return wait_for(lambda: len(cores(self.config_path)) == 1 and cores(self.config_path),
                         TIMEOUT + HEALTH_S, what="exactly one core process")[0]
@@ -206,6 +211,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_within_the_window(
     ("tampered", "tampered bundle"),
     ("min_version", "updates only from 0.1.5 or later"),
     ("schema", "store schema 9"),
+    ("hostile", "hostile archive"),
 ])
 def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason):
     pid = core.pid
@@ -222,6 +228,13 @@ def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason)
         b = bundle(tmp_path, keys, "0.2.0", None, "--min-version", "0.1.5")
     elif case == "schema":
         b = bundle(tmp_path, keys, "0.2.0", None, "--store-schema", "9")
+    elif case == "hostile":
+        # Signed by a trusted key, listed files right, and one entry more
+        # that climbs out of the slot.
+        from ota_helpers import file_entry, hand_bundle
+        sedged = b"#!/bin/sh\nexit 0\n"
+        b = hand_bundle(tmp_path / "hostile.sedge", keys[0], {"bin/sedged": sedged},
+                        [file_entry("bin/sedged", sedged), file_entry("../../../evil", b"x")])
     else:
         b = bundle(tmp_path, keys, "0.2.0")
         data = bytearray(b.read_bytes())
@@ -235,6 +248,7 @@ def test_refusals_change_nothing_and_say_why(tmp_path, keys, core, case, reason)
     assert st["current_slot"] == "" and st["running_version"] == "0.1.0"
     assert core.status()["pid"] == pid and core.running()
     assert not list((Path(st["root"]) / "slots").glob("*"))
+    assert not list(Path(st["root"]).parent.parent.glob("**/evil"))
 
 
 def test_a_downgrade_goes_through_when_allowed(tmp_path, keys, core):
@@ -290,8 +304,7 @@ def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
     os.kill(core.pid, signal.SIGKILL)
     pid = core.wait_one_core()
     assert pid != core.pid
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the core to answer")
     assert st["phase"] == "rolled-back", st
     assert "stopped during its health window" in st["reason"]
     assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
@@ -329,8 +342,7 @@ def test_power_loss_in_the_health_window_counts_tries_then_rolls_back(tmp_path, 
     assert tries == [2, 1, 0]
     # Out of tries: rolled back at boot, before the new release runs again.
     core.wait_one_core()
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the core to answer")
     assert st["phase"] == "rolled-back" and "no tries left" in st["reason"], st
     assert st["running_version"] == "0.1.0" and "0.2.0" in st["bad_versions"]
     assert "sedged.real" not in " ".join(open("/proc/%d/cmdline" % core.proc.pid).read()
@@ -433,8 +445,7 @@ def test_kill_9_between_the_state_and_the_switch_is_reconciled_at_start(
     if current is None:
         os.unlink(root / "current")  # as if killed before the switch
     core.proc = launch(core)
-    st = wait_for(lambda: core.update_status() if (core.data_dir / "admin.sock").exists()
-                  else None, TIMEOUT + HEALTH_S, what="the core to answer")
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT + HEALTH_S, what="the core to answer")
     if expect:
         assert st["phase"] == "rolled-back" and expect in st["reason"], st
         assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
@@ -450,3 +461,74 @@ def test_without_an_ota_section_updates_are_refused_with_the_reason(tmp_path, ke
     for args in (["--status"], ["--rollback"], [str(bundle(tmp_path, keys, "0.2.0"))]):
         r = sedge.ctl("update", *args)
         assert r.returncode == 1 and "updates are off" in r.stderr, (args, r.stderr)
+
+
+def test_long_lived_functions_run_again_before_the_commit(tmp_path, keys):
+    import functions_helpers as fh
+    from functions_fixtures import BEHAVE, EXAMPLES
+    from groups_helpers import deploy_ok
+    public = fh.public_dir("sedge-ota-")
+    s = OtaSedge(Path(public) / "core", keys[1])
+    try:
+        s.start()
+        deploy_ok(s, fh.group([fh.fn("keeper", [BEHAVE], encoding="binary", code=EXAMPLES,
+                                     lifecycle="long-lived")]))
+        before = fh.function(s, "keeper")["instances"][0]["pid"]
+        r = s.update(bundle(tmp_path, keys, "0.2.0"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        f = fh.function(s, "keeper")
+        assert f["state"] == "running" and f["instances"][0]["pid"] != before
+        assert fh.invoke_ok(s, "keeper", "whoami")
+        after = s.log().split("switching to version 0.2.0")[1]
+        connected = after.index("function keeper: instance pid")
+        assert connected < after.index("is healthy: committed"), after
+    finally:
+        s.shutdown()
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def test_an_installed_tree_is_a_release(tmp_path, keys, core):
+    """The release tree users make: `cmake --install` into a prefix (sbin/,
+    libexec/sedge/, lib/), bundled as it is."""
+    from conftest import BUILD
+    import subprocess
+    tree = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", str(BUILD), "--prefix", str(tree)], check=True,
+                   capture_output=True)
+    b = create_bundle(tree, "0.2.0", keys[0], tmp_path / "installed.sedge")
+    r = core.update(b)
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = core.update_status()
+    assert st["running_version"] == "0.2.0" and st["running_slot"] == "a"
+    exe = os.readlink("/proc/%d/exe" % core.status()["pid"])
+    assert exe.endswith("/slots/a/sbin/sedged"), exe
+
+
+def test_bundle_verify_without_a_key_uses_the_keys_sedged_trusts(tmp_path, keys, core):
+    b = bundle(tmp_path, keys, "0.2.0")
+    r = core.ctl("bundle", "verify", b)
+    assert r.returncode == 0 and "good: version 0.2.0" in r.stdout, r.stderr
+    other = make_key(tmp_path / "other")
+    r = core.ctl("bundle", "verify", bundle(tmp_path, other, "0.2.1"))
+    assert r.returncode == 1 and "unknown key" in r.stderr
+
+
+def test_under_systemd_the_guard_rolls_back_and_leaves_the_restart_to_it(tmp_path, keys, core):
+    """With INVOCATION_ID set (systemd runs the core, Restart=on-failure),
+    the guard puts `current` back and exits; the unit's restart starts the
+    installed binary, which runs the previous release."""
+    assert core.stop() == 0
+    core.proc = launch(core, env={"INVOCATION_ID": "0123456789abcdef"})
+    wait_for(lambda: (core.data_dir / "admin.sock").exists() and
+             core.ctl("status").returncode == 0, TIMEOUT, what="the core")
+    r = core.update(bundle(tmp_path, keys, "0.2.0", CRASH), "--no-wait")
+    assert r.returncode == 0, r.stderr
+    state_file = core.data_dir / "ota" / "state.json"
+    wait_for(lambda: json.loads(state_file.read_text())["phase"] == "rolled-back", TIMEOUT,
+             what="the guard's rollback")
+    wait_for(lambda: not cores(core.config_path), TIMEOUT, what="no core (systemd restarts it)")
+    assert core.proc.wait(TIMEOUT) != 0  # the unit sees a failure: Restart=on-failure acts
+    core.proc = launch(core, env={"INVOCATION_ID": "0123456789abcdef"})
+    st = wait_for(lambda: core.status_when_up(), TIMEOUT, what="the restarted core")
+    assert st["phase"] == "rolled-back" and st["running_version"] == "0.1.0", st
+    assert "stopped during its health window" in st["reason"]

@@ -938,14 +938,17 @@ static void test_code_is_a_local_directory_or_an_archive(void **state)
         " {'name': 'e', 'exec': ['x'], 'code': 7},"
         " {'name': 'f', 'exec': ['x'], 'code': {'url': 'https://x/f.tgz', 'sha256': 'ab'}},"
         " {'name': 'g', 'exec': ['x'], 'code': {'path': '/a', 'mode': 'x'}},"
-        " {'name': 'h', 'exec': ['x'], 'standby': 'no'}]}",
+        " {'name': 'h', 'exec': ['x'], 'standby': 'no'},"
+        " {'name': 'i', 'exec': ['x'], 'code': {'url': '/a.tgz', 'signature': 'short',"
+        "  'sha256': '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}}]}",
         "functions[0].code: \"opt/fn\" must be an absolute path",
         "functions[1].code: \"/opt/../etc\" may not contain \".\", \"..\" or empty levels",
         "functions[2].code: \"/\" may not be a function's code directory",
         "functions[3].code: \"/proc/1\" may not be a function's code directory",
         "functions[4].code: expected a directory (\"/path/dir\" or {\"path\": \"/path/dir\"})",
         "functions[5].code.sha256: expected the archive's SHA-256 as 64 hex digits",
-        "functions[6].code.mode: unknown key", "functions[7].standby: expected true or false");
+        "functions[6].code.mode: unknown key", "functions[7].standby: expected true or false",
+        "functions[8].code.signature: expected the base64 of a 64-byte Ed25519 signature");
 }
 
 /* Issue 11 item 3: a device resource names one device node, not /dev. */

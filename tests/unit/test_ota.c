@@ -95,7 +95,7 @@ static void manifest_refusals_say_why(void **state)
     expect_refused(HEAD "\"files\":[]}", "files must be an array");
     expect_refused(HEAD "\"files\":[{\"path\":\"bin/x\",\"size\":5,\"sha256\":" SHA
                         ",\"mode\":493}]}",
-                   "no executable bin/sedged");
+                   "no executable sbin/sedged or bin/sedged");
     expect_refused(HEAD "\"files\":[" SEDGED ",{\"path\":\"../x\",\"size\":1,\"sha256\":" SHA
                         ",\"mode\":420}]}",
                    "files[1].path");
