@@ -623,7 +623,7 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
 {
     static const char *const keys[] = {
         "bind",   "tls_bind", "ca_file", "cert_file",       "key_file",  "crl_file",
-        "admins", "console",  "metrics", "max_connections", "timeout_s", "max_ws_frame_bytes",
+        "admins", "console",  "metrics", "max_connections", "timeout_s", "max_ws_frame_bytes", "login_ttl_s",
         NULL};
     http_config_t *h = &c->http;
     if (!json_is_object(o)) {
@@ -675,6 +675,8 @@ static void load_http(loader_t *l, json_t *o, config_t *c)
         h->timeout_s = (uint32_t)v;
     if (get_uint_range(l, o, "max_ws_frame_bytes", "http", 1024, 268435461, &v))
         h->max_ws_frame_bytes = (uint32_t)v;
+    if (get_uint_range(l, o, "login_ttl_s", "http", 1, 3600, &v))
+        h->login_ttl_s = (uint32_t)v;
 }
 
 static void load_root(loader_t *l, json_t *root, config_t *c)
@@ -831,7 +833,8 @@ static sedge_err base_config(config_t *out)
                                 .metrics = true,
                                 .max_connections = 256,
                                 .timeout_s = 10,
-                                .max_ws_frame_bytes = 1u << 20};
+                                .max_ws_frame_bytes = 1u << 20,
+                                .login_ttl_s = CONSOLE_LOGIN_TTL_S};
     return out->thing_name && out->data_dir ? SEDGE_OK : SEDGE_ERR_NOMEM;
 }
 

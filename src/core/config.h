@@ -15,6 +15,7 @@
 #define CONFIG_MAX_BINDS 4
 #define CONFIG_MAX_CONNECTIVITY 16
 #define CONFIG_MAX_ADMINS 16
+#define CONSOLE_LOGIN_TTL_S 300 /* http.login_ttl_s by default */
 
 /* One way a thing can reach the core, as discovery advertises it. */
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct {
     uint32_t max_connections;
     uint32_t timeout_s;
     uint32_t max_ws_frame_bytes;
+    uint32_t login_ttl_s; /* how long a console login URL may wait to be used */
 } http_config_t;
 
 /* "ota": over-the-air updates (docs/ota.md); off without the section. */

@@ -4,7 +4,7 @@
  * JSON API it uses, under /api/.
  *
  * Access: on the loopback HTTP site, `sedgectl console` prints a one-time
- * login URL (a token, valid CONSOLE_TOKEN_TTL_S, used once) that becomes
+ * login URL (a token, valid http.login_ttl_s, used once) that becomes
  * a session cookie (HttpOnly, SameSite=Strict); over TLS, a client
  * certificate whose CN is listed in http.admins. Every changing request
  * (POST) carries the session's CSRF token in X-CSRF-Token; the live topic
@@ -82,12 +82,12 @@ void front_console_login(front_t *f, json_t *reply)
             slot = &f->tokens[i];
     }
     random_hex(slot->token);
-    slot->expires = now + CONSOLE_TOKEN_TTL_S;
+    slot->expires = now + f->core->cfg.http.login_ttl_s;
     f->console.tokens_issued++;
     char url[300];
     snprintf(url, sizeof url, "%s/login?token=%s", f->url, slot->token);
     json_object_set_new(reply, "url", json_string(url));
-    json_object_set_new(reply, "expires_in_s", json_integer(CONSOLE_TOKEN_TTL_S));
+    json_object_set_new(reply, "expires_in_s", json_integer(f->core->cfg.http.login_ttl_s));
 }
 
 /* The session a request's cookie names, if valid. */

@@ -10,7 +10,6 @@
 
 #define CONSOLE_MAX_SESSIONS 16
 #define CONSOLE_MAX_TOKENS 8
-#define CONSOLE_TOKEN_TTL_S 300
 #define CONSOLE_SESSION_TTL_S (12 * 3600)
 
 typedef struct {

@@ -50,6 +50,22 @@ def api(s, path, cookie, body=None, csrf=None, headers=None):
     return status, json.loads(data) if data else None
 
 
+def test_a_login_url_not_used_within_its_lifetime_is_refused(make_sedge, public_tmp):  # noqa: F811
+    s = make_front(make_sedge, discovery=False, ws=False, http_extra={"login_ttl_s": 1},
+                   name=os.path.join(public_tmp, "sedge"))
+    r = s.ctl("--json", "console")
+    assert r.returncode == 0 and json.loads(r.stdout)["expires_in_s"] == 1, r.stdout
+    path = json.loads(r.stdout)["url"]
+    path = path[path.index("/login"):]
+    time.sleep(2.2)
+    status, headers, body = http_get(s, path)
+    assert status == 401 and b"already used or expired" in body
+    assert "Set-Cookie" not in headers
+    assert metric_value(metrics_text(s), "sedge_console_logins_total", {"result": "refused"}) == 1
+    # A fresh one, used in time, logs in.
+    console_login(s)
+
+
 def test_login_token_is_one_time_and_csrf_is_required(front):
     url, cookie, csrf = console_login(front)
     token_path = url[url.index("/login"):]
