@@ -340,7 +340,7 @@ def main():
                  "%.0f batch_max 1" % one, "%.2fx" % (hundred / one)))
     for label, key in (("MQTT -> serial line", "serial_write"),
                        ("serial line -> MQTT", "serial_read")):
-        rows.append(("serial connector, %s, bytes/s" % label, "%.0f" % f[key + "_rate"],
+        rows.append(("serial connector, %s (bytes/s)" % label, "%.0f" % f[key + "_rate"],
                      "%.0f pty pair direct" % f[key + "_direct_rate"],
                      "%.2fx" % (f[key + "_rate"] / f[key + "_direct_rate"])))
     for name, key in (("modbus", "modbus_rest"), ("http-sink", "sink_rest"),

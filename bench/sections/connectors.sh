@@ -46,10 +46,10 @@ section_connectors() {
     abs_row "HTTP sink, $SINK_N messages to a local HTTP server, batch_max 1 (msg/s)" "$S1" "-" 0 "" "" ""
     row "HTTP sink, the same, batch_max 100 (msg/s); reference: batch_max 1" \
         "$(fmt "$(conn_value sink100_rate)" 0)" "$(fmt "$S1" 0)" "$(ratio "$(conn_value sink100_rate)" "$S1")" "-" "-"
-    row "serial connector, MQTT -> serial line, bytes/s; reference: the same bytes written and read directly on a pty pair by one Python process" \
+    row "serial connector, MQTT -> serial line (bytes/s); reference: the same bytes written and read directly on a pty pair by one Python process" \
         "$(fmt "$(conn_value serial_write_rate)" 0)" "$(fmt "$(conn_value serial_write_direct_rate)" 0)" \
         "$(ratio "$(conn_value serial_write_rate)" "$(conn_value serial_write_direct_rate)")" "-" "-"
-    row "serial connector, serial line -> MQTT, bytes/s; reference: the same, the other way on the pty pair" \
+    row "serial connector, serial line -> MQTT (bytes/s); reference: the same, the other way on the pty pair" \
         "$(fmt "$(conn_value serial_read_rate)" 0)" "$(fmt "$(conn_value serial_read_direct_rate)" 0)" \
         "$(ratio "$(conn_value serial_read_rate)" "$(conn_value serial_read_direct_rate)")" "-" "-"
     abs_row "modbus connector, private dirty memory at rest (KB)" "$(conn_value modbus_rest_dirty_kb)" "-" 0 "<=" 1024 "KB"
