@@ -27,8 +27,9 @@
 #              libwebsockets answering a fixed body, MQTT over WebSockets vs
 #              mosquitto, the idle RSS the front adds (issue 13)
 #   connectors Modbus TCP round trips through sedged vs libmodbus direct,
-#              the HTTP sink's messages/s, each connector's private dirty
-#              memory at rest (issue 18; bench/connectors.py)
+#              the HTTP sink's messages/s, the serial connector's bytes/s
+#              each way vs a pty pair direct, each connector's private
+#              dirty memory at rest (issue 18; bench/connectors.py)
 #   ml         image classification: the connector through sedged vs OpenCV
 #              DNN called directly, per-image latency, images/s, memory
 #   ota        an over-the-air update from a cloud job: job to committed,
