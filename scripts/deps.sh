@@ -19,7 +19,8 @@ run_packages="build-essential cmake pkg-config
   libuv1-dev libssl-dev libsqlite3-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev
   libmodbus-dev libserialport-dev libgpiod-dev
   libwebsockets-dev libwebsockets-evlib-uv libarchive-dev
-  libopencv-dnn-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-core-dev
+  libopencv-dnn-dev libopencv-videoio-dev libopencv-imgcodecs-dev libopencv-imgproc-dev
+  libopencv-core-dev
   python3 mosquitto-clients"
 
 test_packages="clang llvm clang-format clang-tidy

@@ -2,7 +2,8 @@
  * image-classification: the connector's program — a model resource
  * loaded with OpenCV DNN (infer.cpp), images classified on demand (a
  * message routed to the connector, or a function's sedge_invoke) and, with
- * interval_ms, from its source on a timer; each result published on
+ * interval_ms, from its source on a timer (a directory of images, a V4L2
+ * camera or an image sequence: source.c, infer.cpp); each result published on
  * result_topic in Greengrass v2's shape and returned to an invoker. Bad
  * input gets an error result with its reason; the connector keeps
  * running. Parameters: docs/resources.md.
@@ -33,7 +34,8 @@ typedef struct {
     char model_sha256[65];
     size_t max_image_bytes;
     bool have_source;
-    ic_source_t source;
+    ic_source_t source;      /* a directory */
+    infer_capture_t *camera; /* or a camera, an image sequence */
     uint32_t interval_ms;
     uint64_t next_ms;
     float *scores;
@@ -170,18 +172,16 @@ static void answer(const sedge_event *ev, sedge_result *res, ic_t *ic, json_t *d
     json_decref(doc);
 }
 
-/* Classify one image: the result document, or an error one. */
-static json_t *classify(ic_t *ic, const uint8_t *image, size_t len, const char *id, char *why,
-                        size_t why_len, bool *failed)
+static double ms_since(const struct timespec *t0)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    size_t n;
-    *failed = !infer_image(ic->infer, image, len, ic->scores, MAX_OUTPUTS, &n, why, why_len);
-    if (*failed)
-        return ic_error_result(why, id, ic->model_sha256);
+    struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The result document of the n scores the model gave. */
+static json_t *scored(ic_t *ic, size_t n, const char *id, double ms)
+{
     size_t k = ic_top_k(ic->scores, n, ic->top_k, ic->threshold, ic->order);
     for (size_t i = 0; i < k; i++) {
         size_t at = ic->order[i];
@@ -195,6 +195,36 @@ static json_t *classify(ic_t *ic, const uint8_t *image, size_t len, const char *
     return ic_result(ic->results, k, id, ms, ic->model_sha256);
 }
 
+/* Classify one image: the result document, or an error one. */
+static json_t *classify(ic_t *ic, const uint8_t *image, size_t len, const char *id, char *why,
+                        size_t why_len, bool *failed)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t n;
+    *failed = !infer_image(ic->infer, image, len, ic->scores, MAX_OUTPUTS, &n, why, why_len);
+    if (*failed)
+        return ic_error_result(why, id, ic->model_sha256);
+    return scored(ic, n, id, ms_since(&t0));
+}
+
+/* Take a frame from the camera (or image sequence) and classify it. */
+static json_t *classify_frame(ic_t *ic, const char *id, char *why, size_t why_len, bool *failed)
+{
+    char name[128];
+    *failed = true;
+    if (!infer_capture_read(ic->camera, conn_now_ms(), name, sizeof name, why, why_len))
+        return ic_error_result(why, id, ic->model_sha256);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t n;
+    const char *named = id && id[0] ? id : name;
+    *failed = !infer_frame(ic->infer, ic->camera, ic->scores, MAX_OUTPUTS, &n, why, why_len);
+    if (*failed)
+        return ic_error_result(why, named, ic->model_sha256);
+    return scored(ic, n, named, ms_since(&t0));
+}
+
 static json_t *capture(ic_t *ic, const char *id, char *why, size_t why_len, bool *failed)
 {
     *failed = true;
@@ -204,6 +234,8 @@ static json_t *capture(ic_t *ic, const char *id, char *why, size_t why_len, bool
                  "BASE64})");
         return ic_error_result(why, id, ic->model_sha256);
     }
+    if (ic->camera)
+        return classify_frame(ic, id, why, why_len, failed);
     uint8_t *data;
     size_t len;
     char name[256];
@@ -335,7 +367,15 @@ static bool setup(ic_t *ic, json_t *params, char *why, size_t why_len)
         return false;
     }
     const char *source = conn_param_str(params, "source", "payload");
-    if (strcmp(source, "payload") != 0) {
+    if (strcmp(source, "payload") != 0 && infer_capture_source(source)) {
+        /* Opened by the first capture: a camera missing now gets error
+         * results until it is there. */
+        if (!(ic->camera = infer_capture_new(source))) {
+            snprintf(why, why_len, "out of memory");
+            return false;
+        }
+        ic->have_source = true;
+    } else if (strcmp(source, "payload") != 0) {
         if (!ic_source_open(&ic->source, source, why, why_len))
             return false;
         ic->have_source = true;
@@ -367,6 +407,7 @@ int main(void)
     conn_log(err == SEDGE_ERR_CLOSED ? "info" : "error", "stopping: %s", sedge_last_error());
     infer_close(ic.infer);
     ic_source_close(&ic.source);
+    infer_capture_free(ic.camera);
     json_decref(params);
     return err == SEDGE_ERR_CLOSED ? 0 : 1;
 }

@@ -82,8 +82,8 @@ bool ic_source_open(ic_source_t *s, const char *dir, char *why, size_t why_len)
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(why, why_len, "the source %s is not a directory here (a V4L2 camera as source "
-                 "is not supported by this build; declare a directory of images as a volume)", dir);
+        snprintf(why, why_len, "the source %s is not a directory here (declare a directory of "
+                 "images as a volume resource of the connector)", dir);
         return false;
     }
     return true;

@@ -2,7 +2,7 @@
  * source: where the connector takes an image when no image comes with the
  * request — a directory of image files, taken in name order, one per
  * capture, starting over at the end (files added meanwhile are seen when
- * it starts over).
+ * it starts over). A camera or an image sequence is infer.cpp's capture.
  */
 #ifndef IC_SOURCE_H
 #define IC_SOURCE_H

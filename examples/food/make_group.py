@@ -4,10 +4,12 @@
 pictures for the camera directory, and OUT_DIR/group.json, whose model
 resource names the archive by path and SHA-256.
 
-    make_group.py OUT_DIR [--model ARCHIVE.tar.gz] [--labels a,b,c]
+    make_group.py OUT_DIR [--model ARCHIVE.tar.gz] [--labels a,b,c] [--camera /dev/video0]
 
 --model uses your own archive (an .onnx and labels.txt) instead of the
 demo's; give its input size and scale with --input-size and --scale.
+--camera takes the pictures from a V4L2 camera (a device resource of the
+group, owner group auto, listed by the connector) instead of the directory.
 The group (README.md draws it):
   connector:food   image-classification: every interval_ms the next picture
                    of the camera directory -> gg/inference/food; a message on
@@ -39,6 +41,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0 / 255)
     ap.add_argument("--interval-ms", type=int, default=2000)
     ap.add_argument("--sandbox", choices=["auto", "yes", "no"], default="auto")
+    ap.add_argument("--camera", help="a V4L2 camera's device, e.g. /dev/video0")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -72,10 +75,15 @@ def main():
              "config": {"min_score": 0.8}}
     resources = [{"id": "food-model", "type": "model", "url": "file://" + archive,
                   "sha256": sha, "dest": "/models/food"}]
-    if sandbox:
+    if args.camera:
+        connector["parameters"]["source"] = args.camera
+        resources.append({"id": "camera", "type": "device", "path": args.camera,
+                          "owner": {"group": "auto"}})
+        connector["resources"] = [{"id": "camera", "access": "rw"}]
+    elif sandbox:
         resources.append({"id": "camera", "type": "volume", "source": images, "dest": "/camera"})
         connector["resources"] = [{"id": "camera", "access": "ro"}]
-    else:
+    if not sandbox:
         connector["isolation"] = "none"
         alert["isolation"] = "none"
     group = {

@@ -335,6 +335,37 @@ static void check_numbers(check_t *c, json_t *params, const char *path, const ch
                 lo, hi);
 }
 
+/* Is `dev` a device the connector being checked lists in its resources
+ * (a group device resource by id, or the inline form)? */
+static bool is_device_resource(check_t *c, const char *dev)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(c->entry, "resources"), i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "id"));
+        json_t *res = id ? json_object_get(c->resource_ids, id) : r;
+        const char *type = json_string_value(json_object_get(res, "type"));
+        const char *p = json_string_value(json_object_get(res, "path"));
+        if (type && p && strcmp(type, "device") == 0 && strcmp(p, dev) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* An image sequence as OpenCV's CAP_IMAGES reads it: one %d or %0Nd
+ * (N a digit) in the last level of the path, and no other %. */
+static bool sequence_pattern_valid(const char *p)
+{
+    const char *pc = strchr(p, '%');
+    if (!pc || strchr(pc + 1, '%') || strchr(pc, '/'))
+        return false;
+    const char *d = pc + 1;
+    if (d[0] == '0' && d[1] >= '1' && d[1] <= '9')
+        d += 2;
+    return d[0] == 'd';
+}
+
 static void check_image_classification(check_t *c, json_t *params, const char *path)
 {
     required(c, params, path, "model", "the id of a model resource of the group");
@@ -368,7 +399,15 @@ static void check_image_classification(check_t *c, json_t *params, const char *p
     const char *source = json_string_value(json_object_get(params, "source"));
     if (source && strcmp(source, "payload") != 0 && (source[0] != '/' || !path_is_plain(source)))
         problem(c, "%s.source: \"%s\" is not payload or an absolute path (a directory of "
-                   "images)", path, source);
+                   "images, a V4L2 device /dev/videoN or an image sequence such as "
+                   "/dir/frame_%%03d.png)", path, source);
+    else if (source && strncmp(source, "/dev/", 5) == 0 && !is_device_resource(c, source))
+        problem(c, "%s.source: \"%s\" is not a device resource of the connector (list a group "
+                   "resource {\"type\": \"device\", \"path\": \"%s\"} by its id in its "
+                   "resources)", path, source, source);
+    else if (source && strchr(source, '%') && !sequence_pattern_valid(source))
+        problem(c, "%s.source: \"%s\" is not an image sequence pattern (one %%d or %%0Nd in "
+                   "the file name, e.g. /dir/frame_%%03d.png)", path, source);
     json_t *interval = json_object_get(params, "interval_ms");
     if (json_integer_value(interval) > 0 && (!source || strcmp(source, "payload") == 0))
         problem(c, "%s.interval_ms: a timer needs a source to take images from (source is "
@@ -520,6 +559,7 @@ void check_connectors(check_t *c, json_t *connectors)
                     list);
         }
         json_t *params = json_object_get(e, "parameters");
+        c->entry = e;
         if (params && !json_is_object(params))
             problem(c, "%s: expected an object", ppath);
         else if (t && params)
@@ -530,6 +570,7 @@ void check_connectors(check_t *c, json_t *connectors)
                 check_parameters(c, t, none, ppath);
             json_decref(none);
         }
+        c->entry = NULL;
         json_t *v = json_object_get(e, "memory_mb");
         if (v && !is_uint(v, 1, 1048576))
             problem(c, "%s.memory_mb: expected an integer from 1 to 1048576", path);

@@ -638,7 +638,7 @@ static void check_thing_list(check_t *c, json_t *things, json_t *names)
 
 sedge_err group_parse(const char *text, size_t len, size_t max_bytes, group_t **out, buf_t *errors)
 {
-    check_t c = {errors, 0, NULL};
+    check_t c = {errors, 0, NULL, NULL};
     *out = NULL;
     if (len > max_bytes) {
         problem(&c, "document: %zu bytes, over the limit of %zu", len, max_bytes);

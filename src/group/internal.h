@@ -12,6 +12,7 @@ typedef struct {
     buf_t *errors;
     size_t count;
     json_t *resource_ids; /* the group's resources by id (an object), for references */
+    json_t *entry;        /* connectors.c: the connector whose parameters are checked */
 } check_t;
 
 /* A key from the document is part of a problem's path: cut a long one so

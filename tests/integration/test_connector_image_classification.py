@@ -97,6 +97,25 @@ def group(model, parameters=None, resources=(), routes=()):
     return doc
 
 
+def timed_source(make_sedge, model, directory, name, dest, source, count):
+    """The first three test images written as `name` % i into `directory`, a
+    volume resource shown at `dest`; the connector classifying `source`
+    every 100 ms. Returns sedged, the results' reader and its first `count`
+    results."""
+    directory.mkdir(exist_ok=True)
+    for i in range(3):
+        cv2.imwrite(str(directory / (name % i)), model["images"][i])
+    doc = group(model, {"source": source, "interval_ms": 100},
+                resources=[{"id": "camera", "access": "ro"}])
+    doc["resources"].append({"id": "camera", "type": "volume", "source": str(directory),
+                             "dest": dest})
+    sedge = make_sedge()
+    deploy_ok(sedge, doc)
+    reader = sedge.client("t1")
+    reader.subscribe(RESULT, qos=1)
+    return sedge, reader, [json.loads(m.payload) for m in reader.get_many(count)]
+
+
 @pytest.fixture
 def classifier(make_sedge, fashion):
     sedge = make_sedge()
@@ -193,18 +212,9 @@ def test_invoked_directly_the_result_comes_back_to_the_caller(classifier, fashio
 def test_directory_source_on_a_timer(make_sedge, fashion, tmp_path):
     images = tmp_path / "camera"
     images.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(images / ("%d.png" % i)), fashion["images"][i])
     (images / "notes.txt").write_text("not an image")
-    sedge = make_sedge()
-    doc = group(fashion, {"source": "/camera", "interval_ms": 100},
-                resources=[{"id": "camera", "access": "ro"}])
-    doc["resources"].append({"id": "camera", "type": "volume", "source": str(images),
-                             "dest": "/camera"})
-    deploy_ok(sedge, doc)
-    reader = sedge.client("t1")
-    reader.subscribe(RESULT, qos=1)
-    docs = [json.loads(m.payload) for m in reader.get_many(6)]
+    sedge, reader, docs = timed_source(make_sedge, fashion, images, "%d.png", "/camera",
+                                       "/camera", 6)
     ids = [d["id"] for d in docs]
     assert set(ids) == {"0.png", "1.png", "2.png"}, ids
     assert all(d["inference-results"] for d in docs), docs

@@ -812,13 +812,27 @@ static void test_image_classification_parameters(void **state)
 {
     (void)state;
     ASSERT_PROBLEMS(
-        "{'group': 'g', 'resources': [{'id': 'k', 'type': 'secret', 'value': 'v'}],"
+        "{'group': 'g', 'resources': [{'id': 'k', 'type': 'secret', 'value': 'v'},"
+        "  {'id': 'camera', 'type': 'device', 'path': '/dev/video0', 'owner': {'group': 'auto'}},"
+        "  {'id': 'pictures', 'type': 'volume', 'source': '/srv/p', 'dest': '/p'}],"
         " 'connectors': ["
         " {'name': 'a', 'type': 'image-classification', 'parameters': {'model': 'k',"
         "   'input_size': [0, 224], 'mean': [1, 2, 3, 4], 'interval_ms': 100, 'top_k': 0,"
         "   'scale': 'x', 'model_file': '../m.onnx', 'source': 'cam', 'accelerator': 'tpu',"
         "   'labels': [1]}},"
-        " {'name': 'b', 'type': 'image-classification', 'parameters': {'interval_ms': 10}}]}",
+        " {'name': 'b', 'type': 'image-classification', 'parameters': {'interval_ms': 10}},"
+        " {'name': 'c', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/dev/video0'}},"
+        " {'name': 'd', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/dev/video0'}, 'resources': [{'id': 'camera', 'access': 'rw'}]},"
+        " {'name': 'e', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/dev/video1'}, 'resources': [{'id': 'pictures'}]},"
+        " {'name': 'f', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/dev/video2'}, 'resources': [{'type': 'device', 'path': '/dev/video2'}]},"
+        " {'name': 'g', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/p/f_%s.png'}},"
+        " {'name': 'h', 'type': 'image-classification', 'parameters': {'model': 'k',"
+        "   'source': '/p/f_%03d.png', 'interval_ms': 100}}]}",
         "connectors[0].parameters.model: \"k\" is not a model resource of the group",
         "connectors[0].parameters.input_size: expected [width, height], each from 1 to 8192",
         "connectors[0].parameters.mean: expected 1 to 3 numbers from -1e+06 to 1e+06",
@@ -827,12 +841,27 @@ static void test_image_classification_parameters(void **state)
         "connectors[0].parameters.model_file: \"../m.onnx\" must be a relative path inside the "
         "model",
         "connectors[0].parameters.source: \"cam\" is not payload or an absolute path (a "
-        "directory of images)",
+        "directory of images, a V4L2 device /dev/videoN or an image sequence such as "
+        "/dir/frame_%03d.png)",
         "connectors[0].parameters.accelerator: \"tpu\" is not one of cpu, opencl, cuda, vulkan",
         "connectors[0].parameters.labels[0]: expected a string of at most 256 bytes",
         "connectors[1].parameters.model: missing (the id of a model resource of the group)",
         "connectors[1].parameters.interval_ms: a timer needs a source to take images from "
-        "(source is payload)");
+        "(source is payload)",
+        "connectors[2].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[2].parameters.source: \"/dev/video0\" is not a device resource of the "
+        "connector (list a group resource {\"type\": \"device\", \"path\": \"/dev/video0\"} "
+        "by its id in its resources)",
+        "connectors[3].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[4].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[4].parameters.source: \"/dev/video1\" is not a device resource of the "
+        "connector (list a group resource {\"type\": \"device\", \"path\": \"/dev/video1\"} "
+        "by its id in its resources)",
+        "connectors[5].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[6].parameters.model: \"k\" is not a model resource of the group",
+        "connectors[6].parameters.source: \"/p/f_%s.png\" is not an image sequence pattern "
+        "(one %d or %0Nd in the file name, e.g. /dir/frame_%03d.png)",
+        "connectors[7].parameters.model: \"k\" is not a model resource of the group");
 }
 
 static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void **state)
