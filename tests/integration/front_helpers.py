@@ -54,12 +54,13 @@ def make_front(make_sedge, discovery=True, ws=True, http=True, console=True, ext
     s.config = config
     # Sedge.start writes the config again, with fresh tcp/tls ports, when a
     # port was taken meanwhile (a shared machine): fresh ports for the
-    # front's sites too then.
+    # front's sites too then. A rewrite while sedged runs (a test changing
+    # the config for SIGHUP) keeps them.
     first_write = s.write_config
     writes = []
 
     def write_config():
-        if writes:
+        if writes and not s.running():
             for k in ports:
                 ports[k] = free_port()
             if http:
