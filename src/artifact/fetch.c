@@ -6,12 +6,12 @@
  */
 #include "artifact.h"
 
-#include <curl/curl.h>
+#include "lazylib/lazy_curl.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,16 +85,12 @@ static size_t curl_write(char *data, size_t size, size_t n, void *ctx)
     return sink_write(ctx, data, size * n) ? size * n : 0;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static sedge_err download(const char *url, sink_t *s, const artifact_limits_t *lim, char *why,
                           size_t why_len)
 {
-    pthread_once(&curl_once, curl_init);
+    sedge_err err = lazy_curl_load(why, why_len);
+    if (err)
+        return err;
     CURL *curl = curl_easy_init();
     if (!curl)
         return SEDGE_ERR_NOMEM;

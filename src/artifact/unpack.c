@@ -10,8 +10,8 @@
  */
 #include "artifact.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "lazylib/lazy_archive.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -239,6 +239,9 @@ sedge_err artifact_unpack(const char *archive, const char *dir, const artifact_l
                           char *why, size_t why_len)
 {
     unpack_t u = {lim, 0, 0, why, why_len};
+    sedge_err loaded = lazy_archive_load(why, why_len);
+    if (loaded)
+        return loaded;
     struct archive *a = archive_read_new();
     if (!a)
         return fail(&u, SEDGE_ERR_NOMEM, "out of memory");

@@ -418,7 +418,6 @@ sedge_err updater_start(const updater_options_t *o, admin_t *admin, updater_t **
     updater_t *u = calloc(1, sizeof *u);
     if (!u)
         return SEDGE_ERR_NOMEM;
-    ota_download_init();
     u->o = *o;
     uv_timer_init(o->loop, &u->timer);
     u->timer.data = u;

@@ -15,8 +15,8 @@
  */
 #include "ota.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "lazylib/lazy_archive.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -67,6 +67,8 @@ static void hex_of(const unsigned char *md, char hex[65])
 
 static struct archive *open_outer(const char *bundle, char *err, size_t errlen)
 {
+    if (lazy_archive_load(err, errlen))
+        return NULL;
     struct archive *a = archive_read_new();
     if (!a) {
         snprintf(err, errlen, "out of memory");

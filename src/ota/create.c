@@ -7,8 +7,8 @@
  */
 #include "ota.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "lazylib/lazy_archive.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -276,7 +276,7 @@ sedge_err ota_bundle_create(const char *dir, const ota_bundle_params_t *p, const
         (rc = walk(&w, dir, "")))
         goto done;
     qsort(w.files, w.count, sizeof *w.files, cmp_files);
-    if ((rc = write_payload(&w, dir, payload)))
+    if ((rc = lazy_archive_load(err, errlen)) || (rc = write_payload(&w, dir, payload)))
         goto done;
     if ((rc = ota_file_sha256(payload, &psize, psha))) {
         snprintf(err, errlen, "%s: cannot be read back", payload);

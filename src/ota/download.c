@@ -8,7 +8,8 @@
  */
 #include "ota.h"
 
-#include <curl/curl.h>
+#include "lazylib/lazy_curl.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,6 +128,11 @@ static sedge_err fetch_once(const ota_download_t *d, const char *part, char *err
         return SEDGE_ERR_IO;
     }
     fetch_t f = {.d = d, .out = out, .have = have};
+    sedge_err loaded = lazy_curl_load(err, errlen);
+    if (loaded) {
+        fclose(out);
+        return loaded;
+    }
     CURL *c = curl_easy_init();
     if (!c) {
         fclose(out);
@@ -199,11 +205,6 @@ static sedge_err fetch_once(const ota_download_t *d, const char *part, char *err
         return SEDGE_ERR_IO;
     }
     return SEDGE_OK;
-}
-
-void ota_download_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 sedge_err ota_download(const ota_download_t *d, char *err, size_t errlen)

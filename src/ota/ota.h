@@ -115,8 +115,6 @@ typedef struct {
     const volatile int *cancel; /* set: stop at the next chance */
 } ota_download_t;
 
-/* Once, before any download, on the main thread. */
-void ota_download_init(void);
 /* Fetch `url` into `dest`. SEDGE_ERR_CLOSED: cancelled (DEST.part kept);
  * SEDGE_ERR_AGAIN: cut too often (kept); SEDGE_ERR_TLS: the server's
  * certificate or the URL; SEDGE_ERR_TOO_LARGE, SEDGE_ERR_NOT_FOUND. */
