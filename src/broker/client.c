@@ -80,11 +80,13 @@ client_io_t *client_io(client_t *c)
 void client_io_trim(client_t *c)
 {
     client_io_t *io = c->io;
-    if (!io || io->in.len || io->out.len || io->writing || io->held_head || flow_busy(c) ||
+    if (!io || io->in.len || io->out.len || io->ref_count || io->writing || io->held_head ||
+        flow_busy(c) ||
         io->tls_in.len || io->tls_out.len)
         return;
     buf_free(&io->in);
     buf_free(&io->out);
+    free(io->refs);
     buf_free(&io->tls_in);
     buf_free(&io->tls_out);
     free(io);
@@ -120,7 +122,8 @@ void client_free_state(client_t *c)
 {
     free_aliases(c);
     if (c->io) {
-        c->broker->buffered_bytes -= c->io->in.len + c->io->out.len;
+        client_out_free(c);
+        c->broker->buffered_bytes -= c->io->in.len;
         buf_free(&c->io->in);
         buf_free(&c->io->out);
         buf_free(&c->io->tls_in);

@@ -11,6 +11,13 @@
  * `out`. Both live in the client's busy state (client.c), given back at
  * the end of the flush that leaves the connection idle: an idle
  * connection holds no buffers at all.
+ *
+ * A big payload is not copied into `out`: the output references the
+ * message that holds it (out_ref_t), so a message fanned out to many
+ * subscribers is held once. On TCP the header bytes and the payloads go
+ * out together in one writev; on TLS each piece goes straight into the
+ * engine, which encrypts it per connection; a transport's write takes one
+ * buffer, so its output is laid out in one first.
  */
 #include "internal.h"
 
@@ -26,8 +33,32 @@
 typedef struct write_op {
     uv_write_t req;
     client_t *client;
-    buf_t data;
+    buf_t data;       /* the header bytes (all of it on a transport) */
+    out_ref_t *refs;  /* the payloads, held until written */
+    size_t ref_count;
+    size_t bytes; /* still to write, counted in buffered_bytes */
 } write_op_t;
+
+/* Payloads smaller than this are copied into the output: below it a copy
+ * costs less than the reference and the extra iovec (TCP) or the extra
+ * record (TLS: one record's plaintext). */
+#define SHARE_MIN_TCP 4096
+#define SHARE_MIN_TLS TLS_PLAIN_MAX
+
+static void refs_release(broker_t *b, out_ref_t *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        msg_release(b, refs[i].msg);
+}
+
+static void write_op_free(broker_t *b, write_op_t *w)
+{
+    b->buffered_bytes -= w->bytes;
+    refs_release(b, w->refs, w->ref_count);
+    free(w->refs);
+    buf_free(&w->data);
+    free(w);
+}
 
 static bool writing(const client_t *c)
 {
@@ -38,7 +69,13 @@ size_t client_output_pending(const client_t *c)
 {
     if (!c->io)
         return 0;
-    return c->io->out.len + (c->io->writing ? c->io->writing->data.len : 0);
+    return c->io->out.len + c->io->ref_bytes + (c->io->writing ? c->io->writing->bytes : 0);
+}
+
+/* Anything queued (bytes or payloads)? */
+static bool out_queued(const client_io_t *io)
+{
+    return io && (io->out.len || io->ref_count);
 }
 
 static void mark_for_flush(client_t *c)
@@ -66,10 +103,56 @@ void client_out_commit(client_t *c, size_t len)
     mark_for_flush(c);
 }
 
-/* Output bytes leave `out` (sent, handed to a write, or discarded). */
+bool client_out_shares(const client_t *c, size_t len)
+{
+    if (c->transport)
+        return false;
+    return len >= (c->ssl ? SHARE_MIN_TLS : SHARE_MIN_TCP);
+}
+
+bool client_out_share(client_t *c, size_t head, msg_t *m)
+{
+    client_io_t *io = c->io; /* client_out_reserve made it */
+    if (io->ref_count == io->ref_cap) {
+        size_t cap = io->ref_cap ? io->ref_cap * 2 : 8;
+        out_ref_t *bigger = realloc(io->refs, cap * sizeof *bigger);
+        if (!bigger)
+            return false;
+        io->refs = bigger;
+        io->ref_cap = cap;
+    }
+    msg_t *held = msg_hold(m);
+    if (!held)
+        return false;
+    client_out_commit(c, head);
+    io->refs[io->ref_count++] = (out_ref_t){
+        .msg = held,
+        .data = held->payload.data,
+        .len = held->payload.len,
+        .at = io->out.len,
+    };
+    io->ref_bytes += held->payload.len;
+    c->broker->buffered_bytes += held->payload.len;
+    return true;
+}
+
+/* Output bytes leave the queue (sent, handed to a write, or discarded). */
 static void out_consumed(client_t *c, size_t n)
 {
     c->broker->buffered_bytes -= n;
+}
+
+/* Take the whole queue out of the client: its bytes, its payloads. */
+static void out_take(client_t *c, buf_t *data, out_ref_t **refs, size_t *ref_count)
+{
+    client_io_t *io = c->io;
+    *data = io->out;
+    *refs = io->refs;
+    *ref_count = io->ref_count;
+    out_consumed(c, io->out.len + io->ref_bytes);
+    io->out = (buf_t){0};
+    io->refs = NULL;
+    io->ref_count = io->ref_cap = io->ref_bytes = 0;
 }
 
 /* Drop what is waiting to be sent: the peer is gone. */
@@ -77,8 +160,51 @@ static void out_discard(client_t *c)
 {
     if (!c->io)
         return;
-    out_consumed(c, c->io->out.len);
-    c->io->out.len = 0;
+    client_io_t *io = c->io;
+    out_consumed(c, io->out.len + io->ref_bytes);
+    io->out.len = 0;
+    refs_release(c->broker, io->refs, io->ref_count);
+    io->ref_count = io->ref_bytes = 0;
+}
+
+void client_out_free(client_t *c)
+{
+    if (!c->io)
+        return;
+    out_discard(c);
+    free(c->io->refs);
+    c->io->refs = NULL;
+    c->io->ref_cap = 0;
+}
+
+/* The queue as iovecs, in order, into iov (room for 2 * refs + 1). */
+static size_t out_iov(const buf_t *data, const out_ref_t *refs, size_t ref_count, uv_buf_t *iov)
+{
+    size_t n = 0, pos = 0;
+    for (size_t i = 0; i < ref_count; i++) {
+        if (refs[i].at > pos)
+            iov[n++] = uv_buf_init((char *)data->data + pos, (unsigned)(refs[i].at - pos));
+        pos = refs[i].at;
+        iov[n++] = uv_buf_init((char *)refs[i].data, (unsigned)refs[i].len);
+    }
+    if (data->len > pos)
+        iov[n++] = uv_buf_init((char *)data->data + pos, (unsigned)(data->len - pos));
+    return n;
+}
+
+/* Skip the first `n` bytes of iov[0..count): returns the first iovec left. */
+static size_t iov_skip(uv_buf_t *iov, size_t count, size_t n)
+{
+    size_t i = 0;
+    while (i < count && n >= iov[i].len) {
+        n -= iov[i].len;
+        i++;
+    }
+    if (i < count && n) {
+        iov[i].base += n;
+        iov[i].len -= n;
+    }
+    return i;
 }
 
 void client_send(client_t *c, const uint8_t *data, size_t len)
@@ -150,9 +276,7 @@ static void finish_close(client_t *c)
 static void write_done(write_op_t *w, int status)
 {
     client_t *c = w->client;
-    c->broker->buffered_bytes -= w->data.len;
-    buf_free(&w->data);
-    free(w);
+    write_op_free(c->broker, w);
     client_io_t *io = c->io; /* kept while writing */
     io->writing = NULL;
     io->last_tx_progress_ms = clock_mono_ms();
@@ -165,7 +289,7 @@ static void write_done(write_op_t *w, int status)
         finish_close(c);
         return;
     }
-    if (io->out.len)
+    if (out_queued(io))
         flush(c);
     if (c->state == CLIENT_CLOSING && !writing(c))
         finish_close(c);
@@ -195,36 +319,94 @@ static void write_failed(client_t *c, int rc)
 static void flush_transport(client_t *c)
 {
     client_io_t *io = c->io;
-    if (!io || !io->out.len)
+    if (!out_queued(io))
         return;
     if (c->transport->gone) {
         out_discard(c);
         return;
     }
-    buf_t data = io->out;
-    io->out = (buf_t){0};
-    out_consumed(c, data.len);
-    write_op_t *w = malloc(sizeof *w);
+    write_op_t *w = calloc(1, sizeof *w);
     if (!w) {
-        buf_free(&data);
         write_failed(c, UV_ENOMEM);
         return;
     }
-    c->broker->stats.bytes_out += data.len;
+    /* Nothing is shared with a transport (client_out_shares): all of it
+     * is in the bytes. */
+    out_take(c, &w->data, &w->refs, &w->ref_count);
     w->client = c;
-    w->data = data;
+    w->bytes = w->data.len;
+    c->broker->buffered_bytes += w->data.len;
+    c->broker->stats.bytes_out += w->data.len;
     io->writing = w;
     io->last_tx_progress_ms = clock_mono_ms();
-    c->broker->buffered_bytes += w->data.len;
     if (c->transport->ops->write(c->transport->ctx, w->data.data, w->data.len)) {
         io->writing = NULL;
-        c->broker->buffered_bytes -= w->data.len;
-        buf_free(&w->data);
-        free(w);
+        write_op_free(c->broker, w);
         write_failed(c, UV_EIO);
         return;
     }
     wheel_refile(c->broker, c, client_deadline(c->broker, c));
+}
+
+/* Hand the queue to the TLS engine in order, each payload straight from
+ * its message (the engine copies it into records). */
+static void tls_write_out(client_t *c)
+{
+    client_io_t *io = c->io;
+    size_t pos = 0, r = 0; /* bytes of `out` and refs taken */
+    for (;;) {
+        bool ref = r < io->ref_count && io->refs[r].at == pos;
+        const uint8_t *p;
+        size_t len;
+        if (ref) {
+            p = io->refs[r].data;
+            len = io->refs[r].len;
+        } else {
+            size_t end = r < io->ref_count ? io->refs[r].at : io->out.len;
+            if (end == pos)
+                break;
+            p = io->out.data + pos;
+            len = end - pos;
+        }
+        int n = SSL_write(c->ssl, p, (int)len);
+        if (n <= 0)
+            break;
+        out_consumed(c, (size_t)n);
+        if (!ref) {
+            pos += (size_t)n;
+            continue;
+        }
+        out_ref_t *o = &io->refs[r];
+        o->data += n;
+        o->len -= (size_t)n;
+        io->ref_bytes -= (size_t)n;
+        if (!o->len) {
+            msg_release(c->broker, o->msg);
+            r++;
+        }
+    }
+    if (r) {
+        io->ref_count -= r;
+        memmove(io->refs, io->refs + r, io->ref_count * sizeof *io->refs);
+    }
+    buf_consume(&io->out, pos);
+    for (size_t i = 0; i < io->ref_count; i++)
+        io->refs[i].at -= pos;
+    if (!io->out.len)
+        buf_free(&io->out);
+    if (!io->ref_count) {
+        free(io->refs);
+        io->refs = NULL;
+        io->ref_cap = 0;
+    }
+}
+
+/* Free a queue taken out of a client (out_take). */
+static void taken_free(broker_t *b, buf_t *data, out_ref_t *refs, size_t ref_count)
+{
+    refs_release(b, refs, ref_count);
+    free(refs);
+    buf_free(data);
 }
 
 static void flush(client_t *c)
@@ -235,63 +417,78 @@ static void flush(client_t *c)
         flush_transport(c);
         return;
     }
+    broker_t *b = c->broker;
     buf_t data = {0};
+    out_ref_t *refs = NULL;
+    size_t ref_count = 0;
     client_io_t *io = c->io;
     if (c->ssl) {
-        if (io && io->out.len && c->state != CLIENT_TLS_HANDSHAKE) {
-            int n = SSL_write(c->ssl, io->out.data, (int)io->out.len);
-            if (n > 0) {
-                buf_consume(&io->out, (size_t)n);
-                out_consumed(c, (size_t)n);
-            }
-            if (!io->out.len)
-                buf_free(&io->out);
-        }
+        if (out_queued(io) && c->state != CLIENT_TLS_HANDSHAKE)
+            tls_write_out(c);
         tls_io_take_output(c, &data);
     } else if (io) {
-        data = io->out;
-        io->out = (buf_t){0};
-        out_consumed(c, data.len);
+        out_take(c, &data, &refs, &ref_count);
     }
-    if (!data.len) {
-        buf_free(&data);
+    size_t total = data.len;
+    for (size_t i = 0; i < ref_count; i++)
+        total += refs[i].len;
+    if (!total) {
+        taken_free(b, &data, refs, ref_count);
         return;
     }
-    c->broker->stats.bytes_out += data.len;
-    uv_buf_t ub = uv_buf_init((char *)data.data, (unsigned)data.len);
-    int n = uv_try_write(&c->h.stream, &ub, 1);
-    if (n == (int)data.len) {
-        buf_free(&data);
+    b->stats.bytes_out += total;
+    uv_buf_t one = uv_buf_init((char *)data.data, (unsigned)data.len);
+    uv_buf_t *iov = &one;
+    size_t iov_count = 1;
+    if (ref_count) {
+        iov = malloc((2 * ref_count + 1) * sizeof *iov);
+        if (!iov) {
+            taken_free(b, &data, refs, ref_count);
+            write_failed(c, UV_ENOMEM);
+            return;
+        }
+        iov_count = out_iov(&data, refs, ref_count, iov);
+    }
+    int n = uv_try_write(&c->h.stream, iov, (unsigned)iov_count);
+    if (n == (int)total || (n < 0 && n != UV_EAGAIN)) {
+        if (iov != &one)
+            free(iov);
+        taken_free(b, &data, refs, ref_count);
+        if (n < 0)
+            write_failed(c, n);
         return;
     }
-    if (n < 0 && n != UV_EAGAIN) {
-        buf_free(&data);
-        write_failed(c, n);
-        return;
-    }
-    if (n > 0)
-        buf_consume(&data, (size_t)n);
+    size_t sent = n > 0 ? (size_t)n : 0;
+    size_t first = iov_skip(iov, iov_count, sent);
     write_op_t *w = client_io(c) ? malloc(sizeof *w) : NULL;
     if (!w) {
-        buf_free(&data);
+        if (iov != &one)
+            free(iov);
+        taken_free(b, &data, refs, ref_count);
         write_failed(c, UV_ENOMEM);
         return;
     }
-    w->client = c;
-    w->data = data;
-    ub = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
+    *w = (write_op_t){
+        .client = c,
+        .data = data,
+        .refs = refs,
+        .ref_count = ref_count,
+        .bytes = total - sent,
+    };
+    b->buffered_bytes += w->bytes;
     c->io->last_tx_progress_ms = clock_mono_ms();
-    int rc = uv_write(&w->req, &c->h.stream, &ub, 1, write_cb);
+    /* libuv keeps its own copy of the iovecs, not of what they point to. */
+    int rc = uv_write(&w->req, &c->h.stream, iov + first, (unsigned)(iov_count - first), write_cb);
+    if (iov != &one)
+        free(iov);
     if (rc) {
-        buf_free(&w->data);
-        free(w);
+        write_op_free(b, w);
         write_failed(c, rc);
         return;
     }
     c->io->writing = w;
-    c->broker->buffered_bytes += w->data.len;
     /* Stuck writes count towards slow_reader_timeout_s from now. */
-    wheel_refile(c->broker, c, client_deadline(c->broker, c));
+    wheel_refile(b, c, client_deadline(b, c));
 }
 
 void broker_flush_all(broker_t *b)
@@ -333,10 +530,7 @@ static void on_closed(uv_handle_t *h)
     if (c->ssl)
         tls_tune_free(c->ssl, c->tls_resumable); /* frees the BIOs too */
     if (c->transport && c->io && c->io->writing) { /* cut off while writing */
-        write_op_t *w = c->io->writing;
-        b->buffered_bytes -= w->data.len;
-        buf_free(&w->data);
-        free(w);
+        write_op_free(b, c->io->writing);
         c->io->writing = NULL;
     }
     free(c->transport);

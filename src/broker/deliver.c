@@ -224,13 +224,25 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
             size = mqtt_encode_publish(NULL, 0, c->version, &pub);
         }
     }
-    uint8_t *out = client_out_reserve(c, size);
+    /* A big payload is not copied: the output holds the message and sends
+     * the payload from it (conn.c), after this subscriber's own header. */
+    bool share = client_out_shares(c, m->payload.len);
+    size_t head = share ? size - m->payload.len : size;
+    uint8_t *out = client_out_reserve(c, head);
     if (!out) {
         b->stats.msgs_dropped++;
         return false;
     }
-    mqtt_encode_publish(out, size, c->version, &pub);
-    client_out_commit(c, size);
+    if (share) {
+        mqtt_encode_publish_head(out, head, c->version, &pub);
+        if (!client_out_share(c, head, m)) {
+            b->stats.msgs_dropped++;
+            return false;
+        }
+    } else {
+        mqtt_encode_publish(out, size, c->version, &pub);
+        client_out_commit(c, size);
+    }
     b->stats.msgs_out++;
     return true;
 }

@@ -54,8 +54,18 @@ void flow_block(client_t *publisher, client_t *subscriber)
     if (!publisher || publisher->state == CLIENT_CLOSING || !flow_congested(subscriber))
         return;
     client_io_t *pio = client_io(publisher), *sio = client_io(subscriber);
-    if (!pio || !sio || pio->blocked_on)
+    if (!pio || !sio)
         return; /* without memory to wait, it is not paused: nothing is lost */
+    bool paused = pio->blocked_on != NULL;
+    if (paused) {
+        /* One message reaches many: wait on the one furthest behind, or
+         * the publisher resumes while that one is still filling up (big
+         * payloads to many subscribers) and its QoS 0 overflows. */
+        if (pio->blocked_on == subscriber ||
+            client_output_pending(subscriber) <= client_output_pending(pio->blocked_on))
+            return;
+        unlink_waiter(publisher);
+    }
     pio->blocked_on = subscriber;
     pio->blocked_prev = sio->waiters_tail;
     pio->blocked_next = NULL;
@@ -64,6 +74,8 @@ void flow_block(client_t *publisher, client_t *subscriber)
     else
         sio->waiters = publisher;
     sio->waiters_tail = publisher;
+    if (paused)
+        return;
     publisher->broker->stats.flow_pauses++;
     client_pause_reading(publisher, PAUSE_FLOW);
 }

@@ -268,9 +268,21 @@ typedef enum {
  * Allocated when first needed (client_io); the broker's tick gives it back
  * once the connection is idle again (client_io_trim), so an idle
  * connection carries none of it. */
+/* A payload in a connection's output, sent from the message that holds
+ * it rather than copied: it goes out after out.data[0..at). */
+typedef struct out_ref {
+    msg_t *msg; /* one reference held */
+    const uint8_t *data;
+    size_t len; /* what is left to send */
+    size_t at;
+} out_ref_t;
+
 typedef struct client_io {
     buf_t in;                      /* bytes of a packet not yet complete */
     buf_t out;                     /* bytes to send (on TLS: plaintext for the engine) */
+    out_ref_t *refs;               /* payloads shared into `out`, in order */
+    size_t ref_count, ref_cap;
+    size_t ref_bytes; /* what the refs have left to send */
     buf_t tls_in, tls_out;         /* TLS: records not yet taken; records to write (tls_io.c) */
     struct write_op *writing;      /* the write in progress, if any */
     uint64_t last_tx_progress_ms;  /* monotonic: last write started or done */
@@ -435,6 +447,16 @@ void client_send(client_t *c, const uint8_t *data, size_t len);
  * commit with client_sent(). NULL on NOMEM. */
 uint8_t *client_out_reserve(client_t *c, size_t len);
 void client_out_commit(client_t *c, size_t len);
+/* Should a payload of `len` bytes be shared (client_out_share) rather than
+ * copied into the output? Big ones are, on TCP and TLS; a copy is cheaper
+ * than the reference for small ones, and a transport copies anyway. */
+bool client_out_shares(const client_t *c, size_t len);
+/* Commit the `head` bytes written at client_out_reserve's pointer and
+ * m's payload after them, holding a reference to the message instead of
+ * copying the payload; false on NOMEM (nothing is queued). */
+bool client_out_share(client_t *c, size_t head, msg_t *m);
+/* Free the output queue (and its references) of a client going away. */
+void client_out_free(client_t *c);
 /* Close with a v5 DISCONNECT carrying `reason` (when v5 and connected),
  * logging why. */
 void client_disconnect(client_t *c, uint8_t reason, const char *why);

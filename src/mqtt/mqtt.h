@@ -272,6 +272,10 @@ typedef struct {
 NODISCARD sedge_err mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out,
                               const char **why);
 size_t mqtt_encode_publish(uint8_t *out, size_t cap, uint8_t version, const mqtt_publish_t *p);
+/* The PUBLISH up to its payload (the remaining length counts the
+ * payload): for a writer that sends the payload from where it lies. */
+size_t mqtt_encode_publish_head(uint8_t *out, size_t cap, uint8_t version,
+                                const mqtt_publish_t *p);
 /* Bytes the PUBLISH takes without its properties, for size limits. */
 size_t mqtt_publish_size(uint8_t version, const mqtt_publish_t *p);
 

@@ -238,18 +238,30 @@ size_t mqtt_publish_size(uint8_t version, const mqtt_publish_t *p)
     return 1 + vbi_size((uint32_t)body) + body;
 }
 
-size_t mqtt_encode_publish(uint8_t *out, size_t cap, uint8_t version, const mqtt_publish_t *p)
+static void write_publish_head(writer_t *w, uint8_t version, const mqtt_publish_t *p)
 {
     size_t body = publish_body_size(version, p, true);
-    writer_t w = writer_of(out, cap);
     uint8_t flags = (uint8_t)((p->dup ? 0x08 : 0) | (p->qos & 3) << 1 | (p->retain ? 1 : 0));
-    wr_fixed(&w, MQTT_PUBLISH, flags, body);
-    wr_binary(&w, p->topic);
+    wr_fixed(w, MQTT_PUBLISH, flags, body);
+    wr_binary(w, p->topic);
     if (p->qos)
-        wr_u16(&w, p->packet_id);
+        wr_u16(w, p->packet_id);
     if (version == MQTT_V5)
-        props_write(&w, &p->props);
+        props_write(w, &p->props);
+}
+
+size_t mqtt_encode_publish(uint8_t *out, size_t cap, uint8_t version, const mqtt_publish_t *p)
+{
+    writer_t w = writer_of(out, cap);
+    write_publish_head(&w, version, p);
     wr_raw(&w, p->payload.data, p->payload.len);
+    return w.pos;
+}
+
+size_t mqtt_encode_publish_head(uint8_t *out, size_t cap, uint8_t version, const mqtt_publish_t *p)
+{
+    writer_t w = writer_of(out, cap);
+    write_publish_head(&w, version, p);
     return w.pos;
 }
 
