@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages Sedge needs, only those that are missing
 # (idempotent; quiet when nothing is to do).
-#   usage: scripts/deps.sh [--list] [run|test|cross]   (--list: print, install nothing)
+#   usage: scripts/deps.sh [--list] [run|test|cross|systemd]   (--list: print, install nothing)
 #   run    what building and running need (make run): compilers, the
 #          libraries sedged, sedgectl, the sandbox and the connectors link
 #          (libcurl for the http-sink connector), python3 for Python
@@ -10,6 +10,8 @@
 #          benchmarks and the Debian packages need (make test)
 #   cross  test's, and the arm64/armhf cross toolchains, their multiarch
 #          -dev libraries and qemu-user-static (make deb ARCH=..., make test-cross)
+#   systemd  test's, and debootstrap and systemd-nspawn: a Debian 12 root
+#          booted with systemd as PID 1 (make test-systemd)
 set -eu
 list=""
 [ "${1:-}" = --list ] && { list=1; shift; }
@@ -49,11 +51,15 @@ for arch in arm64 armhf; do
     done
 done
 
+# A Debian 12 root (debootstrap) booted by systemd-nspawn (systemd-container).
+systemd_packages="debootstrap systemd-container"
+
 case "$set_name" in
 run) packages=$run_packages ;;
 test) packages="$run_packages $test_packages" ;;
 cross) packages="$run_packages $test_packages $cross_packages" ;;
-*) echo "usage: scripts/deps.sh [run|test|cross]" >&2; exit 2 ;;
+systemd) packages="$run_packages $test_packages $systemd_packages" ;;
+*) echo "usage: scripts/deps.sh [run|test|cross|systemd]" >&2; exit 2 ;;
 esac
 
 if [ -n "$list" ]; then

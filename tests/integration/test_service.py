@@ -44,9 +44,10 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
                        env=dict(os.environ, MANPATH=str(man) + ":"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "sedge.service" not in r.stderr, r.stderr
-    for setting in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID",
-                    "Restart=on-failure", "StartLimitBurst=", "ProtectSystem=strict",
-                    "NoNewPrivileges=yes", "User=sedge", "StateDirectory=sedge"):
+    for setting in ("Type=notify", "WatchdogSec=",
+                    "ExecReload=/bin/sh -c 'kill -HUP \"$MAINPID\"'", "Restart=on-failure",
+                    "StartLimitBurst=", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                    "User=sedge", "StateDirectory=sedge"):
         assert setting in text, setting
     # Exactly the capabilities the sandbox uses (src/functions/privilege.c).
     caps = "CAP_SYS_ADMIN CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_CHOWN CAP_MKNOD CAP_KILL"
