@@ -33,6 +33,7 @@ struct jobs {
     char *thing;
     char prefix[200]; /* "$aws/things/CORE/jobs/" */
     char *current;    /* job being handled */
+    bool deploying;   /* current's group document went to deploy */
     char *finished;   /* last job reported, not to run again */
     pending_t *pending;
     uv_timer_t timer;
@@ -180,6 +181,7 @@ static void finish(jobs_t *j)
     free(j->finished);
     j->finished = j->current;
     j->current = NULL;
+    j->deploying = false;
 }
 
 static void deployed(void *ctx, sedge_err err, const char *message, uint64_t version)
@@ -244,6 +246,7 @@ static void run(jobs_t *j, json_t *document)
         return;
     }
     LOGI("job %s: deploying its group document", j->current);
+    j->deploying = true;
     deploy_submit(j->o.deploy, text, strlen(text), deployed, j);
     free(text);
 }
@@ -264,8 +267,12 @@ static void on_execution(jobs_t *j, json_t *execution)
         return; /* done here; the cloud has not taken the news yet */
     json_t *doc = json_object_get(execution, "jobDocument");
     if (j->current) {
-        if (strcmp(j->current, job) != 0 || !doc)
-            return; /* one job at a time; the next is offered again later */
+        /* One job at a time: the next is offered again later. The one in
+         * hand comes again with its document (notify-next and the
+         * answer to $next/get after a reconnect): running it twice would
+         * fail the second run as a deployment already in progress. */
+        if (strcmp(j->current, job) != 0 || !doc || j->deploying)
+            return;
     } else {
         j->current = strdup(job);
         if (!j->current)

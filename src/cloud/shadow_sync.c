@@ -70,7 +70,9 @@ typedef struct {
     /* A change went either way while the cloud's answer was on its way:
      * that answer is stale, so reconciliation starts over. */
     bool changed_while_reconciling;
-    int64_t cloud_version;     /* of the cloud's document as last seen; 0: none or unknown */
+    /* Of the cloud's document as last seen; 0: there is none, -1: unknown
+     * (not asked yet, or asked before the link was lost). */
+    int64_t cloud_version;
     uint32_t updates_inflight; /* ours, unanswered */
     uint64_t retry_at_ms;      /* reconcile again then; 0: not planned */
     uint32_t failures;         /* in a row, for the backoff */
@@ -618,10 +620,13 @@ static void drain(shadow_sync_t *s)
         snprintf(r->token, sizeof r->token, SYNC_TOKEN ":%08" PRIx32 "-%" PRIu64, s->run,
                  ++s->requests);
         json_object_set_new(r->payload, "clientToken", json_string(r->token));
-        if (r->op == OP_UPDATE && it->cloud_version > 0)
-            json_object_set_new(
-                r->payload, "version",
-                json_integer((json_int_t)(it->cloud_version + it->updates_inflight)));
+        /* The cloud's version when this update reaches it. With the
+         * document known absent, an update of ours still unanswered
+         * creates it: a second one sent before that answer carries a
+         * version too, so a change by someone else in between is a 409. */
+        int64_t expected = it->cloud_version + (int64_t)it->updates_inflight;
+        if (r->op == OP_UPDATE && it->cloud_version >= 0 && expected > 0)
+            json_object_set_new(r->payload, "version", json_integer((json_int_t)expected));
         char *text = json_dumps(r->payload, JSON_COMPACT);
         pace_spend(&b->pace, text ? strlen(text) : 0, now);
         bool made = text != NULL;
@@ -746,6 +751,7 @@ static void add_item(shadow_sync_t *s, const char *thing, const char *name, dire
     it->thing = strdup(thing);
     it->name = strdup(name);
     it->dir = dir;
+    it->cloud_version = -1;
     it->bucket = b;
     if (name[0])
         snprintf(it->base, sizeof it->base, "$aws/things/%s/shadow/name/%s", thing, name);
@@ -806,6 +812,7 @@ void shadow_sync_link_down(shadow_sync_t *s)
     for (size_t i = 0; i < s->count; i++) {
         stop_reconciling(s->items[i]); /* its GET or local read answers nothing now */
         s->items[i]->updates_inflight = 0;
+        s->items[i]->cloud_version = -1;
         s->items[i]->retry_at_ms = 0;
     }
     if (!s->stop_done)
@@ -819,8 +826,10 @@ json_t *shadow_sync_status(shadow_sync_t *s)
     for (size_t i = 0; i < s->count; i++) {
         item_t *it = s->items[i];
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "thing", it->thing,
-                            "name", it->name, "cloud_version", (json_int_t)it->cloud_version,
+            list, json_pack("{s:s, s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:I}", "thing", it->thing,
+                            "name", it->name, "cloud_version",
+                            it->cloud_version < 0 ? json_null()
+                                                  : json_integer((json_int_t)it->cloud_version),
                             "reconciling", it->reconciling, "retry_in_ms",
                             (json_int_t)(it->retry_at_ms > now ? it->retry_at_ms - now : 0),
                             "rejected", (json_int_t)it->rejected, "conflicts",

@@ -535,6 +535,35 @@ def test_concurrent_cloud_edit_is_detected_by_version_and_reconciled(synced):
     assert s.wait_log(r"changed meanwhile \(409 on update\)")
 
 
+def test_second_update_sent_before_the_first_is_answered_carries_a_version(synced):
+    """The shadow does not exist in the cloud yet: the core's first update
+    creates it, and a second is sent before the first one's answer. A
+    cloud application's edit between the two must still be a 409: sent
+    without a version, the second update lands on top and the edit is
+    never learnt."""
+    s, shadows = synced.s, synced.shadows
+    assert shadows.doc("lamp", "cfg") is None
+
+    def concurrent_edit(thing, name, req):
+        shadows.app_update("lamp", "cfg", {"desired": {"level": 9}}, publish=False)
+
+    def second_update_before_the_answer(thing, name, req):
+        # The fake answers nothing until this returns: the core has
+        # the first update unanswered when it sends the second.
+        local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 2}}})
+        wait_for(lambda: spool(s)["shadow_sync"]["inflight"] == 2,
+                 what="both updates sent")
+        shadows.before_update = concurrent_edit
+    shadows.before_update = second_update_before_the_answer
+    local_update(s, "lamp", "cfg", {"state": {"reported": {"level": 1}}})
+    want = {"desired": {"level": 9}, "reported": {"level": 2}}
+    wait_local(s, "lamp", "cfg", lambda d: state(d) == want, what="the cloud's edit locally")
+    shadows.wait_doc("lamp", "cfg", lambda d: state(d) == want, what="the device's edit remotely")
+    versions = [r.get("version") for r in synced.sync_updates()]
+    assert versions[:2] == [None, 1], synced.sync_updates()
+    assert sync_status(s)["conflicts"] == 1, sync_status(s)
+
+
 def test_update_the_cloud_rejects_for_good_is_logged_and_not_retried(synced):
     s, shadows = synced.s, synced.shadows
     shadows.fail_next = [("lamp", "cfg", "update", 400)]
@@ -722,6 +751,20 @@ def test_core_asks_for_its_next_job_after_every_reconnect(jobs_core, cloud):
     cloud.restart()
     wait_for(lambda: jobs.gets.count((CORE, "$next")) > asked,
              what="the core to ask $next/get again")
+
+
+def test_job_offered_again_while_it_deploys_is_run_once(jobs_core):
+    """After a reconnect the cloud names the job in hand twice, in
+    notify-next and in the answer to $next/get, each with its document.
+    Run twice, the second run fails as "another deployment is in
+    progress" and the job ends FAILED though its group went live."""
+    s, jobs = jobs_core
+    jobs.add_job(CORE, "job-twice", group_v(1))
+    for _ in range(3):
+        jobs.notify_next(CORE)
+    e = jobs.wait_status(CORE, "job-twice", ("SUCCEEDED", "FAILED"))
+    assert e["status"] == "SUCCEEDED", jobs.updates_for("job-twice")
+    assert statuses(jobs, "job-twice") == ["IN_PROGRESS", "SUCCEEDED"]
 
 
 def test_core_subscribes_to_its_jobs_again_when_the_cloud_forgot_its_session(jobs_core, cloud):
