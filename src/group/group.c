@@ -80,6 +80,19 @@ void check_keys(check_t *c, json_t *obj, const char *path, const char *const *al
     }
 }
 
+bool check_element(check_t *c, json_t *element, const char *list, size_t i,
+                   const char *const *allowed, char *path, size_t path_len)
+{
+    snprintf(path, path_len, "%s[%zu]", list, i);
+    if (!json_is_object(element)) {
+        problem(c, "%s: expected an object", path);
+        return false;
+    }
+    if (allowed)
+        check_keys(c, element, path, allowed);
+    return true;
+}
+
 const char *string_at(check_t *c, json_t *obj, const char *key, const char *path,
                              bool required)
 {
@@ -191,12 +204,8 @@ static void check_routes(check_t *c, json_t *routes, json_t *things, json_t *fun
     json_array_foreach(routes, i, r)
     {
         char path[64];
-        snprintf(path, sizeof path, "routes[%zu]", i);
-        if (!json_is_object(r)) {
-            problem(c, "%s: expected an object", path);
+        if (!check_element(c, r, "routes", i, keys, path, sizeof path))
             continue;
-        }
-        check_keys(c, r, path, keys);
         route_t *rt = &g->routes[g->route_count];
         char sub[96];
         const char *source = string_at(c, r, "source", path, true);
@@ -388,12 +397,8 @@ static void check_functions(check_t *c, json_t *functions)
     json_array_foreach(functions, i, f)
     {
         char path[64];
-        snprintf(path, sizeof path, "functions[%zu]", i);
-        if (!json_is_object(f)) {
-            problem(c, "%s: expected an object", path);
+        if (!check_element(c, f, "functions", i, keys, path, sizeof path))
             continue;
-        }
-        check_keys(c, f, path, keys);
         string_at(c, f, "name", path, true);
         json_t *exec = json_object_get(f, "exec");
         if (!exec)
@@ -488,12 +493,8 @@ static void check_shadows(check_t *c, json_t *shadows, json_t *things)
     json_array_foreach(sync, i, s)
     {
         char path[64];
-        snprintf(path, sizeof path, "shadows.sync[%zu]", i);
-        if (!json_is_object(s)) {
-            problem(c, "%s: expected an object", path);
+        if (!check_element(c, s, "shadows.sync", i, sync_keys, path, sizeof path))
             continue;
-        }
-        check_keys(c, s, path, sync_keys);
         const char *thing = string_at(c, s, "thing", path, true);
         if (thing && !name_in(things, thing) && !group_valid_thing_name(thing, strlen(thing)))
             problem(c, "%s.thing: invalid thing name \"%s\"", path, thing);
@@ -625,12 +626,8 @@ static void check_thing_list(check_t *c, json_t *things, json_t *names)
     json_array_foreach(things, i, t)
     {
         char path[64];
-        snprintf(path, sizeof path, "things[%zu]", i);
-        if (!json_is_object(t)) {
-            problem(c, "%s: expected an object", path);
+        if (!check_element(c, t, "things", i, keys, path, sizeof path))
             continue;
-        }
-        check_keys(c, t, path, keys);
         string_at(c, t, "name", path, true);
     }
     collect_names(c, things, "things", names, group_valid_thing_name);

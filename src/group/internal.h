@@ -24,6 +24,11 @@ typedef struct {
 void problem(check_t *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Every key of `obj` must be one of `allowed` (NULL-terminated). */
 void check_keys(check_t *c, json_t *obj, const char *path, const char *const *allowed);
+/* Element `i` of the array named `list`: its path ("routes[3]") into
+ * `path`, and true if it is an object, whose keys, when `allowed` is not
+ * NULL, are checked; false, with a problem, if it is not an object. */
+bool check_element(check_t *c, json_t *element, const char *list, size_t i,
+                   const char *const *allowed, char *path, size_t path_len);
 /* A string member, required or not; NULL (with a problem) if wrong. */
 const char *string_at(check_t *c, json_t *obj, const char *key, const char *path, bool required);
 bool is_uint(json_t *v, json_int_t min, json_int_t max);

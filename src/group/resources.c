@@ -210,11 +210,8 @@ void check_group_resources(check_t *c, json_t *list, json_t *ids)
     json_array_foreach(list, i, r)
     {
         char path[64];
-        snprintf(path, sizeof path, "resources[%zu]", i);
-        if (!json_is_object(r)) {
-            problem(c, "%s: expected an object", path);
+        if (!check_element(c, r, "resources", i, NULL, path, sizeof path))
             continue;
-        }
         json_t *id = json_object_get(r, "id");
         if (!id)
             problem(c, "%s.id: missing", path);

@@ -310,6 +310,17 @@ def test_kill_9_during_the_health_window_comes_back_on_exactly_one_release(
     assert st["running_version"] == "0.1.0" and st["current_slot"] == ""
 
 
+def power_cut(core):
+    """Everything dies at once: the core and its guard, with SIGKILL."""
+    while cores(core.config_path):
+        for pid in cores(core.config_path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
 def launch(core, env=None):
     """Start sedged as a supervisor would (no wait for it to be ready)."""
     import subprocess
@@ -331,13 +342,7 @@ def test_power_loss_in_the_health_window_counts_tries_then_rolls_back(tmp_path, 
     for attempt in range(3):
         in_window(core)
         tries.append(json.loads(state_file.read_text())["tries_left"])
-        while cores(core.config_path):
-            for pid in cores(core.config_path):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        power_cut(core)
         core.proc = launch(core)
     assert tries == [2, 1, 0]
     # Out of tries: rolled back at boot, before the new release runs again.
@@ -434,13 +439,7 @@ def test_kill_9_between_the_state_and_the_switch_is_reconciled_at_start(
     r = core.update(bundle(tmp_path, keys, "0.2.0", SLOW_START), "--no-wait")
     assert r.returncode == 0, r.stdout + r.stderr
     in_window(core)
-    while cores(core.config_path):
-        for pid in cores(core.config_path):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
+    power_cut(core)
     root = core.data_dir / "ota"
     if current is None:
         os.unlink(root / "current")  # as if killed before the switch
