@@ -3,7 +3,7 @@
 # pages, which the kernel can drop and other processes share; what the
 # process itself costs is its private dirty memory (Private_Dirty in
 # /proc/PID/smaps_rollup). Measured on an idle sedged with every service
-# on: a TCP and an mTLS listener, the uplink connected to a cloud (a local
+# on: a TCP and an mTLS listener, the HTTP front, the uplink connected to a cloud (a local
 # mosquitto with mutual TLS), a deployed group with a thing, a shadow
 # route, a route to the cloud and a function (the C echo example); then
 # again after each has been used once (an mTLS client connects, a shadow
@@ -57,7 +57,9 @@ EOF
             CPID=""
             return
         fi
-        SEDGED_EXTRA="\"cloud\": {\"endpoint\": \"localhost:$CPORT\", \"ca_file\": \"$BPKI/ca.pem\",
+        HPORT=$("$LOADGEN" --mode free-port) || { echo "no free port" >"$WORK/rest.$kind.fail"; return; }
+        SEDGED_EXTRA="\"http\": {\"bind\": \"127.0.0.1:$HPORT\"},
+  \"cloud\": {\"endpoint\": \"localhost:$CPORT\", \"ca_file\": \"$BPKI/ca.pem\",
     \"cert_file\": \"$BPKI/bench-client.pem\", \"key_file\": \"$BPKI/bench-client.key\"}"
         rest_group >"$WORK/rest-group.json"
         GROUP_DOC=$WORK/rest-group.json
@@ -108,6 +110,18 @@ EOF
     say "  rest on $kind: private dirty, RSS, PSS (kB): $(cat "$WORK/rest.$kind.idle") idle, $(cat "$WORK/rest.$kind.used") after use"
 }
 
+# OpenSSL's share: bench/libfloor with the bench certificates makes a
+# server and a client context and waits.
+openssl_floor_run() {
+    "$LIBFLOOR" "$BPKI/ca.pem" "$BPKI/core.pem" "$BPKI/core.key" 2>>"$WORK/raw.txt" &
+    pid=$!
+    sleep 0.5
+    smaps "$pid" >"$WORK/rest.openssl.idle"
+    [ -s "$WORK/rest.openssl.idle" ] || echo "bench/libfloor did not start" >"$WORK/rest.openssl.fail"
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
 # rest_value KIND WHEN FIELD: MB, or FAILED.
 rest_value() {
     if [ -s "$WORK/rest.$1.$2" ]; then
@@ -121,21 +135,28 @@ section_rest() {
     say "rest: private dirty memory at rest, sedged with every service vs mosquitto"
     if bench_pki; then
         for kind in sedged mosquitto; do rest_run $kind; done
+        openssl_floor_run
     else
+        echo "$BFAIL" >"$WORK/rest.openssl.fail"
         for kind in sedged mosquitto; do echo "$BFAIL" >"$WORK/rest.$kind.fail"; done
     fi
     table_header "mosquitto"
     abs_row "private dirty memory at rest, every service configured (MB)" "$(rest_value sedged idle 1)" "$(rest_value mosquitto idle 1)" 2 "<=" 1.0 MB
+    abs_row "private dirty memory of OpenSSL alone: a server and a client context with the certificates (MB)" "$(rest_value openssl idle 1)" "-" 2 "" "" ""
     abs_row "RSS at rest, every service configured (MB)" "$(rest_value sedged idle 2)" "$(rest_value mosquitto idle 2)" 2 "" "" ""
     abs_row "PSS at rest, every service configured (MB)" "$(rest_value sedged idle 3)" "$(rest_value mosquitto idle 3)" 2 "" "" ""
     abs_row "private dirty memory after each service is used once (MB)" "$(rest_value sedged used 1)" "$(rest_value mosquitto used 1)" 2 "" "" ""
     abs_row "RSS after each service is used once (MB)" "$(rest_value sedged used 2)" "$(rest_value mosquitto used 2)" 2 "" "" ""
 
-    info "sedged at rest: a tcp and a tls listener, the uplink connected over mTLS to a local mosquitto (the cloud), the shadow service, the function runner with a deployed group (a thing, routes to the shadow service, the cloud and a function, the C echo example). mosquitto: a TCP listener and a TLS listener with \`require_certificate true\`, \`persistence false\`."
+    info "sedged at rest: a tcp and a tls listener, the HTTP front (discovery, metrics, console) on plain HTTP, the uplink connected over mTLS to a local mosquitto (the cloud), the shadow service, the function runner with a deployed group (a thing, routes to the shadow service, the cloud and a function, the C echo example). mosquitto: a TCP listener and a TLS listener with \`require_certificate true\`, \`persistence false\`."
     describe <<DESC
 Private_Dirty, Rss and Pss from /proc/PID/smaps_rollup, 2 s after the broker is
 ready (sedged: and its group deployed and its uplink connected), then 2 s after
 one mTLS client connected and left and (sedged) one shadow update and one
-function invocation went through. One run per broker.
+function invocation went through. One run per broker. The OpenSSL row is
+bench/libfloor given the bench CA, certificate and key: a process that links
+sedged's libraries, makes a TLS server context and a TLS client context with
+them (what a TLS listener and the uplink need before any connection) and
+waits; it is what OpenSSL 3 costs any program here, a floor under the target.
 DESC
 }
