@@ -654,23 +654,26 @@ static sedge_err migrate_spool_retain(store_t *s)
     return exec_sql(s, "ALTER TABLE spool ADD COLUMN retain INTEGER NOT NULL DEFAULT 0");
 }
 
-/* Bring an older database's schema up to date, in one transaction. */
-static sedge_err migrate(store_t *s)
+/* Create what is missing and bring an older database's schema up to
+ * date, in one transaction: a new database costs one commit, not one per
+ * table, and a current one none. */
+static sedge_err prepare_schema(store_t *s)
 {
+    sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
+    if (err)
+        return err;
+    err = exec_sql(s, schema);
     sqlite3_stmt *st = NULL;
     int version = 0;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+    if (!err && sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version >= 2)
-        return SEDGE_OK;
-    sedge_err err = exec_sql(s, "BEGIN IMMEDIATE");
     if (!err && version < 1)
         err = migrate_session_keys(s);
     if (!err && version < 2)
         err = migrate_spool_retain(s);
-    if (!err)
+    if (!err && version < 2)
         err = exec_sql(s, "PRAGMA user_version = 2");
     if (err) {
         exec_sql(s, "ROLLBACK");
@@ -706,7 +709,7 @@ sedge_err store_open(uv_loop_t *loop, const store_options_t *opts, store_t **out
     if ((err = exec_sql(s, "PRAGMA journal_mode = WAL")) ||
         (err = exec_sql(s, opts->synchronous_full ? "PRAGMA synchronous = FULL"
                                                   : "PRAGMA synchronous = NORMAL")) ||
-        (err = exec_sql(s, schema)) || (err = migrate(s)))
+        (err = prepare_schema(s)))
         goto unusable;
     for (int op = 0; op < OP_COUNT; op++) {
         for (int k = 0; k < MAX_STMTS && op_defs[op].sql[k]; k++) {
