@@ -381,6 +381,7 @@ void broker_free(broker_t *b)
     sessions_free_all(b);
     tree_free(b, &b->tree);
     free(b->matched);
+    buf_free(&b->encoded.bytes);
     free(b->deliveries);
     free(b->sub_id_scratch);
     free(b->match_slots);

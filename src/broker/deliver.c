@@ -121,6 +121,11 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
     tree_match(&b->tree, m->topic, collect, member_reachable, &mc);
     size_t n = merge_matches(b);
     size_t reached = 0;
+    /* A message, once freed, may be followed by another at its address
+     * (a borrowed one lives on the stack): nothing encoded outlives the
+     * call, and a nested one (a will, $SYS) starts afresh. */
+    b->encoded.msg = NULL;
+    b->encoded.armed = n > 1;
     client_t *from_client = from ? from->client : NULL;
     for (size_t i = 0; i < n; i++) {
         delivery_t *d = &b->deliveries[i];
@@ -152,6 +157,8 @@ size_t deliver_message(broker_t *b, msg_t *m, session_t *from)
         send_publish(c, m, 0, retain, 0, false, ids, d->sub_id_count);
         flow_block(from_client, c);
     }
+    b->encoded.msg = NULL;
+    b->encoded.armed = false;
     return reached;
 }
 
@@ -182,10 +189,72 @@ static uint16_t outgoing_alias(client_t *c, bytes_t topic, bool *first_use)
     return alias;
 }
 
+/* May this subscriber's PUBLISH be a copy of another's? Not with anything
+ * of its own in it: subscription identifiers, a topic alias, an expiry
+ * counted down at sending, the dup flag; nor when the payload is sent from
+ * the message rather than copied (conn.c). */
+static bool same_for_all(const client_t *c, const msg_t *m, bool dup, size_t sub_id_count)
+{
+    if (dup || sub_id_count || client_out_shares(c, m->payload.len))
+        return false;
+    return c->version != MQTT_V5 || (!m->expires_at && !c->topic_alias_max_out);
+}
+
+static bool is_encoded(const broker_t *b, const client_t *c, const msg_t *m, uint8_t qos,
+                       bool retain)
+{
+    return b->encoded.msg == m && b->encoded.version == c->version && b->encoded.qos == qos &&
+           b->encoded.retain == retain;
+}
+
+/* Keep the PUBLISH just encoded at `out` for the next subscribers. */
+static void keep_encoded(broker_t *b, const client_t *c, const msg_t *m, uint8_t qos, bool retain,
+                         const uint8_t *out, size_t size)
+{
+    b->encoded.msg = NULL;
+    b->encoded.bytes.len = 0;
+    if (buf_append(&b->encoded.bytes, out, size))
+        return;
+    size_t at = 1; /* the remaining length, a variable byte integer */
+    while (at < size && out[at] & 0x80)
+        at++;
+    b->encoded.packet_id_at = at + 1 + 2 + m->topic.len;
+    b->encoded.msg = m;
+    b->encoded.version = c->version;
+    b->encoded.qos = qos;
+    b->encoded.retain = retain;
+}
+
+static bool send_encoded(client_t *c, uint16_t packet_id)
+{
+    broker_t *b = c->broker;
+    bytes_t bytes = {b->encoded.bytes.data, b->encoded.bytes.len};
+    if (bytes.len > c->max_packet_out) {
+        b->stats.msgs_dropped++;
+        return false;
+    }
+    uint8_t *out = client_out_reserve(c, bytes.len);
+    if (!out) {
+        b->stats.msgs_dropped++;
+        return false;
+    }
+    memcpy(out, bytes.data, bytes.len);
+    if (b->encoded.qos) {
+        out[b->encoded.packet_id_at] = (uint8_t)(packet_id >> 8);
+        out[b->encoded.packet_id_at + 1] = (uint8_t)packet_id;
+    }
+    client_out_commit(c, bytes.len);
+    b->stats.msgs_out++;
+    return true;
+}
+
 bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t packet_id, bool dup,
                   const uint32_t *sub_ids, size_t sub_id_count)
 {
     broker_t *b = c->broker;
+    bool reusable = b->encoded.armed && same_for_all(c, m, dup, sub_id_count);
+    if (reusable && is_encoded(b, c, m, qos, retain))
+        return send_encoded(c, packet_id);
     mqtt_publish_t pub = {
         .dup = dup,
         .qos = qos,
@@ -241,6 +310,8 @@ bool send_publish(client_t *c, msg_t *m, uint8_t qos, bool retain, uint16_t pack
         }
     } else {
         mqtt_encode_publish(out, size, c->version, &pub);
+        if (reusable)
+            keep_encoded(b, c, m, qos, retain, out, size);
         client_out_commit(c, size);
     }
     b->stats.msgs_out++;

@@ -389,6 +389,19 @@ struct broker {
     uint32_t *sub_id_scratch;
     size_t sub_id_scratch_cap;
     uint32_t *match_slots; /* per matched subscription: its delivery */
+    /* The PUBLISH last encoded whole during a deliver_message that reaches
+     * more than one session, so that each further subscriber of the same
+     * shape (MQTT version, QoS, retain; nothing per subscriber in it) gets
+     * a copy, its packet id patched in: a fan-out encodes a message once
+     * per shape, not once per subscriber. Valid only inside that call. */
+    struct {
+        bool armed;       /* in a deliver_message with several sessions */
+        const msg_t *msg; /* NULL: nothing kept */
+        uint8_t version, qos;
+        bool retain;
+        size_t packet_id_at; /* offset of the packet id (QoS > 0) */
+        buf_t bytes;
+    } encoded;
     /* Output is flushed once per loop turn, just before the loop waits for
      * I/O (broker_before_wait), after the previous turn's reads and this
      * turn's timers. */
