@@ -1,8 +1,7 @@
 /*
  * jsonpos: a recursive-descent walk over the text that skips what is off
- * the path and descends into what is on it. Strings are compared raw, so a
- * key spelled with escapes is not found (the caller then names a line
- * near it).
+ * the path and descends into what is on it. A key is compared with its
+ * escapes decoded, as jansson reads it ("\/ns" is "/ns").
  */
 #include "jsonpos.h"
 
@@ -51,6 +50,101 @@ static bool scan_string(scan_t *s, const char **start, size_t *len)
     *len = (size_t)(s->p - from);
     s->p++;
     return true;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The code unit of a \uXXXX at raw[0..len) (raw[0] is the 'u'); -1 if
+ * malformed. */
+static long utf16_unit(const char *raw, size_t len)
+{
+    if (len < 5)
+        return -1;
+    long unit = 0;
+    for (size_t i = 1; i <= 4; i++) {
+        int d = hex_digit(raw[i]);
+        if (d < 0)
+            return -1;
+        unit = unit * 16 + d;
+    }
+    return unit;
+}
+
+/* Decode one character of a raw JSON string at raw[0..len) into
+ * out[0..4) as UTF-8: its length there, and in *used the raw bytes it
+ * took; 0 if malformed. */
+static size_t decode_char(const char *raw, size_t len, char out[4], size_t *used)
+{
+    if (raw[0] != '\\') {
+        out[0] = raw[0];
+        *used = 1;
+        return 1;
+    }
+    if (len < 2)
+        return 0;
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *e = memchr(from, raw[1], sizeof from - 1);
+    if (e) {
+        out[0] = to[e - from];
+        *used = 2;
+        return 1;
+    }
+    long cp = raw[1] == 'u' ? utf16_unit(raw + 1, len - 1) : -1;
+    *used = 6;
+    if (cp >= 0xD800 && cp < 0xDC00) { /* a surrogate pair */
+        long low = len >= 12 && raw[6] == '\\' && raw[7] == 'u' ? utf16_unit(raw + 7, len - 7) : -1;
+        if (low < 0xDC00 || low > 0xDFFF)
+            return 0;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        *used = 12;
+    }
+    if (cp < 0)
+        return 0;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Is the raw text of a string, escapes decoded, exactly key[0..key_len)? */
+static bool raw_equals(const char *raw, size_t raw_len, const char *key, size_t key_len)
+{
+    size_t at = 0;
+    while (raw_len) {
+        char c[4];
+        size_t used = 0, n = decode_char(raw, raw_len, c, &used);
+        if (!n || used > raw_len || n > key_len - at || memcmp(c, key + at, n) != 0)
+            return false;
+        at += n;
+        raw += used;
+        raw_len -= used;
+    }
+    return at == key_len;
 }
 
 /* A member's key and its colon: the key's raw text into k and kl. */
@@ -150,7 +244,7 @@ static int find_member(scan_t *s, void *ctx, size_t i, int depth)
         size_t kl;
         if (!scan_key(s, &k, &kl))
             return -1;
-        hit = kl == seg->key_len && memcmp(k, seg->key, kl) == 0;
+        hit = raw_equals(k, kl, seg->key, seg->key_len);
     } else {
         hit = i == seg->n;
     }

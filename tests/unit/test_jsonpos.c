@@ -63,6 +63,22 @@ static void test_what_is_not_there_is_line_0(void **state)
     assert_int_equal(jsonpos_line(NULL, 0, "a"), 0);
 }
 
+/* The fuzzer's find: "\/ns" is the key "/ns" to jansson, so to us too. */
+static void test_a_key_spelled_with_escapes_is_found(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"a\": 1,\n"
+                               " \"\\/ns\": [],\n"
+                               " \"t\\u00e9st\\\"q\": 2,\n"
+                               " \"\\ud83d\\ude00\": 3,\n"
+                               " \"\\ud83d\": 4}\n";
+    assert_int_equal(jsonpos_line(text, strlen(text), "/ns"), 2);
+    assert_int_equal(jsonpos_line(text, strlen(text), "t\xc3\xa9st\"q"), 3);
+    assert_int_equal(jsonpos_line(text, strlen(text), "\xf0\x9f\x98\x80"), 4);
+    assert_int_equal(jsonpos_line(text, strlen(text), "\\/ns"), 0); /* the raw spelling */
+    assert_int_equal(jsonpos_line(text, strlen(text), "\xed\xa0\xbd"), 0); /* a lone surrogate */
+}
+
 static void test_broken_or_deep_text_is_line_0(void **state)
 {
     (void)state;
@@ -87,6 +103,7 @@ int main(void)
         cmocka_unit_test(test_a_key_is_found_at_its_path_not_its_first_occurrence),
         cmocka_unit_test(test_an_element_is_found_at_its_line),
         cmocka_unit_test(test_what_is_not_there_is_line_0),
+        cmocka_unit_test(test_a_key_spelled_with_escapes_is_found),
         cmocka_unit_test(test_broken_or_deep_text_is_line_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
