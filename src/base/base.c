@@ -85,6 +85,19 @@ sedge_err buf_reserve(buf_t *b, size_t extra)
     return SEDGE_OK;
 }
 
+void *array_room(void *items, size_t count, size_t *cap, size_t size, size_t initial)
+{
+    if (count < *cap)
+        return items;
+    size_t grown = *cap ? *cap * 2 : initial;
+    if (grown < *cap || grown > SIZE_MAX / size)
+        return NULL;
+    void *bigger = realloc(items, grown * size);
+    if (bigger)
+        *cap = grown;
+    return bigger;
+}
+
 sedge_err buf_append(buf_t *b, const void *data, size_t len)
 {
     sedge_err err = buf_reserve(b, len);

@@ -72,6 +72,12 @@ NODISCARD sedge_err buf_append(buf_t *b, const void *data, size_t len);
 void buf_consume(buf_t *b, size_t n);
 void buf_free(buf_t *b);
 
+/* Room for one more element in an array of `count` elements of `size`
+ * bytes with room for *cap: the array itself while there is room, else
+ * the array grown to twice its room (`initial` the first time) with *cap
+ * updated; NULL on NOMEM, the array and *cap unchanged. */
+void *array_room(void *items, size_t count, size_t *cap, size_t size, size_t initial);
+
 /* Base64 (RFC 4648, with padding). encode returns a malloc'd string (NULL
  * on NOMEM); decode appends the bytes to `out`. */
 char *base64_encode(bytes_t in);

@@ -113,14 +113,10 @@ bool client_out_shares(const client_t *c, size_t len)
 bool client_out_share(client_t *c, size_t head, msg_t *m)
 {
     client_io_t *io = c->io; /* client_out_reserve made it */
-    if (io->ref_count == io->ref_cap) {
-        size_t cap = io->ref_cap ? io->ref_cap * 2 : 8;
-        out_ref_t *bigger = realloc(io->refs, cap * sizeof *bigger);
-        if (!bigger)
-            return false;
-        io->refs = bigger;
-        io->ref_cap = cap;
-    }
+    out_ref_t *refs = array_room(io->refs, io->ref_count, &io->ref_cap, sizeof *refs, 8);
+    if (!refs)
+        return false;
+    io->refs = refs;
     msg_t *held = msg_hold(m);
     if (!held)
         return false;

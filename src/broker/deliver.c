@@ -35,16 +35,12 @@ static void collect(void *ctx, sub_t *sub)
     broker_t *b = mc->broker;
     if (sub->no_local && sub->session == mc->from)
         return;
-    if (b->matched_count == b->matched_cap) {
-        size_t cap = b->matched_cap ? b->matched_cap * 2 : 64;
-        sub_t **bigger = realloc(b->matched, cap * sizeof *bigger);
-        if (!bigger) {
-            b->stats.msgs_dropped++;
-            return;
-        }
-        b->matched = bigger;
-        b->matched_cap = cap;
+    sub_t **matched = array_room(b->matched, b->matched_count, &b->matched_cap, sizeof *matched, 64);
+    if (!matched) {
+        b->stats.msgs_dropped++;
+        return;
     }
+    b->matched = matched;
     b->matched[b->matched_count++] = sub;
 }
 

@@ -545,14 +545,12 @@ void session_save_sub(broker_t *b, session_t *s, const sub_t *sub)
 
 sedge_err session_add_sub(broker_t *b, session_t *s, sub_t *sub)
 {
-    if (s->sub_count == s->sub_cap) {
-        size_t cap = s->sub_cap ? s->sub_cap * 2 : 4;
-        sub_t **bigger = realloc(s->subs, cap * sizeof *bigger);
-        if (!bigger)
-            return SEDGE_ERR_NOMEM;
-        s->subs = bigger;
-        s->sub_cap = cap;
-    }
+    size_t cap = s->sub_cap;
+    sub_t **subs = array_room(s->subs, s->sub_count, &cap, sizeof *subs, 4);
+    if (!subs)
+        return SEDGE_ERR_NOMEM;
+    s->subs = subs;
+    s->sub_cap = (uint32_t)cap;
     bytes_t filter = {(const uint8_t *)sub->filter, sub->filter_len};
     bytes_t group = {0}, inner = filter;
     if (mqtt_shared_split(filter, &group, &inner) && !inner.len)
@@ -599,14 +597,12 @@ bool session_qos2_pending(session_t *s, uint16_t packet_id)
 
 sedge_err session_qos2_add(session_t *s, uint16_t packet_id)
 {
-    if (s->qos2_in_count == s->qos2_in_cap) {
-        uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
-        uint16_t *bigger = realloc(s->qos2_in, cap * sizeof *bigger);
-        if (!bigger)
-            return SEDGE_ERR_NOMEM;
-        s->qos2_in = bigger;
-        s->qos2_in_cap = cap;
-    }
+    size_t cap = s->qos2_in_cap;
+    uint16_t *ids = array_room(s->qos2_in, s->qos2_in_count, &cap, sizeof *ids, 8);
+    if (!ids)
+        return SEDGE_ERR_NOMEM;
+    s->qos2_in = ids;
+    s->qos2_in_cap = (uint32_t)cap;
     s->qos2_in[s->qos2_in_count++] = packet_id;
     return SEDGE_OK;
 }

@@ -167,14 +167,10 @@ void tree_prune(tree_t *t, tree_node_t *n)
 
 static sedge_err array_push(sub_t ***arr, size_t *count, size_t *cap, sub_t *s)
 {
-    if (*count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 4;
-        sub_t **bigger = realloc(*arr, ncap * sizeof *bigger);
-        if (!bigger)
-            return SEDGE_ERR_NOMEM;
-        *arr = bigger;
-        *cap = ncap;
-    }
+    sub_t **subs = array_room(*arr, *count, cap, sizeof *subs, 4);
+    if (!subs)
+        return SEDGE_ERR_NOMEM;
+    *arr = subs;
     s->index = *count;
     (*arr)[(*count)++] = s;
     return SEDGE_OK;

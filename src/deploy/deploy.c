@@ -56,14 +56,10 @@ static void set_text(char **field, const char *value)
 static record_t *add_record(deploy_t *d, uint64_t version, const char *group, const char *checksum,
                             int64_t created_at, const char *status, const char *reason)
 {
-    if (d->count == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        record_t *bigger = realloc(d->history, cap * sizeof *bigger);
-        if (!bigger)
-            return NULL;
-        d->history = bigger;
-        d->cap = cap;
-    }
+    record_t *history = array_room(d->history, d->count, &d->cap, sizeof *history, 16);
+    if (!history)
+        return NULL;
+    d->history = history;
     record_t *r = &d->history[d->count++];
     *r = (record_t){.version = version, .created_at = created_at};
     set_text(&r->group, group);

@@ -44,14 +44,10 @@ static sedge_err add(walk_t *w, const char *rel, const struct stat *st, const ch
         snprintf(w->err, w->errlen, "the tree has more than %u files", OTA_MAX_FILES);
         return SEDGE_ERR_TOO_LARGE;
     }
-    if (w->count == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        ota_file_t *f = realloc(w->files, cap * sizeof *f);
-        if (!f)
-            return SEDGE_ERR_NOMEM;
-        w->files = f;
-        w->cap = cap;
-    }
+    ota_file_t *files = array_room(w->files, w->count, &w->cap, sizeof *files, 64);
+    if (!files)
+        return SEDGE_ERR_NOMEM;
+    w->files = files;
     ota_file_t *f = &w->files[w->count];
     memset(f, 0, sizeof *f);
     if (!(f->path = strdup(rel)))

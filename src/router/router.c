@@ -108,14 +108,10 @@ static sedge_err add_entry(router_t *r, entry_t *e)
     while (next_level(filter, &pos, &level, &done))
         if (!(n = child(n, level, true)))
             return SEDGE_ERR_NOMEM;
-    if (n->count == n->cap) {
-        size_t cap = n->cap ? n->cap * 2 : 2;
-        entry_t **bigger = realloc(n->entries, cap * sizeof *bigger);
-        if (!bigger)
-            return SEDGE_ERR_NOMEM;
-        n->entries = bigger;
-        n->cap = cap;
-    }
+    entry_t **entries = array_room(n->entries, n->count, &n->cap, sizeof *entries, 2);
+    if (!entries)
+        return SEDGE_ERR_NOMEM;
+    n->entries = entries;
     n->entries[n->count++] = e;
     return SEDGE_OK;
 }
