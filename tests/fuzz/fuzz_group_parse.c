@@ -19,14 +19,7 @@
 
 #include "mqtt/mqtt.h"
 #include "router/router.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 enum { MAX_BYTES = 1 << 16, MAX_TOPICS = 64 };
 

@@ -28,14 +28,7 @@
 #include <string.h>
 
 #include "shadow/doc.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 enum { TS_BEFORE = 1000, TS_NOW = 2000 };
 
