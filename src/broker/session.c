@@ -347,6 +347,20 @@ static void assign_packet_ids(broker_t *b, session_t *s, out_msg_t *persisted_la
     }
 }
 
+/* At the end of the session's queue, counted. */
+static void append_entry(broker_t *b, session_t *s, out_msg_t *o)
+{
+    o->next = NULL;
+    o->prev = s->tail;
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    s->queued++;
+    b->stats.queued++;
+}
+
 bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count)
 {
@@ -386,16 +400,9 @@ bool session_enqueue(broker_t *b, session_t *s, msg_t *m, uint8_t qos, bool reta
     o->sub_id_count = (uint8_t)sub_id_count;
     if (sub_id_count)
         memcpy(o->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
-    o->prev = s->tail;
-    if (s->tail)
-        s->tail->next = o;
-    else
-        s->head = o;
-    s->tail = o;
+    append_entry(b, s, o);
     if (!s->unsent)
         s->unsent = o;
-    s->queued++;
-    b->stats.queued++;
     if (s->persistent) {
         msg_store_ref(b, held);
         /* When the window has room the entry gets its packet identifier
@@ -676,15 +683,7 @@ void session_set_persistent(broker_t *b, session_t *s, bool persistent)
 
 void session_restore_entry(broker_t *b, session_t *s, out_msg_t *o)
 {
-    o->next = NULL;
-    o->prev = s->tail;
-    if (s->tail)
-        s->tail->next = o;
-    else
-        s->head = o;
-    s->tail = o;
-    s->queued++;
-    b->stats.queued++;
+    append_entry(b, s, o);
     if (o->state != OUT_QUEUED) {
         s->inflight++;
         if (o->packet_id >= s->next_packet_id)

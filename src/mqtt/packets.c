@@ -265,6 +265,22 @@ size_t mqtt_encode_publish_head(uint8_t *out, size_t cap, uint8_t version, const
     return w.pos;
 }
 
+/* What ends a v5 acknowledgement, DISCONNECT or AUTH: a reason code and
+ * properties, each optional when nothing follows (0x00, none). */
+static sedge_err read_reason_props(reader_t *r, props_context_t ctx, uint8_t *reason,
+                                   mqtt_props_t *props, const char **why)
+{
+    if (reader_left(r) == 0)
+        return SEDGE_OK;
+    rd_u8(r, reason);
+    if (reader_left(r) == 0)
+        return SEDGE_OK;
+    sedge_err err = props_read(r, ctx, props, why);
+    if (err)
+        return err;
+    return must_end(r, why);
+}
+
 /* PUBACK, PUBREC, PUBREL, PUBCOMP */
 
 sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out, const char **why)
@@ -277,15 +293,7 @@ sedge_err mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *ou
         return fail(why, SEDGE_ERR_PROTOCOL, "packet identifier 0");
     if (version != MQTT_V5)
         return must_end(&r, why);
-    if (reader_left(&r) == 0)
-        return SEDGE_OK; /* reason 0x00, no properties */
-    rd_u8(&r, &out->reason);
-    if (reader_left(&r) == 0)
-        return SEDGE_OK;
-    sedge_err err = props_read(&r, PROPS_ACK, &out->props, why);
-    if (err)
-        return err;
-    return must_end(&r, why);
+    return read_reason_props(&r, PROPS_ACK, &out->reason, &out->props, why);
 }
 
 size_t mqtt_encode_ack(uint8_t *out, size_t cap, uint8_t version, uint8_t type, const mqtt_ack_t *a)
@@ -454,15 +462,7 @@ static sedge_err decode_reason_packet(const mqtt_frame_t *f, props_context_t ctx
 {
     memset(out, 0, sizeof *out);
     reader_t r = reader_of(f->body);
-    if (reader_left(&r) == 0)
-        return SEDGE_OK;
-    rd_u8(&r, &out->reason);
-    if (reader_left(&r) == 0)
-        return SEDGE_OK;
-    sedge_err err = props_read(&r, ctx, &out->props, why);
-    if (err)
-        return err;
-    return must_end(&r, why);
+    return read_reason_props(&r, ctx, &out->reason, &out->props, why);
 }
 
 sedge_err mqtt_decode_disconnect(const mqtt_frame_t *f, uint8_t version, mqtt_reason_packet_t *out,
