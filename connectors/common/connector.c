@@ -104,6 +104,22 @@ sedge_err conn_publish_json(const char *topic, json_t *doc)
     return err;
 }
 
+json_t *conn_request_load(const uint8_t *data, size_t len, size_t max, char *why, size_t why_len)
+{
+    if (len > max) {
+        snprintf(why, why_len, "Request of %zu bytes, over the limit of %zu", len, max);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        snprintf(why, why_len, "Invalid request: %s", doc ? "not a JSON object" : jerr.text);
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
 const char *conn_param_str(json_t *params, const char *key, const char *dflt)
 {
     const char *v = json_string_value(json_object_get(params, key));

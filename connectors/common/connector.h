@@ -71,6 +71,12 @@ uint64_t conn_now_ms(void);
 sedge_err conn_publish_json(const char *topic, json_t *doc);
 sedge_err conn_publish(const char *topic, const void *data, size_t len);
 
+/* A request's payload as a JSON object (the caller owns it), at most
+ * `max` bytes and without duplicate keys; NULL with the reason in `why`,
+ * as the connectors answer it ("Request of N bytes, over the limit of M",
+ * "Invalid request: ..."). */
+json_t *conn_request_load(const uint8_t *data, size_t len, size_t max, char *why, size_t why_len);
+
 /* Parameters with defaults. */
 const char *conn_param_str(json_t *params, const char *key, const char *dflt);
 int64_t conn_param_int(json_t *params, const char *key, int64_t dflt);

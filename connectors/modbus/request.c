@@ -7,6 +7,8 @@
  */
 #include "request.h"
 
+#include "connector.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,18 +207,9 @@ bool modbus_request_parse(const uint8_t *data, size_t len, modbus_request_t *r, 
 {
     memset(r, 0, sizeof *r);
     r->device = -1;
-    if (len > MB_MAX_REQUEST_BYTES) {
-        snprintf(why, why_len, "Request of %zu bytes, over the limit of %u", len,
-                 MB_MAX_REQUEST_BYTES);
+    json_t *doc = conn_request_load(data, len, MB_MAX_REQUEST_BYTES, why, why_len);
+    if (!doc)
         return false;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(doc)) {
-        snprintf(why, why_len, "Invalid request: %s", doc ? "not a JSON object" : jerr.text);
-        json_decref(doc);
-        return false;
-    }
     json_t *id = json_object_get(doc, "id");
     r->id = id ? json_incref(id) : NULL;
     json_t *q = json_object_get(doc, "request");

@@ -115,18 +115,9 @@ static bool data_field(json_t *doc, serial_request_t *r, char *why, size_t why_l
 bool serial_payload_parse(const uint8_t *data, size_t len, serial_request_t *r, char *why,
                           size_t why_len)
 {
-    if (len > SERIAL_MAX_REQUEST_BYTES) {
-        snprintf(why, why_len, "Request of %zu bytes, over the limit of %u", len,
-                 SERIAL_MAX_REQUEST_BYTES);
+    json_t *doc = conn_request_load(data, len, SERIAL_MAX_REQUEST_BYTES, why, why_len);
+    if (!doc)
         return false;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(doc)) {
-        snprintf(why, why_len, "Invalid request: %s", doc ? "not a JSON object" : jerr.text);
-        json_decref(doc);
-        return false;
-    }
     json_t *id = json_object_get(doc, "id");
     r->id = id ? json_incref(id) : NULL;
     bool ok;
