@@ -820,8 +820,8 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .shadow = function_shadow,
                               .may_invoke = function_may_invoke,
                               .ctx = c};
-    err = core_seal_key(c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count, c->seal_key);
-    fo.seal_key = c->seal_key;
+    err = core_seal_init(&c->seal, c->cfg.data_dir, c->cfg.listeners, c->cfg.listener_count);
+    fo.seal_key = (group_seal_key_t){core_seal_get, &c->seal};
     if (!err)
         err = functions_start(&fo, &c->functions);
     free(paths);
@@ -836,7 +836,7 @@ sedge_err core_start(uv_loop_t *loop, config_t *cfg, core_t **out)
                               .apply = core_apply,
                               .check = check_group,
                               .ctx = c,
-                              .seal_key = c->seal_key};
+                              .seal_key = {core_seal_get, &c->seal}};
     if ((err = deploy_open(&dopts, &c->deploy)))
         goto fail;
     if (c->cloud && c->cfg.ota.enabled)
@@ -1166,6 +1166,7 @@ void core_free(core_t *c)
         admin_free(c->admin);
     if (c->lock_fd >= 0)
         close(c->lock_fd);
+    core_seal_free(&c->seal);
     config_free(&c->cfg);
     free(c);
 }

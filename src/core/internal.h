@@ -13,6 +13,7 @@
 #include "deploy/deploy.h"
 #include "functions/functions.h"
 #include "routing/routing.h"
+#include "seal.h"
 #include "shadow/shadow.h"
 #include "store/store.h"
 
@@ -42,7 +43,7 @@ struct core {
     void (*stop_done)(void *);
     void *stop_ctx;
     int stopping_parts;
-    uint8_t seal_key[32]; /* seals the group's secrets (seal.h) */
+    core_seal_t seal; /* the key that seals the group's secrets */
 };
 
 /* front.c: the HTTP front, when the config asks for any of it. */

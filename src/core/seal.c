@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,19 +46,47 @@ static sedge_err make_key(const char *path, uint8_t out[32])
     return SEDGE_OK;
 }
 
-sedge_err core_seal_key(const char *data_dir, const listener_config_t *listeners, size_t count,
-                        uint8_t out[32])
+sedge_err core_seal_init(core_seal_t *s, const char *data_dir, const listener_config_t *listeners,
+                         size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        if (listeners[i].type != LISTENER_TLS || !listeners[i].key_file)
-            continue;
+    *s = (core_seal_t){0};
+    for (size_t i = 0; i < count && !s->key_file; i++)
+        if (listeners[i].type == LISTENER_TLS && listeners[i].key_file &&
+            !(s->key_file = strdup(listeners[i].key_file)))
+            return SEDGE_ERR_NOMEM;
+    if (s->key_file)
+        return SEDGE_OK;
+    size_t n = strlen(data_dir) + sizeof "/secrets.key";
+    if (!(s->path = malloc(n)))
+        return SEDGE_ERR_NOMEM;
+    snprintf(s->path, n, "%s/secrets.key", data_dir);
+    return SEDGE_OK;
+}
+
+const uint8_t *core_seal_get(void *ctx)
+{
+    core_seal_t *s = ctx;
+    if (s->tried)
+        return s->ok ? s->key : NULL;
+    s->tried = true;
+    if (s->key_file) {
         char err[300];
-        sedge_err rc = pki_seal_key(listeners[i].key_file, out, err, sizeof err);
-        if (rc)
+        if (pki_seal_key(s->key_file, s->key, err, sizeof err) == SEDGE_OK)
+            s->ok = true;
+        else
             LOGE("secrets: %s", err);
-        return rc;
+    } else {
+        s->ok = read_key(s->path, s->key) || make_key(s->path, s->key) == SEDGE_OK;
+        if (!s->ok)
+            LOGE("secrets: no key: %s can be neither read nor made", s->path);
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/secrets.key", data_dir);
-    return read_key(path, out) ? SEDGE_OK : make_key(path, out);
+    return s->ok ? s->key : NULL;
+}
+
+void core_seal_free(core_seal_t *s)
+{
+    OPENSSL_cleanse(s->key, sizeof s->key);
+    free(s->key_file);
+    free(s->path);
+    *s = (core_seal_t){0};
 }

@@ -184,20 +184,22 @@ static bool begin(deploy_t *d, deploy_done_fn done, void *ctx)
     return true;
 }
 
-/* The document as it will be stored: its secret values sealed. NULL when
- * it has none to seal (or is not JSON: group_parse says why). */
-static char *sealed_text(deploy_t *d, const char *text, size_t len)
+/* The document as it will be stored, its secret values sealed, into *out;
+ * NULL when it has none to seal (or is not JSON: group_parse says why).
+ * An error when a value cannot be sealed: never stored as given. */
+static sedge_err sealed_text(deploy_t *d, const char *text, size_t len, char **out)
 {
-    if (!d->o.seal_key || len > d->o.max_bytes)
-        return NULL;
+    *out = NULL;
+    if (!d->o.seal_key.get || len > d->o.max_bytes)
+        return SEDGE_OK;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     bool changed = false;
-    char *out = NULL;
-    if (json_is_object(doc) && group_seal_secrets(doc, d->o.seal_key, &changed) == SEDGE_OK &&
-        changed)
-        out = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_INDENT(1));
+    sedge_err err = json_is_object(doc) ? group_seal_secrets(doc, &d->o.seal_key, &changed)
+                                        : SEDGE_OK;
+    if (!err && changed && !(*out = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_INDENT(1))))
+        err = SEDGE_ERR_NOMEM;
     json_decref(doc);
-    return out;
+    return err;
 }
 
 void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn done, void *ctx)
@@ -205,7 +207,17 @@ void deploy_submit(deploy_t *d, const char *text, size_t len, deploy_done_fn don
     if (!begin(d, done, ctx))
         return;
     d->rollback = false;
-    char *sealed = sealed_text(d, text, len);
+    char *sealed = NULL;
+    sedge_err sealing = sealed_text(d, text, len, &sealed);
+    if (sealing) {
+        finish(d, sealing,
+               sealing == SEDGE_ERR_DENIED
+                   ? "resources: the secrets cannot be sealed: this core has no sealing key "
+                     "(sedged's log says why)"
+                   : sedge_strerror(sealing),
+               0);
+        return;
+    }
     if (sealed) {
         text = sealed;
         len = strlen(sealed);

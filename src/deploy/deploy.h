@@ -46,8 +46,8 @@ typedef struct {
     bool (*check)(void *ctx, const group_t *g, buf_t *errors);
     void *ctx;
     /* The core's sealing key: secret values are sealed with it before a
-     * document is stored (group_seal_secrets). NULL: stored as given. */
-    const uint8_t *seal_key;
+     * document is stored (group_seal_secrets). No get: stored as given. */
+    group_seal_key_t seal_key;
 } deploy_options_t;
 
 /* The result of a deployment or rollback: `message` is the errors (one per

@@ -62,9 +62,8 @@ typedef struct {
     bool (*may_invoke)(void *ctx, const char *from, const char *to);
     void *ctx;
     /* Unseals the group's secrets for the functions that list them
-     * (group_unseal; 32 bytes, borrowed for the runtime's life). NULL:
-     * secrets are as deployed. */
-    const uint8_t *seal_key;
+     * (group_unseal). No get: secrets are as deployed. */
+    group_seal_key_t seal_key;
 } functions_options_t;
 
 NODISCARD sedge_err functions_start(const functions_options_t *opts, functions_t **out);

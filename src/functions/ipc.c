@@ -458,12 +458,21 @@ static void handle_secret(fconn_t *c, json_t *h, json_int_t req)
             return;
         }
     }
-    if ((!r->sealed && !r->cloud) || !f->o.seal_key) {
+    const uint8_t *key = NULL;
+    if (r->sealed || r->cloud)
+        key = f->o.seal_key.get ? f->o.seal_key.get(f->o.seal_key.ctx) : NULL;
+    if (r->sealed && !key) {
+        reply(c, req, false, "failed",
+              "the secret cannot be unsealed: this core has no sealing key (sedged's log says why)",
+              (bytes_t){0});
+        return;
+    }
+    if (!key) { /* as deployed, or as it came from the cloud */
         reply(c, req, true, NULL, NULL, bytes_of_cstr(stored));
         return;
     }
     buf_t value = {0};
-    sedge_err err = group_unseal(r->id, stored, f->o.seal_key, &value);
+    sedge_err err = group_unseal(r->id, stored, key, &value);
     if (err)
         reply(c, req, false, "failed",
               "the secret cannot be unsealed with this core's key (deployed to another core, or "

@@ -229,8 +229,9 @@ void functions_secret_arrived(functions_t *f, const char *id, bytes_t value)
 {
     if (!f->cloud_secrets && !(f->cloud_secrets = json_object()))
         return;
-    char *kept = f->o.seal_key ? group_seal_value(id, value.data, value.len, f->o.seal_key)
-                               : strndup((const char *)value.data, value.len);
+    const uint8_t *key = f->o.seal_key.get ? f->o.seal_key.get(f->o.seal_key.ctx) : NULL;
+    char *kept = key ? group_seal_value(id, value.data, value.len, key)
+                     : strndup((const char *)value.data, value.len);
     if (kept)
         json_object_set_new(f->cloud_secrets, id, json_string(kept));
     free(kept);

@@ -107,12 +107,20 @@ const connector_type_t *group_connector_type(json_t *connector);
 bool group_connector_network(json_t *connector);
 
 /* Secrets (secrets.c): seal every secret resource's "value" in a parsed
- * document into "sealed" (AES-256-GCM, `key` the core's sealing key);
- * *changed when one was. Unseal one: SEDGE_ERR_DENIED when the key or the
- * id is not the one it was sealed with. */
+ * document into "sealed" (AES-256-GCM with the core's sealing key, asked
+ * of `key` only when there is a value to seal: SEDGE_ERR_DENIED when it
+ * cannot be had); *changed when one was. Unseal one: SEDGE_ERR_DENIED when
+ * the key or the id is not the one it was sealed with. */
 #define GROUP_SEAL_KEY_BYTES 32
-NODISCARD sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES],
-                                       bool *changed);
+/* The core's sealing key, made or derived on first use, so that a core
+ * with no secrets never pays for it: get returns its GROUP_SEAL_KEY_BYTES
+ * bytes, or NULL when it cannot be had (the provider logs why). A NULL
+ * get: this core has no key. */
+typedef struct {
+    const uint8_t *(*get)(void *ctx);
+    void *ctx;
+} group_seal_key_t;
+NODISCARD sedge_err group_seal_secrets(json_t *doc, const group_seal_key_t *key, bool *changed);
 /* One value sealed for `id` (malloc'd; NULL: out of memory). */
 char *group_seal_value(const char *id, const uint8_t *value, size_t len,
                        const uint8_t key[GROUP_SEAL_KEY_BYTES]);

@@ -58,9 +58,10 @@ char *group_seal_value(const char *id, const uint8_t *value, size_t len,
     return sealed;
 }
 
-sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES], bool *changed)
+sedge_err group_seal_secrets(json_t *doc, const group_seal_key_t *key, bool *changed)
 {
     *changed = false;
+    const uint8_t *bytes = NULL;
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(doc, "resources"), i, r)
@@ -70,8 +71,10 @@ sedge_err group_seal_secrets(json_t *doc, const uint8_t key[GROUP_SEAL_KEY_BYTES
         const char *type = json_string_value(json_object_get(r, "type"));
         if (!json_is_string(value) || !id || !type || strcmp(type, "secret") != 0)
             continue;
+        if (!bytes && !(bytes = key->get ? key->get(key->ctx) : NULL))
+            return SEDGE_ERR_DENIED;
         char *sealed = group_seal_value(id, (const uint8_t *)json_string_value(value),
-                                        json_string_length(value), key);
+                                        json_string_length(value), bytes);
         if (!sealed || json_object_set_new(r, "sealed", json_string(sealed)) != 0) {
             free(sealed);
             return SEDGE_ERR_NOMEM;

@@ -374,6 +374,27 @@ def test_secret_reaches_only_the_functions_that_list_it_and_never_rests_in_clear
     assert invoke_ok(fsedge, "holder", "secret:api-key") == value
 
 
+def test_the_sealing_key_is_made_when_a_secret_first_needs_it_and_kept(fsedge, public_tmp):
+    """A core with no TLS listener seals with a random key in
+    DATA/secrets.key. A core without secrets never makes one (nor pays for
+    it at start); the first secret makes it, 0600, and the same key opens
+    the secret after a restart."""
+    key = fsedge.data_dir / "secrets.key"
+    assert not fsedge.tls_port
+    deploy_ok(fsedge, group([behave("holder", run_as=USER)]))
+    assert not key.exists()
+    fsedge.restart()
+    assert not key.exists()
+    value = "s3cr3t-" + uuid.uuid4().hex
+    deploy_ok(fsedge, secret_doc(value, public_tmp))
+    assert key.stat().st_size == 32
+    assert key.stat().st_mode & 0o777 == 0o600
+    made = key.read_bytes()
+    fsedge.restart()
+    assert invoke_ok(fsedge, "holder", "secret:api-key") == value
+    assert key.read_bytes() == made
+
+
 def test_kill_9_while_a_model_downloads_leaves_no_half_model(fsedge, public_tmp):
     """sedged killed while a model is coming in: the cache holds only a
     partial download (never a model directory); after the restart the

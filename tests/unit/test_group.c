@@ -864,6 +864,17 @@ static void test_image_classification_parameters(void **state)
         "connectors[7].parameters.model: \"k\" is not a model resource of the group");
 }
 
+static const uint8_t *fixed_key(void *ctx)
+{
+    return ctx;
+}
+
+static const uint8_t *no_key(void *ctx)
+{
+    (*(int *)ctx)++;
+    return NULL;
+}
+
 static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void **state)
 {
     (void)state;
@@ -872,7 +883,14 @@ static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void
                              0, NULL);
     uint8_t key[GROUP_SEAL_KEY_BYTES] = {1, 2, 3}, other[GROUP_SEAL_KEY_BYTES] = {9};
     bool changed;
-    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    int asked = 0;
+    assert_int_equal(group_seal_secrets(doc, &(group_seal_key_t){no_key, &asked}, &changed),
+                     SEDGE_ERR_DENIED); /* no key: never kept as given */
+    assert_int_equal(asked, 1);
+    assert_false(changed);
+    assert_non_null(json_object_get(json_array_get(json_object_get(doc, "resources"), 0), "value"));
+    group_seal_key_t sealing = {fixed_key, key};
+    assert_int_equal(group_seal_secrets(doc, &sealing, &changed), SEDGE_OK);
     assert_true(changed);
     json_t *r = json_array_get(json_object_get(doc, "resources"), 0);
     assert_null(json_object_get(r, "value"));
@@ -890,9 +908,11 @@ static void test_secrets_are_sealed_and_unsealed_only_with_their_key_and_id(void
     buf_free(&out);
     assert_int_equal(group_unseal("k", "sedge-sealed:v1:AAAA", key, &out), SEDGE_ERR_MALFORMED);
     buf_free(&out);
-    /* Sealed again: nothing left to seal. */
-    assert_int_equal(group_seal_secrets(doc, key, &changed), SEDGE_OK);
+    /* Sealed again: nothing left to seal, and the key is not asked for. */
+    assert_int_equal(group_seal_secrets(doc, &(group_seal_key_t){no_key, &asked}, &changed),
+                     SEDGE_OK);
     assert_false(changed);
+    assert_int_equal(asked, 1);
     char *text = json_dumps(doc, 0);
     group_free(parse_ok(text));
     free(text);
