@@ -220,9 +220,15 @@ static bool skip_value(scan_t *s, int depth)
         return scan_string(s, &k, &kl);
     }
     const char *from = s->p;
-    while (s->p < s->end && !strchr(",}] \t\r\n", *s->p))
+    while (s->p < s->end && *s->p && !strchr(",}] \t\r\n", *s->p))
         s->p++;
-    return s->p > from;
+    bool scalar = s->p > from;
+    /* jansson drops one NUL byte straight after a number or a literal
+     * (it reads the byte to end the token and cannot put a NUL back):
+     * the scanner reads such text as jansson does. */
+    if (scalar && s->p < s->end && *s->p == '\0')
+        s->p++;
+    return scalar;
 }
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/jsonpos.h"
 
@@ -79,6 +80,21 @@ static void test_a_key_spelled_with_escapes_is_found(void **state)
     assert_int_equal(jsonpos_line(text, strlen(text), "\xed\xa0\xbd"), 0); /* a lone surrogate */
 }
 
+/* The fuzzer's second find: jansson drops a NUL byte straight after a
+ * number or a literal, and accepts the text. */
+static void test_a_nul_after_a_number_is_read_as_jansson_reads_it(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"a\": 2\0,\n \"b\": true\0,\n \"c\": [1\0]}";
+    size_t len = sizeof text - 1;
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    assert_non_null(doc); /* what the scanner must follow */
+    json_decref(doc);
+    assert_int_equal(jsonpos_line(text, len, "b"), 2);
+    assert_int_equal(jsonpos_line(text, len, "c"), 3);
+    assert_int_equal(jsonpos_line(text, len, "c[0]"), 3);
+}
+
 static void test_broken_or_deep_text_is_line_0(void **state)
 {
     (void)state;
@@ -104,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_an_element_is_found_at_its_line),
         cmocka_unit_test(test_what_is_not_there_is_line_0),
         cmocka_unit_test(test_a_key_spelled_with_escapes_is_found),
+        cmocka_unit_test(test_a_nul_after_a_number_is_read_as_jansson_reads_it),
         cmocka_unit_test(test_broken_or_deep_text_is_line_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
