@@ -63,7 +63,7 @@ static int hex_digit(char c)
     return -1;
 }
 
-/* The code unit of a \uXXXX at raw[0..len) (raw[0] is the 'u'); -1 if
+/* The code unit of a \u escape (u and four hex digits) at raw[0..len); -1 if
  * malformed. */
 static long utf16_unit(const char *raw, size_t len)
 {
