@@ -114,15 +114,23 @@ class PtyPair:
                 os.unlink(link)
         self.proc = subprocess.Popen(
             ["socat", "pty,raw,echo=0,link=%s" % self.a, "pty,raw,echo=0,link=%s" % self.b],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.a) and os.path.exists(self.b), what="socat's ptys")
         for link in (self.a, self.b):
             os.chmod(os.path.realpath(link), 0o666)
 
     def stop(self):
+        # A socat that did not exit within TIMEOUT of SIGTERM was seen in
+        # CI (likely: its stderr was a pipe nobody read, and once full,
+        # socat blocks writing to it). Its stderr now goes nowhere, and a
+        # socat that still hangs is killed: the test peer, not the product.
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(TIMEOUT)
+            try:
+                self.proc.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(TIMEOUT)
         self.proc = None
         for link in (self.a, self.b):
             if os.path.lexists(link):
